@@ -1,0 +1,201 @@
+/* ptq: post-training quantization of transformer models, and a CPU runtime for them.
+ *
+ * The public API. Plain C11; every function that can fail returns a ptq_status and fills a
+ * ptq_error whose message names the file, the tensor or field, and what was expected.
+ * The library never prints and never exits: logs and progress go through callbacks.
+ */
+#ifndef PTQ_H
+#define PTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ptq_status {
+    PTQ_OK = 0,
+    PTQ_ERR_IO = 1,          /* cannot open, read, map or write a file */
+    PTQ_ERR_FORMAT = 2,      /* a file is malformed, truncated or inconsistent */
+    PTQ_ERR_CONFIG = 3,      /* a config field is missing or contradicts the weights */
+    PTQ_ERR_UNSUPPORTED = 4, /* well-formed but not something ptq can run */
+    PTQ_ERR_ARG = 5,         /* a bad argument from the caller */
+    PTQ_ERR_NOMEM = 6,
+    PTQ_ERR_NUMERIC = 7,     /* NaN/Inf in weights or data, or a failed factorization */
+    PTQ_ERR_CALLBACK = 8     /* a user callback asked to stop */
+} ptq_status;
+
+typedef struct ptq_error {
+    ptq_status status;
+    char msg[1024];
+} ptq_error;
+
+const char *ptq_status_name(ptq_status s);
+const char *ptq_version(void);
+
+/* ---- logging and progress (both optional; NULL means silent) ---- */
+typedef enum { PTQ_LOG_DEBUG = 0, PTQ_LOG_INFO = 1, PTQ_LOG_WARN = 2 } ptq_log_level;
+typedef void (*ptq_log_fn)(void *user, ptq_log_level level, const char *msg);
+/* `what` names the stage ("eval", "calibrate", ...); done/total count its units. */
+typedef void (*ptq_progress_fn)(void *user, const char *what, int64_t done, int64_t total);
+
+typedef struct ptq_callbacks {
+    ptq_log_fn log;
+    ptq_progress_fn progress;
+    void *user;
+} ptq_callbacks;
+
+/* ---- models ---- */
+typedef struct ptq_model ptq_model;
+
+typedef enum { PTQ_ARCH_LLAMA = 0, PTQ_ARCH_GPT2, PTQ_ARCH_OPT, PTQ_ARCH_VIT } ptq_arch;
+const char *ptq_arch_name(ptq_arch a);
+
+/* Load a model. `path` is a llama2.c .bin checkpoint, a model.safetensors file, a
+ * model.safetensors.index.json, or a folder holding one of those plus config.json.
+ * The format is recognised from the content. */
+ptq_status ptq_model_load(const char *path, ptq_model **out, ptq_error *err);
+void ptq_model_free(ptq_model *m);
+
+typedef struct ptq_model_info {
+    ptq_arch arch;
+    int is_language_model;  /* 1: tokens in, next-token logits out; 0: images in, class logits out */
+    int dim, n_layers, n_heads, n_kv_heads, hidden_dim;
+    int vocab_size;         /* LM: vocabulary; ViT: number of classes */
+    int max_seq;            /* LM: context length; ViT: tokens per image */
+    int img_size, in_chans; /* ViT only */
+    int64_t n_params;
+} ptq_model_info;
+void ptq_model_get_info(const ptq_model *m, ptq_model_info *info);
+
+/* ---- tokenizers ---- */
+typedef struct ptq_tokenizer ptq_tokenizer;
+
+/* `path`: a llama2.c tokenizer.bin, or a folder/vocab.json with merges.txt beside it (GPT-2 BPE).
+ * `vocab_size` (0 = do not check) must match the model's vocabulary. */
+ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **out, ptq_error *err);
+void ptq_tokenizer_free(ptq_tokenizer *t);
+/* Encode UTF-8 text; `bos` prepends the BOS token when the tokenizer has one.
+ * On success *tokens is malloc'ed (caller frees) and *n set. */
+ptq_status ptq_tokenizer_encode(const ptq_tokenizer *t, const char *text, size_t len, int bos,
+                                int **tokens, int *n, ptq_error *err);
+/* The bytes of one token, as they should be printed after `prev` (handles byte tokens and
+ * llama2.c's leading space after BOS). Returns a pointer into the tokenizer; `*len` set. */
+const char *ptq_tokenizer_decode(const ptq_tokenizer *t, int prev, int token, size_t *len);
+int ptq_tokenizer_bos(const ptq_tokenizer *t); /* -1 when there is none */
+int ptq_tokenizer_eos(const ptq_tokenizer *t);
+int ptq_tokenizer_vocab_size(const ptq_tokenizer *t);
+
+/* ---- evaluation ---- */
+typedef struct ptq_ppl_params {
+    int ctx;             /* window length in predicted tokens; 0 = the model's maximum */
+    ptq_callbacks cb;
+} ptq_ppl_params;
+ptq_ppl_params ptq_ppl_default_params(void);
+
+typedef struct ptq_ppl_result {
+    int64_t tokens;  /* tokens in the stream */
+    int64_t scored;  /* predictions scored */
+    double mean_ce;  /* nats */
+    double ppl;
+    double ppl_stderr;
+} ptq_ppl_result;
+
+/* Perplexity of a token stream over non-overlapping windows of ctx+1 tokens (each window
+ * predicts ctx tokens; consecutive windows share one token). */
+ptq_status ptq_eval_perplexity(ptq_model *m, const int *tokens, int64_t n, const ptq_ppl_params *p,
+                               ptq_ppl_result *res, ptq_error *err);
+
+/* Split `text` into documents on `sep` (NULL or "" = one document), strip each, encode each
+ * with BOS and concatenate. *tokens is malloc'ed. */
+ptq_status ptq_encode_documents(const ptq_tokenizer *t, const char *text, size_t len, const char *sep,
+                                int **tokens, int64_t *n, ptq_error *err);
+
+/* Images: float32 tensors [count][in_chans][img][img], already normalised. */
+typedef struct ptq_image_set {
+    int count, channels, height, width;
+    float *pixels;   /* count*channels*height*width */
+    int *labels;     /* count */
+} ptq_image_set;
+void ptq_image_set_free(ptq_image_set *s);
+
+/* IDX (optionally gzip'ed) images + labels, selecting [first, first+count) (count 0 = all),
+ * normalised with the model's config (pixel/255, then (x-mean)/std). */
+ptq_status ptq_images_load_idx(const ptq_model *m, const char *images, const char *labels, int first,
+                               int count, ptq_image_set *out, ptq_error *err);
+/* A folder of JPEG/PNG files plus a labels file (lines "filename label"), resized (shorter side to
+ * img/crop_pct), centre-cropped and normalised with the model's config. */
+ptq_status ptq_images_load_folder(const ptq_model *m, const char *folder, const char *labels, int first,
+                                  int count, ptq_image_set *out, ptq_error *err);
+
+typedef struct ptq_acc_result {
+    int images;
+    double top1, top5; /* percent */
+} ptq_acc_result;
+ptq_status ptq_eval_accuracy(ptq_model *m, const ptq_image_set *s, const ptq_callbacks *cb,
+                             ptq_acc_result *res, ptq_error *err);
+
+/* ---- running a language model token by token (KV cache) ---- */
+typedef struct ptq_session ptq_session;
+ptq_status ptq_session_new(ptq_model *m, int max_tokens, ptq_session **out, ptq_error *err);
+void ptq_session_free(ptq_session *s);
+/* Feed n tokens at the current position; returns the logits of the last one (vocab floats,
+ * owned by the session, valid until the next call). */
+ptq_status ptq_session_feed(ptq_session *s, const int *tokens, int n, const float **logits, ptq_error *err);
+int ptq_session_pos(const ptq_session *s);
+
+typedef struct ptq_sampler_params {
+    float temperature; /* 0 = greedy */
+    float top_p;       /* 1 = off */
+    uint64_t seed;
+} ptq_sampler_params;
+ptq_sampler_params ptq_sampler_default_params(void);
+/* Pick a token from logits; `rng` is the caller's state (initialise it with the seed). */
+int ptq_sample(const float *logits, int n, const ptq_sampler_params *p, uint64_t *rng);
+
+/* ---- activation capture: the hook every quantization method is built on ----
+ * Runs the model block by block over calibration inputs. For every linear layer inside the
+ * blocks, the callback receives the layer's name, its input X [rows][in] and float output
+ * Y [rows][out]. Only one block's activations are alive at any time. */
+typedef struct ptq_linear_view {
+    const char *name; /* the tensor name prefix in the source file, e.g. "blocks.0.attn.qkv" */
+    int layer;        /* block index */
+    int in, out;
+} ptq_linear_view;
+typedef int (*ptq_capture_fn)(void *user, const ptq_linear_view *lin, const float *X, const float *Y, int rows);
+
+typedef struct ptq_calib_data {
+    /* exactly one of the two is used */
+    const int *tokens; int n_seqs; int seq_len;   /* language models: n_seqs x seq_len tokens */
+    const ptq_image_set *images;                  /* ViT */
+} ptq_calib_data;
+
+ptq_status ptq_capture_activations(ptq_model *m, const ptq_calib_data *data, ptq_capture_fn fn, void *user,
+                                   const ptq_callbacks *cb, ptq_error *err);
+
+/* Per-linear-layer input statistics over calibration data (what `ptq inspect --act` prints). */
+typedef struct ptq_act_stats {
+    char name[128];
+    int layer, in, out;
+    int64_t count;
+    double min, max, mean, std;
+    double max_abs_over_std, kurtosis;
+} ptq_act_stats;
+ptq_status ptq_activation_stats(ptq_model *m, const ptq_calib_data *data, const ptq_callbacks *cb,
+                                ptq_act_stats **stats, int *n_stats, ptq_error *err);
+
+/* ---- tensors of the loaded model (for inspect) ---- */
+typedef struct ptq_tensor_info {
+    const char *name;
+    const char *dtype; /* as stored in the source file */
+    int ndim;
+    int64_t shape[4];
+} ptq_tensor_info;
+int ptq_model_tensor_count(const ptq_model *m);
+void ptq_model_tensor(const ptq_model *m, int i, ptq_tensor_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

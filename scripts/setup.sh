@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine for ptq and run its main job on the sample models.
+#   sudo ./scripts/setup.sh            (as root: installs the missing Debian packages)
+# PTQ_DATA overrides where the sample data lives (default: ../shared/data beside this repository).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake libopenblas-openmp-dev liblapacke-dev libcjson-dev libstb-dev zlib1g-dev
+          python3-numpy)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then echo "setup: run as root to install packages" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || true
+  apt-get install -y -qq "${missing[@]}"
+fi
+
+echo "== building ptq (Release)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build build -j"$(nproc)" --target ptq
+
+data="${PTQ_DATA:-$(pwd)/../shared/data}"
+if [ ! -d "$data" ]; then
+  echo "setup: sample data not found at $data (set PTQ_DATA); ptq is built in build/ptq" >&2
+  exit 0
+fi
+ptq=build/ptq
+echo "== stories260K: perplexity on TinyStories (reference 3.4998)"
+$ptq eval "$data/stories260K/stories260K.bin" --tokenizer "$data/stories260K/tok512.bin" \
+  --text "$data/tinystories/tinystories-valid-100.txt" --docs-sep '<|endoftext|>'
+echo "== stories260K: greedy generation"
+$ptq generate "$data/stories260K/stories260K.bin" --tokenizer "$data/stories260K/tok512.bin" \
+  --prompt "Once upon a time" --steps 64 --temperature 0
+echo "== vit-mnist: top-1 on the 10,000 MNIST test images (reference 98.29%)"
+$ptq eval "$data/vit-mnist" --images "$data/mnist/t10k-images-idx3-ubyte.gz" \
+  --labels "$data/mnist/t10k-labels-idx1-ubyte.gz"

@@ -1,0 +1,34 @@
+#include "core/alloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+size_t ptq_mul3(size_t a, size_t b, size_t c, int *ok) {
+    if ((b && a > SIZE_MAX / b) || (c && a * b > SIZE_MAX / c)) {
+        if (ok) *ok = 0;
+        return 0;
+    }
+    return a * b * c;
+}
+
+void *ptq_alloc(size_t count, size_t size, const char *what, ptq_error *err) {
+    int ok = 1;
+    size_t bytes = ptq_mul3(count, size, 1, &ok);
+    if (!ok) {
+        ptq_fail(err, PTQ_ERR_NOMEM, "%s: size %zu x %zu overflows", what, count, size);
+        return NULL;
+    }
+    if (bytes == 0) bytes = 64;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, rounded);
+    if (!p) {
+        ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate %zu bytes", what, bytes);
+        return NULL;
+    }
+    memset(p, 0, rounded);
+    return p;
+}
+
+void ptq_free(void *p) { free(p); }

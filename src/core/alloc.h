@@ -1,0 +1,14 @@
+/* Checked allocation helpers. Sizes are validated against overflow before multiplying. */
+#ifndef PTQ_CORE_ALLOC_H
+#define PTQ_CORE_ALLOC_H
+#include <stddef.h>
+#include <stdint.h>
+#include "ptq.h"
+
+/* 64-byte aligned, zeroed; NULL on overflow or failure (err filled, naming `what`). */
+void *ptq_alloc(size_t count, size_t size, const char *what, ptq_error *err);
+void ptq_free(void *p);
+/* a*b*c with overflow detection; returns 0 on overflow (and sets *ok = 0). */
+size_t ptq_mul3(size_t a, size_t b, size_t c, int *ok);
+
+#endif

@@ -1,0 +1,130 @@
+/* Token-by-token running of a language model with a KV cache, and sampling. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "models/forward.h"
+
+struct ptq_session {
+    ptq_model *m;
+    ptq_kv_cache cache;
+    int pos, max_tokens;
+    float *x;      /* [max_chunk][dim] */
+    float *logits; /* [vocab] */
+    int max_chunk;
+};
+
+ptq_status ptq_session_new(ptq_model *m, int max_tokens, ptq_session **out, ptq_error *err) {
+    *out = NULL;
+    if (m->cfg.arch == PTQ_ARCH_VIT) return ptq_fail(err, PTQ_ERR_ARG, "%s: sessions need a language model", m->path);
+    if (max_tokens <= 0 || max_tokens > m->cfg.max_seq) max_tokens = m->cfg.max_seq;
+    ptq_session *s = calloc(1, sizeof *s);
+    if (!s) return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate session");
+    s->m = m;
+    s->max_tokens = max_tokens;
+    s->max_chunk = max_tokens;
+    ptq_status st = ptq_kv_cache_init(&s->cache, m, max_tokens, err);
+    if (st == PTQ_OK) {
+        s->x = ptq_alloc((size_t)s->max_chunk * m->cfg.dim, sizeof(float), "session activations", err);
+        s->logits = ptq_alloc((size_t)m->cfg.vocab_size, sizeof(float), "logits", err);
+        if (!s->x || !s->logits) st = PTQ_ERR_NOMEM;
+    }
+    if (st != PTQ_OK) {
+        ptq_session_free(s);
+        return st;
+    }
+    *out = s;
+    return PTQ_OK;
+}
+
+void ptq_session_free(ptq_session *s) {
+    if (!s) return;
+    ptq_kv_cache_free(&s->cache);
+    ptq_free(s->x);
+    ptq_free(s->logits);
+    free(s);
+}
+
+int ptq_session_pos(const ptq_session *s) { return s->pos; }
+
+ptq_status ptq_session_feed(ptq_session *s, const int *tokens, int n, const float **logits, ptq_error *err) {
+    if (n <= 0) return ptq_fail(err, PTQ_ERR_ARG, "feed needs at least one token");
+    if (s->pos + n > s->max_tokens)
+        return ptq_fail(err, PTQ_ERR_ARG, "context full: %d + %d tokens exceeds %d", s->pos, n, s->max_tokens);
+    const ptq_model *m = s->m;
+    PTQ_TRY(ptq_embed_tokens(m, tokens, n, s->pos, s->x, err));
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        PTQ_TRY(ptq_block_forward(m, l, s->x, 1, n, s->pos, &s->cache, NULL, NULL, err));
+    PTQ_TRY(ptq_head_forward(m, s->x + (size_t)(n - 1) * m->cfg.dim, 1, s->logits, err));
+    s->pos += n;
+    *logits = s->logits;
+    return PTQ_OK;
+}
+
+ptq_sampler_params ptq_sampler_default_params(void) {
+    ptq_sampler_params p = {1.0f, 0.9f, 42};
+    return p;
+}
+
+static uint64_t next_u64(uint64_t *s) { /* xorshift64* */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1DULL;
+}
+
+static float next_f32(uint64_t *s) { return (float)(next_u64(s) >> 40) / 16777216.0f; }
+
+typedef struct {
+    float p;
+    int i;
+} prob_idx;
+
+static int cmp_prob_desc(const void *a, const void *b) {
+    float pa = ((const prob_idx *)a)->p, pb = ((const prob_idx *)b)->p;
+    return (pa < pb) - (pa > pb);
+}
+
+int ptq_sample(const float *logits, int n, const ptq_sampler_params *p, uint64_t *rng) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (p->temperature <= 0.0f) return best;
+    if (*rng == 0) *rng = 0x9E3779B97F4A7C15ULL;
+    prob_idx *pi = malloc((size_t)n * sizeof *pi);
+    if (!pi) return best;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        pi[i].p = expf((logits[i] - logits[best]) / p->temperature);
+        pi[i].i = i;
+        sum += pi[i].p;
+    }
+    for (int i = 0; i < n; i++) pi[i].p = (float)(pi[i].p / sum);
+    int keep = n;
+    if (p->top_p > 0.0f && p->top_p < 1.0f) {
+        qsort(pi, (size_t)n, sizeof *pi, cmp_prob_desc);
+        double cum = 0;
+        for (int i = 0; i < n; i++) {
+            cum += pi[i].p;
+            if (cum >= p->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    double total = 0;
+    for (int i = 0; i < keep; i++) total += pi[i].p;
+    double r = next_f32(rng) * total, cum = 0;
+    int pick = pi[keep - 1].i;
+    for (int i = 0; i < keep; i++) {
+        cum += pi[i].p;
+        if (r < cum) {
+            pick = pi[i].i;
+            break;
+        }
+    }
+    free(pi);
+    return pick;
+}

@@ -1,0 +1,307 @@
+/* The generic transformer forward pass (see forward.h), one block at a time. */
+#include "models/forward.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "ops/ops.h"
+
+ptq_status ptq_kv_cache_init(ptq_kv_cache *c, const ptq_model *m, int max_seq, ptq_error *err) {
+    memset(c, 0, sizeof *c);
+    c->n_layers = m->cfg.n_layers;
+    c->max_seq = max_seq;
+    c->kv_dim = m->cfg.n_kv_heads * m->cfg.head_dim;
+    size_t n = (size_t)c->n_layers * max_seq * c->kv_dim;
+    c->k = ptq_alloc(n, sizeof(float), "KV cache", err);
+    c->v = c->k ? ptq_alloc(n, sizeof(float), "KV cache", err) : NULL;
+    if (!c->v) {
+        ptq_kv_cache_free(c);
+        return PTQ_ERR_NOMEM;
+    }
+    return PTQ_OK;
+}
+
+void ptq_kv_cache_free(ptq_kv_cache *c) {
+    ptq_free(c->k);
+    ptq_free(c->v);
+    c->k = c->v = NULL;
+}
+
+ptq_status ptq_embed_tokens(const ptq_model *m, const int *tokens, int n, int pos0, float *x, ptq_error *err) {
+    const ptq_config *c = &m->cfg;
+    if (pos0 < 0 || pos0 + n > c->max_seq)
+        return ptq_fail(err, PTQ_ERR_ARG, "positions %d..%d exceed the model's context of %d tokens", pos0,
+                        pos0 + n - 1, c->max_seq);
+    int ed = c->embed_dim;
+    float *e = x;
+    if (m->proj_in.w) {
+        e = ptq_alloc((size_t)n * ed, sizeof(float), "embedding", err);
+        if (!e) return PTQ_ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size) {
+            if (e != x) ptq_free(e);
+            return ptq_fail(err, PTQ_ERR_ARG, "token id %d at position %d is outside the vocabulary of %d", tokens[i],
+                            pos0 + i, c->vocab_size);
+        }
+        memcpy(e + (size_t)i * ed, m->tok_emb + (size_t)tokens[i] * ed, (size_t)ed * sizeof(float));
+    }
+    if (e != x) {
+        ptq_linear_forward(&m->proj_in, e, n, x);
+        ptq_free(e);
+    }
+    if (m->pos_emb) {
+        for (int i = 0; i < n; i++) {
+            const float *p = m->pos_emb + (size_t)(pos0 + i + c->pos_offset) * c->dim;
+            float *xi = x + (size_t)i * c->dim;
+            for (int d = 0; d < c->dim; d++) xi[d] += p[d];
+        }
+    }
+    return PTQ_OK;
+}
+
+ptq_status ptq_embed_images(const ptq_model *m, const float *pixels, int n_img, float *x, ptq_error *err) {
+    const ptq_config *c = &m->cfg;
+    int P = c->patch_size, g = c->img_size / P, C = c->in_chans, T = c->max_seq, D = c->dim;
+    int pd = C * P * P, npatch = g * g;
+    float *patches = ptq_alloc((size_t)n_img * npatch * pd, sizeof(float), "patches", err);
+    float *emb = patches ? ptq_alloc((size_t)n_img * npatch * D, sizeof(float), "patch embeddings", err) : NULL;
+    if (!emb) {
+        ptq_free(patches);
+        return PTQ_ERR_NOMEM;
+    }
+    size_t img_sz = (size_t)C * c->img_size * c->img_size;
+    for (int b = 0; b < n_img; b++) {
+        const float *im = pixels + (size_t)b * img_sz;
+        for (int py = 0; py < g; py++)
+            for (int px = 0; px < g; px++) {
+                float *dst = patches + ((size_t)b * npatch + py * g + px) * pd;
+                for (int ch = 0; ch < C; ch++)
+                    for (int yy = 0; yy < P; yy++)
+                        for (int xx = 0; xx < P; xx++)
+                            *dst++ = im[((size_t)ch * c->img_size + py * P + yy) * c->img_size + px * P + xx];
+            }
+    }
+    ptq_linear_forward(&m->patch, patches, n_img * npatch, emb);
+    int first = c->cls_token ? 1 : 0;
+    for (int b = 0; b < n_img; b++) {
+        float *xb = x + (size_t)b * T * D;
+        if (first) memcpy(xb, m->cls_token, (size_t)D * sizeof(float));
+        memcpy(xb + (size_t)first * D, emb + (size_t)b * npatch * D, (size_t)npatch * D * sizeof(float));
+        if (m->pos_emb)
+            for (size_t i = 0; i < (size_t)T * D; i++) xb[i] += m->pos_emb[i];
+    }
+    ptq_free(patches);
+    ptq_free(emb);
+    return PTQ_OK;
+}
+
+/* Scratch buffers for one block call. */
+typedef struct {
+    float *h, *qkv, *att, *out, *up, *gate;
+} scratch;
+
+static void scratch_free(scratch *s) {
+    ptq_free(s->h);
+    ptq_free(s->qkv);
+    ptq_free(s->att);
+    ptq_free(s->out);
+    ptq_free(s->up);
+    ptq_free(s->gate);
+}
+
+static ptq_status scratch_alloc(scratch *s, const ptq_config *c, int rows, ptq_error *err) {
+    memset(s, 0, sizeof *s);
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t wide = (size_t)c->dim > qd ? (size_t)c->dim : qd;
+    s->h = ptq_alloc((size_t)rows * c->dim, sizeof(float), "block activations", err);
+    s->qkv = ptq_alloc((size_t)rows * (qd + 2 * kvd), sizeof(float), "block activations", err);
+    s->att = ptq_alloc((size_t)rows * wide, sizeof(float), "block activations", err);
+    s->out = ptq_alloc((size_t)rows * c->dim, sizeof(float), "block activations", err);
+    s->up = ptq_alloc((size_t)rows * c->hidden_dim, sizeof(float), "block activations", err);
+    s->gate = c->gated_mlp ? ptq_alloc((size_t)rows * c->hidden_dim, sizeof(float), "block activations", err) : NULL;
+    if (!s->h || !s->qkv || !s->att || !s->out || !s->up || (c->gated_mlp && !s->gate)) {
+        scratch_free(s);
+        return PTQ_ERR_NOMEM;
+    }
+    return PTQ_OK;
+}
+
+typedef struct {
+    const ptq_model *m;
+    int layer;
+    ptq_linear_hook hook;
+    void *user;
+} lin_ctx;
+
+static ptq_status run_linear(const lin_ctx *lc, ptq_lin_role role, const float *x, int rows, float *y,
+                             ptq_error *err) {
+    const ptq_linear *lin = &lc->m->blocks[lc->layer].lin[role];
+    ptq_linear_forward(lin, x, rows, y);
+    if (lc->hook && lc->hook(lc->user, lc->layer, role, lin, x, y, rows))
+        return ptq_fail(err, PTQ_ERR_CALLBACK, "stopped by callback at %s", lin->name);
+    return PTQ_OK;
+}
+
+/* Attention sub-layer: h (normalised input) -> s->out (after the output projection). */
+static ptq_status attention_part(const lin_ctx *lc, scratch *s, const float *h, int n_seq, int T, int pos0,
+                                 ptq_kv_cache *cache, ptq_error *err) {
+    const ptq_model *m = lc->m;
+    const ptq_config *c = &m->cfg;
+    const ptq_block *blk = &m->blocks[lc->layer];
+    int rows = n_seq * T;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    float *q, *k, *v;
+    int qs, ks, vs;
+    if (blk->lin[PTQ_LIN_QKV].w) {
+        PTQ_TRY(run_linear(lc, PTQ_LIN_QKV, h, rows, s->qkv, err));
+        q = s->qkv;
+        k = q + qd;
+        v = k + kvd;
+        qs = ks = vs = qd + 2 * kvd;
+    } else {
+        q = s->qkv;
+        k = q + (size_t)rows * qd;
+        v = k + (size_t)rows * kvd;
+        qs = qd;
+        ks = vs = kvd;
+        PTQ_TRY(run_linear(lc, PTQ_LIN_Q, h, rows, q, err));
+        PTQ_TRY(run_linear(lc, PTQ_LIN_K, h, rows, k, err));
+        PTQ_TRY(run_linear(lc, PTQ_LIN_V, h, rows, v, err));
+    }
+    ptq_rope(c->rope, q, rows, T, qs, c->n_heads, c->head_dim, pos0, c->rope_theta);
+    ptq_rope(c->rope, k, rows, T, ks, c->n_kv_heads, c->head_dim, pos0, c->rope_theta);
+    if (cache) {
+        /* one sequence: append its keys/values, attend over everything cached */
+        float *ck = cache->k + ((size_t)lc->layer * cache->max_seq) * kvd;
+        float *cv = cache->v + ((size_t)lc->layer * cache->max_seq) * kvd;
+        for (int i = 0; i < T; i++) {
+            memcpy(ck + (size_t)(pos0 + i) * kvd, k + (size_t)i * ks, (size_t)kvd * sizeof(float));
+            memcpy(cv + (size_t)(pos0 + i) * kvd, v + (size_t)i * vs, (size_t)kvd * sizeof(float));
+        }
+        ptq_attention(q, qs, ck, kvd, cv, kvd, s->att, qd, T, pos0 + T, pos0, c->n_heads, c->n_kv_heads,
+                      c->head_dim, c->causal);
+    } else {
+        for (int b = 0; b < n_seq; b++) {
+            size_t r0 = (size_t)b * T;
+            ptq_attention(q + r0 * qs, qs, k + r0 * ks, ks, v + r0 * vs, vs, s->att + r0 * qd, qd, T, T, 0,
+                          c->n_heads, c->n_kv_heads, c->head_dim, c->causal);
+        }
+    }
+    return run_linear(lc, PTQ_LIN_O, s->att, rows, s->out, err);
+}
+
+/* MLP sub-layer: h -> s->out. */
+static ptq_status mlp_part(const lin_ctx *lc, scratch *s, const float *h, int rows, ptq_error *err) {
+    const ptq_config *c = &lc->m->cfg;
+    size_t n = (size_t)rows * c->hidden_dim;
+    if (c->gated_mlp) {
+        PTQ_TRY(run_linear(lc, PTQ_LIN_GATE, h, rows, s->gate, err));
+        PTQ_TRY(run_linear(lc, PTQ_LIN_UP, h, rows, s->up, err));
+        ptq_act_inplace(c->act, s->gate, n);
+        for (size_t i = 0; i < n; i++) s->up[i] *= s->gate[i];
+    } else {
+        PTQ_TRY(run_linear(lc, PTQ_LIN_UP, h, rows, s->up, err));
+        ptq_act_inplace(c->act, s->up, n);
+    }
+    return run_linear(lc, PTQ_LIN_DOWN, s->up, rows, s->out, err);
+}
+
+static void add_into(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+ptq_status ptq_block_forward(const ptq_model *m, int layer, float *x, int n_seq, int seq_len, int pos0,
+                             ptq_kv_cache *cache, ptq_linear_hook hook, void *hook_user, ptq_error *err) {
+    const ptq_config *c = &m->cfg;
+    if (layer < 0 || layer >= c->n_layers) return ptq_fail(err, PTQ_ERR_ARG, "block %d out of range", layer);
+    if (cache && (n_seq != 1 || pos0 + seq_len > cache->max_seq))
+        return ptq_fail(err, PTQ_ERR_ARG, "KV cache: %d sequences at positions %d..%d (cache holds %d)", n_seq, pos0,
+                        pos0 + seq_len - 1, cache->max_seq);
+    int rows = n_seq * seq_len;
+    size_t n = (size_t)rows * c->dim;
+    scratch s;
+    PTQ_TRY(scratch_alloc(&s, c, rows, err));
+    lin_ctx lc = {m, layer, hook, hook_user};
+    const ptq_block *blk = &m->blocks[layer];
+    ptq_status st;
+    if (c->pre_norm) {
+        ptq_norm_apply(c, &blk->norm1, x, rows, s.h);
+        st = attention_part(&lc, &s, s.h, n_seq, seq_len, pos0, cache, err);
+        if (st == PTQ_OK) {
+            add_into(x, s.out, n);
+            ptq_norm_apply(c, &blk->norm2, x, rows, s.h);
+            st = mlp_part(&lc, &s, s.h, rows, err);
+        }
+        if (st == PTQ_OK) add_into(x, s.out, n);
+    } else {
+        st = attention_part(&lc, &s, x, n_seq, seq_len, pos0, cache, err);
+        if (st == PTQ_OK) {
+            add_into(x, s.out, n);
+            ptq_norm_apply(c, &blk->norm1, x, rows, x);
+            st = mlp_part(&lc, &s, x, rows, err);
+        }
+        if (st == PTQ_OK) {
+            add_into(x, s.out, n);
+            ptq_norm_apply(c, &blk->norm2, x, rows, x);
+        }
+    }
+    scratch_free(&s);
+    return st;
+}
+
+ptq_status ptq_head_forward(const ptq_model *m, const float *x, int rows, float *logits, ptq_error *err) {
+    const ptq_config *c = &m->cfg;
+    float *h = ptq_alloc((size_t)rows * c->dim, sizeof(float), "head input", err);
+    if (!h) return PTQ_ERR_NOMEM;
+    if (c->arch == PTQ_ARCH_VIT) {
+        for (int b = 0; b < rows; b++)
+            memcpy(h + (size_t)b * c->dim, x + (size_t)b * c->max_seq * c->dim, (size_t)c->dim * sizeof(float));
+    } else {
+        memcpy(h, x, (size_t)rows * c->dim * sizeof(float));
+    }
+    if (m->final_norm.w) ptq_norm_apply(c, &m->final_norm, h, rows, h);
+    const float *hin = h;
+    float *e = NULL;
+    if (m->proj_out.w) {
+        e = ptq_alloc((size_t)rows * c->embed_dim, sizeof(float), "head input", err);
+        if (!e) {
+            ptq_free(h);
+            return PTQ_ERR_NOMEM;
+        }
+        ptq_linear_forward(&m->proj_out, h, rows, e);
+        hin = e;
+    }
+    ptq_linear_forward(&m->head, hin, rows, logits);
+    ptq_free(e);
+    ptq_free(h);
+    return PTQ_OK;
+}
+
+ptq_status ptq_forward_tokens(const ptq_model *m, const int *tokens, int n, float *logits, ptq_error *err) {
+    if (m->cfg.arch == PTQ_ARCH_VIT) return ptq_fail(err, PTQ_ERR_ARG, "%s: a ViT takes images, not tokens", m->path);
+    float *x = ptq_alloc((size_t)n * m->cfg.dim, sizeof(float), "activations", err);
+    if (!x) return PTQ_ERR_NOMEM;
+    ptq_status s = ptq_embed_tokens(m, tokens, n, 0, x, err);
+    for (int l = 0; s == PTQ_OK && l < m->cfg.n_layers; l++)
+        s = ptq_block_forward(m, l, x, 1, n, 0, NULL, NULL, NULL, err);
+    if (s == PTQ_OK) s = ptq_head_forward(m, x, n, logits, err);
+    ptq_free(x);
+    return s;
+}
+
+ptq_status ptq_forward_images(const ptq_model *m, const float *pixels, int n_img, float *logits, ptq_error *err) {
+    if (m->cfg.arch != PTQ_ARCH_VIT)
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: a language model takes tokens, not images", m->path);
+    int T = m->cfg.max_seq;
+    float *x = ptq_alloc((size_t)n_img * T * m->cfg.dim, sizeof(float), "activations", err);
+    if (!x) return PTQ_ERR_NOMEM;
+    ptq_status s = ptq_embed_images(m, pixels, n_img, x, err);
+    for (int l = 0; s == PTQ_OK && l < m->cfg.n_layers; l++)
+        s = ptq_block_forward(m, l, x, n_img, T, 0, NULL, NULL, NULL, err);
+    if (s == PTQ_OK) s = ptq_head_forward(m, x, n_img, logits, err);
+    ptq_free(x);
+    return s;
+}

@@ -1,0 +1,47 @@
+/* Float32 forward pass of the generic transformer in model.h, one block at a time.
+ *
+ * Activations are row-major [rows][dim] with rows = n_seq * seq_len: n_seq independent sequences
+ * (images for ViT) of seq_len tokens each. Attention never crosses sequences. Language models
+ * with a KV cache run one sequence (n_seq = 1) whose rows sit at positions pos0 .. pos0+seq_len-1
+ * and attend to everything cached before them.
+ */
+#ifndef PTQ_MODELS_FORWARD_H
+#define PTQ_MODELS_FORWARD_H
+
+#include "models/model.h"
+
+/* Called after every linear layer inside a block with its input X [rows][in] and output
+ * Y [rows][out] (bias included). Return nonzero to stop the forward (PTQ_ERR_CALLBACK). */
+typedef int (*ptq_linear_hook)(void *user, int layer, ptq_lin_role role, const ptq_linear *lin, const float *X,
+                               const float *Y, int rows);
+
+typedef struct ptq_kv_cache {
+    int n_layers, max_seq, kv_dim;
+    float *k, *v; /* [n_layers][max_seq][kv_dim] */
+} ptq_kv_cache;
+
+ptq_status ptq_kv_cache_init(ptq_kv_cache *c, const ptq_model *m, int max_seq, ptq_error *err);
+void ptq_kv_cache_free(ptq_kv_cache *c);
+
+/* y[rows][out] = x[rows][in] W^T + b (BLAS for many rows, threaded GEMV for one). */
+void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *y);
+
+/* Token embedding (+ learned positions, + OPT project_in) for n tokens at positions pos0.. */
+ptq_status ptq_embed_tokens(const ptq_model *m, const int *tokens, int n, int pos0, float *x, ptq_error *err);
+/* ViT: n_img images [n_img][C][H][W] -> x [n_img * cfg.max_seq][dim] (cls token first). */
+ptq_status ptq_embed_images(const ptq_model *m, const float *pixels, int n_img, float *x, ptq_error *err);
+
+/* One block, in place on x. `cache` may be NULL (attention only within each sequence of x). */
+ptq_status ptq_block_forward(const ptq_model *m, int layer, float *x, int n_seq, int seq_len, int pos0,
+                             ptq_kv_cache *cache, ptq_linear_hook hook, void *hook_user, ptq_error *err);
+
+/* LM: final norm, project_out and head for `rows` rows of x -> logits [rows][vocab].
+ * ViT: takes the cls row of each of `rows` images (x is [rows*max_seq][dim]) -> [rows][classes]. */
+ptq_status ptq_head_forward(const ptq_model *m, const float *x, int rows, float *logits, ptq_error *err);
+
+/* Whole model: LM tokens -> logits [n][vocab] for every position (no cache, positions 0..n-1). */
+ptq_status ptq_forward_tokens(const ptq_model *m, const int *tokens, int n, float *logits, ptq_error *err);
+/* Whole model: ViT images -> logits [n_img][classes]. */
+ptq_status ptq_forward_images(const ptq_model *m, const float *pixels, int n_img, float *logits, ptq_error *err);
+
+#endif

@@ -1,0 +1,125 @@
+/* The in-memory model: one generic pre-/post-norm transformer that all four families map onto.
+ *
+ * A family (llama.c, gpt2.c, opt.c, vit.c) only fills this struct from its file format and
+ * tensor names; the forward pass (forward.c), the capture API and every quantization method
+ * work on it without knowing which family it came from.
+ */
+#ifndef PTQ_MODELS_MODEL_H
+#define PTQ_MODELS_MODEL_H
+
+#include <stdint.h>
+
+#include "ptq.h"
+
+typedef enum { PTQ_NORM_LAYER = 0, PTQ_NORM_RMS } ptq_norm_kind;
+typedef enum { PTQ_ACT_GELU = 0, PTQ_ACT_GELU_TANH, PTQ_ACT_RELU, PTQ_ACT_SILU } ptq_act_kind;
+/* RoPE pairing: llama2.c / Meta rotate (2i, 2i+1); Hugging Face / GPT-NeoX rotate (i, i+d/2). */
+typedef enum { PTQ_ROPE_NONE = 0, PTQ_ROPE_INTERLEAVED, PTQ_ROPE_HALF } ptq_rope_kind;
+
+typedef struct ptq_norm {
+    float *w; /* [dim] */
+    float *b; /* [dim] or NULL (RMS norm) */
+} ptq_norm;
+
+/* A linear layer y = x W^T + b, W row-major [out][in]. */
+typedef struct ptq_linear {
+    char name[96]; /* source tensor prefix, e.g. "model.layers.0.self_attn.q_proj" */
+    int in, out;
+    float *w;      /* NULL: layer absent */
+    float *b;      /* [out] or NULL */
+} ptq_linear;
+
+/* Roles of the linear layers in a block, in forward order. A block uses either QKV (fused)
+ * or Q, K, V; GATE only with a gated MLP (out = DOWN(act(GATE x) * UP x)), else
+ * out = DOWN(act(UP x)). */
+typedef enum {
+    PTQ_LIN_QKV = 0,
+    PTQ_LIN_Q,
+    PTQ_LIN_K,
+    PTQ_LIN_V,
+    PTQ_LIN_O,
+    PTQ_LIN_GATE,
+    PTQ_LIN_UP,
+    PTQ_LIN_DOWN,
+    PTQ_LIN_COUNT
+} ptq_lin_role;
+
+typedef struct ptq_block {
+    ptq_norm norm1; /* before attention (pre-norm) or after the attention residual (post-norm) */
+    ptq_norm norm2; /* before the MLP (pre-norm) or after the MLP residual (post-norm) */
+    ptq_linear lin[PTQ_LIN_COUNT];
+} ptq_block;
+
+typedef struct ptq_config {
+    ptq_arch arch;
+    int causal;        /* language models: 1; ViT: 0 */
+    int dim;           /* residual width */
+    int n_layers, n_heads, n_kv_heads, head_dim;
+    int hidden_dim;    /* MLP width */
+    int vocab_size;    /* LM vocabulary, or ViT classes */
+    int max_seq;       /* LM context; ViT tokens per image (patches + cls) */
+    ptq_norm_kind norm;
+    float norm_eps;
+    int pre_norm;      /* 1: x + f(norm(x)); 0: norm(x + f(x)) (OPT-350M style) */
+    ptq_act_kind act;
+    int gated_mlp;
+    ptq_rope_kind rope;
+    float rope_theta;
+    int pos_offset;    /* learned positions: row index = position + offset (OPT: 2) */
+    int embed_dim;     /* token embedding width (OPT project_in/out), = dim otherwise */
+    int bos_id, eos_id;
+    /* ViT */
+    int img_size, patch_size, in_chans;
+    int cls_token;
+    float mean[4], std[4];
+    float crop_pct;
+} ptq_config;
+
+/* One tensor of the source file, for `ptq inspect`. */
+typedef struct ptq_tensor_entry {
+    char name[128];
+    char dtype[8];
+    int ndim;
+    int64_t shape[4];
+} ptq_tensor_entry;
+
+struct ptq_model {
+    ptq_config cfg;
+    char path[4096];
+    char format[32];          /* "llama2c", "safetensors" */
+
+    float *tok_emb;           /* LM: [vocab][embed_dim] */
+    float *pos_emb;           /* learned positions [n_pos][dim] (+cls for ViT), or NULL */
+    int n_pos;                /* rows of pos_emb */
+    ptq_linear proj_in;       /* OPT: embed_dim -> dim (optional) */
+    ptq_linear proj_out;      /* OPT: dim -> embed_dim (optional) */
+    ptq_linear patch;         /* ViT patch embedding as a linear over flattened (c, py, px) patches */
+    float *cls_token;         /* ViT: [dim] */
+    ptq_block *blocks;        /* [n_layers] */
+    ptq_norm final_norm;      /* w NULL when absent (OPT post-norm) */
+    ptq_linear head;          /* LM head (may share tok_emb) or classifier */
+
+    /* every buffer this model owns, freed by ptq_model_free */
+    void **owned;
+    int n_owned, cap_owned;
+
+    ptq_tensor_entry *tensors;
+    int n_tensors;
+};
+
+/* Take ownership of a buffer allocated with ptq_alloc. */
+ptq_status ptq_model_own(ptq_model *m, void *p, ptq_error *err);
+/* Allocate n floats owned by the model. */
+float *ptq_model_floats(ptq_model *m, size_t n, const char *what, ptq_error *err);
+ptq_model *ptq_model_new(const char *path, ptq_error *err);
+/* Record a source tensor for inspect. */
+void ptq_model_note_tensor(ptq_model *m, const char *name, const char *dtype, int ndim, const int64_t *shape);
+/* After loading: every weight finite, every shape consistent with cfg. */
+ptq_status ptq_model_validate(const ptq_model *m, ptq_error *err);
+
+/* Loaders (one per source format / family). */
+ptq_status ptq_load_llama2c(const char *path, ptq_model **out, ptq_error *err);
+/* `dir_or_file` is the safetensors file or index; config.json lies beside it. */
+ptq_status ptq_load_safetensors_model(const char *path, ptq_model **out, ptq_error *err);
+
+#endif

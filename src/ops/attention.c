@@ -1,0 +1,46 @@
+#include <math.h>
+#include <stdlib.h>
+
+#include "ops/ops.h"
+
+void ptq_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
+                   int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal) {
+    int group = n_heads / n_kv_heads;
+    float scale = 1.0f / sqrtf((float)head_dim);
+#pragma omp parallel
+    {
+        float *scores = malloc((size_t)n_kv * sizeof(float));
+#pragma omp for collapse(2) schedule(dynamic, 4)
+        for (int h = 0; h < n_heads; h++) {
+            for (int i = 0; i < n_q; i++) {
+                const float *qi = q + (size_t)i * qs + (size_t)h * head_dim;
+                int kh = h / group;
+                int last = causal ? q_pos0 + i : n_kv - 1;
+                if (last > n_kv - 1) last = n_kv - 1;
+                float mx = -INFINITY;
+                for (int j = 0; j <= last; j++) {
+                    const float *kj = k + (size_t)j * ks + (size_t)kh * head_dim;
+                    float s = 0.0f;
+                    for (int d = 0; d < head_dim; d++) s += qi[d] * kj[d];
+                    s *= scale;
+                    scores[j] = s;
+                    if (s > mx) mx = s;
+                }
+                float sum = 0.0f;
+                for (int j = 0; j <= last; j++) {
+                    scores[j] = expf(scores[j] - mx);
+                    sum += scores[j];
+                }
+                float inv = 1.0f / sum;
+                float *o = out + (size_t)i * os + (size_t)h * head_dim;
+                for (int d = 0; d < head_dim; d++) o[d] = 0.0f;
+                for (int j = 0; j <= last; j++) {
+                    const float *vj = v + (size_t)j * vs + (size_t)kh * head_dim;
+                    float p = scores[j] * inv;
+                    for (int d = 0; d < head_dim; d++) o[d] += p * vj[d];
+                }
+            }
+        }
+        free(scores);
+    }
+}

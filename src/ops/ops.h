@@ -1,0 +1,28 @@
+/* Float32 building blocks of the forward pass: norms, activations, RoPE, attention, linear. */
+#ifndef PTQ_OPS_OPS_H
+#define PTQ_OPS_OPS_H
+
+#include "models/model.h"
+
+/* out[r] = (x[r] - mean) / sqrt(var + eps) * w + b   (b may be NULL). out may alias x. */
+void ptq_layernorm(const float *x, int rows, int dim, const float *w, const float *b, float eps, float *out);
+/* out[r] = x[r] / sqrt(mean(x^2) + eps) * w. out may alias x. */
+void ptq_rmsnorm(const float *x, int rows, int dim, const float *w, float eps, float *out);
+void ptq_norm_apply(const ptq_config *c, const ptq_norm *n, const float *x, int rows, float *out);
+
+float ptq_act_scalar(ptq_act_kind kind, float x);
+void ptq_act_inplace(ptq_act_kind kind, float *x, size_t n);
+
+/* Rotate `n_heads` heads of `head_dim` in each of `rows` rows (row stride `stride` floats);
+ * row r has position pos0 + r % seq_len. */
+void ptq_rope(ptq_rope_kind kind, float *x, int rows, int seq_len, int stride, int n_heads, int head_dim, int pos0,
+              float theta);
+
+/* Scaled dot-product attention for one sequence. Queries q[i] (i < n_q, row stride qs) sit at
+ * positions q_pos0 + i; keys/values k[j], v[j] (j < n_kv, strides ks, vs) at positions j.
+ * With `causal`, query i sees keys j <= q_pos0 + i. GQA: query head h uses kv head h / (n_heads / n_kv_heads).
+ * out[i] (row stride os) gets n_heads * head_dim values. */
+void ptq_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
+                   int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal);
+
+#endif

@@ -1,0 +1,61 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tu_failures = 0;
+
+int tu_close(double a, double b, double rel_tol) {
+    double scale = fabs(b) > 1.0 ? fabs(b) : 1.0;
+    return fabs(a - b) <= rel_tol * scale;
+}
+
+char *tu_data_path(const char *rel) {
+    const char *base = getenv("PTQ_DATA");
+    if (!base || !*base) base = PTQ_DATA_DEFAULT;
+    size_t n = strlen(base) + strlen(rel) + 2;
+    char *p = malloc(n);
+    snprintf(p, n, "%s/%s", base, rel);
+    struct stat st;
+    if (stat(p, &st) != 0) {
+        const char *ci = getenv("CI");
+        if (ci && strcmp(ci, "true") == 0) {
+            fprintf(stderr, "FAIL: sample file %s is missing (CI=true requires it; set PTQ_DATA)\n", p);
+            exit(1);
+        }
+        fprintf(stderr, "SKIP: sample file %s is missing (set PTQ_DATA to the shared data folder)\n", p);
+        exit(77);
+    }
+    return p;
+}
+
+const char *tu_tmpdir(void) {
+    static char dir[256];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/ptq-test-XXXXXX");
+        if (!mkdtemp(dir)) {
+            perror("mkdtemp");
+            exit(1);
+        }
+    }
+    return dir;
+}
+
+int tu_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(data, 1, n, f);
+    fclose(f);
+    return w == n ? 0 : -1;
+}
+
+int tu_done(const char *name) {
+    if (tu_failures) {
+        fprintf(stderr, "%s: %d check(s) failed\n", name, tu_failures);
+        return 1;
+    }
+    printf("%s: all checks passed\n", name);
+    return 0;
+}

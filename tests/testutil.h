@@ -1,0 +1,43 @@
+/* Tiny test harness shared by the C tests: checks that count failures, and sample-data lookup
+ * that skips (exit 77) when a file is missing, except under CI=true where it fails. */
+#ifndef PTQ_TESTUTIL_H
+#define PTQ_TESTUTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+extern int tu_failures;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            tu_failures++;                                                           \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                       \
+    do {                                                                           \
+        if (!(cond)) {                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                          \
+            fprintf(stderr, "\n");                                                 \
+            tu_failures++;                                                         \
+        }                                                                          \
+    } while (0)
+
+/* |a-b| <= tol * max(1, |b|) */
+int tu_close(double a, double b, double rel_tol);
+
+/* Path of a sample data file: $PTQ_DATA (or ../shared/data beside the source tree) + "/" + rel.
+ * If missing: exit 77 (skip) with a message, or exit 1 under CI=true. Returned string is static
+ * storage per call site is not needed: it returns a malloc'ed string. */
+char *tu_data_path(const char *rel);
+/* A fresh temporary directory for this test (removed by the OS's tmp cleanup). */
+const char *tu_tmpdir(void);
+/* Write bytes to a file; returns 0 on success. */
+int tu_write_file(const char *path, const void *data, size_t n);
+/* Finish: prints a summary and returns the exit code. */
+int tu_done(const char *name);
+
+#endif
