@@ -1,0 +1,691 @@
+/* GPT-2 byte-level BPE: vocab.json + merges.txt loading, the GPT-2 pre-tokenizer over UTF-8, and rank-ordered
+ * merging with a heap (O(n log n) per piece, so long runs of letters or spaces stay fast). */
+#include "text/gpt2_bpe.h"
+
+#include <cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "text/unicode_tables.h"
+
+#define UTF8_INVALID 0xFFFFFFFFu
+#define MAX_VOCAB_ID (1 << 24)
+
+/* ------------------------------------------------------------------------------------------ byte table */
+/* GPT-2's bytes_to_unicode: the printable Latin-1 bytes ('!'..'~', 0xA1..0xAC, 0xAE..0xFF) stand for
+ * themselves; the other 68 bytes (0x00..0x20, 0x7F..0xA0, 0xAD), in increasing order, map to U+0100.. */
+static uint32_t byte_to_cp(unsigned b) {
+    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return b;
+    if (b <= 0x20) return 0x100 + b;
+    if (b <= 0xA0) return 0x100 + 33 + (b - 0x7F);
+    return 0x100 + 67; /* 0xAD */
+}
+
+/* Inverse of byte_to_cp; -1 for code points that stand for no byte. */
+static int cp_to_byte(uint32_t cp) {
+    if (cp < 0x100) {
+        if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || cp >= 0xAE) return (int)cp;
+        return -1;
+    }
+    if (cp < 0x100 + 33) return (int)(cp - 0x100);
+    if (cp < 0x100 + 67) return (int)(0x7F + cp - (0x100 + 33));
+    if (cp == 0x100 + 67) return 0xAD;
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ UTF-8 */
+/* Decode the code point at s[i] (i < len). Well-formed UTF-8 only (no overlongs, surrogates or values above
+ * U+10FFFF); any other byte is returned alone as UTF8_INVALID. Returns the number of bytes used. */
+static size_t utf8_next(const unsigned char *s, size_t len, size_t i, uint32_t *cp) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    size_t n;
+    uint32_t v;
+    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        v = c & 0x0F;
+        if (c == 0xE0) lo = 0xA0; /* overlong */
+        if (c == 0xED) hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        v = c & 0x07;
+        if (c == 0xF0) lo = 0x90; /* overlong */
+        if (c == 0xF4) hi = 0x8F; /* > U+10FFFF */
+    } else {
+        *cp = UTF8_INVALID;
+        return 1;
+    }
+    if (len - i < n) {
+        *cp = UTF8_INVALID;
+        return 1;
+    }
+    for (size_t k = 1; k < n; k++) {
+        unsigned b = s[i + k];
+        if (b < (k == 1 ? lo : 0x80u) || b > (k == 1 ? hi : 0xBFu)) {
+            *cp = UTF8_INVALID;
+            return 1;
+        }
+        v = (v << 6) | (b & 0x3F);
+    }
+    *cp = v;
+    return n;
+}
+
+int ptq_gpt2_char_class(uint32_t cp) {
+    if (cp < 0x80) {
+        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return PTQ_UCLASS_LETTER;
+        if (cp >= '0' && cp <= '9') return PTQ_UCLASS_NUMBER;
+        if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return PTQ_UCLASS_SPACE;
+        return PTQ_UCLASS_OTHER;
+    }
+    size_t lo = 0, hi = ptq_uclass_nranges; /* first range with hi >= cp */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ptq_uclass_ranges[mid].hi < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < ptq_uclass_nranges && ptq_uclass_ranges[lo].lo <= cp) return ptq_uclass_ranges[lo].cls;
+    return PTQ_UCLASS_OTHER;
+}
+
+/* ------------------------------------------------------------------------------------------ pre-tokenizer */
+/* End of the run of code points of class `cls` starting at `pos`. */
+static size_t run_end(const unsigned char *s, size_t len, size_t pos, int cls) {
+    while (pos < len) {
+        uint32_t cp;
+        size_t n = utf8_next(s, len, pos, &cp);
+        if (ptq_gpt2_char_class(cp) != cls) break;
+        pos += n;
+    }
+    return pos;
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+  (alternatives in order) */
+size_t ptq_gpt2_pretoken_len(const unsigned char *s, size_t len, size_t pos) {
+    if (pos >= len) return 0;
+    if (s[pos] == '\'' && pos + 1 < len) {
+        unsigned c1 = s[pos + 1];
+        if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return 2;
+        if (pos + 2 < len) {
+            unsigned c2 = s[pos + 2];
+            if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return 3;
+        }
+    }
+    uint32_t cp;
+    size_t n0 = utf8_next(s, len, pos, &cp);
+    int cls = ptq_gpt2_char_class(cp);
+    if (cp == ' ' && pos + 1 < len) { /* " ?X+" with the optional space taken */
+        uint32_t cp1;
+        (void)utf8_next(s, len, pos + 1, &cp1);
+        int cls1 = ptq_gpt2_char_class(cp1);
+        if (cls1 != PTQ_UCLASS_SPACE) return run_end(s, len, pos + 1, cls1) - pos;
+    }
+    if (cls != PTQ_UCLASS_SPACE) return run_end(s, len, pos, cls) - pos;
+    /* whitespace: \s+(?!\S) keeps the last space of a run for the next piece when a non-space follows,
+     * unless the run is a single space (then \s+ takes it) */
+    size_t last = pos, end = pos + n0;
+    while (end < len) {
+        size_t n = utf8_next(s, len, end, &cp);
+        if (ptq_gpt2_char_class(cp) != PTQ_UCLASS_SPACE) break;
+        last = end;
+        end += n;
+    }
+    if (end < len && last > pos) return last - pos;
+    return end - pos;
+}
+
+/* ------------------------------------------------------------------------------------------ hashing */
+static uint64_t hash_bytes(const void *p, size_t n) {
+    const unsigned char *s = p;
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x100000001B3ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_u64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDull;
+    x ^= x >> 33;
+    x *= 0xC4CEB9FE1A85EC53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+static size_t pow2_at_least(size_t n) {
+    size_t c = 16;
+    while (c < n) c <<= 1;
+    return c;
+}
+
+typedef struct vocab_slot {
+    uint64_t hash;
+    size_t off; /* key bytes in t->keys */
+    uint32_t len;
+    int id; /* -1: empty */
+} vocab_slot;
+
+typedef struct merge_slot {
+    uint64_t key; /* (a << 32) | b */
+    int rank;     /* -1: empty */
+    int id;       /* id of a+b */
+} merge_slot;
+
+struct ptq_gpt2_bpe {
+    int vocab_size; /* max id + 1 */
+    int byte_id[256];
+    char *keys; /* vocabulary strings as written in vocab.json (UTF-8), back to back */
+    vocab_slot *vslots;
+    size_t vcap;
+    char *bytes;     /* token bytes, back to back */
+    size_t *tb_off;  /* [vocab_size] */
+    uint32_t *tb_len;
+    merge_slot *mslots;
+    size_t mcap;
+    int nmerges;
+};
+
+static int vocab_find(const ptq_gpt2_bpe *t, const char *s, size_t n) {
+    uint64_t h = hash_bytes(s, n);
+    for (size_t i = (size_t)h & (t->vcap - 1);; i = (i + 1) & (t->vcap - 1)) {
+        const vocab_slot *e = &t->vslots[i];
+        if (e->id < 0) return -1;
+        if (e->hash == h && e->len == n && memcmp(t->keys + e->off, s, n) == 0) return e->id;
+    }
+}
+
+/* Insert or overwrite (a later duplicate key wins, as with a Python dict). */
+static void vocab_put(ptq_gpt2_bpe *t, size_t off, uint32_t n, int id) {
+    uint64_t h = hash_bytes(t->keys + off, n);
+    for (size_t i = (size_t)h & (t->vcap - 1);; i = (i + 1) & (t->vcap - 1)) {
+        vocab_slot *e = &t->vslots[i];
+        if (e->id < 0 || (e->hash == h && e->len == n && memcmp(t->keys + e->off, t->keys + off, n) == 0)) {
+            e->hash = h;
+            e->off = off;
+            e->len = n;
+            e->id = id;
+            return;
+        }
+    }
+}
+
+static const merge_slot *merge_find(const ptq_gpt2_bpe *t, int a, int b) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    for (size_t i = (size_t)hash_u64(key) & (t->mcap - 1);; i = (i + 1) & (t->mcap - 1)) {
+        const merge_slot *e = &t->mslots[i];
+        if (e->rank < 0) return NULL;
+        if (e->key == key) return e;
+    }
+}
+
+/* A repeated pair keeps its last rank (as dict(zip(merges, range(n))) in GPT-2's encoder). */
+static void merge_put(ptq_gpt2_bpe *t, int a, int b, int rank, int id) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    for (size_t i = (size_t)hash_u64(key) & (t->mcap - 1);; i = (i + 1) & (t->mcap - 1)) {
+        merge_slot *e = &t->mslots[i];
+        if (e->rank < 0 || e->key == key) {
+            e->key = key;
+            e->rank = rank;
+            e->id = id;
+            return;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ loading */
+static void line_col(const char *buf, const char *at, int *line, int *col) {
+    *line = 1;
+    *col = 1;
+    for (const char *p = buf; p < at && *p; p++) {
+        if (*p == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static ptq_status load_vocab(ptq_gpt2_bpe *t, const char *path, ptq_error *err) {
+    char *buf = NULL;
+    size_t size = 0;
+    PTQ_TRY(ptq_read_file(path, &buf, &size, err));
+    const char *start = buf;
+    if (size >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) start += 3; /* UTF-8 byte order mark */
+    const char *end = NULL;
+    /* the length includes the terminating NUL that ptq_read_file adds, so that trailing garbage is an error */
+    cJSON *root = cJSON_ParseWithLengthOpts(start, size + 1 - (size_t)(start - buf), &end, 1);
+    if (!root) {
+        int line, col;
+        line_col(buf, end ? end : buf, &line, &col);
+        free(buf);
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: invalid JSON at line %d, column %d", path, line, col);
+    }
+    free(buf);
+    ptq_status st = PTQ_OK;
+    unsigned char *seen = NULL;
+    if (!cJSON_IsObject(root)) {
+        st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: expected a JSON object mapping token strings to ids", path);
+        goto done;
+    }
+    size_t count = 0, key_bytes = 0;
+    int max_id = -1;
+    for (const cJSON *it = root->child; it; it = it->next) {
+        const char *key = it->string ? it->string : "";
+        double v = it->valuedouble;
+        if (!cJSON_IsNumber(it) || !(v >= 0) || v >= MAX_VOCAB_ID || v != floor(v)) {
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: token \"%.64s\": expected an integer id in [0, %d)", path,
+                          key, MAX_VOCAB_ID);
+            goto done;
+        }
+        if ((int)v > max_id) max_id = (int)v;
+        key_bytes += strlen(key);
+        count++;
+    }
+    if (count == 0) {
+        st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: the vocabulary is empty", path);
+        goto done;
+    }
+    if (key_bytes >= UINT32_MAX) {
+        st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: vocabulary strings too long", path);
+        goto done;
+    }
+    t->vocab_size = max_id + 1;
+    t->vcap = pow2_at_least(2 * count);
+    t->keys = malloc(key_bytes + 1);
+    t->bytes = malloc(key_bytes + 1); /* decoded tokens are never longer than their strings */
+    t->vslots = malloc(t->vcap * sizeof *t->vslots);
+    t->tb_off = calloc((size_t)t->vocab_size, sizeof *t->tb_off);
+    t->tb_len = calloc((size_t)t->vocab_size, sizeof *t->tb_len);
+    seen = calloc((size_t)t->vocab_size, 1);
+    if (!t->keys || !t->bytes || !t->vslots || !t->tb_off || !t->tb_len || !seen) {
+        st = ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate the vocabulary (%zu tokens)", path, count);
+        goto done;
+    }
+    for (size_t i = 0; i < t->vcap; i++) t->vslots[i].id = -1;
+    size_t koff = 0, boff = 0;
+    for (const cJSON *it = root->child; it; it = it->next) {
+        const char *key = it->string ? it->string : "";
+        int id = (int)it->valuedouble;
+        size_t n = strlen(key);
+        if (seen[id]) {
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: token \"%.64s\": id %d is used by another token too", path,
+                          key, id);
+            goto done;
+        }
+        seen[id] = 1;
+        memcpy(t->keys + koff, key, n);
+        vocab_put(t, koff, (uint32_t)n, id);
+        /* bytes: map every character back through the byte table; strings that are not in byte form
+         * (added tokens) are kept as UTF-8 */
+        const unsigned char *u = (const unsigned char *)key;
+        size_t j = 0, nb = 0;
+        while (j < n) {
+            uint32_t cp;
+            j += utf8_next(u, n, j, &cp);
+            int b = cp == UTF8_INVALID ? -1 : cp_to_byte(cp);
+            if (b < 0) break;
+            t->bytes[boff + nb++] = (char)b;
+        }
+        if (j < n || n == 0) {
+            memcpy(t->bytes + boff, key, n);
+            nb = n;
+        }
+        t->tb_off[id] = boff;
+        t->tb_len[id] = (uint32_t)nb;
+        boff += nb;
+        koff += n;
+    }
+    for (unsigned b = 0; b < 256; b++) {
+        uint32_t cp = byte_to_cp(b);
+        char s[2];
+        size_t n;
+        if (cp < 0x80) {
+            s[0] = (char)cp;
+            n = 1;
+        } else {
+            s[0] = (char)(0xC0 | (cp >> 6));
+            s[1] = (char)(0x80 | (cp & 0x3F));
+            n = 2;
+        }
+        t->byte_id[b] = vocab_find(t, s, n);
+        if (t->byte_id[b] < 0) {
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: no token for byte 0x%02X (expected the string \"\\u%04X\")",
+                          path, b, (unsigned)cp);
+            goto done;
+        }
+    }
+done:
+    free(seen);
+    cJSON_Delete(root);
+    return st;
+}
+
+static ptq_status load_merges(ptq_gpt2_bpe *t, const char *path, ptq_error *err) {
+    char *buf = NULL;
+    size_t size = 0;
+    PTQ_TRY(ptq_read_file(path, &buf, &size, err));
+    size_t lines = 1;
+    for (size_t i = 0; i < size; i++) lines += buf[i] == '\n';
+    t->mcap = pow2_at_least(2 * lines);
+    t->mslots = malloc(t->mcap * sizeof *t->mslots);
+    char *tmp = malloc(size + 1);
+    ptq_status st = PTQ_OK;
+    if (!t->mslots || !tmp) {
+        st = ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate %zu merges", path, lines);
+        goto done;
+    }
+    for (size_t i = 0; i < t->mcap; i++) t->mslots[i].rank = -1;
+    size_t pos = 0;
+    int rank = 0;
+    for (size_t lineno = 1; pos < size; lineno++) {
+        const char *line = buf + pos;
+        const char *nl = memchr(line, '\n', size - pos);
+        size_t n = nl ? (size_t)(nl - line) : size - pos;
+        pos += n + 1;
+        if (n > 0 && line[n - 1] == '\r') n--;
+        if (lineno == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+            line += 3;
+            n -= 3;
+        }
+        if (lineno == 1 && n >= 8 && memcmp(line, "#version", 8) == 0) continue;
+        if (n == 0) continue;
+        const char *sp = memchr(line, ' ', n);
+        size_t na = sp ? (size_t)(sp - line) : 0;
+        size_t nb = sp ? n - na - 1 : 0;
+        if (!sp || na == 0 || nb == 0 || memchr(sp + 1, ' ', nb) || memchr(line, '\0', n)) {
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s line %zu: expected two tokens separated by one space, got \"%.*s\"",
+                          path, lineno, (int)(n > 64 ? 64 : n), line);
+            goto done;
+        }
+        int a = vocab_find(t, line, na), b = vocab_find(t, sp + 1, nb);
+        if (a < 0 || b < 0) {
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s line %zu: token \"%.*s\" is not in the vocabulary", path, lineno,
+                          (int)(a < 0 ? (na > 64 ? 64 : na) : (nb > 64 ? 64 : nb)), a < 0 ? line : sp + 1);
+            goto done;
+        }
+        memcpy(tmp, line, na);
+        memcpy(tmp + na, sp + 1, nb);
+        int ab = vocab_find(t, tmp, na + nb);
+        if (ab < 0) {
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s line %zu: the merge result \"%.*s\" is not in the vocabulary",
+                          path, lineno, (int)(na + nb > 64 ? 64 : na + nb), tmp);
+            goto done;
+        }
+        if (rank == INT_MAX) {
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: too many merges", path);
+            goto done;
+        }
+        merge_put(t, a, b, rank++, ab);
+    }
+    t->nmerges = rank;
+done:
+    free(tmp);
+    free(buf);
+    return st;
+}
+
+ptq_status ptq_gpt2_bpe_load(const char *vocab_json, const char *merges_txt, ptq_gpt2_bpe **out, ptq_error *err) {
+    if (!vocab_json || !merges_txt || !out) return ptq_fail(err, PTQ_ERR_ARG, "gpt2 tokenizer: NULL argument");
+    *out = NULL;
+    ptq_gpt2_bpe *t = calloc(1, sizeof *t);
+    if (!t) return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate the GPT-2 tokenizer");
+    ptq_status st = load_vocab(t, vocab_json, err);
+    if (st == PTQ_OK) st = load_merges(t, merges_txt, err);
+    if (st != PTQ_OK) {
+        ptq_gpt2_bpe_free(t);
+        return st;
+    }
+    *out = t;
+    return PTQ_OK;
+}
+
+void ptq_gpt2_bpe_free(ptq_gpt2_bpe *t) {
+    if (!t) return;
+    free(t->keys);
+    free(t->vslots);
+    free(t->bytes);
+    free(t->tb_off);
+    free(t->tb_len);
+    free(t->mslots);
+    free(t);
+}
+
+int ptq_gpt2_bpe_vocab_size(const ptq_gpt2_bpe *t) { return t ? t->vocab_size : 0; }
+
+const char *ptq_gpt2_bpe_token_bytes(const ptq_gpt2_bpe *t, int id, size_t *len) {
+    if (!t || id < 0 || id >= t->vocab_size) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = t->tb_len[id];
+    return t->bytes + t->tb_off[id];
+}
+
+int ptq_gpt2_bpe_special(const ptq_gpt2_bpe *t, const char *token) {
+    if (!t || !token) return -1;
+    return vocab_find(t, token, strlen(token));
+}
+
+/* ------------------------------------------------------------------------------------------ encoding */
+typedef struct heap_entry {
+    int rank, pos; /* pair (symbol pos, its right neighbour), ordered by rank then position */
+    int a, b;      /* the ids the pair had when pushed: stale entries no longer match */
+    int id;        /* id of the merged token */
+} heap_entry;
+
+typedef struct scratch {
+    int *sym, *next, *prev; /* symbols of the current piece (sym -1: merged away) */
+    size_t sym_cap;
+    heap_entry *heap, *deferred;
+    size_t heap_n, heap_cap, def_n, def_cap;
+    int *out; /* ids of the whole text */
+    size_t out_n, out_cap;
+    struct cache_slot *cache;
+    size_t cache_cap, cache_n;
+} scratch;
+
+typedef struct cache_slot {
+    uint64_t hash;
+    size_t text_off; /* the piece, in the input text */
+    size_t len;
+    size_t out_off; /* its ids, in scratch.out; count in out_n */
+    size_t out_n;   /* 0: empty slot */
+} cache_slot;
+
+static int heap_less(const heap_entry *x, const heap_entry *y) {
+    return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 1;
+    size_t c = *cap ? *cap : 16;
+    while (c < need) c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q) return 0;
+    *p = q;
+    *cap = c;
+    return 1;
+}
+
+static int heap_push(scratch *s, heap_entry e) {
+    if (!grow((void **)&s->heap, &s->heap_cap, s->heap_n + 1, sizeof *s->heap)) return 0;
+    size_t i = s->heap_n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(&e, &s->heap[p])) break;
+        s->heap[i] = s->heap[p];
+        i = p;
+    }
+    s->heap[i] = e;
+    return 1;
+}
+
+static heap_entry heap_pop(scratch *s) {
+    heap_entry top = s->heap[0], last = s->heap[--s->heap_n];
+    size_t i = 0, n = s->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && heap_less(&s->heap[c + 1], &s->heap[c])) c++;
+        if (!heap_less(&s->heap[c], &last)) break;
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    if (n > 0) s->heap[i] = last;
+    return top;
+}
+
+/* Queue the pair (left, right) if it has a merge. */
+static int add_pair(const ptq_gpt2_bpe *t, scratch *s, int left, int right, int deferred) {
+    const merge_slot *m = merge_find(t, s->sym[left], s->sym[right]);
+    if (!m) return 1;
+    heap_entry e = {m->rank, left, s->sym[left], s->sym[right], m->id};
+    if (!deferred) return heap_push(s, e);
+    if (!grow((void **)&s->deferred, &s->def_cap, s->def_n + 1, sizeof *s->deferred)) return 0;
+    s->deferred[s->def_n++] = e;
+    return 1;
+}
+
+/* BPE of one piece, appending its ids to s->out. GPT-2 semantics: take the lowest-ranked pair present, merge
+ * all of its occurrences left to right, repeat. Pairs created while one rank is being merged are queued only
+ * after that rank is done (matters only for merge lists whose ranks are not in creation order). */
+static int bpe_piece(const ptq_gpt2_bpe *t, scratch *s, const unsigned char *p, size_t n) {
+    if (!grow((void **)&s->out, &s->out_cap, s->out_n + n, sizeof *s->out)) return 0;
+    if (n == 1) {
+        s->out[s->out_n++] = t->byte_id[p[0]];
+        return 1;
+    }
+    if (n > (size_t)INT_MAX) return 0;
+    if (n > s->sym_cap) {
+        size_t c = pow2_at_least(n);
+        int *a = realloc(s->sym, c * sizeof(int));
+        if (a) s->sym = a;
+        int *b = realloc(s->next, c * sizeof(int));
+        if (b) s->next = b;
+        int *d = realloc(s->prev, c * sizeof(int));
+        if (d) s->prev = d;
+        if (!a || !b || !d) return 0;
+        s->sym_cap = c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->sym[i] = t->byte_id[p[i]];
+        s->next[i] = i + 1 < n ? (int)i + 1 : -1;
+        s->prev[i] = (int)i - 1;
+    }
+    s->heap_n = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!add_pair(t, s, (int)i, (int)i + 1, 0)) return 0;
+    while (s->heap_n > 0) {
+        int rank = s->heap[0].rank;
+        s->def_n = 0;
+        while (s->heap_n > 0 && s->heap[0].rank == rank) {
+            heap_entry e = heap_pop(s);
+            int right = s->next[e.pos];
+            if (s->sym[e.pos] != e.a || right < 0 || s->sym[right] != e.b) continue; /* stale */
+            s->sym[e.pos] = e.id;
+            s->sym[right] = -1;
+            s->next[e.pos] = s->next[right];
+            if (s->next[right] >= 0) s->prev[s->next[right]] = e.pos;
+            if (s->prev[e.pos] >= 0 && !add_pair(t, s, s->prev[e.pos], e.pos, 1)) return 0;
+            if (s->next[e.pos] >= 0 && !add_pair(t, s, e.pos, s->next[e.pos], 1)) return 0;
+        }
+        for (size_t i = 0; i < s->def_n; i++)
+            if (!heap_push(s, s->deferred[i])) return 0;
+    }
+    for (int i = 0; i >= 0; i = s->next[i]) s->out[s->out_n++] = s->sym[i];
+    return 1;
+}
+
+static int cache_grow(scratch *s) {
+    size_t cap = s->cache_cap ? s->cache_cap * 2 : 1024;
+    cache_slot *c = calloc(cap, sizeof *c);
+    if (!c) return 0;
+    for (size_t i = 0; i < s->cache_cap; i++) {
+        const cache_slot *e = &s->cache[i];
+        if (!e->out_n) continue;
+        size_t j = (size_t)e->hash & (cap - 1);
+        while (c[j].out_n) j = (j + 1) & (cap - 1);
+        c[j] = *e;
+    }
+    free(s->cache);
+    s->cache = c;
+    s->cache_cap = cap;
+    return 1;
+}
+
+static int encode_piece(const ptq_gpt2_bpe *t, scratch *s, const unsigned char *text, size_t off, size_t n) {
+    if ((s->cache_n + 1) * 2 > s->cache_cap && !cache_grow(s)) return 0;
+    uint64_t h = hash_bytes(text + off, n);
+    size_t j = (size_t)h & (s->cache_cap - 1);
+    for (; s->cache[j].out_n; j = (j + 1) & (s->cache_cap - 1)) {
+        const cache_slot *e = &s->cache[j];
+        if (e->hash == h && e->len == n && memcmp(text + e->text_off, text + off, n) == 0) {
+            if (!grow((void **)&s->out, &s->out_cap, s->out_n + e->out_n, sizeof *s->out)) return 0;
+            memcpy(s->out + s->out_n, s->out + e->out_off, e->out_n * sizeof *s->out);
+            s->out_n += e->out_n;
+            return 1;
+        }
+    }
+    size_t start = s->out_n;
+    if (!bpe_piece(t, s, text + off, n)) return 0;
+    cache_slot *e = &s->cache[j];
+    e->hash = h;
+    e->text_off = off;
+    e->len = n;
+    e->out_off = start;
+    e->out_n = s->out_n - start;
+    s->cache_n++;
+    return 1;
+}
+
+ptq_status ptq_gpt2_bpe_encode(const ptq_gpt2_bpe *t, const char *text, size_t len, int **ids, int *n,
+                               ptq_error *err) {
+    if (!t || !ids || !n || (!text && len > 0)) return ptq_fail(err, PTQ_ERR_ARG, "gpt2 encode: NULL argument");
+    *ids = NULL;
+    *n = 0;
+    scratch s;
+    memset(&s, 0, sizeof s);
+    ptq_status st = PTQ_OK;
+    const unsigned char *u = (const unsigned char *)text;
+    if (!grow((void **)&s.out, &s.out_cap, len / 3 + 16, sizeof *s.out)) goto nomem;
+    for (size_t pos = 0; pos < len;) {
+        size_t m = ptq_gpt2_pretoken_len(u, len, pos);
+        if (!encode_piece(t, &s, u, pos, m)) goto nomem;
+        if (s.out_n > (size_t)INT_MAX) {
+            st = ptq_fail(err, PTQ_ERR_ARG, "gpt2 encode: more than %d tokens", INT_MAX);
+            goto done;
+        }
+        pos += m;
+    }
+    *ids = s.out;
+    *n = (int)s.out_n;
+    s.out = NULL;
+    goto done;
+nomem:
+    st = ptq_fail(err, PTQ_ERR_NOMEM, "gpt2 encode: out of memory (%zu bytes of text)", len);
+done:
+    free(s.out);
+    free(s.sym);
+    free(s.next);
+    free(s.prev);
+    free(s.heap);
+    free(s.deferred);
+    free(s.cache);
+    return st;
+}
