@@ -1,0 +1,317 @@
+/* ptq_images_load_folder: a folder of image files (PNG, JPEG, BMP, ... anything stb_image decodes) plus a
+ * labels file, turned into the normalised tensors a ViT eats.
+ *
+ * Labels file: one "filename label" per line; the label is the last whitespace-separated field, so file
+ * names may contain spaces. Blank lines and lines starting with '#' are ignored; CRLF line ends are fine.
+ * File names are relative to `folder` (NULL or "" = the labels file's folder) unless absolute.
+ *
+ * Pipeline per image (timm's eval transform: Resize(floor(img/crop_pct)), CenterCrop(img), ToTensor,
+ * Normalize), with these precise choices:
+ *   1. decode to 8-bit RGB (stb_image; alpha is dropped, grey is replicated);
+ *   2. model with 1 channel: luma as Pillow's convert("L"), ITU-R BT.601 weights in 16-bit fixed point,
+ *      rounded: L = (R*19595 + G*38470 + B*7471 + 32768) >> 16 (0.299, 0.587, 0.114);
+ *   3. resize so the shorter side is S = floor(img_size / crop_pct) and the longer one
+ *      floor(S * long / short) (torchvision's Resize(int)), bilinear with half-pixel centres and edge
+ *      clamping, exactly torch.nn.functional.interpolate(mode="bilinear", align_corners=False,
+ *      antialias=False). No antialiasing: when shrinking by more than 2x this differs from Pillow's
+ *      resize (which widens the filter); the values are kept in float, not rounded back to 8 bits;
+ *   4. centre crop img_size x img_size at offset round_half_even((side - img_size) / 2) (torchvision's
+ *      CenterCrop; when a side is shorter than img_size it is zero-padded by (img_size - side) / 2 first);
+ *      only the cropped window is ever computed;
+ *   5. x/255, then (x - mean[c]) / std[c].
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "io/images.h"
+#include "models/model.h"
+
+/* stb_image is a system header-only dependency: its implementation lives in this file only, and its
+ * warnings are not ours. Only decoding from memory is needed. (Not STB_IMAGE_STATIC: Debian's stb declares
+ * a function it never defines, which gcc reports at the end of the file, outside the pragmas.) */
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO
+#define STBI_NO_HDR
+#define STBI_NO_LINEAR
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <stb_image.h>
+#pragma GCC diagnostic pop
+
+typedef struct label_entry {
+    char *file; /* points into the labels file buffer */
+    int label;
+    int line;
+} label_entry;
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+/* Parse the labels file text in place. */
+static ptq_status parse_labels(const char *path, char *text, int classes, label_entry **out, int *n_out,
+                               ptq_error *err) {
+    *out = NULL;
+    *n_out = 0;
+    int cap = 0, n = 0;
+    label_entry *e = NULL;
+    char *p = text;
+    if ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF) p += 3;
+    for (int line = 1; *p; line++) {
+        char *end = strchr(p, '\n');
+        char *next = end ? end + 1 : p + strlen(p);
+        if (end) *end = 0;
+        else end = p + strlen(p);
+        /* trim */
+        while (is_space(*p)) p++;
+        while (end > p && is_space(end[-1])) *--end = 0;
+        if (*p == 0 || *p == '#') {
+            p = next;
+            continue;
+        }
+        char *sep = end;
+        while (sep > p && !is_space(sep[-1])) sep--;
+        if (sep == p) {
+            free(e);
+            return ptq_fail(err, PTQ_ERR_FORMAT, "%s:%d: expected \"filename label\", found \"%.80s\"", path, line, p);
+        }
+        char *lab = sep, *stop;
+        while (sep > p && is_space(sep[-1])) *--sep = 0;
+        long v = strtol(lab, &stop, 10);
+        if (*stop || stop == lab) {
+            free(e);
+            return ptq_fail(err, PTQ_ERR_FORMAT, "%s:%d: label \"%.40s\" is not an integer", path, line, lab);
+        }
+        if (v < 0 || v >= classes) {
+            free(e);
+            return ptq_fail(err, PTQ_ERR_FORMAT, "%s:%d: label %ld is outside the model's %d classes [0, %d)", path,
+                            line, v, classes, classes);
+        }
+        if (n == INT_MAX) {
+            free(e);
+            return ptq_fail(err, PTQ_ERR_FORMAT, "%s: too many lines", path);
+        }
+        if (n == cap) {
+            int nc = cap ? (cap < INT_MAX / 2 ? cap * 2 : INT_MAX) : 64;
+            label_entry *ne = realloc(e, (size_t)nc * sizeof *ne);
+            if (!ne) {
+                free(e);
+                return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate %d label entries", path, nc);
+            }
+            e = ne;
+            cap = nc;
+        }
+        e[n].file = p;
+        e[n].label = (int)v;
+        e[n].line = line;
+        n++;
+        p = next;
+    }
+    if (n == 0) {
+        free(e);
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: no \"filename label\" lines", path);
+    }
+    *out = e;
+    *n_out = n;
+    return PTQ_OK;
+}
+
+/* One axis of the resize + crop: for each of the `size` output positions, the two source indices and
+ * weights, or i0 = -1 for a padded position. */
+typedef struct axis_tap {
+    int i0, i1;
+    double w0, w1;
+} axis_tap;
+
+/* round(x / 2) with ties to even, as Python's round() in torchvision's CenterCrop */
+static int half_round_even(int d) {
+    int k = d / 2;
+    if ((d & 1) && (k & 1)) k++;
+    return k;
+}
+
+static void axis_taps(int in, int resized, int size, axis_tap *t) {
+    int offset = resized >= size ? half_round_even(resized - size) : -((size - resized) / 2);
+    double scale = (double)in / (double)resized;
+    for (int o = 0; o < size; o++) {
+        int r = o + offset;
+        if (r < 0 || r >= resized) {
+            t[o].i0 = -1;
+            t[o].i1 = -1;
+            t[o].w0 = t[o].w1 = 0;
+            continue;
+        }
+        double src = ((double)r + 0.5) * scale - 0.5;
+        if (src < 0) src = 0;
+        int i0 = (int)src;
+        if (i0 > in - 1) i0 = in - 1;
+        int i1 = i0 < in - 1 ? i0 + 1 : i0;
+        double l1 = src - i0;
+        if (l1 > 1) l1 = 1;
+        t[o].i0 = i0;
+        t[o].i1 = i1;
+        t[o].w0 = 1.0 - l1;
+        t[o].w1 = l1;
+    }
+}
+
+/* Resize-crop one decoded RGB image into dst [channels][size][size], normalised. */
+static ptq_status transform_image(const unsigned char *rgb, int w, int h, const ptq_image_geom *g,
+                                  double crop_pct, float *dst, const char *path, ptq_error *err) {
+    int size = g->size;
+    /* floor(img / crop_pct), with a little slack so that e.g. 224 / 0.8f gives 280, not 279 */
+    double target = floor((double)size / crop_pct + 1e-4);
+    if (!(target >= 1) || target > 1 << 20)
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: img_size %d / crop_pct %g gives a resize to %g", path, size,
+                        crop_pct, target);
+    int S = (int)target;
+    int64_t nw, nh;
+    if (w <= h) {
+        nw = S;
+        nh = (int64_t)S * h / w;
+    } else {
+        nh = S;
+        nw = (int64_t)S * w / h;
+    }
+    if (nh > INT_MAX / 2 || nw > INT_MAX / 2 || nh < 1 || nw < 1)
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: %dx%d image resizes to %lldx%lld", path, w, h, (long long)nw,
+                        (long long)nh);
+    axis_tap *ty = malloc(2 * (size_t)size * sizeof *ty);
+    if (!ty) return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate resize tables", path);
+    axis_tap *tx = ty + size;
+    axis_taps(h, (int)nh, size, ty);
+    axis_taps(w, (int)nw, size, tx);
+
+    /* source planes as doubles: luma (1 channel) or R, G, B */
+    size_t plane = (size_t)w * (size_t)h;
+    double *src = malloc((size_t)g->channels * plane * sizeof *src);
+    if (!src) {
+        free(ty);
+        return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate %dx%d image", path, w, h);
+    }
+    for (size_t i = 0; i < plane; i++) {
+        const unsigned char *px = rgb + 3 * i;
+        if (g->channels == 1)
+            src[i] = (double)(((uint32_t)px[0] * 19595u + (uint32_t)px[1] * 38470u + (uint32_t)px[2] * 7471u +
+                               32768u) >> 16);
+        else
+            for (int c = 0; c < 3; c++) src[(size_t)c * plane + i] = px[c];
+    }
+    for (int c = 0; c < g->channels; c++) {
+        const double *s = src + (size_t)c * plane;
+        float *d = dst + (size_t)c * size * size;
+        for (int y = 0; y < size; y++) {
+            const axis_tap *ay = &ty[y];
+            for (int x = 0; x < size; x++) {
+                const axis_tap *ax = &tx[x];
+                double v = 0;
+                if (ay->i0 >= 0 && ax->i0 >= 0) {
+                    const double *r0 = s + (size_t)ay->i0 * w, *r1 = s + (size_t)ay->i1 * w;
+                    v = ay->w0 * (ax->w0 * r0[ax->i0] + ax->w1 * r0[ax->i1]) +
+                        ay->w1 * (ax->w0 * r1[ax->i0] + ax->w1 * r1[ax->i1]);
+                }
+                d[(size_t)y * size + x] = ptq_image_norm(v, g->mean[c], g->std[c]);
+            }
+        }
+    }
+    free(src);
+    free(ty);
+    return PTQ_OK;
+}
+
+static ptq_status load_one(const char *path, const ptq_image_geom *g, double crop_pct, float *dst, ptq_error *err) {
+    char *data = NULL;
+    size_t len = 0;
+    PTQ_TRY(ptq_read_file(path, &data, &len, err));
+    if (len > INT_MAX) {
+        free(data);
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: image file of %zu bytes is too large", path, len);
+    }
+    int w = 0, h = 0, comp = 0;
+    unsigned char *rgb = stbi_load_from_memory((const unsigned char *)data, (int)len, &w, &h, &comp, 3);
+    free(data);
+    if (!rgb) {
+        const char *why = stbi_failure_reason();
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: not an image, or an unsupported one (stb_image: %s)", path,
+                        why ? why : "unknown failure");
+    }
+    ptq_status st = PTQ_OK;
+    if (w < 1 || h < 1) st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: image is %dx%d", path, w, h);
+    else st = transform_image(rgb, w, h, g, crop_pct, dst, path, err);
+    stbi_image_free(rgb);
+    return st;
+}
+
+ptq_status ptq_images_load_folder(const ptq_model *m, const char *folder, const char *labels, int first, int count,
+                                  ptq_image_set *out, ptq_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!labels || !*labels) return ptq_fail(err, PTQ_ERR_ARG, "no labels file given for the image folder");
+    ptq_image_geom g;
+    PTQ_TRY(ptq_image_geom_from_model(m, labels, &g, err));
+    double crop_pct = m->cfg.crop_pct;
+    if (crop_pct == 0) crop_pct = 1.0; /* not given: no resize margin */
+    if (!(crop_pct > 0) || !isfinite(crop_pct))
+        return ptq_fail(err, PTQ_ERR_CONFIG, "model %s: crop_pct %g must be > 0", m->path, crop_pct);
+
+    /* the folder: given, or the labels file's own */
+    char dir[4096];
+    if (folder && *folder) {
+        if (strlen(folder) >= sizeof dir) return ptq_fail(err, PTQ_ERR_ARG, "image folder path too long");
+        strcpy(dir, folder);
+    } else {
+        const char *slash = strrchr(labels, '/');
+        size_t n = slash ? (size_t)(slash - labels) : 1;
+        if (n >= sizeof dir) return ptq_fail(err, PTQ_ERR_ARG, "labels path too long");
+        if (slash) memcpy(dir, labels, n);
+        else dir[0] = '.';
+        if (slash && n == 0) dir[n++] = '/';
+        dir[n] = 0;
+    }
+    if (!ptq_is_dir(dir)) return ptq_fail(err, PTQ_ERR_IO, "%s: image folder not found (or not a folder)", dir);
+
+    char *text = NULL;
+    PTQ_TRY(ptq_read_file(labels, &text, NULL, err));
+    label_entry *e = NULL;
+    int n_entries = 0, n = 0;
+    char *path = NULL;
+    ptq_status st = parse_labels(labels, text, g.classes, &e, &n_entries, err);
+    if (st == PTQ_OK) st = ptq_image_selection(labels, n_entries, first, count, &n, err);
+    if (st == PTQ_OK) st = ptq_image_set_alloc(out, n, &g, err);
+    size_t path_cap = strlen(dir) + 2 + 4096;
+    if (st == PTQ_OK && !(path = malloc(path_cap)))
+        st = ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate a path buffer");
+    size_t img = (size_t)g.channels * g.size * g.size;
+    for (int i = 0; st == PTQ_OK && i < n; i++) {
+        const label_entry *le = &e[first + i];
+        size_t need = strlen(dir) + strlen(le->file) + 2;
+        if (need > path_cap) {
+            st = ptq_fail(err, PTQ_ERR_ARG, "%s:%d: file name too long", labels, le->line);
+            break;
+        }
+        size_t o = 0;
+        if (le->file[0] != '/') {
+            o = strlen(dir);
+            memcpy(path, dir, o);
+            if (path[o - 1] != '/') path[o++] = '/';
+        }
+        memcpy(path + o, le->file, strlen(le->file) + 1);
+        st = load_one(path, &g, crop_pct, out->pixels + (size_t)i * img, err);
+        if (st != PTQ_OK) {
+            ptq_fail_context(err, "%s:%d", labels, le->line);
+            break;
+        }
+        out->labels[i] = le->label;
+    }
+    free(path);
+    free(e);
+    free(text);
+    if (st != PTQ_OK) ptq_image_set_free(out);
+    return st;
+}
