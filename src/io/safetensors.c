@@ -508,6 +508,9 @@ static int looks_like_index(const ptq_mmap *m) {
 static ptq_status open_index(const char *path, const ptq_mmap *im, ptq_safetensors *st, tvec *tv, ptq_error *err) {
     size_t skip = (im->size >= 3 && im->data[0] == 0xef && im->data[1] == 0xbb && im->data[2] == 0xbf) ? 3 : 0;
     size_t n = im->size - skip;
+    if (n > ST_MAX_HEADER)
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: index is %zu bytes, over the %llu-byte limit", path, n,
+                        (unsigned long long)ST_MAX_HEADER);
     char *text = malloc(n + 1);
     if (!text) return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n + 1);
     memcpy(text, im->data + skip, n);

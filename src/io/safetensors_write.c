@@ -8,7 +8,8 @@
 #include "core/error.h"
 #include "core/file.h"
 
-#define ST_MAX_JSON_INT 9007199254740992.0 /* 2^53: offsets above this would not print exactly */
+/* cJSON prints integers of 16+ digits in exponent form ("1e+15"), which strict readers reject. */
+#define ST_MAX_OFFSET 999999999999999.0
 
 typedef struct {
     char *name;
@@ -79,9 +80,9 @@ static ptq_status add_entry(ptq_st_writer *w, const char *name, ptq_dtype dtype,
     uint64_t numel = 1;
     int overflow = 0, zero = 0;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0)
-            return ptq_fail(err, PTQ_ERR_ARG, "safetensors writer: tensor \"%s\" shape[%d] = %lld is negative", name,
-                            i, (long long)shape[i]);
+        if (shape[i] < 0 || (double)shape[i] > ST_MAX_OFFSET)
+            return ptq_fail(err, PTQ_ERR_ARG, "safetensors writer: tensor \"%s\" shape[%d] = %lld is out of range",
+                            name, i, (long long)shape[i]);
         if (shape[i] == 0) zero = 1;
     }
     if (zero) {
@@ -246,8 +247,8 @@ ptq_status ptq_st_writer_save(const ptq_st_writer *w, const char *path, ptq_erro
     uint64_t off = 0;
     for (int i = 0; i < w->n; i++) {
         const wentry *e = ord[i];
-        if ((double)(off + e->nbytes) > ST_MAX_JSON_INT) {
-            s = ptq_fail(err, PTQ_ERR_ARG, "%s: data section exceeds 2^53 bytes", path);
+        if ((double)(off + e->nbytes) > ST_MAX_OFFSET) {
+            s = ptq_fail(err, PTQ_ERR_ARG, "%s: data section exceeds 10^15 bytes", path);
             goto out;
         }
         cJSON *t = cJSON_AddObjectToObject(root, e->name);
