@@ -107,10 +107,11 @@ typedef struct ptq_ppl_result {
 ptq_status ptq_eval_perplexity(ptq_model *m, const int *tokens, int64_t n, const ptq_ppl_params *p,
                                ptq_ppl_result *res, ptq_error *err);
 
-/* Split `text` into documents on `sep` (NULL or "" = one document), strip each, encode each
- * with BOS and concatenate. *tokens is malloc'ed. */
+/* Split `text` into documents on `sep` (NULL or "" = one document), strip each, drop empty ones, keep
+ * documents [first_doc, last_doc) (last_doc < 0 = to the end), encode each with BOS and concatenate.
+ * *tokens is malloc'ed. */
 ptq_status ptq_encode_documents(const ptq_tokenizer *t, const char *text, size_t len, const char *sep,
-                                int **tokens, int64_t *n, ptq_error *err);
+                                int first_doc, int last_doc, int **tokens, int64_t *n, ptq_error *err);
 
 /* Images: float32 tensors [count][in_chans][img][img], already normalised. */
 typedef struct ptq_image_set {
@@ -171,6 +172,12 @@ typedef struct ptq_calib_data {
     const ptq_image_set *images;                  /* ViT */
 } ptq_calib_data;
 
+/* Calibration windows for a language model: n_seqs windows of seq_len tokens at random start positions
+ * in the token stream (seeded; windows may overlap when the stream is short). *out is malloc'ed,
+ * n_seqs * seq_len tokens. */
+ptq_status ptq_calib_windows(const int *tokens, int64_t n, int n_seqs, int seq_len, uint64_t seed, int **out,
+                             ptq_error *err);
+
 ptq_status ptq_capture_activations(ptq_model *m, const ptq_calib_data *data, ptq_capture_fn fn, void *user,
                                    const ptq_callbacks *cb, ptq_error *err);
 
@@ -184,6 +191,49 @@ typedef struct ptq_act_stats {
 } ptq_act_stats;
 ptq_status ptq_activation_stats(ptq_model *m, const ptq_calib_data *data, const ptq_callbacks *cb,
                                 ptq_act_stats **stats, int *n_stats, ptq_error *err);
+
+/* ---- weight quantization ---- */
+typedef enum { PTQ_WQ_RTN = 0, PTQ_WQ_GPTQ = 1 } ptq_wq_method;
+
+/* One line per quantized layer, reported as soon as the layer is done. */
+typedef struct ptq_layer_report {
+    const char *name; /* source name of the linear layer */
+    int layer, in, out;
+    double seconds;
+    double rel_error;  /* ||X W^T - X What^T||^2 / ||X W^T||^2 over the calibration inputs */
+} ptq_layer_report;
+typedef void (*ptq_layer_report_fn)(void *user, const ptq_layer_report *r);
+
+typedef struct ptq_quant_params {
+    int wbits;               /* 2, 3, 4 or 8 */
+    int group;               /* 0 = per output channel; else a multiple of 32 (32, 64, 128, ...) */
+    int sym;                 /* symmetric grid (zero point fixed at 2^(bits-1)) */
+    ptq_wq_method method;
+    int act_order;           /* GPTQ: columns in order of decreasing Hessian diagonal */
+    double percdamp;         /* GPTQ damping, fraction of the mean Hessian diagonal (0.01) */
+    int gptq_updated_groups; /* GPTQ: group grids from the updated weights instead of the reference's */
+    ptq_callbacks cb;
+    ptq_layer_report_fn report;
+    void *report_user;
+} ptq_quant_params;
+ptq_quant_params ptq_quant_default_params(void);
+
+/* Quantize every linear layer inside the blocks, block by block: each block's calibration inputs come
+ * from the already-quantized blocks before it. Embeddings, norms and the head stay float. */
+ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const ptq_quant_params *p, ptq_error *err);
+
+/* Metadata recorded in a saved quantized model. */
+typedef struct ptq_save_info {
+    const char *source;     /* the model the file was made from */
+    const char *calib_desc; /* e.g. "tinystories-valid-100.txt, 32 x 256 tokens, seed 1" */
+    uint64_t calib_hash;    /* hash of the calibration tokens / pixels */
+} ptq_save_info;
+
+/* Write the model (float or quantized) as a ptq safetensors file (docs/FORMAT.md), atomically. */
+ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_info *info, ptq_error *err);
+
+/* A 64-bit FNV-1a hash of bytes, to identify calibration data. */
+uint64_t ptq_hash_bytes(const void *data, size_t n, uint64_t seed);
 
 /* ---- tensors of the loaded model (for inspect) ---- */
 typedef struct ptq_tensor_info {

@@ -51,7 +51,7 @@ int main(void) {
     CHECK(ptq_read_file(text_path, &text, &len, &e) == PTQ_OK);
     int *toks;
     int64_t n;
-    CHECK(ptq_encode_documents(t, text, len, "<|endoftext|>", &toks, &n, &e) == PTQ_OK);
+    CHECK(ptq_encode_documents(t, text, len, "<|endoftext|>", 0, -1, &toks, &n, &e) == PTQ_OK);
     int n_ref;
     int *ref = read_ids(PTQ_SOURCE_DIR "/tests/data/llama2c/tokens.txt", &n_ref);
     CHECK_MSG(n == n_ref, "%lld tokens, reference %d", (long long)n, n_ref);

@@ -163,6 +163,48 @@ static int load_tokenizer(const char *model_path, const char *tok_path, int voca
     return 0;
 }
 
+/* --tokenizer, --docs-sep and --docs I:J: how a text file becomes tokens. */
+typedef struct {
+    const char *tok_path, *sep;
+    int first_doc, last_doc;
+} text_opts;
+
+static int parse_text_opts(args *a, text_opts *o) {
+    o->tok_path = opt_str(a, "--tokenizer", NULL);
+    o->sep = opt_str(a, "--docs-sep", NULL);
+    o->first_doc = 0;
+    o->last_doc = -1;
+    const char *docs = opt_str(a, "--docs", NULL);
+    if (docs) {
+        char *end;
+        long i = strtol(docs, &end, 10), j = -1;
+        if (*end == ':' && end[1]) j = strtol(end + 1, &end, 10);
+        else if (*end == ':') end++;
+        if (*end || i < 0 || (j >= 0 && j <= i)) return die("--docs expects I:J (documents I to J-1) or I:, got '%s'", docs);
+        if (!o->sep) return die("--docs needs --docs-sep to split the text into documents");
+        o->first_doc = (int)i;
+        o->last_doc = (int)j;
+    }
+    return 0;
+}
+
+/* Tokenizer (from --tokenizer or beside the model) and the tokens of a text file. */
+static int encode_text_file(const char *model_path, const text_opts *o, int vocab, const char *file,
+                            ptq_tokenizer **t, int **toks, int64_t *n) {
+    *t = NULL;
+    *toks = NULL;
+    if (load_tokenizer(model_path, o->tok_path, vocab, t)) return 1;
+    char *buf;
+    size_t len;
+    ptq_error e;
+    if (ptq_read_file(file, &buf, &len, &e) != PTQ_OK) return fail(&e);
+    int rc = 0;
+    if (ptq_encode_documents(*t, buf, len, o->sep, o->first_doc, o->last_doc, toks, n, &e) != PTQ_OK)
+        rc = fail(&e);
+    free(buf);
+    return rc;
+}
+
 static int load_images(ptq_model *m, const char *images, const char *labels, int first, int count,
                        ptq_image_set *set) {
     ptq_error e;
@@ -175,8 +217,9 @@ static int load_images(ptq_model *m, const char *images, const char *labels, int
 
 static int cmd_eval(args *a) {
     int json = opt_flag(a, "--json");
-    const char *text = opt_str(a, "--text", NULL), *tok_path = opt_str(a, "--tokenizer", NULL);
-    const char *sep = opt_str(a, "--docs-sep", NULL);
+    const char *text = opt_str(a, "--text", NULL);
+    text_opts to;
+    if (parse_text_opts(a, &to)) return 2;
     int ctx = (int)opt_num(a, "--ctx", 0, 1, 1 << 20);
     const char *images = opt_str(a, "--images", NULL), *labels = opt_str(a, "--labels", NULL);
     int first = (int)opt_num(a, "--first", 0, 0, 1e9), count = (int)opt_num(a, "--count", 0, 0, 1e9);
@@ -197,26 +240,14 @@ static int cmd_eval(args *a) {
             return die("%s is an image model: use --images", path);
         }
         ptq_tokenizer *t;
-        if (load_tokenizer(path, tok_path, info.vocab_size, &t)) {
-            ptq_model_free(m);
-            return 1;
-        }
-        char *buf;
-        size_t len;
         int *toks = NULL;
         int64_t n = 0;
         ptq_ppl_params pp = ptq_ppl_default_params();
         pp.ctx = ctx;
         pp.cb = cb;
         ptq_ppl_result r;
-        if (ptq_read_file(text, &buf, &len, &e) != PTQ_OK) {
-            rc = fail(&e);
-        } else {
-            if (ptq_encode_documents(t, buf, len, sep, &toks, &n, &e) != PTQ_OK ||
-                ptq_eval_perplexity(m, toks, n, &pp, &r, &e) != PTQ_OK)
-                rc = fail(&e);
-            free(buf);
-        }
+        rc = encode_text_file(path, &to, info.vocab_size, text, &t, &toks, &n);
+        if (!rc && ptq_eval_perplexity(m, toks, n, &pp, &r, &e) != PTQ_OK) rc = fail(&e);
         if (!rc) {
             if (json)
                 printf("{\"tokens\": %lld, \"mean_ce\": %.6f, \"ppl\": %.6f, \"ppl_stderr\": %.6f}\n",
@@ -357,8 +388,9 @@ out:
 
 static int cmd_inspect(args *a) {
     int json = opt_flag(a, "--json");
-    const char *act = opt_str(a, "--act", NULL), *tok_path = opt_str(a, "--tokenizer", NULL);
-    const char *sep = opt_str(a, "--docs-sep", NULL), *labels = opt_str(a, "--labels", NULL);
+    const char *act = opt_str(a, "--act", NULL), *labels = opt_str(a, "--labels", NULL);
+    text_opts to;
+    if (parse_text_opts(a, &to)) return 2;
     int nseq = (int)opt_num(a, "--act-n", 8, 1, 1e6);
     int first = (int)opt_num(a, "--first", 0, 0, 1e9), count = (int)opt_num(a, "--count", 256, 0, 1e9);
     int ctx = (int)opt_num(a, "--ctx", 0, 1, 1 << 20);
@@ -415,14 +447,7 @@ static int cmd_inspect(args *a) {
         memset(&set, 0, sizeof set);
         ptq_tokenizer *t = NULL;
         if (info.is_language_model) {
-            char *buf;
-            size_t len;
-            if (load_tokenizer(path, tok_path, info.vocab_size, &t)) rc = 1;
-            else if (ptq_read_file(act, &buf, &len, &e) != PTQ_OK) rc = fail(&e);
-            else {
-                if (ptq_encode_documents(t, buf, len, sep, &toks, &n, &e) != PTQ_OK) rc = fail(&e);
-                free(buf);
-            }
+            rc = encode_text_file(path, &to, info.vocab_size, act, &t, &toks, &n);
             int T = ctx > 0 && ctx < info.max_seq ? ctx : info.max_seq;
             if (!rc && n < T) T = (int)n;
             data.tokens = toks;
@@ -471,6 +496,143 @@ static int cmd_inspect(args *a) {
     return rc;
 }
 
+
+/* ---------------------------------------------------------------- quantize */
+
+typedef struct {
+    int json;
+    cJSON *layers;
+    int count;
+} report_state;
+
+static void on_layer(void *user, const ptq_layer_report *r) {
+    report_state *rs = user;
+    rs->count++;
+    if (rs->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", r->name);
+        cJSON_AddNumberToObject(o, "layer", r->layer);
+        cJSON_AddNumberToObject(o, "in", r->in);
+        cJSON_AddNumberToObject(o, "out", r->out);
+        cJSON_AddNumberToObject(o, "seconds", r->seconds);
+        cJSON_AddNumberToObject(o, "rel_error", r->rel_error);
+        cJSON_AddItemToArray(rs->layers, o);
+    } else {
+        fprintf(stderr, "\r  %-44s %6d x %-6d %7.2fs   rel. output error %.3e\n", r->name, r->out, r->in, r->seconds,
+                r->rel_error);
+    }
+}
+
+static long long file_size(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static int cmd_quantize(args *a) {
+    int json = opt_flag(a, "--json");
+    const char *calib = opt_str(a, "--calib", NULL), *out_path = opt_str(a, "-o", NULL);
+    text_opts to;
+    if (parse_text_opts(a, &to)) return 2;
+    int calib_n = (int)opt_num(a, "--calib-n", 32, 1, 1e6), calib_ctx = (int)opt_num(a, "--calib-ctx", 0, 1, 1 << 20);
+    uint64_t seed = (uint64_t)opt_num(a, "--seed", 1, 0, 1.8e19);
+    const char *labels = opt_str(a, "--calib-labels", NULL);
+    int first = (int)opt_num(a, "--first", 0, 0, 1e9), count = (int)opt_num(a, "--count", 0, 0, 1e9);
+    ptq_quant_params qp = ptq_quant_default_params();
+    qp.wbits = (int)opt_num(a, "--wbits", 0, 2, 8);
+    qp.group = (int)opt_num(a, "--group", 0, 0, 1 << 20);
+    qp.sym = opt_flag(a, "--sym");
+    qp.act_order = opt_flag(a, "--act-order");
+    qp.percdamp = opt_num(a, "--damp", 0.01, 1e-6, 10);
+    qp.gptq_updated_groups = opt_flag(a, "--gptq-updated-groups");
+    const char *method = opt_str(a, "--method", "gptq");
+    const char *path = positional(a);
+    if (check_unused(a)) return 2;
+    if (!calib || !out_path || !qp.wbits) return die("quantize needs --calib DATA, -o OUT and --wbits B");
+    if (strcmp(method, "gptq") == 0) qp.method = PTQ_WQ_GPTQ;
+    else if (strcmp(method, "rtn") == 0) qp.method = PTQ_WQ_RTN;
+    else return die("--method must be rtn or gptq, got '%s'", method);
+    if (qp.act_order && qp.method != PTQ_WQ_GPTQ) return die("--act-order applies to --method gptq only");
+
+    progress_state ps;
+    ptq_callbacks cb = make_callbacks(&ps, json);
+    ptq_model *m;
+    if (load_model(path, &m)) return 1;
+    ptq_model_info info;
+    ptq_model_get_info(m, &info);
+    ptq_error e;
+    int rc = 0;
+    ptq_calib_data data;
+    memset(&data, 0, sizeof data);
+    int *toks = NULL, *windows = NULL;
+    int64_t n = 0;
+    ptq_tokenizer *t = NULL;
+    ptq_image_set set;
+    memset(&set, 0, sizeof set);
+    char desc[512];
+    uint64_t hash = 0;
+    if (info.is_language_model) {
+        int T = calib_ctx > 0 ? calib_ctx : (info.max_seq < 2048 ? info.max_seq : 2048);
+        rc = encode_text_file(path, &to, info.vocab_size, calib, &t, &toks, &n);
+        if (!rc && T > info.max_seq) rc = die("--calib-ctx %d exceeds the model's context of %d", T, info.max_seq);
+        if (!rc && ptq_calib_windows(toks, n, calib_n, T, seed, &windows, &e) != PTQ_OK) rc = fail(&e);
+        data.tokens = windows;
+        data.n_seqs = calib_n;
+        data.seq_len = T;
+        snprintf(desc, sizeof desc, "%s, %d windows of %d tokens, seed %llu", calib, calib_n, T,
+                 (unsigned long long)seed);
+        if (!rc) hash = ptq_hash_bytes(windows, (size_t)calib_n * T * sizeof(int), 0);
+    } else {
+        if (!labels) rc = die("image calibration needs --calib-labels LABELS");
+        else if (load_images(m, calib, labels, first, count, &set)) rc = 1;
+        data.images = &set;
+        snprintf(desc, sizeof desc, "%s, %d images from %d", calib, set.count, first);
+        if (!rc) hash = ptq_hash_bytes(set.pixels, (size_t)set.count * set.channels * set.height * set.width * 4, 0);
+    }
+    report_state rs = {json, cJSON_CreateArray(), 0};
+    qp.cb = cb;
+    qp.report = on_layer;
+    qp.report_user = &rs;
+    double t0 = now_s();
+    if (!rc && !json)
+        fprintf(stderr, "quantizing %s: %s W%d%s%s%s, calibration: %s\n", path, method, qp.wbits,
+                qp.group ? " group " : " per-channel", "", qp.act_order ? " act-order" : "", desc);
+    if (!rc && ptq_quantize_model(m, &data, &qp, &e) != PTQ_OK) rc = fail(&e);
+    double secs = now_s() - t0;
+    ptq_save_info si = {path, desc, hash};
+    if (!rc && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
+    if (!rc) {
+        long long bytes = file_size(out_path);
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "output", out_path);
+            cJSON_AddStringToObject(o, "method", method);
+            cJSON_AddNumberToObject(o, "wbits", qp.wbits);
+            cJSON_AddNumberToObject(o, "group", qp.group);
+            cJSON_AddNumberToObject(o, "seconds", secs);
+            cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+            cJSON_AddItemToObject(o, "layers", rs.layers);
+            rs.layers = NULL;
+            char *txt = cJSON_PrintUnformatted(o);
+            printf("%s\n", txt);
+            free(txt);
+            cJSON_Delete(o);
+        } else {
+            printf("wrote %s (%.2f MB) in %.1fs: %d layers quantized\n", out_path, bytes / 1e6, secs, rs.count);
+        }
+    }
+    cJSON_Delete(rs.layers);
+    free(toks);
+    free(windows);
+    ptq_tokenizer_free(t);
+    ptq_image_set_free(&set);
+    ptq_model_free(m);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- main */
 
 static const char *usage =
@@ -480,6 +642,11 @@ static const char *usage =
     "  ptq eval MODEL --images IMAGES --labels LABELS [--first I] [--count N] [--json]\n"
     "  ptq generate MODEL [--tokenizer TOK] [--prompt S] --steps N [--temperature T] [--top-p P] [--seed S] [--json]\n"
     "  ptq inspect MODEL [--act DATA [--labels L] [--act-n N] [--ctx N] [--docs-sep S]] [--json]\n"
+    "  ptq quantize MODEL --calib DATA -o OUT --wbits B [--group G] [--sym] [--method rtn|gptq] [--act-order]\n"
+    "               [--tokenizer TOK] [--docs-sep S] [--docs I:J] [--calib-n N] [--calib-ctx T] [--seed S]\n"
+    "               [--calib-labels L --first I --count N] [--damp D] [--json]\n"
+    "\n"
+    "Text options: --docs-sep S splits a text into documents, --docs I:J keeps documents I..J-1.\n"
     "\n"
     "MODEL is a llama2.c .bin checkpoint, a model.safetensors (or its index), or a folder with config.json.\n"
     "IMAGES is an IDX file (gzip'ed or not) or a folder of JPEG/PNG images (LABELS: lines 'file label').\n";
@@ -498,6 +665,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "eval") == 0) rc = cmd_eval(&a);
     else if (strcmp(argv[1], "generate") == 0) rc = cmd_generate(&a);
     else if (strcmp(argv[1], "inspect") == 0) rc = cmd_inspect(&a);
+    else if (strcmp(argv[1], "quantize") == 0) rc = cmd_quantize(&a);
     else rc = die("unknown command '%s'\n%s", argv[1], usage);
     free(a.used);
     return rc;

@@ -83,7 +83,7 @@ ptq_status ptq_eval_perplexity(ptq_model *m, const int *tokens, int64_t n, const
 static int is_space(char c) { return isspace((unsigned char)c) != 0; }
 
 ptq_status ptq_encode_documents(const ptq_tokenizer *t, const char *text, size_t len, const char *sep,
-                                int **tokens, int64_t *n, ptq_error *err) {
+                                int first_doc, int last_doc, int **tokens, int64_t *n, ptq_error *err) {
     *tokens = NULL;
     *n = 0;
     size_t seplen = sep ? strlen(sep) : 0;
@@ -91,6 +91,7 @@ ptq_status ptq_encode_documents(const ptq_tokenizer *t, const char *text, size_t
     int *all = malloc((size_t)cap * sizeof *all);
     if (!all) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory encoding text");
     size_t pos = 0;
+    int doc = 0;
     while (pos <= len) {
         size_t end = len;
         if (seplen) {
@@ -105,7 +106,9 @@ ptq_status ptq_encode_documents(const ptq_tokenizer *t, const char *text, size_t
         size_t a = pos, b = end;
         while (a < b && is_space(text[a])) a++;
         while (b > a && is_space(text[b - 1])) b--;
-        if (b > a) {
+        int keep = b > a && doc >= first_doc && (last_doc < 0 || doc < last_doc);
+        if (b > a) doc++;
+        if (keep) {
             int *ids, m;
             ptq_status s = ptq_tokenizer_encode(t, text + a, b - a, 1, &ids, &m, err);
             if (s != PTQ_OK) {
@@ -128,6 +131,11 @@ ptq_status ptq_encode_documents(const ptq_tokenizer *t, const char *text, size_t
         }
         if (end == len) break;
         pos = end + seplen;
+    }
+    if (count == 0) {
+        free(all);
+        return ptq_fail(err, PTQ_ERR_ARG, "no text in documents [%d, %d) (the text has %d documents)", first_doc,
+                        last_doc, doc);
     }
     *tokens = all;
     *n = count;

@@ -36,7 +36,7 @@ ptq_status ptq_embed_tokens(const ptq_model *m, const int *tokens, int n, int po
                         pos0 + n - 1, c->max_seq);
     int ed = c->embed_dim;
     float *e = x;
-    if (m->proj_in.w) {
+    if (ptq_linear_present(&m->proj_in)) {
         e = ptq_alloc((size_t)n * ed, sizeof(float), "embedding", err);
         if (!e) return PTQ_ERR_NOMEM;
     }
@@ -155,7 +155,7 @@ static ptq_status attention_part(const lin_ctx *lc, scratch *s, const float *h, 
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     float *q, *k, *v;
     int qs, ks, vs;
-    if (blk->lin[PTQ_LIN_QKV].w) {
+    if (ptq_linear_present(&blk->lin[PTQ_LIN_QKV])) {
         PTQ_TRY(run_linear(lc, PTQ_LIN_QKV, h, rows, s->qkv, err));
         q = s->qkv;
         k = q + qd;
@@ -265,7 +265,7 @@ ptq_status ptq_head_forward(const ptq_model *m, const float *x, int rows, float 
     if (m->final_norm.w) ptq_norm_apply(c, &m->final_norm, h, rows, h);
     const float *hin = h;
     float *e = NULL;
-    if (m->proj_out.w) {
+    if (ptq_linear_present(&m->proj_out)) {
         e = ptq_alloc((size_t)rows * c->embed_dim, sizeof(float), "head input", err);
         if (!e) {
             ptq_free(h);

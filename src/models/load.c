@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/qmodel.h"
 #include "models/model.h"
 
 typedef enum { FMT_UNKNOWN, FMT_SAFETENSORS, FMT_JSON_INDEX, FMT_LLAMA2C } model_format;
@@ -36,7 +37,15 @@ ptq_status ptq_model_load(const char *path, ptq_model **out, ptq_error *err) {
     size_t n = fread(head, 1, sizeof head, f);
     fclose(f);
     switch (sniff(head, n)) {
-    case FMT_SAFETENSORS:
+    case FMT_SAFETENSORS: {
+        /* ptq's own files carry their config inside; anything else is a Hugging Face / timm model */
+        ptq_safetensors st;
+        PTQ_TRY(ptq_st_open(path, &st, err));
+        ptq_status s = ptq_qmodel_is_ptq(&st) ? ptq_qmodel_load(path, &st, out, err)
+                                              : ptq_load_safetensors_model(path, out, err);
+        ptq_st_close(&st);
+        return s;
+    }
     case FMT_JSON_INDEX: return ptq_load_safetensors_model(path, out, err);
     case FMT_LLAMA2C: return ptq_load_llama2c(path, out, err);
     case FMT_UNKNOWN: break;

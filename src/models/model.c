@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "quant/quantizer.h"
 
 const char *ptq_arch_name(ptq_arch a) {
     switch (a) {
@@ -65,8 +66,18 @@ void ptq_model_note_tensor(ptq_model *m, const char *name, const char *dtype, in
     for (int i = 0; i < e->ndim; i++) e->shape[i] = shape[i];
 }
 
+static void free_linear_q(ptq_linear *l) {
+    if (!l->q) return;
+    ptq_qweight_free(l->q);
+    free(l->q);
+    l->q = NULL;
+}
+
 void ptq_model_free(ptq_model *m) {
     if (!m) return;
+    for (int l = 0; m->blocks && l < m->cfg.n_layers; l++)
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) free_linear_q(&m->blocks[l].lin[r]);
+    free_linear_q(&m->head);
     for (int i = 0; i < m->n_owned; i++) ptq_free(m->owned[i]);
     free(m->owned);
     free(m->tensors);
@@ -84,10 +95,10 @@ static ptq_status check_finite(const ptq_model *m, const float *p, size_t n, con
 }
 
 static ptq_status check_linear(const ptq_model *m, const ptq_linear *l, ptq_error *err) {
-    if (!l->w) return PTQ_OK;
+    if (!ptq_linear_present(l)) return PTQ_OK;
     if (l->in <= 0 || l->out <= 0)
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: linear %s has shape [%d, %d]", m->path, l->name, l->out, l->in);
-    PTQ_TRY(check_finite(m, l->w, (size_t)l->in * l->out, l->name, err));
+    if (l->w) PTQ_TRY(check_finite(m, l->w, (size_t)l->in * l->out, l->name, err));
     return check_finite(m, l->b, (size_t)l->out, l->name, err);
 }
 
@@ -107,11 +118,13 @@ ptq_status ptq_model_validate(const ptq_model *m, ptq_error *err) {
         return ptq_fail(err, PTQ_ERR_CONFIG, "%s: RoPE needs an even head dimension, got %d", m->path, c->head_dim);
     for (int l = 0; l < c->n_layers; l++) {
         const ptq_block *b = &m->blocks[l];
-        int fused = b->lin[PTQ_LIN_QKV].w != NULL;
-        if (!fused && !(b->lin[PTQ_LIN_Q].w && b->lin[PTQ_LIN_K].w && b->lin[PTQ_LIN_V].w))
+        const ptq_linear *L = b->lin;
+        int fused = ptq_linear_present(&L[PTQ_LIN_QKV]);
+        if (!fused && !(ptq_linear_present(&L[PTQ_LIN_Q]) && ptq_linear_present(&L[PTQ_LIN_K]) &&
+                        ptq_linear_present(&L[PTQ_LIN_V])))
             return ptq_fail(err, PTQ_ERR_FORMAT, "%s: block %d has no query/key/value projections", m->path, l);
-        if (!b->lin[PTQ_LIN_O].w || !b->lin[PTQ_LIN_UP].w || !b->lin[PTQ_LIN_DOWN].w ||
-            (c->gated_mlp && !b->lin[PTQ_LIN_GATE].w))
+        if (!ptq_linear_present(&L[PTQ_LIN_O]) || !ptq_linear_present(&L[PTQ_LIN_UP]) ||
+            !ptq_linear_present(&L[PTQ_LIN_DOWN]) || (c->gated_mlp && !ptq_linear_present(&L[PTQ_LIN_GATE])))
             return ptq_fail(err, PTQ_ERR_FORMAT, "%s: block %d is missing an output or MLP projection", m->path, l);
         for (int r = 0; r < PTQ_LIN_COUNT; r++) PTQ_TRY(check_linear(m, &b->lin[r], err));
         PTQ_TRY(check_finite(m, b->norm1.w, (size_t)c->dim, "norm1", err));
@@ -135,7 +148,7 @@ ptq_status ptq_model_validate(const ptq_model *m, ptq_error *err) {
 }
 
 static int64_t linear_params(const ptq_linear *l) {
-    return l->w ? (int64_t)l->in * l->out + (l->b ? l->out : 0) : 0;
+    return ptq_linear_present(l) ? (int64_t)l->in * l->out + (l->b ? l->out : 0) : 0;
 }
 
 void ptq_model_get_info(const ptq_model *m, ptq_model_info *info) {

@@ -21,13 +21,19 @@ typedef struct ptq_norm {
     float *b; /* [dim] or NULL (RMS norm) */
 } ptq_norm;
 
-/* A linear layer y = x W^T + b, W row-major [out][in]. */
+struct ptq_qweight; /* kernels/qweight.h */
+
+/* A linear layer y = x W^T + b, W row-major [out][in], held as float weights (w) and/or packed
+ * low-bit weights (q, owned by the layer). When q is set the runtime uses it. */
 typedef struct ptq_linear {
     char name[96]; /* source tensor prefix, e.g. "model.layers.0.self_attn.q_proj" */
     int in, out;
-    float *w;      /* NULL: layer absent */
+    float *w;      /* float weights, or NULL */
     float *b;      /* [out] or NULL */
+    struct ptq_qweight *q;
 } ptq_linear;
+
+static inline int ptq_linear_present(const ptq_linear *l) { return l->w != NULL || l->q != NULL; }
 
 /* Roles of the linear layers in a block, in forward order. A block uses either QKV (fused)
  * or Q, K, V; GATE only with a gated MLP (out = DOWN(act(GATE x) * UP x)), else
@@ -105,6 +111,14 @@ struct ptq_model {
 
     ptq_tensor_entry *tensors;
     int n_tensors;
+
+    /* how the block linears were quantized (method "" = float) */
+    struct {
+        char method[16];
+        int wbits, group, sym, act_order;
+        char calib_desc[256];
+        uint64_t calib_hash;
+    } quant;
 };
 
 /* Take ownership of a buffer allocated with ptq_alloc. */

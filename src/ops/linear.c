@@ -1,10 +1,13 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "kernels/qweight.h"
 #include "models/forward.h"
 
 void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *y) {
-    if (rows == 1) {
+    if (lin->q) {
+        ptq_qgemm(lin->q, x, rows, y);
+    } else if (rows == 1) {
         cblas_sgemv(CblasRowMajor, CblasNoTrans, lin->out, lin->in, 1.0f, lin->w, lin->in, x, 1, 0.0f, y, 1);
     } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, lin->out, lin->in, 1.0f, x, lin->in, lin->w,

@@ -1,0 +1,517 @@
+/* The ptq model file (docs/FORMAT.md): safetensors with family-independent tensor names, packed
+ * low-bit weights, and the generic model config in __metadata__. Writing is atomic; reading checks
+ * every tensor against the config before anything runs. */
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "io/json.h"
+#include "io/qmodel.h"
+#include "io/safetensors.h"
+#include "io/safetensors_write.h"
+#include "quant/quantizer.h"
+
+#define PTQ_FORMAT_VERSION "1"
+
+static const char *role_names[PTQ_LIN_COUNT] = {"qkv", "q", "k", "v", "o", "gate", "up", "down"};
+static const char *norm_names[] = {"layer", "rms"};
+static const char *act_names[] = {"gelu", "gelu_tanh", "relu", "silu"};
+static const char *rope_names[] = {"none", "interleaved", "half"};
+
+/* ------------------------------------------------------------------ config <-> JSON */
+
+static char *config_json(const ptq_config *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "arch", ptq_arch_name(c->arch));
+    cJSON_AddNumberToObject(o, "causal", c->causal);
+    cJSON_AddNumberToObject(o, "dim", c->dim);
+    cJSON_AddNumberToObject(o, "n_layers", c->n_layers);
+    cJSON_AddNumberToObject(o, "n_heads", c->n_heads);
+    cJSON_AddNumberToObject(o, "n_kv_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
+    cJSON_AddNumberToObject(o, "hidden_dim", c->hidden_dim);
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(o, "max_seq", c->max_seq);
+    cJSON_AddStringToObject(o, "norm", norm_names[c->norm]);
+    cJSON_AddNumberToObject(o, "norm_eps", c->norm_eps);
+    cJSON_AddNumberToObject(o, "pre_norm", c->pre_norm);
+    cJSON_AddStringToObject(o, "act", act_names[c->act]);
+    cJSON_AddNumberToObject(o, "gated_mlp", c->gated_mlp);
+    cJSON_AddStringToObject(o, "rope", rope_names[c->rope]);
+    cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
+    cJSON_AddNumberToObject(o, "pos_offset", c->pos_offset);
+    cJSON_AddNumberToObject(o, "embed_dim", c->embed_dim);
+    cJSON_AddNumberToObject(o, "bos_id", c->bos_id);
+    cJSON_AddNumberToObject(o, "eos_id", c->eos_id);
+    cJSON_AddNumberToObject(o, "img_size", c->img_size);
+    cJSON_AddNumberToObject(o, "patch_size", c->patch_size);
+    cJSON_AddNumberToObject(o, "in_chans", c->in_chans);
+    cJSON_AddNumberToObject(o, "cls_token", c->cls_token);
+    cJSON *mean = cJSON_AddArrayToObject(o, "mean"), *std = cJSON_AddArrayToObject(o, "std");
+    for (int i = 0; i < 4; i++) {
+        cJSON_AddItemToArray(mean, cJSON_CreateNumber(c->mean[i]));
+        cJSON_AddItemToArray(std, cJSON_CreateNumber(c->std[i]));
+    }
+    cJSON_AddNumberToObject(o, "crop_pct", c->crop_pct);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static ptq_status pick(const cJSON *o, const char *file, const char *key, const char **names, int n, int *out,
+                       ptq_error *err) {
+    const char *v;
+    PTQ_TRY(ptq_json_string(o, file, key, 1, NULL, &v, err));
+    for (int i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return PTQ_OK;
+        }
+    return ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config field %s has unknown value '%s'", file, key, v);
+}
+
+static ptq_status parse_config(const char *json, const char *file, ptq_config *c, ptq_error *err) {
+    cJSON *o = cJSON_Parse(json);
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ ptq.config is not a JSON object", file);
+    }
+    memset(c, 0, sizeof *c);
+    const char *arch_names[] = {"llama", "gpt2", "opt", "vit"};
+    int v[32], k = 0;
+    double d[4];
+    ptq_status s = PTQ_OK;
+    const int big = 1 << 24;
+#define INT(key, lo, hi) \
+    if (s == PTQ_OK) s = ptq_json_int(o, file, key, 1, 0, lo, hi, &v[k++], err)
+    if (s == PTQ_OK) s = pick(o, file, "arch", arch_names, 4, &v[k++], err);
+    INT("causal", 0, 1);
+    INT("dim", 1, big);
+    INT("n_layers", 1, 4096);
+    INT("n_heads", 1, 4096);
+    INT("n_kv_heads", 1, 4096);
+    INT("head_dim", 1, 65536);
+    INT("hidden_dim", 1, big);
+    INT("vocab_size", 1, big);
+    INT("max_seq", 1, big);
+    if (s == PTQ_OK) s = pick(o, file, "norm", norm_names, 2, &v[k++], err);
+    INT("pre_norm", 0, 1);
+    if (s == PTQ_OK) s = pick(o, file, "act", act_names, 4, &v[k++], err);
+    INT("gated_mlp", 0, 1);
+    if (s == PTQ_OK) s = pick(o, file, "rope", rope_names, 3, &v[k++], err);
+    INT("pos_offset", 0, 1024);
+    INT("embed_dim", 1, big);
+    INT("bos_id", -1, big);
+    INT("eos_id", -1, big);
+    INT("img_size", 0, 65536);
+    INT("patch_size", 0, 65536);
+    INT("in_chans", 0, 4);
+    INT("cls_token", 0, 1);
+#undef INT
+    if (s == PTQ_OK) s = ptq_json_float(o, file, "norm_eps", 1, 0, 0, 1, &d[0], err);
+    if (s == PTQ_OK) s = ptq_json_float(o, file, "rope_theta", 1, 0, 0, 1e12, &d[1], err);
+    if (s == PTQ_OK) s = ptq_json_float(o, file, "crop_pct", 1, 1, 0, 10, &d[2], err);
+    if (s == PTQ_OK) {
+        const cJSON *mean = cJSON_GetObjectItemCaseSensitive(o, "mean"), *std = cJSON_GetObjectItemCaseSensitive(o, "std");
+        if (cJSON_GetArraySize(mean) != 4 || cJSON_GetArraySize(std) != 4)
+            s = ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config mean/std must have 4 entries", file);
+        for (int i = 0; s == PTQ_OK && i < 4; i++) {
+            c->mean[i] = (float)cJSON_GetArrayItem(mean, i)->valuedouble;
+            c->std[i] = (float)cJSON_GetArrayItem(std, i)->valuedouble;
+        }
+    }
+    cJSON_Delete(o);
+    if (s != PTQ_OK) return s;
+    k = 0;
+    c->arch = (ptq_arch)v[k++];
+    c->causal = v[k++];
+    c->dim = v[k++];
+    c->n_layers = v[k++];
+    c->n_heads = v[k++];
+    c->n_kv_heads = v[k++];
+    c->head_dim = v[k++];
+    c->hidden_dim = v[k++];
+    c->vocab_size = v[k++];
+    c->max_seq = v[k++];
+    c->norm = (ptq_norm_kind)v[k++];
+    c->pre_norm = v[k++];
+    c->act = (ptq_act_kind)v[k++];
+    c->gated_mlp = v[k++];
+    c->rope = (ptq_rope_kind)v[k++];
+    c->pos_offset = v[k++];
+    c->embed_dim = v[k++];
+    c->bos_id = v[k++];
+    c->eos_id = v[k++];
+    c->img_size = v[k++];
+    c->patch_size = v[k++];
+    c->in_chans = v[k++];
+    c->cls_token = v[k++];
+    c->norm_eps = (float)d[0];
+    c->rope_theta = (float)d[1];
+    c->crop_pct = (float)d[2];
+    if (c->arch == PTQ_ARCH_VIT && (c->patch_size <= 0 || c->img_size % c->patch_size != 0 || c->in_chans <= 0))
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config has an invalid image geometry", file);
+    return PTQ_OK;
+}
+
+/* ------------------------------------------------------------------ saving */
+
+typedef struct {
+    ptq_st_writer *w;
+    ptq_error *err;
+    ptq_status s;
+} saver;
+
+static void put_f32(saver *sv, const char *name, const float *data, int ndim, int64_t d0, int64_t d1) {
+    if (sv->s != PTQ_OK || !data) return;
+    int64_t shape[2] = {d0, d1};
+    size_t n = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
+    sv->s = ptq_st_writer_add_ref(sv->w, name, PTQ_DT_F32, ndim, shape, data, n * sizeof(float), sv->err);
+}
+
+static void put_raw(saver *sv, const char *name, ptq_dtype dt, const void *data, int ndim, int64_t d0, int64_t d1) {
+    if (sv->s != PTQ_OK || !data) return;
+    int64_t shape[2] = {d0, d1};
+    size_t n = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
+    sv->s = ptq_st_writer_add_ref(sv->w, name, dt, ndim, shape, data, n * ptq_dtype_size(dt), sv->err);
+}
+
+static void put_linear(saver *sv, const char *prefix, const ptq_linear *lin, cJSON *linears, cJSON *names) {
+    if (!ptq_linear_present(lin)) return;
+    char n[160];
+    if (lin->q) {
+        const ptq_qweight *q = lin->q;
+        snprintf(n, sizeof n, "%s.qweight", prefix);
+        put_raw(sv, n, PTQ_DT_U8, q->codes, 2, q->out, (int64_t)q->row_bytes);
+        snprintf(n, sizeof n, "%s.scales", prefix);
+        put_raw(sv, n, PTQ_DT_F16, q->scales, 2, q->out, q->n_groups);
+        snprintf(n, sizeof n, "%s.zeros", prefix);
+        put_raw(sv, n, PTQ_DT_U8, q->zeros, 2, q->out, q->n_groups);
+        if (q->perm) {
+            snprintf(n, sizeof n, "%s.perm", prefix);
+            put_raw(sv, n, PTQ_DT_I32, q->perm, 1, q->in, 0);
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "bits", q->bits);
+        cJSON_AddNumberToObject(o, "group", q->group);
+        cJSON_AddNumberToObject(o, "in", q->in);
+        cJSON_AddNumberToObject(o, "out", q->out);
+        cJSON_AddItemToObject(linears, prefix, o);
+    } else {
+        snprintf(n, sizeof n, "%s.weight", prefix);
+        put_f32(sv, n, lin->w, 2, lin->out, lin->in);
+    }
+    snprintf(n, sizeof n, "%s.bias", prefix);
+    put_f32(sv, n, lin->b, 1, lin->out, 0);
+    if (lin->name[0]) cJSON_AddStringToObject(names, prefix, lin->name);
+}
+
+static void put_norm(saver *sv, const char *prefix, const ptq_norm *nm, int dim) {
+    char n[160];
+    snprintf(n, sizeof n, "%s.weight", prefix);
+    put_f32(sv, n, nm->w, 1, dim, 0);
+    snprintf(n, sizeof n, "%s.bias", prefix);
+    put_f32(sv, n, nm->b, 1, dim, 0);
+}
+
+static void meta(saver *sv, const char *key, const char *value) {
+    if (sv->s == PTQ_OK) sv->s = ptq_st_writer_set_metadata(sv->w, key, value, sv->err);
+}
+
+ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_info *info, ptq_error *err) {
+    const ptq_config *c = &m->cfg;
+    saver sv = {NULL, err, PTQ_OK};
+    PTQ_TRY(ptq_st_writer_new(&sv.w, err));
+    cJSON *linears = cJSON_CreateObject(), *names = cJSON_CreateObject();
+    char buf[256];
+    if (c->arch != PTQ_ARCH_VIT) put_f32(&sv, "tok_emb", m->tok_emb, 2, c->vocab_size, c->embed_dim);
+    put_f32(&sv, "pos_emb", m->pos_emb, 2, m->n_pos, c->dim);
+    put_f32(&sv, "cls_token", m->cls_token, 1, c->dim, 0);
+    put_linear(&sv, "patch", &m->patch, linears, names);
+    put_linear(&sv, "proj_in", &m->proj_in, linears, names);
+    put_linear(&sv, "proj_out", &m->proj_out, linears, names);
+    put_norm(&sv, "final_norm", &m->final_norm, c->dim);
+    int tied = m->head.w && m->head.w == m->tok_emb && !m->head.q;
+    if (tied) {
+        put_f32(&sv, "head.bias", m->head.b, 1, m->head.out, 0);
+    } else {
+        put_linear(&sv, "head", &m->head, linears, names);
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const ptq_block *b = &m->blocks[l];
+        snprintf(buf, sizeof buf, "blocks.%d.norm1", l);
+        put_norm(&sv, buf, &b->norm1, c->dim);
+        snprintf(buf, sizeof buf, "blocks.%d.norm2", l);
+        put_norm(&sv, buf, &b->norm2, c->dim);
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) {
+            snprintf(buf, sizeof buf, "blocks.%d.%s", l, role_names[r]);
+            put_linear(&sv, buf, &b->lin[r], linears, names);
+        }
+    }
+    char *cfg = config_json(c), *lj = cJSON_PrintUnformatted(linears), *nj = cJSON_PrintUnformatted(names);
+    meta(&sv, "format", "ptq");
+    meta(&sv, "ptq.format_version", PTQ_FORMAT_VERSION);
+    meta(&sv, "ptq.version", ptq_version());
+    meta(&sv, "ptq.config", cfg);
+    meta(&sv, "ptq.linears", lj);
+    meta(&sv, "ptq.names", nj);
+    meta(&sv, "ptq.head_tied", tied ? "1" : "0");
+    meta(&sv, "ptq.method", m->quant.method[0] ? m->quant.method : "float");
+    snprintf(buf, sizeof buf, "%d", m->quant.wbits);
+    meta(&sv, "ptq.wbits", buf);
+    snprintf(buf, sizeof buf, "%d", m->quant.group);
+    meta(&sv, "ptq.group", buf);
+    meta(&sv, "ptq.sym", m->quant.sym ? "1" : "0");
+    meta(&sv, "ptq.act_order", m->quant.act_order ? "1" : "0");
+    const char *src = info && info->source ? info->source : m->path;
+    meta(&sv, "ptq.source", src);
+    const char *cd = info && info->calib_desc ? info->calib_desc : m->quant.calib_desc;
+    meta(&sv, "ptq.calib", cd);
+    snprintf(buf, sizeof buf, "%016llx", (unsigned long long)(info ? info->calib_hash : m->quant.calib_hash));
+    meta(&sv, "ptq.calib_hash", buf);
+    free(cfg);
+    free(lj);
+    free(nj);
+    cJSON_Delete(linears);
+    cJSON_Delete(names);
+    if (sv.s == PTQ_OK) sv.s = ptq_st_writer_save(sv.w, path, err);
+    ptq_st_writer_free(sv.w);
+    return sv.s;
+}
+
+/* ------------------------------------------------------------------ loading */
+
+typedef struct {
+    ptq_model *m;
+    const ptq_safetensors *st;
+    const char *file;
+    ptq_error *err;
+} loader;
+
+/* A float tensor of the given shape, copied into model memory. Optional ones may be absent. */
+static ptq_status get_f32(loader *ld, const char *name, int required, int ndim, int64_t d0, int64_t d1, float **out) {
+    *out = NULL;
+    if (!ptq_st_find(ld->st, name)) {
+        if (!required) return PTQ_OK;
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s is missing", ld->file, name);
+    }
+    int64_t shape[2] = {d0, d1};
+    size_t n = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
+    float *p = ptq_model_floats(ld->m, n, name, ld->err);
+    if (!p) return PTQ_ERR_NOMEM;
+    PTQ_TRY(ptq_st_read_f32(ld->st, name, ndim, shape, p, ld->err));
+    int64_t sh[2] = {d0, d1};
+    ptq_model_note_tensor(ld->m, name, ptq_dtype_name(ptq_st_find(ld->st, name)->dtype), ndim, sh);
+    *out = p;
+    return PTQ_OK;
+}
+
+/* A raw tensor that must exist with exactly this dtype and shape; copied into dst. */
+static ptq_status get_raw(loader *ld, const char *name, ptq_dtype dt, int ndim, int64_t d0, int64_t d1, void *dst) {
+    const ptq_st_tensor *t = ptq_st_find(ld->st, name);
+    if (!t) return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s is missing", ld->file, name);
+    int ok = t->dtype == dt && t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1);
+    if (!ok)
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s is %s %s[%lld%s%lld], expected %s [%lld, %lld]",
+                        ld->file, name, ptq_dtype_name(t->dtype), t->ndim == 2 ? "" : "(1-d) ",
+                        (long long)t->shape[0], t->ndim == 2 ? ", " : " ", t->ndim == 2 ? (long long)t->shape[1] : 0LL,
+                        ptq_dtype_name(dt), (long long)d0, (long long)(ndim == 2 ? d1 : 1));
+    memcpy(dst, t->data, t->nbytes);
+    int64_t sh[2] = {d0, d1};
+    ptq_model_note_tensor(ld->m, name, ptq_dtype_name(dt), ndim, sh);
+    return PTQ_OK;
+}
+
+static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, int required, int in, int out,
+                             const cJSON *linears, const cJSON *names) {
+    char n[160];
+    lin->in = in;
+    lin->out = out;
+    const cJSON *qinfo = cJSON_GetObjectItemCaseSensitive(linears, prefix);
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(names, prefix);
+    snprintf(lin->name, sizeof lin->name, "%s", cJSON_IsString(nm) ? nm->valuestring : prefix);
+    snprintf(n, sizeof n, "%s.bias", prefix);
+    PTQ_TRY(get_f32(ld, n, 0, 1, out, 0, &lin->b));
+    if (!qinfo) {
+        snprintf(n, sizeof n, "%s.weight", prefix);
+        return get_f32(ld, n, required, 2, out, in, &lin->w);
+    }
+    const cJSON *jb = cJSON_GetObjectItemCaseSensitive(qinfo, "bits"), *jg = cJSON_GetObjectItemCaseSensitive(qinfo, "group");
+    const cJSON *ji = cJSON_GetObjectItemCaseSensitive(qinfo, "in"), *jo = cJSON_GetObjectItemCaseSensitive(qinfo, "out");
+    if (!cJSON_IsNumber(jb) || !cJSON_IsNumber(jg) || !cJSON_IsNumber(ji) || !cJSON_IsNumber(jo))
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears entry %s needs numeric bits, group, in, out", ld->file,
+                        prefix);
+    if (ji->valueint != in || jo->valueint != out)
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears says %s is %dx%d, the config implies %dx%d", ld->file,
+                        prefix, jo->valueint, ji->valueint, out, in);
+    snprintf(n, sizeof n, "%s.perm", prefix);
+    int has_perm = ptq_st_find(ld->st, n) != NULL;
+    ptq_qweight *q = calloc(1, sizeof *q);
+    if (!q) return ptq_fail(ld->err, PTQ_ERR_NOMEM, "out of memory");
+    ptq_status s = ptq_qweight_alloc(q, jb->valueint, jg->valueint, in, out, has_perm, ld->err);
+    if (s != PTQ_OK) {
+        free(q);
+        return ptq_fail_context(ld->err, "%s: %s", ld->file, prefix);
+    }
+    lin->q = q; /* owned by the model from here on */
+    snprintf(n, sizeof n, "%s.qweight", prefix);
+    PTQ_TRY(get_raw(ld, n, PTQ_DT_U8, 2, out, (int64_t)q->row_bytes, q->codes));
+    snprintf(n, sizeof n, "%s.scales", prefix);
+    PTQ_TRY(get_raw(ld, n, PTQ_DT_F16, 2, out, q->n_groups, q->scales));
+    snprintf(n, sizeof n, "%s.zeros", prefix);
+    PTQ_TRY(get_raw(ld, n, PTQ_DT_U8, 2, out, q->n_groups, q->zeros));
+    int maxq = (1 << q->bits) - 1;
+    for (size_t i = 0; i < (size_t)out * q->n_groups; i++) {
+        float sc = ptq_f16_to_f32(q->scales[i]);
+        if (!isfinite(sc) || sc <= 0)
+            return ptq_fail(ld->err, PTQ_ERR_NUMERIC, "%s: tensor %s.scales has an invalid scale %g at index %zu",
+                            ld->file, prefix, (double)sc, i);
+        if (q->zeros[i] > maxq)
+            return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s.zeros has %d at index %zu, above %d for %d bits",
+                            ld->file, prefix, q->zeros[i], i, maxq, q->bits);
+    }
+    if (has_perm) {
+        snprintf(n, sizeof n, "%s.perm", prefix);
+        PTQ_TRY(get_raw(ld, n, PTQ_DT_I32, 1, in, 0, q->perm));
+        char *seen = calloc((size_t)in, 1);
+        if (!seen) return ptq_fail(ld->err, PTQ_ERR_NOMEM, "out of memory");
+        for (int j = 0; j < in; j++) {
+            int v = q->perm[j];
+            if (v < 0 || v >= in || seen[v]) {
+                free(seen);
+                return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s.perm is not a permutation of 0..%d (entry %d = %d)",
+                                ld->file, prefix, in - 1, j, v);
+            }
+            seen[v] = 1;
+        }
+        free(seen);
+    }
+    return PTQ_OK;
+}
+
+static ptq_status load_body(loader *ld, const cJSON *linears, const cJSON *names) {
+    ptq_model *m = ld->m;
+    ptq_config *c = &m->cfg;
+    char n[160];
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    m->blocks = calloc((size_t)c->n_layers, sizeof *m->blocks);
+    if (!m->blocks) return ptq_fail(ld->err, PTQ_ERR_NOMEM, "out of memory");
+    if (c->arch == PTQ_ARCH_VIT) {
+        int g = c->img_size / c->patch_size;
+        PTQ_TRY(get_f32(ld, "cls_token", c->cls_token, 1, c->dim, 0, &m->cls_token));
+        m->n_pos = c->max_seq;
+        PTQ_TRY(get_f32(ld, "pos_emb", 0, 2, m->n_pos, c->dim, &m->pos_emb));
+        PTQ_TRY(get_linear(ld, "patch", &m->patch, 1, c->in_chans * c->patch_size * c->patch_size, c->dim, linears,
+                           names));
+        if (g * g + c->cls_token != c->max_seq)
+            return ptq_fail(ld->err, PTQ_ERR_CONFIG, "%s: %d patches + cls do not make %d tokens", ld->file, g * g,
+                            c->max_seq);
+    } else {
+        PTQ_TRY(get_f32(ld, "tok_emb", 1, 2, c->vocab_size, c->embed_dim, &m->tok_emb));
+        const ptq_st_tensor *pe = ptq_st_find(ld->st, "pos_emb");
+        if (pe) {
+            if (pe->ndim != 2 || pe->shape[0] < (int64_t)c->max_seq + c->pos_offset || pe->shape[0] > (1 << 24))
+                return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor pos_emb has too few rows for %d positions",
+                                ld->file, c->max_seq);
+            m->n_pos = (int)pe->shape[0];
+            PTQ_TRY(get_f32(ld, "pos_emb", 1, 2, m->n_pos, c->dim, &m->pos_emb));
+        }
+        if (c->embed_dim != c->dim) {
+            PTQ_TRY(get_linear(ld, "proj_in", &m->proj_in, 1, c->embed_dim, c->dim, linears, names));
+            PTQ_TRY(get_linear(ld, "proj_out", &m->proj_out, 1, c->dim, c->embed_dim, linears, names));
+        }
+    }
+    PTQ_TRY(get_f32(ld, "final_norm.weight", 0, 1, c->dim, 0, &m->final_norm.w));
+    PTQ_TRY(get_f32(ld, "final_norm.bias", 0, 1, c->dim, 0, &m->final_norm.b));
+    const char *tied = ptq_st_metadata(ld->st, "ptq.head_tied");
+    int head_in = c->arch == PTQ_ARCH_VIT ? c->dim : c->embed_dim;
+    if (tied && strcmp(tied, "1") == 0) {
+        if (!m->tok_emb) return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tied head without a token embedding", ld->file);
+        m->head.w = m->tok_emb;
+        m->head.in = head_in;
+        m->head.out = c->vocab_size;
+        snprintf(m->head.name, sizeof m->head.name, "head");
+        PTQ_TRY(get_f32(ld, "head.bias", 0, 1, c->vocab_size, 0, &m->head.b));
+    } else {
+        PTQ_TRY(get_linear(ld, "head", &m->head, 1, head_in, c->vocab_size, linears, names));
+    }
+    int ins[PTQ_LIN_COUNT] = {c->dim, c->dim, c->dim, c->dim, qd, c->dim, c->dim, c->hidden_dim};
+    int outs[PTQ_LIN_COUNT] = {qd + 2 * kvd, qd, kvd, kvd, c->dim, c->hidden_dim, c->hidden_dim, c->dim};
+    for (int l = 0; l < c->n_layers; l++) {
+        ptq_block *b = &m->blocks[l];
+        snprintf(n, sizeof n, "blocks.%d.norm1.weight", l);
+        PTQ_TRY(get_f32(ld, n, 1, 1, c->dim, 0, &b->norm1.w));
+        snprintf(n, sizeof n, "blocks.%d.norm1.bias", l);
+        PTQ_TRY(get_f32(ld, n, 0, 1, c->dim, 0, &b->norm1.b));
+        snprintf(n, sizeof n, "blocks.%d.norm2.weight", l);
+        PTQ_TRY(get_f32(ld, n, 1, 1, c->dim, 0, &b->norm2.w));
+        snprintf(n, sizeof n, "blocks.%d.norm2.bias", l);
+        PTQ_TRY(get_f32(ld, n, 0, 1, c->dim, 0, &b->norm2.b));
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) {
+            char prefix[96];
+            snprintf(prefix, sizeof prefix, "blocks.%d.%s", l, role_names[r]);
+            snprintf(n, sizeof n, "%s.weight", prefix);
+            char nq[160];
+            snprintf(nq, sizeof nq, "%s.qweight", prefix);
+            if (!ptq_st_find(ld->st, n) && !ptq_st_find(ld->st, nq)) continue; /* role not used by this family */
+            PTQ_TRY(get_linear(ld, prefix, &b->lin[r], 1, ins[r], outs[r], linears, names));
+        }
+    }
+    return ptq_model_validate(m, ld->err);
+}
+
+int ptq_qmodel_is_ptq(const ptq_safetensors *st) {
+    const char *f = ptq_st_metadata(st, "format");
+    return f && strcmp(f, "ptq") == 0;
+}
+
+static void read_quant_meta(ptq_model *m, const ptq_safetensors *st) {
+    const char *v;
+    if ((v = ptq_st_metadata(st, "ptq.method")) && strcmp(v, "float") != 0)
+        snprintf(m->quant.method, sizeof m->quant.method, "%s", v);
+    if ((v = ptq_st_metadata(st, "ptq.wbits"))) m->quant.wbits = atoi(v);
+    if ((v = ptq_st_metadata(st, "ptq.group"))) m->quant.group = atoi(v);
+    if ((v = ptq_st_metadata(st, "ptq.sym"))) m->quant.sym = atoi(v);
+    if ((v = ptq_st_metadata(st, "ptq.act_order"))) m->quant.act_order = atoi(v);
+    if ((v = ptq_st_metadata(st, "ptq.calib"))) snprintf(m->quant.calib_desc, sizeof m->quant.calib_desc, "%s", v);
+    if ((v = ptq_st_metadata(st, "ptq.calib_hash"))) m->quant.calib_hash = strtoull(v, NULL, 16);
+}
+
+ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, ptq_model **out, ptq_error *err) {
+    *out = NULL;
+    const char *ver = ptq_st_metadata(st, "ptq.format_version");
+    if (!ver || strcmp(ver, PTQ_FORMAT_VERSION) != 0)
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version %s, this ptq reads version %s", path,
+                        ver ? ver : "(missing)", PTQ_FORMAT_VERSION);
+    const char *cfg = ptq_st_metadata(st, "ptq.config");
+    if (!cfg) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ has no ptq.config", path);
+    ptq_model *m = ptq_model_new(path, err);
+    if (!m) return PTQ_ERR_NOMEM;
+    snprintf(m->format, sizeof m->format, "ptq");
+    ptq_status s = parse_config(cfg, path, &m->cfg, err);
+    cJSON *linears = NULL, *names = NULL;
+    if (s == PTQ_OK) {
+        const char *lj = ptq_st_metadata(st, "ptq.linears"), *nj = ptq_st_metadata(st, "ptq.names");
+        linears = cJSON_Parse(lj ? lj : "{}");
+        names = cJSON_Parse(nj ? nj : "{}");
+        if (!cJSON_IsObject(linears) || !cJSON_IsObject(names))
+            s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ ptq.linears / ptq.names is not a JSON object", path);
+    }
+    if (s == PTQ_OK) {
+        loader ld = {m, st, path, err};
+        s = load_body(&ld, linears, names);
+    }
+    cJSON_Delete(linears);
+    cJSON_Delete(names);
+    if (s != PTQ_OK) {
+        ptq_model_free(m);
+        return s;
+    }
+    read_quant_meta(m, st);
+    *out = m;
+    return PTQ_OK;
+}

@@ -1,0 +1,201 @@
+/* AVX-512 kernels (F + BW + VL, with FMA and F16C). Compiled for that target whatever the library's
+ * flags; the dispatcher calls them only when CPUID reports every one of those features.
+ *
+ * A 32-column chunk of codes becomes two __m512 of 16 floats (columns 0-15 and 16-31):
+ *   8 bits: two zero-extending byte loads;  4 bits: one 16-byte load, low nibbles / high nibbles;
+ *   2 bits: the 8 bytes twice, shifted by 0/2 (columns 0-15) and 4/6 (16-31);
+ *   3 bits: as 2 bits, then the 32-bit plane of third bits ORs 4 in through a lane mask.
+ * GEMV: per weight row, per group, dot products against xp accumulate in two chains per (weight
+ * row, input row) and are scaled by the group's scale into two more; the zero-point term is one
+ * vector pass over the groups (scales * zeros * xsum). Rows of x are processed up to 4 at a time
+ * so each chunk is unpacked once for all of them; a single x row pairs two weight rows to keep
+ * four independent FMA chains in flight.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/qgemm_impl.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")
+#include <immintrin.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE void unpack_i(const int B, const uint8_t *p, __m512i *v0, __m512i *v1) {
+    if (B == 8) {
+        *v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+        *v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 16)));
+    } else if (B == 4) {
+        __m512i a = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+        *v0 = _mm512_and_si512(a, _mm512_set1_epi32(15));
+        *v1 = _mm512_srli_epi32(a, 4);
+    } else {
+        __m128i b = _mm_loadl_epi64((const __m128i *)p);
+        __m512i a = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(b, b));
+        const __m512i sh0 = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i sh1 = _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4);
+        const __m512i three = _mm512_set1_epi32(3);
+        *v0 = _mm512_and_si512(_mm512_srlv_epi32(a, sh0), three);
+        *v1 = _mm512_and_si512(_mm512_srlv_epi32(a, sh1), three);
+        if (B == 3) {
+            uint32_t h;
+            memcpy(&h, p + 8, 4);
+            const __m512i four = _mm512_set1_epi32(4);
+            *v0 = _mm512_mask_or_epi32(*v0, (__mmask16)(h & 0xffffu), *v0, four);
+            *v1 = _mm512_mask_or_epi32(*v1, (__mmask16)(h >> 16), *v1, four);
+        }
+    }
+}
+
+INLINE float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+/* Weight rows o .. o+O-1 against input rows r0 .. r0+R-1. */
+INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_args *a, int o, int r0) {
+    const ptq_qweight *w = a->w;
+    const int ng = w->n_groups, nch = a->nchunks, cpg = a->cpg;
+    const size_t cb = 4u * (size_t)B;
+    const float *xp = a->xp + (size_t)r0 * a->ldx;
+    const float *xs = a->xsum + (size_t)r0 * (size_t)ng;
+    const uint8_t *cp[2];
+    const uint16_t *sp[2];
+    const uint8_t *zp[2];
+    __m512 acc[2][4][2], zt[2][4];
+    float sf[2][64];
+    for (int u = 0; u < O; u++) {
+        cp[u] = w->codes + (size_t)(o + u) * w->row_bytes;
+        sp[u] = w->scales + (size_t)(o + u) * (size_t)ng;
+        zp[u] = w->zeros + (size_t)(o + u) * (size_t)ng;
+        for (int r = 0; r < R; r++) {
+            acc[u][r][0] = acc[u][r][1] = _mm512_setzero_ps();
+            zt[u][r] = _mm512_setzero_ps();
+        }
+    }
+    for (int gb = 0; gb < ng; gb += 64) {
+        const int nb = ng - gb < 64 ? ng - gb : 64;
+        /* scales of this block of groups to float (once per weight row and group), zero-point term */
+        for (int k = 0; k < nb; k += 16) {
+            const int n = nb - k < 16 ? nb - k : 16;
+            const __mmask16 m = (__mmask16)((1u << n) - 1u);
+            for (int u = 0; u < O; u++) {
+                __m512 s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sp[u] + gb + k));
+                _mm512_storeu_ps(&sf[u][k], s);
+                __m512 z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, zp[u] + gb + k)));
+                __m512 sz = _mm512_mul_ps(s, z);
+                for (int r = 0; r < R; r++)
+                    zt[u][r] = _mm512_fmadd_ps(sz, _mm512_maskz_loadu_ps(m, xs + (size_t)r * (size_t)ng + gb + k),
+                                               zt[u][r]);
+            }
+        }
+        for (int g = gb; g < gb + nb; g++) {
+            const int c0 = g * cpg;
+            const int c1 = c0 + cpg < nch ? c0 + cpg : nch;
+            __m512 dot[2][4][2];
+            for (int u = 0; u < O; u++)
+                for (int r = 0; r < R; r++) dot[u][r][0] = dot[u][r][1] = _mm512_setzero_ps();
+            for (int c = c0; c < c1; c++) {
+                const float *xc = xp + (size_t)c * PTQ_QCHUNK;
+                for (int u = 0; u < O; u++) {
+                    __m512i i0, i1;
+                    unpack_i(B, cp[u] + (size_t)c * cb, &i0, &i1);
+                    const __m512 q0 = _mm512_cvtepi32_ps(i0), q1 = _mm512_cvtepi32_ps(i1);
+                    for (int r = 0; r < R; r++) {
+                        const float *x = xc + (size_t)r * a->ldx;
+                        dot[u][r][0] = _mm512_fmadd_ps(q0, _mm512_loadu_ps(x), dot[u][r][0]);
+                        dot[u][r][1] = _mm512_fmadd_ps(q1, _mm512_loadu_ps(x + 16), dot[u][r][1]);
+                    }
+                }
+            }
+            for (int u = 0; u < O; u++) {
+                const __m512 s = _mm512_set1_ps(sf[u][g - gb]);
+                for (int r = 0; r < R; r++) {
+                    acc[u][r][0] = _mm512_fmadd_ps(s, dot[u][r][0], acc[u][r][0]);
+                    acc[u][r][1] = _mm512_fmadd_ps(s, dot[u][r][1], acc[u][r][1]);
+                }
+            }
+        }
+    }
+    for (int u = 0; u < O; u++)
+        for (int r = 0; r < R; r++)
+            a->y[(size_t)(r0 + r) * (size_t)w->out + (size_t)(o + u)] =
+                hsum(_mm512_add_ps(acc[u][r][0], acc[u][r][1])) - hsum(zt[u][r]);
+}
+
+INLINE void gemv_bits(const int B, const ptq_qgemv_args *a, int o0, int o1) {
+    const int rows = a->rows;
+    for (int o = o0; o < o1; o += 2) {
+        const int two = o + 1 < o1;
+        for (int r0 = 0; r0 < rows;) {
+            /* split the rows into blocks of at most 4, as even as possible (5 = 3+2, 7 = 4+3) */
+            int left = rows - r0;
+            int R = left <= 4 ? left : (left <= 8 ? (left + 1) / 2 : 4);
+            switch (R) {
+            case 1:
+                if (two) gemv_block(B, 1, 2, a, o, r0);
+                else gemv_block(B, 1, 1, a, o, r0);
+                break;
+            case 2:
+                gemv_block(B, 2, 1, a, o, r0);
+                if (two) gemv_block(B, 2, 1, a, o + 1, r0);
+                break;
+            case 3:
+                gemv_block(B, 3, 1, a, o, r0);
+                if (two) gemv_block(B, 3, 1, a, o + 1, r0);
+                break;
+            default:
+                gemv_block(B, 4, 1, a, o, r0);
+                if (two) gemv_block(B, 4, 1, a, o + 1, r0);
+                break;
+            }
+            r0 += R;
+        }
+    }
+}
+
+void ptq_qgemv_avx512(const ptq_qgemv_args *a, int o0, int o1) {
+    switch (a->w->bits) {
+    case 2: gemv_bits(2, a, o0, o1); break;
+    case 3: gemv_bits(3, a, o0, o1); break;
+    case 4: gemv_bits(4, a, o0, o1); break;
+    case 8: gemv_bits(8, a, o0, o1); break;
+    default: break;
+    }
+}
+
+INLINE void dequant_bits(const int B, const ptq_qweight *w, int o0, int o1, float *dst, size_t ld) {
+    const int nch = (w->in + PTQ_QCHUNK - 1) / PTQ_QCHUNK;
+    const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
+    const size_t cb = 4u * (size_t)B;
+    for (int o = o0; o < o1; o++) {
+        const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
+        const uint16_t *sr = w->scales + (size_t)o * (size_t)w->n_groups;
+        const uint8_t *zr = w->zeros + (size_t)o * (size_t)w->n_groups;
+        float *d = dst + (size_t)(o - o0) * ld;
+        for (int c0 = 0, g = 0; c0 < nch; c0 += cpg, g++) {
+            const int c1 = c0 + cpg < nch ? c0 + cpg : nch;
+            const __m512 s = _mm512_set1_ps(_cvtsh_ss(sr[g]));
+            const __m512i z = _mm512_set1_epi32(zr[g]);
+            for (int c = c0; c < c1; c++) {
+                __m512i i0, i1;
+                unpack_i(B, codes + (size_t)c * cb, &i0, &i1);
+                /* s * (q - z) exactly as the scalar reference: integer difference, one rounding */
+                _mm512_storeu_ps(d + (size_t)c * PTQ_QCHUNK,
+                                 _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(i0, z))));
+                _mm512_storeu_ps(d + (size_t)c * PTQ_QCHUNK + 16,
+                                 _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(i1, z))));
+            }
+        }
+    }
+}
+
+void ptq_qdequant_avx512(const ptq_qweight *w, int o0, int o1, float *dst, size_t ld) {
+    switch (w->bits) {
+    case 2: dequant_bits(2, w, o0, o1, dst, ld); break;
+    case 3: dequant_bits(3, w, o0, o1, dst, ld); break;
+    case 4: dequant_bits(4, w, o0, o1, dst, ld); break;
+    case 8: dequant_bits(8, w, o0, o1, dst, ld); break;
+    default: break;
+    }
+}
+
+#pragma GCC pop_options

@@ -1,0 +1,83 @@
+/* Internal interface between the quantized-GEMM dispatcher (dispatch.c) and its per-ISA kernels
+ * (qgemm_scalar.c, qgemm_avx2.c, qgemm_avx512.c). Not part of the public API; the benchmark and
+ * the kernel test include it to time / check individual paths.
+ *
+ * The dispatcher prepares, once per call, the permuted and zero-padded input xp and its per-group
+ * sums xsum; a GEMV kernel then computes, for a range of weight rows o and every input row r,
+ *     y[r][o] = sum_g s[o][g] * dot_g  -  sum_g s[o][g] * z[o][g] * xsum[r][g],
+ *     dot_g   = sum_{j in g} q[o][j] * xp[r][j].
+ * A dequantize kernel expands a range of weight rows to floats in packed column order (for the
+ * tiled GEMM path, which multiplies them with xp through cblas_sgemm).
+ */
+#ifndef PTQ_KERNELS_QGEMM_IMPL_H
+#define PTQ_KERNELS_QGEMM_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/qweight.h"
+
+typedef struct ptq_qgemv_args {
+    const ptq_qweight *w;
+    int rows;          /* input rows */
+    int nchunks;       /* 32-column chunks per weight row: ceil(in / 32) */
+    int cpg;           /* chunks per group (the last group may have fewer) */
+    size_t ldx;        /* row stride of xp: nchunks * 32 */
+    const float *xp;   /* [rows][ldx]: x permuted by perm, zero-padded */
+    const float *xsum; /* [rows][n_groups]: sums of xp over each group */
+    float *y;          /* [rows][out] */
+} ptq_qgemv_args;
+
+/* y[r][o] for o in [o0, o1) and every r (single-threaded). */
+void ptq_qgemv_scalar(const ptq_qgemv_args *a, int o0, int o1);
+void ptq_qgemv_avx2(const ptq_qgemv_args *a, int o0, int o1);
+void ptq_qgemv_avx512(const ptq_qgemv_args *a, int o0, int o1);
+
+/* dst[(o - o0) * ld + j] = s[o][g(j)] * (q[o][j] - z[o][g(j)]) for j < nchunks * 32 (packed order,
+ * including the padded columns), o in [o0, o1). ld >= nchunks * 32. */
+void ptq_qdequant_scalar(const ptq_qweight *w, int o0, int o1, float *dst, size_t ld);
+void ptq_qdequant_avx2(const ptq_qweight *w, int o0, int o1, float *dst, size_t ld);
+void ptq_qdequant_avx512(const ptq_qweight *w, int o0, int o1, float *dst, size_t ld);
+
+/* Paths of ptq_qgemm_isa, callable directly for tests and benchmarks (any rows >= 1).
+ * ptq_qgemm_isa uses the GEMV path below PTQ_QGEMM_MIN_ROWS rows and PTQ_QGEMM_TILES_PARALLEL
+ * above. Without memory for their buffers they fall back to a slow path that needs none. */
+#define PTQ_QGEMM_MIN_ROWS 8
+typedef enum {
+    PTQ_QGEMM_GEMV = 0,       /* fused kernels, OpenMP over weight rows */
+    PTQ_QGEMM_TILES_PARALLEL, /* OpenMP over 64-row tiles: dequantize + single-threaded sgemm */
+    PTQ_QGEMM_TILES_SERIAL    /* 256-row tiles one after another: parallel dequantize + threaded sgemm */
+} ptq_qgemm_path;
+void ptq_qgemm_path_isa(ptq_qgemm_path path, ptq_isa isa, const ptq_qweight *w, const float *x, int rows,
+                        float *y);
+
+/* Codes of one 32-column chunk (4 * bits bytes) into q[0..31]. */
+static inline void ptq_unpack_chunk(int bits, const uint8_t *src, uint8_t *q) {
+    switch (bits) {
+    case 8:
+        for (int j = 0; j < 32; j++) q[j] = src[j];
+        break;
+    case 4:
+        for (int k = 0; k < 16; k++) {
+            q[k] = src[k] & 15u;
+            q[k + 16] = src[k] >> 4;
+        }
+        break;
+    case 2:
+        for (int k = 0; k < 8; k++)
+            for (int i = 0; i < 4; i++) q[k + 8 * i] = (src[k] >> (2 * i)) & 3u;
+        break;
+    case 3: {
+        uint32_t hi = (uint32_t)src[8] | (uint32_t)src[9] << 8 | (uint32_t)src[10] << 16 | (uint32_t)src[11] << 24;
+        for (int k = 0; k < 8; k++)
+            for (int i = 0; i < 4; i++) q[k + 8 * i] = (src[k] >> (2 * i)) & 3u;
+        for (int j = 0; j < 32; j++) q[j] |= (uint8_t)(((hi >> j) & 1u) << 2);
+        break;
+    }
+    default:
+        for (int j = 0; j < 32; j++) q[j] = 0;
+        break;
+    }
+}
+
+#endif

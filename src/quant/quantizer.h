@@ -1,0 +1,49 @@
+/* Uniform weight quantizers (METHODS.md section 0) and the two weight-quantization algorithms, RTN and
+ * GPTQ (section 4). Both produce a ptq_qweight (src/kernels/qweight.h): integer codes, fp16 scales and
+ * integer zero points per row and group. Scales are rounded to fp16 *before* the codes are computed, so
+ * the stored scale is exactly the one the codes were chosen for. */
+#ifndef PTQ_QUANT_QUANTIZER_H
+#define PTQ_QUANT_QUANTIZER_H
+
+#include "kernels/qweight.h"
+#include "ptq.h"
+
+typedef struct ptq_wq_params {
+    int bits;        /* 2..8 */
+    int group;       /* 0 = per output channel (one group per row), else a multiple of 32 */
+    int sym;         /* symmetric: zero = 2^(bits-1) */
+} ptq_wq_params;
+
+/* Grid of one row segment: min-max with 0 inside the range (asymmetric), or symmetric. */
+void ptq_wq_find_params(const ptq_wq_params *p, const double *w, int n, int stride, float *scale, int *zero);
+/* q = clamp(round_half_even(w / scale) + zero, 0, 2^bits - 1) */
+int ptq_wq_code(double w, float scale, int zero, int maxq);
+
+/* Allocate a ptq_qweight for an out x in matrix with the given parameters (codes, scales, zeros; no perm). */
+ptq_status ptq_qweight_alloc(ptq_qweight *q, int bits, int group, int in, int out, int with_perm, ptq_error *err);
+void ptq_qweight_free(ptq_qweight *q);
+/* Set row r's codes (unpacked, in values) into the packed storage. */
+void ptq_qweight_set_row(ptq_qweight *q, int r, const uint8_t *codes);
+
+/* Round to nearest: quantize W [out][in] row by row, group by group. */
+ptq_status ptq_rtn_quantize(const float *W, int out, int in, const ptq_wq_params *p, ptq_qweight *q, ptq_error *err);
+
+typedef struct ptq_gptq_params {
+    ptq_wq_params wq;
+    int act_order;        /* quantize columns in order of decreasing Hessian diagonal */
+    int block;            /* lazy-update block size (128) */
+    double percdamp;      /* damping as a fraction of the mean diagonal (0.01) */
+    int reference_groups; /* 1: group grids from the globally updated W, as the reference code does (its quirk);
+                             0: from the fully updated weights */
+} ptq_gptq_params;
+ptq_gptq_params ptq_gptq_default_params(void);
+
+/* GPTQ on W [out][in] given the Hessian H = 2 X^T X / n [in][in] (row-major, full symmetric, double).
+ * H is not modified. On Cholesky failure the damping is raised tenfold (up to 4 times) with a warning. */
+ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, const ptq_gptq_params *p,
+                             ptq_qweight *q, const ptq_callbacks *cb, ptq_error *err);
+
+/* Relative output error of a quantized layer on the data behind H: tr(D H D^T) / tr(W H W^T), D = W - What. */
+double ptq_layer_rel_error(const float *W, const ptq_qweight *q, int out, int in, const double *H);
+
+#endif
