@@ -1,0 +1,43 @@
+# ptq quantize end to end: stories260K calibrated on stories 0-59 and evaluated on 60-99 (GPTQ beats RTN
+# at 3 bits), vit-mnist at W4, the file runs in eval/generate/inspect, and bad options fail clearly.
+source "$(dirname "$0")/e2e_lib.bash"
+need stories260K/stories260K.bin
+need tinystories/tinystories-valid-100.txt
+need vit-mnist/model.safetensors
+need mnist/t10k-images-idx3-ubyte.gz
+M="$DATA/stories260K/stories260K.bin"
+TOK="$DATA/stories260K/tok512.bin"
+TXT="$DATA/tinystories/tinystories-valid-100.txt"
+SEP='<|endoftext|>'
+calib=(--calib "$TXT" --docs-sep "$SEP" --docs 0:60 --calib-n 16 --calib-ctx 256)
+evalp=(--tokenizer "$TOK" --text "$TXT" --docs-sep "$SEP" --docs 60: --json)
+
+float=$("$PTQ" eval "$M" "${evalp[@]}" | json_num ppl)
+"$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/rtn3.ptq" --wbits 3 --group 32 --method rtn --json > "$TMP/q.json" 2> "$TMP/err" || fail "quantize rtn"
+[ -s "$TMP/err" ] && fail "--json quantize wrote to stderr"
+grep -q '"layers":\[{"name":"layers.0.attention.wq"' "$TMP/q.json" || fail "per-layer report: $(head -c 300 "$TMP/q.json")"
+"$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/gptq3.ptq" --wbits 3 --group 32 --method gptq > "$TMP/q.txt" 2> "$TMP/q.err" || fail "quantize gptq"
+grep -q 'layers.4.feed_forward.w2 .*rel. output error' "$TMP/q.err" || fail "per-layer lines missing: $(cat "$TMP/q.err")"
+rtn=$("$PTQ" eval "$TMP/rtn3.ptq" "${evalp[@]}" | json_num ppl)
+gptq=$("$PTQ" eval "$TMP/gptq3.ptq" "${evalp[@]}" | json_num ppl)
+echo "float $float, RTN W3g32 $rtn, GPTQ W3g32 $gptq"
+awk -v f="$float" -v r="$rtn" -v g="$gptq" 'BEGIN { exit !(f < g && g < r) }' || fail "expected float < GPTQ < RTN"
+"$PTQ" generate "$TMP/gptq3.ptq" --tokenizer "$TOK" --steps 20 --temperature 0 > "$TMP/gen.txt" 2>/dev/null || fail "generate on a quantized file"
+grep -q 'Once upon a time' "$TMP/gen.txt" || fail "quantized greedy text: $(cat "$TMP/gen.txt")"
+"$PTQ" inspect "$TMP/gptq3.ptq" --json | grep -q '"blocks.0.q.qweight"' || fail "inspect of a quantized file"
+
+"$PTQ" quantize "$DATA/vit-mnist" --calib "$DATA/mnist/t10k-images-idx3-ubyte.gz" \
+  --calib-labels "$DATA/mnist/t10k-labels-idx1-ubyte.gz" --count 256 -o "$TMP/vit4.ptq" --wbits 4 --json > /dev/null || fail "quantize vit"
+top1=$("$PTQ" eval "$TMP/vit4.ptq" --images "$DATA/mnist/t10k-images-idx3-ubyte.gz" \
+  --labels "$DATA/mnist/t10k-labels-idx1-ubyte.gz" --first 1000 --count 2000 --json | json_num top1)
+awk -v t="$top1" 'BEGIN { exit !(t > 96.0) }' || fail "vit W4 top1 $top1"
+
+expect_fail 2 "--wbits expects a number in \[2, 8\]" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 9
+expect_fail 1 "supported widths are 2, 3, 4 and 8" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 5
+expect_fail 1 "multiple of 32" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 4 --group 48
+expect_fail 1 "no-dir/x.ptq" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/no-dir/x.ptq" --wbits 4
+expect_fail 2 "--method must be rtn or gptq" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 4 --method awq
+expect_fail 1 "documents \[200, 300\)" -- "$PTQ" quantize "$M" --calib "$TXT" --docs-sep "$SEP" --docs 200:300 -o "$TMP/x.ptq" --wbits 4
+[ -e "$TMP/x.ptq" ] && fail "a failed quantize left $TMP/x.ptq behind"
+ls "$TMP" | grep -q 'tmp\.' && fail "a temporary file was left behind"
+finish
