@@ -204,6 +204,22 @@ typedef struct ptq_layer_report {
 } ptq_layer_report;
 typedef void (*ptq_layer_report_fn)(void *user, const ptq_layer_report *r);
 
+/* Bias Compensation (METHODS.md section 1): where, what shape, and on which inputs it is fitted. */
+enum { PTQ_BC_LINEAR = 1, PTQ_BC_BLOCK = 2, PTQ_BC_LOGITS = 4 };
+typedef enum { PTQ_BC_CHANNEL = 0, PTQ_BC_POSITION = 1 } ptq_bc_shape;
+typedef enum { PTQ_BC_SEQUENTIAL = 0, PTQ_BC_PARALLEL = 1 } ptq_bc_mode;
+
+/* Output error of one compensated module, before and after its bias (calibration data, and the
+ * held-apart data when given). SQNR = 10 log10(sum O^2 / sum (O - Ohat)^2). */
+typedef struct ptq_bc_report {
+    const char *name; /* linear name, "block N" or "logits" */
+    int layer;        /* -1 for logits */
+    double mse_before, mse_after, sqnr_before, sqnr_after;
+    int has_holdout;
+    double hold_mse_before, hold_mse_after, hold_sqnr_before, hold_sqnr_after;
+} ptq_bc_report;
+typedef void (*ptq_bc_report_fn)(void *user, const ptq_bc_report *r);
+
 typedef struct ptq_quant_params {
     int wbits;               /* 2, 3, 4 or 8 */
     int group;               /* 0 = per output channel; else a multiple of 32 (32, 64, 128, ...) */
@@ -212,6 +228,11 @@ typedef struct ptq_quant_params {
     int act_order;           /* GPTQ: columns in order of decreasing Hessian diagonal */
     double percdamp;         /* GPTQ damping, fraction of the mean Hessian diagonal (0.01) */
     int gptq_updated_groups; /* GPTQ: group grids from the updated weights instead of the reference's */
+    int bc_scope;            /* 0 = no Bias Compensation, else PTQ_BC_LINEAR | PTQ_BC_BLOCK | PTQ_BC_LOGITS */
+    ptq_bc_shape bc_shape;
+    ptq_bc_mode bc_mode;
+    const struct ptq_calib_data *holdout; /* optional held-apart data for the BC report */
+    ptq_bc_report_fn bc_report;
     ptq_callbacks cb;
     ptq_layer_report_fn report;
     void *report_user;

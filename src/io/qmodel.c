@@ -180,9 +180,24 @@ static void put_raw(saver *sv, const char *name, ptq_dtype dt, const void *data,
     sv->s = ptq_st_writer_add_ref(sv->w, name, dt, ndim, shape, data, n * ptq_dtype_size(dt), sv->err);
 }
 
-static void put_linear(saver *sv, const char *prefix, const ptq_linear *lin, cJSON *linears, cJSON *names) {
+/* bias + bc (+ extra): Bias Compensation is folded into the stored bias (copied). */
+static void put_bias(saver *sv, const char *name, const float *b, const float *bc, const float *extra, int n) {
+    if (sv->s != PTQ_OK || (!b && !bc && !extra)) return;
+    float *sum = malloc((size_t)n * sizeof *sum);
+    if (!sum) {
+        sv->s = ptq_fail(sv->err, PTQ_ERR_NOMEM, "out of memory saving %s", name);
+        return;
+    }
+    for (int i = 0; i < n; i++) sum[i] = (b ? b[i] : 0.0f) + (bc ? bc[i] : 0.0f) + (extra ? extra[i] : 0.0f);
+    int64_t shape[1] = {n};
+    sv->s = ptq_st_writer_add_f32(sv->w, name, PTQ_DT_F32, 1, shape, sum, sv->err);
+    free(sum);
+}
+
+static void put_linear(saver *sv, const char *prefix, const ptq_linear *lin, const float *extra_bias, cJSON *linears,
+                       cJSON *names) {
     if (!ptq_linear_present(lin)) return;
-    char n[160];
+    char n[300];
     if (lin->q) {
         const ptq_qweight *q = lin->q;
         snprintf(n, sizeof n, "%s.qweight", prefix);
@@ -206,16 +221,18 @@ static void put_linear(saver *sv, const char *prefix, const ptq_linear *lin, cJS
         put_f32(sv, n, lin->w, 2, lin->out, lin->in);
     }
     snprintf(n, sizeof n, "%s.bias", prefix);
-    put_f32(sv, n, lin->b, 1, lin->out, 0);
+    put_bias(sv, n, lin->b, lin->bc, extra_bias, lin->out);
+    snprintf(n, sizeof n, "%s.bc_pos", prefix);
+    put_f32(sv, n, lin->bc_pos, 2, lin->bc_len, lin->out);
     if (lin->name[0]) cJSON_AddStringToObject(names, prefix, lin->name);
 }
 
-static void put_norm(saver *sv, const char *prefix, const ptq_norm *nm, int dim) {
-    char n[160];
+static void put_norm(saver *sv, const char *prefix, const ptq_norm *nm, const float *extra_bias, int dim) {
+    char n[300];
     snprintf(n, sizeof n, "%s.weight", prefix);
     put_f32(sv, n, nm->w, 1, dim, 0);
     snprintf(n, sizeof n, "%s.bias", prefix);
-    put_f32(sv, n, nm->b, 1, dim, 0);
+    put_bias(sv, n, nm->b, extra_bias, NULL, dim);
 }
 
 static void meta(saver *sv, const char *key, const char *value) {
@@ -231,27 +248,35 @@ ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_i
     if (c->arch != PTQ_ARCH_VIT) put_f32(&sv, "tok_emb", m->tok_emb, 2, c->vocab_size, c->embed_dim);
     put_f32(&sv, "pos_emb", m->pos_emb, 2, m->n_pos, c->dim);
     put_f32(&sv, "cls_token", m->cls_token, 1, c->dim, 0);
-    put_linear(&sv, "patch", &m->patch, linears, names);
-    put_linear(&sv, "proj_in", &m->proj_in, linears, names);
-    put_linear(&sv, "proj_out", &m->proj_out, linears, names);
-    put_norm(&sv, "final_norm", &m->final_norm, c->dim);
+    put_linear(&sv, "patch", &m->patch, NULL, linears, names);
+    put_linear(&sv, "proj_in", &m->proj_in, NULL, linears, names);
+    put_linear(&sv, "proj_out", &m->proj_out, NULL, linears, names);
+    put_norm(&sv, "final_norm", &m->final_norm, NULL, c->dim);
     int tied = m->head.w && m->head.w == m->tok_emb && !m->head.q;
     if (tied) {
-        put_f32(&sv, "head.bias", m->head.b, 1, m->head.out, 0);
+        put_bias(&sv, "head.bias", m->head.b, m->head.bc, NULL, m->head.out);
     } else {
-        put_linear(&sv, "head", &m->head, linears, names);
+        put_linear(&sv, "head", &m->head, NULL, linears, names);
     }
     for (int l = 0; l < c->n_layers; l++) {
         const ptq_block *b = &m->blocks[l];
+        /* the block's per-channel BC lands on the last add of the block: DOWN's bias (pre-norm) or
+           norm2's bias (post-norm, whose output is the block output) */
         snprintf(buf, sizeof buf, "blocks.%d.norm1", l);
-        put_norm(&sv, buf, &b->norm1, c->dim);
+        put_norm(&sv, buf, &b->norm1, NULL, c->dim);
         snprintf(buf, sizeof buf, "blocks.%d.norm2", l);
-        put_norm(&sv, buf, &b->norm2, c->dim);
+        put_norm(&sv, buf, &b->norm2, c->pre_norm ? NULL : b->bc, c->dim);
         for (int r = 0; r < PTQ_LIN_COUNT; r++) {
             snprintf(buf, sizeof buf, "blocks.%d.%s", l, role_names[r]);
-            put_linear(&sv, buf, &b->lin[r], linears, names);
+            put_linear(&sv, buf, &b->lin[r], r == PTQ_LIN_DOWN && c->pre_norm ? b->bc : NULL, linears, names);
         }
+        snprintf(buf, sizeof buf, "blocks.%d.bc_pos", l);
+        put_f32(&sv, buf, b->bc_pos, 2, b->bc_len, c->dim);
     }
+    if (c->norm == PTQ_NORM_RMS && !c->pre_norm)
+        for (int l = 0; l < c->n_layers; l++)
+            if (m->blocks[l].bc && sv.s == PTQ_OK)
+                sv.s = ptq_fail(err, PTQ_ERR_UNSUPPORTED, "block BC cannot be folded into a post-norm RMS block");
     char *cfg = config_json(c), *lj = cJSON_PrintUnformatted(linears), *nj = cJSON_PrintUnformatted(names);
     meta(&sv, "format", "ptq");
     meta(&sv, "ptq.format_version", PTQ_FORMAT_VERSION);
@@ -267,6 +292,11 @@ ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_i
     meta(&sv, "ptq.group", buf);
     meta(&sv, "ptq.sym", m->quant.sym ? "1" : "0");
     meta(&sv, "ptq.act_order", m->quant.act_order ? "1" : "0");
+    snprintf(buf, sizeof buf, "scope=%s%s%s shape=%s mode=%s", m->quant.bc_scope & PTQ_BC_LINEAR ? "linear," : "",
+             m->quant.bc_scope & PTQ_BC_BLOCK ? "block," : "", m->quant.bc_scope & PTQ_BC_LOGITS ? "logits," : "",
+             m->quant.bc_shape == PTQ_BC_POSITION ? "position" : "channel",
+             m->quant.bc_mode == PTQ_BC_PARALLEL ? "parallel" : "sequential");
+    meta(&sv, "ptq.bc", m->quant.bc_scope ? buf : "none");
     const char *src = info && info->source ? info->source : m->path;
     meta(&sv, "ptq.source", src);
     const char *cd = info && info->calib_desc ? info->calib_desc : m->quant.calib_desc;
@@ -326,6 +356,16 @@ static ptq_status get_raw(loader *ld, const char *name, ptq_dtype dt, int ndim, 
     return PTQ_OK;
 }
 
+/* An optional position-specific BC bias [P][width]. */
+static ptq_status get_pos_bias(loader *ld, const char *name, int width, float **out, int *len) {
+    const ptq_st_tensor *t = ptq_st_find(ld->st, name);
+    if (!t) return PTQ_OK;
+    if (t->ndim != 2 || t->shape[0] < 1 || t->shape[0] > (1 << 24) || t->shape[1] != width)
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s must be [positions, %d]", ld->file, name, width);
+    *len = (int)t->shape[0];
+    return get_f32(ld, name, 1, 2, t->shape[0], width, out);
+}
+
 static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, int required, int in, int out,
                              const cJSON *linears, const cJSON *names) {
     char n[160];
@@ -336,6 +376,8 @@ static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, in
     snprintf(lin->name, sizeof lin->name, "%s", cJSON_IsString(nm) ? nm->valuestring : prefix);
     snprintf(n, sizeof n, "%s.bias", prefix);
     PTQ_TRY(get_f32(ld, n, 0, 1, out, 0, &lin->b));
+    snprintf(n, sizeof n, "%s.bc_pos", prefix);
+    PTQ_TRY(get_pos_bias(ld, n, out, &lin->bc_pos, &lin->bc_len));
     if (!qinfo) {
         snprintf(n, sizeof n, "%s.weight", prefix);
         return get_f32(ld, n, required, 2, out, in, &lin->w);
@@ -451,6 +493,8 @@ static ptq_status load_body(loader *ld, const cJSON *linears, const cJSON *names
         PTQ_TRY(get_f32(ld, n, 1, 1, c->dim, 0, &b->norm2.w));
         snprintf(n, sizeof n, "blocks.%d.norm2.bias", l);
         PTQ_TRY(get_f32(ld, n, 0, 1, c->dim, 0, &b->norm2.b));
+        snprintf(n, sizeof n, "blocks.%d.bc_pos", l);
+        PTQ_TRY(get_pos_bias(ld, n, c->dim, &b->bc_pos, &b->bc_len));
         for (int r = 0; r < PTQ_LIN_COUNT; r++) {
             char prefix[96];
             snprintf(prefix, sizeof prefix, "blocks.%d.%s", l, role_names[r]);

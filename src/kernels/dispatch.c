@@ -22,7 +22,7 @@
 #define GEMV_BLOCK 16  /* weight rows per OpenMP work item in the GEMV path */
 #define TILE_PAR 64    /* weight rows per tile, PTQ_QGEMM_TILES_PARALLEL */
 #define TILE_SER 256   /* weight rows per tile, PTQ_QGEMM_TILES_SERIAL */
-#define PAR_MIN_WORK (1 << 16) /* below this many multiply-adds, stay on one thread */
+#define PAR_MIN_WORK (1 << 18) /* below this many multiply-adds, stay on one thread */
 #define XSUM_STACK 2048
 
 ptq_isa ptq_isa_best(void) {

@@ -18,37 +18,46 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE void unpack_i(const int B, const uint8_t *p, __m256i v[4]) {
+/* Codes of the chunk at p as floats, columns 8k..8k+7 in q[k]. For 2 and 3 bits the low two bits
+ * go through an 8-entry table (vpermps reads only the low 3 bits of each index): i -> i & 3. */
+INLINE void unpack_f(const int B, const uint8_t *p, __m256 q[4]) {
     if (B == 8) {
-        for (int k = 0; k < 4; k++) v[k] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * k)));
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * k))));
     } else if (B == 4) {
         const __m256i m = _mm256_set1_epi32(15);
-        __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-        __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8)));
-        v[0] = _mm256_and_si256(a, m);
-        v[1] = _mm256_and_si256(b, m);
-        v[2] = _mm256_srli_epi32(a, 4);
-        v[3] = _mm256_srli_epi32(b, 4);
+        const __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+        const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8)));
+        q[0] = _mm256_cvtepi32_ps(_mm256_and_si256(a, m));
+        q[1] = _mm256_cvtepi32_ps(_mm256_and_si256(b, m));
+        q[2] = _mm256_cvtepi32_ps(_mm256_srli_epi32(a, 4));
+        q[3] = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
     } else {
-        const __m256i m = _mm256_set1_epi32(3);
-        __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-        v[0] = _mm256_and_si256(a, m);
-        v[1] = _mm256_and_si256(_mm256_srli_epi32(a, 2), m);
-        v[2] = _mm256_and_si256(_mm256_srli_epi32(a, 4), m);
-        v[3] = _mm256_srli_epi32(a, 6);
+        const __m256 tbl = _mm256_set_ps(3, 2, 1, 0, 3, 2, 1, 0);
+        const __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+        q[0] = _mm256_permutevar8x32_ps(tbl, a);
+        q[1] = _mm256_permutevar8x32_ps(tbl, _mm256_srli_epi32(a, 2));
+        q[2] = _mm256_permutevar8x32_ps(tbl, _mm256_srli_epi32(a, 4));
+        q[3] = _mm256_permutevar8x32_ps(tbl, _mm256_srli_epi32(a, 6));
         if (B == 3) {
+            /* lane i of q[k] gets 4 where bit 8k+i of the third-bit plane is set */
             uint32_t h;
             memcpy(&h, p + 8, 4);
             const __m256i hv = _mm256_set1_epi32((int)h);
-            const __m256i one = _mm256_set1_epi32(1);
-            const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+            const __m256i bit0 = _mm256_set_epi32(128, 64, 32, 16, 8, 4, 2, 1);
+            const __m256 four = _mm256_set1_ps(4.0f);
             for (int k = 0; k < 4; k++) {
-                __m256i sh = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * k));
-                __m256i bit = _mm256_and_si256(_mm256_srlv_epi32(hv, sh), one);
-                v[k] = _mm256_or_si256(v[k], _mm256_slli_epi32(bit, 2));
+                const __m256i bk = _mm256_slli_epi32(bit0, 8 * k);
+                const __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(hv, bk), bk);
+                q[k] = _mm256_add_ps(q[k], _mm256_and_ps(_mm256_castsi256_ps(set), four));
             }
         }
     }
+}
+
+/* A hint only: never dereferenced, so it may point past the weights (no pointer arithmetic on them). */
+INLINE void prefetch(const uint8_t *p, size_t ahead) {
+    _mm_prefetch((const char *)((uintptr_t)p + ahead), _MM_HINT_T0);
 }
 
 INLINE float hsum(__m256 v) {
@@ -63,6 +72,7 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
     const ptq_qweight *w = a->w;
     const int ng = w->n_groups, nch = a->nchunks, cpg = a->cpg;
     const size_t cb = 4u * (size_t)B;
+    const size_t pf = (size_t)O * w->row_bytes; /* prefetch the next weight rows at the same column */
     const float *xp = a->xp + (size_t)r0 * a->ldx;
     const float *xs = a->xsum + (size_t)r0 * (size_t)ng;
     const uint8_t *cp[2];
@@ -111,6 +121,26 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
                 }
             }
         }
+        if (cpg == 1) {
+            /* one chunk per group (g32): dot = sum_k q[k].x[k] in two halves, acc += s * dot */
+            for (int g = gb; g < gb + nb; g++) {
+                const float *xc = xp + (size_t)g * PTQ_QCHUNK;
+                for (int u = 0; u < O; u++) {
+                    __m256 q[4];
+                    prefetch(cp[u] + (size_t)g * cb, pf);
+                    unpack_f(B, cp[u] + (size_t)g * cb, q);
+                    const __m256 s = _mm256_set1_ps(sf[u][g - gb]);
+                    for (int r = 0; r < R; r++) {
+                        const float *x = xc + (size_t)r * a->ldx;
+                        __m256 d0 = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(x + 16), _mm256_mul_ps(q[0], _mm256_loadu_ps(x)));
+                        __m256 d1 = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), _mm256_mul_ps(q[1], _mm256_loadu_ps(x + 8)));
+                        acc[u][r][0] = _mm256_fmadd_ps(s, d0, acc[u][r][0]);
+                        acc[u][r][1] = _mm256_fmadd_ps(s, d1, acc[u][r][1]);
+                    }
+                }
+            }
+            continue;
+        }
         for (int g = gb; g < gb + nb; g++) {
             const int c0 = g * cpg;
             const int c1 = c0 + cpg < nch ? c0 + cpg : nch;
@@ -120,14 +150,13 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
             for (int c = c0; c < c1; c++) {
                 const float *xc = xp + (size_t)c * PTQ_QCHUNK;
                 for (int u = 0; u < O; u++) {
-                    __m256i iv[4];
-                    unpack_i(B, cp[u] + (size_t)c * cb, iv);
-                    for (int kk = 0; kk < 4; kk++) {
-                        const __m256 q = _mm256_cvtepi32_ps(iv[kk]);
+                    __m256 q[4];
+                    prefetch(cp[u] + (size_t)c * cb, pf);
+                    unpack_f(B, cp[u] + (size_t)c * cb, q);
+                    for (int kk = 0; kk < 4; kk++)
                         for (int r = 0; r < R; r++)
-                            dot[u][r][kk & 1] = _mm256_fmadd_ps(q, _mm256_loadu_ps(xc + (size_t)r * a->ldx + 8 * kk),
+                            dot[u][r][kk & 1] = _mm256_fmadd_ps(q[kk], _mm256_loadu_ps(xc + (size_t)r * a->ldx + 8 * kk),
                                                                 dot[u][r][kk & 1]);
-                    }
                 }
             }
             for (int u = 0; u < O; u++) {
@@ -185,13 +214,13 @@ INLINE void dequant_bits(const int B, const ptq_qweight *w, int o0, int o1, floa
         for (int c0 = 0, g = 0; c0 < nch; c0 += cpg, g++) {
             const int c1 = c0 + cpg < nch ? c0 + cpg : nch;
             const __m256 s = _mm256_set1_ps(_cvtsh_ss(sr[g]));
-            const __m256i z = _mm256_set1_epi32(zr[g]);
+            const __m256 z = _mm256_set1_ps((float)zr[g]);
             for (int c = c0; c < c1; c++) {
-                __m256i iv[4];
-                unpack_i(B, codes + (size_t)c * cb, iv);
+                __m256 q[4];
+                unpack_f(B, codes + (size_t)c * cb, q);
+                /* s * (q - z) as the scalar reference: the difference of small integers is exact */
                 for (int kk = 0; kk < 4; kk++)
-                    _mm256_storeu_ps(d + (size_t)c * PTQ_QCHUNK + 8 * kk,
-                                     _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(iv[kk], z))));
+                    _mm256_storeu_ps(d + (size_t)c * PTQ_QCHUNK + 8 * kk, _mm256_mul_ps(s, _mm256_sub_ps(q[kk], z)));
             }
         }
     }

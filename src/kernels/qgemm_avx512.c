@@ -22,30 +22,39 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE void unpack_i(const int B, const uint8_t *p, __m512i *v0, __m512i *v1) {
+/* Codes of the chunk at p as floats: columns 0-15 in *q0, 16-31 in *q1. For 2, 3 and 4 bits the
+ * int-to-float step is a 16-entry table lookup (vpermps reads only the low 4 bits of each index,
+ * which also does the masking): the table holds i for 4 bits and i & 3 for 2 and 3 bits. */
+INLINE void unpack_f(const int B, const uint8_t *p, __m512 *q0, __m512 *q1) {
     if (B == 8) {
-        *v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
-        *v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 16)));
+        *q0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)));
+        *q1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 16))));
     } else if (B == 4) {
-        __m512i a = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
-        *v0 = _mm512_and_si512(a, _mm512_set1_epi32(15));
-        *v1 = _mm512_srli_epi32(a, 4);
+        const __m512 tbl = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        const __m512i a = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+        *q0 = _mm512_permutexvar_ps(a, tbl);
+        *q1 = _mm512_permutexvar_ps(_mm512_srli_epi32(a, 4), tbl);
     } else {
-        __m128i b = _mm_loadl_epi64((const __m128i *)p);
-        __m512i a = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(b, b));
+        const __m512 tbl = _mm512_set_ps(3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0);
+        const __m128i b = _mm_loadl_epi64((const __m128i *)p);
+        const __m512i a = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(b, b));
         const __m512i sh0 = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
         const __m512i sh1 = _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4);
-        const __m512i three = _mm512_set1_epi32(3);
-        *v0 = _mm512_and_si512(_mm512_srlv_epi32(a, sh0), three);
-        *v1 = _mm512_and_si512(_mm512_srlv_epi32(a, sh1), three);
+        *q0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(a, sh0), tbl);
+        *q1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(a, sh1), tbl);
         if (B == 3) {
             uint32_t h;
             memcpy(&h, p + 8, 4);
-            const __m512i four = _mm512_set1_epi32(4);
-            *v0 = _mm512_mask_or_epi32(*v0, (__mmask16)(h & 0xffffu), *v0, four);
-            *v1 = _mm512_mask_or_epi32(*v1, (__mmask16)(h >> 16), *v1, four);
+            const __m512 four = _mm512_set1_ps(4.0f);
+            *q0 = _mm512_mask_add_ps(*q0, (__mmask16)(h & 0xffffu), *q0, four);
+            *q1 = _mm512_mask_add_ps(*q1, (__mmask16)(h >> 16), *q1, four);
         }
     }
+}
+
+/* A hint only: never dereferenced, so it may point past the weights (no pointer arithmetic on them). */
+INLINE void prefetch(const uint8_t *p, size_t ahead) {
+    _mm_prefetch((const char *)((uintptr_t)p + ahead), _MM_HINT_T0);
 }
 
 INLINE float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
@@ -55,6 +64,7 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
     const ptq_qweight *w = a->w;
     const int ng = w->n_groups, nch = a->nchunks, cpg = a->cpg;
     const size_t cb = 4u * (size_t)B;
+    const size_t pf = (size_t)O * w->row_bytes; /* prefetch the next weight rows at the same column */
     const float *xp = a->xp + (size_t)r0 * a->ldx;
     const float *xs = a->xsum + (size_t)r0 * (size_t)ng;
     const uint8_t *cp[2];
@@ -87,6 +97,24 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
                                                zt[u][r]);
             }
         }
+        if (cpg == 1) {
+            /* one chunk per group (g32): dot = q0.x0 + q1.x1, acc += s * dot */
+            for (int g = gb; g < gb + nb; g++) {
+                const float *xc = xp + (size_t)g * PTQ_QCHUNK;
+                for (int u = 0; u < O; u++) {
+                    __m512 q0, q1;
+                    prefetch(cp[u] + (size_t)g * cb, pf);
+                    unpack_f(B, cp[u] + (size_t)g * cb, &q0, &q1);
+                    const __m512 s = _mm512_set1_ps(sf[u][g - gb]);
+                    for (int r = 0; r < R; r++) {
+                        const float *x = xc + (size_t)r * a->ldx;
+                        __m512 d = _mm512_fmadd_ps(q1, _mm512_loadu_ps(x + 16), _mm512_mul_ps(q0, _mm512_loadu_ps(x)));
+                        acc[u][r][0] = _mm512_fmadd_ps(s, d, acc[u][r][0]);
+                    }
+                }
+            }
+            continue;
+        }
         for (int g = gb; g < gb + nb; g++) {
             const int c0 = g * cpg;
             const int c1 = c0 + cpg < nch ? c0 + cpg : nch;
@@ -96,9 +124,9 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
             for (int c = c0; c < c1; c++) {
                 const float *xc = xp + (size_t)c * PTQ_QCHUNK;
                 for (int u = 0; u < O; u++) {
-                    __m512i i0, i1;
-                    unpack_i(B, cp[u] + (size_t)c * cb, &i0, &i1);
-                    const __m512 q0 = _mm512_cvtepi32_ps(i0), q1 = _mm512_cvtepi32_ps(i1);
+                    __m512 q0, q1;
+                    prefetch(cp[u] + (size_t)c * cb, pf);
+                    unpack_f(B, cp[u] + (size_t)c * cb, &q0, &q1);
                     for (int r = 0; r < R; r++) {
                         const float *x = xc + (size_t)r * a->ldx;
                         dot[u][r][0] = _mm512_fmadd_ps(q0, _mm512_loadu_ps(x), dot[u][r][0]);
@@ -174,15 +202,13 @@ INLINE void dequant_bits(const int B, const ptq_qweight *w, int o0, int o1, floa
         for (int c0 = 0, g = 0; c0 < nch; c0 += cpg, g++) {
             const int c1 = c0 + cpg < nch ? c0 + cpg : nch;
             const __m512 s = _mm512_set1_ps(_cvtsh_ss(sr[g]));
-            const __m512i z = _mm512_set1_epi32(zr[g]);
+            const __m512 z = _mm512_set1_ps((float)zr[g]);
             for (int c = c0; c < c1; c++) {
-                __m512i i0, i1;
-                unpack_i(B, codes + (size_t)c * cb, &i0, &i1);
-                /* s * (q - z) exactly as the scalar reference: integer difference, one rounding */
-                _mm512_storeu_ps(d + (size_t)c * PTQ_QCHUNK,
-                                 _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(i0, z))));
-                _mm512_storeu_ps(d + (size_t)c * PTQ_QCHUNK + 16,
-                                 _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(i1, z))));
+                __m512 q0, q1;
+                unpack_f(B, codes + (size_t)c * cb, &q0, &q1);
+                /* s * (q - z) as the scalar reference: the difference of small integers is exact */
+                _mm512_storeu_ps(d + (size_t)c * PTQ_QCHUNK, _mm512_mul_ps(s, _mm512_sub_ps(q0, z)));
+                _mm512_storeu_ps(d + (size_t)c * PTQ_QCHUNK + 16, _mm512_mul_ps(s, _mm512_sub_ps(q1, z)));
             }
         }
     }

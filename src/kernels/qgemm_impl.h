@@ -52,7 +52,7 @@ void ptq_qgemm_path_isa(ptq_qgemm_path path, ptq_isa isa, const ptq_qweight *w, 
                         float *y);
 
 /* Codes of one 32-column chunk (4 * bits bytes) into q[0..31]. */
-static inline void ptq_unpack_chunk(int bits, const uint8_t *src, uint8_t *q) {
+static inline __attribute__((always_inline)) void ptq_unpack_chunk(int bits, const uint8_t *src, uint8_t *q) {
     switch (bits) {
     case 8:
         for (int j = 0; j < 32; j++) q[j] = src[j];

@@ -2,41 +2,46 @@
 #include "io/safetensors.h"
 #include "kernels/qgemm_impl.h"
 
-/* Input rows handled per pass over a weight row (codes are unpacked once per chunk per pass). */
-#define SCALAR_RB 8
-
-void ptq_qgemv_scalar(const ptq_qgemv_args *a, int o0, int o1) {
+/* B is a constant after inlining, so the unpacking specializes per bit width. One input row at a
+ * time: simple loops the compiler vectorizes (eight partial sums per dot product). */
+static inline __attribute__((always_inline)) void gemv_bits(const int B, const ptq_qgemv_args *a, int o0, int o1) {
     const ptq_qweight *w = a->w;
     const int ng = w->n_groups;
-    const size_t cbytes = 4u * (size_t)w->bits;
+    const size_t cbytes = 4u * (size_t)B;
     for (int o = o0; o < o1; o++) {
         const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
         const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
         const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng;
-        for (int r0 = 0; r0 < a->rows; r0 += SCALAR_RB) {
-            const int nr = a->rows - r0 < SCALAR_RB ? a->rows - r0 : SCALAR_RB;
-            float acc[SCALAR_RB] = {0};
+        for (int r = 0; r < a->rows; r++) {
+            const float *xr = a->xp + (size_t)r * a->ldx;
+            const float *xs = a->xsum + (size_t)r * (size_t)ng;
+            float acc = 0.0f;
             for (int g = 0; g < ng; g++) {
-                const float s = ptq_f16_to_f32(sr[g]);
-                const float z = (float)zr[g];
                 const int c0 = g * a->cpg;
                 const int c1 = c0 + a->cpg < a->nchunks ? c0 + a->cpg : a->nchunks;
-                float dot[SCALAR_RB] = {0};
+                float d[8] = {0};
                 for (int c = c0; c < c1; c++) {
                     uint8_t q[PTQ_QCHUNK];
-                    ptq_unpack_chunk(w->bits, codes + (size_t)c * cbytes, q);
-                    for (int r = 0; r < nr; r++) {
-                        const float *x = a->xp + (size_t)(r0 + r) * a->ldx + (size_t)c * PTQ_QCHUNK;
-                        float d = 0.0f;
-                        for (int j = 0; j < PTQ_QCHUNK; j++) d += (float)q[j] * x[j];
-                        dot[r] += d;
-                    }
+                    ptq_unpack_chunk(B, codes + (size_t)c * cbytes, q);
+                    const float *x = xr + (size_t)c * PTQ_QCHUNK;
+                    for (int j = 0; j < PTQ_QCHUNK; j += 8)
+                        for (int k = 0; k < 8; k++) d[k] += (float)q[j + k] * x[j + k];
                 }
-                for (int r = 0; r < nr; r++)
-                    acc[r] += s * (dot[r] - z * a->xsum[(size_t)(r0 + r) * (size_t)ng + (size_t)g]);
+                const float dot = ((d[0] + d[4]) + (d[1] + d[5])) + ((d[2] + d[6]) + (d[3] + d[7]));
+                acc += ptq_f16_to_f32(sr[g]) * (dot - (float)zr[g] * xs[g]);
             }
-            for (int r = 0; r < nr; r++) a->y[(size_t)(r0 + r) * (size_t)w->out + (size_t)o] = acc[r];
+            a->y[(size_t)r * (size_t)w->out + (size_t)o] = acc;
         }
+    }
+}
+
+void ptq_qgemv_scalar(const ptq_qgemv_args *a, int o0, int o1) {
+    switch (a->w->bits) {
+    case 2: gemv_bits(2, a, o0, o1); break;
+    case 3: gemv_bits(3, a, o0, o1); break;
+    case 4: gemv_bits(4, a, o0, o1); break;
+    case 8: gemv_bits(8, a, o0, o1); break;
+    default: break;
     }
 }
 

@@ -1,6 +1,7 @@
 /* The generic transformer forward pass (see forward.h), one block at a time. */
 #include "models/forward.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,12 +135,38 @@ typedef struct {
     int layer;
     ptq_linear_hook hook;
     void *user;
+    int float_weights;
+    int seq_len, pos0;
 } lin_ctx;
+
+/* Add a per-position bias [len][n] to rows at positions pos0 + r % seq_len. */
+static ptq_status add_pos_bias(float *y, const float *bias, int len, int n, int rows, int seq_len, int pos0,
+                               const char *what, ptq_error *err) {
+    if (pos0 + (rows < seq_len ? rows : seq_len) > len)
+        return ptq_fail(err, PTQ_ERR_ARG,
+                        "%s has a position-specific bias for %d positions; it cannot run at positions up to %d "
+                        "(use a context of at most %d, or per-channel BC)",
+                        what, len, pos0 + seq_len - 1, len);
+    for (int r = 0; r < rows; r++) {
+        const float *b = bias + (size_t)(pos0 + r % seq_len) * n;
+        float *yr = y + (size_t)r * n;
+        for (int o = 0; o < n; o++) yr[o] += b[o];
+    }
+    return PTQ_OK;
+}
 
 static ptq_status run_linear(const lin_ctx *lc, ptq_lin_role role, const float *x, int rows, float *y,
                              ptq_error *err) {
     const ptq_linear *lin = &lc->m->blocks[lc->layer].lin[role];
-    ptq_linear_forward(lin, x, rows, y);
+    if (lc->float_weights) {
+        if (!lin->w)
+            return ptq_fail(err, PTQ_ERR_ARG, "%s: the float weights of %s are not available", lc->m->path, lin->name);
+        ptq_linear_forward_float(lin, x, rows, y);
+    } else {
+        ptq_linear_forward(lin, x, rows, y);
+        if (lin->bc_pos)
+            PTQ_TRY(add_pos_bias(y, lin->bc_pos, lin->bc_len, lin->out, rows, lc->seq_len, lc->pos0, lin->name, err));
+    }
     if (lc->hook && lc->hook(lc->user, lc->layer, role, lin, x, y, rows))
         return ptq_fail(err, PTQ_ERR_CALLBACK, "stopped by callback at %s", lin->name);
     return PTQ_OK;
@@ -215,6 +242,12 @@ static void add_into(float *x, const float *y, size_t n) {
 
 ptq_status ptq_block_forward(const ptq_model *m, int layer, float *x, int n_seq, int seq_len, int pos0,
                              ptq_kv_cache *cache, ptq_linear_hook hook, void *hook_user, ptq_error *err) {
+    ptq_block_opts o = {hook, hook_user, 0};
+    return ptq_block_forward_ex(m, layer, x, n_seq, seq_len, pos0, cache, &o, err);
+}
+
+ptq_status ptq_block_forward_ex(const ptq_model *m, int layer, float *x, int n_seq, int seq_len, int pos0,
+                                ptq_kv_cache *cache, const ptq_block_opts *opts, ptq_error *err) {
     const ptq_config *c = &m->cfg;
     if (layer < 0 || layer >= c->n_layers) return ptq_fail(err, PTQ_ERR_ARG, "block %d out of range", layer);
     if (cache && (n_seq != 1 || pos0 + seq_len > cache->max_seq))
@@ -224,7 +257,7 @@ ptq_status ptq_block_forward(const ptq_model *m, int layer, float *x, int n_seq,
     size_t n = (size_t)rows * c->dim;
     scratch s;
     PTQ_TRY(scratch_alloc(&s, c, rows, err));
-    lin_ctx lc = {m, layer, hook, hook_user};
+    lin_ctx lc = {m, layer, opts->hook, opts->hook_user, opts->float_weights, seq_len, pos0};
     const ptq_block *blk = &m->blocks[layer];
     ptq_status st;
     if (c->pre_norm) {
@@ -249,10 +282,24 @@ ptq_status ptq_block_forward(const ptq_model *m, int layer, float *x, int n_seq,
         }
     }
     scratch_free(&s);
+    if (st == PTQ_OK && !opts->float_weights) {
+        if (blk->bc)
+            for (int r = 0; r < rows; r++) add_into(x + (size_t)r * c->dim, blk->bc, (size_t)c->dim);
+        if (blk->bc_pos) {
+            char what[64];
+            snprintf(what, sizeof what, "block %d", layer);
+            st = add_pos_bias(x, blk->bc_pos, blk->bc_len, c->dim, rows, seq_len, pos0, what, err);
+        }
+    }
     return st;
 }
 
 ptq_status ptq_head_forward(const ptq_model *m, const float *x, int rows, float *logits, ptq_error *err) {
+    return ptq_head_forward_ex(m, x, rows, logits, 0, err);
+}
+
+ptq_status ptq_head_forward_ex(const ptq_model *m, const float *x, int rows, float *logits, int float_weights,
+                               ptq_error *err) {
     const ptq_config *c = &m->cfg;
     float *h = ptq_alloc((size_t)rows * c->dim, sizeof(float), "head input", err);
     if (!h) return PTQ_ERR_NOMEM;
@@ -274,7 +321,8 @@ ptq_status ptq_head_forward(const ptq_model *m, const float *x, int rows, float 
         ptq_linear_forward(&m->proj_out, h, rows, e);
         hin = e;
     }
-    ptq_linear_forward(&m->head, hin, rows, logits);
+    if (float_weights) ptq_linear_forward_float(&m->head, hin, rows, logits);
+    else ptq_linear_forward(&m->head, hin, rows, logits);
     ptq_free(e);
     ptq_free(h);
     return PTQ_OK;

@@ -23,8 +23,17 @@ typedef struct ptq_kv_cache {
 ptq_status ptq_kv_cache_init(ptq_kv_cache *c, const ptq_model *m, int max_seq, ptq_error *err);
 void ptq_kv_cache_free(ptq_kv_cache *c);
 
-/* y[rows][out] = x[rows][in] W^T + b (BLAS for many rows, threaded GEMV for one). */
+/* The runtime path: y[rows][out] = x[rows][in] W^T + b (+ bc), with the packed weights when the layer
+ * has them (else BLAS on the float weights). Position-dependent biases are applied by the block. */
 void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *y);
+/* The float reference path: float weights and the original bias only. Requires lin->w. */
+void ptq_linear_forward_float(const ptq_linear *lin, const float *x, int rows, float *y);
+
+typedef struct ptq_block_opts {
+    ptq_linear_hook hook;
+    void *hook_user;
+    int float_weights; /* run the original float model (targets for BC and activation calibration) */
+} ptq_block_opts;
 
 /* Token embedding (+ learned positions, + OPT project_in) for n tokens at positions pos0.. */
 ptq_status ptq_embed_tokens(const ptq_model *m, const int *tokens, int n, int pos0, float *x, ptq_error *err);
@@ -34,10 +43,14 @@ ptq_status ptq_embed_images(const ptq_model *m, const float *pixels, int n_img, 
 /* One block, in place on x. `cache` may be NULL (attention only within each sequence of x). */
 ptq_status ptq_block_forward(const ptq_model *m, int layer, float *x, int n_seq, int seq_len, int pos0,
                              ptq_kv_cache *cache, ptq_linear_hook hook, void *hook_user, ptq_error *err);
+ptq_status ptq_block_forward_ex(const ptq_model *m, int layer, float *x, int n_seq, int seq_len, int pos0,
+                                ptq_kv_cache *cache, const ptq_block_opts *opts, ptq_error *err);
 
 /* LM: final norm, project_out and head for `rows` rows of x -> logits [rows][vocab].
  * ViT: takes the cls row of each of `rows` images (x is [rows*max_seq][dim]) -> [rows][classes]. */
 ptq_status ptq_head_forward(const ptq_model *m, const float *x, int rows, float *logits, ptq_error *err);
+ptq_status ptq_head_forward_ex(const ptq_model *m, const float *x, int rows, float *logits, int float_weights,
+                               ptq_error *err);
 
 /* Whole model: LM tokens -> logits [n][vocab] for every position (no cache, positions 0..n-1). */
 ptq_status ptq_forward_tokens(const ptq_model *m, const int *tokens, int n, float *logits, ptq_error *err);

@@ -31,6 +31,10 @@ typedef struct ptq_linear {
     float *w;      /* float weights, or NULL */
     float *b;      /* [out] or NULL */
     struct ptq_qweight *q;
+    /* Bias Compensation (runtime path only; ptq_model_save folds bc into b) */
+    float *bc;     /* per output channel [out], or NULL */
+    float *bc_pos; /* per position x channel [bc_len][out], or NULL: applied by absolute position */
+    int bc_len;
 } ptq_linear;
 
 static inline int ptq_linear_present(const ptq_linear *l) { return l->w != NULL || l->q != NULL; }
@@ -54,6 +58,10 @@ typedef struct ptq_block {
     ptq_norm norm1; /* before attention (pre-norm) or after the attention residual (post-norm) */
     ptq_norm norm2; /* before the MLP (pre-norm) or after the MLP residual (post-norm) */
     ptq_linear lin[PTQ_LIN_COUNT];
+    /* Bias Compensation on the block output (runtime path only) */
+    float *bc;     /* [dim] or NULL; saved folded into DOWN's bias (pre-norm) or norm2's bias (post-norm) */
+    float *bc_pos; /* [bc_len][dim] or NULL */
+    int bc_len;
 } ptq_block;
 
 typedef struct ptq_config {
@@ -116,6 +124,7 @@ struct ptq_model {
     struct {
         char method[16];
         int wbits, group, sym, act_order;
+        int bc_scope, bc_shape, bc_mode;
         char calib_desc[256];
         uint64_t calib_hash;
     } quant;

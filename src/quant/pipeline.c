@@ -3,12 +3,14 @@
  * H = 2 X^T X / n in double; every linear of the block is then quantized (RTN or GPTQ); a second pass
  * through the now-quantized block produces the next block's inputs. */
 #include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "methods/bias_compensation.h"
 #include "models/forward.h"
 #include "quant/quantizer.h"
 
@@ -140,34 +142,104 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
     return PTQ_OK;
 }
 
+/* Embed a calibration set into a residual stream [n_seq * T][dim]. */
+static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, float **x, int *n_seq, int *T, ptq_error *err) {
+    const ptq_config *c = &m->cfg;
+    *x = NULL;
+    if (c->arch == PTQ_ARCH_VIT) {
+        if (!d->images || d->images->count <= 0)
+            return ptq_fail(err, PTQ_ERR_ARG, "%s: a ViT needs image calibration data", m->path);
+        *n_seq = d->images->count;
+        *T = c->max_seq;
+    } else {
+        if (!d->tokens || d->n_seqs <= 0 || d->seq_len <= 0)
+            return ptq_fail(err, PTQ_ERR_ARG, "%s: a language model needs token calibration data", m->path);
+        *n_seq = d->n_seqs;
+        *T = d->seq_len;
+        if (*T > c->max_seq)
+            return ptq_fail(err, PTQ_ERR_ARG, "calibration windows of %d tokens exceed the context of %d", *T,
+                            c->max_seq);
+    }
+    size_t per = (size_t)*T * c->dim;
+    *x = ptq_alloc((size_t)*n_seq * per, sizeof(float), "calibration activations", err);
+    if (!*x) return PTQ_ERR_NOMEM;
+    ptq_status s = PTQ_OK;
+    if (c->arch == PTQ_ARCH_VIT) s = ptq_embed_images(m, d->images->pixels, *n_seq, *x, err);
+    else
+        for (int i = 0; s == PTQ_OK && i < *n_seq; i++)
+            s = ptq_embed_tokens(m, d->tokens + (size_t)i * *T, *T, 0, *x + i * per, err);
+    if (s != PTQ_OK) {
+        ptq_free(*x);
+        *x = NULL;
+    }
+    return s;
+}
+
+/* Push a stream through block l (float or runtime path), in chunks. */
+static ptq_status advance(ptq_model *m, int l, float *x, int n_seq, int T, int float_weights, ptq_error *err) {
+    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    size_t per = (size_t)T * m->cfg.dim;
+    ptq_block_opts o = {NULL, NULL, float_weights};
+    for (int i = 0; i < n_seq; i += chunk) {
+        int k = n_seq - i < chunk ? n_seq - i : chunk;
+        PTQ_TRY(ptq_block_forward_ex(m, l, x + i * per, k, T, 0, NULL, &o, err));
+    }
+    return PTQ_OK;
+}
+
+static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const float *x, int n_seq, int T,
+                                      ptq_error *err) {
+    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    size_t per = (size_t)T * m->cfg.dim;
+    for (int h = 0; h < H_COUNT; h++) {
+        memset(hc->H[h], 0, (size_t)hc->dim[h] * hc->dim[h] * sizeof(double));
+        hc->rows[h] = 0;
+    }
+    float *xs = ptq_alloc((size_t)chunk * per, sizeof(float), "calibration chunk", err);
+    if (!xs) return PTQ_ERR_NOMEM;
+    ptq_status s = PTQ_OK;
+    for (int i = 0; s == PTQ_OK && i < n_seq; i += chunk) {
+        int k = n_seq - i < chunk ? n_seq - i : chunk;
+        memcpy(xs, x + i * per, (size_t)k * per * sizeof(float));
+        s = ptq_block_forward(m, l, xs, k, T, 0, NULL, accumulate, hc, err);
+    }
+    ptq_free(xs);
+    if (s == PTQ_OK && hc->failed) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory accumulating Hessians");
+    return s;
+}
+
 ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const ptq_quant_params *p, ptq_error *err) {
     const ptq_config *c = &m->cfg;
     if (p->wbits != 2 && p->wbits != 3 && p->wbits != 4 && p->wbits != 8)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "--wbits %d: supported widths are 2, 3, 4 and 8", p->wbits);
     if (p->group < 0 || (p->group > 0 && p->group % PTQ_QCHUNK != 0))
         return ptq_fail(err, PTQ_ERR_ARG, "--group %d: use 0 (per channel) or a multiple of %d", p->group, PTQ_QCHUNK);
+    if (p->bc_scope & ~(PTQ_BC_LINEAR | PTQ_BC_BLOCK | PTQ_BC_LOGITS))
+        return ptq_fail(err, PTQ_ERR_ARG, "unknown BC scope bits 0x%x", p->bc_scope);
     for (int l = 0; l < c->n_layers; l++)
         for (int r = 0; r < PTQ_LIN_COUNT; r++)
             if (m->blocks[l].lin[r].q)
                 return ptq_fail(err, PTQ_ERR_ARG, "%s: the model is already quantized", m->path);
-    int n_seq, T;
-    if (c->arch == PTQ_ARCH_VIT) {
-        if (!data->images || data->images->count <= 0)
-            return ptq_fail(err, PTQ_ERR_ARG, "%s: a ViT needs image calibration data", m->path);
-        n_seq = data->images->count;
-        T = c->max_seq;
-    } else {
-        if (!data->tokens || data->n_seqs <= 0 || data->seq_len <= 0)
-            return ptq_fail(err, PTQ_ERR_ARG, "%s: a language model needs token calibration data", m->path);
-        n_seq = data->n_seqs;
-        T = data->seq_len;
-        if (T > c->max_seq)
-            return ptq_fail(err, PTQ_ERR_ARG, "calibration windows of %d tokens exceed the context of %d", T,
-                            c->max_seq);
+    int bc = p->bc_scope != 0;
+    ptq_bc_streams cal = {0}, hold = {0};
+    PTQ_TRY(embed_stream(m, data, &cal.xq, &cal.n_seq, &cal.seq_len, err));
+    ptq_status s = PTQ_OK;
+    if (bc) {
+        size_t n = (size_t)cal.n_seq * cal.seq_len * c->dim;
+        cal.xf = ptq_alloc(n, sizeof(float), "float calibration activations", err);
+        if (!cal.xf) s = PTQ_ERR_NOMEM;
+        else memcpy(cal.xf, cal.xq, n * sizeof(float));
+        if (s == PTQ_OK && p->holdout) {
+            s = embed_stream(m, p->holdout, &hold.xq, &hold.n_seq, &hold.seq_len, err);
+            if (s == PTQ_OK && p->bc_shape == PTQ_BC_POSITION && hold.seq_len != cal.seq_len)
+                s = ptq_fail(err, PTQ_ERR_ARG, "held-apart windows (%d tokens) differ from calibration windows (%d)",
+                             hold.seq_len, cal.seq_len);
+            size_t hn = (size_t)hold.n_seq * hold.seq_len * c->dim;
+            if (s == PTQ_OK && !(hold.xf = ptq_alloc(hn, sizeof(float), "held-apart activations", err)))
+                s = PTQ_ERR_NOMEM;
+            if (s == PTQ_OK) memcpy(hold.xf, hold.xq, hn * sizeof(float));
+        }
     }
-    size_t per_seq = (size_t)T * c->dim;
-    float *x = ptq_alloc((size_t)n_seq * per_seq, sizeof(float), "calibration activations", err);
-    if (!x) return PTQ_ERR_NOMEM;
     hess_ctx hc;
     memset(&hc, 0, sizeof hc);
     hc.m = m;
@@ -175,55 +247,42 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
     hc.dim[H_O_IN] = c->n_heads * c->head_dim;
     hc.dim[H_MLP_IN] = c->dim;
     hc.dim[H_DOWN_IN] = c->hidden_dim;
-    ptq_status s = PTQ_OK;
     for (int h = 0; h < H_COUNT && s == PTQ_OK; h++) {
         hc.H[h] = ptq_alloc((size_t)hc.dim[h] * hc.dim[h], sizeof(double), "Hessian", err);
         if (!hc.H[h]) s = PTQ_ERR_NOMEM;
     }
-    if (s == PTQ_OK) {
-        if (c->arch == PTQ_ARCH_VIT) {
-            s = ptq_embed_images(m, data->images->pixels, n_seq, x, err);
-        } else {
-            for (int i = 0; s == PTQ_OK && i < n_seq; i++)
-                s = ptq_embed_tokens(m, data->tokens + (size_t)i * T, T, 0, x + i * per_seq, err);
-        }
-    }
-    int chunk = 4096 / T > 0 ? 4096 / T : 1, done = 0, total = 0;
+    int done = 0, total = 0;
     for (int l = 0; l < c->n_layers; l++)
         for (int r = 0; r < PTQ_LIN_COUNT; r++) total += m->blocks[l].lin[r].w != NULL;
+    ptq_bc_opts bo = {p->bc_scope, p->bc_shape, p->bc_mode};
+    const ptq_bc_streams *hp = hold.xq ? &hold : NULL;
     for (int l = 0; s == PTQ_OK && l < c->n_layers; l++) {
-        for (int h = 0; h < H_COUNT; h++) {
-            memset(hc.H[h], 0, (size_t)hc.dim[h] * hc.dim[h] * sizeof(double));
-            hc.rows[h] = 0;
-        }
-        for (int i = 0; s == PTQ_OK && i < n_seq; i += chunk) {
-            int k = n_seq - i < chunk ? n_seq - i : chunk;
-            float *xs = ptq_alloc((size_t)k * per_seq, sizeof(float), "calibration chunk", err);
-            if (!xs) {
-                s = PTQ_ERR_NOMEM;
-                break;
-            }
-            memcpy(xs, x + i * per_seq, (size_t)k * per_seq * sizeof(float));
-            s = ptq_block_forward(m, l, xs, k, T, 0, NULL, accumulate, &hc, err);
-            ptq_free(xs);
-        }
-        if (s == PTQ_OK && hc.failed) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory accumulating Hessians");
+        s = accumulate_hessians(m, l, &hc, cal.xq, cal.n_seq, cal.seq_len, err);
         if (s == PTQ_OK) s = quantize_block(m, l, &hc, p, &done, total, err);
-        /* the quantized block produces the next block's inputs */
-        for (int i = 0; s == PTQ_OK && i < n_seq; i += chunk) {
-            int k = n_seq - i < chunk ? n_seq - i : chunk;
-            s = ptq_block_forward(m, l, x + i * per_seq, k, T, 0, NULL, NULL, NULL, err);
-        }
+        if (s == PTQ_OK && (bo.scope & (PTQ_BC_LINEAR | PTQ_BC_BLOCK)))
+            s = ptq_bc_fit_block(m, l, &bo, &cal, hp, p->bc_report, p->report_user, err);
+        /* the quantized block produces the next block's inputs; the float stream follows the float model */
+        if (s == PTQ_OK) s = advance(m, l, cal.xq, cal.n_seq, cal.seq_len, 0, err);
+        if (s == PTQ_OK && cal.xf) s = advance(m, l, cal.xf, cal.n_seq, cal.seq_len, 1, err);
+        if (s == PTQ_OK && hp) s = advance(m, l, hold.xq, hold.n_seq, hold.seq_len, 0, err);
+        if (s == PTQ_OK && hp) s = advance(m, l, hold.xf, hold.n_seq, hold.seq_len, 1, err);
     }
+    if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS)) s = ptq_bc_fit_logits(m, &cal, hp, p->bc_report, p->report_user, err);
     for (int h = 0; h < H_COUNT; h++) ptq_free(hc.H[h]);
     ptq_free(hc.xd);
-    ptq_free(x);
+    ptq_free(cal.xq);
+    ptq_free(cal.xf);
+    ptq_free(hold.xq);
+    ptq_free(hold.xf);
     if (s == PTQ_OK) {
         snprintf(m->quant.method, sizeof m->quant.method, "%s", method_name(p->method));
         m->quant.wbits = p->wbits;
         m->quant.group = p->group;
         m->quant.sym = p->sym;
         m->quant.act_order = p->method == PTQ_WQ_GPTQ && p->act_order;
+        m->quant.bc_scope = p->bc_scope;
+        m->quant.bc_shape = p->bc_shape;
+        m->quant.bc_mode = p->bc_mode;
     }
     return s;
 }
