@@ -1,15 +1,26 @@
-/* Run-time kernel selection and the two quantized-GEMM paths.
+/* Run-time kernel selection and the quantized-GEMM paths.
  *
- * Few rows (< PTQ_QGEMM_MIN_ROWS, i.e. decoding): fused GEMV kernels that unpack codes in registers,
- * OpenMP over blocks of weight rows. Many rows: the weight matrix is dequantized a tile of rows at
- * a time into a per-thread float buffer and multiplied with cblas_sgemm; it is never expanded whole.
+ * Few rows (decoding, < ptq_qgemm_min_rows(isa)): fused GEMV kernels that unpack codes in registers,
+ * OpenMP over blocks of 16 weight rows (schedule static). Many rows: the weight matrix is
+ * dequantized a tile of rows at a time into a per-thread float buffer and multiplied with
+ * cblas_sgemm; it is never expanded whole. Both share xp (x permuted by perm, zero-padded to whole
+ * 32-column chunks) and its per-group sums, computed once per call.
  *
- * Tiled GEMM threading (bench_qgemv, 2-core Xeon, OpenBLAS-openmp, 64 rows x 4096 x 4096..11008,
- * W4 g32 / W8): dequantizing 64-row tiles in parallel, each thread calling single-threaded sgemm
- * on its own tile (PTQ_QGEMM_TILES_PARALLEL), was as fast as or faster than 256-row tiles
- * dequantized in parallel and then multiplied by threaded sgemm (PTQ_QGEMM_TILES_SERIAL): no
- * fork/join per tile and the dequantized tile is still in the thread's cache when sgemm reads it.
- * bench_qgemv prints both, so the choice can be re-checked on another machine.
+ * Measured with bench_qgemv (2-core Xeon with AVX-512, OpenBLAS-openmp, OMP_WAIT_POLICY=passive):
+ * - tiled threading: OpenMP over 64-row tiles, each thread dequantizing its tile and calling
+ *   single-threaded sgemm on it (PTQ_QGEMM_TILES_PARALLEL), against 256-row tiles dequantized in
+ *   parallel then multiplied by threaded sgemm (PTQ_QGEMM_TILES_SERIAL): 64 rows x 4096 x 4096 /
+ *   11008, on a quiet machine parallel 1.17-1.31x the float sgemm time vs serial 1.37-1.49x; when
+ *   other processes load the cores serial is ~5% ahead, and with the default (spinning) wait
+ *   policy serial is ~10x slower (one fork/join per tile plus sgemm's own). Parallel tiles it is:
+ *   one parallel region per call, and each tile is still in its thread's cache when sgemm reads it.
+ *   Tile heights 64, 128, 256 were within noise; 64 keeps the buffer (1 MiB at in = 4096) in L2.
+ * - crossover (W4 g32, 4096 and 11008 x 4096): the fused GEMV time grows linearly with rows, the
+ *   tiled path starts at the dequantization cost: AVX2 about equal at 12 rows, AVX-512 at 16-24
+ *   rows depending on the run (4096 x 4096 at 16 rows: 9.6 vs 11.2 ms in one run, 12.1 vs 11.2 in
+ *   another; at 32 rows tiled always wins). At 8 rows the fused path is ~2x faster than tiled, so
+ *   the brief's "rows < 8" was raised. The scalar GEMV is a reference only (GCC does not vectorize
+ *   it well): dequantize + sgemm is faster for any row count.
  */
 #include <cblas.h>
 #include <omp.h>
@@ -19,9 +30,9 @@
 #include "io/safetensors.h"
 #include "kernels/qgemm_impl.h"
 
-#define GEMV_BLOCK 16  /* weight rows per OpenMP work item in the GEMV path */
-#define TILE_PAR 64    /* weight rows per tile, PTQ_QGEMM_TILES_PARALLEL */
-#define TILE_SER 256   /* weight rows per tile, PTQ_QGEMM_TILES_SERIAL */
+#define GEMV_BLOCK 16          /* weight rows per OpenMP work item in the GEMV path */
+#define TILE_PAR 64            /* weight rows per tile, PTQ_QGEMM_TILES_PARALLEL */
+#define TILE_SER 256           /* weight rows per tile, PTQ_QGEMM_TILES_SERIAL */
 #define PAR_MIN_WORK (1 << 18) /* below this many multiply-adds, stay on one thread */
 #define XSUM_STACK 2048
 
@@ -71,13 +82,12 @@ static dequant_fn dequant_for(ptq_isa isa) {
 
 static int nchunks_of(const ptq_qweight *w) { return (w->in + PTQ_QCHUNK - 1) / PTQ_QCHUNK; }
 
-static int cpg_of(const ptq_qweight *w) {
-    return w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nchunks_of(w);
-}
+static int cpg_of(const ptq_qweight *w) { return w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nchunks_of(w); }
 
-/* xp = x permuted and zero-padded to ldx columns; x itself when that is the identity. */
+/* xp = x permuted and zero-padded to ldx columns into buf; x itself when buf is NULL (the caller
+ * passes NULL when no perm, in a multiple of 32 and no transposed layout make xp == x). */
 static const float *prepare_xp(const ptq_qweight *w, const float *x, int rows, size_t ldx, float *buf) {
-    if (!w->perm && ldx == (size_t)w->in) return x;
+    if (!buf) return x; /* only when x is already in xp layout */
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * (size_t)w->in;
         float *d = buf + (size_t)r * ldx;
@@ -88,6 +98,19 @@ static const float *prepare_xp(const ptq_qweight *w, const float *x, int rows, s
         for (size_t j = (size_t)w->in; j < ldx; j++) d[j] = 0.0f;
     }
     return buf;
+}
+
+int ptq_qgemv_x_transposed(ptq_isa isa, int bits) { return isa == PTQ_ISA_AVX512 && bits == 4; }
+
+/* Each 16 columns as a 4x4 transpose (its own inverse): position 4a + b <-> column 4b + a. */
+static void transpose_x16(float *xp, int rows, size_t ldx) {
+    for (size_t i = 0; i < (size_t)rows * ldx; i += 16)
+        for (int a = 0; a < 4; a++)
+            for (int b = a + 1; b < 4; b++) {
+                float t = xp[i + (size_t)(4 * a + b)];
+                xp[i + (size_t)(4 * a + b)] = xp[i + (size_t)(4 * b + a)];
+                xp[i + (size_t)(4 * b + a)] = t;
+            }
 }
 
 /* Sums of xp over each group (in double, rounded once). */
@@ -137,7 +160,8 @@ static void run_gemv(ptq_isa isa, const ptq_qweight *w, const float *x, int rows
     const int nch = nchunks_of(w);
     const size_t ldx = (size_t)nch * PTQ_QCHUNK;
     const size_t nxs = (size_t)rows * (size_t)w->n_groups;
-    const int need_xp = w->perm != NULL || ldx != (size_t)w->in;
+    const int transposed = ptq_qgemv_x_transposed(isa, w->bits);
+    const int need_xp = w->perm != NULL || ldx != (size_t)w->in || transposed;
     float xs_stack[XSUM_STACK];
     float *heap = NULL, *xsum = xs_stack, *xbuf = NULL;
     const size_t nxs_heap = nxs > XSUM_STACK ? (nxs + 15) / 16 * 16 : 0; /* keeps xbuf 64-byte aligned */
@@ -152,7 +176,8 @@ static void run_gemv(ptq_isa isa, const ptq_qweight *w, const float *x, int rows
         if (need_xp) xbuf = heap + nxs_heap;
     }
     const float *xp = prepare_xp(w, x, rows, ldx, xbuf);
-    prepare_xsum(w, xp, rows, ldx, xsum);
+    if (transposed) transpose_x16(xbuf, rows, ldx);
+    prepare_xsum(w, xp, rows, ldx, xsum); /* a group is whole chunks: its sum ignores the order */
     const ptq_qgemv_args args = {w, rows, nch, cpg_of(w), ldx, xp, xsum, y};
     const gemv_fn fn = gemv_for(isa);
     const int nblk = (w->out + GEMV_BLOCK - 1) / GEMV_BLOCK;
@@ -178,7 +203,7 @@ static void run_tiles(int parallel_tiles, ptq_isa isa, const ptq_qweight *w, con
         qgemm_direct(w, x, rows, y);
         return;
     }
-    const float *xp = prepare_xp(w, x, rows, ldx, heap + ntile);
+    const float *xp = prepare_xp(w, x, rows, ldx, need_xp ? heap + ntile : NULL);
     const dequant_fn dq = dequant_for(isa);
     const int ntiles = (w->out + tile - 1) / tile;
     const int par = (double)w->out * (double)w->in * (double)rows >= PAR_MIN_WORK && w->out > 1;
@@ -211,19 +236,28 @@ static void run_tiles(int parallel_tiles, ptq_isa isa, const ptq_qweight *w, con
     free(heap);
 }
 
-void ptq_qgemm_path_isa(ptq_qgemm_path path, ptq_isa isa, const ptq_qweight *w, const float *x, int rows,
-                        float *y) {
+void ptq_qgemm_path_isa(ptq_qgemm_path path, ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y) {
     if (rows <= 0 || w->out <= 0 || w->in <= 0) return;
     isa = clamp_isa(isa);
     switch (path) {
     case PTQ_QGEMM_TILES_PARALLEL: run_tiles(1, isa, w, x, rows, y); break;
     case PTQ_QGEMM_TILES_SERIAL: run_tiles(0, isa, w, x, rows, y); break;
+    case PTQ_QGEMM_DIRECT: qgemm_direct(w, x, rows, y); break;
     default: run_gemv(isa, w, x, rows, y); break;
     }
 }
 
+int ptq_qgemm_min_rows(ptq_isa isa) {
+    switch (clamp_isa(isa)) {
+    case PTQ_ISA_AVX512: return 16;
+    case PTQ_ISA_AVX2: return 12;
+    default: return 1; /* the scalar GEMV is a reference: dequantize + sgemm beats it even for one row */
+    }
+}
+
 void ptq_qgemm_isa(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y) {
-    ptq_qgemm_path_isa(rows < PTQ_QGEMM_MIN_ROWS ? PTQ_QGEMM_GEMV : PTQ_QGEMM_TILES_PARALLEL, isa, w, x, rows, y);
+    isa = clamp_isa(isa);
+    ptq_qgemm_path_isa(rows < ptq_qgemm_min_rows(isa) ? PTQ_QGEMM_GEMV : PTQ_QGEMM_TILES_PARALLEL, isa, w, x, rows, y);
 }
 
 void ptq_qgemm(const ptq_qweight *w, const float *x, int rows, float *y) {

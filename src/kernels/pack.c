@@ -1,6 +1,8 @@
 /* Packing of low-bit codes in 32-column chunks (layout in qweight.h), and the reference dequantizer. */
 #include <string.h>
 
+#include "core/alloc.h"
+#include "core/error.h"
 #include "io/safetensors.h"
 #include "kernels/qgemm_impl.h"
 #include "kernels/qweight.h"
@@ -13,9 +15,7 @@ size_t ptq_qweight_row_bytes(int bits, int in) {
 /* One chunk: q holds 32 codes (already masked to `bits`). */
 static void pack_chunk(int bits, const uint8_t *q, uint8_t *dst) {
     switch (bits) {
-    case 8:
-        memcpy(dst, q, 32);
-        break;
+    case 8: memcpy(dst, q, 32); break;
     case 4:
         for (int k = 0; k < 16; k++) dst[k] = (uint8_t)(q[k] | q[k + 16] << 4);
         break;
@@ -33,12 +33,12 @@ static void pack_chunk(int bits, const uint8_t *q, uint8_t *dst) {
         }
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 
 void ptq_pack_row(int bits, const uint8_t *q, int in, uint8_t *dst) {
+    if (ptq_qweight_row_bytes(bits, in) == 0) return; /* unsupported bits or no columns */
     const uint8_t mask = (uint8_t)((1u << bits) - 1u);
     const int nch = (in + PTQ_QCHUNK - 1) / PTQ_QCHUNK;
     for (int c = 0; c < nch; c++) {
@@ -50,6 +50,7 @@ void ptq_pack_row(int bits, const uint8_t *q, int in, uint8_t *dst) {
 }
 
 void ptq_unpack_row(int bits, const uint8_t *src, int in, uint8_t *q) {
+    if (ptq_qweight_row_bytes(bits, in) == 0) return;
     const int nch = (in + PTQ_QCHUNK - 1) / PTQ_QCHUNK;
     for (int c = 0; c < nch; c++) {
         uint8_t buf[PTQ_QCHUNK];
@@ -76,4 +77,49 @@ void ptq_qweight_dequant_row(const ptq_qweight *w, int row, float *dst) {
             dst[w->perm ? w->perm[j] : j] = v;
         }
     }
+}
+
+ptq_status ptq_qweight_validate(const ptq_qweight *w, const char *name, ptq_error *err) {
+    if (!name) name = "quantized weight";
+    if (!w) return ptq_fail(err, PTQ_ERR_ARG, "%s: no weight given", name);
+    if (w->bits != 2 && w->bits != 3 && w->bits != 4 && w->bits != 8)
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: %d-bit codes; expected 2, 3, 4 or 8", name, w->bits);
+    if (w->in <= 0 || w->out <= 0)
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: shape [%d][%d]; expected positive out and in", name, w->out, w->in);
+    if (w->group <= 0 || (w->group % PTQ_QCHUNK != 0 && w->group != w->in))
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: group size %d; expected a multiple of 32 or in (%d)", name,
+                        w->group, w->in);
+    const int ng = (w->in + w->group - 1) / w->group;
+    if (w->n_groups != ng)
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: n_groups %d; expected ceil(%d / %d) = %d", name, w->n_groups, w->in,
+                        w->group, ng);
+    if (w->row_bytes != ptq_qweight_row_bytes(w->bits, w->in))
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: row_bytes %zu; expected %zu for %d columns of %d bits", name,
+                        w->row_bytes, ptq_qweight_row_bytes(w->bits, w->in), w->in, w->bits);
+    if (!w->codes || !w->scales || !w->zeros)
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: codes, scales and zeros must all be present", name);
+    const size_t n = (size_t)w->out * (size_t)ng;
+    for (size_t i = 0; i < n; i++) {
+        if (w->zeros[i] >> w->bits)
+            return ptq_fail(err, PTQ_ERR_FORMAT, "%s: zero point %u at row %zu group %zu; expected < %u", name,
+                            w->zeros[i], i / (size_t)ng, i % (size_t)ng, 1u << w->bits);
+        if ((w->scales[i] & 0x7c00u) == 0x7c00u)
+            return ptq_fail(err, PTQ_ERR_NUMERIC, "%s: scale at row %zu group %zu is Inf or NaN (fp16 0x%04x)", name,
+                            i / (size_t)ng, i % (size_t)ng, w->scales[i]);
+    }
+    if (w->perm) {
+        uint8_t *seen = ptq_alloc((size_t)w->in, 1, name, err);
+        if (!seen) return PTQ_ERR_NOMEM;
+        for (int j = 0; j < w->in; j++) {
+            const int32_t p = w->perm[j];
+            if (p < 0 || p >= w->in || seen[p]) {
+                ptq_free(seen);
+                return ptq_fail(err, PTQ_ERR_FORMAT, "%s: perm[%d] = %d; expected a permutation of 0..%d", name, j,
+                                (int)p, w->in - 1);
+            }
+            seen[p] = 1;
+        }
+        ptq_free(seen);
+    }
+    return PTQ_OK;
 }

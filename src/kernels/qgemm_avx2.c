@@ -3,8 +3,8 @@
  *
  * A 32-column chunk of codes becomes four __m256 of 8 floats (columns 0-7, 8-15, 16-23, 24-31):
  *   8 bits: four zero-extending 8-byte loads;  4 bits: bytes 0-7 and 8-15, low then high nibbles;
- *   2 bits: the 8 bytes shifted by 0, 2, 4, 6;  3 bits: as 2 bits, plus bit j of the third-bit
- *   plane shifted into bit 2 of column j.
+ *   2 bits: the 8 bytes shifted by 0, 2, 4, 6, then an 8-entry table lookup (vpermps: i -> i & 3);
+ *   3 bits: as 2 bits, plus 4 where bit j of the third-bit plane is set.
  * Same structure as the AVX-512 kernels (see there); with 16 registers, rows of x go 2 at a time.
  */
 #include <stdint.h>
@@ -132,8 +132,10 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
                     const __m256 s = _mm256_set1_ps(sf[u][g - gb]);
                     for (int r = 0; r < R; r++) {
                         const float *x = xc + (size_t)r * a->ldx;
-                        __m256 d0 = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(x + 16), _mm256_mul_ps(q[0], _mm256_loadu_ps(x)));
-                        __m256 d1 = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), _mm256_mul_ps(q[1], _mm256_loadu_ps(x + 8)));
+                        __m256 d0 =
+                            _mm256_fmadd_ps(q[2], _mm256_loadu_ps(x + 16), _mm256_mul_ps(q[0], _mm256_loadu_ps(x)));
+                        __m256 d1 =
+                            _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), _mm256_mul_ps(q[1], _mm256_loadu_ps(x + 8)));
                         acc[u][r][0] = _mm256_fmadd_ps(s, d0, acc[u][r][0]);
                         acc[u][r][1] = _mm256_fmadd_ps(s, d1, acc[u][r][1]);
                     }
@@ -155,8 +157,8 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
                     unpack_f(B, cp[u] + (size_t)c * cb, q);
                     for (int kk = 0; kk < 4; kk++)
                         for (int r = 0; r < R; r++)
-                            dot[u][r][kk & 1] = _mm256_fmadd_ps(q[kk], _mm256_loadu_ps(xc + (size_t)r * a->ldx + 8 * kk),
-                                                                dot[u][r][kk & 1]);
+                            dot[u][r][kk & 1] = _mm256_fmadd_ps(
+                                q[kk], _mm256_loadu_ps(xc + (size_t)r * a->ldx + 8 * kk), dot[u][r][kk & 1]);
                 }
             }
             for (int u = 0; u < O; u++) {
@@ -181,8 +183,10 @@ INLINE void gemv_bits(const int B, const ptq_qgemv_args *a, int o0, int o1) {
         for (int r0 = 0; r0 < rows;) {
             const int R = rows - r0 >= 2 ? 2 : 1;
             if (R == 1) {
-                if (two) gemv_block(B, 1, 2, a, o, r0);
-                else gemv_block(B, 1, 1, a, o, r0);
+                if (two)
+                    gemv_block(B, 1, 2, a, o, r0);
+                else
+                    gemv_block(B, 1, 1, a, o, r0);
             } else {
                 gemv_block(B, 2, 1, a, o, r0);
                 if (two) gemv_block(B, 2, 1, a, o + 1, r0);

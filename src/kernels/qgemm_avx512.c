@@ -1,15 +1,20 @@
 /* AVX-512 kernels (F + BW + VL, with FMA and F16C). Compiled for that target whatever the library's
  * flags; the dispatcher calls them only when CPUID reports every one of those features.
  *
- * A 32-column chunk of codes becomes two __m512 of 16 floats (columns 0-15 and 16-31):
- *   8 bits: two zero-extending byte loads;  4 bits: one 16-byte load, low nibbles / high nibbles;
- *   2 bits: the 8 bytes twice, shifted by 0/2 (columns 0-15) and 4/6 (16-31);
- *   3 bits: as 2 bits, then the 32-bit plane of third bits ORs 4 in through a lane mask.
- * GEMV: per weight row, per group, dot products against xp accumulate in two chains per (weight
- * row, input row) and are scaled by the group's scale into two more; the zero-point term is one
- * vector pass over the groups (scales * zeros * xsum). Rows of x are processed up to 4 at a time
- * so each chunk is unpacked once for all of them; a single x row pairs two weight rows to keep
- * four independent FMA chains in flight.
+ * A 32-column chunk of codes becomes two __m512 of 16 floats (columns 0-15 and 16-31). Integer
+ * codes become floats through a 16-entry table lookup (vpermps, which reads only the low 4 bits of
+ * each index and so also masks) instead of and + convert:
+ *   8 bits: two zero-extending byte loads and converts;
+ *   4 bits: one 16-byte load, low nibbles / high nibbles; the GEMV kernel instead broadcasts the 16
+ *           bytes and shifts per lane, reading x in a 4x4-transposed order (ptq_qgemv_x_transposed);
+ *   2 bits: the 8 bytes twice, shifted by 0/2 (columns 0-15) and 4/6 (16-31), table i -> i & 3;
+ *   3 bits: as 2 bits, then the 32-bit plane of third bits adds 4 through a lane mask.
+ * GEMV: per weight row and group, dot products against xp accumulate in two chains per (weight row,
+ * input row) and are scaled by the group's scale into two accumulators (g32: one chunk per group,
+ * dot = q0.x0 + q1.x1 then acc += s * dot); the zero-point term is one vector pass over the groups
+ * (scales * zeros * xsum). Rows of x go up to 4 at a time so each chunk is unpacked once for all of
+ * them; a single x row pairs two weight rows to keep independent FMA chains in flight. The next
+ * weight rows are prefetched at the current column.
  */
 #include <stdint.h>
 #include <string.h>
@@ -50,6 +55,27 @@ INLINE void unpack_f(const int B, const uint8_t *p, __m512 *q0, __m512 *q1) {
             *q1 = _mm512_mask_add_ps(*q1, (__mmask16)(h >> 16), *q1, four);
         }
     }
+}
+
+/* 4 bits in the GEMV kernel's order: lane i of q0 / q1 holds column 4 * (i % 4) + i / 4 (+ 16), the
+ * order of xp from ptq_qgemv_x_transposed. The 16 bytes are broadcast to the four 128-bit lanes
+ * (a plain load); lane i shifts its dword (bytes 4(i%4)..) right by 8 * (i / 4) (+ 4 for the high
+ * nibbles), and the table lookup keeps the low 4 bits. No byte-to-dword shuffle on port 5. */
+INLINE void unpack4_t(const uint8_t *p, __m512 *q0, __m512 *q1) {
+    const __m512 tbl = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i sh0 = _mm512_set_epi32(24, 24, 24, 24, 16, 16, 16, 16, 8, 8, 8, 8, 0, 0, 0, 0);
+    const __m512i sh1 = _mm512_set_epi32(28, 28, 28, 28, 20, 20, 20, 20, 12, 12, 12, 12, 4, 4, 4, 4);
+    const __m512i a = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
+    *q0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(a, sh0), tbl);
+    *q1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(a, sh1), tbl);
+}
+
+/* The GEMV kernel's unpacking: transposed for 4 bits (see above), natural order otherwise. */
+INLINE void unpack_g(const int B, const uint8_t *p, __m512 *q0, __m512 *q1) {
+    if (B == 4)
+        unpack4_t(p, q0, q1);
+    else
+        unpack_f(B, p, q0, q1);
 }
 
 /* A hint only: never dereferenced, so it may point past the weights (no pointer arithmetic on them). */
@@ -93,8 +119,8 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
                 __m512 z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, zp[u] + gb + k)));
                 __m512 sz = _mm512_mul_ps(s, z);
                 for (int r = 0; r < R; r++)
-                    zt[u][r] = _mm512_fmadd_ps(sz, _mm512_maskz_loadu_ps(m, xs + (size_t)r * (size_t)ng + gb + k),
-                                               zt[u][r]);
+                    zt[u][r] =
+                        _mm512_fmadd_ps(sz, _mm512_maskz_loadu_ps(m, xs + (size_t)r * (size_t)ng + gb + k), zt[u][r]);
             }
         }
         if (cpg == 1) {
@@ -104,7 +130,7 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
                 for (int u = 0; u < O; u++) {
                     __m512 q0, q1;
                     prefetch(cp[u] + (size_t)g * cb, pf);
-                    unpack_f(B, cp[u] + (size_t)g * cb, &q0, &q1);
+                    unpack_g(B, cp[u] + (size_t)g * cb, &q0, &q1);
                     const __m512 s = _mm512_set1_ps(sf[u][g - gb]);
                     for (int r = 0; r < R; r++) {
                         const float *x = xc + (size_t)r * a->ldx;
@@ -126,7 +152,7 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
                 for (int u = 0; u < O; u++) {
                     __m512 q0, q1;
                     prefetch(cp[u] + (size_t)c * cb, pf);
-                    unpack_f(B, cp[u] + (size_t)c * cb, &q0, &q1);
+                    unpack_g(B, cp[u] + (size_t)c * cb, &q0, &q1);
                     for (int r = 0; r < R; r++) {
                         const float *x = xc + (size_t)r * a->ldx;
                         dot[u][r][0] = _mm512_fmadd_ps(q0, _mm512_loadu_ps(x), dot[u][r][0]);
@@ -159,8 +185,10 @@ INLINE void gemv_bits(const int B, const ptq_qgemv_args *a, int o0, int o1) {
             int R = left <= 4 ? left : (left <= 8 ? (left + 1) / 2 : 4);
             switch (R) {
             case 1:
-                if (two) gemv_block(B, 1, 2, a, o, r0);
-                else gemv_block(B, 1, 1, a, o, r0);
+                if (two)
+                    gemv_block(B, 1, 2, a, o, r0);
+                else
+                    gemv_block(B, 1, 1, a, o, r0);
                 break;
             case 2:
                 gemv_block(B, 2, 1, a, o, r0);

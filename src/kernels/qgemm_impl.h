@@ -23,10 +23,16 @@ typedef struct ptq_qgemv_args {
     int nchunks;       /* 32-column chunks per weight row: ceil(in / 32) */
     int cpg;           /* chunks per group (the last group may have fewer) */
     size_t ldx;        /* row stride of xp: nchunks * 32 */
-    const float *xp;   /* [rows][ldx]: x permuted by perm, zero-padded */
+    const float *xp;   /* [rows][ldx]: x permuted by perm, zero-padded; for the AVX-512 4-bit
+                          kernel each 16 columns are stored 4x4-transposed (see ptq_qgemv_x_order) */
     const float *xsum; /* [rows][n_groups]: sums of xp over each group */
     float *y;          /* [rows][out] */
 } ptq_qgemv_args;
+
+/* Whether the GEMV kernel of `isa` wants xp with each 16 columns 4x4-transposed (position i
+ * holding column 4 * (i % 4) + i / 4): AVX-512 with 4 bits, which unpacks codes in that order
+ * (one 16-byte broadcast, per-lane shifts, table lookups: no byte-to-dword shuffle). */
+int ptq_qgemv_x_transposed(ptq_isa isa, int bits);
 
 /* y[r][o] for o in [o0, o1) and every r (single-threaded). */
 void ptq_qgemv_scalar(const ptq_qgemv_args *a, int o0, int o1);
@@ -40,16 +46,24 @@ void ptq_qdequant_avx2(const ptq_qweight *w, int o0, int o1, float *dst, size_t 
 void ptq_qdequant_avx512(const ptq_qweight *w, int o0, int o1, float *dst, size_t ld);
 
 /* Paths of ptq_qgemm_isa, callable directly for tests and benchmarks (any rows >= 1).
- * ptq_qgemm_isa uses the GEMV path below PTQ_QGEMM_MIN_ROWS rows and PTQ_QGEMM_TILES_PARALLEL
- * above. Without memory for their buffers they fall back to a slow path that needs none. */
-#define PTQ_QGEMM_MIN_ROWS 8
+ * ptq_qgemm_isa uses the fused GEMV path below ptq_qgemm_min_rows(isa) rows and
+ * PTQ_QGEMM_TILES_PARALLEL from there on. Without memory for their buffers the paths fall back to
+ * PTQ_QGEMM_DIRECT, which needs none. */
 typedef enum {
     PTQ_QGEMM_GEMV = 0,       /* fused kernels, OpenMP over weight rows */
     PTQ_QGEMM_TILES_PARALLEL, /* OpenMP over 64-row tiles: dequantize + single-threaded sgemm */
-    PTQ_QGEMM_TILES_SERIAL    /* 256-row tiles one after another: parallel dequantize + threaded sgemm */
+    PTQ_QGEMM_TILES_SERIAL,   /* 256-row tiles one after another: parallel dequantize + threaded sgemm */
+    PTQ_QGEMM_DIRECT          /* the fallback: no buffers, element by element, accumulates in double */
 } ptq_qgemm_path;
-void ptq_qgemm_path_isa(ptq_qgemm_path path, ptq_isa isa, const ptq_qweight *w, const float *x, int rows,
-                        float *y);
+void ptq_qgemm_path_isa(ptq_qgemm_path path, ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y);
+/* Fewest input rows for which ptq_qgemm_isa takes the tiled path (measured by bench_qgemv). */
+int ptq_qgemm_min_rows(ptq_isa isa);
+
+/* Checks everything the kernels rely on: bits, shape, group (a multiple of 32 or == in), n_groups,
+ * row_bytes, non-NULL arrays, zero points < 2^bits, finite scales (no fp16 Inf/NaN), and
+ * perm a permutation of 0..in-1. `name` names the tensor in the message. For whoever builds a
+ * ptq_qweight from a file (proposed for qweight.h). */
+ptq_status ptq_qweight_validate(const ptq_qweight *w, const char *name, ptq_error *err);
 
 /* Codes of one 32-column chunk (4 * bits bytes) into q[0..31]. */
 static inline __attribute__((always_inline)) void ptq_unpack_chunk(int bits, const uint8_t *src, uint8_t *q) {

@@ -22,10 +22,13 @@ static inline __attribute__((always_inline)) void gemv_bits(const int B, const p
                 float d[8] = {0};
                 for (int c = c0; c < c1; c++) {
                     uint8_t q[PTQ_QCHUNK];
+                    float qf[PTQ_QCHUNK];
                     ptq_unpack_chunk(B, codes + (size_t)c * cbytes, q);
+                    for (int j = 0; j < PTQ_QCHUNK; j++) qf[j] = (float)q[j];
                     const float *x = xr + (size_t)c * PTQ_QCHUNK;
-                    for (int j = 0; j < PTQ_QCHUNK; j += 8)
-                        for (int k = 0; k < 8; k++) d[k] += (float)q[j + k] * x[j + k];
+                    for (int k = 0; k < 8; k++) /* elementwise in k: the compiler vectorizes it */
+                        d[k] +=
+                            (qf[k] * x[k] + qf[k + 8] * x[k + 8]) + (qf[k + 16] * x[k + 16] + qf[k + 24] * x[k + 24]);
                 }
                 const float dot = ((d[0] + d[4]) + (d[1] + d[5])) + ((d[2] + d[6]) + (d[3] + d[7]));
                 acc += ptq_f16_to_f32(sr[g]) * (dot - (float)zr[g] * xs[g]);

@@ -34,6 +34,22 @@ uint64_t ptq_hash_bytes(const void *data, size_t n, uint64_t seed) {
     return h;
 }
 
+static void add_summary(const ptq_linear *lin, ptq_quant_summary *s) {
+    const ptq_qweight *q = lin->q;
+    if (!q) return;
+    s->linears++;
+    s->weights += (int64_t)q->in * q->out;
+    s->bits += (double)q->bits * q->in * q->out + (16.0 + 8.0) * q->out * q->n_groups + (q->perm ? 32.0 * q->in : 0);
+}
+
+void ptq_model_quant_summary(const ptq_model *m, ptq_quant_summary *s) {
+    memset(s, 0, sizeof *s);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) add_summary(&m->blocks[l].lin[r], s);
+    add_summary(&m->head, s);
+    s->bits_per_weight = s->weights ? s->bits / (double)s->weights : 0;
+}
+
 /* Linears that read the same input share one Hessian. */
 enum { H_ATTN_IN = 0, H_O_IN, H_MLP_IN, H_DOWN_IN, H_COUNT };
 

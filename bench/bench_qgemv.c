@@ -1,0 +1,469 @@
+/* Quantized GEMV/GEMM benchmark: how close the fused low-bit kernels get to the memory bandwidth
+ * measured in the same run, and how much faster they are than float sgemv on the same shape.
+ *
+ *   bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only]
+ *   env PTQ_ISA=scalar|avx2|avx512 measures that ISA only (the library itself never reads the
+ *   environment: the ISA is an argument of ptq_qgemm_isa / ptq_qgemm_path_isa).
+ *
+ * 1. machine read bandwidth: OpenMP sum over a 1 GiB buffer, best of 5;
+ * 2. for 4096x4096 and 11008x4096 (out x in), one input row (decoding):
+ *    float cblas_sgemv, then W4 g32, W8 per-channel and W8 g128 through each ISA's fused kernel.
+ *    "cold": every call reads a different copy of the weights (copies adding up to more than the
+ *    caches), as when a model's layers stream from memory one after another; "hot": the same copy
+ *    again and again (it may sit in cache; reported for reference only).
+ *    Effective GB/s = bytes of codes + fp16 scales + uint8 zeros per call / time; the fraction is
+ *    against the read bandwidth of step 1; the speed-up is against cold float sgemv.
+ * 3. 64 input rows (prefill): cblas_sgemm on the float matrix vs the tiled quantized GEMM, both
+ *    threading strategies (parallel 64-row tiles with single-threaded sgemm; 256-row tiles with a
+ *    parallel dequantize and threaded sgemm), and at 4..32 rows the fused GEMV path vs the tiled
+ *    one (where ptq_qgemm_min_rows() should be).
+ * On a machine shared with other busy processes run it with OMP_WAIT_POLICY=passive.
+ *
+ * The table goes to stdout; with --json it goes to stderr and stdout gets one JSON object.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "io/safetensors.h"
+#include "kernels/qgemm_impl.h"
+#include "kernels/qweight.h"
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- results: table + JSON */
+
+#define MAX_RESULTS 256
+typedef struct {
+    char key[96];
+    double value;
+} result;
+static result g_res[MAX_RESULTS];
+static int g_nres;
+static FILE *g_tab;
+
+static void rec(const char *key, double v) {
+    if (g_nres < MAX_RESULTS) {
+        snprintf(g_res[g_nres].key, sizeof g_res[g_nres].key, "%s", key);
+        g_res[g_nres++].value = v;
+    }
+}
+
+static void print_json(FILE *f) {
+    fprintf(f, "{");
+    for (int i = 0; i < g_nres; i++) {
+        fprintf(f, "%s\n  \"%s\": ", i ? "," : "", g_res[i].key);
+        if (isfinite(g_res[i].value))
+            fprintf(f, "%.6g", g_res[i].value);
+        else
+            fprintf(f, "null");
+    }
+    fprintf(f, "\n}\n");
+}
+
+static void progress(const char *msg) {
+    fprintf(stderr, "[bench_qgemv] %s\n", msg);
+    fflush(stderr);
+}
+
+/* ---------------------------------------------------------------- data */
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void fill_bytes(uint8_t *p, size_t n, uint64_t seed) {
+    const size_t chunk = (size_t)1 << 16;
+    const long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < nchunks; c++) {
+        uint64_t s = seed * 0x100000001B3ULL + (uint64_t)c;
+        size_t end = ((size_t)c + 1) * chunk < n ? ((size_t)c + 1) * chunk : n;
+        for (size_t i = (size_t)c * chunk; i < end; i += 8) {
+            uint64_t r = splitmix(&s);
+            size_t m = end - i < 8 ? end - i : 8;
+            memcpy(p + i, &r, m);
+        }
+    }
+}
+
+static void fill_floats(float *p, size_t n, uint64_t seed) {
+    const size_t chunk = (size_t)1 << 16;
+    const long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < nchunks; c++) {
+        uint64_t s = seed * 0x100000001B3ULL + (uint64_t)c;
+        size_t end = ((size_t)c + 1) * chunk < n ? ((size_t)c + 1) * chunk : n;
+        for (size_t i = (size_t)c * chunk; i < end; i++)
+            p[i] = (float)(splitmix(&s) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+    }
+}
+
+static void *big_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
+
+static volatile double g_sink;
+
+static double read_bandwidth(void) {
+    const size_t n = (size_t)1 << 28; /* 1 GiB of floats */
+    float *a = big_alloc(n * sizeof(float));
+    if (!a) return NAN;
+    fill_floats(a, n, 7);
+    double best = 1e30;
+    for (int rep = 0; rep < 6; rep++) {
+        double t0 = now_s();
+        float s = 0.0f;
+#pragma omp parallel for simd schedule(static) reduction(+ : s)
+        for (size_t i = 0; i < n; i++) s += a[i];
+        double t = now_s() - t0;
+        g_sink = s;
+        if (rep > 0 && t < best) best = t; /* rep 0 warms up */
+    }
+    free(a);
+    return (double)n * sizeof(float) / best / 1e9;
+}
+
+/* ---------------------------------------------------------------- quantized weight copies */
+
+#define COLD_BYTES ((size_t)1 << 30) /* copies add up to at least this: more than the caches */
+
+typedef struct {
+    int ncopies;
+    ptq_qweight *w; /* [ncopies], sharing the pools below */
+    uint8_t *codes, *zeros;
+    uint16_t *scales;
+    size_t bytes; /* packed bytes of one copy */
+} qset;
+
+static int make_qset(qset *qs, int bits, int out, int in, int group, int max_copies) {
+    memset(qs, 0, sizeof *qs);
+    const int ng = (in + group - 1) / group;
+    const size_t rb = ptq_qweight_row_bytes(bits, in);
+    const size_t nc = (size_t)out * rb, ns = (size_t)out * (size_t)ng;
+    qs->bytes = nc + ns * 3;
+    int k = (int)((COLD_BYTES + qs->bytes - 1) / qs->bytes);
+    if (k > max_copies) k = max_copies;
+    if (k < 1) k = 1;
+    qs->ncopies = k;
+    qs->w = calloc((size_t)k, sizeof(ptq_qweight));
+    qs->codes = big_alloc(nc * (size_t)k);
+    qs->scales = big_alloc(ns * (size_t)k * 2);
+    qs->zeros = big_alloc(ns * (size_t)k);
+    if (!qs->w || !qs->codes || !qs->scales || !qs->zeros) return -1;
+    fill_bytes(qs->codes, nc * (size_t)k, 11);
+    fill_bytes(qs->zeros, ns * (size_t)k, 13);
+    const uint8_t zmask = (uint8_t)((1u << bits) - 1u);
+    for (size_t i = 0; i < ns * (size_t)k; i++) {
+        qs->zeros[i] &= zmask;
+        qs->scales[i] = ptq_f32_to_f16(0.01f + 0.001f * (float)(i % 17));
+    }
+    for (int c = 0; c < k; c++) {
+        ptq_qweight *w = &qs->w[c];
+        w->bits = bits;
+        w->in = in;
+        w->out = out;
+        w->group = group;
+        w->n_groups = ng;
+        w->row_bytes = rb;
+        w->codes = qs->codes + nc * (size_t)c;
+        w->scales = qs->scales + ns * (size_t)c;
+        w->zeros = qs->zeros + ns * (size_t)c;
+        w->perm = NULL;
+    }
+    return 0;
+}
+
+static void free_qset(qset *qs) {
+    free(qs->w);
+    free(qs->codes);
+    free(qs->scales);
+    free(qs->zeros);
+}
+
+/* ---------------------------------------------------------------- timing loops */
+
+typedef struct {
+    double cold_s, hot_s;
+} timing;
+
+static double g_budget = 0.25; /* seconds per measurement */
+
+/* Hot: the same copy again and again. */
+static double time_hot(ptq_qgemm_path path, ptq_isa isa, const qset *qs, const float *x, int rows, float *y) {
+    double best = 1e30, start = now_s();
+    ptq_qgemm_path_isa(path, isa, &qs->w[0], x, rows, y); /* warm-up */
+    for (int rep = 0; rep < 3 || now_s() - start < g_budget * 0.5; rep++) {
+        double t0 = now_s();
+        ptq_qgemm_path_isa(path, isa, &qs->w[0], x, rows, y);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
+/* Cold per call: every call on the next copy. Best single call can be a lucky one in cache, so
+ * take the best of several whole passes over all copies (mean per call within a pass). */
+static timing time_pass(ptq_qgemm_path path, ptq_isa isa, const qset *qs, const float *x, int rows, float *y) {
+    timing t;
+    t.hot_s = time_hot(path, isa, qs, x, rows, y);
+    double best = 1e30, start = now_s();
+    for (int pass = 0; pass < 2 || (now_s() - start < g_budget && pass < 20); pass++) {
+        double t0 = now_s();
+        for (int c = 0; c < qs->ncopies; c++) ptq_qgemm_path_isa(path, isa, &qs->w[c], x, rows, y);
+        double dt = (now_s() - t0) / qs->ncopies;
+        if (dt < best) best = dt;
+    }
+    t.cold_s = best;
+    return t;
+}
+
+static timing time_sgemv(const float *W, int ncopies, int out, int in, const float *x, float *y) {
+    timing t = {1e30, 1e30};
+    const size_t sz = (size_t)out * (size_t)in;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, x, 1, 0.0f, y, 1);
+    double start = now_s();
+    for (int pass = 0; pass < 2 || (now_s() - start < g_budget && pass < 20); pass++) {
+        double t0 = now_s();
+        for (int c = 0; c < ncopies; c++)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W + sz * (size_t)c, in, x, 1, 0.0f, y, 1);
+        double dt = (now_s() - t0) / ncopies;
+        if (dt < t.cold_s) t.cold_s = dt;
+    }
+    start = now_s();
+    for (int rep = 0; rep < 3 || now_s() - start < g_budget * 0.5; rep++) {
+        double t0 = now_s();
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, x, 1, 0.0f, y, 1);
+        double dt = now_s() - t0;
+        if (dt < t.hot_s) t.hot_s = dt;
+    }
+    return t;
+}
+
+static double time_sgemm(const float *W, int out, int in, const float *X, int rows, float *Y) {
+    double best = 1e30, start = now_s();
+    for (int rep = 0; rep < 4 || (now_s() - start < g_budget && rep < 50); rep++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.0f, X, in, W, in, 0.0f, Y, out);
+        double dt = now_s() - t0;
+        if (rep > 0 && dt < best) best = dt;
+    }
+    return best;
+}
+
+static double time_qgemm(ptq_qgemm_path path, ptq_isa isa, const ptq_qweight *w, const float *X, int rows, float *Y) {
+    double best = 1e30, start = now_s();
+    for (int rep = 0; rep < 4 || (now_s() - start < g_budget && rep < 50); rep++) {
+        double t0 = now_s();
+        ptq_qgemm_path_isa(path, isa, w, X, rows, Y);
+        double dt = now_s() - t0;
+        if (rep > 0 && dt < best) best = dt;
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------- main */
+
+typedef struct {
+    const char *name;
+    int bits, group; /* group 0: per channel (= in) */
+} qformat;
+
+static const qformat g_fmts[3] = {{"W4g32", 4, 32}, {"W8pc", 8, 0}, {"W8g128", 8, 128}};
+static int g_isa_on[3];
+static double g_bw;
+
+static void oom(void) {
+    fprintf(stderr, "bench_qgemv: out of memory\n");
+    exit(1);
+}
+
+/* One input row: float sgemv, then each format through each ISA's fused kernel. */
+static void bench_gemv(int out, int in) {
+    char key[96];
+    float *x = big_alloc(sizeof(float) * (size_t)in), *y = big_alloc(sizeof(float) * (size_t)out);
+    if (!x || !y) oom();
+    fill_floats(x, (size_t)in, 3);
+    fprintf(g_tab, "\n== GEMV %d x %d (out x in), 1 row ==\n", out, in);
+    fprintf(g_tab, "  %-8s %-7s %9s %9s %8s %9s %9s\n", "weights", "isa", "cold ms", "cold GB/s", "of bw", "vs sgemv",
+            "hot GB/s");
+
+    progress("float sgemv");
+    const size_t fbytes = (size_t)out * (size_t)in * sizeof(float);
+    const int fcopies = (int)((COLD_BYTES + fbytes - 1) / fbytes);
+    float *W = big_alloc(fbytes * (size_t)fcopies);
+    if (!W) oom();
+    fill_floats(W, (size_t)out * (size_t)in * (size_t)fcopies, 5);
+    const timing tf = time_sgemv(W, fcopies, out, in, x, y);
+    free(W);
+    fprintf(g_tab, "  %-8s %-7s %9.3f %9.2f %7.0f%% %9s %9.2f\n", "float32", "blas", tf.cold_s * 1e3,
+            fbytes / tf.cold_s / 1e9, 100.0 * fbytes / tf.cold_s / 1e9 / g_bw, "1.00x", fbytes / tf.hot_s / 1e9);
+    snprintf(key, sizeof key, "gemv_%dx%d_f32_cold_ms", out, in);
+    rec(key, tf.cold_s * 1e3);
+    snprintf(key, sizeof key, "gemv_%dx%d_f32_cold_gbs", out, in);
+    rec(key, fbytes / tf.cold_s / 1e9);
+
+    for (int fi = 0; fi < 3; fi++) {
+        qset qs;
+        const int group = g_fmts[fi].group ? g_fmts[fi].group : in;
+        if (make_qset(&qs, g_fmts[fi].bits, out, in, group, 1000) != 0) oom();
+        for (int isa = 0; isa < 3; isa++) {
+            if (!g_isa_on[isa]) continue;
+            const char *name = g_fmts[fi].name, *isan = ptq_isa_name((ptq_isa)isa);
+            snprintf(key, sizeof key, "%s %s", name, isan);
+            progress(key);
+            const timing t = time_pass(PTQ_QGEMM_GEMV, (ptq_isa)isa, &qs, x, 1, y);
+            const double gbs = qs.bytes / t.cold_s / 1e9;
+            fprintf(g_tab, "  %-8s %-7s %9.3f %9.2f %7.0f%% %8.2fx %9.2f\n", name, isan, t.cold_s * 1e3, gbs,
+                    100.0 * gbs / g_bw, tf.cold_s / t.cold_s, qs.bytes / t.hot_s / 1e9);
+            snprintf(key, sizeof key, "gemv_%dx%d_%s_%s_cold_ms", out, in, name, isan);
+            rec(key, t.cold_s * 1e3);
+            snprintf(key, sizeof key, "gemv_%dx%d_%s_%s_cold_gbs", out, in, name, isan);
+            rec(key, gbs);
+            snprintf(key, sizeof key, "gemv_%dx%d_%s_%s_frac_bw", out, in, name, isan);
+            rec(key, gbs / g_bw);
+            snprintf(key, sizeof key, "gemv_%dx%d_%s_%s_speedup_vs_sgemv", out, in, name, isan);
+            rec(key, tf.cold_s / t.cold_s);
+            snprintf(key, sizeof key, "gemv_%dx%d_%s_%s_hot_gbs", out, in, name, isan);
+            rec(key, qs.bytes / t.hot_s / 1e9);
+        }
+        free_qset(&qs);
+    }
+    free(x);
+    free(y);
+}
+
+/* 64 input rows: sgemm against both tiled strategies; then the GEMV/tiled crossover in rows. */
+static void bench_gemm(int out, int in) {
+    char key[96];
+    const int rows = 64;
+    const size_t fbytes = (size_t)out * (size_t)in * sizeof(float);
+    fprintf(g_tab, "\n== GEMM %d x %d (out x in), %d rows ==\n", out, in, rows);
+    float *Wf = big_alloc(fbytes), *X = big_alloc(sizeof(float) * (size_t)rows * (size_t)in),
+          *Y = big_alloc(sizeof(float) * (size_t)rows * (size_t)out);
+    if (!Wf || !X || !Y) oom();
+    fill_floats(Wf, (size_t)out * (size_t)in, 9);
+    fill_floats(X, (size_t)rows * (size_t)in, 10);
+    progress("sgemm");
+    const double tsg = time_sgemm(Wf, out, in, X, rows, Y);
+    const double flop = 2.0 * rows * (double)out * in;
+    fprintf(g_tab, "  %-28s %9.2f ms %8.1f GFLOP/s\n", "float sgemm", tsg * 1e3, flop / tsg / 1e9);
+    snprintf(key, sizeof key, "gemm%d_%dx%d_sgemm_ms", rows, out, in);
+    rec(key, tsg * 1e3);
+    for (int fi = 0; fi < 2; fi++) {
+        qset qs;
+        const int group = g_fmts[fi].group ? g_fmts[fi].group : in;
+        if (make_qset(&qs, g_fmts[fi].bits, out, in, group, 1) != 0) oom();
+        for (int isa = 0; isa < 3; isa++) {
+            if (!g_isa_on[isa]) continue;
+            const char *name = g_fmts[fi].name, *isan = ptq_isa_name((ptq_isa)isa);
+            for (int p = 0; p < 2; p++) {
+                const ptq_qgemm_path path = p ? PTQ_QGEMM_TILES_SERIAL : PTQ_QGEMM_TILES_PARALLEL;
+                const char *how = p ? "serial" : "parallel";
+                snprintf(key, sizeof key, "gemm %s %s %s", name, isan, how);
+                progress(key);
+                const double tq = time_qgemm(path, (ptq_isa)isa, &qs.w[0], X, rows, Y);
+                char label[64];
+                snprintf(label, sizeof label, "%s %s %s tiles", name, isan, how);
+                fprintf(g_tab, "  %-28s %9.2f ms %8.1f GFLOP/s  %5.2fx of sgemm time\n", label, tq * 1e3,
+                        flop / tq / 1e9, tq / tsg);
+                snprintf(key, sizeof key, "gemm%d_%dx%d_%s_%s_%s_ms", rows, out, in, name, isan, how);
+                rec(key, tq * 1e3);
+                snprintf(key, sizeof key, "gemm%d_%dx%d_%s_%s_%s_vs_sgemm", rows, out, in, name, isan, how);
+                rec(key, tq / tsg);
+            }
+        }
+        if (fi == 0) /* where the fused GEMV path stops paying against the tiled one */
+            for (int isa = 1; isa < 3; isa++) {
+                if (!g_isa_on[isa]) continue;
+                const char *isan = ptq_isa_name((ptq_isa)isa);
+                snprintf(key, sizeof key, "crossover %s", isan);
+                progress(key);
+                fprintf(g_tab, "  W4g32 %s, fused GEMV / tiled ms at rows", isan);
+                const int rl[5] = {4, 8, 12, 16, 32};
+                for (int i = 0; i < 5; i++) {
+                    const double tg = time_qgemm(PTQ_QGEMM_GEMV, (ptq_isa)isa, &qs.w[0], X, rl[i], Y);
+                    const double tt = time_qgemm(PTQ_QGEMM_TILES_PARALLEL, (ptq_isa)isa, &qs.w[0], X, rl[i], Y);
+                    fprintf(g_tab, "  %d: %.2f/%.2f", rl[i], tg * 1e3, tt * 1e3);
+                    snprintf(key, sizeof key, "rows%d_%dx%d_W4g32_%s_gemv_ms", rl[i], out, in, isan);
+                    rec(key, tg * 1e3);
+                    snprintf(key, sizeof key, "rows%d_%dx%d_W4g32_%s_tiled_ms", rl[i], out, in, isan);
+                    rec(key, tt * 1e3);
+                }
+                fprintf(g_tab, "\n");
+            }
+        free_qset(&qs);
+    }
+    free(Wf);
+    free(X);
+    free(Y);
+}
+
+int main(int argc, char **argv) {
+    int json = 0, quick = 0, do_gemv = 1, do_gemm = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--gemv-only") == 0)
+            do_gemm = 0;
+        else if (strcmp(argv[i], "--gemm-only") == 0)
+            do_gemv = 0;
+        else {
+            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only]\n"
+                            "       env PTQ_ISA=scalar|avx2|avx512 measures that ISA only\n");
+            return 2;
+        }
+    }
+    g_tab = json ? stderr : stdout;
+    if (quick) g_budget = 0.08;
+
+    const ptq_isa best = ptq_isa_best();
+    for (int i = 0; i < 3; i++) g_isa_on[i] = i <= (int)best;
+    const char *env = getenv("PTQ_ISA");
+    if (env && *env) {
+        int pick = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(env, ptq_isa_name((ptq_isa)i)) == 0) pick = i;
+        if (pick < 0) {
+            fprintf(stderr, "bench_qgemv: PTQ_ISA=%s: expected scalar, avx2 or avx512\n", env);
+            return 2;
+        }
+        if (pick > (int)best) {
+            fprintf(stderr, "bench_qgemv: PTQ_ISA=%s: this CPU lacks it (best: %s)\n", env, ptq_isa_name(best));
+            return 2;
+        }
+        for (int i = 0; i < 3; i++) g_isa_on[i] = i == pick;
+    }
+
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    fprintf(g_tab, "bench_qgemv: %d OpenMP threads (OMP_WAIT_POLICY=%s), best ISA %s\n", omp_get_max_threads(),
+            wait ? wait : "unset", ptq_isa_name(best));
+    if (!wait)
+        fprintf(g_tab, "  note: on a machine shared with other busy processes, set OMP_WAIT_POLICY=passive: spinning\n"
+                       "  idle workers can make threaded runs ~10x slower there\n");
+    rec("threads", omp_get_max_threads());
+    progress("read bandwidth (1 GiB, best of 5)");
+    g_bw = read_bandwidth();
+    fprintf(g_tab, "machine read bandwidth: %.2f GB/s\n", g_bw);
+    rec("read_bandwidth_gbs", g_bw);
+
+    const int shapes[2][2] = {{4096, 4096}, {11008, 4096}};
+    for (int si = 0; si < 2; si++) {
+        if (do_gemv) bench_gemv(shapes[si][0], shapes[si][1]);
+        if (do_gemm) bench_gemm(shapes[si][0], shapes[si][1]);
+    }
+    if (json) print_json(stdout);
+    return 0;
+}

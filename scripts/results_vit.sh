@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# vit-mnist: calibrate on MNIST test images 0-999, evaluate top-1 on 1000-9999 (reference float 98.24%).
+# Weight-only quantization with and without Bias Compensation. Prints a markdown table (docs/RESULTS.md).
+# Usage: scripts/results_vit.sh [build/ptq]
+set -euo pipefail
+P=${1:-build/ptq}
+D=${PTQ_DATA:-$(dirname "$0")/../../shared/data}
+IMG=$D/mnist/t10k-images-idx3-ubyte.gz
+LAB=$D/mnist/t10k-labels-idx1-ubyte.gz
+TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+top1() { "$P" eval "$1" --images "$IMG" --labels "$LAB" --first 1000 --count 9000 --json | sed 's/.*"top1": \([0-9.]*\).*/\1/'; }
+q() { "$P" quantize "$D/vit-mnist" --calib "$IMG" --calib-labels "$LAB" --first 0 --count 1000 -o "$TMP/q.ptq" "$@" --json > /dev/null; }
+
+echo "float: top-1 $(top1 "$D/vit-mnist")%"
+echo
+echo "| weights | method | no BC | BC channel, sequential | BC channel, parallel | BC position, sequential | BC position, parallel | BC channel + logits |"
+echo "|---|---|---|---|---|---|---|---|"
+for cfg in "4 0" "4 32" "3 0" "3 32" "2 32"; do
+  set -- $cfg
+  for method in rtn gptq; do
+    row="| W$1 $([ "$2" = 0 ] && echo per-channel || echo "g$2") | $method"
+    for bc in "" "--bc --bc-shape channel --bc-mode sequential" "--bc --bc-shape channel --bc-mode parallel" \
+              "--bc --bc-shape position --bc-mode sequential" "--bc --bc-shape position --bc-mode parallel" \
+              "--bc --bc-scope linear,block,logits"; do
+      # shellcheck disable=SC2086
+      q --wbits "$1" --group "$2" --method "$method" $bc
+      row="$row | $(top1 "$TMP/q.ptq")"
+    done
+    echo "$row |"
+  done
+done

@@ -1,0 +1,80 @@
+/* ptq eval: perplexity of a language model, or accuracy of an image classifier. */
+#include <cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/file.h"
+
+int cmd_eval(args *a) {
+    int json = opt_flag(a, "--json");
+    const char *text = opt_str(a, "--text", NULL);
+    text_opts to;
+    if (parse_text_opts(a, &to)) return 2;
+    int ctx = (int)opt_num(a, "--ctx", 0, 1, 1 << 20);
+    const char *images = opt_str(a, "--images", NULL), *labels = opt_str(a, "--labels", NULL);
+    int first = (int)opt_num(a, "--first", 0, 0, 1e9), count = (int)opt_num(a, "--count", 0, 0, 1e9);
+    const char *path = positional(a);
+    if (check_unused(a)) return 2;
+    if (!text == !images) return die("eval needs exactly one of --text FILE or --images IMAGES --labels LABELS");
+    progress_state ps;
+    ptq_callbacks cb = make_callbacks(&ps, json);
+    ptq_model *m;
+    if (load_model(path, &m)) return 1;
+    ptq_model_info info;
+    ptq_model_get_info(m, &info);
+    ptq_error e;
+    int rc = 0;
+    if (text) {
+        if (!info.is_language_model) {
+            ptq_model_free(m);
+            return die("%s is an image model: use --images", path);
+        }
+        ptq_tokenizer *t;
+        int *toks = NULL;
+        int64_t n = 0;
+        ptq_ppl_params pp = ptq_ppl_default_params();
+        pp.ctx = ctx;
+        pp.cb = cb;
+        ptq_ppl_result r;
+        rc = encode_text_file(path, &to, info.vocab_size, text, &t, &toks, &n);
+        if (!rc && ptq_eval_perplexity(m, toks, n, &pp, &r, &e) != PTQ_OK) rc = fail(&e);
+        if (!rc) {
+            if (json)
+                printf("{\"tokens\": %lld, \"mean_ce\": %.6f, \"ppl\": %.6f, \"ppl_stderr\": %.6f}\n",
+                       (long long)r.tokens, r.mean_ce, r.ppl, r.ppl_stderr);
+            else
+                printf("%s: %lld tokens, mean cross-entropy %.4f nats, perplexity %.4f +/- %.4f\n", text,
+                       (long long)r.tokens, r.mean_ce, r.ppl, r.ppl_stderr);
+        }
+        free(toks);
+        ptq_tokenizer_free(t);
+    } else {
+        if (info.is_language_model) {
+            ptq_model_free(m);
+            return die("%s is a language model: use --text", path);
+        }
+        if (!labels) {
+            ptq_model_free(m);
+            return die("--images needs --labels");
+        }
+        ptq_image_set set;
+        if (load_images(m, images, labels, first, count, &set)) {
+            rc = 1;
+        } else {
+            ptq_acc_result r;
+            if (ptq_eval_accuracy(m, &set, &cb, &r, &e) != PTQ_OK) rc = fail(&e);
+            else if (json) printf("{\"images\": %d, \"top1\": %.4f, \"top5\": %.4f}\n", r.images, r.top1, r.top5);
+            else printf("%d images: top-1 %.2f%%, top-5 %.2f%%\n", r.images, r.top1, r.top5);
+            ptq_image_set_free(&set);
+        }
+    }
+    ptq_model_free(m);
+    return rc;
+}

@@ -1,0 +1,113 @@
+/* ptq generate: text from a language model with a KV cache, greedy or sampled. */
+#include <cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/file.h"
+
+int cmd_generate(args *a) {
+    int json = opt_flag(a, "--json");
+    const char *tok_path = opt_str(a, "--tokenizer", NULL), *prompt = opt_str(a, "--prompt", "");
+    int steps = (int)opt_num(a, "--steps", 128, 1, 1 << 20);
+    ptq_sampler_params sp = ptq_sampler_default_params();
+    sp.temperature = (float)opt_num(a, "--temperature", 1.0, 0, 100);
+    sp.top_p = (float)opt_num(a, "--top-p", 0.9, 0, 1);
+    sp.seed = (uint64_t)opt_num(a, "--seed", 42, 0, 1.8e19);
+    const char *path = positional(a);
+    if (check_unused(a)) return 2;
+    ptq_model *m;
+    if (load_model(path, &m)) return 1;
+    ptq_model_info info;
+    ptq_model_get_info(m, &info);
+    if (!info.is_language_model) {
+        ptq_model_free(m);
+        return die("%s is an image model: generate needs a language model", path);
+    }
+    ptq_tokenizer *t;
+    if (load_tokenizer(path, tok_path, info.vocab_size, &t)) {
+        ptq_model_free(m);
+        return 1;
+    }
+    ptq_error e;
+    int *toks = NULL, n = 0, rc = 0;
+    ptq_session *s = NULL;
+    if (ptq_tokenizer_encode(t, prompt, strlen(prompt), 1, &toks, &n, &e) != PTQ_OK ||
+        ptq_session_new(m, 0, &s, &e) != PTQ_OK) {
+        rc = fail(&e);
+        goto out;
+    }
+    if (n == 0) return die("empty prompt and the tokenizer has no BOS token");
+    if (n + steps > info.max_seq) steps = info.max_seq - n;
+    uint64_t rng = sp.seed ? sp.seed : 1;
+    const float *logits;
+    size_t cap = 4096, len = 0;
+    char *text = malloc(cap);
+    text[0] = 0;
+    double t0 = now_s(), t_first = 0;
+    if (ptq_session_feed(s, toks, n, &logits, &e) != PTQ_OK) {
+        rc = fail(&e);
+        free(text);
+        goto out;
+    }
+    t_first = now_s() - t0;
+    int prev = toks[n - 1], generated = 0;
+    for (int i = 1; i < n; i++) { /* echo the prompt */
+        size_t pl;
+        const char *piece = ptq_tokenizer_decode(t, toks[i - 1], toks[i], &pl);
+        if (!json) fwrite(piece, 1, pl, stdout);
+    }
+    double t1 = now_s();
+    for (int i = 0; i < steps; i++) {
+        int next = ptq_sample(logits, info.vocab_size, &sp, &rng);
+        if (next == ptq_tokenizer_bos(t) || next == ptq_tokenizer_eos(t)) break;
+        size_t pl;
+        const char *piece = ptq_tokenizer_decode(t, prev, next, &pl);
+        if (json) {
+            while (len + pl + 1 > cap) text = realloc(text, cap *= 2);
+            memcpy(text + len, piece, pl);
+            text[len += pl] = 0;
+        } else {
+            fwrite(piece, 1, pl, stdout);
+            fflush(stdout);
+        }
+        generated++;
+        prev = next;
+        if (i + 1 < steps && ptq_session_feed(s, &next, 1, &logits, &e) != PTQ_OK) {
+            rc = fail(&e);
+            break;
+        }
+    }
+    double dt = now_s() - t1;
+    if (!rc) {
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "prompt", prompt);
+            cJSON_AddStringToObject(o, "text", text);
+            cJSON_AddNumberToObject(o, "prompt_tokens", n);
+            cJSON_AddNumberToObject(o, "generated_tokens", generated);
+            cJSON_AddNumberToObject(o, "prefill_s", t_first);
+            cJSON_AddNumberToObject(o, "decode_tok_per_s", dt > 0 ? generated / dt : 0);
+            char *out = cJSON_PrintUnformatted(o);
+            printf("%s\n", out);
+            free(out);
+            cJSON_Delete(o);
+        } else {
+            printf("\n");
+            fprintf(stderr, "%d tokens, %.1f tokens/s\n", generated, dt > 0 ? generated / dt : 0.0);
+        }
+    }
+    free(text);
+out:
+    free(toks);
+    ptq_session_free(s);
+    ptq_tokenizer_free(t);
+    ptq_model_free(m);
+    return rc;
+}

@@ -1,0 +1,264 @@
+/* ptq quantize: weight quantization (RTN, GPTQ) with Bias Compensation, and its reports. */
+#include <cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/file.h"
+
+typedef struct {
+    int json;
+    cJSON *layers;
+    int count;
+    cJSON *bc; /* BC reports, in order */
+} report_state;
+
+static void on_bc(void *user, const ptq_bc_report *r) {
+    report_state *rs = user;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "module", r->name);
+    cJSON_AddNumberToObject(o, "mse_before", r->mse_before);
+    cJSON_AddNumberToObject(o, "mse_after", r->mse_after);
+    cJSON_AddNumberToObject(o, "sqnr_before", r->sqnr_before);
+    cJSON_AddNumberToObject(o, "sqnr_after", r->sqnr_after);
+    if (r->has_holdout) {
+        cJSON_AddNumberToObject(o, "holdout_mse_before", r->hold_mse_before);
+        cJSON_AddNumberToObject(o, "holdout_mse_after", r->hold_mse_after);
+        cJSON_AddNumberToObject(o, "holdout_sqnr_before", r->hold_sqnr_before);
+        cJSON_AddNumberToObject(o, "holdout_sqnr_after", r->hold_sqnr_after);
+    }
+    cJSON_AddItemToArray(rs->bc, o);
+}
+
+static double num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* The BC report: JSON when FILE ends in .json, else a markdown table. Written atomically. */
+static int write_bc_report(const char *path, const cJSON *bc, const char *title) {
+    ptq_error e;
+    ptq_atomic_file af;
+    if (ptq_atomic_open(&af, path, &e) != PTQ_OK) return fail(&e);
+    size_t n = strlen(path);
+    if (n >= 5 && strcmp(path + n - 5, ".json") == 0) {
+        char *txt = cJSON_Print(bc);
+        fprintf(af.f, "%s\n", txt);
+        free(txt);
+    } else {
+        fprintf(af.f, "%s\n\n| module | MSE before | MSE after | SQNR before (dB) | SQNR after (dB) | held-apart MSE before "
+                      "| after | held-apart SQNR before | after |\n|---|---|---|---|---|---|---|---|---|\n",
+                title);
+        const cJSON *o;
+        cJSON_ArrayForEach(o, bc) {
+            fprintf(af.f, "| %s | %.4g | %.4g | %.2f | %.2f |", cJSON_GetObjectItemCaseSensitive(o, "module")->valuestring,
+                    num(o, "mse_before"), num(o, "mse_after"), num(o, "sqnr_before"), num(o, "sqnr_after"));
+            if (isnan(num(o, "holdout_mse_before"))) fprintf(af.f, " | | | |\n");
+            else
+                fprintf(af.f, " %.4g | %.4g | %.2f | %.2f |\n", num(o, "holdout_mse_before"), num(o, "holdout_mse_after"),
+                        num(o, "holdout_sqnr_before"), num(o, "holdout_sqnr_after"));
+        }
+    }
+    if (ferror(af.f)) {
+        ptq_atomic_abort(&af);
+        return die("%s: write failed", path);
+    }
+    if (ptq_atomic_commit(&af, &e) != PTQ_OK) return fail(&e);
+    return 0;
+}
+
+static int parse_bc_scope(const char *s, int *scope) {
+    *scope = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (strcmp(tok, "linear") == 0) *scope |= PTQ_BC_LINEAR;
+        else if (strcmp(tok, "block") == 0) *scope |= PTQ_BC_BLOCK;
+        else if (strcmp(tok, "logits") == 0) *scope |= PTQ_BC_LOGITS;
+        else return die("--bc-scope takes a list of linear, block, logits; got '%s'", tok);
+    }
+    return *scope ? 0 : die("--bc-scope is empty");
+}
+
+static void on_layer(void *user, const ptq_layer_report *r) {
+    report_state *rs = user;
+    rs->count++;
+    if (rs->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", r->name);
+        cJSON_AddNumberToObject(o, "layer", r->layer);
+        cJSON_AddNumberToObject(o, "in", r->in);
+        cJSON_AddNumberToObject(o, "out", r->out);
+        cJSON_AddNumberToObject(o, "seconds", r->seconds);
+        cJSON_AddNumberToObject(o, "rel_error", r->rel_error);
+        cJSON_AddItemToArray(rs->layers, o);
+    } else {
+        fprintf(stderr, "\r  %-44s %6d x %-6d %7.2fs   rel. output error %.3e\n", r->name, r->out, r->in, r->seconds,
+                r->rel_error);
+    }
+}
+
+static long long file_size(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+int cmd_quantize(args *a) {
+    int json = opt_flag(a, "--json");
+    const char *calib = opt_str(a, "--calib", NULL), *out_path = opt_str(a, "-o", NULL);
+    text_opts to;
+    if (parse_text_opts(a, &to)) return 2;
+    int calib_n = (int)opt_num(a, "--calib-n", 32, 1, 1e6), calib_ctx = (int)opt_num(a, "--calib-ctx", 0, 1, 1 << 20);
+    uint64_t seed = (uint64_t)opt_num(a, "--seed", 1, 0, 1.8e19);
+    const char *labels = opt_str(a, "--calib-labels", NULL);
+    int first = (int)opt_num(a, "--first", 0, 0, 1e9), count = (int)opt_num(a, "--count", 0, 0, 1e9);
+    ptq_quant_params qp = ptq_quant_default_params();
+    qp.wbits = (int)opt_num(a, "--wbits", 0, 2, 8);
+    qp.group = (int)opt_num(a, "--group", 0, 0, 1 << 20);
+    qp.sym = opt_flag(a, "--sym");
+    qp.act_order = opt_flag(a, "--act-order");
+    qp.percdamp = opt_num(a, "--damp", 0.01, 1e-6, 10);
+    qp.gptq_updated_groups = opt_flag(a, "--gptq-updated-groups");
+    const char *method = opt_str(a, "--method", "gptq");
+    int bc = opt_flag(a, "--bc");
+    const char *bc_shape = opt_str(a, "--bc-shape", NULL), *bc_mode = opt_str(a, "--bc-mode", NULL);
+    const char *bc_scope = opt_str(a, "--bc-scope", NULL), *report_path = opt_str(a, "--report", NULL);
+    const char *path = positional(a);
+    if (check_unused(a)) return 2;
+    if ((bc_shape || bc_mode || bc_scope) && !bc) return die("--bc-shape, --bc-mode and --bc-scope need --bc");
+    if (report_path && !bc) return die("--report needs --bc (it reports the error before and after BC)");
+    if (bc) {
+        qp.bc_scope = PTQ_BC_LINEAR | PTQ_BC_BLOCK;
+        if (bc_scope && parse_bc_scope(bc_scope, &qp.bc_scope)) return 2;
+        if (!bc_shape || strcmp(bc_shape, "channel") == 0) qp.bc_shape = PTQ_BC_CHANNEL;
+        else if (strcmp(bc_shape, "position") == 0) qp.bc_shape = PTQ_BC_POSITION;
+        else return die("--bc-shape must be channel or position, got '%s'", bc_shape);
+        if (!bc_mode || strcmp(bc_mode, "sequential") == 0) qp.bc_mode = PTQ_BC_SEQUENTIAL;
+        else if (strcmp(bc_mode, "parallel") == 0) qp.bc_mode = PTQ_BC_PARALLEL;
+        else return die("--bc-mode must be sequential or parallel, got '%s'", bc_mode);
+    }
+    if (!calib || !out_path || !qp.wbits) return die("quantize needs --calib DATA, -o OUT and --wbits B");
+    if (strcmp(method, "gptq") == 0) qp.method = PTQ_WQ_GPTQ;
+    else if (strcmp(method, "rtn") == 0) qp.method = PTQ_WQ_RTN;
+    else return die("--method must be rtn or gptq, got '%s'", method);
+    if (qp.act_order && qp.method != PTQ_WQ_GPTQ) return die("--act-order applies to --method gptq only");
+
+    progress_state ps;
+    ptq_callbacks cb = make_callbacks(&ps, json);
+    ptq_model *m;
+    if (load_model(path, &m)) return 1;
+    ptq_model_info info;
+    ptq_model_get_info(m, &info);
+    ptq_error e;
+    int rc = 0;
+    ptq_calib_data data;
+    memset(&data, 0, sizeof data);
+    int *toks = NULL, *windows = NULL;
+    int64_t n = 0;
+    ptq_tokenizer *t = NULL;
+    ptq_image_set set, hold_set;
+    memset(&set, 0, sizeof set);
+    memset(&hold_set, 0, sizeof hold_set);
+    ptq_calib_data hold;
+    memset(&hold, 0, sizeof hold);
+    int *hold_windows = NULL;
+    char desc[512];
+    uint64_t hash = 0;
+    /* with --report, the last fifth of the calibration data is held apart to measure BC on unseen data */
+    if (info.is_language_model) {
+        int T = calib_ctx > 0 ? calib_ctx : (info.max_seq < 2048 ? info.max_seq : 2048);
+        rc = encode_text_file(path, &to, info.vocab_size, calib, &t, &toks, &n);
+        if (!rc && T > info.max_seq) rc = die("--calib-ctx %d exceeds the model's context of %d", T, info.max_seq);
+        int64_t n_cal = report_path ? n - n / 5 : n;
+        if (!rc && ptq_calib_windows(toks, n_cal, calib_n, T, seed, &windows, &e) != PTQ_OK) rc = fail(&e);
+        int hn = calib_n / 4 > 2 ? calib_n / 4 : 2;
+        if (!rc && report_path &&
+            ptq_calib_windows(toks + n_cal, n - n_cal, hn, T, seed + 1, &hold_windows, &e) != PTQ_OK)
+            rc = fail(&e);
+        data.tokens = windows;
+        data.n_seqs = calib_n;
+        data.seq_len = T;
+        hold.tokens = hold_windows;
+        hold.n_seqs = hn;
+        hold.seq_len = T;
+        snprintf(desc, sizeof desc, "%s, %d windows of %d tokens, seed %llu%s", calib, calib_n, T,
+                 (unsigned long long)seed, report_path ? " (first 80% of the tokens)" : "");
+        if (!rc) hash = ptq_hash_bytes(windows, (size_t)calib_n * T * sizeof(int), 0);
+    } else {
+        if (!labels) rc = die("image calibration needs --calib-labels LABELS");
+        else if (load_images(m, calib, labels, first, count, &set)) rc = 1;
+        if (!rc && report_path) {
+            int hn = set.count / 5;
+            if (hn < 1) rc = die("--report needs at least 5 calibration images");
+            else if (load_images(m, calib, labels, first + set.count - hn, hn, &hold_set)) rc = 1;
+            set.count -= hn; /* the held-apart images are the last ones of the selection */
+            hold.images = &hold_set;
+        }
+        data.images = &set;
+        snprintf(desc, sizeof desc, "%s, %d images from %d", calib, set.count, first);
+        if (!rc) hash = ptq_hash_bytes(set.pixels, (size_t)set.count * set.channels * set.height * set.width * 4, 0);
+    }
+    if (report_path) qp.holdout = &hold;
+    report_state rs = {json, cJSON_CreateArray(), 0, cJSON_CreateArray()};
+    qp.cb = cb;
+    qp.report = on_layer;
+    qp.bc_report = on_bc;
+    qp.report_user = &rs;
+    double t0 = now_s();
+    if (!rc && !json)
+        fprintf(stderr, "quantizing %s: %s W%d%s%s%s, calibration: %s\n", path, method, qp.wbits,
+                qp.group ? " group " : " per-channel", "", qp.act_order ? " act-order" : "", desc);
+    if (!rc && ptq_quantize_model(m, &data, &qp, &e) != PTQ_OK) rc = fail(&e);
+    double secs = now_s() - t0;
+    ptq_save_info si = {path, desc, hash};
+    if (!rc && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
+    if (!rc && report_path) {
+        char title[700];
+        snprintf(title, sizeof title, "Bias Compensation report: %s, %s W%d g%d, calibration %s", path, method,
+                 qp.wbits, qp.group, desc);
+        rc = write_bc_report(report_path, rs.bc, title);
+    }
+    if (!rc) {
+        long long bytes = file_size(out_path);
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "output", out_path);
+            cJSON_AddStringToObject(o, "method", method);
+            cJSON_AddNumberToObject(o, "wbits", qp.wbits);
+            cJSON_AddNumberToObject(o, "group", qp.group);
+            cJSON_AddNumberToObject(o, "seconds", secs);
+            cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+            ptq_quant_summary qs;
+            ptq_model_quant_summary(m, &qs);
+            cJSON_AddNumberToObject(o, "bits_per_weight", qs.bits_per_weight);
+            cJSON_AddItemToObject(o, "layers", rs.layers);
+            rs.layers = NULL;
+            char *txt = cJSON_PrintUnformatted(o);
+            printf("%s\n", txt);
+            free(txt);
+            cJSON_Delete(o);
+        } else {
+            printf("wrote %s (%.2f MB) in %.1fs: %d layers quantized\n", out_path, bytes / 1e6, secs, rs.count);
+        }
+    }
+    cJSON_Delete(rs.layers);
+    cJSON_Delete(rs.bc);
+    free(toks);
+    free(windows);
+    free(hold_windows);
+    ptq_image_set_free(&hold_set);
+    ptq_tokenizer_free(t);
+    ptq_image_set_free(&set);
+    ptq_model_free(m);
+    return rc;
+}
