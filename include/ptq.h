@@ -253,6 +253,15 @@ typedef struct ptq_save_info {
 /* Write the model (float or quantized) as a ptq safetensors file (docs/FORMAT.md), atomically. */
 ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_info *info, ptq_error *err);
 
+/* Storage of the packed linear layers: weights, and bits including scales and zero points. */
+typedef struct ptq_quant_summary {
+    int linears;          /* packed linear layers */
+    int64_t weights;      /* weights in them */
+    double bits;          /* total bits of codes + scales + zero points (+ permutations) */
+    double bits_per_weight;
+} ptq_quant_summary;
+void ptq_model_quant_summary(const ptq_model *m, ptq_quant_summary *s);
+
 /* A 64-bit FNV-1a hash of bytes, to identify calibration data. */
 uint64_t ptq_hash_bytes(const void *data, size_t n, uint64_t seed);
 
