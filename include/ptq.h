@@ -220,6 +220,16 @@ typedef struct ptq_bc_report {
 } ptq_bc_report;
 typedef void (*ptq_bc_report_fn)(void *user, const ptq_bc_report *r);
 
+/* Activation quantizer calibration (METHODS.md sections 0, 2.4, 5.2). */
+typedef enum {
+    PTQ_AQ_MINMAX = 0,  /* step = max|x| / (2^(b-1) - 1): no clipping */
+    PTQ_AQ_PERCENTILE,  /* clip at the act_percentile-th percentile of |x| */
+    PTQ_AQ_MSE,         /* clip minimising the mean squared quantization error of x */
+    PTQ_AQ_ENTROPY,     /* clip minimising KL(P || Q) between the histograms of |x| and its quantization */
+    PTQ_AQ_EASYQUANT,   /* alternate search of weight and activation steps maximising output cosine similarity */
+    PTQ_AQ_TWIN         /* PTQ4ViT twin uniform on post-activation inputs (fc2), MSE search elsewhere */
+} ptq_act_calib;
+
 typedef struct ptq_quant_params {
     int wbits;               /* 2, 3, 4 or 8 */
     int group;               /* 0 = per output channel; else a multiple of 32 (32, 64, 128, ...) */
@@ -228,6 +238,14 @@ typedef struct ptq_quant_params {
     int act_order;           /* GPTQ: columns in order of decreasing Hessian diagonal */
     double percdamp;         /* GPTQ damping, fraction of the mean Hessian diagonal (0.01) */
     int gptq_updated_groups; /* GPTQ: group grids from the updated weights instead of the reference's */
+    int abits;               /* 0 = weight-only; 4..8: quantize every block linear's input */
+    ptq_act_calib act_calib;
+    int act_asym;            /* asymmetric per-tensor activations (zero point); simulated, not integer */
+    int act_per_token;       /* dynamic symmetric scale per token (row) instead of a static one */
+    double act_percentile;   /* for PTQ_AQ_PERCENTILE, e.g. 99.99 */
+    int noisyquant;          /* NoisyQuant on every block linear's input */
+    int noisyquant_reference;/* the released code's variant: Gaussian base vector, shift + scale search */
+    uint64_t seed;           /* NoisyQuant noise */
     int bc_scope;            /* 0 = no Bias Compensation, else PTQ_BC_LINEAR | PTQ_BC_BLOCK | PTQ_BC_LOGITS */
     ptq_bc_shape bc_shape;
     ptq_bc_mode bc_mode;

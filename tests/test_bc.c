@@ -48,14 +48,14 @@ static void golden_cases(void) {
         prng(b, out, seed + 100, 0.1, 0);
         prng(X, rows * in, seed + 200, 1.0, jnum(c, "offset"));
         /* quantize with the library's grid primitives (any width 2..8) */
-        ptq_wq_params wp = {bits, 0, 0};
+        ptq_wq_params wp = {bits, 0, 0, 0};
         double *row = malloc((size_t)in * sizeof *row);
         for (int r = 0; r < out; r++) {
             float s;
             int z;
             for (int j = 0; j < in; j++) row[j] = W[(size_t)r * in + j];
             ptq_wq_find_params(&wp, row, in, 1, &s, &z);
-            for (int j = 0; j < in; j++) Wq[(size_t)r * in + j] = s * (float)(ptq_wq_code(row[j], s, z, (1 << bits) - 1) - z);
+            for (int j = 0; j < in; j++) Wq[(size_t)r * in + j] = s * (float)(ptq_wq_code(row[j], s, z, 0, (1 << bits) - 1) - z);
         }
         free(row);
         for (size_t t = 0; t < rows; t++)

@@ -184,8 +184,8 @@ int main(void) {
     CHECK(rewrite(path, bad, NULL, "ptq.config", "{\"arch\": \"llama\"}") == 0);
     expect_fail(bad, PTQ_ERR_CONFIG, "causal");
     snprintf(bad, sizeof bad, "%s/linears.ptq", tmp);
-    CHECK(rewrite(path, bad, NULL, "ptq.linears", "{\"blocks.0.q\": {\"bits\": 5, \"group\": 32, \"in\": 64, \"out\": 64}}") == 0);
-    expect_fail(bad, PTQ_ERR_UNSUPPORTED, "5-bit");
+    CHECK(rewrite(path, bad, NULL, "ptq.linears", "{\"blocks.0.q\": {\"bits\": 9, \"group\": 32, \"in\": 64, \"out\": 64}}") == 0);
+    expect_fail(bad, PTQ_ERR_UNSUPPORTED, "9-bit");
 
     /* an unwritable output path fails cleanly and leaves nothing behind */
     ptq_model *m = quantized(src, 4, 32, PTQ_WQ_RTN, 0);
@@ -197,7 +197,7 @@ int main(void) {
     ptq_calib_data d = {toks, 1, 64, NULL};
     ptq_quant_params p = ptq_quant_default_params();
     CHECK(m && ptq_quantize_model(m, &d, &p, &e) == PTQ_ERR_ARG);
-    p.wbits = 5;
+    p.wbits = 9;
     ptq_model *f;
     CHECK(ptq_model_load(src, &f, &e) == PTQ_OK);
     CHECK(ptq_quantize_model(f, &d, &p, &e) == PTQ_ERR_UNSUPPORTED);

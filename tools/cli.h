@@ -50,5 +50,6 @@ int cmd_eval(args *a);
 int cmd_generate(args *a);
 int cmd_inspect(args *a);
 int cmd_quantize(args *a);
+int cmd_tune(args *a);
 
 #endif

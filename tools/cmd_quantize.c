@@ -130,12 +130,29 @@ int cmd_quantize(args *a) {
     qp.percdamp = opt_num(a, "--damp", 0.01, 1e-6, 10);
     qp.gptq_updated_groups = opt_flag(a, "--gptq-updated-groups");
     const char *method = opt_str(a, "--method", "gptq");
+    qp.abits = (int)opt_num(a, "--abits", 0, 2, 8);
+    const char *act_calib = opt_str(a, "--act-calib", "minmax");
+    qp.act_asym = opt_flag(a, "--act-asym");
+    qp.act_per_token = opt_flag(a, "--act-per-token");
+    qp.act_percentile = opt_num(a, "--act-percentile", 99.99, 50, 100);
+    qp.noisyquant = opt_flag(a, "--noisyquant");
+    qp.noisyquant_reference = opt_flag(a, "--noisyquant-ref");
+    if (qp.noisyquant_reference) qp.noisyquant = 1;
     int bc = opt_flag(a, "--bc");
     const char *bc_shape = opt_str(a, "--bc-shape", NULL), *bc_mode = opt_str(a, "--bc-mode", NULL);
     const char *bc_scope = opt_str(a, "--bc-scope", NULL), *report_path = opt_str(a, "--report", NULL);
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     if ((bc_shape || bc_mode || bc_scope) && !bc) return die("--bc-shape, --bc-mode and --bc-scope need --bc");
+    const char *calibs[] = {"minmax", "percentile", "mse", "entropy", "easyquant", "twin"};
+    int ci = -1;
+    for (int i = 0; i < 6; i++)
+        if (strcmp(act_calib, calibs[i]) == 0) ci = i;
+    if (ci < 0) return die("--act-calib must be minmax, percentile, mse, entropy, easyquant or twin, got '%s'", act_calib);
+    qp.act_calib = (ptq_act_calib)ci;
+    if (!qp.abits && (qp.act_asym || qp.act_per_token || qp.noisyquant || strcmp(act_calib, "minmax") != 0))
+        return die("activation options (--act-*, --noisyquant) need --abits A");
+    qp.seed = seed;
     if (report_path && !bc) return die("--report needs --bc (it reports the error before and after BC)");
     if (bc) {
         qp.bc_scope = PTQ_BC_LINEAR | PTQ_BC_BLOCK;
@@ -216,8 +233,12 @@ int cmd_quantize(args *a) {
     qp.report_user = &rs;
     double t0 = now_s();
     if (!rc && !json)
-        fprintf(stderr, "quantizing %s: %s W%d%s%s%s, calibration: %s\n", path, method, qp.wbits,
-                qp.group ? " group " : " per-channel", "", qp.act_order ? " act-order" : "", desc);
+        fprintf(stderr, "quantizing %s: %s W%d%s%s", path, method, qp.wbits, qp.group ? " grouped" : " per-channel",
+                qp.act_order ? " act-order" : "");
+    if (!rc && !json && qp.abits)
+        fprintf(stderr, " A%d %s%s%s", qp.abits, act_calib, qp.act_per_token ? " per-token" : "",
+                qp.noisyquant ? " +NoisyQuant" : "");
+    if (!rc && !json) fprintf(stderr, "%s, calibration: %s\n", bc ? " +BC" : "", desc);
     if (!rc && ptq_quantize_model(m, &data, &qp, &e) != PTQ_OK) rc = fail(&e);
     double secs = now_s() - t0;
     ptq_save_info si = {path, desc, hash};

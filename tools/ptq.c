@@ -22,6 +22,8 @@ static const char *usage =
     "  ptq quantize MODEL --calib DATA -o OUT --wbits B [--group G] [--sym] [--method rtn|gptq] [--act-order]\n"
     "               [--tokenizer TOK] [--docs-sep S] [--docs I:J] [--calib-n N] [--calib-ctx T] [--seed S]\n"
     "               [--calib-labels L --first I --count N] [--damp D] [--json]\n"
+    "               [--abits A [--act-calib minmax|percentile|mse|entropy|easyquant|twin] [--act-asym]\n"
+    "                [--act-per-token] [--act-percentile P] [--noisyquant | --noisyquant-ref]]\n"
     "               [--bc [--bc-shape channel|position] [--bc-mode sequential|parallel]\n"
     "                     [--bc-scope linear,block,logits] [--report FILE]]\n"
     "\n"
@@ -45,6 +47,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[1], "generate") == 0) rc = cmd_generate(&a);
     else if (strcmp(argv[1], "inspect") == 0) rc = cmd_inspect(&a);
     else if (strcmp(argv[1], "quantize") == 0) rc = cmd_quantize(&a);
+    else if (strcmp(argv[1], "tune") == 0) rc = cmd_tune(&a);
     else rc = die("unknown command '%s'\n%s", argv[1], usage);
     free(a.used);
     return rc;

@@ -13,6 +13,8 @@
 #include "io/qmodel.h"
 #include "io/safetensors.h"
 #include "io/safetensors_write.h"
+#include "quant/act_calib.h"
+#include "quant/actq.h"
 #include "quant/quantizer.h"
 
 #define PTQ_FORMAT_VERSION "1"
@@ -181,14 +183,16 @@ static void put_raw(saver *sv, const char *name, ptq_dtype dt, const void *data,
 }
 
 /* bias + bc (+ extra): Bias Compensation is folded into the stored bias (copied). */
-static void put_bias(saver *sv, const char *name, const float *b, const float *bc, const float *extra, int n) {
-    if (sv->s != PTQ_OK || (!b && !bc && !extra)) return;
+static void put_bias(saver *sv, const char *name, const float *b, const float *bc, const float *extra,
+                     const float *extra2, int n) {
+    if (sv->s != PTQ_OK || (!b && !bc && !extra && !extra2)) return;
     float *sum = malloc((size_t)n * sizeof *sum);
     if (!sum) {
         sv->s = ptq_fail(sv->err, PTQ_ERR_NOMEM, "out of memory saving %s", name);
         return;
     }
-    for (int i = 0; i < n; i++) sum[i] = (b ? b[i] : 0.0f) + (bc ? bc[i] : 0.0f) + (extra ? extra[i] : 0.0f);
+    for (int i = 0; i < n; i++)
+        sum[i] = (b ? b[i] : 0.0f) + (bc ? bc[i] : 0.0f) + (extra ? extra[i] : 0.0f) + (extra2 ? extra2[i] : 0.0f);
     int64_t shape[1] = {n};
     sv->s = ptq_st_writer_add_f32(sv->w, name, PTQ_DT_F32, 1, shape, sum, sv->err);
     free(sum);
@@ -211,17 +215,30 @@ static void put_linear(saver *sv, const char *prefix, const ptq_linear *lin, con
             put_raw(sv, n, PTQ_DT_I32, q->perm, 1, q->in, 0);
         }
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "bits", q->bits);
+        cJSON_AddNumberToObject(o, "bits", q->grid_bits);
         cJSON_AddNumberToObject(o, "group", q->group);
         cJSON_AddNumberToObject(o, "in", q->in);
         cJSON_AddNumberToObject(o, "out", q->out);
+        if (lin->aq) {
+            const ptq_actq *aq = lin->aq;
+            cJSON *a = cJSON_AddObjectToObject(o, "act");
+            cJSON_AddNumberToObject(a, "bits", aq->bits);
+            cJSON_AddNumberToObject(a, "sym", aq->sym);
+            cJSON_AddNumberToObject(a, "per_token", aq->per_token);
+            cJSON_AddNumberToObject(a, "scale", aq->scale);
+            cJSON_AddNumberToObject(a, "zero", aq->zero);
+            cJSON_AddNumberToObject(a, "twin", aq->twin);
+            cJSON_AddNumberToObject(a, "scale_neg", aq->scale_neg);
+            snprintf(n, sizeof n, "%s.noise", prefix);
+            put_f32(sv, n, aq->noise, 1, lin->in, 0);
+        }
         cJSON_AddItemToObject(linears, prefix, o);
     } else {
         snprintf(n, sizeof n, "%s.weight", prefix);
         put_f32(sv, n, lin->w, 2, lin->out, lin->in);
     }
     snprintf(n, sizeof n, "%s.bias", prefix);
-    put_bias(sv, n, lin->b, lin->bc, extra_bias, lin->out);
+    put_bias(sv, n, lin->b, lin->bc, extra_bias, lin->aq ? lin->aq->noise_bias : NULL, lin->out);
     snprintf(n, sizeof n, "%s.bc_pos", prefix);
     put_f32(sv, n, lin->bc_pos, 2, lin->bc_len, lin->out);
     if (lin->name[0]) cJSON_AddStringToObject(names, prefix, lin->name);
@@ -232,7 +249,7 @@ static void put_norm(saver *sv, const char *prefix, const ptq_norm *nm, const fl
     snprintf(n, sizeof n, "%s.weight", prefix);
     put_f32(sv, n, nm->w, 1, dim, 0);
     snprintf(n, sizeof n, "%s.bias", prefix);
-    put_bias(sv, n, nm->b, extra_bias, NULL, dim);
+    put_bias(sv, n, nm->b, extra_bias, NULL, NULL, dim);
 }
 
 static void meta(saver *sv, const char *key, const char *value) {
@@ -254,7 +271,7 @@ ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_i
     put_norm(&sv, "final_norm", &m->final_norm, NULL, c->dim);
     int tied = m->head.w && m->head.w == m->tok_emb && !m->head.q;
     if (tied) {
-        put_bias(&sv, "head.bias", m->head.b, m->head.bc, NULL, m->head.out);
+        put_bias(&sv, "head.bias", m->head.b, m->head.bc, NULL, NULL, m->head.out);
     } else {
         put_linear(&sv, "head", &m->head, NULL, linears, names);
     }
@@ -297,6 +314,10 @@ ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_i
              m->quant.bc_shape == PTQ_BC_POSITION ? "position" : "channel",
              m->quant.bc_mode == PTQ_BC_PARALLEL ? "parallel" : "sequential");
     meta(&sv, "ptq.bc", m->quant.bc_scope ? buf : "none");
+    const char *calibs[] = {"minmax", "percentile", "mse", "entropy", "easyquant", "twin"};
+    snprintf(buf, sizeof buf, "A%d %s%s", m->quant.abits, calibs[m->quant.act_calib % 6],
+             m->quant.noisyquant ? " noisyquant" : "");
+    meta(&sv, "ptq.act", m->quant.abits ? buf : "none");
     const char *src = info && info->source ? info->source : m->path;
     meta(&sv, "ptq.source", src);
     const char *cd = info && info->calib_desc ? info->calib_desc : m->quant.calib_desc;
@@ -356,6 +377,36 @@ static ptq_status get_raw(loader *ld, const char *name, ptq_dtype dt, int ndim, 
     return PTQ_OK;
 }
 
+/* The activation quantizer of a packed linear: parameters from ptq.linears, noise from <prefix>.noise. */
+static ptq_status get_act(loader *ld, const char *prefix, ptq_linear *lin, const cJSON *act) {
+    const char *keys[] = {"bits", "sym", "per_token", "scale", "zero", "twin", "scale_neg"};
+    double v[7];
+    for (int i = 0; i < 7; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(act, keys[i]);
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+            return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears %s.act.%s must be a finite number", ld->file, prefix,
+                            keys[i]);
+        v[i] = x->valuedouble;
+    }
+    if (v[0] < 2 || v[0] > 8 || v[0] != floor(v[0]) || (!v[2] && !(v[3] > 0)) || (v[5] && !(v[6] > 0)))
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: %s has an invalid activation quantizer (bits %g, scale %g)",
+                        ld->file, prefix, v[0], v[3]);
+    ptq_actq *aq = calloc(1, sizeof *aq);
+    if (!aq) return ptq_fail(ld->err, PTQ_ERR_NOMEM, "out of memory");
+    aq->bits = (int)v[0];
+    aq->sym = v[1] != 0;
+    aq->per_token = v[2] != 0;
+    aq->scale = (float)v[3];
+    aq->zero = (float)v[4];
+    aq->twin = v[5] != 0;
+    aq->scale_neg = (float)v[6];
+    lin->aq = aq;
+    char n[300];
+    snprintf(n, sizeof n, "%s.noise", prefix);
+    PTQ_TRY(get_f32(ld, n, 0, 1, lin->in, 0, &aq->noise));
+    return ptq_linear_prepare_i8(lin, ld->err);
+}
+
 /* An optional position-specific BC bias [P][width]. */
 static ptq_status get_pos_bias(loader *ld, const char *name, int width, float **out, int *len) {
     const ptq_st_tensor *t = ptq_st_find(ld->st, name);
@@ -406,7 +457,7 @@ static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, in
     PTQ_TRY(get_raw(ld, n, PTQ_DT_F16, 2, out, q->n_groups, q->scales));
     snprintf(n, sizeof n, "%s.zeros", prefix);
     PTQ_TRY(get_raw(ld, n, PTQ_DT_U8, 2, out, q->n_groups, q->zeros));
-    int maxq = (1 << q->bits) - 1;
+    int maxq = (1 << q->grid_bits) - 1;
     for (size_t i = 0; i < (size_t)out * q->n_groups; i++) {
         float sc = ptq_f16_to_f32(q->scales[i]);
         if (!isfinite(sc) || sc <= 0)
@@ -414,7 +465,7 @@ static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, in
                             ld->file, prefix, (double)sc, i);
         if (q->zeros[i] > maxq)
             return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s.zeros has %d at index %zu, above %d for %d bits",
-                            ld->file, prefix, q->zeros[i], i, maxq, q->bits);
+                            ld->file, prefix, q->zeros[i], i, maxq, q->grid_bits);
     }
     if (has_perm) {
         snprintf(n, sizeof n, "%s.perm", prefix);
@@ -432,6 +483,8 @@ static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, in
         }
         free(seen);
     }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(qinfo, "act");
+    if (act) PTQ_TRY(get_act(ld, prefix, lin, act));
     return PTQ_OK;
 }
 

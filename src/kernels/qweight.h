@@ -29,7 +29,8 @@
 #define PTQ_QCHUNK 32
 
 typedef struct ptq_qweight {
-    int bits;          /* 2, 3, 4 or 8 */
+    int bits;          /* storage width of the codes: 2, 3, 4 or 8 */
+    int grid_bits;     /* the quantizer's width (<= bits): 5-7 bit grids are stored in 8-bit codes */
     int in, out;
     int group;         /* columns per group: a multiple of 32, or == in */
     int n_groups;      /* ceil(in / group) */

@@ -26,6 +26,8 @@ void ptq_kv_cache_free(ptq_kv_cache *c);
 /* The runtime path: y[rows][out] = x[rows][in] W^T + b (+ bc), with the packed weights when the layer
  * has them (else BLAS on the float weights). Position-dependent biases are applied by the block. */
 void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *y);
+/* The runtime path with simulated (fake-quantized) activations even where int8 kernels exist. */
+void ptq_linear_forward_simulated(const ptq_linear *lin, const float *x, int rows, float *y);
 /* The float reference path: float weights and the original bias only. Requires lin->w. */
 void ptq_linear_forward_float(const ptq_linear *lin, const float *x, int rows, float *y);
 

@@ -8,6 +8,8 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "kernels/i8gemm.h"
+#include "quant/actq.h"
 #include "quant/quantizer.h"
 
 const char *ptq_arch_name(ptq_arch a) {
@@ -67,10 +69,14 @@ void ptq_model_note_tensor(ptq_model *m, const char *name, const char *dtype, in
 }
 
 static void free_linear_q(ptq_linear *l) {
-    if (!l->q) return;
-    ptq_qweight_free(l->q);
+    if (l->q) ptq_qweight_free(l->q);
     free(l->q);
     l->q = NULL;
+    if (l->i8) ptq_i8weight_free(l->i8);
+    free(l->i8);
+    l->i8 = NULL;
+    free(l->aq); /* its noise vectors are model-owned buffers */
+    l->aq = NULL;
 }
 
 void ptq_model_free(ptq_model *m) {

@@ -21,7 +21,9 @@ typedef struct ptq_norm {
     float *b; /* [dim] or NULL (RMS norm) */
 } ptq_norm;
 
-struct ptq_qweight; /* kernels/qweight.h */
+struct ptq_qweight;  /* kernels/qweight.h */
+struct ptq_i8weight; /* kernels/i8gemm.h */
+struct ptq_actq;     /* quant/actq.h */
 
 /* A linear layer y = x W^T + b, W row-major [out][in], held as float weights (w) and/or packed
  * low-bit weights (q, owned by the layer). When q is set the runtime uses it. */
@@ -31,6 +33,8 @@ typedef struct ptq_linear {
     float *w;      /* float weights, or NULL */
     float *b;      /* [out] or NULL */
     struct ptq_qweight *q;
+    struct ptq_actq *aq;       /* activation quantizer on the input (owned), or NULL */
+    struct ptq_i8weight *i8;   /* the same weights as int8 codes for integer execution (owned), or NULL */
     /* Bias Compensation (runtime path only; ptq_model_save folds bc into b) */
     float *bc;     /* per output channel [out], or NULL */
     float *bc_pos; /* per position x channel [bc_len][out], or NULL: applied by absolute position */
@@ -125,6 +129,7 @@ struct ptq_model {
         char method[16];
         int wbits, group, sym, act_order;
         int bc_scope, bc_shape, bc_mode;
+        int abits, act_calib, noisyquant;
         char calib_desc[256];
         uint64_t calib_hash;
     } quant;

@@ -1,7 +1,10 @@
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "kernels/i8gemm.h"
 #include "kernels/qweight.h"
+#include "quant/actq.h"
 #include "models/forward.h"
 
 static void add_rows(float *y, const float *b, int rows, int n) {
@@ -20,11 +23,45 @@ static void float_gemm(const ptq_linear *lin, const float *x, int rows, float *y
     }
 }
 
+/* Integer execution: int8 codes of (x + noise) times int8 weights, exact int32 accumulation. */
+static int try_integer(const ptq_linear *lin, const float *x, int rows, float *y) {
+    const ptq_actq *aq = lin->aq;
+    if (!lin->i8 || !aq->sym || aq->twin) return 0;
+    float *xn = NULL;
+    if (aq->noise) {
+        xn = malloc((size_t)rows * lin->in * sizeof *xn);
+        if (!xn) return 0;
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < lin->in; j++) xn[(size_t)r * lin->in + j] = x[(size_t)r * lin->in + j] + aq->noise[j];
+    }
+    ptq_status s = ptq_i8_linear(ptq_i8_isa_best(), lin->i8, xn ? xn : x, rows, aq->per_token ? NULL : &aq->scale,
+                                 aq->per_token, aq->bits, NULL, y, NULL);
+    free(xn);
+    return s == PTQ_OK;
+}
+
 void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *y) {
-    if (lin->q) ptq_qgemm(lin->q, x, rows, y);
-    else float_gemm(lin, x, rows, y);
+    if (lin->aq && try_integer(lin, x, rows, y)) {
+        /* done: y holds the integer product */
+    } else {
+        float *xq = NULL;
+        if (lin->aq && (xq = malloc((size_t)rows * lin->in * sizeof *xq)) != NULL) {
+            ptq_actq_apply(lin->aq, x, rows, lin->in, xq); /* simulated (fake-quant) activations */
+            x = xq;
+        }
+        if (lin->q) ptq_qgemm(lin->q, x, rows, y);
+        else float_gemm(lin, x, rows, y);
+        free(xq);
+    }
     if (lin->b) add_rows(y, lin->b, rows, lin->out);
     if (lin->bc) add_rows(y, lin->bc, rows, lin->out);
+    if (lin->aq && lin->aq->noise_bias) add_rows(y, lin->aq->noise_bias, rows, lin->out);
+}
+
+void ptq_linear_forward_simulated(const ptq_linear *lin, const float *x, int rows, float *y) {
+    ptq_linear tmp = *lin;
+    tmp.i8 = NULL;
+    ptq_linear_forward(&tmp, x, rows, y);
 }
 
 void ptq_linear_forward_float(const ptq_linear *lin, const float *x, int rows, float *y) {

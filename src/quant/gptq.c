@@ -132,7 +132,7 @@ ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, c
                         q->zeros[(size_t)r * q->n_groups + j / G] = (uint8_t)rz[r];
                     }
                     double w = W1[i];
-                    int code = ptq_wq_code(w, rs[r], rz[r], maxq);
+                    int code = ptq_wq_code(w, rs[r], rz[r], ptq_wq_qmin(&p->wq), maxq);
                     codes[(size_t)r * in + j] = (uint8_t)code;
                     double e = (w - (double)rs[r] * (code - rz[r])) / U[(size_t)j * in + j];
                     Err[(size_t)r * B + i] = e;

@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "methods/bias_compensation.h"
+#include "quant/act_calib.h"
 #include "models/forward.h"
 #include "quant/quantizer.h"
 
@@ -21,6 +22,9 @@ ptq_quant_params ptq_quant_default_params(void) {
     p.group = 0;
     p.method = PTQ_WQ_GPTQ;
     p.percdamp = 0.01;
+    p.act_calib = PTQ_AQ_MINMAX;
+    p.act_percentile = 99.99;
+    p.seed = 1;
     return p;
 }
 
@@ -132,7 +136,10 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
         double t0 = now_s();
         ptq_qweight *q = calloc(1, sizeof *q);
         if (!q) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory quantizing %s", lin->name);
-        ptq_wq_params wq = {p->wbits, p->group, p->sym};
+        /* with activation quantization, per-channel weights use the restricted symmetric grid, so the
+           layer can run on the int8 kernels */
+        int restricted = p->abits > 0 && p->group == 0;
+        ptq_wq_params wq = {p->wbits, p->group, p->sym || restricted, restricted};
         ptq_status s;
         if (p->method == PTQ_WQ_GPTQ) {
             ptq_gptq_params gp = ptq_gptq_default_params();
@@ -226,10 +233,14 @@ static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const f
 
 ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const ptq_quant_params *p, ptq_error *err) {
     const ptq_config *c = &m->cfg;
-    if (p->wbits != 2 && p->wbits != 3 && p->wbits != 4 && p->wbits != 8)
-        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "--wbits %d: supported widths are 2, 3, 4 and 8", p->wbits);
+    if (p->wbits < 2 || p->wbits > 8)
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "--wbits %d: supported widths are 2 to 8", p->wbits);
     if (p->group < 0 || (p->group > 0 && p->group % PTQ_QCHUNK != 0))
         return ptq_fail(err, PTQ_ERR_ARG, "--group %d: use 0 (per channel) or a multiple of %d", p->group, PTQ_QCHUNK);
+    if (p->abits && (p->abits < 2 || p->abits > 8))
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "--abits %d: supported activation widths are 2 to 8", p->abits);
+    if (p->noisyquant && (!p->abits || p->act_per_token))
+        return ptq_fail(err, PTQ_ERR_ARG, "NoisyQuant needs static activation quantization (--abits, not per token)");
     if (p->bc_scope & ~(PTQ_BC_LINEAR | PTQ_BC_BLOCK | PTQ_BC_LOGITS))
         return ptq_fail(err, PTQ_ERR_ARG, "unknown BC scope bits 0x%x", p->bc_scope);
     for (int l = 0; l < c->n_layers; l++)
@@ -275,6 +286,7 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
     for (int l = 0; s == PTQ_OK && l < c->n_layers; l++) {
         s = accumulate_hessians(m, l, &hc, cal.xq, cal.n_seq, cal.seq_len, err);
         if (s == PTQ_OK) s = quantize_block(m, l, &hc, p, &done, total, err);
+        if (s == PTQ_OK && p->abits) s = ptq_calibrate_block_acts(m, l, p, cal.xq, cal.n_seq, cal.seq_len, err);
         if (s == PTQ_OK && (bo.scope & (PTQ_BC_LINEAR | PTQ_BC_BLOCK)))
             s = ptq_bc_fit_block(m, l, &bo, &cal, hp, p->bc_report, p->report_user, err);
         /* the quantized block produces the next block's inputs; the float stream follows the float model */
@@ -297,6 +309,9 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
         m->quant.sym = p->sym;
         m->quant.act_order = p->method == PTQ_WQ_GPTQ && p->act_order;
         m->quant.bc_scope = p->bc_scope;
+        m->quant.abits = p->abits;
+        m->quant.act_calib = p->act_calib;
+        m->quant.noisyquant = p->noisyquant;
         m->quant.bc_shape = p->bc_shape;
         m->quant.bc_mode = p->bc_mode;
     }

@@ -24,6 +24,12 @@ void ptq_wq_find_params(const ptq_wq_params *p, const double *w, int n, int stri
         if (v < xmin) xmin = v;
         if (v > xmax) xmax = v;
     }
+    if (p->restricted) {
+        double a = fmax(-xmin, xmax);
+        *scale = fp16_scale((a > 0 ? a : 1.0) / ((1 << (p->bits - 1)) - 1));
+        *zero = 1 << (p->bits - 1);
+        return;
+    }
     if (p->sym) {
         double a = fmax(-xmin, xmax);
         xmax = a;
@@ -43,24 +49,25 @@ void ptq_wq_find_params(const ptq_wq_params *p, const double *w, int n, int stri
     }
 }
 
-int ptq_wq_code(double w, float scale, int zero, int maxq) {
+int ptq_wq_code(double w, float scale, int zero, int qmin, int maxq) {
     double q = nearbyint(w / scale) + zero; /* default rounding mode: half to even, as torch.round */
-    return q < 0 ? 0 : q > maxq ? maxq : (int)q;
+    return q < qmin ? qmin : q > maxq ? maxq : (int)q;
 }
 
 ptq_status ptq_qweight_alloc(ptq_qweight *q, int bits, int group, int in, int out, int with_perm, ptq_error *err) {
     memset(q, 0, sizeof *q);
-    if (bits < 2 || bits > 8 || (bits > 4 && bits != 8))
-        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%d-bit weights are not supported (2, 3, 4 or 8)", bits);
+    if (bits < 2 || bits > 8)
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%d-bit weights are not supported (2 to 8)", bits);
     if (group <= 0 || group >= in) group = in;
     else if (group % PTQ_QCHUNK != 0)
         return ptq_fail(err, PTQ_ERR_ARG, "group size %d is not a multiple of %d", group, PTQ_QCHUNK);
-    q->bits = bits;
+    q->grid_bits = bits;
+    q->bits = bits > 4 ? 8 : bits; /* 5-7 bit grids live in 8-bit codes */
     q->in = in;
     q->out = out;
     q->group = group;
     q->n_groups = (in + group - 1) / group;
-    q->row_bytes = ptq_qweight_row_bytes(bits, in);
+    q->row_bytes = ptq_qweight_row_bytes(q->bits, in);
     q->codes = ptq_alloc((size_t)out, q->row_bytes, "packed weights", err);
     q->scales = ptq_alloc((size_t)out * q->n_groups, sizeof(uint16_t), "scales", err);
     q->zeros = ptq_alloc((size_t)out * q->n_groups, 1, "zero points", err);
@@ -105,7 +112,7 @@ ptq_status ptq_rtn_quantize(const float *W, int out, int in, const ptq_wq_params
                     ptq_wq_find_params(p, row + j0, n, 1, &s, &zero);
                     q->scales[(size_t)r * q->n_groups + g] = ptq_f32_to_f16(s);
                     q->zeros[(size_t)r * q->n_groups + g] = (uint8_t)zero;
-                    for (int j = j0; j < j0 + n; j++) codes[j] = (uint8_t)ptq_wq_code(row[j], s, zero, maxq);
+                    for (int j = j0; j < j0 + n; j++) codes[j] = (uint8_t)ptq_wq_code(row[j], s, zero, ptq_wq_qmin(p), maxq);
                 }
                 ptq_qweight_set_row(q, r, codes);
             }

@@ -12,12 +12,15 @@ typedef struct ptq_wq_params {
     int bits;        /* 2..8 */
     int group;       /* 0 = per output channel (one group per row), else a multiple of 32 */
     int sym;         /* symmetric: zero = 2^(bits-1) */
+    int restricted;  /* symmetric with step max|w| / (2^(bits-1) - 1) and codes 1..2^bits-1, i.e. signed
+                        codes in [-(2^(bits-1)-1), 2^(bits-1)-1]: what the int8 kernels take */
 } ptq_wq_params;
 
 /* Grid of one row segment: min-max with 0 inside the range (asymmetric), or symmetric. */
 void ptq_wq_find_params(const ptq_wq_params *p, const double *w, int n, int stride, float *scale, int *zero);
-/* q = clamp(round_half_even(w / scale) + zero, 0, 2^bits - 1) */
-int ptq_wq_code(double w, float scale, int zero, int maxq);
+/* q = clamp(round_half_even(w / scale) + zero, qmin, maxq) */
+int ptq_wq_code(double w, float scale, int zero, int qmin, int maxq);
+static inline int ptq_wq_qmin(const ptq_wq_params *p) { return p->restricted ? 1 : 0; }
 
 /* Allocate a ptq_qweight for an out x in matrix with the given parameters (codes, scales, zeros; no perm). */
 ptq_status ptq_qweight_alloc(ptq_qweight *q, int bits, int group, int in, int out, int with_perm, ptq_error *err);

@@ -1,0 +1,138 @@
+/* NoisyQuant (METHODS.md section 2): a fixed noise vector N (one value per input channel) is added to
+ * a linear layer's input before activation quantization, and its effect is removed after the product
+ * through the folded bias -(What . N):  y = What . q(x + N) + (b - What . N).
+ *
+ * Default (the paper): N_c = K (u_c - 1/2), u ~ U(0, 1) drawn once per layer with a seed, and the
+ * range K searched over {0, 0.05, ..., 2} x step by the layer's output MSE on calibration rows (K = 0,
+ * plain quantization, is a candidate, so the search never loses on its own data).
+ * Reference variant (the released code): base vector (randn * 2 - 1) * step, a shared shift
+ * c in step * {-200..199}/200 searched first, then N = c + s * base with s in {0, 0.001, ..., 1.999}. */
+#include "methods/noisyquant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "models/forward.h"
+
+static uint64_t mix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { return (double)(mix(s) >> 11) / 9007199254740992.0; }
+
+static double gaussian(uint64_t *s) {
+    double u1 = uniform01(s), u2 = uniform01(s);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+typedef struct {
+    const ptq_linear *lin;
+    const ptq_actq *aq; /* calibrated quantizer, without noise */
+    const float *X;     /* sample rows [n][in] */
+    int n;
+    float *d, *y;       /* [n][in], [n][out] */
+} objective;
+
+/* Output MSE of What . (q(X + N) - N) against What . X, i.e. || (q(X+N) - N - X) What^T ||^2. */
+static double output_mse(objective *o, const float *noise) {
+    const ptq_linear *lin = o->lin;
+    int in = lin->in;
+    ptq_actq q = *o->aq;
+    q.noise = (float *)noise;
+    q.noise_bias = NULL;
+    ptq_actq_apply(&q, o->X, o->n, in, o->d);
+    for (int r = 0; r < o->n; r++)
+        for (int j = 0; j < in; j++) {
+            size_t i = (size_t)r * in + j;
+            o->d[i] -= o->X[i] + (noise ? noise[j] : 0.0f);
+        }
+    ptq_linear bare = *lin; /* the weights only: no bias, no activation quantizer */
+    bare.b = bare.bc = NULL;
+    bare.aq = NULL;
+    bare.i8 = NULL;
+    ptq_linear_forward(&bare, o->d, o->n, o->y);
+    double e = 0;
+    for (size_t i = 0; i < (size_t)o->n * lin->out; i++) e += (double)o->y[i] * o->y[i];
+    return e / ((double)o->n * lin->out);
+}
+
+ptq_status ptq_noisyquant_search(ptq_model *m, ptq_linear *lin, const float *X, int n, int reference,
+                                 uint64_t seed, double *mse_before, double *mse_after, ptq_error *err) {
+    ptq_actq *aq = lin->aq;
+    if (!aq || aq->per_token || aq->twin)
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: NoisyQuant needs a static activation quantizer", lin->name);
+    int in = lin->in;
+    if (reference && n > 128) n = 128; /* the reference grid is 2400 candidates: keep it affordable */
+    objective o = {lin, aq, X, n, NULL, NULL};
+    o.d = ptq_alloc((size_t)n * in, sizeof(float), "NoisyQuant", err);
+    o.y = o.d ? ptq_alloc((size_t)n * lin->out, sizeof(float), "NoisyQuant", err) : NULL;
+    float *base = o.y ? ptq_alloc((size_t)in, sizeof(float), "NoisyQuant", err) : NULL;
+    float *cand = base ? ptq_alloc((size_t)in, sizeof(float), "NoisyQuant", err) : NULL;
+    float *best = cand ? ptq_model_floats(m, (size_t)in, "NoisyQuant noise", err) : NULL;
+    float *nb = best ? ptq_model_floats(m, (size_t)lin->out, "NoisyQuant bias", err) : NULL;
+    ptq_status st = nb ? PTQ_OK : PTQ_ERR_NOMEM;
+    if (st == PTQ_OK) {
+        uint64_t s = seed ^ (0xA24BAED4963EE407ULL * (uint64_t)(lin->in * 131 + lin->out));
+        for (const char *c = lin->name; *c; c++) s = s * 1099511628211ULL + (unsigned char)*c;
+        double step = aq->scale;
+        double e0 = output_mse(&o, NULL), eb = e0;
+        memset(best, 0, (size_t)in * sizeof *best);
+        if (!reference) {
+            for (int j = 0; j < in; j++) base[j] = (float)(uniform01(&s) - 0.5);
+            for (int i = 1; i <= 40; i++) {
+                double K = step * 0.05 * i;
+                for (int j = 0; j < in; j++) cand[j] = (float)(K * base[j]);
+                double e = output_mse(&o, cand);
+                if (e < eb) {
+                    eb = e;
+                    memcpy(best, cand, (size_t)in * sizeof *cand);
+                }
+            }
+        } else {
+            for (int j = 0; j < in; j++) base[j] = (float)((gaussian(&s) * 2.0 - 1.0) * step);
+            double shift = 0;
+            for (int i = -200; i < 200; i++) {
+                double c = step * i / 200.0;
+                for (int j = 0; j < in; j++) cand[j] = (float)c;
+                double e = output_mse(&o, cand);
+                if (e < eb) {
+                    eb = e;
+                    shift = c;
+                    memcpy(best, cand, (size_t)in * sizeof *cand);
+                }
+            }
+            for (int i = 1; i < 2000; i++) {
+                double sc = i / 1000.0;
+                for (int j = 0; j < in; j++) cand[j] = (float)(shift + sc * base[j]);
+                double e = output_mse(&o, cand);
+                if (e < eb) {
+                    eb = e;
+                    memcpy(best, cand, (size_t)in * sizeof *cand);
+                }
+            }
+        }
+        /* fold: b' = b - What . N, computed with the layer's own (quantized) weights */
+        ptq_linear bare = *lin;
+        bare.b = bare.bc = NULL;
+        bare.aq = NULL;
+        bare.i8 = NULL;
+        ptq_linear_forward(&bare, best, 1, nb);
+        for (int i = 0; i < lin->out; i++) nb[i] = -nb[i];
+        aq->noise = best;
+        aq->noise_bias = nb;
+        if (mse_before) *mse_before = e0;
+        if (mse_after) *mse_after = eb;
+    }
+    ptq_free(o.d);
+    ptq_free(o.y);
+    ptq_free(base);
+    ptq_free(cand);
+    return st;
+}

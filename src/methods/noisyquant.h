@@ -1,0 +1,16 @@
+/* NoisyQuant: search and fold a per-layer noise vector (see noisyquant.c). */
+#ifndef PTQ_METHODS_NOISYQUANT_H
+#define PTQ_METHODS_NOISYQUANT_H
+
+#include <stdint.h>
+
+#include "models/model.h"
+#include "quant/actq.h"
+
+/* Search the noise for lin (which has a calibrated static lin->aq and its quantized weights) on the
+ * sample rows X [n][in]; installs lin->aq->noise and the folded bias lin->aq->noise_bias (both
+ * model-owned). Reports the output MSE without and with the chosen noise. */
+ptq_status ptq_noisyquant_search(ptq_model *m, ptq_linear *lin, const float *X, int n, int reference,
+                                 uint64_t seed, double *mse_before, double *mse_after, ptq_error *err);
+
+#endif

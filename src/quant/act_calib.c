@@ -1,0 +1,184 @@
+/* Activation quantizer calibration for one block, inside the quantization pipeline.
+ *
+ * The linears are calibrated one at a time in forward order on the quantized model's activations
+ * (sequential, as EasyQuant does): each sees the earlier layers' weight and activation quantization.
+ * Then NoisyQuant (when asked) searches the layer's noise, and the layer gets int8 weights when its
+ * grid allows integer execution. */
+#include "quant/act_calib.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "kernels/i8gemm.h"
+#include "methods/noisyquant.h"
+#include "quant/quantizer.h"
+
+typedef struct {
+    ptq_lin_role role;
+    ptq_act_sample *s;
+} sample_ctx;
+
+static int sample_hook(void *user, int layer, ptq_lin_role role, const ptq_linear *lin, const float *X,
+                       const float *Y, int rows) {
+    (void)layer, (void)lin, (void)Y;
+    sample_ctx *c = user;
+    if (role == c->role) ptq_act_sample_add(c->s, X, rows);
+    return 0;
+}
+
+static ptq_status collect(const ptq_model *m, int l, ptq_lin_role role, const float *x, int n_seq, int T,
+                          ptq_act_sample *s, ptq_error *err) {
+    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    size_t per = (size_t)T * m->cfg.dim;
+    float *buf = ptq_alloc((size_t)chunk * per, sizeof(float), "calibration chunk", err);
+    if (!buf) return PTQ_ERR_NOMEM;
+    sample_ctx c = {role, s};
+    ptq_block_opts o = {sample_hook, &c, 0};
+    ptq_status st = PTQ_OK;
+    for (int i = 0; st == PTQ_OK && i < n_seq; i += chunk) {
+        int k = n_seq - i < chunk ? n_seq - i : chunk;
+        memcpy(buf, x + i * per, (size_t)k * per * sizeof(float));
+        st = ptq_block_forward_ex(m, l, buf, k, T, 0, NULL, &o, err);
+    }
+    ptq_free(buf);
+    return st;
+}
+
+/* Cosine similarity between the layer's quantized output and its float output on the sample rows. */
+static double output_cosine(const ptq_linear *lin, const float *X, int n, float *yq, float *yf) {
+    ptq_linear_forward(lin, X, n, yq);
+    ptq_linear_forward_float(lin, X, n, yf);
+    double dot = 0, a = 0, b = 0;
+    for (size_t i = 0; i < (size_t)n * lin->out; i++) {
+        dot += (double)yq[i] * yf[i];
+        a += (double)yq[i] * yq[i];
+        b += (double)yf[i] * yf[i];
+    }
+    return a > 0 && b > 0 ? dot / sqrt(a * b) : 0;
+}
+
+/* Re-quantize an RTN layer with every row's step multiplied by gamma (EasyQuant's weight search). */
+static void requantize_scaled(ptq_linear *lin, const float *base_scales, double gamma) {
+    ptq_qweight *q = lin->q;
+    int maxq = (1 << (q->grid_bits ? q->grid_bits : q->bits)) - 1, in = lin->in;
+    uint8_t *codes = malloc((size_t)in);
+    if (!codes) return;
+    for (int r = 0; r < lin->out; r++) {
+        float s = base_scales[r] * (float)gamma;
+        s = ptq_f16_to_f32(ptq_f32_to_f16(s));
+        if (!(s > 0)) s = base_scales[r];
+        q->scales[r] = ptq_f32_to_f16(s);
+        for (int j = 0; j < in; j++) codes[j] = (uint8_t)ptq_wq_code(lin->w[(size_t)r * in + j], s, q->zeros[r], 1, maxq);
+        ptq_qweight_set_row(q, r, codes);
+    }
+    free(codes);
+}
+
+/* EasyQuant (METHODS.md 2.4): steps on the grid [0.5, 1.2] x the initial step, 100 candidates, one round
+ * of weights (RTN per-channel layers only: a common multiplier on every row's step) then activations,
+ * keeping the candidate with the highest output cosine similarity. */
+static ptq_status easyquant(ptq_linear *lin, const ptq_act_sample *s, int weights_too, ptq_error *err) {
+    int n = s->n_rows;
+    float *yq = ptq_alloc((size_t)n * lin->out, sizeof(float), "EasyQuant", err);
+    float *yf = yq ? ptq_alloc((size_t)n * lin->out, sizeof(float), "EasyQuant", err) : NULL;
+    if (!yf) {
+        ptq_free(yq);
+        return PTQ_ERR_NOMEM;
+    }
+    if (weights_too && lin->q && lin->w && lin->q->n_groups == 1 && !lin->q->perm) {
+        float *base = malloc((size_t)lin->out * sizeof *base);
+        if (base) {
+            for (int r = 0; r < lin->out; r++) base[r] = ptq_f16_to_f32(lin->q->scales[r]);
+            double best = -2, keep = 1.0;
+            for (int i = 0; i < 100; i++) {
+                double g = 0.5 + i * 0.7 / 100.0;
+                requantize_scaled(lin, base, g);
+                double c = output_cosine(lin, s->rows, n, yq, yf);
+                if (c > best) best = c, keep = g;
+            }
+            requantize_scaled(lin, base, keep);
+            free(base);
+        }
+    }
+    ptq_actq *aq = lin->aq;
+    float s0 = aq->scale, keep = s0;
+    double best = -2;
+    for (int i = 0; i < 100; i++) {
+        aq->scale = s0 * (float)(0.5 + i * 0.7 / 100.0);
+        double c = output_cosine(lin, s->rows, n, yq, yf);
+        if (c > best) best = c, keep = aq->scale;
+    }
+    aq->scale = keep;
+    ptq_free(yq);
+    ptq_free(yf);
+    return PTQ_OK;
+}
+
+ptq_status ptq_linear_prepare_i8(ptq_linear *lin, ptq_error *err) {
+    const ptq_qweight *q = lin->q;
+    if (!q || !lin->aq || lin->i8 || q->n_groups != 1 || q->perm) return PTQ_OK;
+    int half = 1 << ((q->grid_bits ? q->grid_bits : q->bits) - 1);
+    for (int r = 0; r < q->out; r++)
+        if (q->zeros[r] != half) return PTQ_OK; /* not a symmetric grid: stays simulated */
+    int8_t *codes = malloc((size_t)q->out * q->in);
+    float *scales = malloc((size_t)q->out * sizeof *scales);
+    uint8_t *row = malloc((size_t)q->in);
+    ptq_status st = codes && scales && row ? PTQ_OK : ptq_fail(err, PTQ_ERR_NOMEM, "out of memory preparing int8 weights");
+    for (int r = 0; st == PTQ_OK && r < q->out; r++) {
+        ptq_unpack_row(q->bits, q->codes + (size_t)r * q->row_bytes, q->in, row);
+        for (int j = 0; j < q->in; j++) {
+            int v = (int)row[j] - half;
+            if (v < -127) { /* code 0 of a plain symmetric grid: no exact int8 form, stay simulated */
+                free(codes), free(scales), free(row);
+                return PTQ_OK;
+            }
+            codes[(size_t)r * q->in + j] = (int8_t)v;
+        }
+        scales[r] = ptq_f16_to_f32(q->scales[r]);
+    }
+    ptq_i8weight *w = st == PTQ_OK ? calloc(1, sizeof *w) : NULL;
+    if (st == PTQ_OK && !w) st = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory preparing int8 weights");
+    if (st == PTQ_OK) st = ptq_i8weight_init(w, codes, scales, q->out, q->in, err);
+    if (st == PTQ_OK) lin->i8 = w;
+    else free(w);
+    free(codes), free(scales), free(row);
+    return st;
+}
+
+ptq_status ptq_calibrate_block_acts(ptq_model *m, int l, const ptq_quant_params *p, const float *xq, int n_seq,
+                                    int T, ptq_error *err) {
+    ptq_block *blk = &m->blocks[l];
+    for (int r = 0; r < PTQ_LIN_COUNT; r++) {
+        ptq_linear *lin = &blk->lin[r];
+        if (!ptq_linear_present(lin)) continue;
+        ptq_actq *aq = calloc(1, sizeof *aq);
+        if (!aq) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory calibrating %s", lin->name);
+        aq->bits = p->abits;
+        aq->sym = !p->act_asym;
+        aq->per_token = p->act_per_token;
+        ptq_act_sample s;
+        ptq_status st = ptq_act_sample_init(&s, lin->in, (size_t)n_seq * T * lin->in, n_seq * T, err);
+        if (st == PTQ_OK) st = collect(m, l, (ptq_lin_role)r, xq, n_seq, T, &s, err);
+        /* twin uniform only where the input follows a plain activation (the input of fc2) */
+        int post_act = r == PTQ_LIN_DOWN && !m->cfg.gated_mlp;
+        if (st == PTQ_OK) {
+            if (p->act_calib == PTQ_AQ_TWIN && post_act && !aq->per_token) ptq_actq_calibrate_twin(aq, &s);
+            else ptq_actq_calibrate(aq, &s, p->act_calib, p->act_percentile);
+            lin->aq = aq;
+            aq = NULL;
+            if (p->act_calib == PTQ_AQ_EASYQUANT && !lin->aq->per_token)
+                st = easyquant(lin, &s, p->method == PTQ_WQ_RTN, err);
+        }
+        if (st == PTQ_OK && p->noisyquant && !lin->aq->per_token && !lin->aq->twin)
+            st = ptq_noisyquant_search(m, lin, s.rows, s.n_rows, p->noisyquant_reference, p->seed, NULL, NULL, err);
+        if (st == PTQ_OK) st = ptq_linear_prepare_i8(lin, err);
+        free(aq);
+        ptq_act_sample_free(&s);
+        if (st != PTQ_OK) return ptq_fail_context(err, "calibrating the input of %s", lin->name);
+    }
+    return PTQ_OK;
+}

@@ -1,0 +1,51 @@
+/* Activation quantizers on the input of a linear layer: static per-tensor (symmetric or asymmetric),
+ * dynamic per-token, PTQ4ViT twin uniform, with an optional NoisyQuant noise vector added before
+ * quantization. The fake-quantized value is exactly s * q with q the integer code the int8 kernels use. */
+#ifndef PTQ_QUANT_ACTQ_H
+#define PTQ_QUANT_ACTQ_H
+
+#include <stddef.h>
+
+#include "ptq.h"
+
+typedef struct ptq_actq {
+    int bits;          /* 2..8 */
+    int sym;           /* 1: signed codes in [-2^(b-1), 2^(b-1)-1]; 0: unsigned [0, 2^b-1] with a zero point */
+    int per_token;     /* symmetric, scale = max|row| / (2^(b-1)-1) computed at run time */
+    float scale;       /* static step */
+    float zero;        /* asymmetric zero point (an integer value) */
+    int twin;          /* twin uniform: x >= 0 on step `scale` with codes 0..2^(b-1)-1, x < 0 on `scale_neg` */
+    float scale_neg;
+    float *noise;      /* NoisyQuant noise [in] added before quantization, or NULL */
+    float *noise_bias; /* -(What . noise) [out], added to the output, or NULL */
+} ptq_actq;
+
+/* out = fake-quant(x + noise), rows x in (out may alias x). */
+void ptq_actq_apply(const ptq_actq *q, const float *x, int rows, int in, float *out);
+/* One value, static scale (no noise, no per-token). */
+float ptq_actq_value(const ptq_actq *q, float x);
+
+/* A sample of a linear layer's input for calibration: the range over everything seen, a strided
+ * sample of values, and whole rows for output-based objectives. */
+typedef struct ptq_act_sample {
+    int in;
+    double min, max;
+    float *values;
+    size_t n_values, cap_values;
+    size_t stride, seen; /* keep every stride-th value */
+    float *rows;         /* [n_rows][in] */
+    int n_rows, cap_rows, row_stride, rows_seen;
+} ptq_act_sample;
+
+ptq_status ptq_act_sample_init(ptq_act_sample *s, int in, size_t total_values, int total_rows, ptq_error *err);
+void ptq_act_sample_add(ptq_act_sample *s, const float *x, int rows);
+void ptq_act_sample_free(ptq_act_sample *s);
+
+/* Calibrate a static quantizer from a sample with one of the distribution-only methods
+ * (minmax, percentile, mse, entropy). */
+void ptq_actq_calibrate(ptq_actq *q, const ptq_act_sample *s, ptq_act_calib method, double percentile);
+/* Twin uniform (PTQ4ViT) for post-activation inputs: negative step fixed to 0.16997/2^(b-1) (|min GELU|),
+ * positive step searched by MSE. */
+void ptq_actq_calibrate_twin(ptq_actq *q, const ptq_act_sample *s);
+
+#endif
