@@ -126,7 +126,7 @@ int main(void) {
     CHECK(ptq_gptq_quantize(W, OUT, IN, Hbad, &p, &q, NULL, &e) == PTQ_OK);
     ptq_qweight_free(&q);
     /* bad parameters */
-    p.wq.bits = 5;
+    p.wq.bits = 9;
     CHECK(ptq_gptq_quantize(W, OUT, IN, H, &p, &q, NULL, &e) == PTQ_ERR_UNSUPPORTED);
     p.wq.bits = 4;
     p.wq.group = 48;
