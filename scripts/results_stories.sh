@@ -3,6 +3,7 @@
 # tinystories-valid-100.txt, evaluate perplexity on stories 60-99 (disjoint), context 256.
 # Prints markdown tables (docs/RESULTS.md). Usage: scripts/results_stories.sh [build/ptq]
 set -euo pipefail
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 P=${1:-build/ptq}
 D=${PTQ_DATA:-$(dirname "$0")/../../shared/data}
 M=$D/stories260K/stories260K.bin

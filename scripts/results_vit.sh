@@ -3,6 +3,7 @@
 # Weight-only quantization with and without Bias Compensation. Prints a markdown table (docs/RESULTS.md).
 # Usage: scripts/results_vit.sh [build/ptq]
 set -euo pipefail
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 P=${1:-build/ptq}
 D=${PTQ_DATA:-$(dirname "$0")/../../shared/data}
 IMG=$D/mnist/t10k-images-idx3-ubyte.gz
@@ -13,17 +14,36 @@ q() { "$P" quantize "$D/vit-mnist" --calib "$IMG" --calib-labels "$LAB" --first 
 
 echo "float: top-1 $(top1 "$D/vit-mnist")%"
 echo
-echo "| weights | method | no BC | BC channel, sequential | BC channel, parallel | BC position, sequential | BC position, parallel | BC channel + logits |"
-echo "|---|---|---|---|---|---|---|---|"
-for cfg in "4 0" "4 32" "3 0" "3 32" "2 32"; do
+variants=("" "--bc --bc-shape channel --bc-mode sequential" "--bc --bc-shape channel --bc-mode parallel"
+          "--bc --bc-shape position --bc-mode sequential" "--bc --bc-scope linear,block,logits")
+header="| no BC | BC channel, sequential | BC channel, parallel | BC position, sequential | BC channel + logits |"
+echo "Weight-only:"
+echo
+echo "| weights | method $header"
+echo "|---|---|---|---|---|---|---|"
+for cfg in "4 0" "3 0" "3 32" "2 32"; do
   set -- $cfg
   for method in rtn gptq; do
     row="| W$1 $([ "$2" = 0 ] && echo per-channel || echo "g$2") | $method"
-    for bc in "" "--bc --bc-shape channel --bc-mode sequential" "--bc --bc-shape channel --bc-mode parallel" \
-              "--bc --bc-shape position --bc-mode sequential" "--bc --bc-shape position --bc-mode parallel" \
-              "--bc --bc-scope linear,block,logits"; do
+    for bc in "${variants[@]}"; do
       # shellcheck disable=SC2086
       q --wbits "$1" --group "$2" --method "$method" $bc
+      row="$row | $(top1 "$TMP/q.ptq")"
+    done
+    echo "$row |"
+  done
+done
+echo
+echo "Weights and activations (per-channel weights, per-tensor min-max activations):"
+echo
+echo "| W/A | method $header"
+echo "|---|---|---|---|---|---|---|"
+for b in 6 4; do
+  for method in rtn gptq; do
+    row="| W${b}A${b} | $method"
+    for bc in "${variants[@]}"; do
+      # shellcheck disable=SC2086
+      q --wbits "$b" --abits "$b" --method "$method" $bc
       row="$row | $(top1 "$TMP/q.ptq")"
     done
     echo "$row |"
