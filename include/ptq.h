@@ -243,6 +243,7 @@ typedef struct ptq_quant_params {
     int act_asym;            /* asymmetric per-tensor activations (zero point); simulated, not integer */
     int act_per_token;       /* dynamic symmetric scale per token (row) instead of a static one */
     double act_percentile;   /* for PTQ_AQ_PERCENTILE, e.g. 99.99 */
+    int quant_attention;     /* also quantize both attention matrix products (q, k, v, probabilities) to abits */
     int noisyquant;          /* NoisyQuant on every block linear's input */
     int noisyquant_reference;/* the released code's variant: Gaussian base vector, shift + scale search */
     uint64_t seed;           /* NoisyQuant noise */

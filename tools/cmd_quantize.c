@@ -135,6 +135,7 @@ int cmd_quantize(args *a) {
     qp.act_asym = opt_flag(a, "--act-asym");
     qp.act_per_token = opt_flag(a, "--act-per-token");
     qp.act_percentile = opt_num(a, "--act-percentile", 99.99, 50, 100);
+    qp.quant_attention = opt_flag(a, "--quant-attn");
     qp.noisyquant = opt_flag(a, "--noisyquant");
     qp.noisyquant_reference = opt_flag(a, "--noisyquant-ref");
     if (qp.noisyquant_reference) qp.noisyquant = 1;
@@ -150,7 +151,8 @@ int cmd_quantize(args *a) {
         if (strcmp(act_calib, calibs[i]) == 0) ci = i;
     if (ci < 0) return die("--act-calib must be minmax, percentile, mse, entropy, easyquant or twin, got '%s'", act_calib);
     qp.act_calib = (ptq_act_calib)ci;
-    if (!qp.abits && (qp.act_asym || qp.act_per_token || qp.noisyquant || strcmp(act_calib, "minmax") != 0))
+    if (!qp.abits && (qp.act_asym || qp.act_per_token || qp.noisyquant || qp.quant_attention ||
+                      strcmp(act_calib, "minmax") != 0))
         return die("activation options (--act-*, --noisyquant) need --abits A");
     qp.seed = seed;
     if (report_path && !bc) return die("--report needs --bc (it reports the error before and after BC)");

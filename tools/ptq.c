@@ -23,7 +23,7 @@ static const char *usage =
     "               [--tokenizer TOK] [--docs-sep S] [--docs I:J] [--calib-n N] [--calib-ctx T] [--seed S]\n"
     "               [--calib-labels L --first I --count N] [--damp D] [--json]\n"
     "               [--abits A [--act-calib minmax|percentile|mse|entropy|easyquant|twin] [--act-asym]\n"
-    "                [--act-per-token] [--act-percentile P] [--noisyquant | --noisyquant-ref]]\n"
+    "                [--act-per-token] [--act-percentile P] [--quant-attn] [--noisyquant | --noisyquant-ref]]\n"
     "               [--bc [--bc-shape channel|position] [--bc-mode sequential|parallel]\n"
     "                     [--bc-scope linear,block,logits] [--report FILE]]\n"
     "\n"

@@ -318,6 +318,19 @@ ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_i
     snprintf(buf, sizeof buf, "A%d %s%s", m->quant.abits, calibs[m->quant.act_calib % 6],
              m->quant.noisyquant ? " noisyquant" : "");
     meta(&sv, "ptq.act", m->quant.abits ? buf : "none");
+    cJSON *attn = cJSON_CreateObject();
+    for (int l = 0; l < c->n_layers; l++)
+        if (m->blocks[l].attn_bits) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", l);
+            double v[4] = {m->blocks[l].attn_bits, m->blocks[l].attn_scale[0], m->blocks[l].attn_scale[1],
+                           m->blocks[l].attn_scale[2]};
+            cJSON_AddItemToObject(attn, key, cJSON_CreateDoubleArray(v, 4));
+        }
+    char *aj = cJSON_PrintUnformatted(attn);
+    meta(&sv, "ptq.attn", aj);
+    free(aj);
+    cJSON_Delete(attn);
     const char *src = info && info->source ? info->source : m->path;
     meta(&sv, "ptq.source", src);
     const char *cd = info && info->calib_desc ? info->calib_desc : m->quant.calib_desc;
@@ -578,6 +591,35 @@ static void read_quant_meta(ptq_model *m, const ptq_safetensors *st) {
     if ((v = ptq_st_metadata(st, "ptq.calib_hash"))) m->quant.calib_hash = strtoull(v, NULL, 16);
 }
 
+/* ptq.attn: {"layer": [bits, step q, step k, step v]} for blocks with quantized attention products. */
+static ptq_status read_attention(ptq_model *m, const ptq_safetensors *st, const char *path, ptq_error *err) {
+    const char *txt = ptq_st_metadata(st, "ptq.attn");
+    if (!txt) return PTQ_OK;
+    cJSON *o = cJSON_Parse(txt);
+    ptq_status s = cJSON_IsObject(o) ? PTQ_OK : ptq_fail(err, PTQ_ERR_FORMAT, "%s: ptq.attn is not a JSON object", path);
+    const cJSON *e;
+    if (s == PTQ_OK) cJSON_ArrayForEach(e, o) {
+        char *end;
+        long l = strtol(e->string, &end, 10);
+        int ok = !*end && l >= 0 && l < m->cfg.n_layers && cJSON_GetArraySize(e) == 4;
+        double v[4] = {0};
+        for (int i = 0; ok && i < 4; i++) {
+            const cJSON *x = cJSON_GetArrayItem(e, i);
+            ok = cJSON_IsNumber(x) && isfinite(x->valuedouble) && (i == 0 || x->valuedouble > 0);
+            v[i] = ok ? x->valuedouble : 0;
+        }
+        if (!ok || v[0] < 2 || v[0] > 8) {
+            s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: ptq.attn entry '%s' must be [bits 2..8, three positive steps]", path,
+                         e->string);
+            break;
+        }
+        m->blocks[l].attn_bits = (int)v[0];
+        for (int i = 0; i < 3; i++) m->blocks[l].attn_scale[i] = (float)v[i + 1];
+    }
+    cJSON_Delete(o);
+    return s;
+}
+
 ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, ptq_model **out, ptq_error *err) {
     *out = NULL;
     const char *ver = ptq_st_metadata(st, "ptq.format_version");
@@ -609,6 +651,11 @@ ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, ptq_mode
         return s;
     }
     read_quant_meta(m, st);
+    s = read_attention(m, st, path, err);
+    if (s != PTQ_OK) {
+        ptq_model_free(m);
+        return s;
+    }
     *out = m;
     return PTQ_OK;
 }

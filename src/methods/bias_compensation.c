@@ -130,7 +130,7 @@ static ptq_status run_chunk(const ptq_model *m, int l, const float *x, int i, in
                             ptq_linear_hook hook, void *user, float *out, ptq_error *err) {
     size_t per = (size_t)T * m->cfg.dim;
     memcpy(out, x + (size_t)i * per, (size_t)k * per * sizeof(float));
-    ptq_block_opts o = {hook, user, float_weights};
+    ptq_block_opts o = {hook, user, float_weights, NULL, NULL};
     return ptq_block_forward_ex(m, l, out, k, T, 0, NULL, &o, err);
 }
 

@@ -1,6 +1,7 @@
 /* The generic transformer forward pass (see forward.h), one block at a time. */
 #include "models/forward.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +138,20 @@ typedef struct {
     void *user;
     int float_weights;
     int seq_len, pos0;
+    ptq_attn_observer attn_observer;
+    void *attn_user;
 } lin_ctx;
+
+static void fake_quant_rows(float *x, int rows, int stride, int width, float scale, int bits) {
+    float lo = -(float)(1 << (bits - 1)), hi = (float)((1 << (bits - 1)) - 1);
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + (size_t)r * stride;
+        for (int j = 0; j < width; j++) {
+            float c = rintf(xr[j] / scale);
+            xr[j] = scale * (c < lo ? lo : c > hi ? hi : c);
+        }
+    }
+}
 
 /* Add a per-position bias [len][n] to rows at positions pos0 + r % seq_len. */
 static ptq_status add_pos_bias(float *y, const float *bias, int len, int n, int rows, int seq_len, int pos0,
@@ -200,6 +214,14 @@ static ptq_status attention_part(const lin_ctx *lc, scratch *s, const float *h, 
     }
     ptq_rope(c->rope, q, rows, T, qs, c->n_heads, c->head_dim, pos0, c->rope_theta);
     ptq_rope(c->rope, k, rows, T, ks, c->n_kv_heads, c->head_dim, pos0, c->rope_theta);
+    if (lc->attn_observer) lc->attn_observer(lc->attn_user, lc->layer, q, qs, k, ks, v, vs, rows);
+    int pbits = 0;
+    if (blk->attn_bits && !lc->float_weights) {
+        fake_quant_rows(q, rows, qs, qd, blk->attn_scale[0], blk->attn_bits);
+        fake_quant_rows(k, rows, ks, kvd, blk->attn_scale[1], blk->attn_bits);
+        fake_quant_rows(v, rows, vs, kvd, blk->attn_scale[2], blk->attn_bits);
+        pbits = blk->attn_bits;
+    }
     if (cache) {
         /* one sequence: append its keys/values, attend over everything cached */
         float *ck = cache->k + ((size_t)lc->layer * cache->max_seq) * kvd;
@@ -208,13 +230,13 @@ static ptq_status attention_part(const lin_ctx *lc, scratch *s, const float *h, 
             memcpy(ck + (size_t)(pos0 + i) * kvd, k + (size_t)i * ks, (size_t)kvd * sizeof(float));
             memcpy(cv + (size_t)(pos0 + i) * kvd, v + (size_t)i * vs, (size_t)kvd * sizeof(float));
         }
-        ptq_attention(q, qs, ck, kvd, cv, kvd, s->att, qd, T, pos0 + T, pos0, c->n_heads, c->n_kv_heads,
-                      c->head_dim, c->causal);
+        ptq_attention_q(q, qs, ck, kvd, cv, kvd, s->att, qd, T, pos0 + T, pos0, c->n_heads, c->n_kv_heads,
+                        c->head_dim, c->causal, pbits);
     } else {
         for (int b = 0; b < n_seq; b++) {
             size_t r0 = (size_t)b * T;
-            ptq_attention(q + r0 * qs, qs, k + r0 * ks, ks, v + r0 * vs, vs, s->att + r0 * qd, qd, T, T, 0,
-                          c->n_heads, c->n_kv_heads, c->head_dim, c->causal);
+            ptq_attention_q(q + r0 * qs, qs, k + r0 * ks, ks, v + r0 * vs, vs, s->att + r0 * qd, qd, T, T, 0,
+                            c->n_heads, c->n_kv_heads, c->head_dim, c->causal, pbits);
         }
     }
     return run_linear(lc, PTQ_LIN_O, s->att, rows, s->out, err);
@@ -242,7 +264,7 @@ static void add_into(float *x, const float *y, size_t n) {
 
 ptq_status ptq_block_forward(const ptq_model *m, int layer, float *x, int n_seq, int seq_len, int pos0,
                              ptq_kv_cache *cache, ptq_linear_hook hook, void *hook_user, ptq_error *err) {
-    ptq_block_opts o = {hook, hook_user, 0};
+    ptq_block_opts o = {hook, hook_user, 0, NULL, NULL};
     return ptq_block_forward_ex(m, layer, x, n_seq, seq_len, pos0, cache, &o, err);
 }
 
@@ -257,7 +279,8 @@ ptq_status ptq_block_forward_ex(const ptq_model *m, int layer, float *x, int n_s
     size_t n = (size_t)rows * c->dim;
     scratch s;
     PTQ_TRY(scratch_alloc(&s, c, rows, err));
-    lin_ctx lc = {m, layer, opts->hook, opts->hook_user, opts->float_weights, seq_len, pos0};
+    lin_ctx lc = {m,       layer, opts->hook,          opts->hook_user, opts->float_weights,
+                  seq_len, pos0,  opts->attn_observer, opts->attn_user};
     const ptq_block *blk = &m->blocks[layer];
     ptq_status st;
     if (c->pre_norm) {

@@ -31,10 +31,16 @@ void ptq_linear_forward_simulated(const ptq_linear *lin, const float *x, int row
 /* The float reference path: float weights and the original bias only. Requires lin->w. */
 void ptq_linear_forward_float(const ptq_linear *lin, const float *x, int rows, float *y);
 
+/* Sees q, k (after RoPE) and v of every attention call, before any quantization of them. */
+typedef void (*ptq_attn_observer)(void *user, int layer, const float *q, int qs, const float *k, int ks,
+                                  const float *v, int vs, int rows);
+
 typedef struct ptq_block_opts {
     ptq_linear_hook hook;
     void *hook_user;
     int float_weights; /* run the original float model (targets for BC and activation calibration) */
+    ptq_attn_observer attn_observer;
+    void *attn_user;
 } ptq_block_opts;
 
 /* Token embedding (+ learned positions, + OPT project_in) for n tokens at positions pos0.. */

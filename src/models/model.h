@@ -62,6 +62,11 @@ typedef struct ptq_block {
     ptq_norm norm1; /* before attention (pre-norm) or after the attention residual (post-norm) */
     ptq_norm norm2; /* before the MLP (pre-norm) or after the MLP residual (post-norm) */
     ptq_linear lin[PTQ_LIN_COUNT];
+    /* Quantization of both attention matrix products (runtime path only; 0 bits = off): q, k (after RoPE)
+       and v symmetric per tensor with steps attn_scale[0..2], the softmax probabilities on 2^bits - 1
+       uniform steps of [0, 1]. */
+    int attn_bits;
+    float attn_scale[3];
     /* Bias Compensation on the block output (runtime path only) */
     float *bc;     /* [dim] or NULL; saved folded into DOWN's bias (pre-norm) or norm2's bias (post-norm) */
     float *bc_pos; /* [bc_len][dim] or NULL */

@@ -5,6 +5,14 @@
 
 void ptq_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
                    int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal) {
+    ptq_attention_q(q, qs, k, ks, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, 0);
+}
+
+void ptq_attention_q(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
+                     int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
+                     int prob_bits) {
+    /* probabilities in [0, 1] on 2^b - 1 uniform steps: the min-max grid of a softmax output */
+    float levels = prob_bits > 0 ? (float)((1 << prob_bits) - 1) : 0.0f;
     int group = n_heads / n_kv_heads;
     float scale = 1.0f / sqrtf((float)head_dim);
 #pragma omp parallel
@@ -37,6 +45,7 @@ void ptq_attention(const float *q, int qs, const float *k, int ks, const float *
                 for (int j = 0; j <= last; j++) {
                     const float *vj = v + (size_t)j * vs + (size_t)kh * head_dim;
                     float p = scores[j] * inv;
+                    if (levels > 0) p = rintf(p * levels) / levels;
                     for (int d = 0; d < head_dim; d++) o[d] += p * vj[d];
                 }
             }

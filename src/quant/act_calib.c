@@ -37,7 +37,7 @@ static ptq_status collect(const ptq_model *m, int l, ptq_lin_role role, const fl
     float *buf = ptq_alloc((size_t)chunk * per, sizeof(float), "calibration chunk", err);
     if (!buf) return PTQ_ERR_NOMEM;
     sample_ctx c = {role, s};
-    ptq_block_opts o = {sample_hook, &c, 0};
+    ptq_block_opts o = {sample_hook, &c, 0, NULL, NULL};
     ptq_status st = PTQ_OK;
     for (int i = 0; st == PTQ_OK && i < n_seq; i += chunk) {
         int k = n_seq - i < chunk ? n_seq - i : chunk;
@@ -45,6 +45,67 @@ static ptq_status collect(const ptq_model *m, int l, ptq_lin_role role, const fl
         st = ptq_block_forward_ex(m, l, buf, k, T, 0, NULL, &o, err);
     }
     ptq_free(buf);
+    return st;
+}
+
+/* ---- the attention matrix products: q, k, v samples seen by an observer */
+
+typedef struct {
+    ptq_act_sample s[3];
+    int width[3];
+    float *tmp;
+} attn_ctx;
+
+static void attn_observe(void *user, int layer, const float *q, int qs, const float *k, int ks, const float *v,
+                         int vs, int rows) {
+    (void)layer;
+    attn_ctx *c = user;
+    const float *src[3] = {q, k, v};
+    int stride[3] = {qs, ks, vs};
+    for (int t = 0; t < 3; t++)
+        for (int r = 0; r < rows; r++) {
+            memcpy(c->tmp, src[t] + (size_t)r * stride[t], (size_t)c->width[t] * sizeof(float));
+            ptq_act_sample_add(&c->s[t], c->tmp, 1);
+        }
+}
+
+/* Static per-tensor steps for q, k and v of block l (after the q/k/v projections are calibrated), with
+ * the distribution calibrators; the probabilities use the fixed [0, 1] grid. */
+static ptq_status calibrate_attention(ptq_model *m, int l, const ptq_quant_params *p, const float *x, int n_seq,
+                                      int T, ptq_error *err) {
+    const ptq_config *c = &m->cfg;
+    attn_ctx ac;
+    memset(&ac, 0, sizeof ac);
+    ac.width[0] = c->n_heads * c->head_dim;
+    ac.width[1] = ac.width[2] = c->n_kv_heads * c->head_dim;
+    size_t rows = (size_t)n_seq * T;
+    ptq_status st = PTQ_OK;
+    for (int t = 0; t < 3 && st == PTQ_OK; t++)
+        st = ptq_act_sample_init(&ac.s[t], ac.width[t], rows * ac.width[t], (int)rows, err);
+    ac.tmp = st == PTQ_OK ? malloc((size_t)ac.width[0] * sizeof(float)) : NULL;
+    if (st == PTQ_OK && !ac.tmp) st = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory calibrating attention");
+    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    size_t per = (size_t)T * c->dim;
+    float *buf = st == PTQ_OK ? ptq_alloc((size_t)chunk * per, sizeof(float), "calibration chunk", err) : NULL;
+    if (st == PTQ_OK && !buf) st = PTQ_ERR_NOMEM;
+    ptq_block_opts o = {NULL, NULL, 0, attn_observe, &ac};
+    for (int i = 0; st == PTQ_OK && i < n_seq; i += chunk) {
+        int k = n_seq - i < chunk ? n_seq - i : chunk;
+        memcpy(buf, x + i * per, (size_t)k * per * sizeof(float));
+        st = ptq_block_forward_ex(m, l, buf, k, T, 0, NULL, &o, err);
+    }
+    if (st == PTQ_OK) {
+        ptq_act_calib method = p->act_calib == PTQ_AQ_EASYQUANT || p->act_calib == PTQ_AQ_TWIN ? PTQ_AQ_MSE : p->act_calib;
+        for (int t = 0; t < 3; t++) {
+            ptq_actq q = {.bits = p->abits, .sym = 1};
+            ptq_actq_calibrate(&q, &ac.s[t], method, p->act_percentile);
+            m->blocks[l].attn_scale[t] = q.scale;
+        }
+        m->blocks[l].attn_bits = p->abits;
+    }
+    ptq_free(buf);
+    free(ac.tmp);
+    for (int t = 0; t < 3; t++) ptq_act_sample_free(&ac.s[t]);
     return st;
 }
 
@@ -154,6 +215,9 @@ ptq_status ptq_calibrate_block_acts(ptq_model *m, int l, const ptq_quant_params 
     ptq_block *blk = &m->blocks[l];
     for (int r = 0; r < PTQ_LIN_COUNT; r++) {
         ptq_linear *lin = &blk->lin[r];
+        /* the attention products are calibrated once q, k and v are final, before their consumer (O) */
+        if (r == PTQ_LIN_O && p->quant_attention)
+            PTQ_TRY(calibrate_attention(m, l, p, xq, n_seq, T, err));
         if (!ptq_linear_present(lin)) continue;
         ptq_actq *aq = calloc(1, sizeof *aq);
         if (!aq) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory calibrating %s", lin->name);

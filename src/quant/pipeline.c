@@ -202,7 +202,7 @@ static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, float **x,
 static ptq_status advance(ptq_model *m, int l, float *x, int n_seq, int T, int float_weights, ptq_error *err) {
     int chunk = 4096 / T > 0 ? 4096 / T : 1;
     size_t per = (size_t)T * m->cfg.dim;
-    ptq_block_opts o = {NULL, NULL, float_weights};
+    ptq_block_opts o = {NULL, NULL, float_weights, NULL, NULL};
     for (int i = 0; i < n_seq; i += chunk) {
         int k = n_seq - i < chunk ? n_seq - i : chunk;
         PTQ_TRY(ptq_block_forward_ex(m, l, x + i * per, k, T, 0, NULL, &o, err));
