@@ -51,5 +51,6 @@ int cmd_generate(args *a);
 int cmd_inspect(args *a);
 int cmd_quantize(args *a);
 int cmd_tune(args *a);
+int cmd_bench(args *a);
 
 #endif

@@ -26,6 +26,7 @@ static const char *usage =
     "                [--act-per-token] [--act-percentile P] [--quant-attn] [--noisyquant | --noisyquant-ref]]\n"
     "               [--bc [--bc-shape channel|position] [--bc-mode sequential|parallel]\n"
     "                     [--bc-scope linear,block,logits] [--report FILE]]\n"
+    "  ptq bench MODEL [--baseline MODEL] [--tokens N] [--steps N] [--images N] [--reps N] [--json]\n"
     "\n"
     "Text options: --docs-sep S splits a text into documents, --docs I:J keeps documents I..J-1.\n"
     "\n"
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[1], "inspect") == 0) rc = cmd_inspect(&a);
     else if (strcmp(argv[1], "quantize") == 0) rc = cmd_quantize(&a);
     else if (strcmp(argv[1], "tune") == 0) rc = cmd_tune(&a);
+    else if (strcmp(argv[1], "bench") == 0) rc = cmd_bench(&a);
     else rc = die("unknown command '%s'\n%s", argv[1], usage);
     free(a.used);
     return rc;
