@@ -25,6 +25,9 @@ awk -v f="$float" -v r="$rtn" -v g="$gptq" 'BEGIN { exit !(f < g && g < r) }' ||
 "$PTQ" generate "$TMP/gptq3.ptq" --tokenizer "$TOK" --steps 20 --temperature 0 > "$TMP/gen.txt" 2>/dev/null || fail "generate on a quantized file"
 grep -q 'Once upon a time' "$TMP/gen.txt" || fail "quantized greedy text: $(cat "$TMP/gen.txt")"
 "$PTQ" inspect "$TMP/gptq3.ptq" --json | grep -q '"blocks.0.q.qweight"' || fail "inspect of a quantized file"
+b=$("$PTQ" bench "$TMP/gptq3.ptq" --baseline "$M" --tokens 32 --steps 8 --reps 1 --json) || fail "bench"
+awk -v p="$(echo "$b" | sed 's/.*"decode_tok_per_s":\([0-9.e+]*\).*/\1/')" 'BEGIN { exit !(p > 0) }' || fail "bench output: $b"
+echo "$b" | grep -q '"baseline_prefill_tok_per_s"' || fail "bench baseline: $b"
 
 "$PTQ" quantize "$DATA/vit-mnist" --calib "$DATA/mnist/t10k-images-idx3-ubyte.gz" \
   --calib-labels "$DATA/mnist/t10k-labels-idx1-ubyte.gz" --count 256 -o "$TMP/vit4.ptq" --wbits 4 --json > /dev/null || fail "quantize vit"
