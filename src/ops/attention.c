@@ -11,16 +11,25 @@ void ptq_attention(const float *q, int qs, const float *k, int ks, const float *
 void ptq_attention_q(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
                      int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
                      int prob_bits) {
+    ptq_attention_impl(q, qs, k, ks, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal,
+                       prob_bits, NULL);
+}
+
+void ptq_attention_impl(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
+                        int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
+                        int prob_bits, float *probs) {
     /* probabilities in [0, 1] on 2^b - 1 uniform steps: the min-max grid of a softmax output */
     float levels = prob_bits > 0 ? (float)((1 << prob_bits) - 1) : 0.0f;
     int group = n_heads / n_kv_heads;
     float scale = 1.0f / sqrtf((float)head_dim);
 #pragma omp parallel
     {
-        float *scores = malloc((size_t)n_kv * sizeof(float));
+        float *scratch = probs ? NULL : malloc((size_t)n_kv * sizeof(float));
 #pragma omp for collapse(2) schedule(dynamic, 4)
         for (int h = 0; h < n_heads; h++) {
             for (int i = 0; i < n_q; i++) {
+                /* the probability row: the caller's cache, or this thread's scratch */
+                float *p = probs ? probs + ((size_t)h * n_q + i) * n_kv : scratch;
                 const float *qi = q + (size_t)i * qs + (size_t)h * head_dim;
                 int kh = h / group;
                 int last = causal ? q_pos0 + i : n_kv - 1;
@@ -28,28 +37,30 @@ void ptq_attention_q(const float *q, int qs, const float *k, int ks, const float
                 float mx = -INFINITY;
                 for (int j = 0; j <= last; j++) {
                     const float *kj = k + (size_t)j * ks + (size_t)kh * head_dim;
-                    float s = 0.0f;
-                    for (int d = 0; d < head_dim; d++) s += qi[d] * kj[d];
-                    s *= scale;
-                    scores[j] = s;
-                    if (s > mx) mx = s;
+                    float sc = 0.0f;
+                    for (int d = 0; d < head_dim; d++) sc += qi[d] * kj[d];
+                    sc *= scale;
+                    p[j] = sc;
+                    if (sc > mx) mx = sc;
                 }
                 float sum = 0.0f;
                 for (int j = 0; j <= last; j++) {
-                    scores[j] = expf(scores[j] - mx);
-                    sum += scores[j];
+                    p[j] = expf(p[j] - mx);
+                    sum += p[j];
                 }
                 float inv = 1.0f / sum;
+                if (probs)
+                    for (int j = last + 1; j < n_kv; j++) p[j] = 0.0f;
                 float *o = out + (size_t)i * os + (size_t)h * head_dim;
                 for (int d = 0; d < head_dim; d++) o[d] = 0.0f;
                 for (int j = 0; j <= last; j++) {
                     const float *vj = v + (size_t)j * vs + (size_t)kh * head_dim;
-                    float p = scores[j] * inv;
-                    if (levels > 0) p = rintf(p * levels) / levels;
-                    for (int d = 0; d < head_dim; d++) o[d] += p * vj[d];
+                    p[j] *= inv;
+                    if (levels > 0) p[j] = rintf(p[j] * levels) / levels;
+                    for (int d = 0; d < head_dim; d++) o[d] += p[j] * vj[d];
                 }
             }
         }
-        free(scores);
+        free(scratch);
     }
 }

@@ -15,6 +15,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "ops/backward.h"
+#include "ops/ops.h"
 
 static inline int last_key(int i, int n_kv, int q_pos0, int causal) {
     int last = causal ? q_pos0 + i : n_kv - 1;
@@ -24,41 +25,8 @@ static inline int last_key(int i, int n_kv, int q_pos0, int causal) {
 void ptq_attention_forward_cache(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out,
                                  int os, int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim,
                                  int causal, float *probs) {
-    int group = n_heads / n_kv_heads;
-    float scale = 1.0f / sqrtf((float)head_dim);
-    /* the same float arithmetic as ptq_attention, the scores kept in the probability rows */
-#pragma omp parallel for collapse(2) schedule(dynamic, 4)
-    for (int h = 0; h < n_heads; h++) {
-        for (int i = 0; i < n_q; i++) {
-            const float *qi = q + (size_t)i * qs + (size_t)h * head_dim;
-            float *p = probs + ((size_t)h * n_q + i) * n_kv;
-            int kh = h / group;
-            int last = last_key(i, n_kv, q_pos0, causal);
-            float mx = -INFINITY;
-            for (int j = 0; j <= last; j++) {
-                const float *kj = k + (size_t)j * ks + (size_t)kh * head_dim;
-                float s = 0.0f;
-                for (int d = 0; d < head_dim; d++) s += qi[d] * kj[d];
-                s *= scale;
-                p[j] = s;
-                if (s > mx) mx = s;
-            }
-            float sum = 0.0f;
-            for (int j = 0; j <= last; j++) {
-                p[j] = expf(p[j] - mx);
-                sum += p[j];
-            }
-            float inv = 1.0f / sum;
-            for (int j = last + 1; j < n_kv; j++) p[j] = 0.0f;
-            float *o = out + (size_t)i * os + (size_t)h * head_dim;
-            for (int d = 0; d < head_dim; d++) o[d] = 0.0f;
-            for (int j = 0; j <= last; j++) {
-                const float *vj = v + (size_t)j * vs + (size_t)kh * head_dim;
-                p[j] *= inv;
-                for (int d = 0; d < head_dim; d++) o[d] += p[j] * vj[d];
-            }
-        }
-    }
+    ptq_attention_impl(q, qs, k, ks, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, 0,
+                       probs);
 }
 
 static inline double dot_fd(const float *a, const float *b, int n) {

@@ -1,8 +1,15 @@
 #include <math.h>
 
+#include "ops/backward.h"
 #include "ops/ops.h"
 
 void ptq_layernorm(const float *x, int rows, int dim, const float *w, const float *b, float eps, float *out) {
+    ptq_layernorm_forward_cache(x, rows, dim, w, b, eps, out, NULL, NULL);
+}
+
+/* mean and rstd (per row) are kept when not NULL, for the backward pass. */
+void ptq_layernorm_forward_cache(const float *x, int rows, int dim, const float *w, const float *b, float eps,
+                                 float *out, float *mean_cache, float *rstd_cache) {
 #pragma omp parallel for schedule(static) if (rows > 64)
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * dim;
@@ -14,11 +21,18 @@ void ptq_layernorm(const float *x, int rows, int dim, const float *w, const floa
         var /= dim;
         float inv = (float)(1.0 / sqrt(var + eps));
         float m = (float)mean;
+        if (mean_cache) mean_cache[r] = m;
+        if (rstd_cache) rstd_cache[r] = inv;
         for (int i = 0; i < dim; i++) o[i] = (xr[i] - m) * inv * w[i] + (b ? b[i] : 0.0f);
     }
 }
 
 void ptq_rmsnorm(const float *x, int rows, int dim, const float *w, float eps, float *out) {
+    ptq_rmsnorm_forward_cache(x, rows, dim, w, eps, out, NULL);
+}
+
+void ptq_rmsnorm_forward_cache(const float *x, int rows, int dim, const float *w, float eps, float *out,
+                               float *rstd_cache) {
 #pragma omp parallel for schedule(static) if (rows > 64)
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * dim;
@@ -26,6 +40,7 @@ void ptq_rmsnorm(const float *x, int rows, int dim, const float *w, float eps, f
         double ss = 0;
         for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
         float inv = (float)(1.0 / sqrt(ss / dim + eps));
+        if (rstd_cache) rstd_cache[r] = inv;
         for (int i = 0; i < dim; i++) o[i] = xr[i] * inv * w[i];
     }
 }

@@ -12,38 +12,7 @@
 
 #define COLBLK 64
 
-void ptq_layernorm_forward_cache(const float *x, int rows, int dim, const float *w, const float *b, float eps,
-                                 float *out, float *mean, float *rstd) {
-    /* the same arithmetic as ptq_layernorm, so both give identical outputs */
-#pragma omp parallel for schedule(static) if (rows > 64)
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * dim;
-        float *o = out + (size_t)r * dim;
-        double mu = 0, var = 0;
-        for (int i = 0; i < dim; i++) mu += xr[i];
-        mu /= dim;
-        for (int i = 0; i < dim; i++) var += (xr[i] - mu) * (xr[i] - mu);
-        var /= dim;
-        float inv = (float)(1.0 / sqrt(var + eps));
-        float m = (float)mu;
-        mean[r] = m;
-        rstd[r] = inv;
-        for (int i = 0; i < dim; i++) o[i] = (xr[i] - m) * inv * w[i] + (b ? b[i] : 0.0f);
-    }
-}
-
-void ptq_rmsnorm_forward_cache(const float *x, int rows, int dim, const float *w, float eps, float *out, float *rstd) {
-#pragma omp parallel for schedule(static) if (rows > 64)
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * dim;
-        float *o = out + (size_t)r * dim;
-        double ss = 0;
-        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
-        float inv = (float)(1.0 / sqrt(ss / dim + eps));
-        rstd[r] = inv;
-        for (int i = 0; i < dim; i++) o[i] = xr[i] * inv * w[i];
-    }
-}
+/* The forward passes with caches live beside the plain ones in norm.c (one implementation each). */
 
 /* dw[d] += sum_r dy[r][d] * (x[r][d] - mean[r]) * rstd[r]  (mean NULL: 0), db[d] += sum_r dy[r][d];
  * parallel over column blocks, each column summed in double in row order. */

@@ -25,6 +25,11 @@ void ptq_rope(ptq_rope_kind kind, float *x, int rows, int seq_len, int stride, i
 void ptq_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
                    int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal);
 
+/* The one implementation behind both: probabilities fake-quantized to prob_bits (0 = off) before the
+ * product with V, and kept in probs[(h * n_q + i) * n_kv + j] when probs is not NULL (masked keys 0). */
+void ptq_attention_impl(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
+                        int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
+                        int prob_bits, float *probs);
 /* The same with the softmax probabilities fake-quantized to prob_bits (0 = off) before the product with V. */
 void ptq_attention_q(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
                      int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
