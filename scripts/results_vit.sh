@@ -14,14 +14,13 @@ q() { "$P" quantize "$D/vit-mnist" --calib "$IMG" --calib-labels "$LAB" --first 
 
 echo "float: top-1 $(top1 "$D/vit-mnist")%"
 echo
-variants=("" "--bc --bc-shape channel --bc-mode sequential" "--bc --bc-shape channel --bc-mode parallel"
-          "--bc --bc-shape position --bc-mode sequential" "--bc --bc-scope linear,block,logits")
-header="| no BC | BC channel, sequential | BC channel, parallel | BC position, sequential | BC channel + logits |"
+variants=("" "--bc --bc-mode sequential" "--bc --bc-mode parallel")
+header="| no BC | BC sequential | BC parallel |"
 echo "Weight-only:"
 echo
 echo "| weights | method $header"
-echo "|---|---|---|---|---|---|---|"
-for cfg in "4 0" "3 0" "3 32" "2 32"; do
+echo "|---|---|---|---|---|"
+for cfg in "4 0" "3 0" "2 32"; do
   set -- $cfg
   for method in rtn gptq; do
     row="| W$1 $([ "$2" = 0 ] && echo per-channel || echo "g$2") | $method"
@@ -37,7 +36,7 @@ echo
 echo "Weights and activations (per-channel weights, per-tensor min-max activations):"
 echo
 echo "| W/A | method $header"
-echo "|---|---|---|---|---|---|---|"
+echo "|---|---|---|---|---|"
 for b in 6 4; do
   for method in rtn gptq; do
     row="| W${b}A${b} | $method"
