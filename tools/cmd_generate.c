@@ -43,7 +43,10 @@ int cmd_generate(args *a) {
         rc = fail(&e);
         goto out;
     }
-    if (n == 0) return die("empty prompt and the tokenizer has no BOS token");
+    if (n == 0) {
+        rc = die("empty prompt and the tokenizer has no BOS token");
+        goto out;
+    }
     if (n + steps > info.max_seq) steps = info.max_seq - n;
     uint64_t rng = sp.seed ? sp.seed : 1;
     const float *logits;

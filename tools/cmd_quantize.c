@@ -247,8 +247,10 @@ int cmd_quantize(args *a) {
     if (!rc && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
     if (!rc && report_path) {
         char title[700];
-        snprintf(title, sizeof title, "Bias Compensation report: %s, %s W%d g%d, calibration %s", path, method,
-                 qp.wbits, qp.group, desc);
+        char grp[32];
+        snprintf(grp, sizeof grp, qp.group ? "g%d" : "per-channel", qp.group);
+        snprintf(title, sizeof title, "Bias Compensation report: %s, %s W%d %s, calibration %s", path, method,
+                 qp.wbits, grp, desc);
         rc = write_bc_report(report_path, rs.bc, title);
     }
     if (!rc) {

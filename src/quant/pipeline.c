@@ -117,7 +117,6 @@ static const char *method_name(ptq_wq_method m) { return m == PTQ_WQ_GPTQ ? "gpt
 
 static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_quant_params *p, int *done,
                                  int total, ptq_error *err) {
-    const ptq_config *c = &m->cfg;
     /* finish the Hessians: mirror the upper triangle, scale by 2/n */
     for (int h = 0; h < H_COUNT; h++) {
         int n = hc->dim[h];
@@ -161,7 +160,6 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
         if (p->report) p->report(p->report_user, &rep);
         ptq_progress(&p->cb, "quantize", ++*done, total);
     }
-    (void)c;
     return PTQ_OK;
 }
 
