@@ -1,6 +1,6 @@
 /* Training throughput of ptq's C trainer (src/train): full steps (forward with caches, backward, AdamW with
- * clipping) of the QuantTune loss (cross-entropy + 0.01 x outlier loss on every linear input) on the sample
- * models, with synthetic inputs of the real shapes (throughput does not depend on the values).
+ * clipping) of the QuantTune loss (cross-entropy + 0.01 x the scale-invariant outlier loss on every linear
+ * input) on the sample models, with synthetic inputs of the real shapes (throughput does not depend on them).
  *
  *   bench_train [--vit DIR] [--lm MODEL.bin] [--steps N] [--vit-batch B] [--lm-batch B] [--ctx T] [--json]
  *
@@ -45,7 +45,7 @@ static int run(ptq_model *m, const ptq_batch *b, int warm, int steps, double sam
         return 1;
     }
     ptq_train_ws *ws = ptq_train_ws_new();
-    ptq_outlier_cfg oc = {0.01f, 3.0f, PTQ_MON_ALL};
+    ptq_outlier_cfg oc = {0.01f, 3.0f, PTQ_MON_ALL, 1};
     ptq_adamw_params ap = ptq_adamw_default_params();
     ap.lr = 1e-4;
     ap.total_steps = warm + steps;

@@ -219,7 +219,9 @@ static void free_batch(batch_buf *bb) {
 }
 
 static ptq_outlier_cfg outlier_of(const cJSON *g) {
-    ptq_outlier_cfg oc = {(float)num(g, "lambda"), (float)num(g, "tau"), 0};
+    const cJSON *kind = cJSON_GetObjectItem(g, "outlier_loss");
+    ptq_outlier_cfg oc = {(float)num(g, "lambda"), (float)num(g, "tau"), 0,
+                          cJSON_IsString(kind) && !strcmp(kind->valuestring, "rel")};
     ptq_error err;
     if (ptq_monitor_parse(cJSON_GetObjectItem(g, "monitor")->valuestring, &oc.monitor, &err) != PTQ_OK) {
         fprintf(stderr, "monitor: %s\n", err.msg);
@@ -251,9 +253,12 @@ static double grad_error(const ptq_param *p, const cJSON *ref, double floor) {
     return worst / mx;
 }
 
-static void check_gradients(const char *name) {
+static void check_gradients(const char *name, const char *sub) {
     source s;
     if (src_load(&s, name)) return;
+    const cJSON *gold = sub ? cJSON_GetObjectItem(s.golden, sub) : s.golden;
+    char label[64];
+    snprintf(label, sizeof label, "%s%s%s", name, sub ? "/" : "", sub ? sub : "");
     char path[1024];
     snprintf(path, sizeof path, "%s/%s%s", tu_tmpdir(), name, cJSON_GetObjectItem(s.manifest, "llama2c") ? ".bin" : "");
     CHECK(src_write(&s, path) == 0);
@@ -267,23 +272,23 @@ static void check_gradients(const char *name) {
     CHECK(ptq_trainable_init(m, &t, &err) == PTQ_OK);
     batch_buf bb;
     make_batch(m, s.golden, &bb);
-    ptq_outlier_cfg oc = outlier_of(s.golden);
+    ptq_outlier_cfg oc = outlier_of(gold);
     ptq_train_ws *ws = ptq_train_ws_new();
     ptq_loss_parts lp;
     ptq_trainable_zero_grad(&t);
     ptq_status st = ptq_train_forward_backward(&t, ws, &bb.b, &oc, 1, &lp, &err);
-    CHECK_MSG(st == PTQ_OK, "%s: %s", name, err.msg);
-    CHECK_MSG(fabs(lp.loss - num(s.golden, "loss")) <= 1e-5 * fabs(num(s.golden, "loss")), "%s: loss %.8f vs %.8f", name,
-              lp.loss, num(s.golden, "loss"));
-    CHECK_MSG(fabs(lp.ce - num(s.golden, "ce")) <= 1e-5 * fabs(num(s.golden, "ce")), "%s: ce %.8f vs %.8f", name, lp.ce,
-              num(s.golden, "ce"));
-    CHECK_MSG(fabs(lp.outlier - num(s.golden, "outlier")) <= 1e-4 * fabs(num(s.golden, "outlier")) + 1e-9,
-              "%s: outlier %.8f vs %.8f", name, lp.outlier, num(s.golden, "outlier"));
+    CHECK_MSG(st == PTQ_OK, "%s: %s", label, err.msg);
+    CHECK_MSG(fabs(lp.loss - num(gold, "loss")) <= 1e-5 * fabs(num(gold, "loss")), "%s: loss %.8f vs %.8f", label,
+              lp.loss, num(gold, "loss"));
+    CHECK_MSG(fabs(lp.ce - num(gold, "ce")) <= 1e-5 * fabs(num(gold, "ce")), "%s: ce %.8f vs %.8f", label, lp.ce,
+              num(gold, "ce"));
+    CHECK_MSG(fabs(lp.outlier - num(gold, "outlier")) <= 1e-4 * fabs(num(gold, "outlier")) + 1e-9,
+              "%s: outlier %.8f vs %.8f", label, lp.outlier, num(gold, "outlier"));
     /* forward-only gives the same loss */
     ptq_loss_parts lp2;
     CHECK(ptq_train_forward_backward(&t, ws, &bb.b, &oc, 0, &lp2, &err) == PTQ_OK);
     CHECK(lp2.loss == lp.loss);
-    const cJSON *grads = cJSON_GetObjectItem(s.golden, "grads");
+    const cJSON *grads = cJSON_GetObjectItem(gold, "grads");
     int n_ref = cJSON_GetArraySize(grads), matched = 0;
     double worst = 0, gmax = 0;
     /* a tensor whose true gradient is ~0 (OPT's key bias: softmax ignores a per-query constant) is compared
@@ -293,7 +298,7 @@ static void check_gradients(const char *name) {
     const char *worst_name = "";
     for (const cJSON *g = grads->child; g; g = g->next) {
         int k = ptq_trainable_find(&t, g->string);
-        CHECK_MSG(k >= 0, "%s: no trainable parameter named %s", name, g->string);
+        CHECK_MSG(k >= 0, "%s: no trainable parameter named %s", label, g->string);
         if (k < 0) continue;
         matched++;
         double e = grad_error(&t.p[k], g, 1e-3 * gmax);
@@ -301,12 +306,12 @@ static void check_gradients(const char *name) {
             worst = e;
             worst_name = g->string;
         }
-        CHECK_MSG(e <= 1e-4, "%s: gradient of %s differs by %.3g of its largest element", name, g->string, e);
+        CHECK_MSG(e <= 1e-4, "%s: gradient of %s differs by %.3g of its largest element", label, g->string, e);
     }
-    CHECK_MSG(matched == t.n && n_ref == t.n, "%s: %d golden gradients, %d trainable tensors, %d matched", name, n_ref,
+    CHECK_MSG(matched == t.n && n_ref == t.n, "%s: %d golden gradients, %d trainable tensors, %d matched", label, n_ref,
               t.n, matched);
-    printf("%-9s loss %.6f (ce %.6f + %.2g x outlier %.6f): %d gradients, worst %.2e (%s)\n", name, lp.loss, lp.ce,
-           (double)oc.lambda, lp.outlier, t.n, worst, worst_name);
+    printf("%-12s loss %.6f (ce %.6f + %.2g x %s outlier %.6f): %d gradients, worst %.2e (%s)\n", label, lp.loss, lp.ce,
+           (double)oc.lambda, oc.relative ? "rel" : "abs", lp.outlier, t.n, worst, worst_name);
     ptq_train_ws_free(ws);
     free_batch(&bb);
     ptq_trainable_free(&t);
@@ -337,7 +342,7 @@ static void check_curve(void) {
     ap.clip = num(o, "clip");
     ap.warmup = (int)num(o, "warmup");
     ap.total_steps = (int)num(o, "steps");
-    ptq_outlier_cfg oc = outlier_of(s.golden);
+    ptq_outlier_cfg oc = outlier_of(cv);
     batch_buf bb[3];
     const cJSON *bl = cJSON_GetObjectItem(cv, "batches");
     for (int i = 0; i < 3; i++) make_batch(m, cJSON_GetArrayItem(bl, i), &bb[i]);
@@ -426,7 +431,7 @@ static void perturb(ptq_model *m, const cJSON *golden) {
     ptq_adamw_params ap = ptq_adamw_default_params();
     ap.lr = 1e-2;
     ap.total_steps = 3;
-    ptq_outlier_cfg oc = {0.1f, 2.0f, PTQ_MON_ALL};
+    ptq_outlier_cfg oc = {0.1f, 2.0f, PTQ_MON_ALL, 1};
     for (int s = 0; s < 3; s++) {
         ptq_loss_parts lp;
         ptq_trainable_zero_grad(&t);
@@ -626,7 +631,7 @@ static void check_tune(void) {
         p.opt.warmup = 2;
         p.batch = 16;
         p.epochs = 5; /* 20 steps */
-        p.outlier = (ptq_outlier_cfg){10.0f, 1.5f, PTQ_MON_ALL};
+        p.outlier = (ptq_outlier_cfg){10.0f, 1.5f, PTQ_MON_ALL, 0};
         p.report_n = 64;
         step_log lg = {0};
         p.on_step = on_step;
@@ -743,11 +748,12 @@ static void check_small(void) {
 
 int main(void) {
     check_small();
-    check_gradients("vit_timm");
-    check_gradients("llama");
-    check_gradients("llama2c");
-    check_gradients("gpt2");
-    check_gradients("opt_post");
+    check_gradients("vit_timm", NULL);
+    check_gradients("vit_timm", "rel");
+    check_gradients("llama", NULL);
+    check_gradients("llama2c", NULL);
+    check_gradients("gpt2", NULL);
+    check_gradients("opt_post", NULL);
     check_curve();
     check_save("vit_timm");
     check_save("gpt2");

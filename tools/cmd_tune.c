@@ -132,7 +132,7 @@ int cmd_tune(args *a) {
     const char *train = opt_str(a, "--train", NULL), *out = opt_str(a, "-o", NULL);
     const char *labels = opt_str(a, "--train-labels", NULL), *log_path = opt_str(a, "--log", NULL);
     const char *init = opt_str(a, "--init", NULL), *config = opt_str(a, "--config", NULL);
-    const char *monitor = opt_str(a, "--monitor", "all");
+    const char *monitor = opt_str(a, "--monitor", "all"), *okind = opt_str(a, "--outlier-loss", "rel");
     text_opts to;
     if (parse_text_opts(a, &to)) return 2;
     int ctx = (int)opt_num(a, "--ctx", 0, 1, 1 << 20);
@@ -166,6 +166,9 @@ int cmd_tune(args *a) {
     }
     ptq_error e;
     if (ptq_monitor_parse(monitor, &p.outlier.monitor, &e) != PTQ_OK) return die("--monitor: %s", e.msg);
+    if (!strcmp(okind, "rel")) p.outlier.relative = 1;
+    else if (!strcmp(okind, "abs")) p.outlier.relative = 0;
+    else return die("--outlier-loss must be rel (in units of sigma, the default) or abs (METHODS.md 3.2), got '%s'", okind);
 
     tune_state ts;
     memset(&ts, 0, sizeof ts);
@@ -215,9 +218,9 @@ int cmd_tune(args *a) {
         snprintf(desc, sizeof desc, "%s (images %d..%d)", train, first, first + set.count - 1);
     }
     if (!rc && !json)
-        fprintf(stderr, "tuning %s on %s: lr %g, batch %d, %s %g, outlier lambda %g tau %g (%s)\n",
+        fprintf(stderr, "tuning %s on %s: lr %g, batch %d, %s %g, outlier loss %s lambda %g tau %g (%s)\n",
                 init ? "a random model" : path, desc, p.opt.lr, p.batch, p.steps ? "steps" : "epochs",
-                p.steps ? (double)p.steps : p.epochs, (double)p.outlier.lambda, (double)p.outlier.tau, monitor);
+                p.steps ? (double)p.steps : p.epochs, okind, (double)p.outlier.lambda, (double)p.outlier.tau, monitor);
     ptq_tune_result r;
     memset(&r, 0, sizeof r);
     if (!rc && ptq_tune(m, &d, &p, &r, &e) != PTQ_OK) rc = fail(&e);
@@ -232,9 +235,9 @@ int cmd_tune(args *a) {
     char note[2048];
     snprintf(note, sizeof note,
              "ptq tune of %s on %s: %d steps, lr %g, batch %d, warmup %d, weight decay %g, clip %g, seed %llu, "
-             "outlier lambda %g tau %g monitor %s",
+             "outlier loss %s lambda %g tau %g monitor %s",
              init ? config : path, desc, r.steps, p.opt.lr, p.batch, p.opt.warmup, p.opt.weight_decay, p.opt.clip,
-             (unsigned long long)p.seed, (double)p.outlier.lambda, (double)p.outlier.tau, monitor);
+             (unsigned long long)p.seed, okind, (double)p.outlier.lambda, (double)p.outlier.tau, monitor);
     if (!rc && ptq_train_save(m, init ? NULL : weights, init ? config : cfg_path, out_file, note, &e) != PTQ_OK)
         rc = fail(&e);
 
@@ -251,6 +254,7 @@ int cmd_tune(args *a) {
         cJSON_AddNumberToObject(sum, "outlier_lambda", p.outlier.lambda);
         cJSON_AddNumberToObject(sum, "outlier_tau", p.outlier.tau);
         cJSON_AddStringToObject(sum, "monitor", monitor);
+        cJSON_AddStringToObject(sum, "outlier_loss", okind);
         if (r.n_stats) {
             double sb = 0, sa = 0;
             for (int i = 0; i < r.n_stats; i++) {

@@ -128,8 +128,9 @@ static void set_range(ptq_actq *q, double lo, double hi) {
 }
 
 /* KL-divergence threshold search over a histogram of |x| (symmetric) with 2048 bins: for each candidate
- * clip bin i, P = the histogram up to i with the tail folded into bin i-1, Q = P merged into 2^(b-1)
- * levels and spread back uniformly over the non-empty bins; keep the i with the smallest KL(P || Q). */
+ * clip bin i, P = the histogram up to i with the tail folded into bin i-1, Q = the histogram up to i
+ * (without the tail) merged into 2^(b-1) levels and spread back uniformly over its non-empty bins; keep
+ * the i with the smallest KL(P || Q). */
 static double entropy_clip(const ptq_act_sample *s, int bits) {
     enum { BINS = 2048 };
     double amax = fmax(fabs(s->min), fabs(s->max));
@@ -159,10 +160,10 @@ static double entropy_clip(const ptq_act_sample *s, int bits) {
             double mass = 0;
             int nz = 0;
             for (int b = b0; b < b1 && b < i; b++) {
-                mass += h[b] + (b == i - 1 ? tail : 0);
-                nz += p[b] > 0;
+                mass += h[b]; /* Q from the clipped histogram WITHOUT the tail (else Q = P at i = levels) */
+                nz += h[b] > 0;
             }
-            for (int b = b0; b < b1 && b < i; b++) qd[b] = p[b] > 0 && nz ? mass / nz : 0;
+            for (int b = b0; b < b1 && b < i; b++) qd[b] = h[b] > 0 && nz ? mass / nz : 0;
         }
         double ps = 0, qs = 0;
         for (int b = 0; b < i; b++) ps += p[b], qs += qd[b];

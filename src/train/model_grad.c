@@ -5,12 +5,13 @@
  *     m  = x + O(attn(QKV(h1)))                          x1 = norm1(s1)
  *     h2 = norm2(m)                                      s2 = x1 + DOWN(mlp(x1))
  *     y  = m + DOWN(mlp(h2))                             y  = norm2(s2)
- * with mlp(h) = act(GATE h) * UP h (gated) or act(UP h). The forward uses the same ops and float arithmetic as
- * models/forward.c, so the loss matches `ptq eval`. The backward is the chain rule over the ops' backward
- * functions (ops/backward.h); the outlier-loss gradient of each monitored tensor (a linear layer's input) is
- * added where that tensor's gradient is formed.
+ * with mlp(h) = act(GATE h) * UP h (gated) or act(UP h). The forward uses the ops of models/forward.c (attention
+ * through BLAS here, attention.c, so it matches `ptq eval` to float rounding). The backward is the chain rule over
+ * the ops' backward functions (ops/backward.h); the outlier-loss gradient of each monitored tensor (a linear
+ * layer's input) is added where that tensor's gradient is formed.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@
 #include "ops/backward.h"
 #include "ops/ops.h"
 #include "train/train.h"
+#include "train/train_internal.h"
 
 /* ---------------------------------------------------------------- workspace */
 
@@ -46,6 +48,7 @@ struct ptq_train_ws {
     int chunk;
     /* backward scratch */
     float *dx, *dx2, *dh, *datt, *dqkv, *dg, *du, *dup;
+    float *attn_work; /* T*T floats per thread */
     /* embeddings */
     float *e_in, *de, *patches, *emb, *demb;
 };
@@ -139,6 +142,7 @@ static ptq_status ws_ensure(ptq_train_ws *ws, const ptq_model *m, int n_seq, int
     if (c->gated_mlp) WSA(ws->dg, Rz * F);
     WSA(ws->du, Rz * F);
     WSA(ws->dup, Rz * F);
+    WSA(ws->attn_work, (size_t)omp_get_max_threads() * T * T);
     if (vit) {
         size_t g = (size_t)(c->img_size / c->patch_size), np = g * g, pd = (size_t)c->in_chans * c->patch_size * c->patch_size;
         WSA(ws->patches, (size_t)n_seq * np * pd);
@@ -166,6 +170,7 @@ typedef struct {
     const ptq_outlier_cfg *oc;
     int n_seq, T, R;
     int want_grad;
+    double outlier_bwd; /* outlier terms valued in the backward */
 } ctx;
 
 typedef struct {
@@ -198,6 +203,13 @@ static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 static int reported(const ctx *x, unsigned bit) { return x->oc && (x->oc->monitor & bit); }
 static int monitored(const ctx *x, unsigned bit) { return reported(x, bit) && x->oc->lambda > 0; }
 
+/* The outlier term of tensor A (n floats); dA (nullable) += lambda * its gradient. */
+static double outlier_term(const ctx *x, const float *A, size_t n, float *dA) {
+    const ptq_outlier_cfg *oc = x->oc;
+    return oc->relative ? ptq_train_outlier_rel(A, n, oc->tau, dA, oc->lambda)
+                        : ptq_outlier_loss(A, n, oc->tau, dA, oc->lambda);
+}
+
 /* ---------------------------------------------------------------- block forward / backward */
 
 static double block_forward(ctx *x, int l, const float *xin, float *y) {
@@ -225,14 +237,17 @@ static double block_forward(ctx *x, int l, const float *xin, float *y) {
     }
     ptq_rope(c->rope, v.q, R, T, v.qs, c->n_heads, c->head_dim, 0, c->rope_theta);
     ptq_rope(c->rope, v.k, R, T, v.ks, c->n_kv_heads, c->head_dim, 0, c->rope_theta);
-    size_t pp = (size_t)c->n_heads * T * T;
-#pragma omp parallel for schedule(dynamic, 1) if (S > 1)
-    for (int s = 0; s < S; s++) {
-        size_t r0 = (size_t)s * T;
-        ptq_attention_forward_cache(v.q + r0 * v.qs, v.qs, v.k + r0 * v.ks, v.ks, v.v + r0 * v.vs, v.vs,
-                                    k->att + r0 * qd, qd, T, T, 0, c->n_heads, c->n_kv_heads, c->head_dim, c->causal,
-                                    k->probs + (size_t)s * pp);
-    }
+    int H = c->n_heads, hd = c->head_dim, group = c->n_heads / c->n_kv_heads;
+    size_t pp = (size_t)H * T * T;
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (S * H > 1)
+    for (int s = 0; s < S; s++)
+        for (int h = 0; h < H; h++) {
+            size_t r0 = (size_t)s * T;
+            int kh = h / group;
+            ptq_train_attn_head_fwd(v.q + r0 * v.qs + (size_t)h * hd, v.qs, v.k + r0 * v.ks + (size_t)kh * hd, v.ks,
+                                    v.v + r0 * v.vs + (size_t)kh * hd, v.vs, k->att + r0 * qd + (size_t)h * hd, qd, T,
+                                    hd, c->causal, k->probs + (size_t)s * pp + (size_t)h * T * T);
+        }
     ptq_linear_forward_float(&b->lin[PTQ_LIN_O], k->att, R, y);
     for (size_t i = 0; i < nD; i++) k->mid[i] = xin[i] + y[i];
     if (c->pre_norm) ptq_norm_forward_cache(c, &b->norm2, k->mid, R, k->h2, &c2);
@@ -255,11 +270,13 @@ static double block_forward(ctx *x, int l, const float *xin, float *y) {
     }
     double out = 0;
     if (x->oc) {
-        float tau = x->oc->tau;
-        if (reported(x, PTQ_MON_QKV)) out += ptq_outlier_loss(a_qkv, nD, tau, NULL, 0);
-        if (reported(x, PTQ_MON_PROJ)) out += ptq_outlier_loss(k->att, (size_t)R * qd, tau, NULL, 0);
-        if (reported(x, PTQ_MON_FC1)) out += ptq_outlier_loss(k->h2, nD, tau, NULL, 0);
-        if (reported(x, PTQ_MON_FC2)) out += ptq_outlier_loss(k->u, nF, tau, NULL, 0);
+        /* terms whose gradient the backward computes are valued there (one pass instead of two) */
+#define VALUE_HERE(bit) (reported(x, bit) && !(x->want_grad && monitored(x, bit)))
+        if (VALUE_HERE(PTQ_MON_QKV)) out += outlier_term(x, a_qkv, nD, NULL);
+        if (VALUE_HERE(PTQ_MON_PROJ)) out += outlier_term(x, k->att, (size_t)R * qd, NULL);
+        if (VALUE_HERE(PTQ_MON_FC1)) out += outlier_term(x, k->h2, nD, NULL);
+        if (VALUE_HERE(PTQ_MON_FC2)) out += outlier_term(x, k->u, nF, NULL);
+#undef VALUE_HERE
     }
     return out;
 }
@@ -276,8 +293,8 @@ static ptq_status block_backward(ctx *x, int l, const float *xin, float *dy, flo
     int R = x->R, T = x->T, S = x->n_seq;
     int D = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     size_t nD = (size_t)R * D, nF = (size_t)R * F;
-    float lam = x->oc ? x->oc->lambda : 0, tau = x->oc ? x->oc->tau : 0;
     ptq_norm_cache c1 = {k->n1_mean, k->n1_rstd}, c2 = {k->n2_mean, k->n2_rstd};
+    (void)err;
 
     /* gradient at the MLP output residual sum: pre-norm y = m + d; post-norm y = norm2(s2), s2 = x1 + d */
     float *dsum = dy;
@@ -290,7 +307,7 @@ static ptq_status block_backward(ctx *x, int l, const float *xin, float *dy, flo
     zero(ws->du, nF);
     const ptq_linear *ld = &b->lin[PTQ_LIN_DOWN];
     ptq_linear_backward(k->u, ld->w, dsum, R, F, D, ws->du, g->lin[PTQ_LIN_DOWN].w, g->lin[PTQ_LIN_DOWN].b);
-    if (monitored(x, PTQ_MON_FC2)) ptq_outlier_loss(k->u, nF, tau, ws->du, lam);
+    if (monitored(x, PTQ_MON_FC2)) x->outlier_bwd += outlier_term(x, k->u, nF, ws->du);
     /* activation, GATE / UP -> dh (gradient of the MLP input h2) */
     zero(ws->dup, nF);
     zero(ws->dh, nD);
@@ -304,7 +321,7 @@ static ptq_status block_backward(ctx *x, int l, const float *xin, float *dy, flo
     }
     ptq_linear_backward(k->h2, b->lin[PTQ_LIN_UP].w, ws->dup, R, D, F, ws->dh, g->lin[PTQ_LIN_UP].w,
                         g->lin[PTQ_LIN_UP].b);
-    if (monitored(x, PTQ_MON_FC1)) ptq_outlier_loss(k->h2, nD, tau, ws->dh, lam);
+    if (monitored(x, PTQ_MON_FC1)) x->outlier_bwd += outlier_term(x, k->h2, nD, ws->dh);
     /* gradient at the attention residual sum (m or s1), in dxin for now */
     float *dmid = dxin;
     if (c->pre_norm) {
@@ -319,29 +336,25 @@ static ptq_status block_backward(ctx *x, int l, const float *xin, float *dy, flo
     zero(ws->datt, (size_t)R * qd);
     ptq_linear_backward(k->att, b->lin[PTQ_LIN_O].w, dmid, R, qd, D, ws->datt, g->lin[PTQ_LIN_O].w,
                         g->lin[PTQ_LIN_O].b);
-    if (monitored(x, PTQ_MON_PROJ)) ptq_outlier_loss(k->att, (size_t)R * qd, tau, ws->datt, lam);
+    if (monitored(x, PTQ_MON_PROJ)) x->outlier_bwd += outlier_term(x, k->att, (size_t)R * qd, ws->datt);
     /* attention */
     qkv_view v = qkv_of(c, b, k->qkv, R), dv = qkv_of(c, b, ws->dqkv, R);
     zero(ws->dqkv, (size_t)R * (qd + 2 * kvd));
-    size_t pp = (size_t)c->n_heads * T * T;
-    ptq_status st = PTQ_OK;
-#pragma omp parallel for schedule(dynamic, 1) if (S > 1)
-    for (int s = 0; s < S; s++) {
-        size_t r0 = (size_t)s * T;
-        ptq_error e2;
-        ptq_status s2 = ptq_attention_backward(v.q + r0 * v.qs, v.qs, v.k + r0 * v.ks, v.ks, v.v + r0 * v.vs, v.vs,
-                                               k->probs + (size_t)s * pp, ws->datt + r0 * qd, qd, dv.q + r0 * dv.qs,
-                                               dv.k + r0 * dv.ks, dv.v + r0 * dv.vs, T, T, 0, c->n_heads,
-                                               c->n_kv_heads, c->head_dim, c->causal, &e2);
-        if (s2 != PTQ_OK) {
-#pragma omp critical(ptq_train_err)
-            if (st == PTQ_OK) {
-                st = s2;
-                if (err) *err = e2;
-            }
+    int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, group = H / KV;
+    size_t pp = (size_t)H * T * T;
+    /* one (sequence, kv head) per iteration: it owns dK and dV of that kv head, summed over its query heads */
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (S * KV > 1)
+    for (int s = 0; s < S; s++)
+        for (int kh = 0; kh < KV; kh++) {
+            size_t r0 = (size_t)s * T;
+            float *W = ws->attn_work + (size_t)omp_get_thread_num() * T * T;
+            for (int h = kh * group; h < (kh + 1) * group; h++)
+                ptq_train_attn_head_bwd(v.q + r0 * v.qs + (size_t)h * hd, v.qs, v.k + r0 * v.ks + (size_t)kh * hd,
+                                        v.ks, v.v + r0 * v.vs + (size_t)kh * hd, v.vs,
+                                        k->probs + (size_t)s * pp + (size_t)h * T * T, ws->datt + r0 * qd + (size_t)h * hd,
+                                        qd, dv.q + r0 * dv.qs + (size_t)h * hd, dv.k + r0 * dv.ks + (size_t)kh * hd,
+                                        dv.v + r0 * dv.vs + (size_t)kh * hd, T, hd, W);
         }
-    }
-    if (st != PTQ_OK) return st;
     ptq_rope_backward(c->rope, dv.q, R, T, dv.qs, c->n_heads, c->head_dim, 0, c->rope_theta);
     ptq_rope_backward(c->rope, dv.k, R, T, dv.ks, c->n_kv_heads, c->head_dim, 0, c->rope_theta);
     /* QKV -> gradient of its input (h1, or the block input for post-norm) */
@@ -356,7 +369,7 @@ static ptq_status block_backward(ctx *x, int l, const float *xin, float *dy, flo
         ptq_linear_backward(a_qkv, b->lin[PTQ_LIN_K].w, dv.k, R, D, kvd, da, g->lin[PTQ_LIN_K].w, g->lin[PTQ_LIN_K].b);
         ptq_linear_backward(a_qkv, b->lin[PTQ_LIN_V].w, dv.v, R, D, kvd, da, g->lin[PTQ_LIN_V].w, g->lin[PTQ_LIN_V].b);
     }
-    if (monitored(x, PTQ_MON_QKV)) ptq_outlier_loss(a_qkv, nD, tau, da, lam);
+    if (monitored(x, PTQ_MON_QKV)) x->outlier_bwd += outlier_term(x, a_qkv, nD, da);
     if (c->pre_norm) ptq_norm_backward(c, &b->norm1, xin, ws->dh, &c1, R, dxin, &g->norm1); /* dxin = dmid + ... */
     return PTQ_OK;
 }
@@ -523,7 +536,7 @@ ptq_status ptq_train_forward_backward(ptq_trainable *t, ptq_train_ws *ws, const 
             return ptq_fail(err, PTQ_ERR_ARG, "sequences of %d tokens exceed the %d learned positions", T, m->n_pos);
     }
     PTQ_TRY(ws_ensure(ws, m, b->n_seq, T, err));
-    ctx x = {t, ws, oc, b->n_seq, T, b->n_seq * T, want_grad};
+    ctx x = {t, ws, oc, b->n_seq, T, b->n_seq * T, want_grad, 0.0};
     size_t nD = (size_t)x.R * c->dim;
     int L = c->n_layers;
     PTQ_TRY(embed_forward(&x, b, ws->xs, err));
@@ -541,5 +554,8 @@ ptq_status ptq_train_forward_backward(ptq_trainable *t, ptq_train_ws *ws, const 
         PTQ_TRY(block_backward(&x, l, ws->xs + (size_t)l * nD, dy, din, err));
         dy = din;
     }
-    return embed_backward(&x, b, dy, err);
+    PTQ_TRY(embed_backward(&x, b, dy, err));
+    out->outlier += x.outlier_bwd;
+    if (oc) out->loss = out->ce + (double)oc->lambda * out->outlier;
+    return PTQ_OK;
 }

@@ -84,9 +84,11 @@ ptq_status ptq_monitor_parse(const char *s, unsigned *mask, ptq_error *err);
 const char *ptq_monitor_name(unsigned bit);
 
 typedef struct ptq_outlier_cfg {
-    float lambda; /* 0 = task loss only */
-    float tau;    /* threshold in standard deviations */
+    float lambda;  /* 0 = task loss only */
+    float tau;     /* threshold in standard deviations */
     unsigned monitor;
+    int relative;  /* 1: mean(relu(|A - mu| / sigma - tau)^2), scale-invariant (outlier.c; the default of ptq_tune);
+                    * 0: mean(relu(|A - mu| - tau sigma)^2), METHODS.md 3.2 as written (ops/loss.c) */
 } ptq_outlier_cfg;
 
 /* A mini-batch. Language models: n_seq sequences of seq_len input tokens and as many targets (the next tokens;

@@ -54,6 +54,7 @@ ptq_tune_params ptq_tune_default_params(void) {
     p.outlier.lambda = 0.0f;
     p.outlier.tau = 3.0f;
     p.outlier.monitor = PTQ_MON_ALL;
+    p.outlier.relative = 1;
     p.batch = 32;
     p.steps = 0;
     p.epochs = 1.0;

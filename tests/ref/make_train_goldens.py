@@ -10,8 +10,10 @@ No weights are stored: every tensor comes from a counter-based PRNG that the C t
     value = offset + ((z >> (64 - bits)) - 2^(bits-1)) / 2^(bits-1) * scale       (exact in float32)
 (the scheme of tests/ref/make_hf_goldens.py). Images use the same PRNG; token lists are literal.
 
-The outlier loss of one monitored tensor A (all rows of the batch, [rows, features]):
-    mu = mean(A), sigma = sqrt(mean((A - mu)^2) + 1e-12),  L = mean(relu(|A - mu| - tau sigma)^2)
+The outlier loss of one monitored tensor A (all rows of the batch, [rows, features]), with
+mu = mean(A), sigma = sqrt(mean((A - mu)^2) + 1e-12):
+    abs: L = mean(relu(|A - mu| - tau sigma)^2)        (METHODS.md 3.2 as written)
+    rel: L = mean(relu(|A - mu| / sigma - tau)^2)      (in units of sigma: scale-invariant; ptq tune's default)
 and the total loss is  CE + lambda * sum over blocks and monitored kinds (qkv, proj, fc1, fc2) of L, where the
 monitored tensors are the inputs of the block's linear layers: qkv = the Q/K/V input, proj = the attention
 output (input of the output projection), fc1 = the MLP input, fc2 = the input of the down projection.
@@ -121,22 +123,24 @@ def attend(q, k, v, H, KV, causal):
     return (torch.softmax(s, -1) @ v).permute(0, 2, 1, 3).reshape(B, S, H * hd)
 
 
-def outlier(A, tau):
+def outlier(A, tau, rel):
     A = A.reshape(-1)
     mu = A.mean()
     sigma = torch.sqrt(((A - mu) ** 2).mean() + 1e-12)
-    return (torch.relu((A - mu).abs() - tau * sigma) ** 2).mean()
+    if rel:  # in units of sigma (scale-invariant; the default of ptq tune)
+        return (torch.relu((A - mu).abs() / sigma - tau) ** 2).mean()
+    return (torch.relu((A - mu).abs() - tau * sigma) ** 2).mean()  # METHODS.md 3.2 as written
 
 
 class Monitor:
     """Collects the outlier terms of the monitored tensors of one forward pass."""
 
-    def __init__(self, tau, kinds):
-        self.tau, self.kinds, self.terms = tau, kinds, []
+    def __init__(self, tau, kinds, rel):
+        self.tau, self.kinds, self.rel, self.terms = tau, kinds, rel, []
 
     def __call__(self, kind, A):
         if kind in self.kinds:
-            self.terms.append(outlier(A, self.tau))
+            self.terms.append(outlier(A, self.tau, self.rel))
 
     def total(self):
         return sum(self.terms) if self.terms else torch.tensor(0.0)
@@ -435,10 +439,10 @@ def fmt(t):
     return [float('%.9g' % v) for v in t.detach().reshape(-1).tolist()]
 
 
-def loss_and_grads(g, forward, data, lam, tau, kinds):
+def loss_and_grads(g, forward, data, lam, tau, kinds, rel):
     for t in g.T.values():
         t.grad = None
-    mon = Monitor(tau, kinds)
+    mon = Monitor(tau, kinds, rel)
     ce, _ = forward(g.T, data, mon)
     outl = mon.total()
     loss = ce + lam * outl
@@ -466,11 +470,11 @@ def write(name, cfg, g, golden):
         f.write('\n')
 
 
-def lm_case(name, maker, seed, lam, tau, kinds):
+def lm_case(name, maker, seed, lam, tau, kinds, rel):
     cfg, g, forward, tokens, targets = maker(seed)
-    loss, ce, outl, grads = loss_and_grads(g, forward, (tokens, targets), lam, tau, kinds)
+    loss, ce, outl, grads = loss_and_grads(g, forward, (tokens, targets), lam, tau, kinds, rel)
     golden = {'tokens': tokens, 'targets': targets, 'lambda': lam, 'tau': tau, 'monitor': ','.join(kinds) or 'none',
-              'loss': loss, 'ce': ce, 'outlier': outl, 'grads': grads}
+              'outlier_loss': 'rel' if rel else 'abs', 'loss': loss, 'ce': ce, 'outlier': outl, 'grads': grads}
     write(name, cfg, g, golden)
     print(f'{name}: loss {loss:.6f} (ce {ce:.6f}, outlier {outl:.6f}), {sum(len(v) for v in grads.values())} grads')
 
@@ -479,14 +483,19 @@ def vit_cases():
     cfg, g, batch, forward = vit_timm(7100)
     meta, data = batch(7190, 5)
     lam, tau, kinds = 0.5, 1.5, ['qkv', 'proj', 'fc1', 'fc2']
-    loss, ce, outl, grads = loss_and_grads(g, forward, data, lam, tau, kinds)
-    golden = dict(meta, **{'lambda': lam, 'tau': tau, 'monitor': ','.join(kinds), 'loss': loss, 'ce': ce,
-                           'outlier': outl, 'grads': grads})
+    loss, ce, outl, grads = loss_and_grads(g, forward, data, lam, tau, kinds, False)
+    golden = dict(meta, **{'lambda': lam, 'tau': tau, 'monitor': ','.join(kinds), 'outlier_loss': 'abs', 'loss': loss,
+                           'ce': ce, 'outlier': outl, 'grads': grads})
+    # the scale-invariant variant on the same batch (loss and gradients)
+    lr_, cr_, or_, gr_ = loss_and_grads(g, forward, data, 0.2, 1.0, kinds, True)
+    golden['rel'] = {'lambda': 0.2, 'tau': 1.0, 'monitor': ','.join(kinds), 'outlier_loss': 'rel', 'loss': lr_,
+                     'ce': cr_, 'outlier': or_, 'grads': gr_}
 
     # 10 AdamW steps over 3 fixed batches (step s uses batch s % 3), then the loss on batch 0
     batches = [batch(7300 + 10 * i, 4) for i in range(3)]
     opt = {'lr': 0.01, 'beta1': 0.9, 'beta2': 0.999, 'eps': 1e-8, 'weight_decay': 0.1, 'clip': 0.5, 'warmup': 3,
            'steps': 10}
+    lam_c, tau_c = 0.3, 2.0  # the curve uses the scale-invariant outlier loss
     g2 = vit_timm(7100)[1]  # fresh weights
     no_decay = {'cls_token', 'pos_embed'}
     dec = [g2.T[n] for n in g2.order if g2.T[n].dim() >= 2 and n not in no_decay]
@@ -503,19 +512,20 @@ def vit_cases():
         for grp in optim.param_groups:
             grp['lr'] = lr
         optim.zero_grad()
-        mon = Monitor(tau, kinds)
+        mon = Monitor(tau_c, kinds, True)
         ce_s, _ = forward(g2.T, batches[s % 3][1], mon)
-        loss_s = ce_s + lam * mon.total()
+        loss_s = ce_s + lam_c * mon.total()
         loss_s.backward()
         n = torch.nn.utils.clip_grad_norm_(list(g2.T.values()), opt['clip'])
         optim.step()
         curve.append(float(loss_s))
         lrs.append(lr)
         norms.append(float(n))
-    mon = Monitor(tau, kinds)
+    mon = Monitor(tau_c, kinds, True)
     ce_f, _ = forward(g2.T, batches[0][1], mon)
-    final = float(ce_f + lam * mon.total())
-    golden['curve'] = {'opt': opt, 'batches': [b[0] for b in batches], 'loss': curve, 'lr': lrs, 'grad_norm': norms,
+    final = float(ce_f + lam_c * mon.total())
+    golden['curve'] = {'opt': opt, 'lambda': lam_c, 'tau': tau_c, 'monitor': ','.join(kinds), 'outlier_loss': 'rel',
+                       'batches': [b[0] for b in batches], 'loss': curve, 'lr': lrs, 'grad_norm': norms,
                        'final_loss': final,
                        'final_params': {n: fmt(g2.T[n]) for n in ['head.weight', 'blocks.1.mlp.fc2.bias', 'pos_embed']}}
     write('vit_timm', cfg, g, golden)
@@ -525,7 +535,7 @@ def vit_cases():
 
 if __name__ == '__main__':
     vit_cases()
-    lm_case('llama', llama_hf, 7400, 0.0, 3.0, [])
-    lm_case('llama2c', llama2c, 7500, 0.25, 1.0, ['fc2', 'proj'])
-    lm_case('gpt2', gpt2, 7600, 0.3, 1.25, ['qkv', 'fc2'])
-    lm_case('opt_post', opt_post, 7700, 0.4, 1.0, ['qkv', 'proj', 'fc1', 'fc2'])
+    lm_case('llama', llama_hf, 7400, 0.0, 3.0, [], True)
+    lm_case('llama2c', llama2c, 7500, 0.25, 1.0, ['fc2', 'proj'], False)
+    lm_case('gpt2', gpt2, 7600, 0.3, 1.25, ['qkv', 'fc2'], True)
+    lm_case('opt_post', opt_post, 7700, 0.4, 1.0, ['qkv', 'proj', 'fc1', 'fc2'], True)

@@ -1,0 +1,49 @@
+# ptq quantize with activation quantization end to end: vit-mnist W8A8 + NoisyQuant calibrated on 256
+# MNIST test images stays within 1 point of float top-1 on images 1000-1999 (and runs on the integer
+# path: the saved file records the activation quantizer); stories260K W8A8 + NoisyQuant stays within 3%
+# of float perplexity; bad activation options fail with clear messages. Runs in ~10 s.
+source "$(dirname "$0")/e2e_lib.bash"
+need vit-mnist/model.safetensors
+need mnist/t10k-images-idx3-ubyte.gz
+need mnist/t10k-labels-idx1-ubyte.gz
+need stories260K/stories260K.bin
+need tinystories/tinystories-valid-100.txt
+IMG="$DATA/mnist/t10k-images-idx3-ubyte.gz"
+LAB="$DATA/mnist/t10k-labels-idx1-ubyte.gz"
+V="$DATA/vit-mnist"
+evalv=(--images "$IMG" --labels "$LAB" --first 1000 --count 1000 --json)
+calv=(--calib "$IMG" --calib-labels "$LAB" --first 0 --count 256)
+
+float=$("$PTQ" eval "$V" "${evalv[@]}" | json_num top1)
+"$PTQ" quantize "$V" "${calv[@]}" -o "$TMP/w8a8nq.ptq" --wbits 8 --abits 8 --noisyquant > "$TMP/q.out" 2> "$TMP/q.err" \
+  || fail "quantize --abits 8 --noisyquant: $(cat "$TMP/q.err")"
+grep -q 'A8 minmax +NoisyQuant' "$TMP/q.err" || fail "quantize banner lacks 'A8 minmax +NoisyQuant': $(head -3 "$TMP/q.err")"
+q8=$("$PTQ" eval "$TMP/w8a8nq.ptq" "${evalv[@]}" | json_num top1)
+echo "vit-mnist top-1 on 1000-1999: float $float, W8A8 + NoisyQuant $q8"
+[ -n "$q8" ] && awk -v f="$float" -v q="$q8" 'BEGIN { d = f - q; if (d < 0) d = -d; exit !(d <= 1.0) }' \
+  || fail "W8A8 + NoisyQuant top-1 $q8 is more than 1 point from float $float"
+# the file carries the activation quantizers and the noise vectors
+"$PTQ" inspect "$TMP/w8a8nq.ptq" --json > "$TMP/insp.json" 2>&1 || fail "inspect of a W8A8 file"
+grep -q '"blocks.0.qkv.noise"' "$TMP/insp.json" || fail "inspect does not list the noise tensor blocks.0.qkv.noise"
+
+# a language model: W8A8 + NoisyQuant with a small calibration set
+M="$DATA/stories260K/stories260K.bin"
+TXT="$DATA/tinystories/tinystories-valid-100.txt"
+SEP='<|endoftext|>'
+evall=(--tokenizer "$DATA/stories260K/tok512.bin" --text "$TXT" --docs-sep "$SEP" --docs 60:80 --ctx 256 --json)
+pf=$("$PTQ" eval "$M" "${evall[@]}" | json_num ppl)
+"$PTQ" quantize "$M" --calib "$TXT" --docs-sep "$SEP" --docs 0:60 --calib-n 8 --calib-ctx 128 -o "$TMP/s8.ptq" \
+  --wbits 8 --abits 8 --act-calib mse --noisyquant --method rtn --json > /dev/null 2> "$TMP/q.err" || fail "quantize stories260K: $(cat "$TMP/q.err")"
+pq=$("$PTQ" eval "$TMP/s8.ptq" "${evall[@]}" | json_num ppl)
+echo "stories260K ppl on stories 60-79: float $pf, W8A8 mse + NoisyQuant $pq"
+[ -n "$pq" ] && awk -v f="$pf" -v q="$pq" 'BEGIN { exit !(q < f * 1.03) }' || fail "W8A8 ppl $pq is over 3% above float $pf"
+
+# bad options: clear messages, nothing written
+bad=("$PTQ" quantize "$V" "${calv[@]}" -o "$TMP/x.ptq" --wbits 8)
+expect_fail 2 "need --abits" -- "${bad[@]}" --noisyquant
+expect_fail 2 "need --abits" -- "${bad[@]}" --act-calib mse
+expect_fail 2 "--act-calib must be minmax, percentile, mse, entropy, easyquant or twin, got 'foo'" -- "${bad[@]}" --abits 8 --act-calib foo
+expect_fail 2 "--abits expects a number in \[2, 8\], got '9'" -- "${bad[@]}" --abits 9
+expect_fail 1 "NoisyQuant needs static activation quantization" -- "${bad[@]}" --abits 8 --act-per-token --noisyquant
+[ -e "$TMP/x.ptq" ] && fail "a failed quantize left $TMP/x.ptq behind"
+finish
