@@ -181,7 +181,8 @@ static ptq_status easyquant(ptq_linear *lin, const ptq_act_sample *s, int weight
 
 ptq_status ptq_linear_prepare_i8(ptq_linear *lin, ptq_error *err) {
     const ptq_qweight *q = lin->q;
-    if (!q || !lin->aq || lin->i8 || q->n_groups != 1 || q->perm) return PTQ_OK;
+    /* only symmetric, non-twin activations run on the int8 kernels (see try_integer in ops/linear.c) */
+    if (!q || !lin->aq || !lin->aq->sym || lin->aq->twin || lin->i8 || q->n_groups != 1 || q->perm) return PTQ_OK;
     int half = 1 << ((q->grid_bits ? q->grid_bits : q->bits) - 1);
     for (int r = 0; r < q->out; r++)
         if (q->zeros[r] != half) return PTQ_OK; /* not a symmetric grid: stays simulated */
