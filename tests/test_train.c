@@ -631,7 +631,7 @@ static void check_tune(void) {
         p.opt.warmup = 2;
         p.batch = 16;
         p.epochs = 5; /* 20 steps */
-        p.outlier = (ptq_outlier_cfg){10.0f, 1.5f, PTQ_MON_ALL, 0};
+        p.outlier = (ptq_outlier_cfg){5.0f, 1.5f, PTQ_MON_ALL, 1};
         p.report_n = 64;
         step_log lg = {0};
         p.on_step = on_step;

@@ -270,8 +270,7 @@ def lm_forward(c, g, D, F, L, H, KV, hd, kind, interleaved):
         ids = torch.tensor(tokens)
         B, S = ids.shape
         if kind == 'llama2c':
-            emb, pre = 'tok_embeddings.weight', 'layers.'
-            x = T[emb][ids]
+            x = T['tok_embeddings.weight'][ids]
         else:
             x = T['model.embed_tokens.weight'][ids]
         for l in range(L):
