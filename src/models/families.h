@@ -41,6 +41,9 @@ ptq_status ptq_hf_read(ptq_model *m, const ptq_hf_src *src, const char *name, in
 
 /* A linear layer `prefix`.weight [out][in] (+ `prefix`.bias [out] when has_bias). conv1d = 1: the
  * weight is stored [in][out] (GPT-2 Conv1D) and is transposed to [out][in]. */
+/* The LM head "lm_head": tied to the token embedding (any stored lm_head.weight is ignored, as Hugging
+ * Face ties it) or read as a linear [vocab][in] without bias. */
+ptq_status ptq_hf_lm_head(ptq_model *m, const ptq_hf_src *src, int tie, int in, int vocab, ptq_error *err);
 ptq_status ptq_hf_linear(ptq_model *m, const ptq_hf_src *src, ptq_linear *lin, const char *prefix, int in, int out,
                          int has_bias, int conv1d, ptq_error *err);
 /* A norm `prefix`.weight [dim] (+ `prefix`.bias when has_bias). */

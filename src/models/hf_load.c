@@ -390,3 +390,13 @@ ptq_status ptq_load_safetensors_model(const char *path, ptq_model **out, ptq_err
     *out = NULL;
     return load(path, out, err);
 }
+
+ptq_status ptq_hf_lm_head(ptq_model *m, const ptq_hf_src *src, int tie, int in, int vocab, ptq_error *err) {
+    if (!tie) return ptq_hf_linear(m, src, &m->head, "lm_head", in, vocab, 0, 0, err);
+    snprintf(m->head.name, sizeof m->head.name, "lm_head");
+    m->head.in = in;
+    m->head.out = vocab;
+    m->head.w = m->tok_emb;
+    m->head.b = NULL;
+    return PTQ_OK;
+}

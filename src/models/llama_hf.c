@@ -117,15 +117,5 @@ ptq_status ptq_build_llama_hf(ptq_model *m, const ptq_hf_src *src, ptq_error *er
     PTQ_TRY(ptq_hf_name(lp, sizeof lp, err, "%snorm", pre));
     PTQ_TRY(ptq_hf_norm(m, src, &m->final_norm, lp, dim, 0, err));
 
-    if (tie) {
-        /* lm_head shares embed_tokens (any stored lm_head.weight is ignored, as Hugging Face ties it) */
-        snprintf(m->head.name, sizeof m->head.name, "lm_head");
-        m->head.in = dim;
-        m->head.out = vocab;
-        m->head.w = m->tok_emb;
-        m->head.b = NULL;
-    } else {
-        PTQ_TRY(ptq_hf_linear(m, src, &m->head, "lm_head", dim, vocab, 0, 0, err));
-    }
-    return PTQ_OK;
+    return ptq_hf_lm_head(m, src, tie, dim, vocab, err);
 }

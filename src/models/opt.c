@@ -116,14 +116,5 @@ ptq_status ptq_build_opt(ptq_model *m, const ptq_hf_src *src, ptq_error *err) {
         m->final_norm.b = NULL;
     }
 
-    if (tie) {
-        snprintf(m->head.name, sizeof m->head.name, "lm_head");
-        m->head.in = embed_dim;
-        m->head.out = vocab;
-        m->head.w = m->tok_emb;
-        m->head.b = NULL;
-    } else {
-        PTQ_TRY(ptq_hf_linear(m, src, &m->head, "lm_head", embed_dim, vocab, 0, 0, err));
-    }
-    return PTQ_OK;
+    return ptq_hf_lm_head(m, src, tie, embed_dim, vocab, err);
 }
