@@ -54,7 +54,7 @@ vit() {
     echo "$m float - $("$PTQ" eval $src --images "$IMG" --labels "$LAB" --first 6000 --count 4000 --json | top1)" >> $f
     for wa in "8 8" "7 7" "6 6" "4 4" "8 3" "3 3"; do set -- $wa
       for c in minmax percentile mse entropy; do
-        if "$PTQ" quantize $src --calib "$IMG" --calib-labels "$LAB" --first 5000 --count 1000 --sym --method rtn \
+        if "$PTQ" quantize $src --calib "$IMG" --calib-labels "$LAB" --first 5000 --count 1000 --sym --group tensor --method rtn \
              --wbits $1 --abits $2 --act-calib $c -o q.safetensors > /dev/null 2> q.err; then
           echo "$m W$1A$2 $c $("$PTQ" eval q.safetensors --images "$IMG" --labels "$LAB" --first 6000 --count 4000 --json | top1)" >> $f
         else echo "$m W$1A$2 $c FAIL" >> $f; fi
@@ -79,7 +79,7 @@ lm() {
     local src=$m.bin; [ $m = orig ] && src="$LM"
     echo "$m float - $("$PTQ" eval $src --tokenizer "$TOK" --text "$TXT" --docs-sep "$S" --docs 60:100 --json | ppl)" >> $f
     for wa in "8 8" "6 6" "8 6" "6 8" "4 4"; do set -- $wa
-      if "$PTQ" quantize $src --tokenizer "$TOK" --calib "$TXT" --docs-sep "$S" --docs 0:60 --sym --method rtn \
+      if "$PTQ" quantize $src --tokenizer "$TOK" --calib "$TXT" --docs-sep "$S" --docs 0:60 --sym --group tensor --method rtn \
            --wbits $1 --abits $2 --act-calib minmax -o q.safetensors > /dev/null 2> q.err; then
         echo "$m W$1A$2 minmax $("$PTQ" eval q.safetensors --tokenizer "$TOK" --text "$TXT" --docs-sep "$S" --docs 60:100 --json | ppl)" >> $f
       else echo "$m W$1A$2 minmax FAIL" >> $f; fi
@@ -105,7 +105,7 @@ CFG
     echo "$n float - $("$PTQ" eval $n --images $TE --labels $TEL --json | top1)" >> $f
     for wa in "8 8" "6 6" "4 4" "8 3"; do set -- $wa
       for c in minmax percentile mse entropy; do
-        if "$PTQ" quantize $n --calib $TR --calib-labels $TRL --first 0 --count 1000 --sym --method rtn --wbits $1 \
+        if "$PTQ" quantize $n --calib $TR --calib-labels $TRL --first 0 --count 1000 --sym --group tensor --method rtn --wbits $1 \
              --abits $2 --act-calib $c -o q.safetensors > /dev/null 2> q.err; then
           echo "$n W$1A$2 $c $("$PTQ" eval q.safetensors --images $TE --labels $TEL --json | top1)" >> $f
         else echo "$n W$1A$2 $c FAIL" >> $f; fi

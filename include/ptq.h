@@ -220,6 +220,9 @@ typedef struct ptq_bc_report {
 } ptq_bc_report;
 typedef void (*ptq_bc_report_fn)(void *user, const ptq_bc_report *r);
 
+/* ptq_quant_params.group: one weight grid (scale, zero point) for the whole matrix. */
+#define PTQ_GROUP_TENSOR (-1)
+
 /* Activation quantizer calibration (METHODS.md sections 0, 2.4, 5.2). */
 typedef enum {
     PTQ_AQ_MINMAX = 0,  /* step = max|x| / (2^(b-1) - 1): no clipping */
@@ -232,7 +235,8 @@ typedef enum {
 
 typedef struct ptq_quant_params {
     int wbits;               /* 2, 3, 4 or 8 */
-    int group;               /* 0 = per output channel; else a multiple of 32 (32, 64, 128, ...) */
+    int group;               /* 0 = per output channel; PTQ_GROUP_TENSOR = one grid per matrix;
+                                else a multiple of 32 (32, 64, 128, ...) */
     int sym;                 /* symmetric grid (zero point fixed at 2^(bits-1)) */
     ptq_wq_method method;
     int act_order;           /* GPTQ: columns in order of decreasing Hessian diagonal */

@@ -35,6 +35,16 @@ top1=$("$PTQ" eval "$TMP/vit4.ptq" --images "$DATA/mnist/t10k-images-idx3-ubyte.
   --labels "$DATA/mnist/t10k-labels-idx1-ubyte.gz" --first 1000 --count 2000 --json | json_num top1)
 awk -v t="$top1" 'BEGIN { exit !(t > 96.0) }' || fail "vit W4 top1 $top1"
 
+# one grid per tensor (--group tensor) against one per output channel: the coarser grid loses more
+for g in tensor channel; do
+  "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/$g.ptq" --wbits 4 --sym --method rtn --group $g --json > /dev/null || fail "quantize --group $g"
+done
+pt=$("$PTQ" eval "$TMP/tensor.ptq" "${evalp[@]}" | json_num ppl)
+pc=$("$PTQ" eval "$TMP/channel.ptq" "${evalp[@]}" | json_num ppl)
+echo "RTN W4 symmetric: per channel $pc, per tensor $pt"
+awk -v f="$float" -v c="$pc" -v t="$pt" 'BEGIN { exit !(f < c && c < t) }' || fail "expected float < per-channel < per-tensor"
+expect_fail 2 "--group expects 'channel', 'tensor' or a group size" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 4 --group rows
+
 expect_fail 2 "--wbits expects a number in \[2, 8\]" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 9
 expect_fail 1 "multiple of 32" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 4 --group 48
 expect_fail 1 "no-dir/x.ptq" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/no-dir/x.ptq" --wbits 4

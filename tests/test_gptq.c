@@ -1,6 +1,7 @@
 /* GPTQ and RTN against the independent numpy implementation in tests/ref/make_gptq_goldens.py:
  * integer codes, fp16 scales, zero points and the permutation agree (a handful of rounding-tie
- * differences at most), the output error is no worse, GPTQ beats RTN, and a bad Hessian fails cleanly. */
+ * differences at most), the output error is no worse, GPTQ beats RTN, and a bad Hessian fails cleanly.
+ * Grids per channel, per group and per tensor (one scale and zero point for the whole matrix). */
 #include <cJSON.h>
 #include <math.h>
 #include <stdlib.h>
@@ -68,7 +69,7 @@ int main(void) {
         p.wq.sym = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "sym"));
         p.act_order = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "act_order"));
         p.reference_groups = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "reference_groups"));
-        int G = p.wq.group ? p.wq.group : IN, ng = (IN + G - 1) / G;
+        int G = p.wq.group > 0 ? p.wq.group : IN, ng = (IN + G - 1) / G;
         CHECK(num_array(cfg, "codes", codes, OUT * IN) == 0);
         CHECK(num_array(cfg, "scales", scales, OUT * ng) == 0);
         CHECK(num_array(cfg, "zeros", zeros, OUT * ng) == 0);
@@ -109,7 +110,7 @@ int main(void) {
         ptq_qweight_free(&qr);
         n_cfg++;
     }
-    CHECK(n_cfg == 6);
+    CHECK(n_cfg == 9);
     cJSON_Delete(root);
     free(txt);
 

@@ -124,7 +124,17 @@ int cmd_quantize(args *a) {
     int first = (int)opt_num(a, "--first", 0, 0, 1e9), count = (int)opt_num(a, "--count", 0, 0, 1e9);
     ptq_quant_params qp = ptq_quant_default_params();
     qp.wbits = (int)opt_num(a, "--wbits", 0, 2, 8);
-    qp.group = (int)opt_num(a, "--group", 0, 0, 1 << 20);
+    /* --group G | channel (0, the default) | tensor (one grid per matrix) */
+    const char *group = opt_str(a, "--group", "channel");
+    if (strcmp(group, "tensor") == 0) qp.group = PTQ_GROUP_TENSOR;
+    else if (strcmp(group, "channel") == 0) qp.group = 0;
+    else {
+        char *end;
+        long g = strtol(group, &end, 10);
+        if (*end || end == group || g < 0 || g > (1 << 20))
+            return die("--group expects 'channel', 'tensor' or a group size (a multiple of 32), got '%s'", group);
+        qp.group = (int)g;
+    }
     qp.sym = opt_flag(a, "--sym");
     qp.act_order = opt_flag(a, "--act-order");
     qp.percdamp = opt_num(a, "--damp", 0.01, 1e-6, 10);
@@ -235,7 +245,8 @@ int cmd_quantize(args *a) {
     qp.report_user = &rs;
     double t0 = now_s();
     if (!rc && !json)
-        fprintf(stderr, "quantizing %s: %s W%d%s%s", path, method, qp.wbits, qp.group ? " grouped" : " per-channel",
+        fprintf(stderr, "quantizing %s: %s W%d%s%s", path, method, qp.wbits,
+                qp.group > 0 ? " grouped" : qp.group ? " per-tensor" : " per-channel",
                 qp.act_order ? " act-order" : "");
     if (!rc && !json && qp.abits)
         fprintf(stderr, " A%d %s%s%s", qp.abits, act_calib, qp.act_per_token ? " per-token" : "",
@@ -248,7 +259,8 @@ int cmd_quantize(args *a) {
     if (!rc && report_path) {
         char title[700];
         char grp[32];
-        snprintf(grp, sizeof grp, qp.group ? "g%d" : "per-channel", qp.group);
+        if (qp.group > 0) snprintf(grp, sizeof grp, "g%d", qp.group);
+        else snprintf(grp, sizeof grp, qp.group ? "per-tensor" : "per-channel");
         snprintf(title, sizeof title, "Bias Compensation report: %s, %s W%d %s, calibration %s", path, method,
                  qp.wbits, grp, desc);
         rc = write_bc_report(report_path, rs.bc, title);

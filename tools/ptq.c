@@ -19,7 +19,7 @@ static const char *usage =
     "  ptq eval MODEL --images IMAGES --labels LABELS [--first I] [--count N] [--json]\n"
     "  ptq generate MODEL [--tokenizer TOK] [--prompt S] --steps N [--temperature T] [--top-p P] [--seed S] [--json]\n"
     "  ptq inspect MODEL [--act DATA [--labels L] [--act-n N] [--ctx N] [--docs-sep S]] [--json]\n"
-    "  ptq quantize MODEL --calib DATA -o OUT --wbits B [--group G] [--sym] [--method rtn|gptq] [--act-order]\n"
+    "  ptq quantize MODEL --calib DATA -o OUT --wbits B [--group G|channel|tensor] [--sym] [--method rtn|gptq] [--act-order]\n"
     "               [--tokenizer TOK] [--docs-sep S] [--docs I:J] [--calib-n N] [--calib-ctx T] [--seed S]\n"
     "               [--calib-labels L --first I --count N] [--damp D] [--json]\n"
     "               [--abits A [--act-calib minmax|percentile|mse|entropy|easyquant|twin] [--act-asym]\n"

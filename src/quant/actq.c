@@ -56,17 +56,28 @@ void ptq_actq_apply(const ptq_actq *q, const float *x, int rows, int in, float *
 
 /* ------------------------------------------------------------------ samples */
 
+static uint64_t sample_rand(uint64_t *state) { /* splitmix64 */
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 ptq_status ptq_act_sample_init(ptq_act_sample *s, int in, size_t total_values, int total_rows, ptq_error *err) {
     memset(s, 0, sizeof *s);
     s->in = in;
     s->min = INFINITY;
     s->max = -INFINITY;
+    s->rng_values = 0x5DEECE66DULL * (uint64_t)(in + 1) + total_values;
+    s->rng_rows = ~s->rng_values;
     s->cap_values = total_values < ((size_t)1 << 20) ? total_values : ((size_t)1 << 20);
     s->stride = (total_values + s->cap_values - 1) / (s->cap_values ? s->cap_values : 1);
     if (s->stride == 0) s->stride = 1;
-    s->cap_rows = total_rows < 512 ? total_rows : 512;
+    s->next_value = sample_rand(&s->rng_values) % s->stride;
+    s->cap_rows = total_rows < PTQ_ACT_SAMPLE_ROWS ? total_rows : PTQ_ACT_SAMPLE_ROWS;
     s->row_stride = (total_rows + s->cap_rows - 1) / (s->cap_rows ? s->cap_rows : 1);
     if (s->row_stride == 0) s->row_stride = 1;
+    s->next_row = (int)(sample_rand(&s->rng_rows) % (uint64_t)s->row_stride);
     s->values = ptq_alloc(s->cap_values ? s->cap_values : 1, sizeof(float), "activation sample", err);
     s->rows = s->values ? ptq_alloc((size_t)(s->cap_rows ? s->cap_rows : 1) * in, sizeof(float), "activation rows", err)
                         : NULL;
@@ -83,11 +94,18 @@ void ptq_act_sample_add(ptq_act_sample *s, const float *x, int rows) {
         double v = x[i];
         if (v < s->min) s->min = v;
         if (v > s->max) s->max = v;
-        if (s->seen++ % s->stride == 0 && s->n_values < s->cap_values) s->values[s->n_values++] = x[i];
+        if (s->seen++ == s->next_value) {
+            if (s->n_values < s->cap_values) s->values[s->n_values++] = x[i];
+            s->next_value = (s->next_value / s->stride + 1) * s->stride + sample_rand(&s->rng_values) % s->stride;
+        }
     }
     for (int r = 0; r < rows; r++)
-        if (s->rows_seen++ % s->row_stride == 0 && s->n_rows < s->cap_rows)
-            memcpy(s->rows + (size_t)s->n_rows++ * s->in, x + (size_t)r * s->in, (size_t)s->in * sizeof(float));
+        if (s->rows_seen++ == s->next_row) {
+            if (s->n_rows < s->cap_rows)
+                memcpy(s->rows + (size_t)s->n_rows++ * s->in, x + (size_t)r * s->in, (size_t)s->in * sizeof(float));
+            s->next_row = (s->next_row / s->row_stride + 1) * s->row_stride +
+                          (int)(sample_rand(&s->rng_rows) % (uint64_t)s->row_stride);
+        }
 }
 
 void ptq_act_sample_free(ptq_act_sample *s) {

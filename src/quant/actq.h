@@ -5,6 +5,7 @@
 #define PTQ_QUANT_ACTQ_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ptq.h"
 
@@ -25,17 +26,24 @@ void ptq_actq_apply(const ptq_actq *q, const float *x, int rows, int in, float *
 /* One value, static scale (no noise, no per-token). */
 float ptq_actq_value(const ptq_actq *q, float x);
 
-/* A sample of a linear layer's input for calibration: the range over everything seen, a strided
- * sample of values, and whole rows for output-based objectives. */
+/* A sample of a linear layer's input for calibration: the range over everything seen, a sample of
+ * values, and whole rows for output-based objectives. Both samples are stratified: the stream is cut
+ * into blocks of `stride` values (`row_stride` rows) and one position drawn at random (seeded, so
+ * runs repeat) is kept from each block. A fixed every-k-th pick would alias with the data's period
+ * (tokens per image, channels per row) and see only some tokens or channels. */
 typedef struct ptq_act_sample {
     int in;
     double min, max;
     float *values;
     size_t n_values, cap_values;
-    size_t stride, seen; /* keep every stride-th value */
-    float *rows;         /* [n_rows][in] */
-    int n_rows, cap_rows, row_stride, rows_seen;
+    size_t stride, seen, next_value; /* next_value: the position kept from the current block */
+    float *rows;                     /* [n_rows][in] */
+    int n_rows, cap_rows, row_stride, rows_seen, next_row;
+    uint64_t rng_values, rng_rows; /* two streams, so the sample does not depend on the batching */
 } ptq_act_sample;
+
+/* Rows kept for output-based objectives (EasyQuant, NoisyQuant) at most. */
+#define PTQ_ACT_SAMPLE_ROWS 4096
 
 ptq_status ptq_act_sample_init(ptq_act_sample *s, int in, size_t total_values, int total_rows, ptq_error *err);
 void ptq_act_sample_add(ptq_act_sample *s, const float *x, int rows);

@@ -102,10 +102,15 @@ ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, c
         goto done;
     }
 
-    /* per-channel grids come from the whole (dead-zeroed) row before any update */
+    /* per-channel grids come from the whole (dead-zeroed) row before any update, a per-tensor grid
+       from the whole matrix */
+    double range[2] = {0, 0};
+    if (p->wq.group == PTQ_GROUP_TENSOR)
+        for (size_t i = 0; i < (size_t)out * in; i++) range[0] = fmin(range[0], Wd[i]), range[1] = fmax(range[1], Wd[i]);
     if (G == in)
         for (int r = 0; r < out; r++) {
-            ptq_wq_find_params(&p->wq, Wd + (size_t)r * in, in, 1, &rs[r], &rz[r]);
+            if (p->wq.group == PTQ_GROUP_TENSOR) ptq_wq_find_params(&p->wq, range, 2, 1, &rs[r], &rz[r]);
+            else ptq_wq_find_params(&p->wq, Wd + (size_t)r * in, in, 1, &rs[r], &rz[r]);
             q->scales[(size_t)r * q->n_groups] = ptq_f32_to_f16(rs[r]);
             q->zeros[(size_t)r * q->n_groups] = (uint8_t)rz[r];
         }

@@ -137,7 +137,7 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
         if (!q) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory quantizing %s", lin->name);
         /* with activation quantization, per-channel weights use the restricted symmetric grid, so the
            layer can run on the int8 kernels */
-        int restricted = p->abits > 0 && p->group == 0;
+        int restricted = p->abits > 0 && p->group <= 0;
         ptq_wq_params wq = {p->wbits, p->group, p->sym || restricted, restricted};
         ptq_status s;
         if (p->method == PTQ_WQ_GPTQ) {
@@ -233,8 +233,9 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
     const ptq_config *c = &m->cfg;
     if (p->wbits < 2 || p->wbits > 8)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "--wbits %d: supported widths are 2 to 8", p->wbits);
-    if (p->group < 0 || (p->group > 0 && p->group % PTQ_QCHUNK != 0))
-        return ptq_fail(err, PTQ_ERR_ARG, "--group %d: use 0 (per channel) or a multiple of %d", p->group, PTQ_QCHUNK);
+    if ((p->group < 0 && p->group != PTQ_GROUP_TENSOR) || (p->group > 0 && p->group % PTQ_QCHUNK != 0))
+        return ptq_fail(err, PTQ_ERR_ARG, "--group %d: use 0 (per channel), -1 (per tensor) or a multiple of %d",
+                        p->group, PTQ_QCHUNK);
     if (p->abits && (p->abits < 2 || p->abits > 8))
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "--abits %d: supported activation widths are 2 to 8", p->abits);
     if (p->noisyquant && (!p->abits || p->act_per_token))

@@ -49,6 +49,15 @@ void ptq_wq_find_params(const ptq_wq_params *p, const double *w, int n, int stri
     }
 }
 
+void ptq_wq_tensor_params(const ptq_wq_params *p, const float *W, size_t n, float *scale, int *zero) {
+    double range[2] = {0, 0}; /* ptq_wq_find_params looks only at the extremes */
+    for (size_t i = 0; i < n; i++) {
+        if (W[i] < range[0]) range[0] = W[i];
+        if (W[i] > range[1]) range[1] = W[i];
+    }
+    ptq_wq_find_params(p, range, 2, 1, scale, zero);
+}
+
 int ptq_wq_code(double w, float scale, int zero, int qmin, int maxq) {
     double q = nearbyint(w / scale) + zero; /* default rounding mode: half to even, as torch.round */
     return q < qmin ? qmin : q > maxq ? maxq : (int)q;
@@ -93,7 +102,9 @@ void ptq_qweight_set_row(ptq_qweight *q, int r, const uint8_t *codes) {
 
 ptq_status ptq_rtn_quantize(const float *W, int out, int in, const ptq_wq_params *p, ptq_qweight *q, ptq_error *err) {
     PTQ_TRY(ptq_qweight_alloc(q, p->bits, p->group, in, out, 0, err));
-    int maxq = (1 << p->bits) - 1, G = q->group;
+    int maxq = (1 << p->bits) - 1, G = q->group, tensor_zero = 0;
+    float tensor_scale = 0;
+    if (p->group == PTQ_GROUP_TENSOR) ptq_wq_tensor_params(p, W, (size_t)out * in, &tensor_scale, &tensor_zero);
     ptq_status st = PTQ_OK;
 #pragma omp parallel
     {
@@ -109,7 +120,8 @@ ptq_status ptq_rtn_quantize(const float *W, int out, int in, const ptq_wq_params
                 for (int g = 0; g < q->n_groups; g++) {
                     int j0 = g * G, n = in - j0 < G ? in - j0 : G, zero;
                     float s;
-                    ptq_wq_find_params(p, row + j0, n, 1, &s, &zero);
+                    if (p->group == PTQ_GROUP_TENSOR) s = tensor_scale, zero = tensor_zero;
+                    else ptq_wq_find_params(p, row + j0, n, 1, &s, &zero);
                     q->scales[(size_t)r * q->n_groups + g] = ptq_f32_to_f16(s);
                     q->zeros[(size_t)r * q->n_groups + g] = (uint8_t)zero;
                     for (int j = j0; j < j0 + n; j++) codes[j] = (uint8_t)ptq_wq_code(row[j], s, zero, ptq_wq_qmin(p), maxq);

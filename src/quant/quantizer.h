@@ -10,7 +10,8 @@
 
 typedef struct ptq_wq_params {
     int bits;        /* 2..8 */
-    int group;       /* 0 = per output channel (one group per row), else a multiple of 32 */
+    int group;       /* 0 = per output channel (one group per row), PTQ_GROUP_TENSOR = one grid for the whole
+                        matrix (stored as equal per-row scales), else a multiple of 32 */
     int sym;         /* symmetric: zero = 2^(bits-1) */
     int restricted;  /* symmetric with step max|w| / (2^(bits-1) - 1) and codes 1..2^bits-1, i.e. signed
                         codes in [-(2^(bits-1)-1), 2^(bits-1)-1]: what the int8 kernels take */
@@ -18,6 +19,8 @@ typedef struct ptq_wq_params {
 
 /* Grid of one row segment: min-max with 0 inside the range (asymmetric), or symmetric. */
 void ptq_wq_find_params(const ptq_wq_params *p, const double *w, int n, int stride, float *scale, int *zero);
+/* The per-tensor grid of W [out][in] (the grid depends only on the range). */
+void ptq_wq_tensor_params(const ptq_wq_params *p, const float *W, size_t n, float *scale, int *zero);
 /* q = clamp(round_half_even(w / scale) + zero, qmin, maxq) */
 int ptq_wq_code(double w, float scale, int zero, int qmin, int maxq);
 static inline int ptq_wq_qmin(const ptq_wq_params *p) { return p->restricted ? 1 : 0; }

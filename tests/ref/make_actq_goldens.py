@@ -20,8 +20,11 @@ objectives in float64):
   range -> step symmetric: c = max(|lo|, |hi|), s = float32(c / (2^(b-1)-1)) (1 when c = 0), z = 0;
                 asymmetric: lo = min(lo, 0), hi = max(hi, 0), s = float32((hi - lo) / (2^b - 1)),
                 z = rint(-lo / s).
-  sample        every value is kept while there are at most 2^20 of them; otherwise every
-                ceil(n / 2^20)-th (the first one included). min and max are over ALL values.
+  sample        stratified: stride = ceil(n / min(n, 2^20)); block k (values k*stride ..
+                (k+1)*stride - 1) keeps the value at k*stride + (r_k mod stride), with r_k the k-th
+                draw (k = 0, 1, ...) of splitmix64 from the state 0x5DEECE66D * (in + 1) + n (mod 2^64),
+                i.e. r_k = splitmix64(state + k * 0x9E3779B97F4A7C15) with splitmix64 as below; a
+                position past the end is not kept. min and max are over ALL values.
   minmax        the range [min, max].
   percentile    p (percent): symmetric: c = sorted(|v|)[min(n-1, floor(p/100 (n-1) + 0.5))];
                 asymmetric: lo = sorted(v)[floor((100-p)/100 (n-1) + 0.5)], hi = sorted(v)[floor(p/100 (n-1) + 0.5)].
@@ -128,11 +131,16 @@ def set_range(bits, sym, lo, hi):
     return {'bits': bits, 'sym': 0, 'scale': s, 'zero': float(np.rint(-lo / s))}
 
 
-def sample(x):
+def sample(x, width):
     n = len(x)
     cap = min(n, 1 << 20)
     stride = max(1, -(-n // cap))
-    v = x[::stride][:cap]
+    blocks = -(-n // stride)
+    with np.errstate(over='ignore'):
+        state = np.uint64((0x5DEECE66D * (width + 1) + n) % (1 << 64))
+        r = splitmix64(state + np.arange(blocks, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    pos = np.arange(blocks, dtype=np.int64) * stride + (r % np.uint64(stride)).astype(np.int64)
+    v = x[pos[pos < n]]
     return v, float(x.min()), float(x.max())
 
 
@@ -226,7 +234,7 @@ DISTS = [
     ('shifted', 'cubic', 32, 6000, 60, 2.5, 0.75),
     ('outliers', 'outliers', 33, 9000, 90, 1.5, 0.0),
     ('gelu', 'gelu', 34, 6000, 40, 4.0, 0.0),
-    ('big_strided', 'outliers', 35, 1200000, 100, 2.0, 0.0),  # > 2^20 values: the sample keeps every 2nd
+    ('big_strided', 'outliers', 35, 1200000, 100, 2.0, 0.0),  # > 2^20 values: the sample keeps one of every 2
 ]
 N_VALUES_OUT = 48  # quantized codes stored per case (of the first values of the data)
 
@@ -249,7 +257,7 @@ def main():
     calib = []
     for name, kind, seed, n, width, scale, off in DISTS:
         x = data(kind, seed, n, scale, off)
-        v, mn, mx = sample(x)
+        v, mn, mx = sample(x, width)
         head = x[:N_VALUES_OUT]
         for bits in (4, 6, 8):
             for sym in (1, 0):

@@ -13,13 +13,16 @@ import json, os
 import numpy as np
 
 OUT, IN, N = 40, 172, 300
-CONFIGS = [  # name, bits, group (0 = per channel), sym, act_order, reference_groups
+CONFIGS = [  # name, bits, group (0 = per channel, -1 = per tensor), sym, act_order, reference_groups
     ('w4_channel', 4, 0, False, False, True),
     ('w3_g32', 3, 32, False, False, True),
     ('w2_g32', 2, 32, False, False, True),
     ('w4_g64_actorder', 4, 64, False, True, True),
     ('w8_channel_sym', 8, 0, True, False, True),
     ('w4_g32_updated_groups', 4, 32, False, False, False),
+    ('w8_tensor_sym', 8, -1, True, False, True),
+    ('w4_tensor_sym', 4, -1, True, False, True),
+    ('w6_tensor_asym_actorder', 6, -1, False, True, True),
 ]
 
 
@@ -81,10 +84,12 @@ def gptq(W, H, bits, group, sym, act_order, reference_groups, block=128, percdam
     if act_order:
         perm = np.argsort(-np.diag(H), kind='stable')
         W = W[:, perm]; H = H[perm][:, perm]
-    G = cols if group == 0 else group
+    G = cols if group <= 0 else group
     ng = (cols + G - 1) // G
     scales = np.zeros((rows, ng)); zeros = np.zeros((rows, ng), dtype=np.int64)
-    if G == cols:
+    if group == -1:  # one grid from the whole (dead-zeroed) matrix
+        s, z = find_params(W.reshape(1, -1), bits, sym); scales[:, 0] = s[0]; zeros[:, 0] = z[0]
+    elif G == cols:
         s, z = find_params(W, bits, sym); scales[:, 0] = s; zeros[:, 0] = z
     H = H + percdamp * np.mean(np.diag(H)) * np.eye(cols)
     L = np.linalg.cholesky(H)
@@ -115,7 +120,7 @@ def gptq(W, H, bits, group, sym, act_order, reference_groups, block=128, percdam
 
 
 def rel_error(W, Q, scales, zeros, perm, group, H):
-    cols = W.shape[1]; G = cols if group == 0 else group
+    cols = W.shape[1]; G = cols if group <= 0 else group
     g = np.arange(cols) // G
     What_p = scales[:, g] * (Q - zeros[:, g])
     What = np.zeros_like(W); What[:, perm] = What_p
@@ -130,11 +135,16 @@ def main():
     for name, bits, group, sym, act_order, refg in CONFIGS:
         Q, s, z, perm = gptq(W, H, bits, group, sym, act_order, refg)
         # RTN on the same grid rules, for the "GPTQ beats RTN" check
-        G = IN if group == 0 else group
+        G = IN if group <= 0 else group
         Wr = W.copy(); Qr = np.zeros_like(Q); sr = np.zeros_like(s); zr = np.zeros_like(z)
         for gi in range((IN + G - 1) // G):
             seg = Wr[:, gi * G:(gi + 1) * G]
-            a, b = find_params(seg, bits, sym); sr[:, gi] = a; zr[:, gi] = b
+            if group == -1:
+                a, b = find_params(Wr.reshape(1, -1), bits, sym)
+                a = np.full(OUT, a[0]); b = np.full(OUT, b[0])
+            else:
+                a, b = find_params(seg, bits, sym)
+            sr[:, gi] = a; zr[:, gi] = b
             Qr[:, gi * G:(gi + 1) * G] = np.clip(np.round(seg / a[:, None]) + b[:, None], 0, 2 ** bits - 1)
         out['configs'].append({
             'name': name, 'bits': bits, 'group': group, 'sym': sym, 'act_order': act_order,
