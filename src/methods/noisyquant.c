@@ -22,16 +22,10 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "models/forward.h"
 
-static uint64_t mix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static double uniform01(uint64_t *s) { return (double)(mix(s) >> 11) / 9007199254740992.0; }
+static double uniform01(uint64_t *s) { return (double)(ptq_splitmix64(s) >> 11) / 9007199254740992.0; }
 
 static double gaussian(uint64_t *s) {
     double u1 = uniform01(s), u2 = uniform01(s);

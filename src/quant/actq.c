@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/rng.h"
 
 static float qlo(const ptq_actq *q) { return q->sym ? -(float)(1 << (q->bits - 1)) : 0.0f; }
 static float qhi(const ptq_actq *q) { return q->sym ? (float)((1 << (q->bits - 1)) - 1) : (float)((1 << q->bits) - 1); }
@@ -56,13 +57,6 @@ void ptq_actq_apply(const ptq_actq *q, const float *x, int rows, int in, float *
 
 /* ------------------------------------------------------------------ samples */
 
-static uint64_t sample_rand(uint64_t *state) { /* splitmix64 */
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 ptq_status ptq_act_sample_init(ptq_act_sample *s, int in, size_t total_values, int total_rows, ptq_error *err) {
     memset(s, 0, sizeof *s);
     s->in = in;
@@ -73,11 +67,11 @@ ptq_status ptq_act_sample_init(ptq_act_sample *s, int in, size_t total_values, i
     s->cap_values = total_values < ((size_t)1 << 20) ? total_values : ((size_t)1 << 20);
     s->stride = (total_values + s->cap_values - 1) / (s->cap_values ? s->cap_values : 1);
     if (s->stride == 0) s->stride = 1;
-    s->next_value = sample_rand(&s->rng_values) % s->stride;
+    s->next_value = ptq_splitmix64(&s->rng_values) % s->stride;
     s->cap_rows = total_rows < PTQ_ACT_SAMPLE_ROWS ? total_rows : PTQ_ACT_SAMPLE_ROWS;
     s->row_stride = (total_rows + s->cap_rows - 1) / (s->cap_rows ? s->cap_rows : 1);
     if (s->row_stride == 0) s->row_stride = 1;
-    s->next_row = (int)(sample_rand(&s->rng_rows) % (uint64_t)s->row_stride);
+    s->next_row = (int)(ptq_splitmix64(&s->rng_rows) % (uint64_t)s->row_stride);
     s->values = ptq_alloc(s->cap_values ? s->cap_values : 1, sizeof(float), "activation sample", err);
     s->rows = s->values ? ptq_alloc((size_t)(s->cap_rows ? s->cap_rows : 1) * in, sizeof(float), "activation rows", err)
                         : NULL;
@@ -96,7 +90,7 @@ void ptq_act_sample_add(ptq_act_sample *s, const float *x, int rows) {
         if (v > s->max) s->max = v;
         if (s->seen++ == s->next_value) {
             if (s->n_values < s->cap_values) s->values[s->n_values++] = x[i];
-            s->next_value = (s->next_value / s->stride + 1) * s->stride + sample_rand(&s->rng_values) % s->stride;
+            s->next_value = (s->next_value / s->stride + 1) * s->stride + ptq_splitmix64(&s->rng_values) % s->stride;
         }
     }
     for (int r = 0; r < rows; r++)
@@ -104,7 +98,7 @@ void ptq_act_sample_add(ptq_act_sample *s, const float *x, int rows) {
             if (s->n_rows < s->cap_rows)
                 memcpy(s->rows + (size_t)s->n_rows++ * s->in, x + (size_t)r * s->in, (size_t)s->in * sizeof(float));
             s->next_row = (s->next_row / s->row_stride + 1) * s->row_stride +
-                          (int)(sample_rand(&s->rng_rows) % (uint64_t)s->row_stride);
+                          (int)(ptq_splitmix64(&s->rng_rows) % (uint64_t)s->row_stride);
         }
 }
 

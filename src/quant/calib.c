@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "ptq.h"
 
 ptq_status ptq_calib_windows(const int *tokens, int64_t n, int n_seqs, int seq_len, uint64_t seed, int **out,
@@ -18,11 +19,7 @@ ptq_status ptq_calib_windows(const int *tokens, int64_t n, int n_seqs, int seq_l
     uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
     uint64_t span = (uint64_t)(n - seq_len) + 1;
     for (int i = 0; i < n_seqs; i++) {
-        /* splitmix64 step: a well-mixed start position for every window */
-        uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        z ^= z >> 31;
+        uint64_t z = ptq_splitmix64(&s); /* a well-mixed start position for every window */
         memcpy(w + (size_t)i * seq_len, tokens + (z % span), (size_t)seq_len * sizeof *w);
     }
     *out = w;

@@ -15,6 +15,7 @@
 #ifndef PTQ_TRAIN_TRAIN_H
 #define PTQ_TRAIN_TRAIN_H
 
+#include "core/rng.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -156,7 +157,6 @@ void ptq_text_batch(const ptq_text_data *d, const int *idx, int count, int *inp,
 void ptq_image_batch(const ptq_image_set *s, const int *idx, int count, float *pixels, int *labels);
 /* A seeded permutation of 0..n-1 (Fisher-Yates with splitmix64); *rng is advanced. */
 void ptq_shuffle(int *idx, int n, uint64_t *rng);
-uint64_t ptq_splitmix64(uint64_t *state);
 
 /* ---------------------------------------------------------------- the QuantTune loop */
 
