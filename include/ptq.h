@@ -250,6 +250,8 @@ typedef struct ptq_quant_params {
     int quant_attention;     /* also quantize both attention matrix products (q, k, v, probabilities) to abits */
     int noisyquant;          /* NoisyQuant on every block linear's input */
     int noisyquant_reference;/* the released code's variant: Gaussian base vector, shift + scale search */
+    int noisyquant_unchecked;/* no held-out checks (layer, block, model): the noise that minimises each
+                                layer's output MSE on all calibration rows is kept, as in the paper */
     uint64_t seed;           /* NoisyQuant noise */
     int bc_scope;            /* 0 = no Bias Compensation, else PTQ_BC_LINEAR | PTQ_BC_BLOCK | PTQ_BC_LOGITS */
     ptq_bc_shape bc_shape;
@@ -282,6 +284,7 @@ typedef struct ptq_quant_summary {
     int64_t weights;      /* weights in them */
     double bits;          /* total bits of codes + scales + zero points (+ permutations) */
     double bits_per_weight;
+    int noisy_linears;    /* linears whose NoisyQuant noise is not zero */
 } ptq_quant_summary;
 void ptq_model_quant_summary(const ptq_model *m, ptq_quant_summary *s);
 

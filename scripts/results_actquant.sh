@@ -2,7 +2,8 @@
 # Activation quantization tables for docs/ACTQUANT.md (issue 5).
 #  vit-mnist: calibrated on MNIST test images 0-999, top-1 on 1000-9999 (float 98.24%), weights RTN
 #    symmetric per-channel min-max (NoisyQuant's setting), W8A8 / W6A6 / W4A4, every activation calibrator,
-#    without and with NoisyQuant (paper variant, and the released code's variant), with BC, and both.
+#    without and with NoisyQuant (with ptq's held-out checks; unchecked as in the paper; the released code's
+#    variant, unchecked), with BC, and NoisyQuant + BC.
 #  stories260K: calibrated on stories 0-59 of tinystories-valid-100.txt (32 windows of 256 tokens),
 #    perplexity on stories 60-99 at ctx 256, W8A8 and W6A6, every calibrator, without and with NoisyQuant.
 # Usage: scripts/results_actquant.sh [build/ptq] [vit|lm|all]   (about 15 minutes on 2 busy cores)
@@ -23,10 +24,12 @@ num() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p"; }
 
 top1() { "$P" eval "$1" --images "$IMG" --labels "$LAB" --first 1000 --count 9000 --json | num top1; }
 qv() { "$P" quantize "$D/vit-mnist" --calib "$IMG" --calib-labels "$LAB" --first 0 --count 1000 -o "$TMP/q.ptq" \
-         --method rtn "$@" --json > /dev/null; }
+         --method rtn "$@" --json > "$TMP/q.json"; }
 ppl() { "$P" eval "$1" --tokenizer "$TOK" --text "$TXT" --docs-sep "$SEP" --docs 60: --ctx 256 --json | num ppl; }
 ql() { "$P" quantize "$M" --calib "$TXT" --docs-sep "$SEP" --docs 0:60 --calib-ctx 256 --calib-n 32 -o "$TMP/q.ptq" \
-         --method rtn "$@" --json > /dev/null; }
+         --method rtn "$@" --json > "$TMP/q.json"; }
+# "value (k)" for NoisyQuant with its checks: k = linears that kept noise (0: exactly the base quantizer)
+kept() { echo "$1 ($(num noisy_linears < "$TMP/q.json"))"; }
 
 CALIBS="minmax percentile mse entropy easyquant twin"
 
@@ -35,17 +38,18 @@ if [ "$WHAT" = vit ] || [ "$WHAT" = all ]; then
   echo
   echo "float: $(top1 "$D/vit-mnist")"
   echo
-  echo "| bits | calibrator | base | + NoisyQuant | + NoisyQuant (ref. code variant) | + BC | + NoisyQuant + BC |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| bits | calibrator | base | + NoisyQuant (layers kept) | + NoisyQuant unchecked | + NoisyQuant ref. code unchecked | + BC | + NoisyQuant + BC (layers kept) |"
+  echo "|---|---|---|---|---|---|---|---|"
   for b in 8 6 4; do
     qv --wbits "$b"
-    echo "| W${b} (weights only) | - | $(top1 "$TMP/q.ptq") | | | | |"
+    echo "| W${b} (weights only) | - | $(top1 "$TMP/q.ptq") | | | | | |"
     for c in $CALIBS; do
       row="| W${b}A${b} | $c"
-      for v in "" "--noisyquant" "--noisyquant-ref" "--bc" "--noisyquant --bc"; do
+      for v in "" "--noisyquant" "--noisyquant-unchecked" "--noisyquant-ref --noisyquant-unchecked" "--bc" "--noisyquant --bc"; do
         # shellcheck disable=SC2086
         qv --wbits "$b" --abits "$b" --act-calib "$c" $v
-        row="$row | $(top1 "$TMP/q.ptq")"
+        if [ "$v" = --noisyquant ] || [ "$v" = "--noisyquant --bc" ]; then row="$row | $(kept "$(top1 "$TMP/q.ptq")")"
+        else row="$row | $(top1 "$TMP/q.ptq")"; fi
       done
       echo "$row |"
     done
@@ -58,17 +62,18 @@ if [ "$WHAT" = lm ] || [ "$WHAT" = all ]; then
   echo
   echo "float: $(ppl "$M")"
   echo
-  echo "| bits | calibrator | base | + NoisyQuant | + NoisyQuant (ref. code variant) |"
-  echo "|---|---|---|---|---|"
+  echo "| bits | calibrator | base | + NoisyQuant (layers kept) | + NoisyQuant unchecked | + NoisyQuant ref. code unchecked |"
+  echo "|---|---|---|---|---|---|"
   for b in 8 6; do
     ql --wbits "$b"
-    echo "| W${b} (weights only) | - | $(ppl "$TMP/q.ptq") | | |"
+    echo "| W${b} (weights only) | - | $(ppl "$TMP/q.ptq") | | | |"
     for c in $CALIBS; do
       row="| W${b}A${b} | $c"
-      for v in "" "--noisyquant" "--noisyquant-ref"; do
+      for v in "" "--noisyquant" "--noisyquant-unchecked" "--noisyquant-ref --noisyquant-unchecked"; do
         # shellcheck disable=SC2086
         ql --wbits "$b" --abits "$b" --act-calib "$c" $v
-        row="$row | $(ppl "$TMP/q.ptq")"
+        if [ "$v" = --noisyquant ]; then row="$row | $(kept "$(ppl "$TMP/q.ptq")")"
+        else row="$row | $(ppl "$TMP/q.ptq")"; fi
       done
       echo "$row |"
     done

@@ -1,7 +1,8 @@
-# ptq quantize with activation quantization end to end: vit-mnist W8A8 + NoisyQuant calibrated on 256
-# MNIST test images stays within 1 point of float top-1 on images 1000-1999 (and runs on the integer
-# path: the saved file records the activation quantizer); stories260K W8A8 + NoisyQuant stays within 3%
-# of float perplexity; bad activation options fail with clear messages. Runs in ~10 s.
+# ptq quantize with activation quantization end to end: vit-mnist W8A8 + NoisyQuant (unchecked, so that
+# the noise is kept) calibrated on 256 MNIST test images stays within 1 point of float top-1 on images
+# 1000-1999 and the saved file carries the noise vectors; stories260K W8A8 + NoisyQuant (with its checks)
+# stays within 3% of float perplexity, and when its checks reject the noise the model evaluates exactly
+# as plain W8A8; bad activation options fail with clear messages. Runs in ~15 s.
 source "$(dirname "$0")/e2e_lib.bash"
 need vit-mnist/model.safetensors
 need mnist/t10k-images-idx3-ubyte.gz
@@ -15,8 +16,10 @@ evalv=(--images "$IMG" --labels "$LAB" --first 1000 --count 1000 --json)
 calv=(--calib "$IMG" --calib-labels "$LAB" --first 0 --count 256)
 
 float=$("$PTQ" eval "$V" "${evalv[@]}" | json_num top1)
-"$PTQ" quantize "$V" "${calv[@]}" -o "$TMP/w8a8nq.ptq" --wbits 8 --abits 8 --noisyquant > "$TMP/q.out" 2> "$TMP/q.err" \
-  || fail "quantize --abits 8 --noisyquant: $(cat "$TMP/q.err")"
+"$PTQ" quantize "$V" "${calv[@]}" -o "$TMP/w8a8nq.ptq" --wbits 8 --abits 8 --noisyquant-unchecked > "$TMP/q.out" \
+  2> "$TMP/q.err" || fail "quantize --abits 8 --noisyquant-unchecked: $(cat "$TMP/q.err")"
+grep -q 'NoisyQuant: noise kept on [1-9][0-9]* of 24 linears' "$TMP/q.out" \
+  || fail "unchecked NoisyQuant should keep noise on some of the 24 linears: $(cat "$TMP/q.out")"
 grep -q 'A8 minmax +NoisyQuant' "$TMP/q.err" || fail "quantize banner lacks 'A8 minmax +NoisyQuant': $(head -3 "$TMP/q.err")"
 q8=$("$PTQ" eval "$TMP/w8a8nq.ptq" "${evalv[@]}" | json_num top1)
 echo "vit-mnist top-1 on 1000-1999: float $float, W8A8 + NoisyQuant $q8"
@@ -32,11 +35,16 @@ TXT="$DATA/tinystories/tinystories-valid-100.txt"
 SEP='<|endoftext|>'
 evall=(--tokenizer "$DATA/stories260K/tok512.bin" --text "$TXT" --docs-sep "$SEP" --docs 60:80 --ctx 256 --json)
 pf=$("$PTQ" eval "$M" "${evall[@]}" | json_num ppl)
-"$PTQ" quantize "$M" --calib "$TXT" --docs-sep "$SEP" --docs 0:60 --calib-n 8 --calib-ctx 128 -o "$TMP/s8.ptq" \
-  --wbits 8 --abits 8 --act-calib mse --noisyquant --method rtn --json > /dev/null 2> "$TMP/q.err" || fail "quantize stories260K: $(cat "$TMP/q.err")"
+calm=(--calib "$TXT" --docs-sep "$SEP" --docs 0:60 --calib-n 8 --calib-ctx 128 --wbits 8 --abits 8 --act-calib mse --method rtn --json)
+"$PTQ" quantize "$M" "${calm[@]}" --noisyquant -o "$TMP/s8.ptq" > "$TMP/q.json" 2> "$TMP/q.err" || fail "quantize stories260K: $(cat "$TMP/q.err")"
+"$PTQ" quantize "$M" "${calm[@]}" -o "$TMP/s8plain.ptq" > /dev/null 2> "$TMP/q.err" || fail "quantize stories260K: $(cat "$TMP/q.err")"
+kept=$(json_num noisy_linears < "$TMP/q.json")
 pq=$("$PTQ" eval "$TMP/s8.ptq" "${evall[@]}" | json_num ppl)
-echo "stories260K ppl on stories 60-79: float $pf, W8A8 mse + NoisyQuant $pq"
+pp=$("$PTQ" eval "$TMP/s8plain.ptq" "${evall[@]}" | json_num ppl)
+echo "stories260K ppl on stories 60-79: float $pf, W8A8 mse $pp, + NoisyQuant $pq (noise kept on ${kept:-?} linears)"
 [ -n "$pq" ] && awk -v f="$pf" -v q="$pq" 'BEGIN { exit !(q < f * 1.03) }' || fail "W8A8 ppl $pq is over 3% above float $pf"
+[ -n "$kept" ] || fail "quantize --json does not report noisy_linears"
+[ "$kept" != 0 ] || [ "$pq" = "$pp" ] || fail "NoisyQuant kept no noise, yet its perplexity $pq differs from plain W8A8 $pp"
 
 # bad options: clear messages, nothing written
 bad=("$PTQ" quantize "$V" "${calv[@]}" -o "$TMP/x.ptq" --wbits 8)

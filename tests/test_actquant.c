@@ -332,6 +332,7 @@ static ptq_status quantize(ptq_model *m, int bits, int per_token, int noisy, int
     p.act_per_token = per_token;
     p.noisyquant = noisy;
     p.noisyquant_reference = noisy_ref;
+    p.noisyquant_unchecked = noisy; /* these tests check the noise's arithmetic: keep what the search finds */
     p.seed = 11;
     if (bc) p.bc_scope = PTQ_BC_LINEAR | PTQ_BC_BLOCK;
     ptq_status s = ptq_quantize_model(m, &cb.d, &p, e);
@@ -712,6 +713,70 @@ static void noisyquant_tests(void) {
     free(src);
 }
 
+/* (d) the model-level guard: by default NoisyQuant keeps its noise only if the noisy model's prediction is
+   clearly closer to the float model's on held-out calibration data than the base quantizer's; otherwise
+   the result must be exactly the base quantizer (every layer recalibrated without noise), not the noisy
+   run with its noise zeroed. */
+static void noisyquant_guard_tests(void) {
+    char *src = tu_data_path("stories260K/stories260K.bin");
+    struct {
+        const char *name;
+        int which, bits;
+        ptq_act_calib ac;
+    } cases[] = {{"stories260K W6A6 minmax", 0, 6, PTQ_AQ_MINMAX},
+                 {"stories260K W4A4 mse", 0, 4, PTQ_AQ_MSE},
+                 {"random ViT W4A4 minmax", 1, 4, PTQ_AQ_MINMAX},
+                 {"random LLaMA W6A6 percentile", 2, 6, PTQ_AQ_PERCENTILE}};
+    int rejected = 0, kept = 0;
+    for (int k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
+        ptq_model *m[2] = {NULL, NULL};
+        ptq_error e;
+        for (int v = 0; v < 2; v++) {
+            if (cases[k].which == 0) CHECK(ptq_model_load(src, &m[v], &e) == PTQ_OK);
+            else m[v] = random_model(cases[k].which == 1 ? "vit" : "llama", cases[k].which == 1 ? VIT_CFG : LLAMA_CFG, 90);
+        }
+        if (!m[0] || !m[1]) {
+            ptq_model_free(m[0]), ptq_model_free(m[1]);
+            continue;
+        }
+        for (int v = 0; v < 2; v++) { /* v = 0: plain, v = 1: NoisyQuant with its checks (the default) */
+            calib cb;
+            make_calib(m[v], 5, &cb);
+            ptq_quant_params p = ptq_quant_default_params();
+            p.wbits = p.abits = cases[k].bits;
+            p.method = PTQ_WQ_RTN;
+            p.act_calib = cases[k].ac;
+            p.act_percentile = 99.9;
+            p.noisyquant = v;
+            CHECK_MSG(ptq_quantize_model(m[v], &cb.d, &p, &e) == PTQ_OK, "%s: %s", cases[k].name, e.msg);
+            free_calib(&cb);
+        }
+        ptq_quant_summary qs;
+        ptq_model_quant_summary(m[1], &qs);
+        input in;
+        make_input(m[0], m[0]->cfg.arch == PTQ_ARCH_VIT ? 8 : 48, 21, &in);
+        int nl = n_logits(m[0], &in);
+        float *a = malloc((size_t)nl * 4), *b = malloc((size_t)nl * 4);
+        CHECK(logits_of(m[0], &in, a, &e) == PTQ_OK && logits_of(m[1], &in, b, &e) == PTQ_OK);
+        if (qs.noisy_linears == 0) {
+            rejected++;
+            CHECK_MSG(memcmp(a, b, (size_t)nl * 4) == 0 && !m[1]->quant.noisyquant,
+                      "%s: NoisyQuant was rejected but the model is not the plain quantizer's", cases[k].name);
+        } else {
+            kept++;
+            CHECK_MSG(m[1]->quant.noisyquant && memcmp(a, b, (size_t)nl * 4) != 0,
+                      "%s: noise kept on %d linears but the model is marked or computes as plain", cases[k].name,
+                      qs.noisy_linears);
+        }
+        free(a), free(b);
+        free_input(&in);
+        ptq_model_free(m[0]), ptq_model_free(m[1]);
+    }
+    printf("nq       model-level guard, %d cases: %d rejected (logits bit-identical to plain quantization), %d kept\n",
+           rejected + kept, rejected, kept);
+    free(src);
+}
+
 /* ================================================================ 4. save / load */
 
 static void round_trip(void) {
@@ -742,6 +807,7 @@ static void round_trip(void) {
         p.act_asym = k == 3;
         p.noisyquant = cases[k].noisy;
         p.noisyquant_reference = cases[k].noisy_ref;
+        p.noisyquant_unchecked = cases[k].noisy; /* the noise must be there to be saved */
         p.act_percentile = 99.9;
         if (cases[k].bc) p.bc_scope = PTQ_BC_LINEAR | PTQ_BC_BLOCK;
         CHECK_MSG(ptq_quantize_model(m, &cb.d, &p, &e) == PTQ_OK, "%s: %s", cases[k].name, e.msg);
@@ -880,6 +946,7 @@ int main(void) {
     errors();
     int_vs_sim();
     noisyquant_tests();
+    noisyquant_guard_tests();
     round_trip();
     return tu_done("test_actquant");
 }

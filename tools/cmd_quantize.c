@@ -15,9 +15,23 @@
 typedef struct {
     int json;
     cJSON *layers;
-    int count;
     cJSON *bc; /* BC reports, in order */
 } report_state;
+
+/* Adds o to the array, replacing an entry with the same key (a NoisyQuant run can quantize a layer
+   again, and its last report is the one that describes the written file). */
+static void put_replacing(cJSON *arr, const char *key, cJSON *o) {
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+    int i = 0;
+    for (cJSON *e = arr ? arr->child : NULL; e; e = e->next, i++) {
+        const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, key));
+        if (name && n && !strcmp(name, n)) {
+            cJSON_ReplaceItemInArray(arr, i, o);
+            return;
+        }
+    }
+    cJSON_AddItemToArray(arr, o);
+}
 
 static void on_bc(void *user, const ptq_bc_report *r) {
     report_state *rs = user;
@@ -33,7 +47,7 @@ static void on_bc(void *user, const ptq_bc_report *r) {
         cJSON_AddNumberToObject(o, "holdout_sqnr_before", r->hold_sqnr_before);
         cJSON_AddNumberToObject(o, "holdout_sqnr_after", r->hold_sqnr_after);
     }
-    cJSON_AddItemToArray(rs->bc, o);
+    put_replacing(rs->bc, "module", o);
 }
 
 static double num(const cJSON *o, const char *k) {
@@ -88,7 +102,6 @@ static int parse_bc_scope(const char *s, int *scope) {
 
 static void on_layer(void *user, const ptq_layer_report *r) {
     report_state *rs = user;
-    rs->count++;
     if (rs->json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", r->name);
@@ -97,7 +110,7 @@ static void on_layer(void *user, const ptq_layer_report *r) {
         cJSON_AddNumberToObject(o, "out", r->out);
         cJSON_AddNumberToObject(o, "seconds", r->seconds);
         cJSON_AddNumberToObject(o, "rel_error", r->rel_error);
-        cJSON_AddItemToArray(rs->layers, o);
+        put_replacing(rs->layers, "name", o);
     } else {
         fprintf(stderr, "\r  %-44s %6d x %-6d %7.2fs   rel. output error %.3e\n", r->name, r->out, r->in, r->seconds,
                 r->rel_error);
@@ -148,7 +161,8 @@ int cmd_quantize(args *a) {
     qp.quant_attention = opt_flag(a, "--quant-attn");
     qp.noisyquant = opt_flag(a, "--noisyquant");
     qp.noisyquant_reference = opt_flag(a, "--noisyquant-ref");
-    if (qp.noisyquant_reference) qp.noisyquant = 1;
+    qp.noisyquant_unchecked = opt_flag(a, "--noisyquant-unchecked");
+    if (qp.noisyquant_reference || qp.noisyquant_unchecked) qp.noisyquant = 1;
     int bc = opt_flag(a, "--bc");
     const char *bc_shape = opt_str(a, "--bc-shape", NULL), *bc_mode = opt_str(a, "--bc-mode", NULL);
     const char *bc_scope = opt_str(a, "--bc-scope", NULL), *report_path = opt_str(a, "--report", NULL);
@@ -238,7 +252,7 @@ int cmd_quantize(args *a) {
         if (!rc) hash = ptq_hash_bytes(set.pixels, (size_t)set.count * set.channels * set.height * set.width * 4, 0);
     }
     if (report_path) qp.holdout = &hold;
-    report_state rs = {json, cJSON_CreateArray(), 0, cJSON_CreateArray()};
+    report_state rs = {json, cJSON_CreateArray(), cJSON_CreateArray()};
     qp.cb = cb;
     qp.report = on_layer;
     qp.bc_report = on_bc;
@@ -278,6 +292,7 @@ int cmd_quantize(args *a) {
             ptq_quant_summary qs;
             ptq_model_quant_summary(m, &qs);
             cJSON_AddNumberToObject(o, "bits_per_weight", qs.bits_per_weight);
+            if (qp.noisyquant) cJSON_AddNumberToObject(o, "noisy_linears", qs.noisy_linears);
             cJSON_AddItemToObject(o, "layers", rs.layers);
             rs.layers = NULL;
             char *txt = cJSON_PrintUnformatted(o);
@@ -285,7 +300,13 @@ int cmd_quantize(args *a) {
             free(txt);
             cJSON_Delete(o);
         } else {
-            printf("wrote %s (%.2f MB) in %.1fs: %d layers quantized\n", out_path, bytes / 1e6, secs, rs.count);
+            ptq_quant_summary qs;
+            ptq_model_quant_summary(m, &qs);
+            printf("wrote %s (%.2f MB) in %.1fs: %d layers quantized\n", out_path, bytes / 1e6, secs, qs.linears);
+            if (qp.noisyquant) {
+                printf("NoisyQuant: noise kept on %d of %d linears%s\n", qs.noisy_linears, qs.linears,
+                       qs.noisy_linears ? "" : " (it did not clearly lower the held-out error: plain quantization)");
+            }
         }
     }
     cJSON_Delete(rs.layers);

@@ -70,16 +70,17 @@ static double output_mse(objective *o, const float *noise, double *per_row) {
     return e / ((double)o->n * lin->out);
 }
 
-ptq_status ptq_noisyquant_search(ptq_model *m, ptq_linear *lin, const float *X, int n, int reference,
+ptq_status ptq_noisyquant_search(ptq_model *m, ptq_linear *lin, const float *X, int n, unsigned flags,
                                  uint64_t seed, double *mse_before, double *mse_after, ptq_error *err) {
+    int reference = (flags & PTQ_NQ_REFERENCE) != 0, checked = !(flags & PTQ_NQ_UNCHECKED);
     ptq_actq *aq = lin->aq;
     if (!aq || aq->per_token || aq->twin)
         return ptq_fail(err, PTQ_ERR_ARG, "%s: NoisyQuant needs a static activation quantizer", lin->name);
     if (n < 1) return ptq_fail(err, PTQ_ERR_ARG, "%s: NoisyQuant needs calibration rows", lin->name);
     int in = lin->in;
     if (reference && n > 256) n = 256; /* the reference grid is 2400 candidates: keep it affordable */
-    /* the first half searches, the second half checks (a single row does both) */
-    int n_fit = (n + 1) / 2, n_check = n > 1 ? n / 2 : 1;
+    /* the first half searches, the second half checks (a single row does both); unchecked: all rows do both */
+    int n_fit = checked ? (n + 1) / 2 : n, n_check = !checked ? n : n > 1 ? n / 2 : 1;
     objective fit = {lin, aq, X, n_fit, NULL, NULL}, check = {lin, aq, X + (size_t)(n - n_check) * in, n_check, NULL, NULL};
     /* the two objectives share scratch: fit has the most rows */
     fit.d = ptq_alloc((size_t)n_fit * in, sizeof(float), "NoisyQuant", err);
@@ -138,7 +139,7 @@ ptq_status ptq_noisyquant_search(ptq_model *m, ptq_linear *lin, const float *X, 
         mean /= n_check;
         for (int r = 0; r < n_check; r++) var += (e_noisy[r] - e_plain[r] - mean) * (e_noisy[r] - e_plain[r] - mean);
         double se = n_check > 1 ? sqrt(var / (n_check - 1) / n_check) : 0;
-        if (!(mean + 2 * se < 0)) { /* no clear gain on rows it was not fitted to: plain quantization */
+        if (checked && !(mean + 2 * se < 0)) { /* no clear gain on rows it was not fitted to: plain quantization */
             memset(best, 0, (size_t)in * sizeof *best);
             c1 = c0;
         }

@@ -68,7 +68,7 @@ void ptq_model_note_tensor(ptq_model *m, const char *name, const char *dtype, in
     for (int i = 0; i < e->ndim; i++) e->shape[i] = shape[i];
 }
 
-static void free_linear_q(ptq_linear *l) {
+void ptq_linear_drop_quant(ptq_linear *l) {
     if (l->q) ptq_qweight_free(l->q);
     free(l->q);
     l->q = NULL;
@@ -82,8 +82,8 @@ static void free_linear_q(ptq_linear *l) {
 void ptq_model_free(ptq_model *m) {
     if (!m) return;
     for (int l = 0; m->blocks && l < m->cfg.n_layers; l++)
-        for (int r = 0; r < PTQ_LIN_COUNT; r++) free_linear_q(&m->blocks[l].lin[r]);
-    free_linear_q(&m->head);
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) ptq_linear_drop_quant(&m->blocks[l].lin[r]);
+    ptq_linear_drop_quant(&m->head);
     for (int i = 0; i < m->n_owned; i++) ptq_free(m->owned[i]);
     free(m->owned);
     free(m->tensors);

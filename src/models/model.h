@@ -143,6 +143,8 @@ struct ptq_model {
 /* Take ownership of a buffer allocated with ptq_alloc. */
 ptq_status ptq_model_own(ptq_model *m, void *p, ptq_error *err);
 /* Allocate n floats owned by the model. */
+/* Frees a linear's quantized weights, int8 form and activation quantizer (back to its float weights). */
+void ptq_linear_drop_quant(ptq_linear *l);
 float *ptq_model_floats(ptq_model *m, size_t n, const char *what, ptq_error *err);
 ptq_model *ptq_model_new(const char *path, ptq_error *err);
 /* Record a source tensor for inspect. */

@@ -143,13 +143,22 @@ static void requantize_scaled(ptq_linear *lin, const float *base_scales, double 
  * of weights (RTN per-channel layers only: a common multiplier on every row's step) then activations,
  * keeping the candidate with the highest output cosine similarity. */
 static ptq_status easyquant(ptq_linear *lin, const ptq_act_sample *s, int weights_too, ptq_error *err) {
-    int n = s->n_rows;
-    float *yq = ptq_alloc((size_t)n * lin->out, sizeof(float), "EasyQuant", err);
+    /* 200 candidates, each a full pass over the rows: an evenly spread subset of at most
+       EASYQUANT_ROWS sample rows keeps this affordable on wide layers (the sample rows are already a
+       random pick, one per stratum, so every k-th of them is still spread over all images and positions) */
+    enum { EASYQUANT_ROWS = 1024 };
+    int n = s->n_rows < EASYQUANT_ROWS ? s->n_rows : EASYQUANT_ROWS;
+    float *X = ptq_alloc((size_t)n * lin->in, sizeof(float), "EasyQuant", err);
+    float *yq = X ? ptq_alloc((size_t)n * lin->out, sizeof(float), "EasyQuant", err) : NULL;
     float *yf = yq ? ptq_alloc((size_t)n * lin->out, sizeof(float), "EasyQuant", err) : NULL;
     if (!yf) {
+        ptq_free(X);
         ptq_free(yq);
         return PTQ_ERR_NOMEM;
     }
+    for (int i = 0; i < n; i++)
+        memcpy(X + (size_t)i * lin->in, s->rows + (size_t)((int64_t)i * s->n_rows / n) * lin->in,
+               (size_t)lin->in * sizeof(float));
     if (weights_too && lin->q && lin->w && lin->q->n_groups == 1 && !lin->q->perm) {
         float *base = malloc((size_t)lin->out * sizeof *base);
         if (base) {
@@ -158,7 +167,7 @@ static ptq_status easyquant(ptq_linear *lin, const ptq_act_sample *s, int weight
             for (int i = 0; i < 100; i++) {
                 double g = 0.5 + i * 0.7 / 100.0;
                 requantize_scaled(lin, base, g);
-                double c = output_cosine(lin, s->rows, n, yq, yf);
+                double c = output_cosine(lin, X, n, yq, yf);
                 if (c > best) best = c, keep = g;
             }
             requantize_scaled(lin, base, keep);
@@ -170,10 +179,11 @@ static ptq_status easyquant(ptq_linear *lin, const ptq_act_sample *s, int weight
     double best = -2;
     for (int i = 0; i < 100; i++) {
         aq->scale = s0 * (float)(0.5 + i * 0.7 / 100.0);
-        double c = output_cosine(lin, s->rows, n, yq, yf);
+        double c = output_cosine(lin, X, n, yq, yf);
         if (c > best) best = c, keep = aq->scale;
     }
     aq->scale = keep;
+    ptq_free(X);
     ptq_free(yq);
     ptq_free(yf);
     return PTQ_OK;
@@ -211,6 +221,81 @@ ptq_status ptq_linear_prepare_i8(ptq_linear *lin, ptq_error *err) {
     return st;
 }
 
+/* Squared error of block l's output against the float block, per sequence, on sequences [s0, s0 + n) of x. */
+static ptq_status block_errors(ptq_model *m, int l, const float *x, int s0, int n, int T, float *yq, float *yf,
+                               double *e, ptq_error *err) {
+    size_t per = (size_t)T * m->cfg.dim;
+    memcpy(yq, x + s0 * per, (size_t)n * per * sizeof(float));
+    ptq_block_opts o = {NULL, NULL, 0, NULL, NULL};
+    PTQ_TRY(ptq_block_forward_ex(m, l, yq, n, T, 0, NULL, &o, err));
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (size_t k = 0; k < per; k++) {
+            double d = (double)yq[i * per + k] - yf[i * per + k];
+            s += d * d;
+        }
+        e[i] = s;
+    }
+    return PTQ_OK;
+}
+
+/* NoisyQuant's second guard, on the block's output: the per-layer search minimises that layer's output
+ * error, which is not what the block needs everywhere (a noise that lowers the q or k projection's
+ * error can still disturb the attention pattern). For each layer that kept noise, in forward order, the
+ * block output on held-out sequences (the second half of the calibration set, capped) is compared with
+ * and without that layer's noise, against the float block on the same input; the noise stays only if
+ * it lowers the error by more than twice the standard error of the paired per-sequence difference. */
+static ptq_status noisyquant_block_check(ptq_model *m, int l, const float *xq, int n_seq, int T, ptq_error *err) {
+    ptq_block *blk = &m->blocks[l];
+    int any = 0;
+    for (int r = 0; r < PTQ_LIN_COUNT; r++) {
+        const ptq_actq *aq = blk->lin[r].aq;
+        if (aq && aq->noise)
+            for (int j = 0; j < blk->lin[r].in && !any; j++) any = aq->noise[j] != 0;
+    }
+    if (!any || n_seq < 2) return PTQ_OK;
+    int n = n_seq / 2, s0 = n_seq - n;
+    if ((size_t)n * T > 16384) n = 16384 / T > 1 ? 16384 / T : 2;
+    size_t per = (size_t)T * m->cfg.dim;
+    float *yf = ptq_alloc((size_t)n * per, sizeof(float), "NoisyQuant block check", err);
+    float *yq = yf ? ptq_alloc((size_t)n * per, sizeof(float), "NoisyQuant block check", err) : NULL;
+    double *e_on = yq ? ptq_alloc((size_t)2 * n, sizeof(double), "NoisyQuant block check", err) : NULL;
+    double *e_off = e_on ? e_on + n : NULL;
+    ptq_status st = e_on ? PTQ_OK : PTQ_ERR_NOMEM;
+    if (st == PTQ_OK) {
+        memcpy(yf, xq + s0 * per, (size_t)n * per * sizeof(float));
+        ptq_block_opts o = {NULL, NULL, 1, NULL, NULL};
+        st = ptq_block_forward_ex(m, l, yf, n, T, 0, NULL, &o, err);
+    }
+    if (st == PTQ_OK) st = block_errors(m, l, xq, s0, n, T, yq, yf, e_on, err);
+    for (int r = 0; st == PTQ_OK && r < PTQ_LIN_COUNT; r++) {
+        ptq_linear *lin = &blk->lin[r];
+        ptq_actq *aq = lin->aq;
+        int has = 0;
+        for (int j = 0; aq && aq->noise && j < lin->in && !has; j++) has = aq->noise[j] != 0;
+        if (!has) continue;
+        float *noise = aq->noise, *bias = aq->noise_bias;
+        aq->noise = NULL, aq->noise_bias = NULL;
+        st = block_errors(m, l, xq, s0, n, T, yq, yf, e_off, err);
+        aq->noise = noise, aq->noise_bias = bias;
+        if (st != PTQ_OK) break;
+        double mean = 0, var = 0;
+        for (int i = 0; i < n; i++) mean += e_on[i] - e_off[i];
+        mean /= n;
+        for (int i = 0; i < n; i++) var += (e_on[i] - e_off[i] - mean) * (e_on[i] - e_off[i] - mean);
+        double se = sqrt(var / (n - 1) / n);
+        if (!(mean + 2 * se < 0)) { /* no clear gain for the block: this layer goes back to plain quantization */
+            memset(noise, 0, (size_t)lin->in * sizeof *noise);
+            memset(bias, 0, (size_t)lin->out * sizeof *bias);
+            memcpy(e_on, e_off, (size_t)n * sizeof *e_on);
+        }
+    }
+    ptq_free(yf);
+    ptq_free(yq);
+    ptq_free(e_on);
+    return st;
+}
+
 ptq_status ptq_calibrate_block_acts(ptq_model *m, int l, const ptq_quant_params *p, const float *xq, int n_seq,
                                     int T, ptq_error *err) {
     ptq_block *blk = &m->blocks[l];
@@ -239,11 +324,15 @@ ptq_status ptq_calibrate_block_acts(ptq_model *m, int l, const ptq_quant_params 
                 st = easyquant(lin, &s, p->method == PTQ_WQ_RTN, err);
         }
         if (st == PTQ_OK && p->noisyquant && !lin->aq->per_token && !lin->aq->twin)
-            st = ptq_noisyquant_search(m, lin, s.rows, s.n_rows, p->noisyquant_reference, p->seed, NULL, NULL, err);
+            st = ptq_noisyquant_search(m, lin, s.rows, s.n_rows,
+                                       (p->noisyquant_reference ? PTQ_NQ_REFERENCE : 0) |
+                                           (p->noisyquant_unchecked ? PTQ_NQ_UNCHECKED : 0),
+                                       p->seed, NULL, NULL, err);
         if (st == PTQ_OK) st = ptq_linear_prepare_i8(lin, err);
         free(aq);
         ptq_act_sample_free(&s);
         if (st != PTQ_OK) return ptq_fail_context(err, "calibrating the input of %s", lin->name);
     }
+    if (p->noisyquant && !p->noisyquant_unchecked) PTQ_TRY(noisyquant_block_check(m, l, xq, n_seq, T, err));
     return PTQ_OK;
 }

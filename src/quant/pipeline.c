@@ -3,6 +3,7 @@
  * H = 2 X^T X / n in double; every linear of the block is then quantized (RTN or GPTQ); a second pass
  * through the now-quantized block produces the next block's inputs. */
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,15 @@ uint64_t ptq_hash_bytes(const void *data, size_t n, uint64_t seed) {
     return h;
 }
 
+static int has_noise(const ptq_linear *lin) {
+    if (!lin->aq || !lin->aq->noise) return 0;
+    for (int j = 0; j < lin->in; j++)
+        if (lin->aq->noise[j] != 0) return 1;
+    return 0;
+}
+
 static void add_summary(const ptq_linear *lin, ptq_quant_summary *s) {
+    s->noisy_linears += has_noise(lin);
     const ptq_qweight *q = lin->q;
     if (!q) return;
     s->linears++;
@@ -116,7 +125,7 @@ static double now_s(void) {
 static const char *method_name(ptq_wq_method m) { return m == PTQ_WQ_GPTQ ? "gptq" : "rtn"; }
 
 static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_quant_params *p, int *done,
-                                 int total, ptq_error *err) {
+                                 int total, const char *stage, ptq_error *err) {
     /* finish the Hessians: mirror the upper triangle, scale by 2/n */
     for (int h = 0; h < H_COUNT; h++) {
         int n = hc->dim[h];
@@ -158,7 +167,7 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
         ptq_layer_report rep = {lin->name, l, lin->in, lin->out, now_s() - t0,
                                 ptq_layer_rel_error(lin->w, q, lin->out, lin->in, H)};
         if (p->report) p->report(p->report_user, &rep);
-        ptq_progress(&p->cb, "quantize", ++*done, total);
+        ptq_progress(&p->cb, stage, ++*done, total);
     }
     return PTQ_OK;
 }
@@ -229,6 +238,101 @@ static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const f
     return s;
 }
 
+/* ---- NoisyQuant's last guard, on the model's output.
+ * The per-layer and per-block checks judge each noise vector locally, and against layers calibrated
+ * with the noise in place; what users see is the model's prediction. So the model is quantized twice,
+ * without and with NoisyQuant, and both are compared on the held-out half of the calibration set (the
+ * second half of its images or windows, at most 64 windows or 8192 tokens): per sequence, the KL
+ * divergence of the quantized prediction from the float one, summed over positions (a ViT has one).
+ * The noisy model is kept only if it lowers that divergence by more than twice the standard error of
+ * the paired difference; else the model is quantized once more without noise, which is then exactly
+ * the base quantizer. */
+
+/* KL(softmax(f) || softmax(q)) for one row of logits. */
+static double kl_row(const float *f, const float *q, int n) {
+    double mf = f[0], mq = q[0], zf = 0, zq = 0, s = 0;
+    for (int i = 1; i < n; i++) mf = f[i] > mf ? f[i] : mf, mq = q[i] > mq ? q[i] : mq;
+    for (int i = 0; i < n; i++) zf += exp(f[i] - mf), zq += exp(q[i] - mq);
+    double lzf = mf + log(zf), lzq = mq + log(zq);
+    for (int i = 0; i < n; i++) s += exp(f[i] - lzf) * ((f[i] - lzf) - (q[i] - lzq));
+    return s;
+}
+
+/* Sequences [s0, s0 + k) of the calibration data through the float and the quantized model;
+ * kl[i] = KL of the quantized prediction from the float one, summed over sequence i's positions. */
+static ptq_status model_kl(ptq_model *m, const ptq_calib_data *d, int s0, int k, double *kl, ptq_error *err) {
+    const ptq_config *c = &m->cfg;
+    int vit = c->arch == PTQ_ARCH_VIT, T = vit ? c->max_seq : d->seq_len, out_rows = vit ? k : k * T;
+    int width = c->vocab_size;
+    size_t per = (size_t)T * c->dim;
+    float *x[2] = {ptq_alloc((size_t)k * per, sizeof(float), "NoisyQuant model check", err), NULL};
+    x[1] = x[0] ? ptq_alloc((size_t)k * per, sizeof(float), "NoisyQuant model check", err) : NULL;
+    float *lg[2] = {x[1] ? ptq_alloc((size_t)out_rows * width, sizeof(float), "NoisyQuant model check", err) : NULL,
+                    NULL};
+    lg[1] = lg[0] ? ptq_alloc((size_t)out_rows * width, sizeof(float), "NoisyQuant model check", err) : NULL;
+    ptq_status s = lg[1] ? PTQ_OK : PTQ_ERR_NOMEM;
+    if (s == PTQ_OK && vit) {
+        size_t img = (size_t)d->images->channels * d->images->height * d->images->width;
+        s = ptq_embed_images(m, d->images->pixels + (size_t)s0 * img, k, x[0], err);
+    }
+    for (int i = 0; !vit && s == PTQ_OK && i < k; i++)
+        s = ptq_embed_tokens(m, d->tokens + (size_t)(s0 + i) * T, T, 0, x[0] + i * per, err);
+    if (s == PTQ_OK) memcpy(x[1], x[0], (size_t)k * per * sizeof(float));
+    for (int run = 0; run < 2 && s == PTQ_OK; run++) { /* run 0: float, run 1: quantized */
+        for (int l = 0; s == PTQ_OK && l < c->n_layers; l++) s = advance(m, l, x[run], k, T, run == 0, err);
+        if (s == PTQ_OK) s = ptq_head_forward_ex(m, x[run], out_rows, lg[run], run == 0, err);
+    }
+    for (int i = 0; s == PTQ_OK && i < k; i++) kl[i] = 0;
+    for (int r = 0; s == PTQ_OK && r < out_rows; r++)
+        kl[vit ? r : r / T] += kl_row(lg[0] + (size_t)r * width, lg[1] + (size_t)r * width, width);
+    ptq_free(x[0]), ptq_free(x[1]), ptq_free(lg[0]), ptq_free(lg[1]);
+    return s;
+}
+
+/* The held-out sequences of the model check: [*s0, *s0 + *n). */
+static void held_out_range(const ptq_model *m, const ptq_calib_data *d, int *s0, int *n) {
+    int vit = m->cfg.arch == PTQ_ARCH_VIT, n_seq = vit ? d->images->count : d->n_seqs;
+    int T = vit ? m->cfg.max_seq : d->seq_len;
+    *n = n_seq / 2;
+    if (*n > 64 && !vit) *n = 64;
+    if ((size_t)*n * T > 8192) *n = 8192 / T > 1 ? 8192 / T : 2;
+    if (*n > n_seq / 2) *n = n_seq / 2;
+    *s0 = n_seq - *n;
+}
+
+/* Per held-out sequence KL of the current (quantized) model; kl has room for n values. */
+static ptq_status held_out_kl(ptq_model *m, const ptq_calib_data *d, double *kl, ptq_error *err) {
+    int s0, n;
+    held_out_range(m, d, &s0, &n);
+    int T = m->cfg.arch == PTQ_ARCH_VIT ? m->cfg.max_seq : d->seq_len;
+    int chunk = m->cfg.arch == PTQ_ARCH_VIT ? 256 : (1024 / T > 0 ? 1024 / T : 1);
+    for (int i = 0; i < n; i += chunk) PTQ_TRY(model_kl(m, d, s0 + i, n - i < chunk ? n - i : chunk, kl + i, err));
+    return PTQ_OK;
+}
+
+/* Back to the float model: quantized weights, activation quantizers, attention quantization and BC
+ * biases dropped (their model-owned buffers stay until the model is freed). */
+static void drop_quantization(ptq_model *m) {
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        ptq_block *blk = &m->blocks[l];
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) {
+            ptq_linear *lin = &blk->lin[r];
+            ptq_linear_drop_quant(lin);
+            lin->bc = lin->bc_pos = NULL;
+            lin->bc_len = 0;
+        }
+        blk->attn_bits = 0;
+        blk->bc = blk->bc_pos = NULL;
+        blk->bc_len = 0;
+    }
+    m->head.bc = m->head.bc_pos = NULL;
+    m->head.bc_len = 0;
+}
+
+static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const ptq_quant_params *p,
+                                const char *stage, ptq_error *err);
+static ptq_status finish_quantization(ptq_model *m, const ptq_quant_params *p, int noise_kept, ptq_status s);
+
 ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const ptq_quant_params *p, ptq_error *err) {
     const ptq_config *c = &m->cfg;
     if (p->wbits < 2 || p->wbits > 8)
@@ -246,6 +350,66 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
         for (int r = 0; r < PTQ_LIN_COUNT; r++)
             if (m->blocks[l].lin[r].q)
                 return ptq_fail(err, PTQ_ERR_ARG, "%s: the model is already quantized", m->path);
+    if (!p->noisyquant || p->noisyquant_unchecked)
+        return finish_quantization(m, p, p->noisyquant, quantize_pass(m, data, p, "quantize", err));
+    /* the first pass is only the check's reference: no per-layer reports from it */
+    ptq_quant_params plain = *p, reference = *p;
+    plain.noisyquant = reference.noisyquant = 0;
+    reference.report = NULL;
+    reference.bc_report = NULL;
+    int s0, n;
+    held_out_range(m, data, &s0, &n);
+    if (n < 2) /* too little data to check anything: the search's own per-layer guard decides */
+        return finish_quantization(m, p, 1, quantize_pass(m, data, p, "quantize", err));
+    double *kl = calloc((size_t)2 * n, sizeof *kl);
+    if (!kl) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory checking NoisyQuant");
+    ptq_status s = quantize_pass(m, data, &reference, "quantize (1/2, without noise, for the check)", err);
+    if (s == PTQ_OK) s = held_out_kl(m, data, kl, err);
+    drop_quantization(m);
+    if (s == PTQ_OK) s = quantize_pass(m, data, p, "quantize (2/2, NoisyQuant)", err);
+    ptq_quant_summary qs;
+    ptq_model_quant_summary(m, &qs);
+    /* no noise left by the layer and block checks: the base quantizer (the check would only compare
+       the base with itself, calibrated on slightly different inputs) */
+    int keep = qs.noisy_linears > 0;
+    if (s == PTQ_OK && keep) s = held_out_kl(m, data, kl + n, err);
+    if (keep) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < n; i++) mean += kl[n + i] - kl[i];
+        mean /= n;
+        for (int i = 0; i < n; i++) var += (kl[n + i] - kl[i] - mean) * (kl[n + i] - kl[i] - mean);
+        keep = mean + 2 * sqrt(var / (n - 1) / n) < 0;
+    }
+    free(kl);
+    if (s == PTQ_OK && !keep) {
+        drop_quantization(m);
+        s = quantize_pass(m, data, &plain, "quantize (NoisyQuant did not help: without noise)", err);
+    }
+    return finish_quantization(m, p, keep, s);
+}
+
+/* Records the parameters in the model's metadata once quantization succeeded. */
+static ptq_status finish_quantization(ptq_model *m, const ptq_quant_params *p, int noise_kept, ptq_status s) {
+    if (s == PTQ_OK) {
+        snprintf(m->quant.method, sizeof m->quant.method, "%s", method_name(p->method));
+        m->quant.wbits = p->wbits;
+        m->quant.group = p->group;
+        m->quant.sym = p->sym;
+        m->quant.act_order = p->method == PTQ_WQ_GPTQ && p->act_order;
+        m->quant.bc_scope = p->bc_scope;
+        m->quant.abits = p->abits;
+        m->quant.act_calib = p->act_calib;
+        m->quant.noisyquant = p->noisyquant && noise_kept;
+        m->quant.bc_shape = p->bc_shape;
+        m->quant.bc_mode = p->bc_mode;
+    }
+    return s;
+}
+
+/* One pass of the data flow over all blocks; `stage` names it in the progress reports. */
+static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const ptq_quant_params *p,
+                                const char *stage, ptq_error *err) {
+    const ptq_config *c = &m->cfg;
     int bc = p->bc_scope != 0;
     ptq_bc_streams cal = {0}, hold = {0};
     PTQ_TRY(embed_stream(m, data, &cal.xq, &cal.n_seq, &cal.seq_len, err));
@@ -284,7 +448,7 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
     const ptq_bc_streams *hp = hold.xq ? &hold : NULL;
     for (int l = 0; s == PTQ_OK && l < c->n_layers; l++) {
         s = accumulate_hessians(m, l, &hc, cal.xq, cal.n_seq, cal.seq_len, err);
-        if (s == PTQ_OK) s = quantize_block(m, l, &hc, p, &done, total, err);
+        if (s == PTQ_OK) s = quantize_block(m, l, &hc, p, &done, total, stage, err);
         if (s == PTQ_OK && p->abits) s = ptq_calibrate_block_acts(m, l, p, cal.xq, cal.n_seq, cal.seq_len, err);
         if (s == PTQ_OK && (bo.scope & (PTQ_BC_LINEAR | PTQ_BC_BLOCK)))
             s = ptq_bc_fit_block(m, l, &bo, &cal, hp, p->bc_report, p->report_user, err);
@@ -301,18 +465,5 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
     ptq_free(cal.xf);
     ptq_free(hold.xq);
     ptq_free(hold.xf);
-    if (s == PTQ_OK) {
-        snprintf(m->quant.method, sizeof m->quant.method, "%s", method_name(p->method));
-        m->quant.wbits = p->wbits;
-        m->quant.group = p->group;
-        m->quant.sym = p->sym;
-        m->quant.act_order = p->method == PTQ_WQ_GPTQ && p->act_order;
-        m->quant.bc_scope = p->bc_scope;
-        m->quant.abits = p->abits;
-        m->quant.act_calib = p->act_calib;
-        m->quant.noisyquant = p->noisyquant;
-        m->quant.bc_shape = p->bc_shape;
-        m->quant.bc_mode = p->bc_mode;
-    }
     return s;
 }
