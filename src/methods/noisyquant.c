@@ -13,7 +13,9 @@
  * picks is kept only if it also lowers the output error on the second half, by more than twice the
  * standard error of the mean per-row difference (a paired test), else the layer gets N = 0. The gains are small (on
  * vit-mnist W6A6, 0-4% lower output MSE) and a noise vector fitted to a sample often helps only that
- * sample; a noise that does not clearly generalise only perturbs the model. */
+ * sample; a noise that does not clearly generalise only perturbs the model. Two more checks follow outside
+ * this file: on the block's output (quant/act_calib.c) and on the model's predictions (quant/pipeline.c).
+ * PTQ_NQ_UNCHECKED skips this one: the search sees all rows and its best noise is kept. */
 #include "methods/noisyquant.h"
 
 #include <math.h>
