@@ -32,51 +32,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "kernels/i8gemm.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* ---------------------------------------------------------------- results: table + JSON */
 
-#define MAX_RESULTS 256
-typedef struct {
-    char key[96];
-    double value;
-} result;
-static result g_res[MAX_RESULTS];
-static int g_nres;
-static FILE *g_tab;
+static bench_results g_res;
+static FILE *g_tab; /* where the table goes */
 
-static void rec(const char *key, double v) {
-    if (g_nres < MAX_RESULTS) {
-        snprintf(g_res[g_nres].key, sizeof g_res[g_nres].key, "%s", key);
-        g_res[g_nres++].value = v;
-    }
-}
-
-static void print_json(FILE *f) {
-    fprintf(f, "{");
-    for (int i = 0; i < g_nres; i++) {
-        fprintf(f, "%s\n  \"%s\": ", i ? "," : "", g_res[i].key);
-        if (isfinite(g_res[i].value)) fprintf(f, "%.6g", g_res[i].value);
-        else fprintf(f, "null");
-    }
-    fprintf(f, "\n}\n");
-}
-
-static double loadavg(void) {
-    double l = NAN;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = NAN;
-        fclose(f);
-    }
-    return l;
-}
+static void rec(const char *key, double v) { bench_rec(&g_res, key, v); }
 
 /* ---------------------------------------------------------------- data */
 
@@ -298,6 +262,6 @@ int main(int argc, char **argv) {
     const double load1 = loadavg();
     rec("load_avg_after", load1);
     fprintf(g_tab, "\nload average after: %.2f (above the thread count, other processes shared the cores)\n", load1);
-    if (json) print_json(stdout);
+    if (json) bench_print_json(&g_res, stdout);
     return 0;
 }

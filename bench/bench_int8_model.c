@@ -29,41 +29,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "kernels/i8gemm.h"
 #include "models/forward.h"
 #include "models/model.h"
 #include "ptq.h"
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+static bench_results g_res;
+static FILE *g_tab; /* where the table goes */
 
-static double loadavg(void) {
-    double l = NAN;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = NAN;
-        fclose(f);
-    }
-    return l;
-}
-
-#define MAX_RESULTS 64
-static struct {
-    char key[64];
-    double v;
-} g_res[MAX_RESULTS];
-static int g_nres;
-static FILE *g_tab;
-
-static void rec(const char *key, double v) {
-    if (g_nres < MAX_RESULTS) {
-        snprintf(g_res[g_nres].key, sizeof g_res[g_nres].key, "%s", key);
-        g_res[g_nres++].v = v;
-    }
-}
+static void rec(const char *key, double v) { bench_rec(&g_res, key, v); }
 
 static int die(const ptq_error *e) {
     fprintf(stderr, "bench_int8_model: %s\n", e->msg);
@@ -367,11 +342,6 @@ int main(int argc, char **argv) {
     fprintf(g_tab, "load average after: %.2f%s\n", la1,
             la1 > omp_get_max_threads() ? "  (WARNING: busy machine; compare ratios, not absolute rates)" : "");
     rec("load_avg_after", la1);
-    if (json && !rc) {
-        printf("{");
-        for (int i = 0; i < g_nres; i++)
-            printf("%s\n  \"%s\": %.6g", i ? "," : "", g_res[i].key, isfinite(g_res[i].v) ? g_res[i].v : -1.0);
-        printf("\n}\n");
-    }
+    if (json && !rc) bench_print_json(&g_res, stdout);
     return rc;
 }
