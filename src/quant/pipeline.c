@@ -359,8 +359,12 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
     reference.bc_report = NULL;
     int s0, n;
     held_out_range(m, data, &s0, &n);
-    if (n < 2) /* too little data to check anything: the search's own per-layer guard decides */
-        return finish_quantization(m, p, 1, quantize_pass(m, data, p, "quantize", err));
+    if (n < 2) { /* too little data to check anything: the search's own per-layer guard decides */
+        ptq_status s = quantize_pass(m, data, p, "quantize", err);
+        ptq_quant_summary qs;
+        ptq_model_quant_summary(m, &qs);
+        return finish_quantization(m, p, qs.noisy_linears > 0, s);
+    }
     double *kl = calloc((size_t)2 * n, sizeof *kl);
     if (!kl) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory checking NoisyQuant");
     ptq_status s = quantize_pass(m, data, &reference, "quantize (1/2, without noise, for the check)", err);
