@@ -72,6 +72,23 @@ static double output_mse(objective *o, const float *noise, double *per_row) {
     return e / ((double)o->n * lin->out);
 }
 
+int ptq_nq_has_noise(const ptq_linear *lin) {
+    if (!lin->aq || !lin->aq->noise) return 0;
+    for (int j = 0; j < lin->in; j++)
+        if (lin->aq->noise[j] != 0) return 1;
+    return 0;
+}
+
+int ptq_nq_clear_gain(const double *with, const double *without, int n) {
+    if (n < 1) return 0;
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++) mean += with[i] - without[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) var += (with[i] - without[i] - mean) * (with[i] - without[i] - mean);
+    double se = n > 1 ? sqrt(var / (n - 1) / n) : 0;
+    return mean + 2 * se < 0;
+}
+
 ptq_status ptq_noisyquant_search(ptq_model *m, ptq_linear *lin, const float *X, int n, unsigned flags,
                                  uint64_t seed, double *mse_before, double *mse_after, ptq_error *err) {
     int reference = (flags & PTQ_NQ_REFERENCE) != 0, checked = !(flags & PTQ_NQ_UNCHECKED);
@@ -136,12 +153,7 @@ ptq_status ptq_noisyquant_search(ptq_model *m, ptq_linear *lin, const float *X, 
             }
         }
         double c0 = output_mse(&check, NULL, e_plain), c1 = output_mse(&check, best, e_noisy);
-        double mean = 0, var = 0;
-        for (int r = 0; r < n_check; r++) mean += e_noisy[r] - e_plain[r];
-        mean /= n_check;
-        for (int r = 0; r < n_check; r++) var += (e_noisy[r] - e_plain[r] - mean) * (e_noisy[r] - e_plain[r] - mean);
-        double se = n_check > 1 ? sqrt(var / (n_check - 1) / n_check) : 0;
-        if (checked && !(mean + 2 * se < 0)) { /* no clear gain on rows it was not fitted to: plain quantization */
+        if (checked && !ptq_nq_clear_gain(e_noisy, e_plain, n_check)) { /* no clear gain on rows it was not fitted to: plain quantization */
             memset(best, 0, (size_t)in * sizeof *best);
             c1 = c0;
         }

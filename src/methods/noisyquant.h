@@ -20,4 +20,12 @@ enum {
 ptq_status ptq_noisyquant_search(ptq_model *m, ptq_linear *lin, const float *X, int n, unsigned flags,
                                  uint64_t seed, double *mse_before, double *mse_after, ptq_error *err);
 
+/* Whether lin's input carries a NoisyQuant noise vector that is not all zero. */
+int ptq_nq_has_noise(const ptq_linear *lin);
+
+/* The paired test behind every NoisyQuant check: with[i] and without[i] are the errors of the same
+ * held-out item (row, sequence) with and without the noise; 1 if the mean difference is below zero by
+ * more than twice its standard error (with one item: if it is below zero). */
+int ptq_nq_clear_gain(const double *with, const double *without, int n);
+
 #endif

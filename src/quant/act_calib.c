@@ -248,11 +248,7 @@ static ptq_status block_errors(ptq_model *m, int l, const float *x, int s0, int 
 static ptq_status noisyquant_block_check(ptq_model *m, int l, const float *xq, int n_seq, int T, ptq_error *err) {
     ptq_block *blk = &m->blocks[l];
     int any = 0;
-    for (int r = 0; r < PTQ_LIN_COUNT; r++) {
-        const ptq_actq *aq = blk->lin[r].aq;
-        if (aq && aq->noise)
-            for (int j = 0; j < blk->lin[r].in && !any; j++) any = aq->noise[j] != 0;
-    }
+    for (int r = 0; r < PTQ_LIN_COUNT; r++) any |= ptq_nq_has_noise(&blk->lin[r]);
     if (!any || n_seq < 2) return PTQ_OK;
     int n = n_seq / 2, s0 = n_seq - n;
     if ((size_t)n * T > 16384) n = 16384 / T > 1 ? 16384 / T : 2;
@@ -271,20 +267,13 @@ static ptq_status noisyquant_block_check(ptq_model *m, int l, const float *xq, i
     for (int r = 0; st == PTQ_OK && r < PTQ_LIN_COUNT; r++) {
         ptq_linear *lin = &blk->lin[r];
         ptq_actq *aq = lin->aq;
-        int has = 0;
-        for (int j = 0; aq && aq->noise && j < lin->in && !has; j++) has = aq->noise[j] != 0;
-        if (!has) continue;
+        if (!ptq_nq_has_noise(lin)) continue;
         float *noise = aq->noise, *bias = aq->noise_bias;
         aq->noise = NULL, aq->noise_bias = NULL;
         st = block_errors(m, l, xq, s0, n, T, yq, yf, e_off, err);
         aq->noise = noise, aq->noise_bias = bias;
         if (st != PTQ_OK) break;
-        double mean = 0, var = 0;
-        for (int i = 0; i < n; i++) mean += e_on[i] - e_off[i];
-        mean /= n;
-        for (int i = 0; i < n; i++) var += (e_on[i] - e_off[i] - mean) * (e_on[i] - e_off[i] - mean);
-        double se = sqrt(var / (n - 1) / n);
-        if (!(mean + 2 * se < 0)) { /* no clear gain for the block: this layer goes back to plain quantization */
+        if (!ptq_nq_clear_gain(e_on, e_off, n)) { /* no clear gain for the block: this layer goes back to plain quantization */
             memset(noise, 0, (size_t)lin->in * sizeof *noise);
             memset(bias, 0, (size_t)lin->out * sizeof *bias);
             memcpy(e_on, e_off, (size_t)n * sizeof *e_on);

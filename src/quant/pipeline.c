@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "methods/bias_compensation.h"
+#include "methods/noisyquant.h"
 #include "quant/act_calib.h"
 #include "models/forward.h"
 #include "quant/quantizer.h"
@@ -39,15 +40,8 @@ uint64_t ptq_hash_bytes(const void *data, size_t n, uint64_t seed) {
     return h;
 }
 
-static int has_noise(const ptq_linear *lin) {
-    if (!lin->aq || !lin->aq->noise) return 0;
-    for (int j = 0; j < lin->in; j++)
-        if (lin->aq->noise[j] != 0) return 1;
-    return 0;
-}
-
 static void add_summary(const ptq_linear *lin, ptq_quant_summary *s) {
-    s->noisy_linears += has_noise(lin);
+    s->noisy_linears += ptq_nq_has_noise(lin);
     const ptq_qweight *q = lin->q;
     if (!q) return;
     s->linears++;
@@ -377,13 +371,7 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
        the base with itself, calibrated on slightly different inputs) */
     int keep = qs.noisy_linears > 0;
     if (s == PTQ_OK && keep) s = held_out_kl(m, data, kl + n, err);
-    if (keep) {
-        double mean = 0, var = 0;
-        for (int i = 0; i < n; i++) mean += kl[n + i] - kl[i];
-        mean /= n;
-        for (int i = 0; i < n; i++) var += (kl[n + i] - kl[i] - mean) * (kl[n + i] - kl[i] - mean);
-        keep = mean + 2 * sqrt(var / (n - 1) / n) < 0;
-    }
+    if (keep) keep = ptq_nq_clear_gain(kl + n, kl, n);
     free(kl);
     if (s == PTQ_OK && !keep) {
         drop_quantization(m);
