@@ -35,16 +35,9 @@
 #include "testutil.h"
 #include "train/train.h"
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 /* u in [-1, 1) with 16-bit resolution, exactly as the reference's uniform() */
 static double unif(uint64_t seed, size_t i) {
-    uint64_t m = splitmix64((seed << 32) + i) >> 48;
+    uint64_t m = tu_splitmix64((seed << 32) + i) >> 48;
     return ((double)m - 32768.0) / 32768.0;
 }
 
@@ -221,7 +214,7 @@ static void make_input(const ptq_model *m, int n, uint64_t seed, input *in) {
     if (in->is_lm) {
         in->tokens = malloc((size_t)n * sizeof(int));
         for (int i = 0; i < n; i++)
-            in->tokens[i] = i == 0 ? 1 : 3 + (int)(splitmix64(seed * 1000003u + (uint64_t)i) % (uint64_t)(m->cfg.vocab_size - 3));
+            in->tokens[i] = i == 0 ? 1 : 3 + (int)(tu_splitmix64(seed * 1000003u + (uint64_t)i) % (uint64_t)(m->cfg.vocab_size - 3));
     } else {
         size_t np = (size_t)n * m->cfg.in_chans * m->cfg.img_size * m->cfg.img_size;
         in->pixels = malloc(np * sizeof(float));
@@ -264,7 +257,7 @@ static void make_calib(const ptq_model *m, uint64_t seed, calib *cb) {
         int S = 8, T = m->cfg.max_seq < 32 ? m->cfg.max_seq : 32;
         cb->toks = malloc((size_t)S * T * sizeof(int));
         for (int i = 0; i < S * T; i++)
-            cb->toks[i] = i % T == 0 ? 1 : 3 + (int)(splitmix64(seed * 7919u + (uint64_t)i) % (uint64_t)(m->cfg.vocab_size - 3));
+            cb->toks[i] = i % T == 0 ? 1 : 3 + (int)(tu_splitmix64(seed * 7919u + (uint64_t)i) % (uint64_t)(m->cfg.vocab_size - 3));
         cb->d.tokens = cb->toks;
         cb->d.n_seqs = S;
         cb->d.seq_len = T;
@@ -690,7 +683,7 @@ static void noisyquant_tests(void) {
         int rows = 256;
         float *X = malloc((size_t)rows * lin->in * sizeof *X);
         for (size_t i = 0; i < (size_t)rows * lin->in; i++)
-            X[i] = lin->aq->scale * (float)((int)(splitmix64(i) % 21) - 10 + 0.45 + 0.05 * (0.5 + 0.5 * unif(99, i)));
+            X[i] = lin->aq->scale * (float)((int)(tu_splitmix64(i) % 21) - 10 + 0.45 + 0.05 * (0.5 + 0.5 * unif(99, i)));
         double before = -1, after = -1;
         CHECK(ptq_noisyquant_search(m, lin, X, rows, 0, 5, &before, &after, &e) == PTQ_OK);
         CHECK_MSG(after < 0.6 * before, "%s: mid-grid inputs, held-out MSE %.4g -> %.4g (expected at least 40%% lower)",

@@ -13,18 +13,9 @@
 #include "quant/quantizer.h"
 #include "testutil.h"
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
+/* the references' 16-bit uniform fill */
 static void prng(float *dst, size_t n, uint64_t seed, double scale, double offset) {
-    for (size_t i = 0; i < n; i++) {
-        uint64_t m = splitmix64((seed << 32) + i) >> 48;
-        dst[i] = (float)(offset + ((double)m - 32768.0) / 32768.0 * scale);
-    }
+    tu_prng_fill(dst, n, seed, scale, offset, 16);
 }
 
 static double jnum(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k)->valuedouble; }
@@ -145,8 +136,8 @@ static void on_bc(void *user, const ptq_bc_report *r) {
 static void pipeline_case(void) {
     char *src = tu_data_path("stories260K/stories260K.bin");
     int toks[8 * 64], hold_toks[2 * 64];
-    for (int i = 0; i < 8 * 64; i++) toks[i] = i % 64 == 0 ? 1 : 3 + (int)(splitmix64(i) % 500);
-    for (int i = 0; i < 2 * 64; i++) hold_toks[i] = i % 64 == 0 ? 1 : 3 + (int)(splitmix64(i + 9999) % 500);
+    for (int i = 0; i < 8 * 64; i++) toks[i] = i % 64 == 0 ? 1 : 3 + (int)(tu_splitmix64(i) % 500);
+    for (int i = 0; i < 2 * 64; i++) hold_toks[i] = i % 64 == 0 ? 1 : 3 + (int)(tu_splitmix64(i + 9999) % 500);
     ptq_calib_data d = {toks, 8, 64, NULL}, h = {hold_toks, 2, 64, NULL};
     for (int mode = 0; mode < 2; mode++)
         for (int shape = 0; shape < 2; shape++) {

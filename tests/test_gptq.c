@@ -14,19 +14,8 @@
 
 enum { OUT = 40, IN = 172, N = 300 };
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-static void prng(float *dst, size_t n, uint64_t seed, double scale) {
-    for (size_t i = 0; i < n; i++) {
-        uint64_t m = splitmix64((seed << 32) + i) >> 48;
-        dst[i] = (float)(((double)m - 32768.0) / 32768.0 * scale);
-    }
-}
+/* the reference's 16-bit uniform fill */
+static void prng(float *dst, size_t n, uint64_t seed, double scale) { tu_prng_fill(dst, n, seed, scale, 0, 16); }
 
 static int num_array(const cJSON *o, const char *key, double *dst, int n) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);

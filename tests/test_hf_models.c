@@ -27,21 +27,6 @@
 
 /* ---------------------------------------------------------------- the PRNG of make_hf_goldens.py */
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-static void prng_fill(float *dst, size_t n, uint64_t seed, double scale, double offset, int bits) {
-    const double half = (double)(1ull << (bits - 1));
-    for (size_t i = 0; i < n; i++) {
-        uint64_t m = splitmix64((seed << 32) + i) >> (64 - bits);
-        dst[i] = (float)(offset + ((double)m - half) / half * scale);
-    }
-}
-
 /* ---------------------------------------------------------------- a model source: manifest + config + golden */
 
 typedef struct {
@@ -108,7 +93,7 @@ static int src_load(model_src *s, const char *name) {
             t->n *= (size_t)t->shape[d];
         }
         t->data = malloc(t->n * sizeof(float));
-        prng_fill(t->data, t->n, (uint64_t)cJSON_GetObjectItem(e, "seed")->valuedouble,
+        tu_prng_fill(t->data, t->n, (uint64_t)cJSON_GetObjectItem(e, "seed")->valuedouble,
                   cJSON_GetObjectItem(e, "scale")->valuedouble, cJSON_GetObjectItem(e, "offset")->valuedouble,
                   (int)cJSON_GetObjectItem(e, "bits")->valuedouble);
     }
@@ -265,7 +250,7 @@ static double compare_golden(const ptq_model *m, const cJSON *golden, const char
         CHECK(count == n_rows && c == m->cfg.in_chans && h == m->cfg.img_size && w == m->cfg.img_size);
         size_t np = (size_t)count * c * h * w;
         float *pix = malloc(np * sizeof(float));
-        prng_fill(pix, np, (uint64_t)cJSON_GetObjectItem(im, "seed")->valuedouble,
+        tu_prng_fill(pix, np, (uint64_t)cJSON_GetObjectItem(im, "seed")->valuedouble,
                   cJSON_GetObjectItem(im, "scale")->valuedouble, cJSON_GetObjectItem(im, "offset")->valuedouble,
                   cJSON_GetObjectItem(im, "bits")->valueint);
         s = ptq_forward_images(m, pix, count, logits, &err);

@@ -30,21 +30,6 @@
 
 /* ---------------------------------------------------------------- PRNG of the golden script */
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-static void prng_fill(float *dst, size_t n, uint64_t seed, double scale, double offset, int bits) {
-    const double half = (double)(1ull << (bits - 1));
-    for (size_t i = 0; i < n; i++) {
-        uint64_t m = splitmix64((seed << 32) + i) >> (64 - bits);
-        dst[i] = (float)(offset + ((double)m - half) / half * scale);
-    }
-}
-
 static double num(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
@@ -111,7 +96,7 @@ static int src_load(source *s, const char *name) {
             t->n *= (size_t)t->shape[d];
         }
         t->data = malloc(t->n * sizeof(float));
-        prng_fill(t->data, t->n, (uint64_t)num(e, "seed"), num(e, "scale"), num(e, "offset"), (int)num(e, "bits"));
+        tu_prng_fill(t->data, t->n, (uint64_t)num(e, "seed"), num(e, "scale"), num(e, "offset"), (int)num(e, "bits"));
     }
     return 0;
 }
@@ -198,7 +183,7 @@ static void make_batch(const ptq_model *m, const cJSON *g, batch_buf *bb) {
         int n = (int)num(im, "count");
         size_t sz = (size_t)m->cfg.in_chans * m->cfg.img_size * m->cfg.img_size;
         bb->pix = malloc((size_t)n * sz * sizeof(float));
-        prng_fill(bb->pix, (size_t)n * sz, (uint64_t)num(im, "seed"), num(im, "scale"), num(im, "offset"),
+        tu_prng_fill(bb->pix, (size_t)n * sz, (uint64_t)num(im, "seed"), num(im, "scale"), num(im, "offset"),
                   (int)num(im, "bits"));
         bb->tgt = malloc((size_t)n * sizeof(int));
         for (int i = 0; i < n; i++) bb->tgt[i] = cJSON_GetArrayItem(lab, i)->valueint;
@@ -623,7 +608,7 @@ static void check_tune(void) {
     ptq_model *m = load(path), *m0 = load(path);
     if (m && m0) {
         ptq_image_set set = {64, 2, 8, 8, malloc(64 * 2 * 64 * sizeof(float)), malloc(64 * sizeof(int))};
-        prng_fill(set.pixels, 64 * 128, 4242, 2.0, 0.0, 16);
+        tu_prng_fill(set.pixels, 64 * 128, 4242, 2.0, 0.0, 16);
         for (int i = 0; i < 64; i++) set.labels[i] = set.pixels[i * 128] > 0 ? (set.pixels[i * 128 + 1] > 0) : 2 + (i & 1);
         ptq_tune_data d = {NULL, &set};
         ptq_tune_params p = ptq_tune_default_params();

@@ -59,3 +59,18 @@ int tu_done(const char *name) {
     printf("%s: all checks passed\n", name);
     return 0;
 }
+
+uint64_t tu_splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+void tu_prng_fill(float *dst, size_t n, uint64_t seed, double scale, double offset, int bits) {
+    const double half = (double)(1ull << (bits - 1));
+    for (size_t i = 0; i < n; i++) {
+        uint64_t m = tu_splitmix64((seed << 32) + i) >> (64 - bits);
+        dst[i] = (float)(offset + ((double)m - half) / half * scale);
+    }
+}

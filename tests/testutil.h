@@ -3,6 +3,7 @@
 #ifndef PTQ_TESTUTIL_H
 #define PTQ_TESTUTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -37,6 +38,11 @@ char *tu_data_path(const char *rel);
 const char *tu_tmpdir(void);
 /* Write bytes to a file; returns 0 on success. */
 int tu_write_file(const char *path, const void *data, size_t n);
+/* The counter-based generator the numpy references in tests/ref use too: splitmix64 of x. */
+uint64_t tu_splitmix64(uint64_t x);
+/* dst[i] = offset + scale * u_i, u_i in [-1, 1) from the top `bits` bits of tu_splitmix64((seed << 32) + i),
+ * exactly as the references' uniform fill. */
+void tu_prng_fill(float *dst, size_t n, uint64_t seed, double scale, double offset, int bits);
 /* Finish: prints a summary and returns the exit code. */
 int tu_done(const char *name);
 
