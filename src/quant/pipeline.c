@@ -234,13 +234,13 @@ static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const f
 
 /* ---- NoisyQuant's last guard, on the model's output.
  * The per-layer and per-block checks judge each noise vector locally, and against layers calibrated
- * with the noise in place; what users see is the model's prediction. So the model is quantized twice,
- * without and with NoisyQuant, and both are compared on the held-out half of the calibration set (the
- * second half of its images or windows, at most 64 windows or 8192 tokens): per sequence, the KL
- * divergence of the quantized prediction from the float one, summed over positions (a ViT has one).
- * The noisy model is kept only if it lowers that divergence by more than twice the standard error of
- * the paired difference; else the model is quantized once more without noise, which is then exactly
- * the base quantizer. */
+ * with the noise in place; what users see is the model's prediction. So when noise survives them, the
+ * model is quantized with and without NoisyQuant, and both are compared on the held-out half of the
+ * calibration set (the second half of its images or windows, at most 64 windows or 8192 tokens): per
+ * sequence, the KL divergence of the quantized prediction from the float one, summed over positions (a
+ * ViT has one). The noisy model is kept only if it lowers that divergence by more than twice the
+ * standard error of the paired difference (and is then quantized once more, as the plain pass replaced
+ * it); else the plain pass, exactly the base quantizer, is the result. */
 
 /* KL(softmax(f) || softmax(q)) for one row of logits. */
 static double kl_row(const float *f, const float *q, int n) {
@@ -346,36 +346,36 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
                 return ptq_fail(err, PTQ_ERR_ARG, "%s: the model is already quantized", m->path);
     if (!p->noisyquant || p->noisyquant_unchecked)
         return finish_quantization(m, p, p->noisyquant, quantize_pass(m, data, p, "quantize", err));
-    /* the first pass is only the check's reference: no per-layer reports from it */
-    ptq_quant_params plain = *p, reference = *p;
-    plain.noisyquant = reference.noisyquant = 0;
-    reference.report = NULL;
-    reference.bc_report = NULL;
-    int s0, n;
-    held_out_range(m, data, &s0, &n);
-    if (n < 2) { /* too little data to check anything: the search's own per-layer guard decides */
-        ptq_status s = quantize_pass(m, data, p, "quantize", err);
-        ptq_quant_summary qs;
-        ptq_model_quant_summary(m, &qs);
-        return finish_quantization(m, p, qs.noisy_linears > 0, s);
-    }
-    double *kl = calloc((size_t)2 * n, sizeof *kl);
-    if (!kl) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory checking NoisyQuant");
-    ptq_status s = quantize_pass(m, data, &reference, "quantize (1/2, without noise, for the check)", err);
-    if (s == PTQ_OK) s = held_out_kl(m, data, kl, err);
-    drop_quantization(m);
-    if (s == PTQ_OK) s = quantize_pass(m, data, p, "quantize (2/2, NoisyQuant)", err);
+    ptq_quant_params plain = *p;
+    plain.noisyquant = 0;
+    /* the NoisyQuant pass first: when its layer and block checks leave no noise (the usual case on
+       small models) one plain pass follows and nothing needs comparing */
+    ptq_status s = quantize_pass(m, data, p, "quantize (NoisyQuant)", err);
     ptq_quant_summary qs;
     ptq_model_quant_summary(m, &qs);
-    /* no noise left by the layer and block checks: the base quantizer (the check would only compare
-       the base with itself, calibrated on slightly different inputs) */
-    int keep = qs.noisy_linears > 0;
-    if (s == PTQ_OK && keep) s = held_out_kl(m, data, kl + n, err);
-    if (keep) keep = ptq_nq_clear_gain(kl + n, kl, n);
-    free(kl);
-    if (s == PTQ_OK && !keep) {
+    int s0, n;
+    held_out_range(m, data, &s0, &n);
+    if (s != PTQ_OK || (qs.noisy_linears > 0 && n < 2)) /* too little data to compare: the local checks decide */
+        return finish_quantization(m, p, qs.noisy_linears > 0, s);
+    int keep = 0;
+    if (qs.noisy_linears > 0) {
+        double *kl = calloc((size_t)2 * n, sizeof *kl); /* [0, n): with noise, [n, 2n): without */
+        if (!kl) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory checking NoisyQuant");
+        s = held_out_kl(m, data, kl, err);
         drop_quantization(m);
-        s = quantize_pass(m, data, &plain, "quantize (NoisyQuant did not help: without noise)", err);
+        if (s == PTQ_OK) s = quantize_pass(m, data, &plain, "quantize (without noise, for the check)", err);
+        if (s == PTQ_OK) s = held_out_kl(m, data, kl + n, err);
+        keep = s == PTQ_OK && ptq_nq_clear_gain(kl, kl + n, n);
+        free(kl);
+        if (keep) { /* quantize with noise again: the same, deterministic result as the first pass */
+            drop_quantization(m);
+            s = quantize_pass(m, data, p, "quantize (NoisyQuant, kept)", err);
+        }
+    } else {
+        /* the first pass's later layers were calibrated on inputs with the since-rejected noise: only a
+           fresh pass is exactly the base quantizer */
+        drop_quantization(m);
+        s = quantize_pass(m, data, &plain, "quantize (NoisyQuant kept no noise: without noise)", err);
     }
     return finish_quantization(m, p, keep, s);
 }
