@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static inline double now_s(void) {
@@ -22,6 +23,20 @@ static inline double loadavg(void) {
         fclose(f);
     }
     return l;
+}
+
+/* The flags of a benchmark that takes only --json and --quick: 0, or 2 after printing the usage. */
+static inline int bench_flags(int argc, char **argv, const char *name, int *json, int *quick) {
+    *json = *quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) *json = 1;
+        else if (strcmp(argv[i], "--quick") == 0) *quick = 1;
+        else {
+            fprintf(stderr, "usage: %s [--json] [--quick]\n", name);
+            return 2;
+        }
+    }
+    return 0;
 }
 
 enum { BENCH_MAX_RESULTS = 256 };

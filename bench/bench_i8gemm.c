@@ -240,15 +240,8 @@ static void bench_shape(int rows, int in, int out) {
 }
 
 int main(int argc, char **argv) {
-    int json = 0, quick = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) json = 1;
-        else if (strcmp(argv[i], "--quick") == 0) quick = 1;
-        else {
-            fprintf(stderr, "usage: bench_i8gemm [--json] [--quick]\n");
-            return 2;
-        }
-    }
+    int json, quick;
+    if (bench_flags(argc, argv, "bench_i8gemm", &json, &quick)) return 2;
     g_tab = json ? stderr : stdout;
     if (quick) g_shape_budget = 0.5;
     const double load0 = loadavg();

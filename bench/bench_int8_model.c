@@ -318,15 +318,8 @@ static int bench_lm(const char *data, int rounds, double min_s) {
 }
 
 int main(int argc, char **argv) {
-    int json = 0, quick = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) json = 1;
-        else if (strcmp(argv[i], "--quick") == 0) quick = 1;
-        else {
-            fprintf(stderr, "usage: bench_int8_model [--json] [--quick]\n");
-            return 2;
-        }
-    }
+    int json, quick;
+    if (bench_flags(argc, argv, "bench_int8_model", &json, &quick)) return 2;
     g_tab = json ? stderr : stdout;
     const char *data = getenv("PTQ_DATA");
     if (!data || !*data) data = PTQ_DATA_DEFAULT;
