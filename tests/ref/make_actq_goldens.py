@@ -23,7 +23,7 @@ objectives in float64):
   sample        stratified: stride = ceil(n / min(n, 2^20)); block k (values k*stride ..
                 (k+1)*stride - 1) keeps the value at k*stride + (r_k mod stride), with r_k the k-th
                 draw (k = 0, 1, ...) of splitmix64 from the state 0x5DEECE66D * (in + 1) + n (mod 2^64),
-                i.e. r_k = splitmix64(state + k * 0x9E3779B97F4A7C15) with splitmix64 as below; a
+                i.e. r_k = splitmix64(state + k * 0x9E3779B97F4A7C15) with splitmix64 of prng.py; a
                 position past the end is not kept. min and max are over ALL values.
   minmax        the range [min, max].
   percentile    p (percent): symmetric: c = sorted(|v|)[min(n-1, floor(p/100 (n-1) + 0.5))];
@@ -47,22 +47,13 @@ import json
 import os
 
 import numpy as np
+from prng import splitmix64, uniform_fill  # tests/ref/prng.py
 
 F = np.float32
 
 
-def splitmix64(x):
-    with np.errstate(over='ignore'):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def uniform(seed, n):
-    idx = (np.uint64(seed) << np.uint64(32)) + np.arange(n, dtype=np.uint64)
-    m = (splitmix64(idx) >> np.uint64(48)).astype(np.int64)
-    return (m - 32768).astype(np.float64) / 32768.0
+    return uniform_fill(seed, n)
 
 
 def data(kind, seed, n, scale, offset):

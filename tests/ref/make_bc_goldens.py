@@ -11,6 +11,7 @@ reproduces. Rerun: /usr/bin/python3 tests/ref/make_bc_goldens.py  (writes tests/
 """
 import json, os
 import numpy as np
+from prng import uniform_fill  # tests/ref/prng.py
 
 CASES = [  # name, out, in, n_seq, T, bits, seed, input offset (a mean shift makes the bias matter)
     ('w2_small', 24, 40, 6, 5, 2, 21, 0.5),
@@ -22,18 +23,8 @@ CASES = [  # name, out, in, n_seq, T, bits, seed, input offset (a mean shift mak
 ]
 
 
-def splitmix64(x):
-    with np.errstate(over='ignore'):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def prng(seed, n, scale, offset=0.0):
-    idx = (np.uint64(seed) << np.uint64(32)) + np.arange(n, dtype=np.uint64)
-    m = (splitmix64(idx) >> np.uint64(48)).astype(np.int64)
-    return offset + (m - 32768).astype(np.float64) / 32768.0 * scale
+    return uniform_fill(seed, n, scale, offset)
 
 
 def rtn(W, bits):

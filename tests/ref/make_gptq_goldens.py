@@ -11,6 +11,7 @@ As in ptq, scales are rounded to fp16 before codes are chosen (ptq stores fp16 s
 """
 import json, os
 import numpy as np
+from prng import uniform_fill  # tests/ref/prng.py
 
 OUT, IN, N = 40, 172, 300
 CONFIGS = [  # name, bits, group (0 = per channel, -1 = per tensor), sym, act_order, reference_groups
@@ -26,19 +27,8 @@ CONFIGS = [  # name, bits, group (0 = per channel, -1 = per tensor), sym, act_or
 ]
 
 
-def splitmix64(x):
-    with np.errstate(over='ignore'):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def prng(seed, n, scale, bits=16):
-    idx = (np.uint64(seed) << np.uint64(32)) + np.arange(n, dtype=np.uint64)
-    m = (splitmix64(idx) >> np.uint64(64 - bits)).astype(np.int64)
-    half = 2 ** (bits - 1)
-    return (m - half).astype(np.float64) / half * scale
+    return uniform_fill(seed, n, scale, 0.0, bits)
 
 
 def data():

@@ -24,6 +24,7 @@ import os
 import sys
 
 import numpy as np
+from prng import uniform_fill  # tests/ref/prng.py
 import torch
 
 torch.set_default_dtype(torch.float64)
@@ -35,21 +36,10 @@ OUT = os.path.join(ROOT, 'tests', 'data', 'hf')
 M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-def splitmix64(x):
-    with np.errstate(over='ignore'):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def prng_values(seed, n, scale, offset, bits):
     assert 0 < seed < 2 ** 31 and 1 <= bits <= 24
     assert scale > 0 and math.log2(scale) == round(math.log2(scale)), 'scale must be a power of two'
-    idx = (np.uint64(seed) << np.uint64(32)) + np.arange(n, dtype=np.uint64)
-    m = (splitmix64(idx) >> np.uint64(64 - bits)).astype(np.int64)
-    half = 2 ** (bits - 1)
-    return offset + (m - half).astype(np.float64) / half * scale
+    return uniform_fill(seed, n, scale, offset, bits)
 
 
 # bits per stored dtype: offset-0 tensors, and offset-1 (norm weights, scale 2^-3)

@@ -31,6 +31,7 @@ import math
 import os
 
 import numpy as np
+from prng import uniform_fill  # tests/ref/prng.py
 import torch
 import torch.nn.functional as Fn
 
@@ -41,19 +42,8 @@ OUT = os.path.join(ROOT, 'tests', 'data', 'train')
 
 # ---------------------------------------------------------------- PRNG (as make_hf_goldens.py)
 
-def splitmix64(x):
-    with np.errstate(over='ignore'):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def prng_values(seed, n, scale, offset, bits=16):
-    idx = (np.uint64(seed) << np.uint64(32)) + np.arange(n, dtype=np.uint64)
-    m = (splitmix64(idx) >> np.uint64(64 - bits)).astype(np.int64)
-    half = 2 ** (bits - 1)
-    return offset + (m - half).astype(np.float64) / half * scale
+    return uniform_fill(seed, n, scale, offset, bits)
 
 
 class Gen:
