@@ -306,6 +306,87 @@ static void test_idx_synthetic(const char *img_gz, const char *lab_gz) {
     check_fail(st, &err, PTQ_ERR_FORMAT, "truncated gzip", "cut-images.idx.gz", "truncated", "7840016", NULL);
     free(gzdata);
 
+    /* the first 12 bytes of the shared .gz (a gzip header and 2 bytes of deflate data): the zlib message
+     * must be in the error intact (it was read after the reader that owned it was freed) */
+    st = ptq_images_load_idx(m, tmp_path("missing"), lab_gz, 0, 1, &s, &err); /* fill err.msg with other text */
+    char *p12 = tmp_path("first12.gz");
+    {
+        FILE *f = fopen(img_gz, "rb");
+        unsigned char head[12];
+        CHECK(f && fread(head, 1, 12, f) == 12);
+        if (f) fclose(f);
+        CHECK(tu_write_file(p12, head, 12) == 0);
+    }
+    st = ptq_images_load_idx(m, p12, lab_gz, 0, 1, &s, &err);
+    check_fail(st, &err, PTQ_ERR_FORMAT, "12 bytes of gzip", "first12.gz", "unexpected end", NULL);
+    for (const char *c = err.msg; *c; c++) CHECK_MSG((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f,
+                                                       "non-printable byte 0x%02X in: %s", (unsigned char)*c, err.msg);
+
+    /* a header claiming 2^31-1 images (and labels) in files holding 10000: "truncated", with the promised
+     * and the actual size, not a failed allocation of the promised 1.7 TB; plain and gzip'ed */
+    {
+        put_be32(img + 4, 0x7fffffffu);
+        put_be32(lab + 4, 0x7fffffffu);
+        char *phi = tmp_path("huge-count.idx"), *phl = tmp_path("huge-count-labels.idx");
+        char *phg = tmp_path("huge-count.idx.gz");
+        CHECK(tu_write_file(phi, img, ni) == 0 && tu_write_file(phl, lab, nl) == 0 && write_gz(phg, img, ni) == 0);
+        st = ptq_images_load_idx(m, phi, phl, 0, 0, &s, &err);
+        check_fail(st, &err, PTQ_ERR_FORMAT, "huge count, plain", "huge-count.idx", "truncated",
+                   "1683627179264", "7840016", NULL); /* 16 + (2^31-1) * 784 */
+        st = ptq_images_load_idx(m, phg, phl, 0, 0, &s, &err);
+        check_fail(st, &err, PTQ_ERR_FORMAT, "huge count, gzip", "huge-count.idx.gz", "truncated",
+                   "1683627179264", "7840016", NULL);
+        put_be32(img + 4, 10000);
+        put_be32(lab + 4, 10000);
+    }
+
+    /* bytes after the gzip stream are an error; a second gzip member is not (gzip files may be concatenated) */
+    {
+        char *pg = tmp_path("img3.idx.gz"), *pgg = tmp_path("img3-garbage.idx.gz"), *pg2 = tmp_path("img3-2.idx.gz");
+        CHECK(write_gz(pg, small, 16 + 3 * 784) == 0);
+        size_t n1 = 0;
+        unsigned char *z = NULL;
+        FILE *f = fopen(pg, "rb");
+        if (f) {
+            fseek(f, 0, SEEK_END);
+            n1 = (size_t)ftell(f);
+            fseek(f, 0, SEEK_SET);
+            z = malloc(n1 + 64);
+            CHECK(fread(z, 1, n1, f) == n1);
+            fclose(f);
+        }
+        CHECK(z != NULL);
+        if (z) {
+            memcpy(z + n1, "garbage!", 8);
+            CHECK(tu_write_file(pgg, z, n1 + 8) == 0);
+            st = ptq_images_load_idx(m, pgg, pl, 0, 0, &s, &err);
+            check_fail(st, &err, PTQ_ERR_FORMAT, "gzip trailing garbage", "img3-garbage.idx.gz", "trailing garbage",
+                       NULL);
+            CHECK(tu_write_file(pgg, z, n1 + 1) == 0); /* a single stray byte */
+            st = ptq_images_load_idx(m, pgg, pl, 0, 0, &s, &err);
+            check_fail(st, &err, PTQ_ERR_FORMAT, "gzip trailing byte", "img3-garbage.idx.gz", "trailing garbage",
+                       NULL);
+            /* the same data split over two gzip members */
+            size_t cut = 16 + 784;
+            CHECK(write_gz(pg2, small, cut) == 0);
+            FILE *a = fopen(pg2, "ab");
+            CHECK(a != NULL);
+            if (a) {
+                gzFile g = gzdopen(fileno(a), "ab");
+                CHECK(g && gzwrite(g, small + cut, (unsigned)(16 + 3 * 784 - cut)) > 0);
+                if (g) gzclose(g);
+                else fclose(a);
+            }
+            st = ptq_images_load_idx(m, pg2, pl, 0, 0, &s, &err);
+            CHECK_MSG(st == PTQ_OK, "two gzip members: %s", err.msg);
+            if (st == PTQ_OK) {
+                CHECK(s.count == 3 && memcmp(s.pixels, ref.pixels, 3 * 784 * sizeof(float)) == 0);
+                ptq_image_set_free(&s);
+            }
+        }
+        free(z);
+    }
+
     /* trailing data */
     small[16 + 3 * 784] = 0;
     char *ptr = tmp_path("trailing.idx");

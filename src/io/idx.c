@@ -19,26 +19,111 @@
 #define IDX_TYPE_U8 0x08
 #define IDX_CHUNK (1u << 20)
 
-/* Read up to n bytes; returns the count read, short only at the end of the data or on a zlib error.
- * *zmsg is set when zlib reports a problem (a corrupt or truncated gzip stream), else NULL. */
-static int64_t gz_read_some(gzFile gz, void *dst, int64_t n, const char **zmsg) {
-    int64_t got = 0;
-    *zmsg = NULL;
-    while (got < n) {
-        unsigned want = (unsigned)(n - got < IDX_CHUNK ? n - got : IDX_CHUNK);
-        int r = gzread(gz, (unsigned char *)dst + got, want);
-        if (r <= 0) {
-            int code;
-            const char *m = gzerror(gz, &code);
-            if (code != Z_OK) { /* e.g. Z_BUF_ERROR: "unexpected end of file" */
-                const char *fdname = strncmp(m, "<fd:", 4) == 0 ? strstr(m, ": ") : NULL;
-                *zmsg = fdname ? fdname + 2 : m; /* zlib prefixes "<fd:N>: " */
-            }
-            break;
+/* The byte stream of an IDX file: raw bytes, or gzip members inflated one after another. zlib's gzFile
+ * is not used because it silently ignores bytes after the last gzip member. */
+struct ptq_idx_stream {
+    int fd;
+    int gzip;              /* 1 when the file starts with the gzip magic */
+    int in_eof;            /* read() returned 0 */
+    int done;              /* gzip: the last member ended and nothing follows */
+    int64_t in_pos;        /* compressed bytes consumed so far (for messages) */
+    z_stream zs;
+    unsigned char in[64 * 1024];
+    char problem[160];     /* why the stream stopped early, "" when it just ended */
+};
+
+/* Top up the input buffer (keeping unread bytes); returns -1 on a read error. */
+static int refill(struct ptq_idx_stream *s) {
+    if (s->zs.avail_in > 0 && s->zs.next_in != s->in) memmove(s->in, s->zs.next_in, s->zs.avail_in);
+    s->zs.next_in = s->in;
+    while (!s->in_eof && s->zs.avail_in < sizeof s->in) {
+        ssize_t r = read(s->fd, s->in + s->zs.avail_in, sizeof s->in - s->zs.avail_in);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            snprintf(s->problem, sizeof s->problem, "read error: %s", strerror(errno));
+            return -1;
         }
-        got += r;
+        if (r == 0) s->in_eof = 1;
+        s->zs.avail_in += (uInt)r;
+    }
+    return 0;
+}
+
+/* Read up to n bytes; returns the count read, short only at the end of the data or on an error, which
+ * is then described in s->problem (a corrupt, truncated or trailing-garbage gzip stream). */
+static int64_t stream_read(struct ptq_idx_stream *s, void *dst, int64_t n) {
+    unsigned char *out = dst;
+    int64_t got = 0;
+    while (got < n && !s->problem[0] && !s->done) {
+        if (s->zs.avail_in == 0 && refill(s) != 0) break;
+        int64_t want = n - got < IDX_CHUNK ? n - got : IDX_CHUNK;
+        if (!s->gzip) { /* plain file: copy what is buffered */
+            if (s->zs.avail_in == 0) break;
+            int64_t k = want < (int64_t)s->zs.avail_in ? want : (int64_t)s->zs.avail_in;
+            memcpy(out + got, s->zs.next_in, (size_t)k);
+            s->zs.next_in += k;
+            s->zs.avail_in -= (uInt)k;
+            got += k;
+            continue;
+        }
+        s->zs.next_out = out + got;
+        s->zs.avail_out = (uInt)want;
+        uInt before = s->zs.avail_in;
+        int r = inflate(&s->zs, Z_NO_FLUSH);
+        s->in_pos += before - s->zs.avail_in;
+        got += want - s->zs.avail_out;
+        if (r == Z_STREAM_END) {
+            /* a member ended: another gzip member may follow, anything else is garbage */
+            if (s->zs.avail_in < 2 && refill(s) != 0) break;
+            if (s->zs.avail_in == 0) {
+                s->done = 1;
+            } else if (s->zs.avail_in >= 2 && s->zs.next_in[0] == 0x1f && s->zs.next_in[1] == 0x8b) {
+                inflateReset(&s->zs);
+            } else {
+                snprintf(s->problem, sizeof s->problem, "trailing garbage after the gzip stream at byte %lld",
+                         (long long)s->in_pos);
+            }
+        } else if (r == Z_BUF_ERROR && s->zs.avail_in == 0 && s->in_eof) {
+            snprintf(s->problem, sizeof s->problem, "unexpected end of the gzip stream");
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {
+            snprintf(s->problem, sizeof s->problem, "corrupt gzip stream: %s", s->zs.msg ? s->zs.msg : "inflate failed");
+        }
     }
     return got;
+}
+
+static void stream_close(struct ptq_idx_stream *s) {
+    if (!s) return;
+    if (s->gzip) inflateEnd(&s->zs);
+    if (s->fd >= 0) close(s->fd);
+    free(s);
+}
+
+/* Open path as an IDX byte stream, gzip'ed or not (decided from the first two bytes). */
+static ptq_status stream_open(const char *path, const char *what, struct ptq_idx_stream **out, ptq_error *err) {
+    *out = NULL;
+    struct ptq_idx_stream *s = calloc(1, sizeof *s);
+    if (!s) return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate a reader", path);
+    s->fd = open(path, O_RDONLY);
+    if (s->fd < 0) {
+        int e = errno;
+        free(s);
+        return ptq_fail(err, PTQ_ERR_IO, "%s: cannot open %s file: %s", path, what, strerror(e));
+    }
+    if (refill(s) != 0) {
+        ptq_status st = ptq_fail(err, PTQ_ERR_IO, "%s: %s", path, s->problem);
+        stream_close(s);
+        return st;
+    }
+    if (s->zs.avail_in >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b) {
+        if (inflateInit2(&s->zs, 15 + 16) != Z_OK) { /* 16: expect a gzip wrapper */
+            stream_close(s);
+            return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot start zlib reader", path);
+        }
+        s->gzip = 1;
+    }
+    *out = s;
+    return PTQ_OK;
 }
 
 static const char *type_name(int t) {
@@ -59,44 +144,35 @@ ptq_status ptq_idx_open(const char *path, int ndims, const char *what, ptq_idx_f
     if (strlen(path) >= sizeof f->path) return ptq_fail(err, PTQ_ERR_ARG, "%s path too long", what);
     if (ndims < 1 || ndims > 4) return ptq_fail(err, PTQ_ERR_ARG, "%s: IDX with %d dimensions", path, ndims);
     strcpy(f->path, path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return ptq_fail(err, PTQ_ERR_IO, "%s: cannot open %s file: %s", path, what, strerror(errno));
-    gzFile gz = gzdopen(fd, "rb");
-    if (!gz) {
-        close(fd);
-        return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot start zlib reader", path);
-    }
-    f->gz = gz;
-    gzbuffer(gz, 256u * 1024u);
+    PTQ_TRY(stream_open(path, what, &f->s, err));
+    struct ptq_idx_stream *s = f->s;
 
     unsigned char hdr[4 + 4 * 4];
     int64_t hlen = 4 + 4 * (int64_t)ndims;
-    const char *zmsg;
-    int64_t got = gz_read_some(gz, hdr, 4, &zmsg);
-    if (got != 4) {
-        ptq_idx_close(f);
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: not an IDX %s file: %s", path, what,
-                        zmsg ? zmsg : "shorter than the 4-byte magic");
-    }
+    ptq_status st = PTQ_OK;
+    int64_t got = stream_read(s, hdr, 4);
     uint32_t magic = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
     uint32_t want_magic = (uint32_t)IDX_TYPE_U8 << 8 | (uint32_t)ndims;
-    if (magic != want_magic) {
-        ptq_idx_close(f);
+    if (got != 4) {
+        st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: not an IDX %s file: %s", path, what,
+                      s->problem[0] ? s->problem : "shorter than the 4-byte magic");
+    } else if (magic != want_magic) {
         if (hdr[0] == 0 && hdr[1] == 0 && hdr[3] >= 1 && hdr[3] <= 4 && (hdr[3] != ndims || hdr[2] != IDX_TYPE_U8))
-            return ptq_fail(err, hdr[3] == ndims ? PTQ_ERR_UNSUPPORTED : PTQ_ERR_FORMAT,
-                            "%s: expected IDX %s (magic 0x%08X: u8, %d dimension%s), found magic 0x%08X (%s, %d "
-                            "dimension%s)",
-                            path, what, (unsigned)want_magic, ndims, ndims == 1 ? "" : "s", (unsigned)magic,
-                            type_name(hdr[2]), hdr[3], hdr[3] == 1 ? "" : "s");
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: not an IDX %s file (magic 0x%08X, expected 0x%08X)", path, what,
-                        (unsigned)magic, (unsigned)want_magic);
+            st = ptq_fail(err, hdr[3] == ndims ? PTQ_ERR_UNSUPPORTED : PTQ_ERR_FORMAT,
+                          "%s: expected IDX %s (magic 0x%08X: u8, %d dimension%s), found magic 0x%08X (%s, %d "
+                          "dimension%s)",
+                          path, what, (unsigned)want_magic, ndims, ndims == 1 ? "" : "s", (unsigned)magic,
+                          type_name(hdr[2]), hdr[3], hdr[3] == 1 ? "" : "s");
+        else
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: not an IDX %s file (magic 0x%08X, expected 0x%08X)", path, what,
+                          (unsigned)magic, (unsigned)want_magic);
+    } else if ((got = stream_read(s, hdr + 4, hlen - 4)) != hlen - 4) {
+        st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: truncated IDX header: expected %lld bytes, got %lld%s%s", path,
+                      (long long)hlen, (long long)(4 + got), s->problem[0] ? "; " : "", s->problem);
     }
-    got = gz_read_some(gz, hdr + 4, hlen - 4, &zmsg);
-    if (got != hlen - 4) {
+    if (st != PTQ_OK) { /* the message is formatted before the stream (and its problem text) is freed */
         ptq_idx_close(f);
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: truncated IDX header: expected %lld bytes, got %lld%s%s", path,
-                        (long long)hlen, (long long)(4 + (got > 0 ? got : 0)), zmsg ? "; zlib: " : "",
-                        zmsg ? zmsg : "");
+        return st;
     }
     f->ndims = ndims;
     int64_t item = 1;
@@ -128,8 +204,34 @@ static void describe_dims(const ptq_idx_file *f, char *buf, size_t n) {
     for (int d = 1; d < f->ndims && o < n; d++) o += (size_t)snprintf(buf + o, n - o, " x %lld", (long long)f->dims[d]);
 }
 
-ptq_status ptq_idx_read_items(ptq_idx_file *f, int64_t first, int64_t count, uint8_t *dst, ptq_error *err) {
-    if (!f->gz) return ptq_fail(err, PTQ_ERR_ARG, "%s: IDX file is not open", f->path);
+/* Read len bytes into a buffer that grows as the data arrives, so that a header promising more than the
+ * file holds costs memory for what is there, not for what is promised. Returns the count read, or -1
+ * when the buffer cannot grow. */
+static int64_t read_growing(struct ptq_idx_stream *s, int64_t len, uint8_t **out) {
+    uint8_t *buf = NULL;
+    int64_t got = 0, cap = 0;
+    while (got < len) {
+        if (got == cap) {
+            int64_t ncap = cap ? (cap < len / 2 ? 2 * cap : len) : (len < IDX_CHUNK ? len : IDX_CHUNK);
+            uint8_t *nb = realloc(buf, (size_t)ncap);
+            if (!nb) {
+                free(buf);
+                return -1;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        int64_t want = cap - got, k = stream_read(s, buf + got, want);
+        got += k;
+        if (k < want) break; /* the data ended */
+    }
+    *out = buf;
+    return got;
+}
+
+ptq_status ptq_idx_read_items(ptq_idx_file *f, int64_t first, int64_t count, uint8_t **out, ptq_error *err) {
+    struct ptq_idx_stream *s = f->s;
+    if (!s) return ptq_fail(err, PTQ_ERR_ARG, "%s: IDX file is not open", f->path);
     if (first < 0 || count < 0 || first > f->n_items || count > f->n_items - first)
         return ptq_fail(err, PTQ_ERR_ARG, "%s: items [%lld, %lld) out of range (file has %lld)", f->path,
                         (long long)first, (long long)(first + count), (long long)f->n_items);
@@ -137,51 +239,61 @@ ptq_status ptq_idx_read_items(ptq_idx_file *f, int64_t first, int64_t count, uin
     int64_t begin = first * f->item_bytes, len = count * f->item_bytes;
     int64_t data = f->total_bytes - hlen; /* bytes of data the header promises */
     int64_t pos = 0;                      /* data bytes read so far */
-    unsigned char *buf = NULL;
-    const char *zmsg = NULL;
+    uint8_t *dst = NULL;
     ptq_status st = PTQ_OK;
+    *out = NULL;
 
     /* skip to the selection, copy it, then read the rest (plus one byte) to check the length */
-    buf = malloc(IDX_CHUNK);
+    unsigned char *buf = malloc(IDX_CHUNK);
     if (!buf) return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate a read buffer", f->path);
     int short_read = 0;
     while (!short_read && pos < begin) {
         int64_t want = begin - pos < IDX_CHUNK ? begin - pos : IDX_CHUNK;
-        int64_t got = gz_read_some(f->gz, buf, want, &zmsg);
+        int64_t got = stream_read(s, buf, want);
         pos += got;
         short_read = got != want;
     }
     if (!short_read && len > 0) {
-        int64_t got = gz_read_some(f->gz, dst, len, &zmsg);
+        int64_t got = read_growing(s, len, &dst);
+        if (got < 0) {
+            free(buf);
+            return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate %lld bytes for the selected items", f->path,
+                            (long long)len);
+        }
         pos += got;
         short_read = got != len;
     }
     while (!short_read && pos <= data) {
         int64_t want = data + 1 - pos < IDX_CHUNK ? data + 1 - pos : IDX_CHUNK;
-        int64_t got = gz_read_some(f->gz, buf, want, &zmsg);
+        int64_t got = stream_read(s, buf, want);
         pos += got;
         if (got != want) break;
     }
+    free(buf);
     char dims[128];
     describe_dims(f, dims, sizeof dims);
-    const char *unz = gzdirect(f->gz) ? "" : " after decompression";
+    const char *unz = s->gzip ? " after decompression" : "";
     if (pos < data)
         st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: truncated IDX file: its header (%s) needs %lld bytes%s, got %lld%s%s",
-                      f->path, dims, (long long)f->total_bytes, unz, (long long)(hlen + pos), zmsg ? "; zlib: " : "",
-                      zmsg ? zmsg : "");
+                      f->path, dims, (long long)f->total_bytes, unz, (long long)(hlen + pos),
+                      s->problem[0] ? "; " : "", s->problem);
     else if (pos > data)
         st = ptq_fail(err, PTQ_ERR_FORMAT,
                       "%s: trailing data: its IDX header (%s) promises %lld bytes%s, but the file is longer", f->path,
                       dims, (long long)f->total_bytes, unz);
-    else if (zmsg)
-        st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: corrupt gzip stream: %s", f->path, zmsg);
-    free(buf);
-    return st;
+    else if (s->problem[0])
+        st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: %s", f->path, s->problem);
+    if (st != PTQ_OK) {
+        free(dst);
+        return st;
+    }
+    *out = dst;
+    return PTQ_OK;
 }
 
 void ptq_idx_close(ptq_idx_file *f) {
-    if (f->gz) gzclose_r((gzFile)f->gz);
-    f->gz = NULL;
+    stream_close(f->s);
+    f->s = NULL;
 }
 
 /* ---- shared image helpers (declared in io/images.h) ---- */
@@ -290,14 +402,8 @@ ptq_status ptq_images_load_idx(const ptq_model *m, const char *images, const cha
     }
     st = ptq_image_selection(images, fi.n_items, first, count, &n, err);
     if (st != PTQ_OK) goto fail;
-    raw = malloc((size_t)n * (size_t)fi.item_bytes);
-    lab = malloc((size_t)n);
-    if (!raw || !lab) {
-        st = ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate %d images", images, n);
-        goto fail;
-    }
-    st = ptq_idx_read_items(&fi, first, n, raw, err);
-    if (st == PTQ_OK) st = ptq_idx_read_items(&fl, first, n, lab, err);
+    st = ptq_idx_read_items(&fi, first, n, &raw, err);
+    if (st == PTQ_OK) st = ptq_idx_read_items(&fl, first, n, &lab, err);
     if (st != PTQ_OK) goto fail;
     for (int i = 0; i < n; i++)
         if (lab[i] >= g.classes) {
