@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -554,6 +555,69 @@ static void test_broken(void) {
     broken("vit_hf", "no_config", &o, PTQ_ERR_IO, "config.json", NULL);
 }
 
+/* ---------------------------------------------------------------- hostile sizes in config.json */
+
+static long peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024; /* KiB on Linux */
+}
+
+/* Numbers in config.json that imply huge tensors or overflow int: a clear error naming the field or the
+ * tensor, before anything is allocated from them. Runs first, so that the peak RSS is still low. */
+static void test_hostile_sizes(void) {
+    write_opts o;
+    cJSON *cfg;
+    long rss0 = peak_rss_mb();
+
+    /* OPT vocab_size 4194304 (the file holds 120 rows): the shape error, without 512 MB zeroed first */
+    cfg = config_with("opt_pre", "vocab_size", cJSON_CreateNumber(4194304));
+    o = (write_opts){.config = cfg};
+    broken("opt_pre", "opt_huge_vocab", &o, PTQ_ERR_CONFIG, "embed_tokens.weight", "4194304");
+    cJSON_Delete(cfg);
+    /* GPT-2 Conv1D weights are read transposed through a temporary: n_inner 4194304 -> 768 MB before */
+    cfg = config_with("gpt2", "n_inner", cJSON_CreateNumber(4194304));
+    o = (write_opts){.config = cfg};
+    broken("gpt2", "gpt2_huge_n_inner", &o, PTQ_ERR_CONFIG, "mlp.c_fc.weight", "4194304");
+    cJSON_Delete(cfg);
+    long grown = peak_rss_mb() - rss0;
+    CHECK_MSG(grown < 128, "loading configs with huge sizes raised the peak RSS by %ld MB", grown);
+
+    /* patch_size 46341: C*p*p overflows int (was formed before the checks) */
+    cfg = config_with("vit_timm", "patch_size", cJSON_CreateNumber(46341));
+    cJSON_ReplaceItemInObject(cfg, "img_size", cJSON_CreateNumber(46341));
+    o = (write_opts){.config = cfg};
+    broken("vit_timm", "vit_patch_46341", &o, PTQ_ERR_CONFIG, "patch_size 46341", "inputs per patch");
+    cJSON_Delete(cfg);
+
+    /* a non-integer image size inside [h, w] (was truncated to 12) */
+    cfg = config_with("vit_timm", "img_size", cJSON_Parse("[12, 12.9]"));
+    o = (write_opts){.config = cfg};
+    broken("vit_timm", "vit_img_size_fraction", &o, PTQ_ERR_CONFIG, "img_size[1]", "12.9");
+    cJSON_Delete(cfg);
+    cfg = config_with("vit_timm", "img_size", cJSON_Parse("[12, \"12\"]"));
+    o = (write_opts){.config = cfg};
+    broken("vit_timm", "vit_img_size_string", &o, PTQ_ERR_CONFIG, "img_size[1]", "a string");
+    cJSON_Delete(cfg);
+
+    /* a folder named config.json: not "no config.json" */
+    {
+        model_src s;
+        char dir[1024], sub[1100];
+        if (src_load(&s, "vit_hf") == 0) {
+            tmp_path(dir, sizeof dir, "config_is_a_dir");
+            o = (write_opts){.no_config = 1};
+            CHECK(write_model(&s, dir, &o) == 0);
+            snprintf(sub, sizeof sub, "%s/config.json", dir);
+            CHECK(mkdir(sub, 0755) == 0);
+            load_fails(dir, PTQ_ERR_IO, "config.json folder", "config.json", "not a regular file");
+            src_free(&s);
+        } else {
+            CHECK_MSG(0, "cannot read vit_hf");
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- shared vit-mnist against vit_ref.py */
 
 static unsigned char *gunzip_all(const char *path, size_t *n) {
@@ -641,6 +705,7 @@ static void test_vit_mnist(void) {
 }
 
 int main(void) {
+    test_hostile_sizes();
     test_goldens();
     test_config_mapping();
     test_layouts();

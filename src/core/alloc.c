@@ -13,6 +13,21 @@ size_t ptq_mul3(size_t a, size_t b, size_t c, int *ok) {
     return a * b * c;
 }
 
+int ptq_checked_product(const int64_t *factors, int n, int64_t limit, int64_t *out) {
+    int64_t prod = 1;
+    for (int i = 0; i < n; i++) {
+        if (factors[i] < 0) return 0;
+        if (factors[i] == 0) prod = 0;
+    }
+    for (int i = 0; i < n && prod != 0; i++) {
+        if (prod > limit / factors[i]) return 0;
+        prod *= factors[i];
+    }
+    if (prod > limit) return 0;
+    *out = prod;
+    return 1;
+}
+
 void *ptq_alloc(size_t count, size_t size, const char *what, ptq_error *err) {
     int ok = 1;
     size_t bytes = ptq_mul3(count, size, 1, &ok);

@@ -73,6 +73,23 @@ static const char *type_name(const cJSON *it) {
     return "something else";
 }
 
+ptq_status ptq_json_int_item(const cJSON *it, const char *file, const char *what, int lo, int hi, int *out,
+                             ptq_error *err) {
+    if (!file) file = "config";
+    if (!cJSON_IsNumber(it))
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: field \"%s\" is %s; expected an integer in [%d, %d]", file, what,
+                        it ? type_name(it) : "missing", lo, hi);
+    double d = it->valuedouble;
+    if (!isfinite(d) || d != floor(d))
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: field \"%s\" is %g; expected an integer in [%d, %d]", file, what, d,
+                        lo, hi);
+    if (d < (double)lo || d > (double)hi)
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: field \"%s\" is %.0f; expected an integer in [%d, %d]", file, what,
+                        d, lo, hi);
+    *out = (int)d;
+    return PTQ_OK;
+}
+
 ptq_status ptq_json_int(const cJSON *obj, const char *file, const char *key, int required, int def, int lo, int hi,
                         int *out, ptq_error *err) {
     const cJSON *it;
@@ -85,18 +102,7 @@ ptq_status ptq_json_int(const cJSON *obj, const char *file, const char *key, int
         *out = def;
         return PTQ_OK;
     }
-    if (!cJSON_IsNumber(it))
-        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: field \"%s\" is %s; expected an integer in [%d, %d]", file, key,
-                        type_name(it), lo, hi);
-    double d = it->valuedouble;
-    if (!isfinite(d) || d != floor(d))
-        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: field \"%s\" is %g; expected an integer in [%d, %d]", file, key, d,
-                        lo, hi);
-    if (d < (double)lo || d > (double)hi)
-        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: field \"%s\" is %.0f; expected an integer in [%d, %d]", file, key,
-                        d, lo, hi);
-    *out = (int)d;
-    return PTQ_OK;
+    return ptq_json_int_item(it, file, key, lo, hi, out, err);
 }
 
 ptq_status ptq_json_float(const cJSON *obj, const char *file, const char *key, int required, double def,

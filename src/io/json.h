@@ -16,6 +16,10 @@ ptq_status ptq_json_load(const char *path, cJSON **root, ptq_error *err);
  * bools must be JSON true/false; obj must be an object. */
 ptq_status ptq_json_int(const cJSON *obj, const char *file, const char *key, int required, int def, int lo, int hi,
                         int *out, ptq_error *err);
+/* The same checks for an item already looked up (an array element...); `what` names it in messages
+ * ("img_size[1]"). */
+ptq_status ptq_json_int_item(const cJSON *it, const char *file, const char *what, int lo, int hi, int *out,
+                             ptq_error *err);
 ptq_status ptq_json_float(const cJSON *obj, const char *file, const char *key, int required, double def,
                           double lo, double hi, double *out, ptq_error *err);
 ptq_status ptq_json_bool(const cJSON *obj, const char *file, const char *key, int required, int def, int *out,

@@ -716,6 +716,22 @@ const char *ptq_st_metadata(const ptq_safetensors *st, const char *key) {
     return NULL;
 }
 
+ptq_status ptq_st_check_shape(const ptq_safetensors *st, const ptq_st_tensor *t, int ndim, const int64_t *shape,
+                              ptq_error *err) {
+    const char *file = st->file_paths[t->file];
+    if (ndim < 0 || ndim > PTQ_ST_MAX_DIMS || (ndim > 0 && !shape))
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: tensor \"%s\": bad expected shape (ndim %d)", file, t->name, ndim);
+    int same = ndim == t->ndim;
+    for (int i = 0; same && i < ndim; i++) same = shape[i] == t->shape[i];
+    if (!same) {
+        char have[256], want[256];
+        fmt_shape(have, sizeof have, t->ndim, t->shape);
+        fmt_shape(want, sizeof want, ndim, shape);
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: tensor %s has shape %s, expected %s", file, t->name, have, want);
+    }
+    return PTQ_OK;
+}
+
 ptq_status ptq_st_read_f32(const ptq_safetensors *st, const char *name, int ndim, const int64_t *shape,
                            float *dst, ptq_error *err) {
     if (!st || !name) return ptq_fail(err, PTQ_ERR_ARG, "ptq_st_read_f32: NULL argument");
@@ -724,18 +740,7 @@ ptq_status ptq_st_read_f32(const ptq_safetensors *st, const char *name, int ndim
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: no tensor named \"%s\"", st->path ? st->path : "safetensors",
                         name);
     const char *file = st->file_paths[t->file];
-    if (ndim >= 0) {
-        if (ndim > PTQ_ST_MAX_DIMS || (ndim > 0 && !shape))
-            return ptq_fail(err, PTQ_ERR_ARG, "%s: tensor \"%s\": bad expected shape (ndim %d)", file, name, ndim);
-        int same = ndim == t->ndim;
-        for (int i = 0; same && i < ndim; i++) same = shape[i] == t->shape[i];
-        if (!same) {
-            char have[256], want[256];
-            fmt_shape(have, sizeof have, t->ndim, t->shape);
-            fmt_shape(want, sizeof want, ndim, shape);
-            return ptq_fail(err, PTQ_ERR_CONFIG, "%s: tensor %s has shape %s, expected %s", file, name, have, want);
-        }
-    }
+    if (ndim >= 0) PTQ_TRY(ptq_st_check_shape(st, t, ndim, shape, err));
     size_t n = (size_t)t->numel;
     if (n && !dst) return ptq_fail(err, PTQ_ERR_ARG, "%s: tensor \"%s\": destination is NULL", file, name);
     const unsigned char *p = t->data;

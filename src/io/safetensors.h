@@ -60,6 +60,11 @@ const ptq_st_tensor *ptq_st_find(const ptq_safetensors *st, const char *name);
 /* A metadata string value from __metadata__ (NULL when absent). Pointer valid while st is open. */
 const char *ptq_st_metadata(const ptq_safetensors *st, const char *key);
 
+/* PTQ_OK when tensor t of st has exactly shape[0..ndim); else PTQ_ERR_CONFIG naming the file, the tensor,
+ * its shape and the expected one. Check this before allocating a buffer sized from the expected shape. */
+ptq_status ptq_st_check_shape(const ptq_safetensors *st, const ptq_st_tensor *t, int ndim, const int64_t *shape,
+                              ptq_error *err);
+
 /* Read a tensor converted to float32 into dst (numel floats). The stored shape must equal
  * `shape[0..ndim)` (pass ndim = -1 to skip the check). Fails with a message naming the file and
  * tensor on a missing tensor (PTQ_ERR_FORMAT), a shape mismatch (PTQ_ERR_CONFIG), an integer

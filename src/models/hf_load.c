@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -35,13 +36,9 @@ ptq_status ptq_hf_read(ptq_model *m, const ptq_hf_src *src, const char *name, in
     if (!t)
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor '%s' is missing (required by %s)", src->weights_path, name,
                         src->config_path);
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] <= 0 || (size_t)shape[i] > SIZE_MAX / sizeof(float) / n)
-            return ptq_fail(err, PTQ_ERR_CONFIG, "%s: tensor '%s': the shape implied by %s is invalid",
-                            src->weights_path, name, src->config_path);
-        n *= (size_t)shape[i];
-    }
+    /* the shape first: config.json may imply a huge tensor, and only the file's (validated) one is allocated */
+    PTQ_TRY(ptq_st_check_shape(src->st, t, ndim, shape, err));
+    size_t n = (size_t)t->numel;
     float *buf = ptq_model_floats(m, n, name, err);
     if (!buf) return err->status ? err->status : PTQ_ERR_NOMEM;
     ptq_status s = ptq_st_read_f32(src->st, name, ndim, shape, buf, err);
@@ -58,6 +55,7 @@ static ptq_status read_transposed(ptq_model *m, const ptq_hf_src *src, const cha
     if (!t)
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor '%s' is missing (required by %s)", src->weights_path, name,
                         src->config_path);
+    PTQ_TRY(ptq_st_check_shape(src->st, t, 2, shape, err)); /* before allocating in * out floats */
     float *tmp = ptq_alloc((size_t)in * (size_t)out, sizeof(float), name, err);
     if (!tmp) return err->status;
     ptq_status s = ptq_st_read_f32(src->st, name, 2, shape, tmp, err);
@@ -336,8 +334,13 @@ static ptq_status load(const char *path, ptq_model **out, ptq_error *err) {
         if (is_config_json(path)) PTQ_TRY(find_weights(dir, weights, sizeof weights, err)); /* config.json given */
     }
     PTQ_TRY(join(config, sizeof config, dir, "config.json", err));
-    if (!ptq_file_exists(config))
+    if (!ptq_file_exists(config)) {
+        struct stat sb;
+        if (stat(config, &sb) == 0) /* there, but a folder or a device */
+            return ptq_fail(err, PTQ_ERR_IO, "%s: is not a regular file (expected the model's config.json, a JSON file)",
+                            config);
         return ptq_fail(err, PTQ_ERR_IO, "%s: no config.json beside the weights (looked for %s)", weights, config);
+    }
 
     cJSON *root = NULL;
     PTQ_TRY(ptq_json_load(config, &root, err));

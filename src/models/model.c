@@ -139,6 +139,17 @@ ptq_status ptq_model_validate(const ptq_model *m, ptq_error *err) {
         PTQ_TRY(check_finite(m, b->norm2.b, (size_t)c->dim, "norm2 bias", err));
     }
     if (c->arch == PTQ_ARCH_VIT) {
+        int64_t grid = c->patch_size > 0 ? c->img_size / c->patch_size : 0, tokens = 0, patch_in = 0;
+        if (c->patch_size <= 0 || c->img_size <= 0 || c->img_size % c->patch_size != 0 ||
+            !ptq_checked_product((const int64_t[]){grid, grid}, 2, PTQ_VIT_MAX_TOKENS - 1, &tokens) ||
+            tokens + 1 != c->max_seq ||
+            !ptq_checked_product((const int64_t[]){c->in_chans, c->patch_size, c->patch_size}, 3,
+                                 PTQ_VIT_MAX_PATCH_IN, &patch_in) ||
+            patch_in != m->patch.in)
+            return ptq_fail(err, PTQ_ERR_CONFIG,
+                            "%s: invalid ViT geometry (img_size %d, patch_size %d, in_chans %d, %d tokens, patch "
+                            "embedding of %d inputs)",
+                            m->path, c->img_size, c->patch_size, c->in_chans, c->max_seq, m->patch.in);
         PTQ_TRY(check_linear(m, &m->patch, err));
         PTQ_TRY(check_finite(m, m->cls_token, (size_t)c->dim, "cls_token", err));
     } else {

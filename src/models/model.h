@@ -11,6 +11,10 @@
 
 #include "ptq.h"
 
+/* Limits on ViT geometry read from files, so that its sizes fit in int everywhere. */
+#define PTQ_VIT_MAX_TOKENS (1 << 24)   /* patches + class token */
+#define PTQ_VIT_MAX_PATCH_IN (1 << 24) /* in_chans * patch_size^2: the patch embedding's inputs */
+
 typedef enum { PTQ_NORM_LAYER = 0, PTQ_NORM_RMS } ptq_norm_kind;
 typedef enum { PTQ_ACT_GELU = 0, PTQ_ACT_GELU_TANH, PTQ_ACT_RELU, PTQ_ACT_SILU } ptq_act_kind;
 /* RoPE pairing: llama2.c / Meta rotate (2i, 2i+1); Hugging Face / GPT-NeoX rotate (i, i+d/2). */
@@ -91,7 +95,7 @@ typedef struct ptq_config {
     int pos_offset;    /* learned positions: row index = position + offset (OPT: 2) */
     int embed_dim;     /* token embedding width (OPT project_in/out), = dim otherwise */
     int bos_id, eos_id;
-    /* ViT */
+    /* ViT (at most PTQ_VIT_MAX_TOKENS tokens, in_chans * patch_size^2 <= PTQ_VIT_MAX_PATCH_IN) */
     int img_size, patch_size, in_chans;
     int cls_token;
     float mean[4], std[4];

@@ -4,7 +4,10 @@
  * Pre-norm blocks, a class token, learned positions (row 0 = class token), head on the normed class row.
  * The patch embedding conv weight [E][C][p][p] is used as a linear [E][C*p*p] over (c, py, px) patches. */
 #include <cJSON.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "core/alloc.h"
 
 #include "core/error.h"
 #include "io/json.h"
@@ -42,15 +45,18 @@ static ptq_status channel_floats(const ptq_hf_src *src, const cJSON *obj, const 
 static ptq_status square_size(const ptq_hf_src *src, const char *key, int *out, ptq_error *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(src->config, key);
     if (it && cJSON_IsArray(it)) {
-        const cJSON *h = cJSON_GetArrayItem(it, 0), *w = cJSON_GetArrayItem(it, 1);
-        if (cJSON_GetArraySize(it) != 2 || !cJSON_IsNumber(h) || !cJSON_IsNumber(w))
+        if (cJSON_GetArraySize(it) != 2)
             return ptq_fail(err, PTQ_ERR_CONFIG, "%s: %s must be an integer or [height, width]", src->config_path, key);
-        if (h->valueint != w->valueint)
+        int hw[2];
+        for (int i = 0; i < 2; i++) {
+            char what[64];
+            snprintf(what, sizeof what, "%s[%d]", key, i);
+            PTQ_TRY(ptq_json_int_item(cJSON_GetArrayItem(it, i), src->config_path, what, 1, 65536, &hw[i], err));
+        }
+        if (hw[0] != hw[1])
             return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: %s = [%d, %d]: only square sizes are supported",
-                            src->config_path, key, h->valueint, w->valueint);
-        *out = h->valueint;
-        if (*out < 1 || *out > 65536)
-            return ptq_fail(err, PTQ_ERR_CONFIG, "%s: %s = %d is out of range", src->config_path, key, *out);
+                            src->config_path, key, hw[0], hw[1]);
+        *out = hw[0];
         return PTQ_OK;
     }
     return ptq_json_int(src->config, src->config_path, key, 1, 0, 1, 65536, out, err);
@@ -173,14 +179,23 @@ ptq_status ptq_build_vit(ptq_model *m, const ptq_hf_src *src, int timm, ptq_erro
     if (c->dim % c->n_heads != 0)
         return ptq_fail(err, PTQ_ERR_CONFIG, "%s: width %d is not a multiple of the head count %d", f, c->dim,
                         c->n_heads);
+    /* sizes from config.json are multiplied in 64 bits against explicit limits before any int product */
     const int grid = c->img_size / c->patch_size;
-    if ((int64_t)grid * grid + 1 > (1 << 24))
-        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: too many patches", f);
+    int64_t tokens, patch_in;
+    if (!ptq_checked_product((const int64_t[]){grid, grid}, 2, PTQ_VIT_MAX_TOKENS - 1, &tokens))
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: %d x %d patches is too many (at most %d tokens)", f, grid, grid,
+                        PTQ_VIT_MAX_TOKENS);
+    if (!ptq_checked_product((const int64_t[]){c->in_chans, c->patch_size, c->patch_size}, 3, PTQ_VIT_MAX_PATCH_IN,
+                             &patch_in))
+        return ptq_fail(err, PTQ_ERR_CONFIG,
+                        "%s: patch_size %d with %d channels gives %lld inputs per patch; at most %d are supported", f,
+                        c->patch_size, c->in_chans, (long long)c->in_chans * c->patch_size * c->patch_size,
+                        PTQ_VIT_MAX_PATCH_IN);
     c->arch = PTQ_ARCH_VIT;
     c->causal = 0;
     c->n_kv_heads = c->n_heads;
     c->head_dim = c->dim / c->n_heads;
-    c->max_seq = grid * grid + 1;
+    c->max_seq = (int)tokens + 1;
     c->norm = PTQ_NORM_LAYER;
     c->pre_norm = 1;
     c->gated_mlp = 0;
@@ -222,7 +237,7 @@ ptq_status ptq_build_vit(ptq_model *m, const ptq_hf_src *src, int timm, ptq_erro
     m->n_pos = N;
     PTQ_TRY(ptq_hf_name(lp, sizeof lp, err, "%s%s", hp, nm.patch));
     PTQ_TRY(ptq_hf_name(m->patch.name, sizeof m->patch.name, err, "%s", lp));
-    m->patch.in = C * p * p;
+    m->patch.in = (int)patch_in;
     m->patch.out = E;
     PTQ_TRY(ptq_hf_name(name, sizeof name, err, "%s.weight", lp));
     PTQ_TRY(ptq_hf_read(m, src, name, 4, pw_shape, &m->patch.w, err));
