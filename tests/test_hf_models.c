@@ -618,6 +618,41 @@ static void test_hostile_sizes(void) {
     }
 }
 
+/* ---------------------------------------------------------------- accuracy with non-finite logits */
+
+/* A ViT whose logits are all NaN must not score 100% (NaN compares false, so the label ranked first):
+ * an error naming the image. */
+static void test_accuracy_nonfinite(void) {
+    model_src s;
+    char dir[1024];
+    if (src_load(&s, "vit_timm") != 0) {
+        CHECK_MSG(0, "cannot read vit_timm");
+        return;
+    }
+    tmp_path(dir, sizeof dir, "vit_nan_logits");
+    CHECK(write_model(&s, dir, NULL) == 0);
+    ptq_model *m = load_ok(dir, "vit_timm for accuracy");
+    if (m) {
+        const ptq_config *c = &m->cfg;
+        ptq_image_set set = {3, c->in_chans, c->img_size, c->img_size, NULL, NULL};
+        set.pixels = calloc((size_t)3 * c->in_chans * c->img_size * c->img_size, sizeof(float));
+        set.labels = calloc(3, sizeof(int));
+        ptq_acc_result r;
+        ptq_error err;
+        ptq_status st = ptq_eval_accuracy(m, &set, NULL, &r, &err);
+        CHECK_MSG(st == PTQ_OK && r.images == 3, "finite model: %s", err.msg);
+        for (int k = 0; k < m->head.out; k++) m->head.b[k] = NAN;
+        st = ptq_eval_accuracy(m, &set, NULL, &r, &err);
+        CHECK_MSG(st == PTQ_ERR_NUMERIC, "NaN logits: status %s, top1 %g", ptq_status_name(st), r.top1);
+        CHECK_MSG(st == PTQ_OK || (strstr(err.msg, "image 0") && strstr(err.msg, "non-finite")), "message: %s",
+                  err.msg);
+        free(set.pixels);
+        free(set.labels);
+        ptq_model_free(m);
+    }
+    src_free(&s);
+}
+
 /* ---------------------------------------------------------------- shared vit-mnist against vit_ref.py */
 
 static unsigned char *gunzip_all(const char *path, size_t *n) {
@@ -710,6 +745,7 @@ int main(void) {
     test_config_mapping();
     test_layouts();
     test_broken();
+    test_accuracy_nonfinite();
     test_vit_mnist();
     return tu_done("test_hf_models");
 }

@@ -1,4 +1,5 @@
 /* Top-1 / top-5 classification accuracy of a ViT over an image set. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,12 @@ ptq_status ptq_eval_accuracy(ptq_model *m, const ptq_image_set *s, const ptq_cal
         for (int b = 0; st == PTQ_OK && b < n; b++) {
             const float *lg = logits + (size_t)b * K;
             int label = s->labels[i + b], rank = 0;
+            /* a NaN compares false with everything and would rank the label first */
+            for (int k = 0; st == PTQ_OK && k < K; k++)
+                if (!isfinite(lg[k]))
+                    st = ptq_fail(err, PTQ_ERR_NUMERIC, "%s: image %d: logit of class %d is %g (non-finite)", m->path,
+                                  i + b, k, (double)lg[k]);
+            if (st != PTQ_OK) break;
             for (int k = 0; k < K; k++)
                 if (lg[k] > lg[label] || (lg[k] == lg[label] && k < label)) rank++;
             top1 += rank == 0;
