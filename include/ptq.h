@@ -139,12 +139,16 @@ ptq_status ptq_eval_accuracy(ptq_model *m, const ptq_image_set *s, const ptq_cal
 
 /* ---- running a language model token by token (KV cache) ---- */
 typedef struct ptq_session ptq_session;
+/* max_tokens: the most positions the session may hold (<= 0 or above the model's context: the context).
+ * Memory follows use: the KV cache grows with the tokens fed, not with max_tokens. */
 ptq_status ptq_session_new(ptq_model *m, int max_tokens, ptq_session **out, ptq_error *err);
 void ptq_session_free(ptq_session *s);
 /* Feed n tokens at the current position; returns the logits of the last one (vocab floats,
  * owned by the session, valid until the next call). */
 ptq_status ptq_session_feed(ptq_session *s, const int *tokens, int n, const float **logits, ptq_error *err);
 int ptq_session_pos(const ptq_session *s);
+/* Positions the KV cache has room for now (it grows as tokens are fed, up to max_tokens). */
+int ptq_session_capacity(const ptq_session *s);
 
 typedef struct ptq_sampler_params {
     float temperature; /* 0 = greedy */

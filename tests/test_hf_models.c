@@ -618,6 +618,62 @@ static void test_hostile_sizes(void) {
     }
 }
 
+/* ---------------------------------------------------------------- generation memory */
+
+/* A session's KV cache follows the tokens fed, not the model's context: a LLaMA with 2^20 positions
+ * generates with a few hundred positions allocated, and growing the cache keeps what it held (the
+ * logits equal those of one prefill of the same tokens). */
+static void test_session_memory(void) {
+    model_src s;
+    char dir[1024];
+    if (src_load(&s, "llama") != 0) {
+        CHECK_MSG(0, "cannot read llama");
+        return;
+    }
+    long rss0 = peak_rss_mb();
+    cJSON *cfg = config_with("llama", "max_position_embeddings", cJSON_CreateNumber(1 << 20));
+    write_opts o = {.config = cfg};
+    tmp_path(dir, sizeof dir, "llama_long_context");
+    CHECK(write_model(&s, dir, &o) == 0);
+    ptq_model *m = load_ok(dir, "llama with 2^20 positions");
+    enum { N = 300 };
+    if (m) {
+        CHECK(m->cfg.max_seq == 1 << 20);
+        int toks[N];
+        for (int i = 0; i < N; i++) toks[i] = (i * 37 + 5) % m->cfg.vocab_size;
+        ptq_session *a = NULL, *b = NULL;
+        ptq_error err;
+        const float *la = NULL, *lb = NULL;
+        CHECK(ptq_session_new(m, 0, &a, &err) == PTQ_OK && ptq_session_new(m, 0, &b, &err) == PTQ_OK);
+        if (a && b) {
+            /* "generate 5 tokens" after a 3-token prompt */
+            CHECK(ptq_session_feed(a, toks, 3, &la, &err) == PTQ_OK);
+            for (int i = 3; i < 8; i++) CHECK(ptq_session_feed(a, &toks[i], 1, &la, &err) == PTQ_OK);
+            CHECK_MSG(ptq_session_capacity(a) >= 8 && ptq_session_capacity(a) <= 256,
+                      "8 tokens fed, %d positions allocated", ptq_session_capacity(a));
+            long grown = peak_rss_mb() - rss0;
+            CHECK_MSG(grown < 128, "a session on a 2^20-position model raised the peak RSS by %ld MB", grown);
+            /* past the first capacity one token at a time, against one prefill of all N */
+            for (int i = 8; i < N; i++) CHECK(ptq_session_feed(a, &toks[i], 1, &la, &err) == PTQ_OK);
+            CHECK(ptq_session_pos(a) == N && ptq_session_capacity(a) >= N && ptq_session_capacity(a) <= 2 * N);
+            CHECK(ptq_session_feed(b, toks, N, &lb, &err) == PTQ_OK);
+            double worst = 0, top = 0;
+            for (int v = 0; la && lb && v < m->cfg.vocab_size; v++) {
+                double d = fabs((double)la[v] - lb[v]);
+                if (d > worst) worst = d;
+                if (fabs(lb[v]) > top) top = fabs(lb[v]);
+            }
+            CHECK_MSG(la && lb && worst <= 1e-4 * (top > 1 ? top : 1),
+                      "step-by-step logits differ from the prefill's by %g", worst);
+        }
+        ptq_session_free(a);
+        ptq_session_free(b);
+        ptq_model_free(m);
+    }
+    cJSON_Delete(cfg);
+    src_free(&s);
+}
+
 /* ---------------------------------------------------------------- accuracy with non-finite logits */
 
 /* A ViT whose logits are all NaN must not score 100% (NaN compares false, so the label ranked first):
@@ -741,6 +797,7 @@ static void test_vit_mnist(void) {
 
 int main(void) {
     test_hostile_sizes();
+    test_session_memory();
     test_goldens();
     test_config_mapping();
     test_layouts();

@@ -7,9 +7,13 @@
 #include "core/error.h"
 #include "models/forward.h"
 
+/* Memory follows use: the KV cache starts small and doubles when a feed needs more positions (up to
+ * max_tokens), so a model with a long context costs what a generation uses, not its whole context. */
+#define SESSION_FIRST_CAPACITY 256
+
 struct ptq_session {
     ptq_model *m;
-    ptq_kv_cache cache;
+    ptq_kv_cache cache; /* cache.max_seq positions allocated */
     int pos, max_tokens;
     float *x;      /* [max_chunk][dim] */
     float *logits; /* [vocab] */
@@ -24,12 +28,11 @@ ptq_status ptq_session_new(ptq_model *m, int max_tokens, ptq_session **out, ptq_
     if (!s) return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate session");
     s->m = m;
     s->max_tokens = max_tokens;
-    s->max_chunk = max_tokens;
-    ptq_status st = ptq_kv_cache_init(&s->cache, m, max_tokens, err);
+    int cap = max_tokens < SESSION_FIRST_CAPACITY ? max_tokens : SESSION_FIRST_CAPACITY;
+    ptq_status st = ptq_kv_cache_init(&s->cache, m, cap, err);
     if (st == PTQ_OK) {
-        s->x = ptq_alloc((size_t)s->max_chunk * m->cfg.dim, sizeof(float), "session activations", err);
         s->logits = ptq_alloc((size_t)m->cfg.vocab_size, sizeof(float), "logits", err);
-        if (!s->x || !s->logits) st = PTQ_ERR_NOMEM;
+        if (!s->logits) st = PTQ_ERR_NOMEM;
     }
     if (st != PTQ_OK) {
         ptq_session_free(s);
@@ -49,11 +52,21 @@ void ptq_session_free(ptq_session *s) {
 
 int ptq_session_pos(const ptq_session *s) { return s->pos; }
 
+int ptq_session_capacity(const ptq_session *s) { return s->cache.max_seq; }
+
 ptq_status ptq_session_feed(ptq_session *s, const int *tokens, int n, const float **logits, ptq_error *err) {
     if (n <= 0) return ptq_fail(err, PTQ_ERR_ARG, "feed needs at least one token");
-    if (s->pos + n > s->max_tokens)
+    if (n > s->max_tokens - s->pos)
         return ptq_fail(err, PTQ_ERR_ARG, "context full: %d + %d tokens exceeds %d", s->pos, n, s->max_tokens);
     const ptq_model *m = s->m;
+    PTQ_TRY(ptq_kv_cache_reserve(&s->cache, s->pos + n, s->max_tokens, err));
+    if (n > s->max_chunk) {
+        float *x = ptq_alloc((size_t)n * m->cfg.dim, sizeof(float), "session activations", err);
+        if (!x) return PTQ_ERR_NOMEM;
+        ptq_free(s->x);
+        s->x = x;
+        s->max_chunk = n;
+    }
     PTQ_TRY(ptq_embed_tokens(m, tokens, n, s->pos, s->x, err));
     for (int l = 0; l < m->cfg.n_layers; l++)
         PTQ_TRY(ptq_block_forward(m, l, s->x, 1, n, s->pos, &s->cache, NULL, NULL, err));

@@ -25,6 +25,30 @@ ptq_status ptq_kv_cache_init(ptq_kv_cache *c, const ptq_model *m, int max_seq, p
     return PTQ_OK;
 }
 
+ptq_status ptq_kv_cache_reserve(ptq_kv_cache *c, int need, int limit, ptq_error *err) {
+    if (need <= c->max_seq) return PTQ_OK;
+    if (need > limit)
+        return ptq_fail(err, PTQ_ERR_ARG, "KV cache: %d positions requested, the limit is %d", need, limit);
+    int cap = c->max_seq > limit / 2 ? limit : 2 * c->max_seq; /* double, so growing costs O(1) per token */
+    if (cap < need) cap = need;
+    size_t n = (size_t)c->n_layers * cap * c->kv_dim, row = (size_t)c->kv_dim * sizeof(float);
+    float *k = ptq_alloc(n, sizeof(float), "KV cache", err);
+    float *v = k ? ptq_alloc(n, sizeof(float), "KV cache", err) : NULL;
+    if (!v) {
+        ptq_free(k);
+        return PTQ_ERR_NOMEM;
+    }
+    for (int l = 0; l < c->n_layers; l++) { /* the layout is [layer][position]: copy each layer's rows */
+        memcpy(k + (size_t)l * cap * c->kv_dim, c->k + (size_t)l * c->max_seq * c->kv_dim, row * c->max_seq);
+        memcpy(v + (size_t)l * cap * c->kv_dim, c->v + (size_t)l * c->max_seq * c->kv_dim, row * c->max_seq);
+    }
+    ptq_kv_cache_free(c);
+    c->k = k;
+    c->v = v;
+    c->max_seq = cap;
+    return PTQ_OK;
+}
+
 void ptq_kv_cache_free(ptq_kv_cache *c) {
     ptq_free(c->k);
     ptq_free(c->v);

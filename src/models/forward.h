@@ -21,6 +21,8 @@ typedef struct ptq_kv_cache {
 } ptq_kv_cache;
 
 ptq_status ptq_kv_cache_init(ptq_kv_cache *c, const ptq_model *m, int max_seq, ptq_error *err);
+/* Grow the cache to hold at least `need` positions (at most `limit`), keeping what it holds. */
+ptq_status ptq_kv_cache_reserve(ptq_kv_cache *c, int need, int limit, ptq_error *err);
 void ptq_kv_cache_free(ptq_kv_cache *c);
 
 /* The runtime path: y[rows][out] = x[rows][in] W^T + b (+ bc), with the packed weights when the layer
