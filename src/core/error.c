@@ -64,3 +64,35 @@ void ptq_log(const ptq_callbacks *cb, ptq_log_level level, const char *fmt, ...)
 void ptq_progress(const ptq_callbacks *cb, const char *what, int64_t done, int64_t total) {
     if (cb && cb->progress) cb->progress(cb->user, what, done, total);
 }
+
+/* Length of a well-formed UTF-8 sequence at s (at most n bytes) for a printable code point (not a C1
+ * control, surrogate or overlong form); 0 otherwise. */
+static size_t utf8_printable(const unsigned char *s, size_t n) {
+    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC0 ? 2 : 0;
+    if (len == 0 || len > n || s[0] >= 0xF5) return 0;
+    unsigned cp = s[0] & (0x7Fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3Fu);
+    }
+    static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp < 0xA0 || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
+    return len;
+}
+
+void ptq_snippet(char *buf, size_t cap, const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 1 < cap;) {
+        size_t k = u[i] >= 0x80 ? utf8_printable(u + i, n - i) : 0;
+        if (k && j + k < cap) { /* a whole printable UTF-8 character */
+            memcpy(buf + j, s + i, k);
+            j += k;
+            i += k;
+            continue;
+        }
+        buf[j++] = (u[i] >= 0x20 && u[i] < 0x7f) ? (char)u[i] : '?';
+        i += k ? k : 1;
+    }
+    if (cap) buf[j] = 0;
+}

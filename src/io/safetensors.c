@@ -116,16 +116,6 @@ static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
     if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
-/* Quote a piece of untrusted text for a message: printable ASCII kept, the rest as '?'. */
-static void snippet(char *buf, size_t cap, const char *s, size_t n) {
-    size_t j = 0;
-    for (size_t i = 0; i < n && j + 1 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    buf[j] = 0;
-}
-
 /* A JSON number holding an integer in [0, 2^53]. */
 static int json_uint(const cJSON *it, uint64_t *out) {
     if (!cJSON_IsNumber(it)) return 0;
@@ -153,7 +143,7 @@ static cJSON *parse_json(const char *text, size_t n, const char *path, const cha
             }
         }
         char near[48];
-        snippet(near, sizeof near, text + pos, n - pos < 24 ? n - pos : 24);
+        ptq_snippet(near, sizeof near, text + pos, n - pos < 24 ? n - pos : 24);
         ptq_fail(err, PTQ_ERR_FORMAT, "%s: %s is not valid JSON (error near line %zu, column %zu: \"%s\")", path,
                  what, line, col, near);
         return NULL;
@@ -161,7 +151,7 @@ static cJSON *parse_json(const char *text, size_t n, const char *path, const cha
     for (size_t i = (size_t)(end - text); i < n; i++) {
         if (!is_blank((unsigned char)text[i])) {
             char near[48];
-            snippet(near, sizeof near, text + i, n - i < 24 ? n - i : 24);
+            ptq_snippet(near, sizeof near, text + i, n - i < 24 ? n - i : 24);
             ptq_fail(err, PTQ_ERR_FORMAT, "%s: %s has unexpected text after the JSON at byte %zu: \"%s\"", path,
                      what, i, near);
             cJSON_Delete(root);
@@ -270,7 +260,7 @@ static ptq_status parse_entry(const cJSON *e, const char *path, const unsigned c
     ptq_dtype dt;
     if (ptq_dtype_from_name(jd->valuestring, &dt) != 0) {
         char d[48];
-        snippet(d, sizeof d, jd->valuestring, strlen(jd->valuestring));
+        ptq_snippet(d, sizeof d, jd->valuestring, strlen(jd->valuestring));
         return ptq_fail(err, PTQ_ERR_FORMAT,
                         "%s: tensor \"%s\" has unknown dtype \"%s\" (expected one of F32 F16 BF16 F64 I8 U8 I16 "
                         "I32 I64 BOOL)",

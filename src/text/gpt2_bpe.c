@@ -289,8 +289,10 @@ static ptq_status load_vocab(ptq_gpt2_bpe *t, const char *path, ptq_error *err) 
         const char *key = it->string ? it->string : "";
         double v = it->valuedouble;
         if (!cJSON_IsNumber(it) || !(v >= 0) || v >= MAX_VOCAB_ID || v != floor(v)) {
-            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: token \"%.64s\": expected an integer id in [0, %d)", path,
-                          key, MAX_VOCAB_ID);
+            char quoted[72];
+            ptq_snippet(quoted, sizeof quoted, key, strlen(key));
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: token \"%s\": expected an integer id in [0, %d)", path, quoted,
+                          MAX_VOCAB_ID);
             goto done;
         }
         if ((int)v > max_id) max_id = (int)v;
@@ -324,8 +326,10 @@ static ptq_status load_vocab(ptq_gpt2_bpe *t, const char *path, ptq_error *err) 
         int id = (int)it->valuedouble;
         size_t n = strlen(key);
         if (seen[id]) {
-            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: token \"%.64s\": id %d is used by another token too", path,
-                          key, id);
+            char quoted[72];
+            ptq_snippet(quoted, sizeof quoted, key, n);
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: token \"%s\": id %d is used by another token too", path, quoted,
+                          id);
             goto done;
         }
         seen[id] = 1;
@@ -408,23 +412,27 @@ static ptq_status load_merges(ptq_gpt2_bpe *t, const char *path, ptq_error *err)
         const char *sp = memchr(line, ' ', n);
         size_t na = sp ? (size_t)(sp - line) : 0;
         size_t nb = sp ? n - na - 1 : 0;
+        char quoted[72]; /* the file's bytes are never echoed raw: control bytes could drive the terminal */
         if (!sp || na == 0 || nb == 0 || memchr(sp + 1, ' ', nb) || memchr(line, '\0', n)) {
-            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s line %zu: expected two tokens separated by one space, got \"%.*s\"",
-                          path, lineno, (int)(n > 64 ? 64 : n), line);
+            ptq_snippet(quoted, sizeof quoted, line, n);
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s line %zu: expected two tokens separated by one space, got \"%s\"%s",
+                          path, lineno, quoted, n >= sizeof quoted ? "..." : "");
             goto done;
         }
         int a = vocab_find(t, line, na), b = vocab_find(t, sp + 1, nb);
         if (a < 0 || b < 0) {
-            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s line %zu: token \"%.*s\" is not in the vocabulary", path, lineno,
-                          (int)(a < 0 ? (na > 64 ? 64 : na) : (nb > 64 ? 64 : nb)), a < 0 ? line : sp + 1);
+            ptq_snippet(quoted, sizeof quoted, a < 0 ? line : sp + 1, a < 0 ? na : nb);
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s line %zu: token \"%s\" is not in the vocabulary", path, lineno,
+                          quoted);
             goto done;
         }
         memcpy(tmp, line, na);
         memcpy(tmp + na, sp + 1, nb);
         int ab = vocab_find(t, tmp, na + nb);
         if (ab < 0) {
-            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s line %zu: the merge result \"%.*s\" is not in the vocabulary",
-                          path, lineno, (int)(na + nb > 64 ? 64 : na + nb), tmp);
+            ptq_snippet(quoted, sizeof quoted, tmp, na + nb);
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "%s line %zu: the merge result \"%s\" is not in the vocabulary", path,
+                          lineno, quoted);
             goto done;
         }
         if (rank == INT_MAX) {

@@ -80,7 +80,7 @@ ptq_status ptq_l2c_tok_load(const char *path, int vocab_size, ptq_l2c_tok **out,
     }
     /* Count entries: the file does not store the vocabulary size. */
     size_t off = 4;
-    int count = 0;
+    int count = 0, nonempty = 0;
     while (off < size) {
         int32_t len;
         if (size - off < 8) {
@@ -94,6 +94,7 @@ ptq_status ptq_l2c_tok_load(const char *path, int vocab_size, ptq_l2c_tok **out,
             goto done;
         }
         off += 8 + (size_t)len;
+        nonempty += len > 0;
         count++;
     }
     if (vocab_size > 0 && count != vocab_size) {
@@ -104,6 +105,11 @@ ptq_status ptq_l2c_tok_load(const char *path, int vocab_size, ptq_l2c_tok **out,
     if (count < 259) {
         st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: %d tokens is too few for a llama2.c tokenizer (needs the 256 byte tokens)",
                       path, count);
+        goto done;
+    }
+    if (nonempty == 0) { /* nothing could ever be encoded or decoded */
+        st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: all %d token pieces are empty; not a usable llama2.c tokenizer", path,
+                      count);
         goto done;
     }
     t->vocab_size = count;

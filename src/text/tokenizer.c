@@ -38,7 +38,8 @@ ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **
         }
         s = load_gpt2(vocab, t, err);
     } else {
-        /* JSON content means a GPT-2 vocab.json; anything else must be a llama2.c tokenizer.bin */
+        /* A .json name or JSON-looking content means a GPT-2 vocab.json (whose loader says what is wrong
+         * with it); anything else must be a llama2.c tokenizer.bin */
         FILE *f = fopen(path, "rb");
         int c = f ? fgetc(f) : EOF;
         while (c == ' ' || c == '\n' || c == '\r' || c == '\t') c = fgetc(f);
@@ -47,7 +48,8 @@ ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **
             free(t);
             return ptq_fail(err, PTQ_ERR_IO, "%s: cannot open tokenizer", path);
         }
-        if (c == '{') {
+        size_t len = strlen(path);
+        if (c == '{' || c == '[' || c == '"' || (len >= 5 && !strcmp(path + len - 5, ".json"))) {
             snprintf(vocab, sizeof vocab, "%s", path);
             s = load_gpt2(vocab, t, err);
         } else {
