@@ -1,6 +1,7 @@
 /* The generic transformer forward pass (see forward.h), one block at a time. */
 #include "models/forward.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +92,10 @@ ptq_status ptq_embed_tokens(const ptq_model *m, const int *tokens, int n, int po
 ptq_status ptq_embed_images(const ptq_model *m, const float *pixels, int n_img, float *x, ptq_error *err) {
     const ptq_config *c = &m->cfg;
     int P = c->patch_size, g = c->img_size / P, C = c->in_chans, T = c->max_seq, D = c->dim;
-    int pd = C * P * P, npatch = g * g;
+    int pd = C * P * P, npatch = g * g; /* bounded by ptq_model_validate */
+    if (n_img < 0 || (int64_t)n_img * T > INT_MAX)
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: %d images of %d tokens are too many for one forward", m->path, n_img,
+                        T);
     float *patches = ptq_alloc((size_t)n_img * npatch * pd, sizeof(float), "patches", err);
     float *emb = patches ? ptq_alloc((size_t)n_img * npatch * D, sizeof(float), "patch embeddings", err) : NULL;
     if (!emb) {
@@ -391,6 +395,9 @@ ptq_status ptq_forward_images(const ptq_model *m, const float *pixels, int n_img
     if (m->cfg.arch != PTQ_ARCH_VIT)
         return ptq_fail(err, PTQ_ERR_ARG, "%s: a language model takes tokens, not images", m->path);
     int T = m->cfg.max_seq;
+    if (n_img < 0 || (int64_t)n_img * T > INT_MAX) /* rows are counted in int below */
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: %d images of %d tokens are too many for one forward", m->path, n_img,
+                        T);
     float *x = ptq_alloc((size_t)n_img * T * m->cfg.dim, sizeof(float), "activations", err);
     if (!x) return PTQ_ERR_NOMEM;
     ptq_status s = ptq_embed_images(m, pixels, n_img, x, err);
