@@ -147,7 +147,7 @@ ptq_status ptq_idx_open(const char *path, int ndims, const char *what, ptq_idx_f
     PTQ_TRY(stream_open(path, what, &f->s, err));
     struct ptq_idx_stream *s = f->s;
 
-    unsigned char hdr[4 + 4 * 4];
+    unsigned char hdr[4 + 4 * 4] = {0};
     int64_t hlen = 4 + 4 * (int64_t)ndims;
     ptq_status st = PTQ_OK;
     int64_t got = stream_read(s, hdr, 4);

@@ -142,7 +142,7 @@ ptq_status ptq_model_validate(const ptq_model *m, ptq_error *err) {
         int64_t grid = c->patch_size > 0 ? c->img_size / c->patch_size : 0, tokens = 0, patch_in = 0;
         if (c->patch_size <= 0 || c->img_size <= 0 || c->img_size % c->patch_size != 0 ||
             !ptq_checked_product((const int64_t[]){grid, grid}, 2, PTQ_VIT_MAX_TOKENS - 1, &tokens) ||
-            tokens + 1 != c->max_seq ||
+            tokens + c->cls_token != c->max_seq ||
             !ptq_checked_product((const int64_t[]){c->in_chans, c->patch_size, c->patch_size}, 3,
                                  PTQ_VIT_MAX_PATCH_IN, &patch_in) ||
             patch_in != m->patch.in)

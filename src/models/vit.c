@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "core/alloc.h"
-
 #include "core/error.h"
 #include "io/json.h"
 #include "models/families.h"
