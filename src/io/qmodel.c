@@ -499,18 +499,18 @@ static ptq_status check_integrity(const char *path, const ptq_safetensors *st, i
     uint32_t *want = s == PTQ_OK ? malloc((size_t)(n ? n : 1) * sizeof *want) : NULL;
     if (s == PTQ_OK && !want) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
     const cJSON *x;
-    if (s == PTQ_OK) cJSON_ArrayForEach(x, sums) {
-        if (!ptq_st_find(st, x->string)) {
-            s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor %s is missing (%s lists it)", path, x->string, CHECKSUMS_KEY);
-            break;
-        }
-    }
     for (int i = 0; s == PTQ_OK && i < n; i++) {
         const char *name = st->tensors[i].name;
         x = cJSON_GetObjectItemCaseSensitive(sums, name);
         if (!x) s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: unexpected tensor %s (%s does not list it)", path, name, CHECKSUMS_KEY);
         else if (!parse_hex32(cJSON_IsString(x) ? x->valuestring : NULL, &want[i]))
             s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: %s entry of tensor %s is not 8 hex digits", path, CHECKSUMS_KEY, name);
+    }
+    if (s == PTQ_OK) cJSON_ArrayForEach(x, sums) {
+        if (!ptq_st_find(st, x->string)) {
+            s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor %s is missing (%s lists it)", path, x->string, CHECKSUMS_KEY);
+            break;
+        }
     }
     if (s == PTQ_OK && cJSON_GetArraySize(sums) != n)
         s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: %s has %d entries for %d tensors (a name is repeated)", path, CHECKSUMS_KEY,
