@@ -465,7 +465,7 @@ int main(void) {
     expect_fail(bad, PTQ_ERR_CONFIG, "causal");
     snprintf(bad, sizeof bad, "%s/linears.ptq", tmp);
     CHECK(rewrite(path, bad, NULL, "ptq.linears", "{\"blocks.0.q\": {\"bits\": 9, \"group\": 32, \"in\": 64, \"out\": 64}}") == 0);
-    expect_fail(bad, PTQ_ERR_UNSUPPORTED, "9-bit");
+    expect_fail(bad, PTQ_ERR_FORMAT, "ptq.linears blocks.0.q.bits must be an integer 2..8");
 
     test_checksums(path, tmp, seq);
     test_structure(path, tmp);

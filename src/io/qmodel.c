@@ -673,7 +673,7 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
     if (jin != in || jout != out)
         return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears says %s is %dx%d, the config implies %dx%d", ld->file,
                         prefix, jout, jin, out, in);
-    PTQ_TRY(linear_int(ld, qinfo, prefix, "bits", INT32_MIN, INT32_MAX, &bits));
+    PTQ_TRY(linear_int(ld, qinfo, prefix, "bits", 2, 8, &bits));
     PTQ_TRY(linear_int(ld, qinfo, prefix, "group", 1, in, &group));
     ptq_qweight shape;
     if (ptq_qweight_shape(&shape, bits, group, in, out, ld->err) != PTQ_OK)
