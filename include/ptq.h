@@ -56,6 +56,17 @@ const char *ptq_arch_name(ptq_arch a);
  * model.safetensors.index.json, or a folder holding one of those plus config.json.
  * The format is recognised from the content. */
 ptq_status ptq_model_load(const char *path, ptq_model **out, ptq_error *err);
+
+/* How ptq_model_load_ex reads a model. */
+typedef struct ptq_load_options {
+    /* 1: check the CRC-32C of every tensor and of the metadata of a .ptq file (docs/FORMAT.md) and refuse
+       a corrupted file; 0: skip that pass, for a file you trust (the checks of shapes, ranges and values
+       stay). Other formats carry no checksums. */
+    int verify_checksums;
+} ptq_load_options;
+/* verify_checksums = 1, unless the environment variable PTQ_SKIP_CHECKSUMS is "1". ptq_model_load uses these. */
+ptq_load_options ptq_load_default_options(void);
+ptq_status ptq_model_load_ex(const char *path, const ptq_load_options *opt, ptq_model **out, ptq_error *err);
 void ptq_model_free(ptq_model *m);
 
 typedef struct ptq_model_info {

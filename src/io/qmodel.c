@@ -2,12 +2,14 @@
  * low-bit weights, and the generic model config in __metadata__. Writing is atomic; reading checks
  * every tensor against the config before anything runs. */
 #include <cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/crc32c.h"
 #include "core/error.h"
 #include "io/json.h"
 #include "io/qmodel.h"
@@ -17,12 +19,18 @@
 #include "quant/actq.h"
 #include "quant/quantizer.h"
 
-#define PTQ_FORMAT_VERSION "1"
+/* Version 2 added ptq.checksums and ptq.metadata_crc32c; version 1 files are refused. */
+#define PTQ_FORMAT_VERSION "2"
+#define CHECKSUMS_KEY "ptq.checksums"
+#define META_CRC_KEY "ptq.metadata_crc32c"
 
 static const char *role_names[PTQ_LIN_COUNT] = {"qkv", "q", "k", "v", "o", "gate", "up", "down"};
 static const char *norm_names[] = {"layer", "rms"};
 static const char *act_names[] = {"gelu", "gelu_tanh", "relu", "silu"};
 static const char *rope_names[] = {"none", "interleaved", "half"};
+/* ptq.act's calibrator, indexed by ptq_act_calib */
+static const char *calib_names[] = {"minmax", "percentile", "mse", "entropy", "easyquant", "twin"};
+#define N_CALIBS 6
 
 /* ------------------------------------------------------------------ config <-> JSON */
 
@@ -122,8 +130,11 @@ static ptq_status parse_config(const char *json, const char *file, ptq_config *c
         if (cJSON_GetArraySize(mean) != 4 || cJSON_GetArraySize(std) != 4)
             s = ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config mean/std must have 4 entries", file);
         for (int i = 0; s == PTQ_OK && i < 4; i++) {
-            c->mean[i] = (float)cJSON_GetArrayItem(mean, i)->valuedouble;
-            c->std[i] = (float)cJSON_GetArrayItem(std, i)->valuedouble;
+            const cJSON *mi = cJSON_GetArrayItem(mean, i), *si = cJSON_GetArrayItem(std, i);
+            if (!cJSON_IsNumber(mi) || !cJSON_IsNumber(si) || fabs(mi->valuedouble) > 1e6 || fabs(si->valuedouble) > 1e6)
+                s = ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config mean[%d] / std[%d] must be numbers within +-1e6", file,
+                             i, i);
+            else c->mean[i] = (float)mi->valuedouble, c->std[i] = (float)si->valuedouble;
         }
     }
     cJSON_Delete(o);
@@ -155,8 +166,38 @@ static ptq_status parse_config(const char *json, const char *file, ptq_config *c
     c->norm_eps = (float)d[0];
     c->rope_theta = (float)d[1];
     c->crop_pct = (float)d[2];
-    if (c->arch == PTQ_ARCH_VIT && (c->patch_size <= 0 || c->img_size % c->patch_size != 0 || c->in_chans <= 0))
-        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config has an invalid image geometry", file);
+    /* products of these numbers size tensors and buffers: each is bounded in 64 bits before use */
+    int64_t qkv = ((int64_t)c->n_heads + 2 * (int64_t)c->n_kv_heads) * c->head_dim;
+    if (qkv > big)
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config (n_heads + 2 n_kv_heads) * head_dim = %lld, above %d", file,
+                        (long long)qkv, big);
+    if (c->bos_id >= c->vocab_size || c->eos_id >= c->vocab_size)
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config bos_id %d / eos_id %d must be below vocab_size %d", file,
+                        c->bos_id, c->eos_id, c->vocab_size);
+    if (c->rope != PTQ_ROPE_NONE && !(c->rope_theta >= 1))
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config rope_theta is %g, expected 1 to 1e12 with RoPE", file,
+                        (double)c->rope_theta);
+    if (c->arch == PTQ_ARCH_VIT) {
+        if (c->patch_size < 1 || c->img_size < c->patch_size || c->img_size % c->patch_size != 0 || c->in_chans < 1)
+            return ptq_fail(err, PTQ_ERR_CONFIG,
+                            "%s: ptq.config has an invalid image geometry (img_size %d, patch_size %d, in_chans %d): "
+                            "expected 1 <= patch_size <= img_size, img_size a multiple of patch_size, in_chans 1..4",
+                            file, c->img_size, c->patch_size, c->in_chans);
+        int64_t patch_in = (int64_t)c->in_chans * c->patch_size * c->patch_size, g = c->img_size / c->patch_size;
+        if (patch_in > big)
+            return ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config in_chans * patch_size^2 = %lld, above %d", file,
+                            (long long)patch_in, big);
+        if (g * g + c->cls_token != c->max_seq)
+            return ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config: %lld patches + %d cls token do not make max_seq %d",
+                            file, (long long)(g * g), c->cls_token, c->max_seq);
+        if (!(c->crop_pct >= 0.01))
+            return ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config crop_pct is %g, expected 0.01 to 10", file,
+                            (double)c->crop_pct);
+        for (int i = 0; i < c->in_chans; i++)
+            if (!(c->std[i] >= 1e-6))
+                return ptq_fail(err, PTQ_ERR_CONFIG, "%s: ptq.config std[%d] is %g, expected 1e-6 to 1e6", file, i,
+                                (double)c->std[i]);
+    }
     return PTQ_OK;
 }
 
@@ -314,8 +355,7 @@ ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_i
              m->quant.bc_shape == PTQ_BC_POSITION ? "position" : "channel",
              m->quant.bc_mode == PTQ_BC_PARALLEL ? "parallel" : "sequential");
     meta(&sv, "ptq.bc", m->quant.bc_scope ? buf : "none");
-    const char *calibs[] = {"minmax", "percentile", "mse", "entropy", "easyquant", "twin"};
-    snprintf(buf, sizeof buf, "A%d %s%s", m->quant.abits, calibs[m->quant.act_calib % 6],
+    snprintf(buf, sizeof buf, "A%d %s%s", m->quant.abits, calib_names[m->quant.act_calib % N_CALIBS],
              m->quant.noisyquant ? " noisyquant" : "");
     meta(&sv, "ptq.act", m->quant.abits ? buf : "none");
     cJSON *attn = cJSON_CreateObject();
@@ -342,9 +382,163 @@ ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_i
     free(nj);
     cJSON_Delete(linears);
     cJSON_Delete(names);
+    if (sv.s == PTQ_OK) sv.s = ptq_qmodel_seal(sv.w, err);
     if (sv.s == PTQ_OK) sv.s = ptq_st_writer_save(sv.w, path, err);
     ptq_st_writer_free(sv.w);
     return sv.s;
+}
+
+/* ------------------------------------------------------------------ checksums */
+
+/* Sort metadata entries by key (bytes), for the metadata checksum. */
+typedef struct {
+    const char *key, *value;
+} kv;
+
+static int cmp_kv(const void *a, const void *b) { return strcmp(((const kv *)a)->key, ((const kv *)b)->key); }
+
+/* CRC-32C of every metadata entry but META_CRC_KEY, in byte order of the keys: key, NUL, value, NUL. */
+static uint32_t metadata_crc(kv *e, int n) {
+    qsort(e, (size_t)n, sizeof *e, cmp_kv);
+    uint32_t c = 0;
+    static const char nul = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(e[i].key, META_CRC_KEY) == 0) continue;
+        c = ptq_crc32c(c, e[i].key, strlen(e[i].key));
+        c = ptq_crc32c(c, &nul, 1);
+        c = ptq_crc32c(c, e[i].value, strlen(e[i].value));
+        c = ptq_crc32c(c, &nul, 1);
+    }
+    return c;
+}
+
+/* CRC-32C of n tensors' bytes, in parallel (the tensors are independent). */
+static void tensor_crcs(int n, const void *const *data, const size_t *nbytes, uint32_t *crc) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) crc[i] = ptq_crc32c(0, data[i], nbytes[i]);
+}
+
+ptq_status ptq_qmodel_seal(ptq_st_writer *w, ptq_error *err) {
+    int n = ptq_st_writer_count(w);
+    const char **names = malloc((size_t)(n ? n : 1) * sizeof *names);
+    const void **data = malloc((size_t)(n ? n : 1) * sizeof *data);
+    size_t *nbytes = malloc((size_t)(n ? n : 1) * sizeof *nbytes);
+    uint32_t *crc = malloc((size_t)(n ? n : 1) * sizeof *crc);
+    cJSON *sums = cJSON_CreateObject();
+    ptq_status s = names && data && nbytes && crc && sums ? PTQ_OK : ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
+    char *sj = NULL;
+    if (s == PTQ_OK) {
+        for (int i = 0; i < n; i++) ptq_st_writer_entry(w, i, &names[i], &data[i], &nbytes[i]);
+        tensor_crcs(n, data, nbytes, crc);
+        for (int i = 0; i < n; i++) {
+            char hex[9];
+            snprintf(hex, sizeof hex, "%08x", (unsigned)crc[i]);
+            cJSON_AddStringToObject(sums, names[i], hex);
+        }
+        sj = cJSON_PrintUnformatted(sums);
+        s = sj ? ptq_st_writer_set_metadata(w, CHECKSUMS_KEY, sj, err) : ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
+    }
+    int nm = ptq_st_writer_meta_count(w);
+    kv *e = s == PTQ_OK ? malloc((size_t)(nm ? nm : 1) * sizeof *e) : NULL;
+    if (s == PTQ_OK && !e) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
+    if (s == PTQ_OK) {
+        for (int i = 0; i < nm; i++) ptq_st_writer_meta(w, i, &e[i].key, &e[i].value);
+        char hex[9];
+        snprintf(hex, sizeof hex, "%08x", (unsigned)metadata_crc(e, nm));
+        s = ptq_st_writer_set_metadata(w, META_CRC_KEY, hex, err);
+    }
+    free(e);
+    if (sj) cJSON_free(sj);
+    cJSON_Delete(sums);
+    free(names);
+    free(data);
+    free(nbytes);
+    free(crc);
+    return s;
+}
+
+/* 8 lowercase hex digits. */
+static int parse_hex32(const char *s, uint32_t *out) {
+    if (!s || strlen(s) != 8) return 0;
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        int c = s[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return 0;
+        v = v << 4 | (uint32_t)d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* The file's tensors are exactly those ptq.checksums lists (always checked: it is cheap), and, when
+ * verify is set, the metadata and every tensor's bytes have the CRC-32C the file records. */
+static ptq_status check_integrity(const char *path, const ptq_safetensors *st, int verify, ptq_error *err) {
+    if (verify) {
+        uint32_t want, got;
+        if (!parse_hex32(ptq_st_metadata(st, META_CRC_KEY), &want))
+            return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ %s is missing or not 8 hex digits: the file is corrupted",
+                            path, META_CRC_KEY);
+        kv *e = malloc((size_t)(st->n_meta ? st->n_meta : 1) * sizeof *e);
+        if (!e) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < st->n_meta; i++) e[i] = (kv){st->meta_keys[i], st->meta_values[i]};
+        got = metadata_crc(e, st->n_meta);
+        free(e);
+        if (got != want)
+            return ptq_fail(err, PTQ_ERR_FORMAT,
+                            "%s: the metadata (__metadata__) is corrupted: its CRC-32C is %08x, the file records %08x",
+                            path, (unsigned)got, (unsigned)want);
+    }
+    const char *sj = ptq_st_metadata(st, CHECKSUMS_KEY);
+    if (!sj) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ has no %s (the list of tensors and their checksums)",
+                             path, CHECKSUMS_KEY);
+    cJSON *sums = cJSON_Parse(sj);
+    ptq_status s = cJSON_IsObject(sums) ? PTQ_OK
+                                        : ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ %s is not a JSON object", path,
+                                                   CHECKSUMS_KEY);
+    int n = st->n_tensors;
+    uint32_t *want = s == PTQ_OK ? malloc((size_t)(n ? n : 1) * sizeof *want) : NULL;
+    if (s == PTQ_OK && !want) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
+    const cJSON *x;
+    for (int i = 0; s == PTQ_OK && i < n; i++) {
+        const char *name = st->tensors[i].name;
+        x = cJSON_GetObjectItemCaseSensitive(sums, name);
+        if (!x) s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: unexpected tensor %s (%s does not list it)", path, name, CHECKSUMS_KEY);
+        else if (!parse_hex32(cJSON_IsString(x) ? x->valuestring : NULL, &want[i]))
+            s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: %s entry of tensor %s is not 8 hex digits", path, CHECKSUMS_KEY, name);
+    }
+    if (s == PTQ_OK) cJSON_ArrayForEach(x, sums) {
+        if (!ptq_st_find(st, x->string)) {
+            s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor %s is missing (%s lists it)", path, x->string, CHECKSUMS_KEY);
+            break;
+        }
+    }
+    if (s == PTQ_OK && cJSON_GetArraySize(sums) != n)
+        s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: %s has %d entries for %d tensors (a name is repeated)", path, CHECKSUMS_KEY,
+                     cJSON_GetArraySize(sums), n);
+    cJSON_Delete(sums);
+    if (s != PTQ_OK || !verify) {
+        free(want);
+        return s;
+    }
+    const void **data = malloc((size_t)(n ? n : 1) * sizeof *data);
+    size_t *nbytes = malloc((size_t)(n ? n : 1) * sizeof *nbytes);
+    uint32_t *got = malloc((size_t)(n ? n : 1) * sizeof *got);
+    if (!data || !nbytes || !got) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
+    if (s == PTQ_OK) {
+        for (int i = 0; i < n; i++) data[i] = st->tensors[i].data, nbytes[i] = st->tensors[i].nbytes;
+        tensor_crcs(n, data, nbytes, got);
+        for (int i = 0; i < n; i++)
+            if (got[i] != want[i]) {
+                s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor %s is corrupted: its data has CRC-32C %08x, the file records %08x",
+                             path, st->tensors[i].name, (unsigned)got[i], (unsigned)want[i]);
+                break;
+            }
+    }
+    free(data);
+    free(nbytes);
+    free(got);
+    free(want);
+    return s;
 }
 
 /* ------------------------------------------------------------------ loading */
@@ -354,41 +548,55 @@ typedef struct {
     const ptq_safetensors *st;
     const char *file;
     ptq_error *err;
+    unsigned char *used; /* [st->n_tensors]: read into the model */
+    int act_order;       /* every packed linear carries a permutation */
+    int noisy;           /* every static, non-twin activation quantizer carries NoisyQuant noise */
+    int head_tied;       /* the head is tok_emb: no head.weight */
 } loader;
 
-/* A float tensor of the given shape, copied into model memory. Optional ones may be absent. */
-static ptq_status get_f32(loader *ld, const char *name, int required, int ndim, int64_t d0, int64_t d1, float **out) {
-    *out = NULL;
-    if (!ptq_st_find(ld->st, name)) {
+/* The stored tensor `name`, checked to have dtype dt and exactly the shape [d0] or [d0, d1] before any
+ * memory is spent on it, and marked as used. Absent: an error when required (`why`, if given, says
+ * what calls for it), else *out = NULL. */
+static ptq_status find_tensor(loader *ld, const char *name, int required, const char *why, ptq_dtype dt, int ndim,
+                              int64_t d0, int64_t d1, const ptq_st_tensor **out) {
+    const ptq_st_tensor *t = *out = ptq_st_find(ld->st, name);
+    if (!t) {
         if (!required) return PTQ_OK;
-        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s is missing", ld->file, name);
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s is missing%s%s%s", ld->file, name, why ? " (" : "",
+                        why ? why : "", why ? ")" : "");
     }
-    int64_t shape[2] = {d0, d1};
-    size_t n = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
-    float *p = ptq_model_floats(ld->m, n, name, ld->err);
-    if (!p) return PTQ_ERR_NOMEM;
-    PTQ_TRY(ptq_st_read_f32(ld->st, name, ndim, shape, p, ld->err));
-    int64_t sh[2] = {d0, d1};
-    ptq_model_note_tensor(ld->m, name, ptq_dtype_name(ptq_st_find(ld->st, name)->dtype), ndim, sh);
-    *out = p;
-    return PTQ_OK;
-}
-
-/* A raw tensor that must exist with exactly this dtype and shape; copied into dst. */
-static ptq_status get_raw(loader *ld, const char *name, ptq_dtype dt, int ndim, int64_t d0, int64_t d1, void *dst) {
-    const ptq_st_tensor *t = ptq_st_find(ld->st, name);
-    if (!t) return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s is missing", ld->file, name);
     int ok = t->dtype == dt && t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1);
     if (!ok)
         return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s is %s %s[%lld%s%lld], expected %s [%lld, %lld]",
                         ld->file, name, ptq_dtype_name(t->dtype), t->ndim == 2 ? "" : "(1-d) ",
                         (long long)t->shape[0], t->ndim == 2 ? ", " : " ", t->ndim == 2 ? (long long)t->shape[1] : 0LL,
                         ptq_dtype_name(dt), (long long)d0, (long long)(ndim == 2 ? d1 : 1));
-    memcpy(dst, t->data, t->nbytes);
+    ld->used[t - ld->st->tensors] = 1;
     int64_t sh[2] = {d0, d1};
     ptq_model_note_tensor(ld->m, name, ptq_dtype_name(dt), ndim, sh);
     return PTQ_OK;
 }
+
+/* A float tensor of the given shape, copied into model memory. Optional ones may be absent. */
+static ptq_status get_f32(loader *ld, const char *name, int required, int ndim, int64_t d0, int64_t d1, float **out) {
+    *out = NULL;
+    const ptq_st_tensor *t;
+    PTQ_TRY(find_tensor(ld, name, required, NULL, PTQ_DT_F32, ndim, d0, d1, &t));
+    if (!t) return PTQ_OK;
+    int64_t shape[2] = {d0, d1};
+    float *p = ptq_model_floats(ld->m, (size_t)t->numel, name, ld->err);
+    if (!p) return PTQ_ERR_NOMEM;
+    PTQ_TRY(ptq_st_read_f32(ld->st, name, ndim, shape, p, ld->err)); /* also rejects NaN and Inf */
+    *out = p;
+    return PTQ_OK;
+}
+
+/* Accepted activation steps (ptq.linears act.scale and act.scale_neg, ptq.attn steps): a calibrated step is
+ * max|x| / (2^(bits-1) - 1) of real activations; one outside this range is damage, not calibration. */
+#define ACT_STEP_MIN 1e-20
+#define ACT_STEP_MAX 1e20
+
+static int step_ok(double s) { return s >= ACT_STEP_MIN && s <= ACT_STEP_MAX; }
 
 /* The activation quantizer of a packed linear: parameters from ptq.linears, noise from <prefix>.noise. */
 static ptq_status get_act(loader *ld, const char *prefix, ptq_linear *lin, const cJSON *act) {
@@ -400,23 +608,39 @@ static ptq_status get_act(loader *ld, const char *prefix, ptq_linear *lin, const
             return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears %s.act.%s must be a finite number", ld->file, prefix,
                             keys[i]);
         v[i] = x->valuedouble;
+        if ((i <= 2 || i == 5) && (v[i] != floor(v[i]) || v[i] < (i == 0 ? 2 : 0) || v[i] > (i == 0 ? 8 : 1)))
+            return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears %s.act.%s is %g, expected %s", ld->file, prefix,
+                            keys[i], v[i], i == 0 ? "an integer 2..8" : "0 or 1");
     }
-    if (v[0] < 2 || v[0] > 8 || v[0] != floor(v[0]) || (!v[2] && !(v[3] > 0)) || (v[5] && !(v[6] > 0)))
-        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: %s has an invalid activation quantizer (bits %g, scale %g)",
-                        ld->file, prefix, v[0], v[3]);
+    int bits = (int)v[0], sym = v[1] != 0, per_token = v[2] != 0, twin = v[5] != 0;
+    /* the step is computed per token at run time when per_token; scale_neg exists only for twin */
+    if (!per_token && !step_ok(v[3]))
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears %s.act.scale is %g, expected a step in [%g, %g]",
+                        ld->file, prefix, v[3], ACT_STEP_MIN, ACT_STEP_MAX);
+    if (twin && !step_ok(v[6]))
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears %s.act.scale_neg is %g, expected a step in [%g, %g]",
+                        ld->file, prefix, v[6], ACT_STEP_MIN, ACT_STEP_MAX);
+    if (!sym && (v[4] != floor(v[4]) || v[4] < 0 || v[4] > (1 << bits) - 1))
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears %s.act.zero is %g, expected an integer 0..%d",
+                        ld->file, prefix, v[4], (1 << bits) - 1);
+    if (twin && (!sym || per_token))
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears %s.act: a twin quantizer is symmetric and static",
+                        ld->file, prefix);
     ptq_actq *aq = calloc(1, sizeof *aq);
     if (!aq) return ptq_fail(ld->err, PTQ_ERR_NOMEM, "out of memory");
-    aq->bits = (int)v[0];
-    aq->sym = v[1] != 0;
-    aq->per_token = v[2] != 0;
+    aq->bits = bits;
+    aq->sym = sym;
+    aq->per_token = per_token;
     aq->scale = (float)v[3];
-    aq->zero = (float)v[4];
-    aq->twin = v[5] != 0;
+    aq->zero = sym ? 0.0f : (float)v[4];
+    aq->twin = twin;
     aq->scale_neg = (float)v[6];
     lin->aq = aq;
+    /* NoisyQuant searches noise for every static, non-twin quantizer (and only those) */
+    int noisy = ld->noisy && !per_token && !twin;
     char n[300];
     snprintf(n, sizeof n, "%s.noise", prefix);
-    PTQ_TRY(get_f32(ld, n, 0, 1, lin->in, 0, &aq->noise));
+    if (noisy) PTQ_TRY(get_f32(ld, n, 1, 1, lin->in, 0, &aq->noise));
     return ptq_linear_prepare_i8(lin, ld->err);
 }
 
@@ -430,46 +654,51 @@ static ptq_status get_pos_bias(loader *ld, const char *name, int width, float **
     return get_f32(ld, name, 1, 2, t->shape[0], width, out);
 }
 
-static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, int required, int in, int out,
-                             const cJSON *linears, const cJSON *names) {
-    char n[160];
-    lin->in = in;
-    lin->out = out;
-    const cJSON *qinfo = cJSON_GetObjectItemCaseSensitive(linears, prefix);
-    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(names, prefix);
-    snprintf(lin->name, sizeof lin->name, "%s", cJSON_IsString(nm) ? nm->valuestring : prefix);
-    snprintf(n, sizeof n, "%s.bias", prefix);
-    PTQ_TRY(get_f32(ld, n, 0, 1, out, 0, &lin->b));
-    snprintf(n, sizeof n, "%s.bc_pos", prefix);
-    PTQ_TRY(get_pos_bias(ld, n, out, &lin->bc_pos, &lin->bc_len));
-    if (!qinfo) {
-        snprintf(n, sizeof n, "%s.weight", prefix);
-        return get_f32(ld, n, required, 2, out, in, &lin->w);
-    }
-    const cJSON *jb = cJSON_GetObjectItemCaseSensitive(qinfo, "bits"), *jg = cJSON_GetObjectItemCaseSensitive(qinfo, "group");
-    const cJSON *ji = cJSON_GetObjectItemCaseSensitive(qinfo, "in"), *jo = cJSON_GetObjectItemCaseSensitive(qinfo, "out");
-    if (!cJSON_IsNumber(jb) || !cJSON_IsNumber(jg) || !cJSON_IsNumber(ji) || !cJSON_IsNumber(jo))
-        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears entry %s needs numeric bits, group, in, out", ld->file,
-                        prefix);
-    if (ji->valueint != in || jo->valueint != out)
+/* An integer field of a ptq.linears entry, within [lo, hi]. */
+static ptq_status linear_int(loader *ld, const cJSON *qinfo, const char *prefix, const char *key, int lo, int hi,
+                             int *out) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(qinfo, key);
+    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < lo || x->valuedouble > hi)
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears %s.%s must be an integer %d..%d", ld->file, prefix, key,
+                        lo, hi);
+    *out = (int)x->valuedouble;
+    return PTQ_OK;
+}
+
+/* A packed linear: every tensor's shape is checked against ptq.linears before its buffers are allocated. */
+static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, const cJSON *qinfo) {
+    int in = lin->in, out = lin->out, bits = 0, group = 0, jin = 0, jout = 0;
+    PTQ_TRY(linear_int(ld, qinfo, prefix, "in", 1, INT32_MAX, &jin));
+    PTQ_TRY(linear_int(ld, qinfo, prefix, "out", 1, INT32_MAX, &jout));
+    if (jin != in || jout != out)
         return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears says %s is %dx%d, the config implies %dx%d", ld->file,
-                        prefix, jo->valueint, ji->valueint, out, in);
+                        prefix, jout, jin, out, in);
+    PTQ_TRY(linear_int(ld, qinfo, prefix, "bits", 2, 8, &bits));
+    PTQ_TRY(linear_int(ld, qinfo, prefix, "group", 1, in, &group));
+    ptq_qweight shape;
+    if (ptq_qweight_shape(&shape, bits, group, in, out, ld->err) != PTQ_OK)
+        return ptq_fail_context(ld->err, "%s: %s", ld->file, prefix);
+    const ptq_st_tensor *tq, *ts, *tz, *tp = NULL;
+    char n[300];
+    snprintf(n, sizeof n, "%s.qweight", prefix);
+    PTQ_TRY(find_tensor(ld, n, 1, NULL, PTQ_DT_U8, 2, out, (int64_t)shape.row_bytes, &tq));
+    snprintf(n, sizeof n, "%s.scales", prefix);
+    PTQ_TRY(find_tensor(ld, n, 1, NULL, PTQ_DT_F16, 2, out, shape.n_groups, &ts));
+    snprintf(n, sizeof n, "%s.zeros", prefix);
+    PTQ_TRY(find_tensor(ld, n, 1, NULL, PTQ_DT_U8, 2, out, shape.n_groups, &tz));
     snprintf(n, sizeof n, "%s.perm", prefix);
-    int has_perm = ptq_st_find(ld->st, n) != NULL;
+    if (ld->act_order) PTQ_TRY(find_tensor(ld, n, 1, "ptq.act_order is 1", PTQ_DT_I32, 1, in, 0, &tp));
     ptq_qweight *q = calloc(1, sizeof *q);
     if (!q) return ptq_fail(ld->err, PTQ_ERR_NOMEM, "out of memory");
-    ptq_status s = ptq_qweight_alloc(q, jb->valueint, jg->valueint, in, out, has_perm, ld->err);
-    if (s != PTQ_OK) {
+    if (ptq_qweight_alloc(q, bits, group, in, out, tp != NULL, ld->err) != PTQ_OK) {
         free(q);
         return ptq_fail_context(ld->err, "%s: %s", ld->file, prefix);
     }
     lin->q = q; /* owned by the model from here on */
-    snprintf(n, sizeof n, "%s.qweight", prefix);
-    PTQ_TRY(get_raw(ld, n, PTQ_DT_U8, 2, out, (int64_t)q->row_bytes, q->codes));
-    snprintf(n, sizeof n, "%s.scales", prefix);
-    PTQ_TRY(get_raw(ld, n, PTQ_DT_F16, 2, out, q->n_groups, q->scales));
-    snprintf(n, sizeof n, "%s.zeros", prefix);
-    PTQ_TRY(get_raw(ld, n, PTQ_DT_U8, 2, out, q->n_groups, q->zeros));
+    memcpy(q->codes, tq->data, tq->nbytes);
+    memcpy(q->scales, ts->data, ts->nbytes);
+    memcpy(q->zeros, tz->data, tz->nbytes);
+    if (tp) memcpy(q->perm, tp->data, tp->nbytes);
     int maxq = (1 << q->grid_bits) - 1;
     for (size_t i = 0; i < (size_t)out * q->n_groups; i++) {
         float sc = ptq_f16_to_f32(q->scales[i]);
@@ -480,9 +709,7 @@ static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, in
             return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s.zeros has %d at index %zu, above %d for %d bits",
                             ld->file, prefix, q->zeros[i], i, maxq, q->grid_bits);
     }
-    if (has_perm) {
-        snprintf(n, sizeof n, "%s.perm", prefix);
-        PTQ_TRY(get_raw(ld, n, PTQ_DT_I32, 1, in, 0, q->perm));
+    if (q->perm) {
         char *seen = calloc((size_t)in, 1);
         if (!seen) return ptq_fail(ld->err, PTQ_ERR_NOMEM, "out of memory");
         for (int j = 0; j < in; j++) {
@@ -501,23 +728,43 @@ static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, in
     return PTQ_OK;
 }
 
-static ptq_status load_body(loader *ld, const cJSON *linears, const cJSON *names) {
+/* A linear layer: packed when ptq.linears has an entry for it (the entry is consumed: one left over at
+ * the end names no layer of the model), else float. */
+static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, int required, int in, int out,
+                             cJSON *linears, const cJSON *names) {
+    char n[160];
+    lin->in = in;
+    lin->out = out;
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(names, prefix);
+    snprintf(lin->name, sizeof lin->name, "%s", cJSON_IsString(nm) ? nm->valuestring : prefix);
+    snprintf(n, sizeof n, "%s.bias", prefix);
+    PTQ_TRY(get_f32(ld, n, 0, 1, out, 0, &lin->b));
+    snprintf(n, sizeof n, "%s.bc_pos", prefix);
+    PTQ_TRY(get_pos_bias(ld, n, out, &lin->bc_pos, &lin->bc_len));
+    cJSON *qinfo = cJSON_DetachItemFromObjectCaseSensitive(linears, prefix);
+    if (!qinfo) {
+        snprintf(n, sizeof n, "%s.weight", prefix);
+        return get_f32(ld, n, required, 2, out, in, &lin->w);
+    }
+    ptq_status s = get_packed(ld, prefix, lin, qinfo);
+    cJSON_Delete(qinfo);
+    return s;
+}
+
+static ptq_status load_body(loader *ld, cJSON *linears, const cJSON *names) {
     ptq_model *m = ld->m;
     ptq_config *c = &m->cfg;
     char n[160];
+    /* parse_config bounds each product below 2^24 */
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     m->blocks = calloc((size_t)c->n_layers, sizeof *m->blocks);
     if (!m->blocks) return ptq_fail(ld->err, PTQ_ERR_NOMEM, "out of memory");
     if (c->arch == PTQ_ARCH_VIT) {
-        int g = c->img_size / c->patch_size;
         PTQ_TRY(get_f32(ld, "cls_token", c->cls_token, 1, c->dim, 0, &m->cls_token));
         m->n_pos = c->max_seq;
         PTQ_TRY(get_f32(ld, "pos_emb", 0, 2, m->n_pos, c->dim, &m->pos_emb));
         PTQ_TRY(get_linear(ld, "patch", &m->patch, 1, c->in_chans * c->patch_size * c->patch_size, c->dim, linears,
                            names));
-        if (g * g + c->cls_token != c->max_seq)
-            return ptq_fail(ld->err, PTQ_ERR_CONFIG, "%s: %d patches + cls do not make %d tokens", ld->file, g * g,
-                            c->max_seq);
     } else {
         PTQ_TRY(get_f32(ld, "tok_emb", 1, 2, c->vocab_size, c->embed_dim, &m->tok_emb));
         const ptq_st_tensor *pe = ptq_st_find(ld->st, "pos_emb");
@@ -535,9 +782,8 @@ static ptq_status load_body(loader *ld, const cJSON *linears, const cJSON *names
     }
     PTQ_TRY(get_f32(ld, "final_norm.weight", 0, 1, c->dim, 0, &m->final_norm.w));
     PTQ_TRY(get_f32(ld, "final_norm.bias", 0, 1, c->dim, 0, &m->final_norm.b));
-    const char *tied = ptq_st_metadata(ld->st, "ptq.head_tied");
     int head_in = c->arch == PTQ_ARCH_VIT ? c->dim : c->embed_dim;
-    if (tied && strcmp(tied, "1") == 0) {
+    if (ld->head_tied) {
         if (!m->tok_emb) return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tied head without a token embedding", ld->file);
         m->head.w = m->tok_emb;
         m->head.in = head_in;
@@ -571,6 +817,15 @@ static ptq_status load_body(loader *ld, const cJSON *linears, const cJSON *names
             PTQ_TRY(get_linear(ld, prefix, &b->lin[r], 1, ins[r], outs[r], linears, names));
         }
     }
+    /* everything in the file and in ptq.linears must have been read: anything left is damage */
+    if (linears->child)
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears has an entry for %s, which is not a linear layer of this "
+                        "model (or its tensors are missing)", ld->file, linears->child->string);
+    for (int i = 0; i < ld->st->n_tensors; i++)
+        if (!ld->used[i])
+            return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: unexpected tensor %s: nothing in the metadata (ptq.config, "
+                            "ptq.linears, ptq.act_order, ptq.act, ptq.head_tied) calls for it", ld->file,
+                            ld->st->tensors[i].name);
     return ptq_model_validate(m, ld->err);
 }
 
@@ -579,16 +834,60 @@ int ptq_qmodel_is_ptq(const ptq_safetensors *st) {
     return f && strcmp(f, "ptq") == 0;
 }
 
-static void read_quant_meta(ptq_model *m, const ptq_safetensors *st) {
+/* A metadata value that must be a decimal integer in [lo, hi]; absent: an error when required, else *out
+ * stays. */
+static ptq_status meta_int(const ptq_safetensors *st, const char *path, const char *key, int required, int lo, int hi,
+                           int *out, ptq_error *err) {
+    const char *v = ptq_st_metadata(st, key);
+    if (!v) return required ? ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ has no %s", path, key) : PTQ_OK;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno || x < lo || x > hi)
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ %s is '%s', expected an integer %d..%d", path, key, v, lo,
+                        hi);
+    *out = (int)x;
+    return PTQ_OK;
+}
+
+/* How the file was quantized: parsed strictly, since ptq.act_order, ptq.act and ptq.head_tied decide which
+ * tensors the file must hold. */
+static ptq_status read_quant_meta(ptq_model *m, const ptq_safetensors *st, const char *path, int *head_tied,
+                                  ptq_error *err) {
     const char *v;
     if ((v = ptq_st_metadata(st, "ptq.method")) && strcmp(v, "float") != 0)
         snprintf(m->quant.method, sizeof m->quant.method, "%s", v);
-    if ((v = ptq_st_metadata(st, "ptq.wbits"))) m->quant.wbits = atoi(v);
-    if ((v = ptq_st_metadata(st, "ptq.group"))) m->quant.group = atoi(v);
-    if ((v = ptq_st_metadata(st, "ptq.sym"))) m->quant.sym = atoi(v);
-    if ((v = ptq_st_metadata(st, "ptq.act_order"))) m->quant.act_order = atoi(v);
+    PTQ_TRY(meta_int(st, path, "ptq.wbits", 0, 0, 8, &m->quant.wbits, err));
+    PTQ_TRY(meta_int(st, path, "ptq.group", 0, PTQ_GROUP_TENSOR, 1 << 24, &m->quant.group, err));
+    PTQ_TRY(meta_int(st, path, "ptq.sym", 0, 0, 1, &m->quant.sym, err));
+    PTQ_TRY(meta_int(st, path, "ptq.act_order", 1, 0, 1, &m->quant.act_order, err));
+    PTQ_TRY(meta_int(st, path, "ptq.head_tied", 1, 0, 1, head_tied, err));
     if ((v = ptq_st_metadata(st, "ptq.calib"))) snprintf(m->quant.calib_desc, sizeof m->quant.calib_desc, "%s", v);
-    if ((v = ptq_st_metadata(st, "ptq.calib_hash"))) m->quant.calib_hash = strtoull(v, NULL, 16);
+    if ((v = ptq_st_metadata(st, "ptq.calib_hash"))) {
+        char *end;
+        errno = 0;
+        m->quant.calib_hash = strtoull(v, &end, 16);
+        if (strlen(v) != 16 || *end || errno)
+            return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ ptq.calib_hash is '%s', expected 16 hex digits", path, v);
+    }
+    /* ptq.act: "none" or "A<bits> <calibrator>[ noisyquant]" */
+    v = ptq_st_metadata(st, "ptq.act");
+    if (!v) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ has no ptq.act", path);
+    if (strcmp(v, "none") == 0) return PTQ_OK;
+    int bits = 0, len = 0, k = 0;
+    char calib[32] = "";
+    int ok = v[0] == 'A' && v[1] >= '0' && v[1] <= '9' && sscanf(v, "A%d %31[a-z]%n", &bits, calib, &len) == 2 &&
+             bits >= 2 && bits <= 8;
+    int noisy = ok && strcmp(v + len, " noisyquant") == 0;
+    while (ok && k < N_CALIBS && strcmp(calib, calib_names[k]) != 0) k++;
+    if (!ok || k == N_CALIBS || (v[len] && !noisy))
+        return ptq_fail(err, PTQ_ERR_FORMAT,
+                        "%s: __metadata__ ptq.act is '%s', expected 'none' or 'A<bits 2..8> <calibrator>[ noisyquant]'",
+                        path, v);
+    m->quant.abits = bits;
+    m->quant.act_calib = k;
+    m->quant.noisyquant = noisy;
+    return PTQ_OK;
 }
 
 /* ptq.attn: {"layer": [bits, step q, step k, step v]} for blocks with quantized attention products. */
@@ -601,16 +900,18 @@ static ptq_status read_attention(ptq_model *m, const ptq_safetensors *st, const 
     if (s == PTQ_OK) cJSON_ArrayForEach(e, o) {
         char *end;
         long l = strtol(e->string, &end, 10);
-        int ok = !*end && l >= 0 && l < m->cfg.n_layers && cJSON_GetArraySize(e) == 4;
+        int ok = e->string[0] && !*end && l >= 0 && l < m->cfg.n_layers && cJSON_GetArraySize(e) == 4;
         double v[4] = {0};
         for (int i = 0; ok && i < 4; i++) {
             const cJSON *x = cJSON_GetArrayItem(e, i);
-            ok = cJSON_IsNumber(x) && isfinite(x->valuedouble) && (i == 0 || x->valuedouble > 0);
+            ok = cJSON_IsNumber(x);
             v[i] = ok ? x->valuedouble : 0;
+            ok = ok && (i == 0 ? v[0] >= 2 && v[0] <= 8 && v[0] == floor(v[0]) : step_ok(v[i]));
         }
-        if (!ok || v[0] < 2 || v[0] > 8) {
-            s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: ptq.attn entry '%s' must be [bits 2..8, three positive steps]", path,
-                         e->string);
+        if (!ok) {
+            s = ptq_fail(err, PTQ_ERR_FORMAT,
+                         "%s: ptq.attn entry '%s' must be [bits 2..8, three steps in [%g, %g]] for a layer 0..%d", path,
+                         e->string, ACT_STEP_MIN, ACT_STEP_MAX, m->cfg.n_layers - 1);
             break;
         }
         m->blocks[l].attn_bits = (int)v[0];
@@ -620,18 +921,25 @@ static ptq_status read_attention(ptq_model *m, const ptq_safetensors *st, const 
     return s;
 }
 
-ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, ptq_model **out, ptq_error *err) {
+ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, const ptq_load_options *opt, ptq_model **out,
+                           ptq_error *err) {
     *out = NULL;
     const char *ver = ptq_st_metadata(st, "ptq.format_version");
+    if (ver && strcmp(ver, "1") == 0)
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version 1 predates the per-tensor checksums of "
+                        "version %s; quantize the model again with this ptq", path, PTQ_FORMAT_VERSION);
     if (!ver || strcmp(ver, PTQ_FORMAT_VERSION) != 0)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version %s, this ptq reads version %s", path,
                         ver ? ver : "(missing)", PTQ_FORMAT_VERSION);
+    PTQ_TRY(check_integrity(path, st, !opt || opt->verify_checksums, err));
     const char *cfg = ptq_st_metadata(st, "ptq.config");
     if (!cfg) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ has no ptq.config", path);
     ptq_model *m = ptq_model_new(path, err);
     if (!m) return PTQ_ERR_NOMEM;
     snprintf(m->format, sizeof m->format, "ptq");
     ptq_status s = parse_config(cfg, path, &m->cfg, err);
+    int head_tied = 0;
+    if (s == PTQ_OK) s = read_quant_meta(m, st, path, &head_tied, err);
     cJSON *linears = NULL, *names = NULL;
     if (s == PTQ_OK) {
         const char *lj = ptq_st_metadata(st, "ptq.linears"), *nj = ptq_st_metadata(st, "ptq.names");
@@ -640,18 +948,16 @@ ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, ptq_mode
         if (!cJSON_IsObject(linears) || !cJSON_IsObject(names))
             s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ ptq.linears / ptq.names is not a JSON object", path);
     }
+    unsigned char *used = calloc((size_t)(st->n_tensors ? st->n_tensors : 1), 1);
+    if (s == PTQ_OK && !used) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
     if (s == PTQ_OK) {
-        loader ld = {m, st, path, err};
+        loader ld = {m, st, path, err, used, m->quant.act_order, m->quant.noisyquant, head_tied};
         s = load_body(&ld, linears, names);
     }
+    free(used);
     cJSON_Delete(linears);
     cJSON_Delete(names);
-    if (s != PTQ_OK) {
-        ptq_model_free(m);
-        return s;
-    }
-    read_quant_meta(m, st);
-    s = read_attention(m, st, path, err);
+    if (s == PTQ_OK) s = read_attention(m, st, path, err);
     if (s != PTQ_OK) {
         ptq_model_free(m);
         return s;

@@ -64,6 +64,19 @@ void ptq_st_writer_free(ptq_st_writer *w) {
 
 int ptq_st_writer_count(const ptq_st_writer *w) { return w ? w->n : 0; }
 
+void ptq_st_writer_entry(const ptq_st_writer *w, int i, const char **name, const void **data, size_t *nbytes) {
+    *name = w->e[i].name;
+    *data = w->e[i].data;
+    *nbytes = w->e[i].nbytes;
+}
+
+int ptq_st_writer_meta_count(const ptq_st_writer *w) { return w ? w->n_meta : 0; }
+
+void ptq_st_writer_meta(const ptq_st_writer *w, int i, const char **key, const char **value) {
+    *key = w->m[i].key;
+    *value = w->m[i].value;
+}
+
 /* Validate and append an entry; data is copied when copy != 0, else referenced.
  * from_f32: data holds float32 values to convert into dtype (copy is implied, nbytes ignored). */
 static ptq_status add_entry(ptq_st_writer *w, const char *name, ptq_dtype dtype, int ndim, const int64_t *shape,

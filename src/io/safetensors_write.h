@@ -37,6 +37,11 @@ ptq_status ptq_st_writer_add_f32(ptq_st_writer *w, const char *name, ptq_dtype d
 ptq_status ptq_st_writer_set_metadata(ptq_st_writer *w, const char *key, const char *value, ptq_error *err);
 
 int ptq_st_writer_count(const ptq_st_writer *w);
+/* Tensor i (0 <= i < count, in the order added): its name and bytes as they will be written. */
+void ptq_st_writer_entry(const ptq_st_writer *w, int i, const char **name, const void **data, size_t *nbytes);
+/* Metadata entry i (0 <= i < ptq_st_writer_meta_count, in the order set). */
+int ptq_st_writer_meta_count(const ptq_st_writer *w);
+void ptq_st_writer_meta(const ptq_st_writer *w, int i, const char **key, const char **value);
 
 /* Write everything to path (atomically). The writer stays usable and must still be freed. */
 ptq_status ptq_st_writer_save(const ptq_st_writer *w, const char *path, ptq_error *err);

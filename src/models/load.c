@@ -1,6 +1,7 @@
 /* ptq_model_load: recognise the format from the content, never from the file name alone. */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -27,8 +28,19 @@ static model_format sniff(const unsigned char *b, size_t n) {
     return FMT_UNKNOWN;
 }
 
+ptq_load_options ptq_load_default_options(void) {
+    const char *skip = getenv("PTQ_SKIP_CHECKSUMS");
+    ptq_load_options o = {!(skip && strcmp(skip, "1") == 0)};
+    return o;
+}
+
 ptq_status ptq_model_load(const char *path, ptq_model **out, ptq_error *err) {
-    if (!path || !out) return ptq_fail(err, PTQ_ERR_ARG, "ptq_model_load: NULL argument");
+    ptq_load_options o = ptq_load_default_options();
+    return ptq_model_load_ex(path, &o, out, err);
+}
+
+ptq_status ptq_model_load_ex(const char *path, const ptq_load_options *opt, ptq_model **out, ptq_error *err) {
+    if (!path || !out || !opt) return ptq_fail(err, PTQ_ERR_ARG, "ptq_model_load: NULL argument");
     *out = NULL;
     if (ptq_is_dir(path)) return ptq_load_safetensors_model(path, out, err);
     FILE *f = fopen(path, "rb");
@@ -41,7 +53,7 @@ ptq_status ptq_model_load(const char *path, ptq_model **out, ptq_error *err) {
         /* ptq's own files carry their config inside; anything else is a Hugging Face / timm model */
         ptq_safetensors st;
         PTQ_TRY(ptq_st_open(path, &st, err));
-        ptq_status s = ptq_qmodel_is_ptq(&st) ? ptq_qmodel_load(path, &st, out, err)
+        ptq_status s = ptq_qmodel_is_ptq(&st) ? ptq_qmodel_load(path, &st, opt, out, err)
                                               : ptq_load_safetensors_model(path, out, err);
         ptq_st_close(&st);
         return s;

@@ -63,10 +63,12 @@ int ptq_wq_code(double w, float scale, int zero, int qmin, int maxq) {
     return q < qmin ? qmin : q > maxq ? maxq : (int)q;
 }
 
-ptq_status ptq_qweight_alloc(ptq_qweight *q, int bits, int group, int in, int out, int with_perm, ptq_error *err) {
+ptq_status ptq_qweight_shape(ptq_qweight *q, int bits, int group, int in, int out, ptq_error *err) {
     memset(q, 0, sizeof *q);
     if (bits < 2 || bits > 8)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%d-bit weights are not supported (2 to 8)", bits);
+    if (in < 1 || out < 1)
+        return ptq_fail(err, PTQ_ERR_ARG, "a quantized matrix needs positive sizes, got %d x %d", out, in);
     if (group <= 0 || group >= in) group = in;
     else if (group % PTQ_QCHUNK != 0)
         return ptq_fail(err, PTQ_ERR_ARG, "group size %d is not a multiple of %d", group, PTQ_QCHUNK);
@@ -77,6 +79,11 @@ ptq_status ptq_qweight_alloc(ptq_qweight *q, int bits, int group, int in, int ou
     q->group = group;
     q->n_groups = (in + group - 1) / group;
     q->row_bytes = ptq_qweight_row_bytes(q->bits, in);
+    return PTQ_OK;
+}
+
+ptq_status ptq_qweight_alloc(ptq_qweight *q, int bits, int group, int in, int out, int with_perm, ptq_error *err) {
+    PTQ_TRY(ptq_qweight_shape(q, bits, group, in, out, err));
     q->codes = ptq_alloc((size_t)out, q->row_bytes, "packed weights", err);
     q->scales = ptq_alloc((size_t)out * q->n_groups, sizeof(uint16_t), "scales", err);
     q->zeros = ptq_alloc((size_t)out * q->n_groups, 1, "zero points", err);

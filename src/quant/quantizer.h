@@ -25,7 +25,10 @@ void ptq_wq_tensor_params(const ptq_wq_params *p, const float *W, size_t n, floa
 int ptq_wq_code(double w, float scale, int zero, int qmin, int maxq);
 static inline int ptq_wq_qmin(const ptq_wq_params *p) { return p->restricted ? 1 : 0; }
 
-/* Allocate a ptq_qweight for an out x in matrix with the given parameters (codes, scales, zeros; no perm). */
+/* Fill q's sizes (bits, group, n_groups, row_bytes) for an out x in matrix, allocating nothing: a reader
+ * compares them with the file before memory is spent (group <= 0 or >= in: one group per row). */
+ptq_status ptq_qweight_shape(ptq_qweight *q, int bits, int group, int in, int out, ptq_error *err);
+/* ptq_qweight_shape, then allocate codes, scales, zeros (and perm when with_perm). */
 ptq_status ptq_qweight_alloc(ptq_qweight *q, int bits, int group, int in, int out, int with_perm, ptq_error *err);
 void ptq_qweight_free(ptq_qweight *q);
 /* Set row r's codes (unpacked, in values) into the packed storage. */
