@@ -36,7 +36,7 @@ typedef struct {
     char **p;
     int n, cap;
 } path_list;
-void paths_add(path_list *l, const char *path); /* NULL is ignored */
+void paths_add(path_list *l, const char *path); /* NULL is ignored; a folder adds its files too */
 void paths_free(path_list *l);
 /* The files a model path reads: the path, and beside it (or in it, for a folder) config.json, weights, shards,
  * index and tokenizer files. */

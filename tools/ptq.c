@@ -55,7 +55,8 @@ int main(int argc, char **argv) {
     }
     if (strcmp(name, "help") == 0) {
         const command *c = find_command(argv[2]);
-        if (!c || argc > 3) return die("help: unknown command '%s'\n%s", argv[2], overview);
+        if (argc > 3) return die("help takes one command name, got %d\n%s", argc - 2, overview);
+        if (!c) return die("help: unknown command '%s'\n%s", argv[2], overview);
         fputs(c->help, stdout);
         return 0;
     }
