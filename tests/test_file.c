@@ -136,6 +136,7 @@ static void test_check_output(void) {
     snprintf(under_file, sizeof under_file, "%s/x.ptq", calib);
     CHECK(ptq_check_output("-o", under_file, inputs, 3, &e) != PTQ_OK);
     CHECK(ptq_check_output("-o", "", inputs, 3, &e) != PTQ_OK);
+    CHECK(ptq_check_output("-o", tmp_path(7, "new-dir/"), inputs, 3, &e) != PTQ_OK && strstr(e.msg, "names a folder"));
 
     /* an unwritable folder (root writes anywhere, so only checked for other users) */
     if (geteuid() != 0) {

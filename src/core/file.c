@@ -98,6 +98,8 @@ static int dir_part(const char *path, char *dir, size_t size) {
 
 ptq_status ptq_check_output(const char *what, const char *path, const char *const *inputs, int n, ptq_error *err) {
     if (!path || !*path) return ptq_fail(err, PTQ_ERR_ARG, "%s: the output path is empty", what);
+    if (path[strlen(path) - 1] == '/')
+        return ptq_fail(err, PTQ_ERR_ARG, "%s %s: names a folder; give the name of a file to write", what, path);
     struct stat st;
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
