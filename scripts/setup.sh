@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian machine for ptq and run its main job on the sample models.
-#   sudo ./scripts/setup.sh            (as root: installs the missing Debian packages)
+#   ./scripts/setup.sh     as root (a fresh Debian image has no sudo), or as a user who has sudo: the missing
+#                          Debian packages are installed with apt-get, through sudo only when not root
 # PTQ_DATA overrides where the sample data lives (default: ../shared/data beside this repository).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,10 +14,17 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing: ${missing[*]}"
-  if [ "$(id -u)" -ne 0 ]; then echo "setup: run as root to install packages" >&2; exit 1; fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || true
-  apt-get install -y -qq "${missing[@]}"
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo > /dev/null; then
+      echo "setup: installing packages needs root, and sudo is not installed: run ./scripts/setup.sh as root" \
+           "(for example: su -c ./scripts/setup.sh), or install these first: ${missing[*]}" >&2
+      exit 1
+    fi
+    as_root=(sudo)
+  fi
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
 echo "== building ptq (Release)"

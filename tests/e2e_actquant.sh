@@ -51,7 +51,7 @@ bad=("$PTQ" quantize "$V" "${calv[@]}" -o "$TMP/x.ptq" --wbits 8)
 expect_fail 2 "need --abits" -- "${bad[@]}" --noisyquant
 expect_fail 2 "need --abits" -- "${bad[@]}" --act-calib mse
 expect_fail 2 "--act-calib must be minmax, percentile, mse, entropy, easyquant or twin, got 'foo'" -- "${bad[@]}" --abits 8 --act-calib foo
-expect_fail 2 "--abits expects a number in \[2, 8\], got '9'" -- "${bad[@]}" --abits 9
+expect_fail 2 "--abits expects an integer in \[2, 8\], got '9'" -- "${bad[@]}" --abits 9
 expect_fail 1 "NoisyQuant needs static activation quantization" -- "${bad[@]}" --abits 8 --act-per-token --noisyquant
 [ -e "$TMP/x.ptq" ] && fail "a failed quantize left $TMP/x.ptq behind"
 finish

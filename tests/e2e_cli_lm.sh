@@ -39,7 +39,7 @@ expect_fail 1 "trunc.bin.*(truncated|should be)" -- "$PTQ" eval "$TMP/trunc.bin"
 echo "hello" > "$TMP/junk.bin"
 expect_fail 1 "unrecognised model format" -- "$PTQ" inspect "$TMP/junk.bin"
 expect_fail 2 "unknown argument '--bogus'" -- "$PTQ" eval "$M" --bogus
-expect_fail 2 "--ctx expects a number" -- "$PTQ" eval "$M" --text "$TXT" --ctx abc
+expect_fail 2 "--ctx expects an integer" -- "$PTQ" eval "$M" --text "$TXT" --ctx abc
 expect_fail 1 "exceeds the model's context" -- "$PTQ" eval "$M" --tokenizer "$TOK" --text "$TXT" --ctx 4096
 expect_fail 1 "missing.txt" -- "$PTQ" eval "$M" --tokenizer "$TOK" --text "$TMP/missing.txt"
 expect_fail 2 "unknown command" -- "$PTQ" frobnicate

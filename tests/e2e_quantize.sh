@@ -43,11 +43,11 @@ pt=$("$PTQ" eval "$TMP/tensor.ptq" "${evalp[@]}" | json_num ppl)
 pc=$("$PTQ" eval "$TMP/channel.ptq" "${evalp[@]}" | json_num ppl)
 echo "RTN W4 symmetric: per channel $pc, per tensor $pt"
 awk -v f="$float" -v c="$pc" -v t="$pt" 'BEGIN { exit !(f < c && c < t) }' || fail "expected float < per-channel < per-tensor"
-expect_fail 2 "--group expects 'channel', 'tensor' or a group size" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 4 --group rows
+expect_fail 2 "--group expects a group size that is a multiple of 32" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 4 --group rows
 
-expect_fail 2 "--wbits expects a number in \[2, 8\]" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 9
-expect_fail 1 "multiple of 32" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 4 --group 48
-expect_fail 1 "no-dir/x.ptq" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/no-dir/x.ptq" --wbits 4
+expect_fail 2 "--wbits expects an integer in \[2, 8\]" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 9
+expect_fail 2 "multiple of 32" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 4 --group 48
+expect_fail 2 "no-dir/x.ptq: the folder .*no-dir does not exist" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/no-dir/x.ptq" --wbits 4
 expect_fail 2 "--method must be rtn or gptq" -- "$PTQ" quantize "$M" "${calib[@]}" -o "$TMP/x.ptq" --wbits 4 --method awq
 expect_fail 1 "documents \[200, 300\)" -- "$PTQ" quantize "$M" --calib "$TXT" --docs-sep "$SEP" --docs 200:300 -o "$TMP/x.ptq" --wbits 4
 [ -e "$TMP/x.ptq" ] && fail "a failed quantize left $TMP/x.ptq behind"

@@ -1,5 +1,10 @@
 /* Shared pieces of the CLI (see cli.h). */
 #include <cJSON.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -25,27 +30,42 @@ int die(const char *fmt, ...) {
     return 2;
 }
 
+int fail_msg(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ptq: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+/* Index of option `name`, or -1; exits 2 when it is given twice. A value is skipped, so that
+   "--docs-sep --docs-sep" is one option and its value. */
+static int find_opt(args *a, const char *name, int has_value) {
+    int at = -1;
+    for (int i = 0; i < a->argc; i++) {
+        if (strcmp(a->argv[i], name) != 0) continue;
+        if (at >= 0) exit(die("option %s given twice", name));
+        at = i;
+        i += has_value;
+    }
+    return at;
+}
+
 const char *opt_str(args *a, const char *name, const char *def) {
-    for (int i = 0; i < a->argc; i++)
-        if (strcmp(a->argv[i], name) == 0) {
-            a->used[i] = 1;
-            if (i + 1 < a->argc) {
-                a->used[i + 1] = 1;
-                return a->argv[i + 1];
-            }
-            fprintf(stderr, "ptq: %s needs a value\n", name);
-            exit(2);
-        }
-    return def;
+    int i = find_opt(a, name, 1);
+    if (i < 0) return def;
+    a->used[i] = 1;
+    if (i + 1 >= a->argc) exit(die("%s needs a value", name));
+    a->used[i + 1] = 1;
+    return a->argv[i + 1];
 }
 
 int opt_flag(args *a, const char *name) {
-    for (int i = 0; i < a->argc; i++)
-        if (strcmp(a->argv[i], name) == 0) {
-            a->used[i] = 1;
-            return 1;
-        }
-    return 0;
+    int i = find_opt(a, name, 0);
+    if (i >= 0) a->used[i] = 1;
+    return i >= 0;
 }
 
 double opt_num(args *a, const char *name, double def, double lo, double hi) {
@@ -53,10 +73,28 @@ double opt_num(args *a, const char *name, double def, double lo, double hi) {
     if (!s) return def;
     char *end;
     double v = strtod(s, &end);
-    if (*end || end == s || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "ptq: %s expects a number in [%g, %g], got '%s'\n", name, lo, hi, s);
-        exit(2);
-    }
+    if (*end || end == s || !(v >= lo && v <= hi))
+        exit(die("%s expects a number in [%g, %g], got '%s'", name, lo, hi, s));
+    return v;
+}
+
+/* A decimal integer at the start of s (an optional '-', then digits; no space, no '+'): the end of it, or NULL
+   when there is none or it does not fit in a long long. */
+static const char *scan_int(const char *s, long long *v) {
+    const char *d = s + (*s == '-');
+    if (*d < '0' || *d > '9') return NULL;
+    errno = 0;
+    char *end;
+    *v = strtoll(s, &end, 10);
+    return errno == ERANGE ? NULL : end;
+}
+
+long long opt_int(args *a, const char *name, long long def, long long lo, long long hi) {
+    const char *s = opt_str(a, name, NULL);
+    if (!s) return def;
+    long long v;
+    const char *end = scan_int(s, &v);
+    if (!end || *end || v < lo || v > hi) exit(die("%s expects an integer in [%lld, %lld], got '%s'", name, lo, hi, s));
     return v;
 }
 
@@ -72,8 +110,113 @@ const char *positional(args *a) {
 
 int check_unused(args *a) {
     for (int i = 0; i < a->argc; i++)
-        if (!a->used[i]) return die("unknown argument '%s' (see ptq --help)", a->argv[i]);
+        if (!a->used[i]) return die("unknown argument '%s' (see ptq help)", a->argv[i]);
     return 0;
+}
+
+/* ---------------------------------------------------------------- outputs */
+
+static void add_one(path_list *l, const char *path) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->p = realloc(l->p, (size_t)l->cap * sizeof *l->p);
+        if (!l->p) exit(fail_msg("out of memory"));
+    }
+    l->p[l->n] = strdup(path);
+    if (!l->p[l->n]) exit(fail_msg("out of memory"));
+    l->n++;
+}
+
+/* The files of folder dir (one level) that keep(name) accepts, or all when keep is NULL. */
+static void add_folder(path_list *l, const char *dir, int (*keep)(const char *name)) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && (!keep || keep(e->d_name))) {
+            char p[8400];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            add_one(l, p);
+        }
+    closedir(d);
+}
+
+void paths_add(path_list *l, const char *path) {
+    if (!path) return;
+    add_one(l, path);
+    if (ptq_is_dir(path)) add_folder(l, path, NULL); /* a folder of images, a model folder */
+}
+
+void paths_free(path_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->p[i]);
+    free(l->p);
+    memset(l, 0, sizeof *l);
+}
+
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* What the loaders read beside a model file: config.json, (sharded) safetensors and their index, tokenizers. */
+static int model_side_file(const char *n) {
+    return has_suffix(n, ".safetensors") || has_suffix(n, ".json") || !strcmp(n, "merges.txt") ||
+           !strcmp(n, "tokenizer.model") || (!strncmp(n, "tok", 3) && has_suffix(n, ".bin"));
+}
+
+void paths_add_model(path_list *l, const char *model_path) {
+    if (!model_path) return;
+    paths_add(l, model_path);
+    if (ptq_is_dir(model_path)) return;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", model_path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = 0; /* "/model.bin" */
+    else if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    add_folder(l, dir, model_side_file);
+}
+
+int check_outputs(const char *const *what, const char *const *outs, int n, const path_list *inputs) {
+    ptq_error e;
+    for (int i = 0; i < n; i++) {
+        if (!outs[i]) continue;
+        if (ptq_check_output(what[i], outs[i], (const char *const *)inputs->p, inputs->n, &e) != PTQ_OK)
+            return die("%s", e.msg);
+        for (int j = 0; j < i; j++)
+            if (outs[j] && ptq_same_path(outs[i], outs[j]))
+                return die("%s %s and %s %s name the same file", what[j], outs[j], what[i], outs[i]);
+    }
+    return 0;
+}
+
+/* Temporary names to remove on a signal. Written before the handler can need them and only read there;
+   the handler uses only async-signal-safe calls (unlink, signal, raise). */
+#define MAX_TEMPS 16
+static char temps[MAX_TEMPS][4300];
+static volatile sig_atomic_t n_temps;
+
+void cleanup_on_signal(const char *path) {
+    if (n_temps < MAX_TEMPS && ptq_atomic_tmp_name(path, temps[n_temps], sizeof temps[0])) n_temps++;
+}
+
+static void on_signal(int sig) {
+    for (int i = 0; i < n_temps; i++) unlink(temps[i]);
+    signal(sig, SIG_DFL);
+    raise(sig); /* ends the process as the signal would have, with its exit status */
+}
+
+void install_signal_cleanup(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) sigaddset(&sa.sa_mask, sigs[i]); /* one handler at a time */
+    for (int i = 0; i < 3; i++) {
+        struct sigaction old;
+        /* a signal ignored from the start (nohup, a background job of a script) stays ignored */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 /* ---------------------------------------------------------------- progress */
@@ -159,13 +302,16 @@ int parse_text_opts(args *a, text_opts *o) {
     o->sep = opt_str(a, "--docs-sep", NULL);
     o->first_doc = 0;
     o->last_doc = -1;
+    if (o->sep && !*o->sep) return die("--docs-sep needs a non-empty separator");
     const char *docs = opt_str(a, "--docs", NULL);
     if (docs) {
-        char *end;
-        long i = strtol(docs, &end, 10), j = -1;
-        if (*end == ':' && end[1]) j = strtol(end + 1, &end, 10);
-        else if (*end == ':') end++;
-        if (*end || i < 0 || (j >= 0 && j <= i)) return die("--docs expects I:J (documents I to J-1) or I:, got '%s'", docs);
+        long long i, j = -1;
+        const char *p = scan_int(docs, &i);
+        int open_end = p && !strcmp(p, ":");
+        if (p && *p == ':' && !open_end) p = scan_int(p + 1, &j);
+        else if (!open_end) p = NULL;
+        if (!p || (!open_end && *p) || i < 0 || i >= INT_MAX || (!open_end && (j <= i || j > INT_MAX)))
+            return die("--docs expects I:J (documents I to J-1, 0 <= I < J <= %d) or I:, got '%s'", INT_MAX, docs);
         if (!o->sep) return die("--docs needs --docs-sep to split the text into documents");
         o->first_doc = (int)i;
         o->last_doc = (int)j;
@@ -183,9 +329,14 @@ int encode_text_file(const char *model_path, const text_opts *o, int vocab, cons
     size_t len;
     ptq_error e;
     if (ptq_read_file(file, &buf, &len, &e) != PTQ_OK) return fail(&e);
+    size_t k = 0;
+    while (k < len && isspace((unsigned char)buf[k])) k++;
     int rc = 0;
-    if (ptq_encode_documents(*t, buf, len, o->sep, o->first_doc, o->last_doc, toks, n, &e) != PTQ_OK)
+    if (k == len) rc = fail_msg("%s: the text file is empty (%s): there is nothing to tokenize", file,
+                                len ? "only white space" : "0 bytes");
+    else if (ptq_encode_documents(*t, buf, len, o->sep, o->first_doc, o->last_doc, toks, n, &e) != PTQ_OK)
         rc = fail(&e);
+    else if (*n == 0) rc = fail_msg("%s: the text has no tokens", file);
     free(buf);
     return rc;
 }

@@ -17,11 +17,39 @@ typedef struct {
 int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the library error and return 1. */
 int fail(const ptq_error *e);
+/* Print "ptq: error: ..." and return 1 (bad input data). */
+int fail_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Options: each may be given once ("option --x given twice" and exit 2 otherwise); a bad value exits 2. */
 const char *opt_str(args *a, const char *name, const char *def);
 int opt_flag(args *a, const char *name);
 double opt_num(args *a, const char *name, double def, double lo, double hi);
+/* A whole decimal integer in [lo, hi]: "3.5", "4294967296" for an int, "" and "12abc" are errors. */
+long long opt_int(args *a, const char *name, long long def, long long lo, long long hi);
 const char *positional(args *a);
 int check_unused(args *a);
+
+/* ---------------------------------------------------------------- outputs
+ * Every command that writes files checks each output before any work (ptq_check_output: folder there and
+ * writable, not a folder/device/FIFO, not one of the inputs) and registers its temporary name, which a
+ * SIGINT, SIGTERM or SIGHUP removes before the process ends (install_signal_cleanup). */
+typedef struct {
+    char **p;
+    int n, cap;
+} path_list;
+void paths_add(path_list *l, const char *path); /* NULL is ignored; a folder adds its files too */
+void paths_free(path_list *l);
+/* The files a model path reads: the path, and beside it (or in it, for a folder) config.json, weights, shards,
+ * index and tokenizer files. */
+void paths_add_model(path_list *l, const char *model_path);
+/* ptq_check_output for each output (what[i] names its option), and no two outputs naming one file.
+ * Returns 0, or prints the reason and returns 2. */
+int check_outputs(const char *const *what, const char *const *outs, int n, const path_list *inputs);
+void install_signal_cleanup(void);
+/* Removes the temporary file of output path when a signal ends the process. */
+void cleanup_on_signal(const char *path);
+
+/* Help: each command's text lives beside it in cmd_*.c; ptq.c prints it for --help, -h and `ptq help CMD`. */
+extern const char help_eval[], help_generate[], help_inspect[], help_quantize[], help_tune[], help_bench[];
 
 typedef struct {
     int enabled;

@@ -1,6 +1,7 @@
 /* ptq bench: speed of a model (float or quantized) on synthetic input, next to a baseline model
  * measured in the same run: prefill and decode tokens/s for language models, images/s for ViTs. */
 #include <cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,11 +69,23 @@ static int measure(ptq_model *m, int tokens, int steps, int images, int reps, sp
     return 0;
 }
 
+const char help_bench[] =
+    "usage: ptq bench MODEL [--baseline MODEL] [--tokens N] [--steps N] [--images N] [--reps N] [--json]\n"
+    "Speed on synthetic input: prefill and decode tokens/s, or images/s; best of --reps runs.\n"
+    "\n"
+    "  --baseline MODEL    a second model measured in the same run, with the ratio\n"
+    "  --tokens N          prompt tokens (default 128)\n"
+    "  --steps N           decoded tokens (default 64)\n"
+    "  --images N          images per run (default 1000)\n"
+    "  --reps N            runs of each measurement (default 3)\n"
+    "  --json              one JSON line on stdout\n"
+    "  -h, --help          this help\n";
+
 int cmd_bench(args *a) {
     int json = opt_flag(a, "--json");
     const char *baseline = opt_str(a, "--baseline", NULL);
-    int tokens = (int)opt_num(a, "--tokens", 128, 1, 1 << 20), steps = (int)opt_num(a, "--steps", 64, 1, 1 << 20);
-    int images = (int)opt_num(a, "--images", 1000, 1, 1 << 24), reps = (int)opt_num(a, "--reps", 3, 1, 100);
+    int tokens = (int)opt_int(a, "--tokens", 128, 1, 1 << 20), steps = (int)opt_int(a, "--steps", 64, 1, 1 << 20);
+    int images = (int)opt_int(a, "--images", 1000, 1, 1 << 24), reps = (int)opt_int(a, "--reps", 3, 1, 100);
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     ptq_model *m, *b = NULL;

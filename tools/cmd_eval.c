@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +13,31 @@
 #include "cli.h"
 #include "core/file.h"
 
+const char help_eval[] =
+    "usage: ptq eval MODEL --text FILE [--tokenizer TOK] [--docs-sep S [--docs I:J]] [--ctx N] [--json]\n"
+    "       ptq eval MODEL --images IMAGES --labels LABELS [--first I] [--count N] [--json]\n"
+    "Perplexity of a language model on a text, or top-1/top-5 accuracy of an image classifier.\n"
+    "\n"
+    "  --text FILE         the text to score (language models)\n"
+    "  --tokenizer TOK     tokenizer file (default: tokenizer.bin, tok<vocab>.bin or vocab.json beside MODEL)\n"
+    "  --docs-sep S        split the text into documents at S, each encoded with BOS\n"
+    "  --docs I:J          keep documents I to J-1 (I: to the end); needs --docs-sep\n"
+    "  --ctx N             window of predicted tokens (default: the model's context)\n"
+    "  --images IMAGES     IDX file (gzip'ed or not) or folder of images (image models)\n"
+    "  --labels LABELS     IDX labels, or lines 'file label' for a folder\n"
+    "  --first I           first image (default 0)\n"
+    "  --count N           number of images (default 0: all)\n"
+    "  --json              one JSON line on stdout, no progress\n"
+    "  -h, --help          this help\n";
+
 int cmd_eval(args *a) {
     int json = opt_flag(a, "--json");
     const char *text = opt_str(a, "--text", NULL);
     text_opts to;
     if (parse_text_opts(a, &to)) return 2;
-    int ctx = (int)opt_num(a, "--ctx", 0, 1, 1 << 20);
+    int ctx = (int)opt_int(a, "--ctx", 0, 1, 1 << 20);
     const char *images = opt_str(a, "--images", NULL), *labels = opt_str(a, "--labels", NULL);
-    int first = (int)opt_num(a, "--first", 0, 0, 1e9), count = (int)opt_num(a, "--count", 0, 0, 1e9);
+    int first = (int)opt_int(a, "--first", 0, 0, INT_MAX), count = (int)opt_int(a, "--count", 0, 0, INT_MAX);
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     if (!text == !images) return die("eval needs exactly one of --text FILE or --images IMAGES --labels LABELS");

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +13,28 @@
 #include "cli.h"
 #include "core/file.h"
 
+const char help_generate[] =
+    "usage: ptq generate MODEL [--tokenizer TOK] [--prompt S] [--steps N] [--temperature T] [--top-p P] [--seed S]\n"
+    "                    [--json]\n"
+    "Text from a language model (greedy with --temperature 0).\n"
+    "\n"
+    "  --tokenizer TOK     tokenizer file (default: found beside MODEL)\n"
+    "  --prompt S          the text to continue (default: empty, BOS only)\n"
+    "  --steps N           tokens to generate (default 128)\n"
+    "  --temperature T     sampling temperature, 0 = greedy (default 1)\n"
+    "  --top-p P           nucleus sampling threshold (default 0.9)\n"
+    "  --seed S            sampling seed (default 42)\n"
+    "  --json              one JSON line on stdout\n"
+    "  -h, --help          this help\n";
+
 int cmd_generate(args *a) {
     int json = opt_flag(a, "--json");
     const char *tok_path = opt_str(a, "--tokenizer", NULL), *prompt = opt_str(a, "--prompt", "");
-    int steps = (int)opt_num(a, "--steps", 128, 1, 1 << 20);
+    int steps = (int)opt_int(a, "--steps", 128, 1, 1 << 20);
     ptq_sampler_params sp = ptq_sampler_default_params();
     sp.temperature = (float)opt_num(a, "--temperature", 1.0, 0, 100);
     sp.top_p = (float)opt_num(a, "--top-p", 0.9, 0, 1);
-    sp.seed = (uint64_t)opt_num(a, "--seed", 42, 0, 1.8e19);
+    sp.seed = (uint64_t)opt_int(a, "--seed", 42, 0, LLONG_MAX);
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     ptq_model *m;

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +13,31 @@
 #include "cli.h"
 #include "core/file.h"
 
+const char help_inspect[] =
+    "usage: ptq inspect MODEL [--act DATA [--labels LABELS] [--act-n N] [--ctx N] [--first I] [--count N]\n"
+    "                   [--tokenizer TOK] [--docs-sep S [--docs I:J]]] [--json]\n"
+    "Architecture, tensors and storage of a model; with --act, per-layer input activation statistics.\n"
+    "\n"
+    "  --act DATA          text (language models) or images (image models) to run through the model\n"
+    "  --labels LABELS     labels of the --act images\n"
+    "  --act-n N           number of text windows (default 8)\n"
+    "  --ctx N             tokens per text window (default: the model's context)\n"
+    "  --first I           first image (default 0)\n"
+    "  --count N           number of images (default 256)\n"
+    "  --tokenizer TOK     tokenizer file (default: found beside MODEL)\n"
+    "  --docs-sep S        split the text into documents at S\n"
+    "  --docs I:J          keep documents I to J-1; needs --docs-sep\n"
+    "  --json              JSON on stdout\n"
+    "  -h, --help          this help\n";
+
 int cmd_inspect(args *a) {
     int json = opt_flag(a, "--json");
     const char *act = opt_str(a, "--act", NULL), *labels = opt_str(a, "--labels", NULL);
     text_opts to;
     if (parse_text_opts(a, &to)) return 2;
-    int nseq = (int)opt_num(a, "--act-n", 8, 1, 1e6);
-    int first = (int)opt_num(a, "--first", 0, 0, 1e9), count = (int)opt_num(a, "--count", 256, 0, 1e9);
-    int ctx = (int)opt_num(a, "--ctx", 0, 1, 1 << 20);
+    int nseq = (int)opt_int(a, "--act-n", 8, 1, 1000000);
+    int first = (int)opt_int(a, "--first", 0, 0, INT_MAX), count = (int)opt_int(a, "--count", 256, 0, INT_MAX);
+    int ctx = (int)opt_int(a, "--ctx", 0, 1, 1 << 20);
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     progress_state ps;

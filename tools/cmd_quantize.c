@@ -1,5 +1,6 @@
 /* ptq quantize: weight quantization (RTN, GPTQ) with Bias Compensation, and its reports. */
 #include <cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 
 #include "cli.h"
 #include "core/file.h"
+#include "kernels/qweight.h"
 
 typedef struct {
     int json;
@@ -55,36 +57,30 @@ static double num(const cJSON *o, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* The BC report: JSON when FILE ends in .json, else a markdown table. Written atomically. */
-static int write_bc_report(const char *path, const cJSON *bc, const char *title) {
-    ptq_error e;
-    ptq_atomic_file af;
-    if (ptq_atomic_open(&af, path, &e) != PTQ_OK) return fail(&e);
+/* The BC report into its opened temporary file: JSON when FILE ends in .json, else a markdown table.
+   Flushed to disk but not renamed into place yet (see the end of cmd_quantize). */
+static int write_bc_report(ptq_atomic_file *report, const char *path, const cJSON *bc, const char *title) {
     size_t n = strlen(path);
     if (n >= 5 && strcmp(path + n - 5, ".json") == 0) {
         char *txt = cJSON_Print(bc);
-        fprintf(af.f, "%s\n", txt);
+        fprintf(report->f, "%s\n", txt);
         free(txt);
     } else {
-        fprintf(af.f, "%s\n\n| module | MSE before | MSE after | SQNR before (dB) | SQNR after (dB) | held-apart MSE before "
+        fprintf(report->f, "%s\n\n| module | MSE before | MSE after | SQNR before (dB) | SQNR after (dB) | held-apart MSE before "
                       "| after | held-apart SQNR before | after |\n|---|---|---|---|---|---|---|---|---|\n",
                 title);
         const cJSON *o;
         cJSON_ArrayForEach(o, bc) {
-            fprintf(af.f, "| %s | %.4g | %.4g | %.2f | %.2f |", cJSON_GetObjectItemCaseSensitive(o, "module")->valuestring,
+            fprintf(report->f, "| %s | %.4g | %.4g | %.2f | %.2f |", cJSON_GetObjectItemCaseSensitive(o, "module")->valuestring,
                     num(o, "mse_before"), num(o, "mse_after"), num(o, "sqnr_before"), num(o, "sqnr_after"));
-            if (isnan(num(o, "holdout_mse_before"))) fprintf(af.f, " | | | |\n");
+            if (isnan(num(o, "holdout_mse_before"))) fprintf(report->f, " | | | |\n");
             else
-                fprintf(af.f, " %.4g | %.4g | %.2f | %.2f |\n", num(o, "holdout_mse_before"), num(o, "holdout_mse_after"),
+                fprintf(report->f, " %.4g | %.4g | %.2f | %.2f |\n", num(o, "holdout_mse_before"), num(o, "holdout_mse_after"),
                         num(o, "holdout_sqnr_before"), num(o, "holdout_sqnr_after"));
         }
     }
-    if (ferror(af.f)) {
-        ptq_atomic_abort(&af);
-        return die("%s: write failed", path);
-    }
-    if (ptq_atomic_commit(&af, &e) != PTQ_OK) return fail(&e);
-    return 0;
+    ptq_error e;
+    return ptq_atomic_finish(report, &e) == PTQ_OK ? 0 : fail(&e);
 }
 
 static int parse_bc_scope(const char *s, int *scope) {
@@ -126,34 +122,79 @@ static long long file_size(const char *path) {
     return n;
 }
 
+/* --group: a multiple of 32, "channel" or 0 (one grid per output channel), "tensor" (one grid per matrix). */
+static int parse_group(const char *s, int *group) {
+    char *end;
+    long g = strtol(s, &end, 10);
+    if (!strcmp(s, "channel")) *group = 0;
+    else if (!strcmp(s, "tensor")) *group = PTQ_GROUP_TENSOR;
+    else if (*s >= '0' && *s <= '9' && !*end && g >= 0 && g <= (1 << 20) && g % PTQ_QCHUNK == 0) *group = (int)g;
+    else
+        return die("--group expects a group size that is a multiple of 32 (32, 64, 128, ...), 'channel' (or 0: one "
+                   "grid per output channel) or 'tensor' (one grid per matrix), got '%s'", s);
+    return 0;
+}
+
+const char help_quantize[] =
+    "usage: ptq quantize MODEL --calib DATA -o OUT.ptq --wbits B [options]\n"
+    "Weight quantization (RTN, GPTQ), optional activation quantization and Bias Compensation, into a .ptq file.\n"
+    "OUT (and --report) are checked before any work, written atomically, and never replace an input.\n"
+    "\n"
+    "  --calib DATA              calibration text (language models) or images (image models)\n"
+    "  -o OUT                    the .ptq file to write\n"
+    "  --wbits B                 weight bits, 2 to 8\n"
+    "  --group G                 G a multiple of 32, 'channel' or 0 (one grid per output channel, the default),\n"
+    "                            or 'tensor' (one grid per matrix)\n"
+    "  --sym                     symmetric grids (no zero point)\n"
+    "  --method M                gptq (default) or rtn\n"
+    "  --act-order               GPTQ in order of decreasing Hessian diagonal\n"
+    "  --damp D                  GPTQ dampening, a fraction of the mean Hessian diagonal (default 0.01)\n"
+    "  --gptq-updated-groups     take a group's grid from the GPTQ-updated weights\n"
+    "  --tokenizer TOK           tokenizer file (default: found beside MODEL)\n"
+    "  --docs-sep S              split the calibration text into documents at S\n"
+    "  --docs I:J                calibrate on documents I to J-1; needs --docs-sep\n"
+    "  --calib-n N               number of calibration windows (default 32)\n"
+    "  --calib-ctx T             tokens per window (default: the model's context, at most 2048)\n"
+    "  --seed S                  seed of the window positions (default 1)\n"
+    "  --calib-labels L          labels of the calibration images (image models)\n"
+    "  --first I                 first calibration image (default 0)\n"
+    "  --count N                 number of calibration images (default 0: all)\n"
+    "  --abits A                 activation bits, 2 to 8 (default: float activations)\n"
+    "  --act-calib C             minmax (default), percentile, mse, entropy, easyquant or twin\n"
+    "  --act-asym                asymmetric activation grids\n"
+    "  --act-per-token           dynamic per-token activation scales\n"
+    "  --act-percentile P        percentile of --act-calib percentile (default 99.99)\n"
+    "  --quant-attn              quantize the attention products too\n"
+    "  --noisyquant              NoisyQuant, kept where it lowers the held-out error\n"
+    "  --noisyquant-ref          NoisyQuant as the reference code does it\n"
+    "  --noisyquant-unchecked    NoisyQuant kept on every linear\n"
+    "  --bc                      Bias Compensation\n"
+    "  --bc-shape S              channel (default) or position\n"
+    "  --bc-mode M               sequential (default) or parallel\n"
+    "  --bc-scope LIST           comma list of linear, block, logits (default linear,block)\n"
+    "  --report FILE             BC error before and after, per module (.json: JSON, else markdown); needs --bc\n"
+    "  --json                    one JSON line on stdout, no progress\n"
+    "  -h, --help                this help\n";
+
 int cmd_quantize(args *a) {
     int json = opt_flag(a, "--json");
     const char *calib = opt_str(a, "--calib", NULL), *out_path = opt_str(a, "-o", NULL);
     text_opts to;
     if (parse_text_opts(a, &to)) return 2;
-    int calib_n = (int)opt_num(a, "--calib-n", 32, 1, 1e6), calib_ctx = (int)opt_num(a, "--calib-ctx", 0, 1, 1 << 20);
-    uint64_t seed = (uint64_t)opt_num(a, "--seed", 1, 0, 1.8e19);
+    int calib_n = (int)opt_int(a, "--calib-n", 32, 1, 1000000);
+    int calib_ctx = (int)opt_int(a, "--calib-ctx", 0, 1, 1 << 20);
+    uint64_t seed = (uint64_t)opt_int(a, "--seed", 1, 0, LLONG_MAX);
     const char *labels = opt_str(a, "--calib-labels", NULL);
-    int first = (int)opt_num(a, "--first", 0, 0, 1e9), count = (int)opt_num(a, "--count", 0, 0, 1e9);
+    int first = (int)opt_int(a, "--first", 0, 0, INT_MAX), count = (int)opt_int(a, "--count", 0, 0, INT_MAX);
     ptq_quant_params qp = ptq_quant_default_params();
-    qp.wbits = (int)opt_num(a, "--wbits", 0, 2, 8);
-    /* --group G | channel (0, the default) | tensor (one grid per matrix) */
-    const char *group = opt_str(a, "--group", "channel");
-    if (strcmp(group, "tensor") == 0) qp.group = PTQ_GROUP_TENSOR;
-    else if (strcmp(group, "channel") == 0) qp.group = 0;
-    else {
-        char *end;
-        long g = strtol(group, &end, 10);
-        if (*end || end == group || g < 0 || g > (1 << 20))
-            return die("--group expects 'channel', 'tensor' or a group size (a multiple of 32), got '%s'", group);
-        qp.group = (int)g;
-    }
+    qp.wbits = (int)opt_int(a, "--wbits", 0, 2, 8);
+    if (parse_group(opt_str(a, "--group", "channel"), &qp.group)) return 2;
     qp.sym = opt_flag(a, "--sym");
     qp.act_order = opt_flag(a, "--act-order");
     qp.percdamp = opt_num(a, "--damp", 0.01, 1e-6, 10);
     qp.gptq_updated_groups = opt_flag(a, "--gptq-updated-groups");
     const char *method = opt_str(a, "--method", "gptq");
-    qp.abits = (int)opt_num(a, "--abits", 0, 2, 8);
+    qp.abits = (int)opt_int(a, "--abits", 0, 2, 8);
     const char *act_calib = opt_str(a, "--act-calib", "minmax");
     qp.act_asym = opt_flag(a, "--act-asym");
     qp.act_per_token = opt_flag(a, "--act-per-token");
@@ -195,14 +236,36 @@ int cmd_quantize(args *a) {
     else if (strcmp(method, "rtn") == 0) qp.method = PTQ_WQ_RTN;
     else return die("--method must be rtn or gptq, got '%s'", method);
     if (qp.act_order && qp.method != PTQ_WQ_GPTQ) return die("--act-order applies to --method gptq only");
+    if (!path) return die("missing MODEL argument");
+
+    /* the outputs, before any work: neither may replace an input, a folder or a device */
+    path_list inputs = {0};
+    paths_add_model(&inputs, path);
+    paths_add(&inputs, calib);
+    paths_add(&inputs, labels);
+    paths_add(&inputs, to.tok_path);
+    const char *what[] = {"-o", "--report"}, *outs[] = {out_path, report_path};
+    int bad = check_outputs(what, outs, 2, &inputs);
+    paths_free(&inputs);
+    if (bad) return bad;
+    cleanup_on_signal(out_path);
+    /* the report's temporary file is created now, so that a report that cannot be written stops the run here */
+    ptq_atomic_file report;
+    ptq_error e;
+    if (report_path) {
+        cleanup_on_signal(report_path);
+        if (ptq_atomic_open(&report, report_path, &e) != PTQ_OK) return fail(&e);
+    }
 
     progress_state ps;
     ptq_callbacks cb = make_callbacks(&ps, json);
     ptq_model *m;
-    if (load_model(path, &m)) return 1;
+    if (load_model(path, &m)) {
+        if (report_path) ptq_atomic_abort(&report);
+        return 1;
+    }
     ptq_model_info info;
     ptq_model_get_info(m, &info);
-    ptq_error e;
     int rc = 0;
     ptq_calib_data data;
     memset(&data, 0, sizeof data);
@@ -268,8 +331,8 @@ int cmd_quantize(args *a) {
     if (!rc && !json) fprintf(stderr, "%s, calibration: %s\n", bc ? " +BC" : "", desc);
     if (!rc && ptq_quantize_model(m, &data, &qp, &e) != PTQ_OK) rc = fail(&e);
     double secs = now_s() - t0;
-    ptq_save_info si = {path, desc, hash};
-    if (!rc && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
+    /* a failed run writes nothing: the report is written (not yet in place) before the model is saved, and
+       renamed into place after it, so no failure leaves one without the other */
     if (!rc && report_path) {
         char title[700];
         char grp[32];
@@ -277,8 +340,12 @@ int cmd_quantize(args *a) {
         else snprintf(grp, sizeof grp, qp.group ? "per-tensor" : "per-channel");
         snprintf(title, sizeof title, "Bias Compensation report: %s, %s W%d %s, calibration %s", path, method,
                  qp.wbits, grp, desc);
-        rc = write_bc_report(report_path, rs.bc, title);
+        rc = write_bc_report(&report, report_path, rs.bc, title);
     }
+    ptq_save_info si = {path, desc, hash};
+    if (!rc && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
+    if (report_path && !rc && ptq_atomic_commit(&report, &e) != PTQ_OK) rc = fail(&e);
+    if (report_path && rc) ptq_atomic_abort(&report);
     if (!rc) {
         long long bytes = file_size(out_path);
         if (json) {

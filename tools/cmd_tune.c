@@ -4,9 +4,11 @@
 #include <cJSON.h>
 #include <math.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -81,11 +83,10 @@ static cJSON *ranges_json(const ptq_tune_result *r) {
     return a;
 }
 
-/* The loss log: CSV (one row per step) or JSON (steps + summary + dynamic ranges). Written atomically. */
-static int write_log(const char *path, const tune_state *ts, const ptq_tune_result *r, cJSON *summary) {
-    ptq_error e;
-    ptq_atomic_file af;
-    if (ptq_atomic_open(&af, path, &e) != PTQ_OK) return fail(&e);
+/* The loss log into its opened temporary file: CSV (one row per step) or JSON (steps + summary + dynamic
+   ranges). Flushed to disk, renamed into place after the model is saved. */
+static int write_log(ptq_atomic_file *log, const char *path, const tune_state *ts, const ptq_tune_result *r,
+                     cJSON *summary) {
     if (ends_with(path, ".json")) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToObject(o, "summary", cJSON_Duplicate(summary, 1));
@@ -93,25 +94,21 @@ static int write_log(const char *path, const tune_state *ts, const ptq_tune_resu
         for (int i = 0; i < ts->n; i++) cJSON_AddItemToArray(st, step_json(&ts->steps[i]));
         if (r->n_stats) cJSON_AddItemToObject(o, "ranges", ranges_json(r));
         char *txt = cJSON_Print(o);
-        fprintf(af.f, "%s\n", txt);
+        fprintf(log->f, "%s\n", txt);
         free(txt);
         cJSON_Delete(o);
     } else {
-        fprintf(af.f, "step,epoch,lr,loss,ce,outlier,grad_norm,batch_top1,seconds\n");
+        fprintf(log->f, "step,epoch,lr,loss,ce,outlier,grad_norm,batch_top1,seconds\n");
         for (int i = 0; i < ts->n; i++) {
             const ptq_tune_step *s = &ts->steps[i];
-            fprintf(af.f, "%d,%d,%.6g,%.7g,%.7g,%.7g,%.6g,", s->step, s->epoch, s->lr, s->loss, s->ce, s->outlier,
+            fprintf(log->f, "%d,%d,%.6g,%.7g,%.7g,%.7g,%.6g,", s->step, s->epoch, s->lr, s->loss, s->ce, s->outlier,
                     s->grad_norm);
-            if (s->batch_acc >= 0) fprintf(af.f, "%.4g", s->batch_acc);
-            fprintf(af.f, ",%.4f\n", s->seconds);
+            if (s->batch_acc >= 0) fprintf(log->f, "%.4g", s->batch_acc);
+            fprintf(log->f, ",%.4f\n", s->seconds);
         }
     }
-    if (ferror(af.f)) {
-        ptq_atomic_abort(&af);
-        return die("%s: write failed", path);
-    }
-    if (ptq_atomic_commit(&af, &e) != PTQ_OK) return fail(&e);
-    return 0;
+    ptq_error e;
+    return ptq_atomic_finish(log, &e) == PTQ_OK ? 0 : fail(&e);
 }
 
 static void print_ranges(const ptq_tune_result *r) {
@@ -127,6 +124,89 @@ static void print_ranges(const ptq_tune_result *r) {
     if (r->n_stats) printf("  %-44s %14.2f %14.2f\n", "mean", sb / r->n_stats, sa / r->n_stats);
 }
 
+/* 1 when path is a llama2.c checkpoint rather than safetensors or a config.json: a safetensors file has its
+   JSON header at byte 8, a config.json starts with '{'. Decides where tune writes before the model loads. */
+static int looks_llama2c(const char *path) {
+    if (!path || ptq_is_dir(path)) return 0;
+    unsigned char b[9] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(b, 1, sizeof b, f) : 0;
+    if (f) fclose(f);
+    return n == sizeof b && b[0] != '{' && b[8] != '{';
+}
+
+/* The files tune writes, checked before any work and removed on a signal: a llama2.c model goes to OUT (or
+   OUT/its name when OUT is a folder), a safetensors model to the folder OUT (model.safetensors, config.json). */
+static int tune_outputs(int llama2c, const char *model, const char *out, const char *log, const path_list *inputs,
+                        char *out_file, size_t size) {
+    snprintf(out_file, size, "%s", out);
+    if (llama2c && ptq_is_dir(out)) {
+        const char *base = strrchr(model, '/');
+        snprintf(out_file, size, "%s/%s", out, base ? base + 1 : model);
+    }
+    char st[4300] = "", cfg[4300] = "";
+    const char *what[] = {"-o", "-o", "--log"}, *outs[] = {out_file, NULL, log};
+    if (!llama2c) {
+        struct stat sb;
+        if (stat(out, &sb) == 0 && !S_ISDIR(sb.st_mode))
+            return die("-o %s: is a file; a safetensors model is saved as a folder (OUT/model.safetensors, "
+                       "OUT/config.json)", out);
+        if (ptq_is_dir(out)) { /* the files inside it, which may be the inputs */
+            snprintf(st, sizeof st, "%s/model.safetensors", out);
+            snprintf(cfg, sizeof cfg, "%s/config.json", out);
+            outs[0] = st;
+            outs[1] = cfg;
+        }
+    }
+    int bad = check_outputs(what, outs, 3, inputs);
+    if (!bad) {
+        for (int i = 0; i < 3; i++)
+            if (outs[i]) cleanup_on_signal(outs[i]);
+        if (!llama2c && !outs[1]) { /* the folder is created at the end */
+            snprintf(st, sizeof st, "%s/model.safetensors", out);
+            snprintf(cfg, sizeof cfg, "%s/config.json", out);
+            cleanup_on_signal(st);
+            cleanup_on_signal(cfg);
+        }
+    }
+    return bad;
+}
+
+const char help_tune[] =
+    "usage: ptq tune MODEL --train DATA -o OUT [options]\n"
+    "       ptq tune --init random --config CONFIG.json --train DATA -o OUT [options]\n"
+    "QuantTune fine-tuning (task loss + outlier loss), saved in the input's format (see docs/QUANTTUNE.md).\n"
+    "OUT is a folder for a safetensors model, a .bin file (or a folder to put it in) for a llama2.c one.\n"
+    "\n"
+    "  --train DATA              training text (language models) or images (image models)\n"
+    "  -o OUT                    where the tuned model goes\n"
+    "  --train-labels L          labels of the training images\n"
+    "  --first I                 first training image (default 0)\n"
+    "  --count N                 number of training images (default 0: all)\n"
+    "  --tokenizer TOK           tokenizer file (default: found beside MODEL)\n"
+    "  --docs-sep S              split the training text into documents at S\n"
+    "  --docs I:J                train on documents I to J-1; needs --docs-sep\n"
+    "  --ctx N                   tokens per training window (default: the model's context, at most 256)\n"
+    "  --init random             start from random weights (needs --config, no MODEL)\n"
+    "  --config CONFIG.json      the architecture for --init random\n"
+    "  --outlier-lambda L        weight of the outlier loss (default 0: plain fine-tuning)\n"
+    "  --outlier-tau T           outlier threshold (default 3)\n"
+    "  --outlier-loss K          rel (in units of sigma, the default) or abs\n"
+    "  --monitor LIST            all, or a comma list of qkv, proj, fc1, fc2\n"
+    "  --steps N                 optimizer steps (or --epochs)\n"
+    "  --epochs E                passes over the data (default 1)\n"
+    "  --lr LR                   peak learning rate (default 1e-4)\n"
+    "  --batch B                 batch size (default 8 windows or 32 images)\n"
+    "  --warmup N                warm-up steps (default: 5% of the steps)\n"
+    "  --weight-decay W          AdamW weight decay (default 0.01)\n"
+    "  --clip C                  gradient norm clip (default 1)\n"
+    "  --min-lr-frac F           final learning rate as a fraction of --lr (default 0)\n"
+    "  --seed S                  seed (default 1)\n"
+    "  --report-n N              samples for the dynamic-range report (default 256)\n"
+    "  --log FILE                loss per step: CSV, or JSON when FILE ends in .json\n"
+    "  --json                    one JSON line on stdout\n"
+    "  -h, --help                this help\n";
+
 int cmd_tune(args *a) {
     int json = opt_flag(a, "--json");
     const char *train = opt_str(a, "--train", NULL), *out = opt_str(a, "-o", NULL);
@@ -135,22 +215,22 @@ int cmd_tune(args *a) {
     const char *monitor = opt_str(a, "--monitor", "all"), *okind = opt_str(a, "--outlier-loss", "rel");
     text_opts to;
     if (parse_text_opts(a, &to)) return 2;
-    int ctx = (int)opt_num(a, "--ctx", 0, 1, 1 << 20);
-    int first = (int)opt_num(a, "--first", 0, 0, 1e9), count = (int)opt_num(a, "--count", 0, 0, 1e9);
+    int ctx = (int)opt_int(a, "--ctx", 0, 1, 1 << 20);
+    int first = (int)opt_int(a, "--first", 0, 0, INT_MAX), count = (int)opt_int(a, "--count", 0, 0, INT_MAX);
     ptq_tune_params p = ptq_tune_default_params();
     p.outlier.lambda = (float)opt_num(a, "--outlier-lambda", 0.0, 0, 1e9);
     p.outlier.tau = (float)opt_num(a, "--outlier-tau", 3.0, 0, 1e6);
     int steps_given = opt_str(a, "--steps", NULL) != NULL, epochs_given = opt_str(a, "--epochs", NULL) != NULL;
-    p.steps = (int)opt_num(a, "--steps", 0, 1, 1e9);
+    p.steps = (int)opt_int(a, "--steps", 0, 1, 1000000000);
     p.epochs = opt_num(a, "--epochs", 1.0, 1e-6, 1e6);
     p.opt.lr = opt_num(a, "--lr", 1e-4, 1e-12, 10);
-    p.batch = (int)opt_num(a, "--batch", 0, 1, 1 << 20);
-    p.opt.warmup = (int)opt_num(a, "--warmup", -1, 0, 1e9);
+    p.batch = (int)opt_int(a, "--batch", 0, 1, 1 << 20);
+    p.opt.warmup = (int)opt_int(a, "--warmup", -1, 0, 1000000000);
     p.opt.weight_decay = opt_num(a, "--weight-decay", 0.01, 0, 10);
     p.opt.clip = opt_num(a, "--clip", 1.0, 0, 1e9);
     p.opt.min_lr_frac = opt_num(a, "--min-lr-frac", 0.0, 0, 1);
-    p.seed = (uint64_t)opt_num(a, "--seed", 1, 0, 1.8e19);
-    p.report_n = (int)opt_num(a, "--report-n", 256, 0, 1 << 20);
+    p.seed = (uint64_t)opt_int(a, "--seed", 1, 0, LLONG_MAX);
+    p.report_n = (int)opt_int(a, "--report-n", 256, 0, 1 << 20);
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     if (steps_given && epochs_given) return die("give --steps N or --epochs E, not both");
@@ -170,6 +250,25 @@ int cmd_tune(args *a) {
     else if (!strcmp(okind, "abs")) p.outlier.relative = 0;
     else return die("--outlier-loss must be rel (in units of sigma, the default) or abs (METHODS.md 3.2), got '%s'", okind);
 
+    /* the outputs, before any work; checked again after loading if the format was not what it looked like */
+    path_list inputs = {0};
+    paths_add_model(&inputs, path);
+    paths_add(&inputs, config);
+    paths_add(&inputs, train);
+    paths_add(&inputs, labels);
+    paths_add(&inputs, to.tok_path);
+    char out_file[4300];
+    int guess = looks_llama2c(path);
+    if (tune_outputs(guess, path, out, log_path, &inputs, out_file, sizeof out_file)) {
+        paths_free(&inputs);
+        return 2;
+    }
+    ptq_atomic_file log;
+    if (log_path && ptq_atomic_open(&log, log_path, &e) != PTQ_OK) {
+        paths_free(&inputs);
+        return fail(&e);
+    }
+
     tune_state ts;
     memset(&ts, 0, sizeof ts);
     ts.json = json;
@@ -178,15 +277,23 @@ int cmd_tune(args *a) {
     p.user = &ts;
 
     ptq_model *m = NULL;
+    int rc = 0;
     if (init) {
-        if (ptq_train_init_random(config, p.seed, NULL, &m, &e) != PTQ_OK) return fail(&e);
+        if (ptq_train_init_random(config, p.seed, NULL, &m, &e) != PTQ_OK) rc = fail(&e);
     } else if (load_model(path, &m)) {
-        return 1;
+        rc = 1;
+    }
+    int llama2c = m && !strcmp(m->format, "llama2c");
+    if (!rc && llama2c != guess) rc = tune_outputs(llama2c, path, out, log_path, &inputs, out_file, sizeof out_file);
+    paths_free(&inputs);
+    if (rc) {
+        if (log_path) ptq_atomic_abort(&log);
+        ptq_model_free(m);
+        return rc;
     }
     const char *src_path = init ? config : path;
     ptq_model_info info;
     ptq_model_get_info(m, &info);
-    int rc = 0, llama2c = !strcmp(m->format, "llama2c");
     char weights[4200] = "", cfg_path[4200] = "", desc[1024];
     if (!init && !llama2c && ptq_train_source_paths(path, weights, sizeof weights, cfg_path, sizeof cfg_path, &e) != PTQ_OK)
         rc = fail(&e);
@@ -226,23 +333,14 @@ int cmd_tune(args *a) {
     if (!rc && ptq_tune(m, &d, &p, &r, &e) != PTQ_OK) rc = fail(&e);
 
     /* save in the input's format */
-    char out_file[4300];
-    snprintf(out_file, sizeof out_file, "%s", out);
-    if (!rc && llama2c && ptq_is_dir(out)) {
-        const char *base = strrchr(path, '/');
-        snprintf(out_file, sizeof out_file, "%s/%s", out, base ? base + 1 : path);
-    }
     char note[2048];
     snprintf(note, sizeof note,
              "ptq tune of %s on %s: %d steps, lr %g, batch %d, warmup %d, weight decay %g, clip %g, seed %llu, "
              "outlier loss %s lambda %g tau %g monitor %s",
              init ? config : path, desc, r.steps, p.opt.lr, p.batch, p.opt.warmup, p.opt.weight_decay, p.opt.clip,
              (unsigned long long)p.seed, okind, (double)p.outlier.lambda, (double)p.outlier.tau, monitor);
-    if (!rc && ptq_train_save(m, init ? NULL : weights, init ? config : cfg_path, out_file, note, &e) != PTQ_OK)
-        rc = fail(&e);
-
-    if (!rc) {
-        cJSON *sum = cJSON_CreateObject();
+    cJSON *sum = rc ? NULL : cJSON_CreateObject();
+    if (sum) {
         cJSON_AddStringToObject(sum, "output", out_file);
         cJSON_AddNumberToObject(sum, "steps", r.steps);
         cJSON_AddNumberToObject(sum, "seconds", r.seconds);
@@ -264,21 +362,26 @@ int cmd_tune(args *a) {
             cJSON_AddNumberToObject(sum, "mean_max_abs_over_std_before", sb / r.n_stats);
             cJSON_AddNumberToObject(sum, "mean_max_abs_over_std_after", sa / r.n_stats);
         }
-        if (log_path) rc = write_log(log_path, &ts, &r, sum);
-        if (!rc) {
-            if (json) {
-                if (r.n_stats) cJSON_AddItemToObject(sum, "ranges", ranges_json(&r));
-                char *txt = cJSON_PrintUnformatted(sum);
-                printf("%s\n", txt);
-                free(txt);
-            } else {
-                printf("wrote %s: %d steps in %.1fs (%.0f %s/s), loss %.4f -> %.4f\n", out_file, r.steps, r.seconds,
-                       r.samples_per_s, info.is_language_model ? "tokens" : "images", r.first_loss, r.last_loss);
-                if (r.n_stats) print_ranges(&r);
-            }
-        }
-        cJSON_Delete(sum);
     }
+    /* a failed run writes nothing: the log is written (not yet in place) before the model, renamed after it */
+    if (!rc && log_path) rc = write_log(&log, log_path, &ts, &r, sum);
+    if (!rc && ptq_train_save(m, init ? NULL : weights, init ? config : cfg_path, out_file, note, &e) != PTQ_OK)
+        rc = fail(&e);
+    if (log_path && !rc && ptq_atomic_commit(&log, &e) != PTQ_OK) rc = fail(&e);
+    if (log_path && rc) ptq_atomic_abort(&log);
+    if (!rc) {
+        if (json) {
+            if (r.n_stats) cJSON_AddItemToObject(sum, "ranges", ranges_json(&r));
+            char *txt = cJSON_PrintUnformatted(sum);
+            printf("%s\n", txt);
+            free(txt);
+        } else {
+            printf("wrote %s: %d steps in %.1fs (%.0f %s/s), loss %.4f -> %.4f\n", out_file, r.steps, r.seconds,
+                   r.samples_per_s, info.is_language_model ? "tokens" : "images", r.first_loss, r.last_loss);
+            if (r.n_stats) print_ranges(&r);
+        }
+    }
+    cJSON_Delete(sum);
     ptq_tune_result_free(&r);
     free(ts.steps);
     free(toks);

@@ -74,14 +74,106 @@ int ptq_file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* "a folder", "a device", ...: what a non-regular file is, for messages. */
+static const char *kind_of(mode_t mode) {
+    if (S_ISDIR(mode)) return "a folder";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+/* The folder part of path ("." when it has none), without trailing slashes. 0 when it does not fit. */
+static int dir_part(const char *path, char *dir, size_t size) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--; /* "out/" names the entry "out" */
+    while (n > 0 && path[n - 1] != '/') n--;
+    while (n > 1 && path[n - 1] == '/') n--;
+    if (n == 0) return snprintf(dir, size, ".") < (int)size;
+    if (n >= size) return 0;
+    memcpy(dir, path, n);
+    dir[n] = 0;
+    return 1;
+}
+
+ptq_status ptq_check_output(const char *what, const char *path, const char *const *inputs, int n, ptq_error *err) {
+    if (!path || !*path) return ptq_fail(err, PTQ_ERR_ARG, "%s: the output path is empty", what);
+    if (path[strlen(path) - 1] == '/')
+        return ptq_fail(err, PTQ_ERR_ARG, "%s %s: names a folder; give the name of a file to write", what, path);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return ptq_fail(err, PTQ_ERR_ARG, "%s %s: is a folder; give the name of a file to write", what, path);
+        if (!S_ISREG(st.st_mode))
+            return ptq_fail(err, PTQ_ERR_ARG, "%s %s: is %s; ptq only replaces regular files", what, path,
+                            kind_of(st.st_mode));
+        for (int i = 0; i < n; i++) {
+            struct stat in;
+            if (inputs[i] && stat(inputs[i], &in) == 0 && in.st_dev == st.st_dev && in.st_ino == st.st_ino)
+                return ptq_fail(err, PTQ_ERR_ARG, "%s %s: is the input %s (the same file); ptq never overwrites its inputs",
+                                what, path, inputs[i]);
+        }
+    } else if (errno != ENOENT) {
+        return ptq_fail(err, PTQ_ERR_IO, "%s %s: %s", what, path, strerror(errno));
+    }
+    char dir[4096];
+    if (!dir_part(path, dir, sizeof dir)) return ptq_fail(err, PTQ_ERR_ARG, "%s: the output path is too long", what);
+    if (stat(dir, &st) != 0)
+        return ptq_fail(err, PTQ_ERR_IO, "%s %s: the folder %s does not exist", what, path, dir);
+    if (!S_ISDIR(st.st_mode)) return ptq_fail(err, PTQ_ERR_IO, "%s %s: %s is not a folder", what, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return ptq_fail(err, PTQ_ERR_IO, "%s %s: the folder %s is not writable (%s)", what, path, dir, strerror(errno));
+    return PTQ_OK;
+}
+
+int ptq_same_path(const char *a, const char *b) {
+    struct stat x, y;
+    if (stat(a, &x) == 0 && stat(b, &y) == 0) return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+    /* not both there yet: the same name in the same folder */
+    char da[4096], db[4096];
+    const char *na = strrchr(a, '/'), *nb = strrchr(b, '/');
+    na = na ? na + 1 : a;
+    nb = nb ? nb + 1 : b;
+    if (!dir_part(a, da, sizeof da) || !dir_part(b, db, sizeof db) || stat(da, &x) != 0 || stat(db, &y) != 0)
+        return strcmp(a, b) == 0;
+    return x.st_dev == y.st_dev && x.st_ino == y.st_ino && strcmp(na, nb) == 0;
+}
+
+int ptq_atomic_tmp_name(const char *path, char *buf, size_t size) {
+    int n = snprintf(buf, size, "%s.ptq-tmp.%ld", path, (long)getpid());
+    return n > 0 && (size_t)n < size;
+}
+
+/* Refuses to replace a folder, device, FIFO or socket at path (a missing path or a regular file is fine). */
+static ptq_status check_replaceable(const char *path, ptq_error *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return ptq_fail(err, PTQ_ERR_IO, "%s: is %s; ptq only replaces regular files", path, kind_of(st.st_mode));
+    return PTQ_OK;
+}
+
 ptq_status ptq_atomic_open(ptq_atomic_file *af, const char *path, ptq_error *err) {
     memset(af, 0, sizeof *af);
-    if (strlen(path) >= sizeof af->path) return ptq_fail(err, PTQ_ERR_ARG, "output path too long");
+    if (strlen(path) >= sizeof af->path || !ptq_atomic_tmp_name(path, af->tmp, sizeof af->tmp)) {
+        af->tmp[0] = 0;
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: output path too long", path);
+    }
     strcpy(af->path, path);
-    snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%ld", path, (long)getpid());
-    af->f = fopen(af->tmp, "wb");
-    if (!af->f) return ptq_fail(err, PTQ_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    return PTQ_OK;
+    ptq_status s = check_replaceable(path, err);
+    /* O_EXCL: never write through a link or into someone else's file at the temporary name */
+    int fd = s == PTQ_OK ? open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666) : -1;
+    if (fd < 0 && s == PTQ_OK && errno == EEXIST) { /* left by a killed run that had the same pid */
+        unlink(af->tmp);
+        fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    }
+    if (fd < 0 && s == PTQ_OK) s = ptq_fail(err, PTQ_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    if (s == PTQ_OK && !(af->f = fdopen(fd, "wb"))) {
+        s = ptq_fail(err, PTQ_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        close(fd);
+        unlink(af->tmp);
+    }
+    if (s != PTQ_OK) af->tmp[0] = 0; /* nothing for abort to remove */
+    return s;
 }
 
 ptq_status ptq_atomic_write(ptq_atomic_file *af, const void *data, size_t size, ptq_error *err) {
@@ -90,24 +182,34 @@ ptq_status ptq_atomic_write(ptq_atomic_file *af, const void *data, size_t size, 
     return PTQ_OK;
 }
 
-ptq_status ptq_atomic_commit(ptq_atomic_file *af, ptq_error *err) {
-    int bad = fflush(af->f) != 0 || fsync(fileno(af->f)) != 0;
-    bad |= fclose(af->f) != 0;
+ptq_status ptq_atomic_finish(ptq_atomic_file *af, ptq_error *err) {
+    if (!af->f) return PTQ_OK;
+    int e = 0;
+    if (ferror(af->f) || fflush(af->f) != 0 || fsync(fileno(af->f)) != 0) e = errno ? errno : EIO;
+    if (fclose(af->f) != 0 && !e) e = errno;
     af->f = NULL;
-    if (bad) {
+    if (e) {
         unlink(af->tmp);
-        return ptq_fail(err, PTQ_ERR_IO, "%s: write failed: %s", af->path, strerror(errno));
-    }
-    if (rename(af->tmp, af->path) != 0) {
-        int e = errno;
-        unlink(af->tmp);
-        return ptq_fail(err, PTQ_ERR_IO, "%s: cannot rename into place: %s", af->path, strerror(e));
+        af->tmp[0] = 0;
+        return ptq_fail(err, PTQ_ERR_IO, "%s: write failed: %s", af->path, strerror(e));
     }
     return PTQ_OK;
+}
+
+ptq_status ptq_atomic_commit(ptq_atomic_file *af, ptq_error *err) {
+    PTQ_TRY(ptq_atomic_finish(af, err));
+    /* checked again at the last moment: something else may have appeared at path since open */
+    ptq_status s = check_replaceable(af->path, err);
+    if (s == PTQ_OK && rename(af->tmp, af->path) != 0)
+        s = ptq_fail(err, PTQ_ERR_IO, "%s: cannot rename into place: %s", af->path, strerror(errno));
+    if (s != PTQ_OK) unlink(af->tmp);
+    af->tmp[0] = 0;
+    return s;
 }
 
 void ptq_atomic_abort(ptq_atomic_file *af) {
     if (af->f) fclose(af->f);
     af->f = NULL;
     if (af->tmp[0]) unlink(af->tmp);
+    af->tmp[0] = 0;
 }
