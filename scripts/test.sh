@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build and run every test: a Release build with warnings as errors, then the same tests under
-# AddressSanitizer + UndefinedBehaviorSanitizer. PTQ_DATA overrides the sample-data folder.
+# AddressSanitizer + UndefinedBehaviorSanitizer, then a clang build (-Werror) and its C tests.
+# PTQ_DATA overrides the sample-data folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -14,3 +15,15 @@ echo "== ASan + UBSan build (-Werror)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPTQ_WERROR=ON -DPTQ_SANITIZE=ON > /dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow
+
+echo "== clang build (-Werror)"
+if command -v clang > /dev/null; then
+  cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release -DPTQ_WERROR=ON > /dev/null
+  cmake --build build-clang -j"$jobs"
+  # the C tests cover the library; the CLI tests already ran twice above
+  ctest --test-dir build-clang --output-on-failure -j"$jobs" -R '^test_'
+elif [ "${CI:-}" = true ]; then
+  echo "test: clang not found (scripts/setup.sh installs it)" >&2; exit 1
+else
+  echo "skipped: clang not found (scripts/setup.sh installs it)"
+fi
