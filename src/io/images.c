@@ -36,6 +36,10 @@
  * a function it never defines, which gcc reports at the end of the file, outside the pragmas.) */
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_STDIO
+/* Only the formats ptq documents: Debian's stb_image overflows a heap buffer on 16-bit PNM files. */
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
 #pragma GCC diagnostic push
