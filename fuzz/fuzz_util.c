@@ -11,14 +11,14 @@
 
 #include "models/model.h"
 
-static char g_dir[64];
+static char g_dir[512];
 
 /* Remove the folder and everything in it (at most one level of subfolders). */
 static void remove_tree(const char *dir, int depth) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
-    char p[512];
+    char p[1024];
     while ((e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
@@ -33,7 +33,7 @@ static void cleanup(void) { remove_tree(g_dir, 0); }
 static const char *dir(void) {
     if (!g_dir[0]) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(g_dir, sizeof g_dir, "%s/ptq-fuzz-XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+        snprintf(g_dir, sizeof g_dir, "%s/ptq-fuzz-XXXXXX", tmp && strlen(tmp) < 400 ? tmp : "/tmp");
         if (!mkdtemp(g_dir)) abort();
         atexit(cleanup);
     }
@@ -41,13 +41,13 @@ static const char *dir(void) {
 }
 
 const char *fz_path(const char *name) {
-    static char slot[8][512];
+    static char slot[8][1024];
     static int k;
     char *p = slot[k++ % 8];
-    snprintf(p, 512, "%s/%s", dir(), name);
+    snprintf(p, 1024, "%s/%s", dir(), name);
     const char *slash = strchr(name, '/');
     if (slash) {
-        char sub[512];
+        char sub[1024];
         snprintf(sub, sizeof sub, "%s/%.*s", dir(), (int)(slash - name), name);
         mkdir(sub, 0700);
     }

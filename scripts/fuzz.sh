@@ -13,6 +13,10 @@ secs=${1:-60}
 jobs=${PTQ_FUZZ_JOBS:-$(nproc)}
 data="${PTQ_DATA:-$(pwd)/../shared/data}"
 export OMP_NUM_THREADS=1
+# the harnesses' input folders and libFuzzer's fork-mode files: here, not in /tmp, and cleared each run
+export TMPDIR="$(pwd)/build-fuzz/tmp"
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
 
 echo "== building the fuzz harnesses (clang, ASan + UBSan)"
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPTQ_FUZZ=ON -DPTQ_WERROR=ON > /dev/null
