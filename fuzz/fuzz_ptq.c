@@ -7,10 +7,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     const int verify = data[0] & 1;
-    (void)verify; /* the one line to change: load with verification on (1) or off (0) */
+    (void)verify;
     const char *path = fz_write("model.ptq", data + 1, size - 1);
     ptq_model *m = NULL;
     ptq_error err;
+    /* The one line to change when checksums land: load with verification on (verify 1) or off (0). */
     if (path && ptq_model_load(path, &m, &err) == PTQ_OK) {
         ptq_model_info info;
         ptq_model_get_info(m, &info);
