@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "kernels/cpu.h"
 #include "models/forward.h"
 #include "models/model.h"
 #include "ptq.h"
@@ -230,9 +231,8 @@ typedef float (*sum_fn)(const float *, size_t);
 
 static sum_fn pick_sum(void) {
 #ifdef PTQ_BENCH_HAVE_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return sum_avx512;
-    if (__builtin_cpu_supports("avx2")) return sum_avx2;
+    if (ptq_cpu_has(PTQ_CPU_AVX512F)) return sum_avx512;
+    if (ptq_cpu_has(PTQ_CPU_AVX2)) return sum_avx2;
 #endif
     return sum_plain;
 }

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake libopenblas-openmp-dev liblapacke-dev libcjson-dev libstb-dev zlib1g-dev
-          python3-numpy)
+          python3-numpy clang libomp-dev libclang-rt-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -682,6 +682,16 @@ static void test_folder(void) {
     CHECK_MSG(st == PTQ_OK, "%s", err.msg);
     ptq_image_set_free(&s);
 
+    /* formats other than JPEG, PNG and BMP are refused: stb_image's PNM reader overflowed its buffer on a
+     * 16-bit PGM (fuzz/regressions/fuzz_images); a valid 8-bit PGM loaded before */
+    static const unsigned char pgm[] = "P5\n2 2\n255\n\x10\x20\x30\x40";
+    snprintf(path, sizeof path, "%s/grey.pgm", dir);
+    CHECK(tu_write_file(path, pgm, sizeof pgm - 1) == 0);
+    snprintf(bad, sizeof bad, "%s/pgm.txt", dir);
+    CHECK(tu_write_file(bad, "grey.pgm 0\n", 11) == 0);
+    st = ptq_images_load_folder(m, dir, bad, 0, 0, &s, &err);
+    check_fail(st, &err, PTQ_ERR_FORMAT, "PGM image", "grey.pgm", "not an image", NULL);
+
     /* a truncated PNG */
     snprintf(path, sizeof path, "%s/c.png", dir);
     {

@@ -132,6 +132,12 @@ int main(void) {
     snprintf(bad, sizeof bad, "%s/header.bin", tu_tmpdir());
     CHECK(tu_write_file(bad, copy, map.size) == 0);
     CHECK(ptq_model_load(bad, &m2, &e) == PTQ_ERR_FORMAT);
+    /* vocab_size -2^31 (unshared classifier of 2^31 tokens): negating it overflowed (UBSan; fuzz_llama2c) */
+    hdr[4] = 8;
+    hdr[5] = INT32_MIN;
+    memcpy(copy, hdr, sizeof hdr);
+    CHECK(tu_write_file(bad, copy, 28) == 0);
+    CHECK(ptq_model_load(bad, &m2, &e) == PTQ_ERR_FORMAT && strstr(e.msg, "vocab -2147483648") != NULL);
     free(copy);
     ptq_mmap_close(&map);
     /* a tokenizer for a different vocabulary */

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "io/safetensors.h"
+#include "kernels/cpu.h"
 #include "kernels/qgemm_impl.h"
 
 #define GEMV_BLOCK 16          /* weight rows per OpenMP work item in the GEMV path */
@@ -37,11 +38,8 @@
 #define XSUM_STACK 2048
 
 ptq_isa ptq_isa_best(void) {
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("f16c"))
-        return PTQ_ISA_SCALAR;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-        return PTQ_ISA_AVX512;
+    if (!ptq_cpu_has(PTQ_CPU_AVX2 | PTQ_CPU_FMA | PTQ_CPU_F16C)) return PTQ_ISA_SCALAR;
+    if (ptq_cpu_has(PTQ_CPU_AVX512F | PTQ_CPU_AVX512BW | PTQ_CPU_AVX512VL)) return PTQ_ISA_AVX512;
     return PTQ_ISA_AVX2;
 }
 

@@ -18,10 +18,6 @@
 
 #include "kernels/i8gemm.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-/* Partial redundancy elimination makes gcc 12 shuffle and spill the accumulator tile every iteration. */
-#pragma GCC optimize("no-tree-pre")
 #include <immintrin.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -165,5 +161,3 @@ float ptq_i8_absmax_row_avx2(const float *x, int n) {
     for (int k = 0; k < 8; k++) m = t[k] > m ? t[k] : m;
     return m;
 }
-
-#pragma GCC pop_options

@@ -16,10 +16,6 @@
 
 #include "kernels/i8gemm.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")
-/* Partial redundancy elimination makes gcc 12 shuffle and spill the accumulator tile every iteration. */
-#pragma GCC optimize("no-tree-pre")
 #include <immintrin.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -165,5 +161,3 @@ float ptq_i8_absmax_row_avx512(const float *x, int n) {
     }
     return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
 }
-
-#pragma GCC pop_options

@@ -14,10 +14,6 @@
 
 #include "kernels/i8gemm.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avxvnni")
-/* Partial redundancy elimination makes gcc 12 shuffle and spill the accumulator tile every iteration. */
-#pragma GCC optimize("no-tree-pre")
 #include <immintrin.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -122,5 +118,3 @@ void ptq_i8gemm_avxvnni(const ptq_i8gemm_args *a, int r0, int r1, int o0, int o1
         }
     }
 }
-
-#pragma GCC pop_options

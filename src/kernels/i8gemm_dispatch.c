@@ -13,6 +13,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "kernels/cpu.h"
 #include "kernels/i8gemm.h"
 
 #define OBLOCK 64              /* output rows per work item (4 panels) */
@@ -85,14 +86,12 @@ ptq_status ptq_i8weight_init(ptq_i8weight *w, const int8_t *codes, const float *
 /* ---------------------------------------------------------------- ISA selection */
 
 int ptq_i8_isa_supported(ptq_i8_isa isa) {
-    __builtin_cpu_init();
     switch (isa) {
     case PTQ_I8_SCALAR: return 1;
-    case PTQ_I8_AVX2: return __builtin_cpu_supports("avx2") != 0;
-    case PTQ_I8_AVXVNNI: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+    case PTQ_I8_AVX2: return ptq_cpu_has(PTQ_CPU_AVX2);
+    case PTQ_I8_AVXVNNI: return ptq_cpu_has(PTQ_CPU_AVX2 | PTQ_CPU_AVXVNNI);
     case PTQ_I8_AVX512VNNI:
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+        return ptq_cpu_has(PTQ_CPU_AVX512F | PTQ_CPU_AVX512BW | PTQ_CPU_AVX512VL | PTQ_CPU_AVX512VNNI);
     default: return 0;
     }
 }

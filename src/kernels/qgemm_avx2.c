@@ -12,8 +12,6 @@
 
 #include "kernels/qgemm_impl.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -239,5 +237,3 @@ void ptq_qdequant_avx2(const ptq_qweight *w, int o0, int o1, float *dst, size_t 
     default: break;
     }
 }
-
-#pragma GCC pop_options

@@ -21,8 +21,6 @@
 
 #include "kernels/qgemm_impl.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")
 #include <immintrin.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -251,5 +249,3 @@ void ptq_qdequant_avx512(const ptq_qweight *w, int o0, int o1, float *dst, size_
     default: break;
     }
 }
-
-#pragma GCC pop_options

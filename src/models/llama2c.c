@@ -72,7 +72,7 @@ static ptq_status load(const char *path, const ptq_mmap *map, ptq_model *m, ptq_
     memcpy(h, map->data, sizeof h);
     int dim = h[0], hidden = h[1], L = h[2], nh = h[3], nkv = h[4], vocab = h[5], seq = h[6];
     int shared = vocab > 0;
-    if (vocab < 0) vocab = -vocab;
+    if (vocab < 0 && vocab > INT32_MIN) vocab = -vocab; /* INT32_MIN stays negative: rejected below */
     if (dim <= 0 || dim > 65536 || hidden <= 0 || hidden > 1 << 20 || L <= 0 || L > 1024 || nh <= 0 || nh > dim ||
         nkv <= 0 || nkv > nh || vocab <= 0 || vocab > 1 << 22 || seq <= 0 || seq > 1 << 20 || dim % nh != 0 ||
         nh % nkv != 0)
