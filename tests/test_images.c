@@ -692,6 +692,22 @@ static void test_folder(void) {
     st = ptq_images_load_folder(m, dir, bad, 0, 0, &s, &err);
     check_fail(st, &err, PTQ_ERR_FORMAT, "PGM image", "grey.pgm", "not an image", NULL);
 
+    /* a JPEG Huffman table with more than 256 codes: Debian's stb_image wrote past its 256-entry tables
+     * (a fuzz finding, fuzz/regressions/fuzz_images/jpeg-dht-overflow); before the guard stb went on and
+     * failed later with "Corrupt JPEG" after the overflow had happened */
+    {
+        unsigned char jpg[2 + 4 + 17 + 300 + 2] = {0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0x3F /* 2 + 17 + 300 */, 0x00, 255, 45};
+        jpg[sizeof jpg - 2] = 0xFF;
+        jpg[sizeof jpg - 1] = 0xD9;
+        snprintf(path, sizeof path, "%s/dht.jpg", dir);
+        CHECK(tu_write_file(path, jpg, sizeof jpg) == 0);
+        snprintf(bad, sizeof bad, "%s/dht.txt", dir);
+        CHECK(tu_write_file(bad, "dht.jpg 0\n", 10) == 0);
+        st = ptq_images_load_folder(m, dir, bad, 0, 0, &s, &err);
+        check_fail(st, &err, PTQ_ERR_FORMAT, "JPEG with 300 Huffman codes", "dht.jpg", "Huffman table at byte 2",
+                   "300 codes", NULL);
+    }
+
     /* a truncated PNG */
     snprintf(path, sizeof path, "%s/c.png", dir);
     {

@@ -42,6 +42,8 @@
 #define STBI_ONLY_BMP
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
+/* A classifier input has no business being larger; a 100-byte PNG cannot then claim gigabytes. */
+#define STBI_MAX_DIMENSIONS (1 << 14)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -232,6 +234,37 @@ static ptq_status transform_image(const unsigned char *rgb, int w, int h, const 
     return PTQ_OK;
 }
 
+/* Debian's stb_image trusts the code counts of a JPEG Huffman table (DHT segment): 16 counts whose sum n it
+ * writes into 256-entry arrays, so a hostile file with n > 256 writes past them (a fuzz finding; newer stb
+ * checks this). stb reads a DHT wherever it meets the bytes FF C4 as a marker, so every FF C4 pair in the
+ * file is read here the way stb would read it (bytes past the end as 0, as stb does), and a table with
+ * more than 256 codes refuses the file. Other bytes that happen to be FF C4 (inside an APP segment, say)
+ * can only make this stricter, never let a bad table through. Returns the offset of the bad table, or -1. */
+static long jpeg_bad_huffman_table(const unsigned char *p, size_t n, int *codes) {
+    if (n < 2 || p[0] != 0xFF || p[1] != 0xD8) return -1; /* not a JPEG: stb will not use its decoder */
+#define AT(i) ((i) < n ? (int)p[i] : 0)
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (p[i] != 0xFF || p[i + 1] != 0xC4) continue;
+        size_t at = i + 2;
+        long left = (long)(AT(at) << 8 | AT(at + 1)) - 2;
+        at += 2;
+        while (left > 0 && at < n) {
+            const int q = AT(at);
+            if (q >> 4 > 1 || (q & 15) > 3) break; /* stb refuses this table itself */
+            int sum = 0;
+            for (int k = 0; k < 16; k++) sum += AT(at + 1 + (size_t)k);
+            if (sum > 256) {
+                *codes = sum;
+                return (long)i;
+            }
+            at += 17 + (size_t)sum;
+            left -= 17 + sum;
+        }
+    }
+#undef AT
+    return -1;
+}
+
 static ptq_status load_one(const char *path, const ptq_image_geom *g, double crop_pct, float *dst, ptq_error *err) {
     char *data = NULL;
     size_t len = 0;
@@ -239,6 +272,13 @@ static ptq_status load_one(const char *path, const ptq_image_geom *g, double cro
     if (len > INT_MAX) {
         free(data);
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: image file of %zu bytes is too large", path, len);
+    }
+    int codes = 0;
+    const long bad = jpeg_bad_huffman_table((const unsigned char *)data, len, &codes);
+    if (bad >= 0) {
+        free(data);
+        return ptq_fail(err, PTQ_ERR_FORMAT,
+                        "%s: corrupt JPEG: the Huffman table at byte %ld has %d codes (at most 256)", path, bad, codes);
     }
     int w = 0, h = 0, comp = 0;
     unsigned char *rgb = stbi_load_from_memory((const unsigned char *)data, (int)len, &w, &h, &comp, 3);
