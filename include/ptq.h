@@ -64,7 +64,8 @@ typedef struct ptq_load_options {
        stay). Other formats carry no checksums. */
     int verify_checksums;
 } ptq_load_options;
-/* verify_checksums = 1, unless the environment variable PTQ_SKIP_CHECKSUMS is "1". ptq_model_load uses these. */
+/* verify_checksums = 1. ptq_model_load uses these. (The library never reads the environment: the ptq tool
+   is what honours PTQ_SKIP_CHECKSUMS=1.) */
 ptq_load_options ptq_load_default_options(void);
 ptq_status ptq_model_load_ex(const char *path, const ptq_load_options *opt, ptq_model **out, ptq_error *err);
 void ptq_model_free(ptq_model *m);

@@ -29,8 +29,7 @@ static model_format sniff(const unsigned char *b, size_t n) {
 }
 
 ptq_load_options ptq_load_default_options(void) {
-    const char *skip = getenv("PTQ_SKIP_CHECKSUMS");
-    ptq_load_options o = {!(skip && strcmp(skip, "1") == 0)};
+    ptq_load_options o = {1};
     return o;
 }
 
