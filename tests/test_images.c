@@ -706,6 +706,21 @@ static void test_folder(void) {
         st = ptq_images_load_folder(m, dir, bad, 0, 0, &s, &err);
         check_fail(st, &err, PTQ_ERR_FORMAT, "JPEG with 300 Huffman codes", "dht.jpg", "Huffman table at byte 2",
                    "300 codes", NULL);
+
+        /* stb takes FF fill bytes before SOI and before a marker (the second fuzz finding) */
+        static const unsigned char fill[] = {0xFF, 0xFF, 0xFF, 0xD8, 0xFF, 0xFF, 0xC4, 0x0F, 0xFF, 0x00, 0x00, 0x00,
+                                             0x08, 0xFF, 0xFF, 0xFF, 0xEF};
+        CHECK(tu_write_file(path, fill, sizeof fill) == 0);
+        st = ptq_images_load_folder(m, dir, bad, 0, 0, &s, &err);
+        check_fail(st, &err, PTQ_ERR_FORMAT, "fill bytes, then 1012 Huffman codes", "dht.jpg", "Huffman table at byte 5",
+                   "1012 codes", NULL);
+        /* the same bytes inside an APP1 segment are data, which stb skips: not a Huffman table */
+        static const unsigned char app[] = {0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x12, 0xFF, 0xC4, 0x0F, 0xFF, 0x00, 0x00,
+                                            0x00, 0x08, 0xFF, 0xFF, 0xFF, 0xEF, 0, 0, 0, 0, 0, 0, 0xFF, 0xD9};
+        CHECK(tu_write_file(path, app, sizeof app) == 0);
+        st = ptq_images_load_folder(m, dir, bad, 0, 0, &s, &err);
+        check_fail(st, &err, PTQ_ERR_FORMAT, "FF C4 inside APP1", "dht.jpg", "stb_image", NULL);
+        CHECK_MSG(!strstr(err.msg, "Huffman"), "APP1 data taken for a Huffman table: %s", err.msg);
     }
 
     /* a truncated PNG */

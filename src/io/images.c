@@ -234,35 +234,114 @@ static ptq_status transform_image(const unsigned char *rgb, int w, int h, const 
     return PTQ_OK;
 }
 
-/* Debian's stb_image trusts the code counts of a JPEG Huffman table (DHT segment): 16 counts whose sum n it
- * writes into 256-entry arrays, so a hostile file with n > 256 writes past them (a fuzz finding; newer stb
- * checks this). stb reads a DHT wherever it meets the bytes FF C4 as a marker, so every FF C4 pair in the
- * file is read here the way stb would read it (bytes past the end as 0, as stb does), and a table with
- * more than 256 codes refuses the file. Other bytes that happen to be FF C4 (inside an APP segment, say)
- * can only make this stricter, never let a bad table through. Returns the offset of the bad table, or -1. */
-static long jpeg_bad_huffman_table(const unsigned char *p, size_t n, int *codes) {
-    if (n < 2 || p[0] != 0xFF || p[1] != 0xD8) return -1; /* not a JPEG: stb will not use its decoder */
-#define AT(i) ((i) < n ? (int)p[i] : 0)
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (p[i] != 0xFF || p[i + 1] != 0xC4) continue;
-        size_t at = i + 2;
-        long left = (long)(AT(at) << 8 | AT(at + 1)) - 2;
-        at += 2;
-        while (left > 0 && at < n) {
-            const int q = AT(at);
-            if (q >> 4 > 1 || (q & 15) > 3) break; /* stb refuses this table itself */
+/* Debian's stb_image trusts the code counts of a JPEG Huffman table (DHT segment): 16 counts whose sum it
+ * writes into 256-entry arrays, so a hostile file with more than 256 codes writes past them (a fuzz
+ * finding; newer stb checks this). The reader below walks a JPEG the way stb_image 2.x does, up to every
+ * place where stb would read a DHT, and checks each table first. Where stb would give up, the walk stops
+ * (stb reads nothing more); in entropy-coded data it stops at the first byte pair stb could take as a
+ * marker, so any DHT stb reaches is one this walk checked. Bytes past the end read as 0, as in stb. */
+#define JPEG_NONE 0xFF /* stb's "no marker" */
+typedef struct jpeg_walk {
+    const unsigned char *p;
+    size_t n, i;
+    int cached; /* a marker found at the end of entropy-coded data */
+    long bad_at;
+    int bad_codes;
+} jpeg_walk;
+
+static int jw_get8(jpeg_walk *w) { return w->i < w->n ? w->p[w->i++] : 0; }
+static int jw_get16(jpeg_walk *w) {
+    const int hi = jw_get8(w);
+    return hi << 8 | jw_get8(w);
+}
+static void jw_skip(jpeg_walk *w, long k) { w->i = k < 0 || (size_t)k > w->n - w->i ? w->n : w->i + (size_t)k; }
+/* stbi__get_marker: FF, any FF fill bytes, then the marker; JPEG_NONE when the next byte is not FF */
+static int jw_marker(jpeg_walk *w) {
+    if (w->cached != JPEG_NONE) {
+        const int m = w->cached;
+        w->cached = JPEG_NONE;
+        return m;
+    }
+    int x = jw_get8(w);
+    if (x != 0xFF) return JPEG_NONE;
+    while (x == 0xFF) x = jw_get8(w);
+    return x;
+}
+/* stbi__process_marker for marker m: 1 when stb goes on, 0 when it stops (an error, or a bad table) */
+static int jw_segment(jpeg_walk *w, int m) {
+    const size_t at = w->i >= 2 ? w->i - 2 : 0;
+    long len;
+    switch (m) {
+    case 0xDD: /* DRI */
+        if (jw_get16(w) != 4) return 0;
+        jw_skip(w, 2);
+        return 1;
+    case 0xDB: /* DQT: stb consumes exactly the segment when it accepts it */
+        jw_skip(w, jw_get16(w) - 2);
+        return 1;
+    case 0xC4: /* DHT */
+        len = jw_get16(w) - 2;
+        while (len > 0) {
+            const int q = jw_get8(w);
+            if (q >> 4 > 1 || (q & 15) > 3) return 0; /* stb refuses the table */
             int sum = 0;
-            for (int k = 0; k < 16; k++) sum += AT(at + 1 + (size_t)k);
+            for (int k = 0; k < 16; k++) sum += jw_get8(w);
             if (sum > 256) {
-                *codes = sum;
-                return (long)i;
+                w->bad_at = (long)at;
+                w->bad_codes = sum;
+                return 0;
             }
-            at += 17 + (size_t)sum;
-            left -= 17 + sum;
+            jw_skip(w, sum);
+            len -= 17 + sum;
+        }
+        return len == 0;
+    default:
+        if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE) { /* APPn, COM: skipped whole */
+            len = jw_get16(w);
+            if (len < 2) return 0;
+            jw_skip(w, len - 2);
+            return 1;
+        }
+        return 0; /* stb: unknown marker */
+    }
+}
+
+/* The offset of a Huffman table with more than 256 codes that stb_image would read, or -1. */
+static long jpeg_bad_huffman_table(const unsigned char *p, size_t n, int *codes) {
+    jpeg_walk w = {p, n, 0, JPEG_NONE, -1, 0};
+    if (jw_marker(&w) != 0xD8) return -1; /* no SOI: stb's JPEG reader does not take the file */
+    int m = jw_marker(&w);
+    while (m != 0xC0 && m != 0xC1 && m != 0xC2) { /* the header, up to the frame (SOF) */
+        if (!jw_segment(&w, m)) goto done;
+        m = jw_marker(&w);
+        while (m == JPEG_NONE) { /* stb skips stray bytes here, and only here */
+            if (w.i >= n) goto done;
+            m = jw_marker(&w);
         }
     }
-#undef AT
-    return -1;
+    jw_skip(&w, jw_get16(&w) - 2); /* the frame header */
+    for (m = jw_marker(&w); m != 0xD9; m = jw_marker(&w)) {
+        if (m == 0xDA) {
+            jw_skip(&w, jw_get16(&w) - 2); /* the scan header, then its entropy-coded data: */
+            for (;;) {                       /* up to FF followed by a byte other than 00, FF or RSTn */
+                if (w.i >= n) goto done;
+                if (jw_get8(&w) != 0xFF) continue;
+                int y = jw_get8(&w);
+                while (y == 0xFF && w.i < n) y = jw_get8(&w);
+                if (y != 0 && y != 0xFF && !(y >= 0xD0 && y <= 0xD7)) {
+                    w.cached = y;
+                    break;
+                }
+            }
+        } else if (m == 0xDC) { /* DNL */
+            jw_skip(&w, 4);
+        } else if (!jw_segment(&w, m)) {
+            goto done;
+        }
+    }
+done:
+    *codes = w.bad_codes;
+    return w.bad_at;
 }
 
 static ptq_status load_one(const char *path, const ptq_image_geom *g, double crop_pct, float *dst, ptq_error *err) {
