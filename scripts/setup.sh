@@ -7,7 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake libopenblas-openmp-dev liblapacke-dev libcjson-dev libstb-dev zlib1g-dev
-          python3-numpy clang libomp-dev libclang-rt-dev)
+          python3-numpy python3-pil clang libomp-dev libclang-rt-dev)
+# Node.js + npm install the test references (scripts/refs.sh); a machine that already has them (any build,
+# e.g. NodeSource's) keeps its own
+command -v npm > /dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+
+./scripts/refs.sh
 
 echo "== building ptq (Release)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null

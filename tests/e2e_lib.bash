@@ -13,6 +13,13 @@ need() { # need FILE: skip (77) when a sample file is missing, fail under CI=tru
     echo "SKIP: sample file $DATA/$1 is missing (set PTQ_DATA)"; exit 77
   fi
 }
+REFS="${PTQ_REFS:-$SRC/build-ref}"
+need_ref() { # need_ref PATH: a test-only reference installed by scripts/refs.sh, skipped/failed like need
+  if [ ! -e "$REFS/$1" ]; then
+    if [ "${CI:-}" = "true" ]; then echo "FAIL: reference $REFS/$1 is missing (CI=true; run ./scripts/refs.sh)"; exit 1; fi
+    echo "SKIP: reference $REFS/$1 is missing (run ./scripts/refs.sh, or set PTQ_REFS)"; exit 77
+  fi
+}
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 # expect_fail CODE PATTERN -- command...: the command exits with CODE and stderr matches PATTERN
 expect_fail() {

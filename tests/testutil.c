@@ -31,6 +31,29 @@ char *tu_data_path(const char *rel) {
     return p;
 }
 
+char *tu_ref_path(const char *rel) {
+    const char *base = getenv("PTQ_REFS");
+    char def[4096];
+    if (!base || !*base) {
+        snprintf(def, sizeof def, "%s/build-ref", PTQ_SOURCE_DIR);
+        base = def;
+    }
+    size_t n = strlen(base) + strlen(rel) + 2;
+    char *p = malloc(n);
+    snprintf(p, n, "%s/%s", base, rel);
+    struct stat st;
+    if (stat(p, &st) != 0) {
+        const char *ci = getenv("CI");
+        if (ci && strcmp(ci, "true") == 0) {
+            fprintf(stderr, "FAIL: reference %s is missing (CI=true requires it; run ./scripts/refs.sh)\n", p);
+            exit(1);
+        }
+        fprintf(stderr, "SKIP: reference %s is missing (run ./scripts/refs.sh, or set PTQ_REFS)\n", p);
+        exit(77);
+    }
+    return p;
+}
+
 const char *tu_tmpdir(void) {
     static char dir[256];
     if (!dir[0]) {

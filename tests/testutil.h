@@ -34,6 +34,9 @@ int tu_close(double a, double b, double rel_tol);
  * If missing: exit 77 (skip) with a message, or exit 1 under CI=true. Returned string is static
  * storage per call site is not needed: it returns a malloc'ed string. */
 char *tu_data_path(const char *rel);
+/* Path of a test-only reference installed by scripts/refs.sh: $PTQ_REFS (or build-ref/ in the source tree)
+ * + "/" + rel, e.g. "llama.cpp/models/ggml-vocab-llama-spm.gguf". Skips or fails like tu_data_path. */
+char *tu_ref_path(const char *rel);
 /* A fresh temporary directory for this test (removed by the OS's tmp cleanup). */
 const char *tu_tmpdir(void);
 /* Write bytes to a file; returns 0 on success. */
