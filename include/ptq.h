@@ -77,6 +77,7 @@ typedef struct ptq_model_info {
     int vocab_size;         /* LM: vocabulary; ViT: number of classes */
     int max_seq;            /* LM: context length; ViT: tokens per image */
     int img_size, in_chans; /* ViT only */
+    int bos_id, eos_id;     /* LM: from the model's own files (config.json bos_token_id...), -1 when not given */
     int64_t n_params;
 } ptq_model_info;
 void ptq_model_get_info(const ptq_model *m, ptq_model_info *info);
@@ -87,6 +88,12 @@ typedef struct ptq_tokenizer ptq_tokenizer;
 /* `path`: a llama2.c tokenizer.bin, or a folder/vocab.json with merges.txt beside it (GPT-2 BPE).
  * `vocab_size` (0 = do not check) must match the model's vocabulary. */
 ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **out, ptq_error *err);
+/* The tokenizer of a loaded model: `path` when given (any file ptq_tokenizer_load reads), else the tokenizer
+ * the model file itself carries (a .ptq written by ptq_model_save, a GGUF), else one found beside the model
+ * (tokenizer.json, tokenizer.bin, tok<vocab>.bin, vocab.json + merges.txt). BOS/EOS come from the tokenizer's
+ * own files where they say (tokenizer.json / tokenizer_config.json, GGUF, .ptq, llama2.c's fixed 1/2),
+ * else from the model's config.json (bos_token_id, eos_token_id: OPT's </s>). */
+ptq_status ptq_tokenizer_load_for_model(const ptq_model *m, const char *path, ptq_tokenizer **out, ptq_error *err);
 void ptq_tokenizer_free(ptq_tokenizer *t);
 /* Encode UTF-8 text; `bos` prepends the BOS token when the tokenizer has one.
  * On success *tokens is malloc'ed (caller frees) and *n set. */
@@ -289,6 +296,8 @@ typedef struct ptq_save_info {
     const char *source;     /* the model the file was made from */
     const char *calib_desc; /* e.g. "tinystories-valid-100.txt, 32 x 256 tokens, seed 1" */
     uint64_t calib_hash;    /* hash of the calibration tokens / pixels */
+    const ptq_tokenizer *tokenizer; /* stored in the file, so that it runs without the model's tokenizer files
+                                       (ptq_tokenizer_load reads it back from the .ptq); NULL: none */
 } ptq_save_info;
 
 /* Write the model (float or quantized) as a ptq safetensors file (docs/FORMAT.md), atomically. */

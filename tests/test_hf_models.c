@@ -795,6 +795,71 @@ static void test_vit_mnist(void) {
     ptq_model_free(m);
 }
 
+/* OPT's Hugging Face protocol: </s> (config.json bos_token_id 2) before every document, "</s>" written in the
+ * text is that token, and the perplexity of the stream equals PyTorch's (tests/ref/make_opt_bos_golden.py). */
+static void copy_file(const char *from_dir, const char *to_dir, const char *name) {
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, "%s/%s", from_dir, name);
+    snprintf(b, sizeof b, "%s/%s", to_dir, name);
+    char *data = NULL;
+    size_t n = 0;
+    ptq_error err;
+    CHECK_MSG(ptq_read_file(a, &data, &n, &err) == PTQ_OK && tu_write_file(b, data, n) == 0, "copy %s", a);
+    free(data);
+}
+
+static void test_opt_bos(void) {
+    model_src s;
+    if (src_load(&s, "opt_bos") != 0) {
+        CHECK_MSG(0, "cannot read the committed files of opt_bos");
+        return;
+    }
+    char dir[1024], src[1024];
+    tmp_path(dir, sizeof dir, "opt_bos");
+    snprintf(src, sizeof src, "%s/tests/data/hf/opt_bos", PTQ_SOURCE_DIR);
+    CHECK(write_model(&s, dir, NULL) == 0);
+    copy_file(src, dir, "vocab.json");
+    copy_file(src, dir, "merges.txt");
+    ptq_model *m = load_ok(dir, "opt_bos");
+    ptq_tokenizer *t = NULL;
+    ptq_error err;
+    if (m && ptq_tokenizer_load_for_model(m, NULL, &t, &err) != PTQ_OK) CHECK_MSG(0, "opt_bos tokenizer: %s", err.msg);
+    if (m && t) {
+        CHECK_MSG(ptq_tokenizer_bos(t) == 2, "OPT's BOS is </s> = 2 (config.json), got %d", ptq_tokenizer_bos(t));
+        const char *text = cJSON_GetObjectItem(s.golden, "text")->valuestring;
+        const char *sep = cJSON_GetObjectItem(s.golden, "sep")->valuestring;
+        const cJSON *want = cJSON_GetObjectItem(s.golden, "tokens");
+        int *toks = NULL;
+        int64_t n = 0;
+        if (ptq_encode_documents(t, text, strlen(text), sep, 0, -1, &toks, &n, &err) != PTQ_OK) {
+            CHECK_MSG(0, "opt_bos encode: %s", err.msg);
+        } else {
+            CHECK_MSG(n == cJSON_GetArraySize(want), "opt_bos: %lld tokens, the reference has %d", (long long)n,
+                      cJSON_GetArraySize(want));
+            int first_diff = -1;
+            for (int64_t i = 0; i < n && i < cJSON_GetArraySize(want) && first_diff < 0; i++)
+                if (toks[i] != cJSON_GetArrayItem(want, (int)i)->valueint) first_diff = (int)i;
+            CHECK_MSG(first_diff < 0, "opt_bos: token %d is %d, the reference has %d", first_diff,
+                      first_diff >= 0 ? toks[first_diff] : 0,
+                      first_diff >= 0 ? cJSON_GetArrayItem(want, first_diff)->valueint : 0);
+            ptq_ppl_params pp = ptq_ppl_default_params();
+            ptq_ppl_result res;
+            if (ptq_eval_perplexity(m, toks, n, &pp, &res, &err) != PTQ_OK) {
+                CHECK_MSG(0, "opt_bos perplexity: %s", err.msg);
+            } else {
+                double ref = cJSON_GetObjectItem(s.golden, "mean_ce")->valuedouble;
+                CHECK_MSG(tu_close(res.mean_ce, ref, 2e-6), "opt_bos: mean CE %.9f, PyTorch %.9f", res.mean_ce, ref);
+                printf("  opt_bos: %lld tokens, </s> first, mean CE %.7f (PyTorch %.7f)\n", (long long)n, res.mean_ce,
+                       ref);
+            }
+        }
+        free(toks);
+    }
+    ptq_tokenizer_free(t);
+    ptq_model_free(m);
+    src_free(&s);
+}
+
 int main(void) {
     test_hostile_sizes();
     test_session_memory();
@@ -804,5 +869,6 @@ int main(void) {
     test_broken();
     test_accuracy_nonfinite();
     test_vit_mnist();
+    test_opt_bos();
     return tu_done("test_hf_models");
 }

@@ -342,7 +342,7 @@ int cmd_quantize(args *a) {
                  qp.wbits, grp, desc);
         rc = write_bc_report(&report, report_path, rs.bc, title);
     }
-    ptq_save_info si = {path, desc, hash};
+    ptq_save_info si = {path, desc, hash, t}; /* a language model's file carries its tokenizer */
     if (!rc && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
     if (report_path && !rc && ptq_atomic_commit(&report, &e) != PTQ_OK) rc = fail(&e);
     if (report_path && rc) ptq_atomic_abort(&report);

@@ -13,11 +13,13 @@
 #include "core/error.h"
 #include "io/json.h"
 #include "io/qmodel.h"
+#include "io/qmodel_tokenizer.h"
 #include "io/safetensors.h"
 #include "io/safetensors_write.h"
 #include "quant/act_calib.h"
 #include "quant/actq.h"
 #include "quant/quantizer.h"
+#include "text/tokenizer_internal.h"
 
 /* Version 2 added ptq.checksums and ptq.metadata_crc32c; version 1 files are refused. */
 #define PTQ_FORMAT_VERSION "2"
@@ -382,6 +384,12 @@ ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_i
     free(nj);
     cJSON_Delete(linears);
     cJSON_Delete(names);
+    if (sv.s == PTQ_OK && info && info->tokenizer) {
+        ptq_tok_spec spec = {0};
+        sv.s = ptq_tokenizer_get_spec(info->tokenizer, &spec, err);
+        if (sv.s == PTQ_OK) sv.s = ptq_qmodel_put_tokenizer(sv.w, &spec, err);
+        ptq_tok_spec_free(&spec);
+    }
     if (sv.s == PTQ_OK) sv.s = ptq_qmodel_seal(sv.w, err);
     if (sv.s == PTQ_OK) sv.s = ptq_st_writer_save(sv.w, path, err);
     ptq_st_writer_free(sv.w);
@@ -821,8 +829,10 @@ static ptq_status load_body(loader *ld, cJSON *linears, const cJSON *names) {
     if (linears->child)
         return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears has an entry for %s, which is not a linear layer of this "
                         "model (or its tensors are missing)", ld->file, linears->child->string);
+    /* the tokenizer's tensors are read by ptq_tokenizer_load (io/qmodel_tokenizer.c) */
+    int has_tok = ptq_qmodel_has_tokenizer(ld->st);
     for (int i = 0; i < ld->st->n_tensors; i++)
-        if (!ld->used[i])
+        if (!ld->used[i] && !(has_tok && ptq_qmodel_is_tokenizer_tensor(ld->st->tensors[i].name)))
             return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: unexpected tensor %s: nothing in the metadata (ptq.config, "
                             "ptq.linears, ptq.act_order, ptq.act, ptq.head_tied) calls for it", ld->file,
                             ld->st->tensors[i].name);

@@ -182,6 +182,8 @@ void ptq_model_get_info(const ptq_model *m, ptq_model_info *info) {
     info->max_seq = c->max_seq;
     info->img_size = c->img_size;
     info->in_chans = c->in_chans;
+    info->bos_id = c->bos_id;
+    info->eos_id = c->eos_id;
     int64_t n = 0;
     int norm_params = c->norm == PTQ_NORM_LAYER ? 2 * c->dim : c->dim;
     for (int l = 0; l < c->n_layers; l++) {
