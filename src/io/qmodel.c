@@ -968,6 +968,11 @@ ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, const pt
     cJSON_Delete(linears);
     cJSON_Delete(names);
     if (s == PTQ_OK) s = read_attention(m, st, path, err);
+    if (s == PTQ_OK && ptq_qmodel_has_tokenizer(st)) { /* a damaged tokenizer is a damaged file */
+        ptq_tok_spec tok;
+        s = ptq_qmodel_get_tokenizer(st, path, &tok, err);
+        ptq_tok_spec_free(&tok);
+    }
     if (s != PTQ_OK) {
         ptq_model_free(m);
         return s;

@@ -13,7 +13,7 @@
 #define MAX_ENTRIES (1 << 24)
 
 static const char *const k_tensors[] = {"tokenizer.tokens", "tokenizer.scores", "tokenizer.types",
-                                        "tokenizer.merges"};
+                                        "tokenizer.attrs", "tokenizer.merges"};
 
 int ptq_qmodel_is_tokenizer_tensor(const char *name) {
     for (size_t i = 0; i < sizeof k_tensors / sizeof *k_tensors; i++)
@@ -60,6 +60,7 @@ ptq_status ptq_qmodel_put_tokenizer(ptq_st_writer *w, const ptq_tok_spec *s, ptq
     cJSON_AddBoolToObject(o, "ignore_merges", s->ignore_merges != 0);
     cJSON_AddBoolToObject(o, "has_scores", s->scores != NULL);
     cJSON_AddBoolToObject(o, "has_types", s->types != NULL);
+    cJSON_AddBoolToObject(o, "has_attrs", s->attrs != NULL);
     char *js = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!js) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory storing the tokenizer");
@@ -71,6 +72,8 @@ ptq_status ptq_qmodel_put_tokenizer(ptq_st_writer *w, const ptq_tok_spec *s, ptq
         st = ptq_st_writer_add(w, "tokenizer.scores", PTQ_DT_F32, 1, n, s->scores, (size_t)s->n_tokens * 4, err);
     if (st == PTQ_OK && s->types)
         st = ptq_st_writer_add(w, "tokenizer.types", PTQ_DT_I32, 1, n, s->types, (size_t)s->n_tokens * 4, err);
+    if (st == PTQ_OK && s->attrs)
+        st = ptq_st_writer_add(w, "tokenizer.attrs", PTQ_DT_U8, 1, n, s->attrs, (size_t)s->n_tokens, err);
     if (st == PTQ_OK && s->merges && s->n_merges > 0)
         st = put_strings(w, "tokenizer.merges", s->merges, s->n_merges, err);
     return st;
@@ -134,7 +137,7 @@ static ptq_status read_spec(const ptq_safetensors *st, const char *path, const c
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: ptq.tokenizer pre is longer than %zu bytes", path,
                         sizeof s->pre - 1);
     snprintf(s->pre, sizeof s->pre, "%s", pre);
-    int has_scores, has_types;
+    int has_scores, has_types, has_attrs;
     PTQ_TRY(ptq_json_int(o, file, "n_tokens", 1, 0, 1, MAX_ENTRIES, &s->n_tokens, err));
     PTQ_TRY(ptq_json_int(o, file, "n_merges", 1, 0, 0, MAX_ENTRIES, &s->n_merges, err));
     PTQ_TRY(ptq_json_int(o, file, "bos", 1, -1, -1, MAX_ENTRIES, &s->bos, err));
@@ -147,6 +150,7 @@ static ptq_status read_spec(const ptq_safetensors *st, const char *path, const c
     PTQ_TRY(ptq_json_bool(o, file, "ignore_merges", 1, 0, &s->ignore_merges, err));
     PTQ_TRY(ptq_json_bool(o, file, "has_scores", 1, 0, &has_scores, err));
     PTQ_TRY(ptq_json_bool(o, file, "has_types", 1, 0, &has_types, err));
+    PTQ_TRY(ptq_json_bool(o, file, "has_attrs", 1, 0, &has_attrs, err));
     PTQ_TRY(check_id(path, "bos", s->bos, s->n_tokens, err));
     PTQ_TRY(check_id(path, "eos", s->eos, s->n_tokens, err));
     PTQ_TRY(check_id(path, "unk", s->unk, s->n_tokens, err));
@@ -177,6 +181,18 @@ static ptq_status read_spec(const ptq_safetensors *st, const char *path, const c
                                 path, i, (int)s->types[i]);
     } else if (ptq_st_find(st, "tokenizer.types")) {
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor tokenizer.types is present but ptq.tokenizer has_types is false",
+                        path);
+    }
+    if (has_attrs) {
+        PTQ_TRY(tensor(st, path, "tokenizer.attrs", PTQ_DT_U8, n, &t, err));
+        if (!(s->attrs = malloc((size_t)n))) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory reading the tokenizer");
+        memcpy(s->attrs, t->data, (size_t)n);
+        for (int i = 0; i < n; i++)
+            if (s->attrs[i] & ~(PTQ_TOKATTR_LSTRIP | PTQ_TOKATTR_RSTRIP))
+                return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor tokenizer.attrs[%d] = %d has unknown bits", path, i,
+                                s->attrs[i]);
+    } else if (ptq_st_find(st, "tokenizer.attrs")) {
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor tokenizer.attrs is present but ptq.tokenizer has_attrs is false",
                         path);
     }
     if (s->n_merges > 0) PTQ_TRY(get_strings(st, path, "tokenizer.merges", s->n_merges, &s->merges, err));

@@ -3,10 +3,12 @@
  *
  * Stored as the vocabulary data of text/tok_spec.h:
  *   metadata ptq.tokenizer   JSON: model ("llama" | "gpt2"), pre, n_tokens, n_merges, bos, eos, unk, pad,
- *                            add_bos, add_eos, add_space_prefix, ignore_merges, has_scores, has_types
+ *                            add_bos, add_eos, add_space_prefix, ignore_merges, has_scores, has_types,
+ *                            has_attrs
  *   tokenizer.tokens         U8 [bytes]: every token's bytes followed by one NUL, in id order
  *   tokenizer.scores         F32 [n_tokens]   (when has_scores)
  *   tokenizer.types          I32 [n_tokens]   (when has_types)
+ *   tokenizer.attrs          U8 [n_tokens]    PTQ_TOKATTR_* bits (when has_attrs)
  *   tokenizer.merges         U8 [bytes]: every merge ("left right") followed by one NUL, in rank order
  *                            (when n_merges > 0)
  * The tensors are covered by the file's checksums like any other. */
