@@ -221,7 +221,9 @@ static ptq_status build_decoding(ptq_bpe *t, ptq_error *err) {
         size_t n = t->len[i], k = 0;
         char *d = t->dec + pos;
         int type = type_of(t, i), bv = byte_token_value((const char *)s, n);
-        if (is_special_type(type) || type == PTQ_TOKTYPE_UNUSED) {
+        if (type == PTQ_TOKTYPE_UNUSED) {
+            k = 0;
+        } else if (is_special_type(type)) {
             memcpy(d, s, n);
             k = n;
         } else if (t->model == PTQ_TOK_SPM && bv >= 0) {

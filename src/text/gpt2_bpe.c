@@ -5,6 +5,7 @@
 #include <cJSON.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -612,4 +613,78 @@ done:
     free(s.deferred);
     free(s.cache);
     return st;
+}
+
+static int is_named_special(const char *s, size_t n) {
+    static const char *const names[] = {"<s>", "</s>", "<unk>", "<pad>", "<mask>"};
+    if (n >= 4 && !memcmp(s, "<|", 2) && !memcmp(s + n - 2, "|>", 2)) return 1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == n && !memcmp(s, names[i], n)) return 1;
+    return 0;
+}
+
+ptq_status ptq_gpt2_bpe_spec(const ptq_gpt2_bpe *t, ptq_tok_spec *out, ptq_error *err) {
+    memset(out, 0, sizeof *out);
+    int n = t->vocab_size;
+    out->model = PTQ_TOK_BYTE_BPE;
+    snprintf(out->pre, sizeof out->pre, "gpt-2");
+    out->n_tokens = n;
+    out->tokens = calloc((size_t)n, sizeof *out->tokens);
+    out->types = malloc((size_t)n * sizeof *out->types);
+    size_t *koff = malloc((size_t)n * sizeof *koff);
+    uint32_t *klen = calloc((size_t)n, sizeof *klen);
+    int *by_rank = NULL;
+    if (!out->tokens || !out->types || !koff || !klen) goto nomem;
+    for (int i = 0; i < n; i++) out->types[i] = PTQ_TOKTYPE_UNUSED;
+    for (size_t i = 0; i < t->vcap; i++) {
+        const vocab_slot *e = &t->vslots[i];
+        if (e->id < 0) continue;
+        koff[e->id] = e->off;
+        klen[e->id] = e->len;
+        const char *s = t->keys + e->off;
+        out->types[e->id] = is_named_special(s, e->len) ? PTQ_TOKTYPE_CONTROL : PTQ_TOKTYPE_NORMAL;
+        if (!(out->tokens[e->id] = malloc(e->len + 1))) goto nomem;
+        memcpy(out->tokens[e->id], s, e->len);
+        out->tokens[e->id][e->len] = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        if (out->tokens[i]) continue;
+        char name[40];
+        snprintf(name, sizeof name, "<ptq_unused_%d>", i);
+        if (!(out->tokens[i] = malloc(strlen(name) + 1))) goto nomem;
+        memcpy(out->tokens[i], name, strlen(name) + 1);
+    }
+    /* merges in rank order (a pair given twice kept its last rank: the ranks left are increasing, with gaps) */
+    int nr = t->nmerges;
+    by_rank = malloc(((size_t)nr + 1) * sizeof *by_rank);
+    if (!by_rank) goto nomem;
+    for (int r = 0; r < nr; r++) by_rank[r] = -1;
+    for (size_t i = 0; i < t->mcap; i++)
+        if (t->mslots[i].rank >= 0) by_rank[t->mslots[i].rank] = (int)i;
+    out->merges = calloc((size_t)nr + 1, sizeof *out->merges);
+    if (!out->merges) goto nomem;
+    for (int r = 0; r < nr; r++) {
+        if (by_rank[r] < 0) continue;
+        const merge_slot *m = &t->mslots[by_rank[r]];
+        int a = (int)(m->key >> 32), b = (int)(uint32_t)m->key;
+        char *s = malloc((size_t)klen[a] + klen[b] + 2);
+        if (!s) goto nomem;
+        memcpy(s, t->keys + koff[a], klen[a]);
+        s[klen[a]] = ' ';
+        memcpy(s + klen[a] + 1, t->keys + koff[b], klen[b]);
+        s[klen[a] + 1 + klen[b]] = 0;
+        out->merges[out->n_merges++] = s;
+    }
+    out->bos = out->eos = ptq_gpt2_bpe_special(t, "<|endoftext|>");
+    out->unk = out->pad = -1;
+    free(koff);
+    free(klen);
+    free(by_rank);
+    return PTQ_OK;
+nomem:
+    free(koff);
+    free(klen);
+    free(by_rank);
+    ptq_tok_spec_free(out);
+    return ptq_fail(err, PTQ_ERR_NOMEM, "tokenizer: out of memory");
 }
