@@ -11,103 +11,19 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "text/unicode_tables.h"
+#include "text/utf8.h"
 
-#define UTF8_INVALID 0xFFFFFFFFu
 #define MAX_VOCAB_ID (1 << 24)
 
-/* ------------------------------------------------------------------------------------------ byte table */
-/* GPT-2's bytes_to_unicode: the printable Latin-1 bytes ('!'..'~', 0xA1..0xAC, 0xAE..0xFF) stand for
- * themselves; the other 68 bytes (0x00..0x20, 0x7F..0xA0, 0xAD), in increasing order, map to U+0100.. */
-static uint32_t byte_to_cp(unsigned b) {
-    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return b;
-    if (b <= 0x20) return 0x100 + b;
-    if (b <= 0xA0) return 0x100 + 33 + (b - 0x7F);
-    return 0x100 + 67; /* 0xAD */
-}
-
-/* Inverse of byte_to_cp; -1 for code points that stand for no byte. */
-static int cp_to_byte(uint32_t cp) {
-    if (cp < 0x100) {
-        if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || cp >= 0xAE) return (int)cp;
-        return -1;
-    }
-    if (cp < 0x100 + 33) return (int)(cp - 0x100);
-    if (cp < 0x100 + 67) return (int)(0x7F + cp - (0x100 + 33));
-    if (cp == 0x100 + 67) return 0xAD;
-    return -1;
-}
-
-/* ------------------------------------------------------------------------------------------ UTF-8 */
-/* Decode the code point at s[i] (i < len). Well-formed UTF-8 only (no overlongs, surrogates or values above
- * U+10FFFF); any other byte is returned alone as UTF8_INVALID. Returns the number of bytes used. */
-static size_t utf8_next(const unsigned char *s, size_t len, size_t i, uint32_t *cp) {
-    unsigned c = s[i];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t n;
-    uint32_t v;
-    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        v = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0; /* overlong */
-        if (c == 0xED) hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        v = c & 0x07;
-        if (c == 0xF0) lo = 0x90; /* overlong */
-        if (c == 0xF4) hi = 0x8F; /* > U+10FFFF */
-    } else {
-        *cp = UTF8_INVALID;
-        return 1;
-    }
-    if (len - i < n) {
-        *cp = UTF8_INVALID;
-        return 1;
-    }
-    for (size_t k = 1; k < n; k++) {
-        unsigned b = s[i + k];
-        if (b < (k == 1 ? lo : 0x80u) || b > (k == 1 ? hi : 0xBFu)) {
-            *cp = UTF8_INVALID;
-            return 1;
-        }
-        v = (v << 6) | (b & 0x3F);
-    }
-    *cp = v;
-    return n;
-}
-
-int ptq_gpt2_char_class(uint32_t cp) {
-    if (cp < 0x80) {
-        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return PTQ_UCLASS_LETTER;
-        if (cp >= '0' && cp <= '9') return PTQ_UCLASS_NUMBER;
-        if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return PTQ_UCLASS_SPACE;
-        return PTQ_UCLASS_OTHER;
-    }
-    size_t lo = 0, hi = ptq_uclass_nranges; /* first range with hi >= cp */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ptq_uclass_ranges[mid].hi < cp)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < ptq_uclass_nranges && ptq_uclass_ranges[lo].lo <= cp) return ptq_uclass_ranges[lo].cls;
-    return PTQ_UCLASS_OTHER;
-}
+int ptq_gpt2_char_class(uint32_t cp) { return ptq_uclass(cp); }
 
 /* ------------------------------------------------------------------------------------------ pre-tokenizer */
 /* End of the run of code points of class `cls` starting at `pos`. */
 static size_t run_end(const unsigned char *s, size_t len, size_t pos, int cls) {
     while (pos < len) {
         uint32_t cp;
-        size_t n = utf8_next(s, len, pos, &cp);
-        if (ptq_gpt2_char_class(cp) != cls) break;
+        size_t n = ptq_utf8_next(s, len, pos, &cp);
+        if (ptq_uclass(cp) != cls) break;
         pos += n;
     }
     return pos;
@@ -125,12 +41,12 @@ size_t ptq_gpt2_pretoken_len(const unsigned char *s, size_t len, size_t pos) {
         }
     }
     uint32_t cp;
-    size_t n0 = utf8_next(s, len, pos, &cp);
-    int cls = ptq_gpt2_char_class(cp);
+    size_t n0 = ptq_utf8_next(s, len, pos, &cp);
+    int cls = ptq_uclass(cp);
     if (cp == ' ' && pos + 1 < len) { /* " ?X+" with the optional space taken */
         uint32_t cp1;
-        (void)utf8_next(s, len, pos + 1, &cp1);
-        int cls1 = ptq_gpt2_char_class(cp1);
+        (void)ptq_utf8_next(s, len, pos + 1, &cp1);
+        int cls1 = ptq_uclass(cp1);
         if (cls1 != PTQ_UCLASS_SPACE) return run_end(s, len, pos + 1, cls1) - pos;
     }
     if (cls != PTQ_UCLASS_SPACE) return run_end(s, len, pos, cls) - pos;
@@ -138,8 +54,8 @@ size_t ptq_gpt2_pretoken_len(const unsigned char *s, size_t len, size_t pos) {
      * unless the run is a single space (then \s+ takes it) */
     size_t last = pos, end = pos + n0;
     while (end < len) {
-        size_t n = utf8_next(s, len, end, &cp);
-        if (ptq_gpt2_char_class(cp) != PTQ_UCLASS_SPACE) break;
+        size_t n = ptq_utf8_next(s, len, end, &cp);
+        if (ptq_uclass(cp) != PTQ_UCLASS_SPACE) break;
         last = end;
         end += n;
     }
@@ -341,8 +257,8 @@ static ptq_status load_vocab(ptq_gpt2_bpe *t, const char *path, ptq_error *err) 
         size_t j = 0, nb = 0;
         while (j < n) {
             uint32_t cp;
-            j += utf8_next(u, n, j, &cp);
-            int b = cp == UTF8_INVALID ? -1 : cp_to_byte(cp);
+            j += ptq_utf8_next(u, n, j, &cp);
+            int b = cp == PTQ_UTF8_INVALID ? -1 : ptq_cp_to_byte(cp);
             if (b < 0) break;
             t->bytes[boff + nb++] = (char)b;
         }
@@ -356,7 +272,7 @@ static ptq_status load_vocab(ptq_gpt2_bpe *t, const char *path, ptq_error *err) 
         koff += n;
     }
     for (unsigned b = 0; b < 256; b++) {
-        uint32_t cp = byte_to_cp(b);
+        uint32_t cp = ptq_byte_to_cp(b);
         char s[2];
         size_t n;
         if (cp < 0x80) {

@@ -36,6 +36,9 @@ enum {
     PTQ_TOKTYPE_BYTE = 6,         /* <0x00> .. <0xFF> byte-fallback tokens */
 };
 
+/* Token attributes that GGUF does not store (tokenizer.json added_tokens' lstrip / rstrip) */
+enum { PTQ_TOKATTR_LSTRIP = 1, PTQ_TOKATTR_RSTRIP = 2 };
+
 typedef struct ptq_tok_spec {
     int model;      /* PTQ_TOK_SPM or PTQ_TOK_BYTE_BPE */
     char pre[64];   /* pre-tokenizer name (GGUF tokenizer.ggml.pre); "" = the model's default */
@@ -43,6 +46,7 @@ typedef struct ptq_tok_spec {
     char **tokens;  /* n_tokens NUL-terminated strings */
     float *scores;  /* n_tokens, or NULL */
     int32_t *types; /* n_tokens, or NULL */
+    uint8_t *attrs; /* n_tokens PTQ_TOKATTR_* bits, or NULL (= none) */
     int n_merges;
     char **merges;  /* n_merges "left right" strings, or NULL */
     int bos, eos, unk, pad;
@@ -52,5 +56,7 @@ typedef struct ptq_tok_spec {
 } ptq_tok_spec;
 
 void ptq_tok_spec_free(ptq_tok_spec *s); /* frees the contents, not `s`; safe on a zeroed spec */
+/* Deep copy of `src` into `dst` (overwritten, not freed first). Returns 0, or -1 when out of memory (dst zeroed). */
+int ptq_tok_spec_copy(ptq_tok_spec *dst, const ptq_tok_spec *src);
 
 #endif
