@@ -381,9 +381,11 @@ static ptq_status build(ptq_bpe *t, const ptq_tok_spec *spec, ptq_error *err) {
             l = 6;
         }
         t->byte_tok[b] = ptq_bpe_token_id(t, s, l);
-        if (t->byte_tok[b] < 0 && t->model == PTQ_TOK_BYTE_BPE)
+        /* bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5..0xFF) may lack a token (GPT-NeoX's vocabulary) */
+        int in_utf8 = b < 0xC0 || (b >= 0xC2 && b <= 0xF4);
+        if (t->byte_tok[b] < 0 && t->model == PTQ_TOK_BYTE_BPE && in_utf8)
             return ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: no token for byte 0x%02X (a byte-level vocabulary needs "
-                            "the 256 byte tokens)", b);
+                            "a token for every byte of UTF-8 text)", b);
     }
     PTQ_TRY(build_merges(t, spec, err));
     PTQ_TRY(build_decoding(t, err));
@@ -687,7 +689,7 @@ static int cache_grow(scratch *s) {
 }
 
 /* One byte-level piece text[off, off+n): its bytes' tokens merged by rank. Pieces seen before in this call are
- * copied from the cache (most words repeat). */
+ * copied from the cache (most words repeat). Returns 1, 0 (out of memory) or -1 (a byte without a token). */
 static int byte_piece(const ptq_bpe *t, scratch *s, size_t off, size_t n) {
     const unsigned char *p = s->text + off;
     if ((s->cache_n + 1) * 2 > s->cache_cap && !cache_grow(s)) return 0;
@@ -714,7 +716,10 @@ static int byte_piece(const ptq_bpe *t, scratch *s, size_t off, size_t n) {
         if (!push_out(s, id)) return 0;
     } else {
         if (n > (size_t)INT_MAX || !reserve_symbols(s, n)) return 0;
-        for (size_t i = 0; i < n; i++) s->sym[i] = t->byte_tok[p[i]];
+        for (size_t i = 0; i < n; i++) {
+            s->sym[i] = t->byte_tok[p[i]] >= 0 ? t->byte_tok[p[i]] : t->unk;
+            if (s->sym[i] < 0) return -1;
+        }
         if (!merge_by_rank(t, s, (int)n)) return 0;
     }
     cache_slot *e = &s->cache[j];
@@ -733,7 +738,8 @@ static int encode_run(const ptq_bpe *t, scratch *s, size_t off, size_t len) {
     if (t->model == PTQ_TOK_BYTE_BPE) {
         for (size_t pos = off; pos < off + len;) {
             size_t m = ptq_pretok_len(t->pre, s->text + off, len, pos - off);
-            if (!byte_piece(t, s, pos, m)) return 0;
+            int r = byte_piece(t, s, pos, m);
+            if (r != 1) return r;
             pos += m;
         }
         return 1;

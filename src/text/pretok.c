@@ -11,14 +11,15 @@
 #include "text/utf8.h"
 
 int ptq_pretok_kind(const char *name) {
-    if (!name || !*name || !strcmp(name, "default") || !strcmp(name, "gpt-2") || !strcmp(name, "gpt2"))
+    if (!name || !*name || !strcmp(name, "default") || !strcmp(name, "gpt-2") || !strcmp(name, "gpt2") ||
+        !strcmp(name, "mpt") || !strcmp(name, "olmo"))
         return PTQ_PRE_GPT2;
     if (!strcmp(name, "llama-bpe") || !strcmp(name, "llama3") || !strcmp(name, "llama-v3")) return PTQ_PRE_LLAMA3;
     if (!strcmp(name, "qwen2")) return PTQ_PRE_QWEN2;
     return 0;
 }
 
-const char *ptq_pretok_names(void) { return "gpt-2, default, llama-bpe (llama3, llama-v3), qwen2"; }
+const char *ptq_pretok_names(void) { return "gpt-2, default, mpt, olmo, llama-bpe (llama3, llama-v3), qwen2"; }
 
 static int class_at(const unsigned char *s, size_t len, size_t pos, uint32_t *cp, size_t *n) {
     uint32_t c;

@@ -12,8 +12,10 @@ enum {
     PTQ_PRE_QWEN2 = 3,  /* as LLAMA3 with \p{N} instead of \p{N}{1,3} */
 };
 
-/* The pre-tokenizer named `name` (GGUF tokenizer.ggml.pre), or 0 when unsupported. "", "default" and "gpt-2" are
- * GPT-2's pattern; "llama-bpe", "llama3", "llama-v3" Llama 3's; "qwen2" Qwen2's. */
+/* The pre-tokenizer named `name` (GGUF tokenizer.ggml.pre), or 0 when unsupported. "", "default", "gpt-2", "mpt"
+ * and "olmo" are GPT-2's pattern (llama.cpp's own "default" splits punctuation and digit runs further; ptq keeps
+ * GPT-2's, which is what such old files were converted from); "llama-bpe", "llama3", "llama-v3" Llama 3's;
+ * "qwen2" Qwen2's. */
 int ptq_pretok_kind(const char *name);
 /* The supported names, for error messages. */
 const char *ptq_pretok_names(void);

@@ -6,7 +6,9 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/gguf.h"
 #include "text/bpe.h"
+#include "text/gguf_vocab.h"
 #include "text/gpt2_bpe.h"
 #include "text/hf_tokenizer.h"
 #include "text/llama2c_tok.h"
@@ -73,6 +75,14 @@ static ptq_status l2c_spec(const char *path, int vocab_size, ptq_tok_spec *spec,
     return s;
 }
 
+static ptq_status gguf_spec(const char *path, ptq_tok_spec *spec, ptq_error *err) {
+    ptq_gguf g;
+    PTQ_TRY(ptq_gguf_open(path, &g, err));
+    ptq_status s = ptq_gguf_tok_spec(&g, spec, err);
+    ptq_gguf_close(&g);
+    return s;
+}
+
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && !strcmp(s + n - k, suffix);
@@ -82,6 +92,7 @@ static int ends_with(const char *s, const char *suffix) {
  *   a folder               its tokenizer.json, else its vocab.json (+ merges.txt)
  *   *vocab*.json           GPT-2 vocab.json with merges.txt beside it
  *   other JSON             a Hugging Face tokenizer.json
+ *   a GGUF file            its tokenizer.ggml.* metadata
  *   anything else          a llama2.c tokenizer.bin */
 static ptq_status load_spec(const char *path, int vocab_size, ptq_tok_spec *spec, ptq_error *err) {
     char file[4200];
@@ -94,6 +105,13 @@ static ptq_status load_spec(const char *path, int vocab_size, ptq_tok_spec *spec
     }
     FILE *f = fopen(path, "rb");
     if (!f) return ptq_fail(err, PTQ_ERR_IO, "%s: cannot open tokenizer", path);
+    unsigned char magic[4] = {0};
+    size_t got = fread(magic, 1, 4, f);
+    if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+        fclose(f);
+        return gguf_spec(path, spec, err);
+    }
+    rewind(f);
     int c = fgetc(f);
     while (c == ' ' || c == '\n' || c == '\r' || c == '\t') c = fgetc(f);
     fclose(f);
