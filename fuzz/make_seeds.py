@@ -111,6 +111,43 @@ def main(data, out):
           read(os.path.join(g, "merges.txt")))
     write(out, "fuzz_gpt2_bpe", "tiny", json.dumps({"a": 0, "b": 1, "ab": 2, "\u0120": 3, "\u0120a": 4,
                                                    "<|endoftext|>": 5}).encode() + SEP + "#version: 0.2\na b\n\u0120 a\n".encode())
+    # tokenizer.json: tiny byte-level (Llama 3's pre-tokenizer, ignore_merges, added tokens, TemplateProcessing) and
+    # SentencePiece-style (Prepend/Replace normalizer, byte fallback) files, each with a tokenizer_config.json
+    def b2u(b):
+        if 0x21 <= b <= 0x7E or 0xA1 <= b <= 0xAC or b >= 0xAE:
+            return chr(b)
+        return chr(0x100 + b if b <= 0x20 else 0x100 + 33 + b - 0x7F if b <= 0xA0 else 0x100 + 67)
+    bvocab = {b2u(b): b for b in range(256)}
+    bvocab.update({"he": 256, "ll": 257, "hell": 258, "\u0120w": 259})
+    llama3_re = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                 "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+    bl = {"model": {"type": "BPE", "vocab": bvocab, "merges": [["h", "e"], "l l", "he ll", "\u0120 w"],
+                    "ignore_merges": True, "byte_fallback": False},
+          "added_tokens": [{"id": 260, "content": "<|begin_of_text|>", "special": True, "lstrip": False,
+                            "rstrip": False}, {"id": 261, "content": "<|end_of_text|>", "special": True},
+                           {"id": 262, "content": "<tool>", "special": False, "rstrip": True}],
+          "normalizer": None,
+          "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+              {"type": "Split", "pattern": {"Regex": llama3_re}, "behavior": "Isolated", "invert": False},
+              {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]},
+          "post_processor": {"type": "TemplateProcessing", "single": [
+              {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]}}
+    write(out, "fuzz_tokenizer_json", "byte-level", json.dumps(bl).encode() + SEP +
+          json.dumps({"bos_token": "<|begin_of_text|>", "eos_token": {"content": "<|end_of_text|>"}}).encode())
+    svocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    svocab.update({"<0x%02X>" % b: 3 + b for b in range(256)})
+    for w in ["\u2581", "a", "b", "ab", "\u2581a", "\u2581ab"]:
+        svocab[w] = len(svocab)
+    spm = {"model": {"type": "BPE", "vocab": svocab, "merges": ["a b", "\u2581 a", "\u2581a b"], "byte_fallback": True,
+                     "unk_token": "<unk>", "fuse_unk": True},
+           "added_tokens": [{"id": i, "content": c, "special": True} for i, c in enumerate(["<unk>", "<s>", "</s>"])],
+           "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                             {"type": "Replace", "pattern": {"String": " "},
+                                                              "content": "\u2581"}]},
+           "pre_tokenizer": None, "post_processor": None}
+    write(out, "fuzz_tokenizer_json", "spm", json.dumps(spm).encode() + SEP +
+          json.dumps({"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True, "add_eos_token": False}).encode())
+    write(out, "fuzz_tokenizer_json", "spm-no-config", json.dumps(spm).encode())
     # IDX: the first 3 MNIST test images and labels (flags byte: 0 as they are, 3 gzip'ed by the harness)
     imgs = os.path.join(data, "mnist/t10k-images-idx3-ubyte.gz")
     labs = os.path.join(data, "mnist/t10k-labels-idx1-ubyte.gz")

@@ -5,109 +5,26 @@
 #include <cJSON.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/file.h"
 #include "text/unicode_tables.h"
+#include "text/utf8.h"
 
-#define UTF8_INVALID 0xFFFFFFFFu
 #define MAX_VOCAB_ID (1 << 24)
 
-/* ------------------------------------------------------------------------------------------ byte table */
-/* GPT-2's bytes_to_unicode: the printable Latin-1 bytes ('!'..'~', 0xA1..0xAC, 0xAE..0xFF) stand for
- * themselves; the other 68 bytes (0x00..0x20, 0x7F..0xA0, 0xAD), in increasing order, map to U+0100.. */
-static uint32_t byte_to_cp(unsigned b) {
-    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return b;
-    if (b <= 0x20) return 0x100 + b;
-    if (b <= 0xA0) return 0x100 + 33 + (b - 0x7F);
-    return 0x100 + 67; /* 0xAD */
-}
-
-/* Inverse of byte_to_cp; -1 for code points that stand for no byte. */
-static int cp_to_byte(uint32_t cp) {
-    if (cp < 0x100) {
-        if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || cp >= 0xAE) return (int)cp;
-        return -1;
-    }
-    if (cp < 0x100 + 33) return (int)(cp - 0x100);
-    if (cp < 0x100 + 67) return (int)(0x7F + cp - (0x100 + 33));
-    if (cp == 0x100 + 67) return 0xAD;
-    return -1;
-}
-
-/* ------------------------------------------------------------------------------------------ UTF-8 */
-/* Decode the code point at s[i] (i < len). Well-formed UTF-8 only (no overlongs, surrogates or values above
- * U+10FFFF); any other byte is returned alone as UTF8_INVALID. Returns the number of bytes used. */
-static size_t utf8_next(const unsigned char *s, size_t len, size_t i, uint32_t *cp) {
-    unsigned c = s[i];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t n;
-    uint32_t v;
-    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        v = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0; /* overlong */
-        if (c == 0xED) hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        v = c & 0x07;
-        if (c == 0xF0) lo = 0x90; /* overlong */
-        if (c == 0xF4) hi = 0x8F; /* > U+10FFFF */
-    } else {
-        *cp = UTF8_INVALID;
-        return 1;
-    }
-    if (len - i < n) {
-        *cp = UTF8_INVALID;
-        return 1;
-    }
-    for (size_t k = 1; k < n; k++) {
-        unsigned b = s[i + k];
-        if (b < (k == 1 ? lo : 0x80u) || b > (k == 1 ? hi : 0xBFu)) {
-            *cp = UTF8_INVALID;
-            return 1;
-        }
-        v = (v << 6) | (b & 0x3F);
-    }
-    *cp = v;
-    return n;
-}
-
-int ptq_gpt2_char_class(uint32_t cp) {
-    if (cp < 0x80) {
-        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return PTQ_UCLASS_LETTER;
-        if (cp >= '0' && cp <= '9') return PTQ_UCLASS_NUMBER;
-        if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return PTQ_UCLASS_SPACE;
-        return PTQ_UCLASS_OTHER;
-    }
-    size_t lo = 0, hi = ptq_uclass_nranges; /* first range with hi >= cp */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ptq_uclass_ranges[mid].hi < cp)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < ptq_uclass_nranges && ptq_uclass_ranges[lo].lo <= cp) return ptq_uclass_ranges[lo].cls;
-    return PTQ_UCLASS_OTHER;
-}
+int ptq_gpt2_char_class(uint32_t cp) { return ptq_uclass(cp); }
 
 /* ------------------------------------------------------------------------------------------ pre-tokenizer */
 /* End of the run of code points of class `cls` starting at `pos`. */
 static size_t run_end(const unsigned char *s, size_t len, size_t pos, int cls) {
     while (pos < len) {
         uint32_t cp;
-        size_t n = utf8_next(s, len, pos, &cp);
-        if (ptq_gpt2_char_class(cp) != cls) break;
+        size_t n = ptq_utf8_next(s, len, pos, &cp);
+        if (ptq_uclass(cp) != cls) break;
         pos += n;
     }
     return pos;
@@ -125,12 +42,12 @@ size_t ptq_gpt2_pretoken_len(const unsigned char *s, size_t len, size_t pos) {
         }
     }
     uint32_t cp;
-    size_t n0 = utf8_next(s, len, pos, &cp);
-    int cls = ptq_gpt2_char_class(cp);
+    size_t n0 = ptq_utf8_next(s, len, pos, &cp);
+    int cls = ptq_uclass(cp);
     if (cp == ' ' && pos + 1 < len) { /* " ?X+" with the optional space taken */
         uint32_t cp1;
-        (void)utf8_next(s, len, pos + 1, &cp1);
-        int cls1 = ptq_gpt2_char_class(cp1);
+        (void)ptq_utf8_next(s, len, pos + 1, &cp1);
+        int cls1 = ptq_uclass(cp1);
         if (cls1 != PTQ_UCLASS_SPACE) return run_end(s, len, pos + 1, cls1) - pos;
     }
     if (cls != PTQ_UCLASS_SPACE) return run_end(s, len, pos, cls) - pos;
@@ -138,8 +55,8 @@ size_t ptq_gpt2_pretoken_len(const unsigned char *s, size_t len, size_t pos) {
      * unless the run is a single space (then \s+ takes it) */
     size_t last = pos, end = pos + n0;
     while (end < len) {
-        size_t n = utf8_next(s, len, end, &cp);
-        if (ptq_gpt2_char_class(cp) != PTQ_UCLASS_SPACE) break;
+        size_t n = ptq_utf8_next(s, len, end, &cp);
+        if (ptq_uclass(cp) != PTQ_UCLASS_SPACE) break;
         last = end;
         end += n;
     }
@@ -341,8 +258,8 @@ static ptq_status load_vocab(ptq_gpt2_bpe *t, const char *path, ptq_error *err) 
         size_t j = 0, nb = 0;
         while (j < n) {
             uint32_t cp;
-            j += utf8_next(u, n, j, &cp);
-            int b = cp == UTF8_INVALID ? -1 : cp_to_byte(cp);
+            j += ptq_utf8_next(u, n, j, &cp);
+            int b = cp == PTQ_UTF8_INVALID ? -1 : ptq_cp_to_byte(cp);
             if (b < 0) break;
             t->bytes[boff + nb++] = (char)b;
         }
@@ -356,7 +273,7 @@ static ptq_status load_vocab(ptq_gpt2_bpe *t, const char *path, ptq_error *err) 
         koff += n;
     }
     for (unsigned b = 0; b < 256; b++) {
-        uint32_t cp = byte_to_cp(b);
+        uint32_t cp = ptq_byte_to_cp(b);
         char s[2];
         size_t n;
         if (cp < 0x80) {
@@ -696,4 +613,78 @@ done:
     free(s.deferred);
     free(s.cache);
     return st;
+}
+
+static int is_named_special(const char *s, size_t n) {
+    static const char *const names[] = {"<s>", "</s>", "<unk>", "<pad>", "<mask>"};
+    if (n >= 4 && !memcmp(s, "<|", 2) && !memcmp(s + n - 2, "|>", 2)) return 1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == n && !memcmp(s, names[i], n)) return 1;
+    return 0;
+}
+
+ptq_status ptq_gpt2_bpe_spec(const ptq_gpt2_bpe *t, ptq_tok_spec *out, ptq_error *err) {
+    memset(out, 0, sizeof *out);
+    int n = t->vocab_size;
+    out->model = PTQ_TOK_BYTE_BPE;
+    snprintf(out->pre, sizeof out->pre, "gpt-2");
+    out->n_tokens = n;
+    out->tokens = calloc((size_t)n, sizeof *out->tokens);
+    out->types = malloc((size_t)n * sizeof *out->types);
+    size_t *koff = malloc((size_t)n * sizeof *koff);
+    uint32_t *klen = calloc((size_t)n, sizeof *klen);
+    int *by_rank = NULL;
+    if (!out->tokens || !out->types || !koff || !klen) goto nomem;
+    for (int i = 0; i < n; i++) out->types[i] = PTQ_TOKTYPE_UNUSED;
+    for (size_t i = 0; i < t->vcap; i++) {
+        const vocab_slot *e = &t->vslots[i];
+        if (e->id < 0) continue;
+        koff[e->id] = e->off;
+        klen[e->id] = e->len;
+        const char *s = t->keys + e->off;
+        out->types[e->id] = is_named_special(s, e->len) ? PTQ_TOKTYPE_CONTROL : PTQ_TOKTYPE_NORMAL;
+        if (!(out->tokens[e->id] = malloc(e->len + 1))) goto nomem;
+        memcpy(out->tokens[e->id], s, e->len);
+        out->tokens[e->id][e->len] = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        if (out->tokens[i]) continue;
+        char name[40];
+        snprintf(name, sizeof name, "<ptq_unused_%d>", i);
+        if (!(out->tokens[i] = malloc(strlen(name) + 1))) goto nomem;
+        memcpy(out->tokens[i], name, strlen(name) + 1);
+    }
+    /* merges in rank order (a pair given twice kept its last rank: the ranks left are increasing, with gaps) */
+    int nr = t->nmerges;
+    by_rank = malloc(((size_t)nr + 1) * sizeof *by_rank);
+    if (!by_rank) goto nomem;
+    for (int r = 0; r < nr; r++) by_rank[r] = -1;
+    for (size_t i = 0; i < t->mcap; i++)
+        if (t->mslots[i].rank >= 0) by_rank[t->mslots[i].rank] = (int)i;
+    out->merges = calloc((size_t)nr + 1, sizeof *out->merges);
+    if (!out->merges) goto nomem;
+    for (int r = 0; r < nr; r++) {
+        if (by_rank[r] < 0) continue;
+        const merge_slot *m = &t->mslots[by_rank[r]];
+        int a = (int)(m->key >> 32), b = (int)(uint32_t)m->key;
+        char *s = malloc((size_t)klen[a] + klen[b] + 2);
+        if (!s) goto nomem;
+        memcpy(s, t->keys + koff[a], klen[a]);
+        s[klen[a]] = ' ';
+        memcpy(s + klen[a] + 1, t->keys + koff[b], klen[b]);
+        s[klen[a] + 1 + klen[b]] = 0;
+        out->merges[out->n_merges++] = s;
+    }
+    out->bos = out->eos = ptq_gpt2_bpe_special(t, "<|endoftext|>");
+    out->unk = out->pad = -1;
+    free(koff);
+    free(klen);
+    free(by_rank);
+    return PTQ_OK;
+nomem:
+    free(koff);
+    free(klen);
+    free(by_rank);
+    ptq_tok_spec_free(out);
+    return ptq_fail(err, PTQ_ERR_NOMEM, "tokenizer: out of memory");
 }

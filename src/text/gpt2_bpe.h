@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "ptq.h"
+#include "text/tok_spec.h"
 
 typedef struct ptq_gpt2_bpe ptq_gpt2_bpe;
 
@@ -31,6 +32,12 @@ const char *ptq_gpt2_bpe_token_bytes(const ptq_gpt2_bpe *t, int id, size_t *len)
 int ptq_gpt2_bpe_vocab_size(const ptq_gpt2_bpe *t);
 /* Id of a vocabulary string given verbatim (e.g. "<|endoftext|>"), or -1. */
 int ptq_gpt2_bpe_special(const ptq_gpt2_bpe *t, const char *token);
+
+/* The tokenizer as a spec (byte-level BPE, pre-tokenizer "gpt-2", merges in rank order). "<|...|>", "<s>", "</s>",
+ * "<unk>", "<pad>" and "<mask>" entries are typed CONTROL, so that they are recognised in text; BOS and EOS are
+ * "<|endoftext|>" when the vocabulary has it (add_bos off). Ids that vocab.json does not use become UNUSED
+ * placeholders. */
+ptq_status ptq_gpt2_bpe_spec(const ptq_gpt2_bpe *t, ptq_tok_spec *out, ptq_error *err);
 
 /* ---- internals exposed for tests ---- */
 /* Class of a code point: PTQ_UCLASS_OTHER / LETTER / NUMBER / SPACE (text/unicode_tables.h). */

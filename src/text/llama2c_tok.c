@@ -310,3 +310,56 @@ const char *ptq_l2c_tok_piece(const ptq_l2c_tok *t, int prev, int id, size_t *le
     *len = n;
     return p;
 }
+
+/* As a ptq_tok_spec (GGUF "llama" semantics): pieces with their spaces as "▁", <0xXX> pieces typed BYTE, <unk> /
+ * <s> / </s> (stored by llama2.c's exporter as "\n<s>\n" and "\n</s>\n") as UNKNOWN / CONTROL, scores kept. */
+ptq_status ptq_l2c_tok_spec(const ptq_l2c_tok *t, ptq_tok_spec *out, ptq_error *err) {
+    memset(out, 0, sizeof *out);
+    int n = t->vocab_size;
+    out->model = PTQ_TOK_SPM;
+    out->n_tokens = n;
+    out->tokens = calloc((size_t)n, sizeof *out->tokens);
+    out->scores = malloc((size_t)n * sizeof *out->scores);
+    out->types = malloc((size_t)n * sizeof *out->types);
+    if (!out->tokens || !out->scores || !out->types) goto nomem;
+    for (int i = 0; i < n; i++) {
+        const char *p = t->pieces[i];
+        int type = PTQ_TOKTYPE_NORMAL;
+        if (i == 0) {
+            p = "<unk>";
+            type = PTQ_TOKTYPE_UNKNOWN;
+        } else if (i == 1 || i == 2) {
+            p = i == 1 ? "<s>" : "</s>";
+            type = PTQ_TOKTYPE_CONTROL;
+        } else if (strlen(p) == 6 && !strncmp(p, "<0x", 3) && p[5] == '>') {
+            type = PTQ_TOKTYPE_BYTE;
+        }
+        size_t spaces = 0, len = strlen(p);
+        for (size_t j = 0; j < len; j++) spaces += p[j] == ' ';
+        char *s = malloc(len + 2 * spaces + 1);
+        if (!s) goto nomem;
+        size_t k = 0;
+        for (size_t j = 0; j < len; j++) {
+            if (p[j] == ' ') {
+                memcpy(s + k, "\xE2\x96\x81", 3);
+                k += 3;
+            } else {
+                s[k++] = p[j];
+            }
+        }
+        s[k] = 0;
+        out->tokens[i] = s;
+        out->scores[i] = t->scores[i];
+        out->types[i] = type;
+    }
+    out->bos = 1;
+    out->eos = 2;
+    out->unk = 0;
+    out->pad = -1;
+    out->add_bos = 1;
+    out->add_space_prefix = 1;
+    return PTQ_OK;
+nomem:
+    ptq_tok_spec_free(out);
+    return ptq_fail(err, PTQ_ERR_NOMEM, "tokenizer: out of memory");
+}

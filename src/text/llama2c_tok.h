@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "ptq.h"
+#include "text/tok_spec.h"
 
 typedef struct ptq_l2c_tok ptq_l2c_tok;
 
@@ -17,5 +18,8 @@ ptq_status ptq_l2c_tok_encode(const ptq_l2c_tok *t, const char *text, size_t len
                               ptq_error *err);
 const char *ptq_l2c_tok_piece(const ptq_l2c_tok *t, int prev, int id, size_t *len);
 int ptq_l2c_tok_vocab_size(const ptq_l2c_tok *t);
+/* The tokenizer as a spec (SPM merged by score, byte tokens 3..258, <unk> 0, BOS 1, EOS 2, add_space_prefix); the
+ * BPE engine built from it encodes as ptq_l2c_tok_encode does (tests/test_tokenizers_hf.c). */
+ptq_status ptq_l2c_tok_spec(const ptq_l2c_tok *t, ptq_tok_spec *out, ptq_error *err);
 
 #endif

@@ -1,67 +1,139 @@
-/* ptq_tokenizer: one handle over the llama2.c and GPT-2 BPE tokenizers, chosen from the files. */
+/* ptq_tokenizer: one handle over every tokenizer source. Each loader produces a ptq_tok_spec (tokenizer.json,
+ * llama2.c tokenizer.bin, vocab.json + merges.txt) and the BPE engine is built from it, so that any tokenizer can be
+ * stored in a quantized file and rebuilt from it. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/gguf.h"
+#include "text/bpe.h"
+#include "text/gguf_vocab.h"
 #include "text/gpt2_bpe.h"
+#include "text/hf_tokenizer.h"
 #include "text/llama2c_tok.h"
+#include "text/tokenizer_internal.h"
 
 struct ptq_tokenizer {
-    ptq_l2c_tok *l2c;
-    ptq_gpt2_bpe *bpe;
-    int bos, eos;
+    ptq_tok_spec spec;
+    ptq_bpe *bpe;
 };
 
-static ptq_status load_gpt2(const char *vocab, ptq_tokenizer *t, ptq_error *err) {
+ptq_status ptq_tokenizer_from_spec(const ptq_tok_spec *spec, ptq_tokenizer **out, ptq_error *err) {
+    *out = NULL;
+    ptq_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate tokenizer");
+    if (ptq_tok_spec_copy(&t->spec, spec) != 0) {
+        free(t);
+        return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate tokenizer");
+    }
+    ptq_status s = ptq_bpe_create(&t->spec, &t->bpe, err);
+    if (s != PTQ_OK) {
+        ptq_tokenizer_free(t);
+        return s;
+    }
+    *out = t;
+    return PTQ_OK;
+}
+
+/* Takes ownership of *spec (zeroed on return). */
+static ptq_status from_owned_spec(ptq_tok_spec *spec, ptq_tokenizer **out, ptq_error *err) {
+    *out = NULL;
+    ptq_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) {
+        ptq_tok_spec_free(spec);
+        return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate tokenizer");
+    }
+    t->spec = *spec;
+    memset(spec, 0, sizeof *spec);
+    ptq_status s = ptq_bpe_create(&t->spec, &t->bpe, err);
+    if (s != PTQ_OK) {
+        ptq_tokenizer_free(t);
+        return s;
+    }
+    *out = t;
+    return PTQ_OK;
+}
+
+static ptq_status gpt2_spec(const char *vocab, ptq_tok_spec *spec, ptq_error *err) {
     char merges[4200];
     snprintf(merges, sizeof merges, "%s", vocab);
     char *slash = strrchr(merges, '/');
     snprintf(slash ? slash + 1 : merges, sizeof merges - (size_t)(slash ? slash + 1 - merges : 0), "merges.txt");
-    PTQ_TRY(ptq_gpt2_bpe_load(vocab, merges, &t->bpe, err));
-    t->eos = ptq_gpt2_bpe_special(t->bpe, "<|endoftext|>");
-    t->bos = t->eos; /* GPT-2 style models use <|endoftext|> as the document separator */
-    return PTQ_OK;
+    ptq_gpt2_bpe *bpe;
+    PTQ_TRY(ptq_gpt2_bpe_load(vocab, merges, &bpe, err));
+    ptq_status s = ptq_gpt2_bpe_spec(bpe, spec, err);
+    ptq_gpt2_bpe_free(bpe);
+    return s;
+}
+
+static ptq_status l2c_spec(const char *path, int vocab_size, ptq_tok_spec *spec, ptq_error *err) {
+    ptq_l2c_tok *l2c;
+    PTQ_TRY(ptq_l2c_tok_load(path, vocab_size, &l2c, err));
+    ptq_status s = ptq_l2c_tok_spec(l2c, spec, err);
+    ptq_l2c_tok_free(l2c);
+    return s;
+}
+
+static ptq_status gguf_spec(const char *path, ptq_tok_spec *spec, ptq_error *err) {
+    ptq_gguf g;
+    PTQ_TRY(ptq_gguf_open(path, &g, err));
+    ptq_status s = ptq_gguf_tok_spec(&g, spec, err);
+    ptq_gguf_close(&g);
+    return s;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* The spec of the tokenizer at `path`:
+ *   a folder               its tokenizer.json, else its vocab.json (+ merges.txt)
+ *   *vocab*.json           GPT-2 vocab.json with merges.txt beside it
+ *   other JSON             a Hugging Face tokenizer.json
+ *   a GGUF file            its tokenizer.ggml.* metadata
+ *   anything else          a llama2.c tokenizer.bin */
+static ptq_status load_spec(const char *path, int vocab_size, ptq_tok_spec *spec, ptq_error *err) {
+    char file[4200];
+    if (ptq_is_dir(path)) {
+        snprintf(file, sizeof file, "%s/tokenizer.json", path);
+        if (ptq_file_exists(file)) return ptq_hf_tokenizer_spec(file, spec, err);
+        snprintf(file, sizeof file, "%s/vocab.json", path);
+        if (ptq_file_exists(file)) return gpt2_spec(file, spec, err);
+        return ptq_fail(err, PTQ_ERR_IO, "%s: folder has neither tokenizer.json nor vocab.json", path);
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) return ptq_fail(err, PTQ_ERR_IO, "%s: cannot open tokenizer", path);
+    unsigned char magic[4] = {0};
+    size_t got = fread(magic, 1, 4, f);
+    if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+        fclose(f);
+        return gguf_spec(path, spec, err);
+    }
+    rewind(f);
+    int c = fgetc(f);
+    while (c == ' ' || c == '\n' || c == '\r' || c == '\t') c = fgetc(f);
+    fclose(f);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    int json = c == '{' || c == '[' || c == '"' || ends_with(path, ".json");
+    if (json && strstr(base, "vocab")) return gpt2_spec(path, spec, err);
+    if (json) return ptq_hf_tokenizer_spec(path, spec, err);
+    return l2c_spec(path, vocab_size, spec, err);
 }
 
 ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **out, ptq_error *err) {
     *out = NULL;
-    ptq_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate tokenizer");
-    ptq_status s;
-    char vocab[4200];
-    if (ptq_is_dir(path)) {
-        snprintf(vocab, sizeof vocab, "%s/vocab.json", path);
-        if (!ptq_file_exists(vocab)) {
-            free(t);
-            return ptq_fail(err, PTQ_ERR_IO, "%s: folder has no vocab.json (GPT-2 BPE tokenizer expected)", path);
-        }
-        s = load_gpt2(vocab, t, err);
-    } else {
-        /* A .json name or JSON-looking content means a GPT-2 vocab.json (whose loader says what is wrong
-         * with it); anything else must be a llama2.c tokenizer.bin */
-        FILE *f = fopen(path, "rb");
-        int c = f ? fgetc(f) : EOF;
-        while (c == ' ' || c == '\n' || c == '\r' || c == '\t') c = fgetc(f);
-        if (f) fclose(f);
-        if (!f) {
-            free(t);
-            return ptq_fail(err, PTQ_ERR_IO, "%s: cannot open tokenizer", path);
-        }
-        size_t len = strlen(path);
-        if (c == '{' || c == '[' || c == '"' || (len >= 5 && !strcmp(path + len - 5, ".json"))) {
-            snprintf(vocab, sizeof vocab, "%s", path);
-            s = load_gpt2(vocab, t, err);
-        } else {
-            s = ptq_l2c_tok_load(path, vocab_size, &t->l2c, err);
-            t->bos = 1;
-            t->eos = 2;
-        }
-    }
-    if (s == PTQ_OK && vocab_size > 0 && ptq_tokenizer_vocab_size(t) > vocab_size)
+    ptq_tok_spec spec;
+    memset(&spec, 0, sizeof spec);
+    PTQ_TRY(load_spec(path, vocab_size, &spec, err));
+    ptq_tokenizer *t = NULL;
+    ptq_status s = from_owned_spec(&spec, &t, err);
+    if (s != PTQ_OK) return s;
+    if (vocab_size > 0 && ptq_tokenizer_vocab_size(t) > vocab_size) {
         s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: tokenizer has %d tokens, more than the model's vocabulary of %d", path,
                      ptq_tokenizer_vocab_size(t), vocab_size);
-    if (s != PTQ_OK) {
         ptq_tokenizer_free(t);
         return s;
     }
@@ -71,47 +143,58 @@ ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **
 
 void ptq_tokenizer_free(ptq_tokenizer *t) {
     if (!t) return;
-    ptq_l2c_tok_free(t->l2c);
-    ptq_gpt2_bpe_free(t->bpe);
+    ptq_bpe_free(t->bpe);
+    ptq_tok_spec_free(&t->spec);
     free(t);
 }
 
+ptq_status ptq_tokenizer_encode_ex(const ptq_tokenizer *t, const char *text, size_t len, int add_special,
+                                   int parse_special, int **tokens, int *n, ptq_error *err) {
+    return ptq_bpe_encode(t->bpe, text, len, add_special, parse_special, tokens, n, err);
+}
+
+/* Special tokens written in the text are recognised (a text file that contains "</s>" or "<|endoftext|>" means the
+ * token); `bos` prepends BOS whenever the tokenizer has one, whatever its files say, and EOS is never added. */
 ptq_status ptq_tokenizer_encode(const ptq_tokenizer *t, const char *text, size_t len, int bos, int **tokens, int *n,
                                 ptq_error *err) {
-    if (t->l2c) return ptq_l2c_tok_encode(t->l2c, text, len, bos, tokens, n, err);
-    int *ids;
-    int m;
-    PTQ_TRY(ptq_gpt2_bpe_encode(t->bpe, text, len, &ids, &m, err));
-    if (!bos || t->bos < 0) {
+    int *ids, m;
+    PTQ_TRY(ptq_bpe_encode(t->bpe, text, len, 0, 1, &ids, &m, err));
+    int b = ptq_bpe_bos(t->bpe);
+    if (!bos || b < 0) {
         *tokens = ids;
         *n = m;
         return PTQ_OK;
     }
-    int *all = malloc(((size_t)m + 1) * sizeof *all);
+    int *all = realloc(ids, ((size_t)m + 1) * sizeof *all);
     if (!all) {
         free(ids);
         return ptq_fail(err, PTQ_ERR_NOMEM, "tokenizer: out of memory");
     }
-    all[0] = t->bos;
-    memcpy(all + 1, ids, (size_t)m * sizeof *ids);
-    free(ids);
+    memmove(all + 1, all, (size_t)m * sizeof *all);
+    all[0] = b;
     *tokens = all;
     *n = m + 1;
     return PTQ_OK;
 }
 
 const char *ptq_tokenizer_decode(const ptq_tokenizer *t, int prev, int token, size_t *len) {
-    if (t->l2c) return ptq_l2c_tok_piece(t->l2c, prev, token, len);
-    const char *p = ptq_gpt2_bpe_token_bytes(t->bpe, token, len);
-    if (!p) {
-        *len = 0;
-        return "";
-    }
-    return p;
+    return ptq_bpe_decode(t->bpe, prev, token, len);
 }
 
-int ptq_tokenizer_bos(const ptq_tokenizer *t) { return t->bos; }
-int ptq_tokenizer_eos(const ptq_tokenizer *t) { return t->eos; }
-int ptq_tokenizer_vocab_size(const ptq_tokenizer *t) {
-    return t->l2c ? ptq_l2c_tok_vocab_size(t->l2c) : ptq_gpt2_bpe_vocab_size(t->bpe);
+int ptq_tokenizer_bos(const ptq_tokenizer *t) { return ptq_bpe_bos(t->bpe); }
+int ptq_tokenizer_eos(const ptq_tokenizer *t) { return ptq_bpe_eos(t->bpe); }
+int ptq_tokenizer_vocab_size(const ptq_tokenizer *t) { return ptq_bpe_n_tokens(t->bpe); }
+int ptq_tokenizer_adds_bos(const ptq_tokenizer *t) { return t->spec.add_bos; }
+int ptq_tokenizer_adds_eos(const ptq_tokenizer *t) { return t->spec.add_eos; }
+
+ptq_status ptq_tokenizer_get_spec(const ptq_tokenizer *t, ptq_tok_spec *out, ptq_error *err) {
+    if (ptq_tok_spec_copy(out, &t->spec) != 0) return ptq_fail(err, PTQ_ERR_NOMEM, "tokenizer: out of memory");
+    return PTQ_OK;
+}
+
+ptq_status ptq_tokenizer_set_bos_eos(ptq_tokenizer *t, int bos, int eos, ptq_error *err) {
+    PTQ_TRY(ptq_bpe_set_bos_eos(t->bpe, bos, eos, err));
+    t->spec.bos = bos;
+    t->spec.eos = eos;
+    return PTQ_OK;
 }
