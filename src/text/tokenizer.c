@@ -4,14 +4,34 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/gguf.h"
+#include "text/bpe.h"
+#include "text/gguf_vocab.h"
 #include "text/gpt2_bpe.h"
 #include "text/llama2c_tok.h"
 
 struct ptq_tokenizer {
     ptq_l2c_tok *l2c;
     ptq_gpt2_bpe *bpe;
+    ptq_bpe *eng; /* built from a ptq_tok_spec (GGUF tokenizer.ggml.*) */
     int bos, eos;
 };
+
+/* The tokenizer stored in a GGUF file's metadata. */
+static ptq_status load_gguf(const char *path, ptq_tokenizer *t, ptq_error *err) {
+    ptq_gguf g;
+    PTQ_TRY(ptq_gguf_open(path, &g, err));
+    ptq_tok_spec spec;
+    ptq_status s = ptq_gguf_tok_spec(&g, &spec, err);
+    ptq_gguf_close(&g);
+    if (s != PTQ_OK) return s;
+    s = ptq_bpe_create(&spec, &t->eng, err);
+    ptq_tok_spec_free(&spec);
+    if (s != PTQ_OK) return ptq_fail_context(err, "%s", path);
+    t->bos = ptq_bpe_bos(t->eng);
+    t->eos = ptq_bpe_eos(t->eng);
+    return PTQ_OK;
+}
 
 static ptq_status load_gpt2(const char *vocab, ptq_tokenizer *t, ptq_error *err) {
     char merges[4200];
@@ -41,6 +61,9 @@ ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **
         /* A .json name or JSON-looking content means a GPT-2 vocab.json (whose loader says what is wrong
          * with it); anything else must be a llama2.c tokenizer.bin */
         FILE *f = fopen(path, "rb");
+        unsigned char head[4] = {0};
+        int gguf = f && fread(head, 1, 4, f) == 4 && ptq_gguf_sniff(head, 4);
+        if (f) rewind(f);
         int c = f ? fgetc(f) : EOF;
         while (c == ' ' || c == '\n' || c == '\r' || c == '\t') c = fgetc(f);
         if (f) fclose(f);
@@ -49,7 +72,9 @@ ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **
             return ptq_fail(err, PTQ_ERR_IO, "%s: cannot open tokenizer", path);
         }
         size_t len = strlen(path);
-        if (c == '{' || c == '[' || c == '"' || (len >= 5 && !strcmp(path + len - 5, ".json"))) {
+        if (gguf) {
+            s = load_gguf(path, t, err);
+        } else if (c == '{' || c == '[' || c == '"' || (len >= 5 && !strcmp(path + len - 5, ".json"))) {
             snprintf(vocab, sizeof vocab, "%s", path);
             s = load_gpt2(vocab, t, err);
         } else {
@@ -73,6 +98,7 @@ void ptq_tokenizer_free(ptq_tokenizer *t) {
     if (!t) return;
     ptq_l2c_tok_free(t->l2c);
     ptq_gpt2_bpe_free(t->bpe);
+    ptq_bpe_free(t->eng);
     free(t);
 }
 
@@ -81,7 +107,9 @@ ptq_status ptq_tokenizer_encode(const ptq_tokenizer *t, const char *text, size_t
     if (t->l2c) return ptq_l2c_tok_encode(t->l2c, text, len, bos, tokens, n, err);
     int *ids;
     int m;
-    PTQ_TRY(ptq_gpt2_bpe_encode(t->bpe, text, len, &ids, &m, err));
+    /* the engine adds no BOS itself: the caller's protocol decides (below); special tokens in text not parsed */
+    if (t->eng) PTQ_TRY(ptq_bpe_encode(t->eng, text, len, 0, 0, &ids, &m, err));
+    else PTQ_TRY(ptq_gpt2_bpe_encode(t->bpe, text, len, &ids, &m, err));
     if (!bos || t->bos < 0) {
         *tokens = ids;
         *n = m;
@@ -102,6 +130,7 @@ ptq_status ptq_tokenizer_encode(const ptq_tokenizer *t, const char *text, size_t
 
 const char *ptq_tokenizer_decode(const ptq_tokenizer *t, int prev, int token, size_t *len) {
     if (t->l2c) return ptq_l2c_tok_piece(t->l2c, prev, token, len);
+    if (t->eng) return ptq_bpe_decode(t->eng, prev, token, len);
     const char *p = ptq_gpt2_bpe_token_bytes(t->bpe, token, len);
     if (!p) {
         *len = 0;
@@ -113,5 +142,6 @@ const char *ptq_tokenizer_decode(const ptq_tokenizer *t, int prev, int token, si
 int ptq_tokenizer_bos(const ptq_tokenizer *t) { return t->bos; }
 int ptq_tokenizer_eos(const ptq_tokenizer *t) { return t->eos; }
 int ptq_tokenizer_vocab_size(const ptq_tokenizer *t) {
+    if (t->eng) return ptq_bpe_n_tokens(t->eng);
     return t->l2c ? ptq_l2c_tok_vocab_size(t->l2c) : ptq_gpt2_bpe_vocab_size(t->bpe);
 }
