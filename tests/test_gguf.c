@@ -13,6 +13,7 @@
 
 #include "io/gguf.h"
 #include "io/safetensors.h"
+#include "ptq.h"
 #include "testutil.h"
 #include "text/gguf_vocab.h"
 
@@ -24,6 +25,7 @@ typedef struct {
 } buf;
 
 static void put(buf *b, const void *d, size_t n) {
+    if (!n) return;
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 64;
         b->p = realloc(b->p, b->cap);
@@ -92,7 +94,7 @@ typedef struct {
 static void tensor_info(buf *b, const tinfo *t) {
     str(b, t->name);
     u32(b, (uint32_t)t->ndim);
-    for (int d = 0; d < t->ndim; d++) u64(b, (uint64_t)t->ne[d]);
+    for (int d = 0; d < t->ndim; d++) u64(b, d < 4 ? (uint64_t)t->ne[d] : 1); /* ndim 5: a hostile file */
     u32(b, t->type);
     u64(b, t->offset);
 }
@@ -535,8 +537,9 @@ static void test_hostile_tensors(void) {
     put(&dd, h, sizeof h);
     one.type = PTQ_GGML_F16;
     b = gguf_file(3, 0, &k, 1, &one, 32, &dd);
-    CHECK(ptq_gguf_open(write_tmp("inf.gguf", &b), &g, &err) == PTQ_OK);
-    if (err.status == PTQ_OK) {
+    ptq_status os = ptq_gguf_open(write_tmp("inf.gguf", &b), &g, &err);
+    CHECK(os == PTQ_OK);
+    if (os == PTQ_OK) {
         float out[4];
         CHECK(ptq_gguf_read_f32(&g, ptq_gguf_find(&g, "w"), out, &err) == PTQ_ERR_NUMERIC &&
               strstr(err.msg, "+Inf at flat index 1"));
@@ -705,6 +708,195 @@ static void test_real_vocab(const char *name) {
     free(path);
 }
 
+/* ------------------------------------------------------------------ LLaMA GGUF models vs their safetensors */
+
+static const char *g_fix; /* the folder make_gguf_fixtures.py wrote */
+
+static char *fix(const char *name) {
+    static char bufs[8][4096];
+    static int k = 0;
+    char *p = bufs[k++ % 8];
+    snprintf(p, 4096, "%s/%s", g_fix, name);
+    return p;
+}
+
+/* logits of every position of toks[0..n), fed one token at a time (n * vocab floats, malloc'ed) */
+static float *logits_of(ptq_model *m, const int *toks, int n, int vocab) {
+    ptq_session *s = NULL;
+    ptq_error err = {0};
+    float *out = malloc((size_t)n * (size_t)vocab * sizeof *out);
+    if (ptq_session_new(m, n, &s, &err) != PTQ_OK) {
+        fprintf(stderr, "session: %s\n", err.msg);
+        exit(1);
+    }
+    for (int i = 0; i < n; i++) {
+        const float *lg;
+        if (ptq_session_feed(s, &toks[i], 1, &lg, &err) != PTQ_OK) {
+            fprintf(stderr, "feed: %s\n", err.msg);
+            exit(1);
+        }
+        memcpy(out + (size_t)i * vocab, lg, (size_t)vocab * sizeof *lg);
+    }
+    ptq_session_free(s);
+    return out;
+}
+
+/* max |a - b| and max |b| over n floats */
+static double max_diff(const float *a, const float *b, size_t n, double *scale) {
+    double d = 0, sc = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - (double)b[i]);
+        if (e > d) d = e;
+        if (fabs((double)b[i]) > sc) sc = fabs((double)b[i]);
+    }
+    if (scale) *scale = sc;
+    return d;
+}
+
+static ptq_model *load(const char *path) {
+    ptq_model *m = NULL;
+    ptq_error err = {0};
+    if (ptq_model_load(path, &m, &err) != PTQ_OK) {
+        CHECK_MSG(0, "loading %s: %s", path, err.msg);
+        return NULL;
+    }
+    return m;
+}
+
+/* GGUF `g` and safetensors `st`: logits equal bit for bit; returns GGUF's logits for further checks */
+static float *same_logits(const char *g, const char *st, const int *toks, int n, int *vocab) {
+    ptq_model *mg = load(fix(g)), *ms = load(st);
+    float *lg = NULL;
+    if (mg && ms) {
+        ptq_model_info ig, is;
+        ptq_model_get_info(mg, &ig);
+        ptq_model_get_info(ms, &is);
+        CHECK(ig.vocab_size == is.vocab_size && ig.n_layers == is.n_layers && ig.dim == is.dim);
+        *vocab = ig.vocab_size;
+        lg = logits_of(mg, toks, n, *vocab);
+        float *ls = logits_of(ms, toks, n, *vocab);
+        double sc, d = max_diff(lg, ls, (size_t)n * (size_t)*vocab, &sc);
+        CHECK_MSG(memcmp(lg, ls, (size_t)n * (size_t)*vocab * sizeof *lg) == 0,
+                  "%s vs %s: logits differ (max |diff| %g, max |logit| %g)", g, st, d, sc);
+        free(ls);
+    }
+    ptq_model_free(mg);
+    ptq_model_free(ms);
+    return lg;
+}
+
+static void test_models(void) {
+    char *gguf_py = tu_ref_path("llama.cpp/gguf-py/gguf/gguf_writer.py");
+    free(gguf_py);
+    char *refs = tu_ref_path("llama.cpp");
+    *strrchr(refs, '/') = 0; /* the refs folder */
+    static char dir[600];
+    snprintf(dir, sizeof dir, "%s/fixtures", tu_tmpdir());
+    g_fix = dir;
+    const char *data = getenv("PTQ_DATA");
+    char shk[4200] = "";
+    snprintf(shk, sizeof shk, "%s/llama-shakespeare-256", data && *data ? data : PTQ_DATA_DEFAULT);
+    char cfg[4300];
+    snprintf(cfg, sizeof cfg, "%s/model.safetensors", shk);
+    FILE *probe = fopen(cfg, "rb");
+    if (probe) fclose(probe);
+    else shk[0] = 0;
+    char cmd[10000];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/ref/make_gguf_fixtures.py model '%s' '%s' %s%s%s",
+             PTQ_SOURCE_DIR, refs, dir, shk[0] ? "'" : "", shk, shk[0] ? "'" : "");
+    free(refs);
+    if (system(cmd) != 0) {
+        const char *ci = getenv("CI");
+        fprintf(stderr, "%s: cannot write the GGUF fixtures (needs /usr/bin/python3 with numpy): %s\n",
+                ci && !strcmp(ci, "true") ? "FAIL" : "SKIP", cmd);
+        if (ci && !strcmp(ci, "true")) exit(1);
+        exit(tu_failures ? 1 : 77);
+    }
+
+    int toks[24];
+    for (int i = 0; i < 24; i++) toks[i] = (int)(tu_splitmix64((uint64_t)i) % 90) + 3;
+    toks[0] = 1;
+    int vocab = 0;
+    /* F32: the very weights of the safetensors (Q/K rows un-permuted), so the very logits */
+    float *l32 = same_logits("synth-f32.gguf", fix("synth"), toks, 24, &vocab);
+    /* F16, BF16, Q8_0: the very logits of the weights gguf-py dequantizes; and near the float32 model's */
+    static const struct { const char *type; double tol; } q[] = {{"f16", 2e-3}, {"bf16", 2e-2}, {"q8_0", 5e-2}};
+    for (size_t i = 0; i < sizeof q / sizeof *q; i++) {
+        char g[64], st[64];
+        snprintf(g, sizeof g, "synth-%s.gguf", q[i].type);
+        snprintf(st, sizeof st, "synth-%s-deq", q[i].type);
+        float *lq = same_logits(g, fix(st), toks, 24, &vocab);
+        if (lq && l32) {
+            double sc, d = max_diff(lq, l32, (size_t)24 * (size_t)vocab, &sc);
+            printf("synth %s: max |logit - f32 logit| = %.3g (max |logit| %.3g)\n", q[i].type, d, sc);
+            CHECK_MSG(d <= q[i].tol * sc, "%s: logits %g from the float32 model's (tolerance %g)", q[i].type, d,
+                      q[i].tol * sc);
+        }
+        free(lq);
+    }
+    free(l32);
+
+    /* broken models: each refused with the tensor or key at fault named */
+    static const struct { const char *file; ptq_status st; const char *what; } bad[] = {
+        {"arch", PTQ_ERR_UNSUPPORTED, "general.architecture is \"qwen2\""},
+        {"q4k", PTQ_ERR_UNSUPPORTED,
+         "tensor \"blk.0.ffn_down.weight\" is Q4_K, which is not supported for reading yet; supported: F32, F16, "
+         "BF16, Q8_0"},
+        {"missing", PTQ_ERR_FORMAT, "tensor \"blk.1.ffn_up.weight\" is missing"},
+        {"extra", PTQ_ERR_FORMAT, "tensor \"blk.0.attn_q.bias\" is not part of a LLaMA model"},
+        {"shape", PTQ_ERR_FORMAT, "tensor \"blk.0.attn_k.weight\" has ggml shape [64, 64], expected [64, 32]"},
+        {"nan", PTQ_ERR_NUMERIC, "tensor \"blk.0.ffn_gate.weight\" has NaN at flat index 197"},
+        {"layers", PTQ_ERR_FORMAT, "tensor \"blk.2.attn_norm.weight\" is missing"},
+        {"moe", PTQ_ERR_UNSUPPORTED, "llama.expert_count is 8"},
+        {"rope", PTQ_ERR_UNSUPPORTED, "llama.rope.scaling.type is \"linear\""},
+        {"vocab", PTQ_ERR_FORMAT, "tokenizer.ggml.tokens has 95 tokens but token_embd.weight has 96 rows"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "synth-bad-%s.gguf", bad[i].file);
+        ptq_model *m = NULL;
+        ptq_error err = {0};
+        ptq_status st = ptq_model_load(fix(name), &m, &err);
+        CHECK_MSG(st == bad[i].st && strstr(err.msg, bad[i].what) && strstr(err.msg, name) && m == NULL,
+                  "%s: status %d: %s", name, (int)st, err.msg);
+        ptq_model_free(m);
+    }
+
+    if (!shk[0]) {
+        fprintf(stderr, "SKIP: llama-shakespeare-256 is missing: its GGUF is not tested\n");
+        return;
+    }
+    /* llama-shakespeare-256 (untied head, GQA) */
+    int stoks[40];
+    for (int i = 0; i < 40; i++) stoks[i] = (int)(tu_splitmix64(1000 + (uint64_t)i) % 509) + 3;
+    stoks[0] = 1;
+    free(same_logits("shakespeare-f32.gguf", cfg, stoks, 40, &vocab));
+    free(same_logits("shakespeare-q8_0.gguf", fix("shakespeare-q8_0-deq"), stoks, 40, &vocab));
+    /* its tokenizer, from tokenizer.ggml.*, encodes as the llama2.c tokenizer.bin it was converted from */
+    char tb[4300];
+    snprintf(tb, sizeof tb, "%s/tokenizer.bin", shk);
+    ptq_tokenizer *ta = NULL, *tg = NULL;
+    ptq_error err = {0};
+    CHECK_MSG(ptq_tokenizer_load(tb, 512, &ta, &err) == PTQ_OK, "%s", err.msg);
+    CHECK_MSG(ptq_tokenizer_load(fix("shakespeare-f32.gguf"), 512, &tg, &err) == PTQ_OK, "%s", err.msg);
+    if (ta && tg) {
+        CHECK(ptq_tokenizer_bos(tg) == 1 && ptq_tokenizer_eos(tg) == 2 && ptq_tokenizer_vocab_size(tg) == 512);
+        static const char *const texts[] = {"First Citizen:\nBefore we proceed any further, hear me speak.",
+                                            "  two  spaces, tabs\tand\nnewlines\n\n", "", "x", "caf\xc3\xa9 \xe2\x84\xa2 ~[]"};
+        for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+            int *a = NULL, *b = NULL, na = 0, nb = 0;
+            CHECK(ptq_tokenizer_encode(ta, texts[i], strlen(texts[i]), 1, &a, &na, &err) == PTQ_OK);
+            CHECK(ptq_tokenizer_encode(tg, texts[i], strlen(texts[i]), 1, &b, &nb, &err) == PTQ_OK);
+            CHECK_MSG(na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof *a) == 0), "text %zu: %d vs %d ids", i,
+                      na, nb);
+            free(a);
+            free(b);
+        }
+    }
+    ptq_tokenizer_free(ta);
+    ptq_tokenizer_free(tg);
+}
+
 int main(void) {
     test_type_table();
     test_valid();
@@ -713,5 +905,6 @@ int main(void) {
     test_vocab_hostile();
     test_real_vocab("llama-spm"); /* skips (77) without build-ref: keep last */
     test_real_vocab("llama-bpe");
+    test_models();
     return tu_done("test_gguf");
 }

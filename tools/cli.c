@@ -277,6 +277,12 @@ int load_model(const char *path, ptq_model **m) {
 /* --tokenizer, or a tokenizer found beside the model (tokenizer.bin, tok<vocab>.bin, vocab.json). */
 int load_tokenizer(const char *model_path, const char *tok_path, int vocab, ptq_tokenizer **t) {
     char buf[4200];
+    if (!tok_path && !ptq_is_dir(model_path)) { /* a GGUF file carries its tokenizer */
+        FILE *f = fopen(model_path, "rb");
+        char head[4] = {0};
+        if (f && fread(head, 1, 4, f) == 4 && memcmp(head, "GGUF", 4) == 0) tok_path = model_path;
+        if (f) fclose(f);
+    }
     if (!tok_path) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", model_path);

@@ -6,12 +6,14 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/gguf.h"
 #include "io/qmodel.h"
 #include "models/model.h"
 
-typedef enum { FMT_UNKNOWN, FMT_SAFETENSORS, FMT_JSON_INDEX, FMT_LLAMA2C } model_format;
+typedef enum { FMT_UNKNOWN, FMT_SAFETENSORS, FMT_JSON_INDEX, FMT_LLAMA2C, FMT_GGUF } model_format;
 
 static model_format sniff(const unsigned char *b, size_t n) {
+    if (ptq_gguf_sniff(b, n)) return FMT_GGUF;
     if (n >= 9) {
         uint64_t hl;
         memcpy(&hl, b, 8);
@@ -59,9 +61,11 @@ ptq_status ptq_model_load_ex(const char *path, const ptq_load_options *opt, ptq_
     }
     case FMT_JSON_INDEX: return ptq_load_safetensors_model(path, out, err);
     case FMT_LLAMA2C: return ptq_load_llama2c(path, out, err);
+    case FMT_GGUF: return ptq_load_gguf(path, out, err);
     case FMT_UNKNOWN: break;
     }
     return ptq_fail(err, PTQ_ERR_FORMAT,
-                    "%s: unrecognised model format (expected safetensors, a safetensors index, or a llama2.c checkpoint)",
+                    "%s: unrecognised model format (expected safetensors, a safetensors index, a GGUF file, or a llama2.c "
+                    "checkpoint)",
                     path);
 }

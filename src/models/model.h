@@ -160,5 +160,7 @@ ptq_status ptq_model_validate(const ptq_model *m, ptq_error *err);
 ptq_status ptq_load_llama2c(const char *path, ptq_model **out, ptq_error *err);
 /* `dir_or_file` is the safetensors file or index; config.json lies beside it. */
 ptq_status ptq_load_safetensors_model(const char *path, ptq_model **out, ptq_error *err);
+/* A LLaMA-architecture GGUF file (gguf_llama.c). */
+ptq_status ptq_load_gguf(const char *path, ptq_model **out, ptq_error *err);
 
 #endif

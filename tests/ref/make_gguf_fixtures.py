@@ -11,14 +11,38 @@ scripts/refs.sh), never with ptq's code. Debian /usr/bin/python3 with numpy.
           token ID HEX SCORE TYPE   a sample of tokens (HEX: the UTF-8 bytes; SCORE "-" when no scores)
           merge IDX HEX             a sample of merges
       Committed in tests/data/gguf/.
+
+  model REFS OUT [SHAKESPEARE_DIR]
+      LLaMA models as GGUF, converted as llama.cpp's convert_hf_to_gguf.py converts a LlamaForCausalLM (its keys,
+      its tensor names, and its Q/K row permutation, written here from its definition: within each head, Hugging
+      Face row j*d/2 + i becomes row 2i + j), through gguf-py's GGUFWriter and quants (F16, BF16, Q8_0), into OUT
+      (a temporary folder: test_gguf.c and e2e_gguf.sh run this at test time):
+        synth/                      a small synthetic LLaMA in Hugging Face layout (config.json + model.safetensors,
+                                    float32; dim 64, 4 heads, 2 KV heads, FFN 256, 2 layers, vocab 96, tied head)
+        synth-TYPE.gguf             it as GGUF, TYPE in f32 f16 bf16 q8_0 (no output tensor: tied)
+        synth-TYPE-deq/             Hugging Face layout again, holding the weights gguf-py dequantizes from
+                                    synth-TYPE.gguf (un-permuted back): ptq must give the same logits on both
+        synth-bad-NAME.gguf         broken variants: arch (general.architecture "qwen2"), q4k (ffn_down in Q4_K),
+                                    missing (no blk.1.ffn_up), extra (an attn_q bias), shape (attn_k too wide),
+                                    nan (a NaN in blk.0.ffn_gate), layers (block_count 3), moe (expert_count 8),
+                                    rope (rope.scaling.type linear), vocab (a token list shorter than token_embd)
+        shakespeare-TYPE.gguf       SHAKESPEARE_DIR's model.safetensors (llama-shakespeare-256, untied head) in f32
+                                    and q8_0, with its tokenizer.bin as tokenizer.ggml.* (SentencePiece "llama": the
+                                    tokens with their spaces back as U+2581, scores, types, BOS 1, EOS 2, UNK 0)
+        shakespeare-q8_0-deq/       the dequantized Q8_0 weights in Hugging Face layout (+ config.json)
 """
+import json
 import os
+import struct
 import sys
+
+import numpy as np
 
 
 def gguf_module(refs):
     sys.path.insert(0, os.path.join(refs, "llama.cpp", "gguf-py"))
     import gguf  # noqa: E402
+    import gguf.quants  # noqa: E402,F401
 
     return gguf
 
@@ -65,6 +89,248 @@ def write_vocab_golden(gguf, path, out):
         f.write("\n".join(lines) + "\n")
 
 
+# ---------------------------------------------------------------- models
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack_from("<Q", raw, 0)
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        assert e["dtype"] == "F32", (name, e["dtype"])
+        b, end = e["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + n + b:8 + n + end], dtype="<f4").reshape(e["shape"]).copy()
+    return out
+
+
+def write_safetensors(path, tensors):
+    header, blobs, off = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name], dtype="<f4")
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+        blobs.append(a.tobytes())
+        off += a.nbytes
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def permute(w, n_head):
+    """HF rotate-half rows -> ggml's interleaved rows, as LlamaModel.permute in llama.cpp's converter."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def unpermute(w, n_head):
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+HF_TO_GGUF = [("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+              ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"),
+              ("post_attention_layernorm", "ffn_norm"), ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"),
+              ("mlp.down_proj", "ffn_down")]
+
+
+def gguf_tensors(hf, cfg):
+    """HF tensors -> (gguf name, array in ggml row order) in the converter's order."""
+    nh, nkv = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+    out = [("token_embd.weight", hf["model.embed_tokens.weight"])]
+    for l in range(cfg["num_hidden_layers"]):
+        for a, b in HF_TO_GGUF:
+            w = hf["model.layers.%d.%s.weight" % (l, a)]
+            if b == "attn_q":
+                w = permute(w, nh)
+            elif b == "attn_k":
+                w = permute(w, nkv)
+            out.append(("blk.%d.%s.weight" % (l, b), w))
+    out.append(("output_norm.weight", hf["model.norm.weight"]))
+    if "lm_head.weight" in hf and not cfg.get("tie_word_embeddings", False):
+        out.append(("output.weight", hf["lm_head.weight"]))
+    return out
+
+
+def to_hf(gg, cfg):
+    """The inverse of gguf_tensors (dequantized arrays back to Hugging Face names and row order)."""
+    nh, nkv = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+    inv = {b: a for a, b in HF_TO_GGUF}
+    hf = {"model.embed_tokens.weight": gg["token_embd.weight"], "model.norm.weight": gg["output_norm.weight"]}
+    if "output.weight" in gg:
+        hf["lm_head.weight"] = gg["output.weight"]
+    for name, w in gg.items():
+        if not name.startswith("blk."):
+            continue
+        _, l, b, _ = name.split(".")
+        if b == "attn_q":
+            w = unpermute(w, nh)
+        elif b == "attn_k":
+            w = unpermute(w, nkv)
+        hf["model.layers.%s.%s.weight" % (l, inv[b])] = w
+    return hf
+
+
+def stored_type(gguf, name, qtype):
+    """llama.cpp's converter keeps 1-D tensors (norms) in F32 whatever the file type."""
+    return gguf.GGMLQuantizationType.F32 if name.endswith("norm.weight") else qtype
+
+
+def write_gguf(gguf, path, cfg, tensors, qtype, vocab=None, bad=None):
+    """tensors: [(name, float32 array)]; returns {name: dequantized float32 array} as gguf-py reads it back."""
+    arch = "qwen2" if bad == "arch" else "llama"
+    w = gguf.GGUFWriter(path, arch)
+    nh = cfg["num_attention_heads"]
+    w.add_name("ptq test model")
+    w.add_context_length(cfg.get("max_position_embeddings", 256))
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(cfg["num_hidden_layers"] + (1 if bad == "layers" else 0))
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(nh)
+    w.add_head_count_kv(cfg.get("num_key_value_heads", nh))
+    w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
+    w.add_layer_norm_rms_eps(cfg.get("rms_norm_eps", 1e-6))
+    w.add_file_type({"F32": 0, "F16": 1, "Q8_0": 7, "BF16": 32}[qtype.name])
+    w.add_vocab_size(cfg["vocab_size"])
+    w.add_rope_dimension_count(cfg["hidden_size"] // nh)
+    if bad == "moe":
+        w.add_expert_count(8)
+    if bad == "rope":
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    if vocab:
+        tokens, scores, types = vocab
+        if bad == "vocab":
+            tokens, scores, types = tokens[:-1], scores[:-1], types[:-1]
+        w.add_tokenizer_model("llama")
+        w.add_tokenizer_pre("default")
+        w.add_token_list(tokens)
+        w.add_token_scores(scores)
+        w.add_token_types(types)
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.add_unk_token_id(0)
+        w.add_add_bos_token(True)
+        w.add_add_eos_token(False)
+    deq = {}
+    for name, a in tensors:
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        if bad == "missing" and name == "blk.1.ffn_up.weight":
+            continue
+        if bad == "shape" and name == "blk.0.attn_k.weight":
+            a = np.concatenate([a, a[:32]], axis=0)
+        if bad == "nan" and name == "blk.0.ffn_gate.weight":
+            a = a.copy()
+            a[3, 5] = np.nan
+        t = stored_type(gguf, name, qtype)
+        if bad == "q4k" and name == "blk.0.ffn_down.weight":
+            t = gguf.GGMLQuantizationType.Q4_K
+            q = np.random.default_rng(1).integers(0, 256, size=gguf.quant_shape_to_byte_shape(a.shape, t),
+                                                  dtype=np.uint8)
+            w.add_tensor(name, q, raw_dtype=t)
+            continue
+        q = gguf.quants.quantize(a, t)
+        if t in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
+            w.add_tensor(name, q)
+        else:
+            w.add_tensor(name, q, raw_dtype=t)
+        deq[name] = gguf.quants.dequantize(q, t).reshape(a.shape).astype(np.float32)
+        if bad == "extra" and name == "blk.0.attn_q.weight":
+            w.add_tensor("blk.0.attn_q.bias", np.zeros(a.shape[0], dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return deq
+
+
+def synth_model(seed=0):
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 96, "hidden_size": 64,
+           "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+           "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
+           "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2}
+    rng = np.random.default_rng(seed)
+    d, h, v, kv = 64, 256, 96, 2 * 16
+
+    def r(*shape, scale=0.08):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    hf = {"model.embed_tokens.weight": r(v, d, scale=0.5), "model.norm.weight": 1 + r(d, scale=0.1)}
+    for l in range(2):
+        p = "model.layers.%d." % l
+        hf[p + "input_layernorm.weight"] = 1 + r(d, scale=0.1)
+        hf[p + "post_attention_layernorm.weight"] = 1 + r(d, scale=0.1)
+        hf[p + "self_attn.q_proj.weight"] = r(d, d, scale=0.3)
+        hf[p + "self_attn.k_proj.weight"] = r(kv, d, scale=0.3)
+        hf[p + "self_attn.v_proj.weight"] = r(kv, d)
+        hf[p + "self_attn.o_proj.weight"] = r(d, d)
+        hf[p + "mlp.gate_proj.weight"] = r(h, d)
+        hf[p + "mlp.up_proj.weight"] = r(h, d)
+        hf[p + "mlp.down_proj.weight"] = r(d, h)
+    return cfg, hf
+
+
+def write_hf_dir(path, cfg, hf):
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+    write_safetensors(os.path.join(path, "model.safetensors"), hf)
+
+
+def llama2c_vocab(path):
+    """tokenizer.bin (llama2.c's export of a SentencePiece model) -> tokens, scores, types as the converter would
+    write them from the SentencePiece model: llama2.c's export turned U+2581 into spaces and wrapped BOS/EOS in
+    newlines; both are undone here."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    off, tokens, scores = 4, [], []
+    while off < len(raw):
+        score, n = struct.unpack_from("<fi", raw, off)
+        off += 8
+        tokens.append(raw[off:off + n].decode("utf-8"))
+        scores.append(score)
+        off += n
+    types = []
+    for i, t in enumerate(tokens):
+        if i == 0:
+            types.append(2)  # UNKNOWN
+        elif i in (1, 2):
+            tokens[i] = t.strip()
+            types.append(3)  # CONTROL
+        elif len(t) == 6 and t.startswith("<0x") and t.endswith(">"):
+            types.append(6)  # BYTE
+        else:
+            tokens[i] = t.replace(" ", "\u2581")
+            types.append(1)  # NORMAL
+    return tokens, scores, types
+
+
+def write_models(gguf, out, shakespeare):
+    Q = gguf.GGMLQuantizationType
+    types = {"f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "q8_0": Q.Q8_0}
+    os.makedirs(out, exist_ok=True)
+    cfg, hf = synth_model()
+    write_hf_dir(os.path.join(out, "synth"), cfg, hf)
+    tensors = gguf_tensors(hf, cfg)
+    for tname, qt in types.items():
+        deq = write_gguf(gguf, os.path.join(out, "synth-%s.gguf" % tname), cfg, tensors, qt)
+        if tname != "f32":
+            write_hf_dir(os.path.join(out, "synth-%s-deq" % tname), cfg, to_hf(deq, cfg))
+    for bad in ("arch", "q4k", "missing", "extra", "shape", "nan", "layers", "moe", "rope", "vocab"):
+        vocab = None
+        if bad == "vocab":
+            vocab = (["<unk>", "<s>", "</s>"] + ["t%d" % i for i in range(93)], [0.0] * 96, [2, 3, 3] + [1] * 93)
+        write_gguf(gguf, os.path.join(out, "synth-bad-%s.gguf" % bad), cfg, tensors, Q.F32, vocab=vocab, bad=bad)
+    if shakespeare:
+        with open(os.path.join(shakespeare, "config.json")) as f:
+            scfg = json.load(f)
+        shf = read_safetensors(os.path.join(shakespeare, "model.safetensors"))
+        vocab = llama2c_vocab(os.path.join(shakespeare, "tokenizer.bin"))
+        st = gguf_tensors(shf, scfg)
+        write_gguf(gguf, os.path.join(out, "shakespeare-f32.gguf"), scfg, st, Q.F32, vocab=vocab)
+        deq = write_gguf(gguf, os.path.join(out, "shakespeare-q8_0.gguf"), scfg, st, Q.Q8_0, vocab=vocab)
+        write_hf_dir(os.path.join(out, "shakespeare-q8_0-deq"), scfg, to_hf(deq, scfg))
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -76,6 +342,9 @@ def main():
         for name in ("llama-spm", "llama-bpe"):
             src = os.path.join(refs, "llama.cpp", "models", "ggml-vocab-%s.gguf" % name)
             write_vocab_golden(gguf, src, os.path.join(out, name + ".golden"))
+    elif cmd == "model" and len(sys.argv) in (4, 5):
+        gguf = gguf_module(sys.argv[2])
+        write_models(gguf, sys.argv[3], sys.argv[4] if len(sys.argv) == 5 else None)
     else:
         sys.exit(__doc__)
 
