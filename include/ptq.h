@@ -136,23 +136,47 @@ ptq_status ptq_encode_documents(const ptq_tokenizer *t, const char *text, size_t
 typedef struct ptq_image_set {
     int count, channels, height, width;
     float *pixels;   /* count*channels*height*width */
-    int *labels;     /* count */
+    int *labels;     /* count; -1 for an image without a label (an unlabeled set: calibration only) */
 } ptq_image_set;
 void ptq_image_set_free(ptq_image_set *s);
 
-/* IDX (optionally gzip'ed) images + labels, selecting [first, first+count) (count 0 = all),
- * normalised with the model's config (pixel/255, then (x-mean)/std). */
+/* How a ViT's images become its input tensors. With a Hugging Face preprocessor_config.json beside the model
+ * (or carried in the .ptq file made from it), its pipeline is applied as transformers' ViTImageProcessor does:
+ * PIL's resize with its `resample` filter, centre crop (do_center_crop), x * rescale_factor, (x - image_mean) /
+ * image_std; it wins over any mean/std in config.json. Without one, config.json's (timm's) transform: resize
+ * to img/crop_pct, centre crop, x/255, (x - mean)/std. See docs/GUIDE.md. */
+typedef struct ptq_image_prep_info {
+    int hf;                  /* 1: preprocessor_config.json's pipeline; 0: config.json's */
+    int channels, size;      /* the model's input, channels x size x size */
+    float mean[4], std[4];   /* the normalisation applied (hf with do_normalize false: 0 and 1) */
+    int config_norm;         /* 1: config.json names a mean/std itself */
+    float config_mean[4], config_std[4];
+    int overridden;          /* hf and config_norm and the two differ: config.json's mean/std are not used */
+} ptq_image_prep_info;
+/* Fails (PTQ_ERR_ARG) for a language model. */
+ptq_status ptq_model_image_prep(const ptq_model *m, ptq_image_prep_info *info, ptq_error *err);
+
+/* IDX (optionally gzip'ed) images, selecting [first, first+count) (count 0 = all), with an IDX labels file, or
+ * labels NULL for an unlabeled set (labels -1). Normalised as ptq_image_prep_info says (timm: pixel/255, then
+ * (x-mean)/std, images of exactly the model's size; Hugging Face: the same pipeline as image files, resize
+ * included, grey replicated to 3 channels where the model takes RGB). */
 ptq_status ptq_images_load_idx(const ptq_model *m, const char *images, const char *labels, int first,
                                int count, ptq_image_set *out, ptq_error *err);
-/* A folder of JPEG/PNG files plus a labels file (lines "filename label"), resized (shorter side to
- * img/crop_pct), centre-cropped and normalised with the model's config. */
+/* A folder of JPEG/PNG/BMP files, transformed as ptq_image_prep_info says (timm: shorter side resized to
+ * img/crop_pct, centre-cropped, normalised). With a labels file (lines "filename label"; folder NULL = the
+ * labels file's folder): the files it names, in its order. With labels NULL: every *.jpg, *.jpeg, *.png and
+ * *.bmp file of the folder (any case) sorted by name byte-wise, other entries skipped, labels -1. */
 ptq_status ptq_images_load_folder(const ptq_model *m, const char *folder, const char *labels, int first,
                                   int count, ptq_image_set *out, ptq_error *err);
+/* What ptq_images_load_folder(..., labels NULL, ...) would read: the number of image files of the folder, and
+ * of the other entries it skips. */
+ptq_status ptq_images_count_folder(const char *folder, int *images, int *skipped, ptq_error *err);
 
 typedef struct ptq_acc_result {
     int images;
     double top1, top5; /* percent */
 } ptq_acc_result;
+/* Needs a label on every image (PTQ_ERR_ARG otherwise). */
 ptq_status ptq_eval_accuracy(ptq_model *m, const ptq_image_set *s, const ptq_callbacks *cb,
                              ptq_acc_result *res, ptq_error *err);
 

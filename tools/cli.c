@@ -351,10 +351,33 @@ int encode_text_file(const char *model_path, const text_opts *o, int vocab, cons
     return rc;
 }
 
+/* Once per run: say when preprocessor_config.json's normalisation replaces a different one in config.json. */
+static void image_prep_note(const ptq_model *m) {
+    static int said;
+    ptq_image_prep_info pi;
+    ptq_error e;
+    if (said || ptq_model_image_prep(m, &pi, &e) != PTQ_OK || !pi.overridden) return;
+    said = 1;
+    char hf[160] = "", cfg[160] = "";
+    for (int c = 0; c < pi.channels; c++) {
+        snprintf(hf + strlen(hf), sizeof hf - strlen(hf), "%s%g/%g", c ? ", " : "", (double)pi.mean[c],
+                 (double)pi.std[c]);
+        snprintf(cfg + strlen(cfg), sizeof cfg - strlen(cfg), "%s%g/%g", c ? ", " : "", (double)pi.config_mean[c],
+                 (double)pi.config_std[c]);
+    }
+    fprintf(stderr, "note: images are normalised with preprocessor_config.json's mean/std (%s), not config.json's (%s)\n",
+            hf, cfg);
+}
+
 int load_images(ptq_model *m, const char *images, const char *labels, int first, int count,
                        ptq_image_set *set) {
     ptq_error e;
-    ptq_status s = ptq_is_dir(images) ? ptq_images_load_folder(m, images, labels, first, count, set, &e)
-                                      : ptq_images_load_idx(m, images, labels, first, count, set, &e);
+    image_prep_note(m);
+    int dir = ptq_is_dir(images), n = 0, skipped = 0;
+    if (dir && !labels && ptq_images_count_folder(images, &n, &skipped, &e) == PTQ_OK && skipped)
+        fprintf(stderr, "note: %s: %d image file%s, %d other entr%s skipped (only *.jpg, *.jpeg, *.png, *.bmp are read)\n",
+                images, n, n == 1 ? "" : "s", skipped, skipped == 1 ? "y" : "ies");
+    ptq_status s = dir ? ptq_images_load_folder(m, images, labels, first, count, set, &e)
+                       : ptq_images_load_idx(m, images, labels, first, count, set, &e);
     return s == PTQ_OK ? 0 : fail(&e);
 }

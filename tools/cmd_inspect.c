@@ -19,7 +19,7 @@ const char help_inspect[] =
     "Architecture, tensors and storage of a model; with --act, per-layer input activation statistics.\n"
     "\n"
     "  --act DATA          text (language models) or images (image models) to run through the model\n"
-    "  --labels LABELS     labels of the --act images\n"
+    "  --labels LABELS     labels of the --act images (optional)\n"
     "  --act-n N           number of text windows (default 8)\n"
     "  --ctx N             tokens per text window (default: the model's context)\n"
     "  --first I           first image (default 0)\n"
@@ -108,8 +108,7 @@ int cmd_inspect(args *a) {
             data.seq_len = T;
             data.n_seqs = rc ? 0 : (int)(n / T < nseq ? n / T : nseq);
         } else {
-            if (!labels) rc = die("--act IMAGES needs --labels LABELS for an image model");
-            else if (load_images(m, act, labels, first, count, &set)) rc = 1;
+            if (load_images(m, act, labels, first, count, &set)) rc = 1; /* labels are optional */
             data.images = &set;
         }
         ptq_act_stats *st = NULL;

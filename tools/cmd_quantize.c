@@ -140,7 +140,8 @@ const char help_quantize[] =
     "Weight quantization (RTN, GPTQ), optional activation quantization and Bias Compensation, into a .ptq file.\n"
     "OUT (and --report) are checked before any work, written atomically, and never replace an input.\n"
     "\n"
-    "  --calib DATA              calibration text (language models) or images (image models)\n"
+    "  --calib DATA              calibration text (language models), or images (image models): an IDX file\n"
+    "                            (gzip'ed or not) or a folder of JPEG/PNG/BMP files; no labels needed\n"
     "  -o OUT                    the .ptq file to write\n"
     "  --wbits B                 weight bits, 2 to 8\n"
     "  --group G                 G a multiple of 32, 'channel' or 0 (one grid per output channel, the default),\n"
@@ -156,7 +157,8 @@ const char help_quantize[] =
     "  --calib-n N               number of calibration windows (default 32)\n"
     "  --calib-ctx T             tokens per window (default: the model's context, at most 2048)\n"
     "  --seed S                  seed of the window positions (default 1)\n"
-    "  --calib-labels L          labels of the calibration images (image models)\n"
+    "  --calib-labels L          labels of the calibration images (optional; a folder is then read as the\n"
+    "                            lines 'file label' of L)\n"
     "  --first I                 first calibration image (default 0)\n"
     "  --count N                 number of calibration images (default 0: all)\n"
     "  --abits A                 activation bits, 2 to 8 (default: float activations)\n"
@@ -301,8 +303,7 @@ int cmd_quantize(args *a) {
                  (unsigned long long)seed, report_path ? " (first 80% of the tokens)" : "");
         if (!rc) hash = ptq_hash_bytes(windows, (size_t)calib_n * T * sizeof(int), 0);
     } else {
-        if (!labels) rc = die("image calibration needs --calib-labels LABELS");
-        else if (load_images(m, calib, labels, first, count, &set)) rc = 1;
+        if (load_images(m, calib, labels, first, count, &set)) rc = 1; /* labels are optional */
         if (!rc && report_path) {
             int hn = set.count / 5;
             if (hn < 1) rc = die("--report needs at least 5 calibration images");

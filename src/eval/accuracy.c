@@ -16,6 +16,11 @@ ptq_status ptq_eval_accuracy(ptq_model *m, const ptq_image_set *s, const ptq_cal
         return ptq_fail(err, PTQ_ERR_ARG, "images are %dx%dx%d, the model expects %dx%dx%d", s->channels, s->height,
                         s->width, c->in_chans, c->img_size, c->img_size);
     int K = c->vocab_size, batch = 250;
+    for (int i = 0; i < s->count; i++)
+        if (!s->labels || s->labels[i] < 0 || s->labels[i] >= K)
+            return ptq_fail(err, PTQ_ERR_ARG, "%s: image %d has %s; accuracy needs a label in [0, %d) on every image",
+                            m->path, i, s->labels && s->labels[i] < 0 ? "no label (an unlabeled image set)" : "a bad label",
+                            K);
     float *logits = ptq_alloc((size_t)batch * K, sizeof(float), "logits", err);
     if (!logits) return PTQ_ERR_NOMEM;
     size_t img = (size_t)s->channels * s->height * s->width;

@@ -325,6 +325,28 @@ ptq_status ptq_image_geom_from_model(const ptq_model *m, const char *what, ptq_i
     g->channels = c->in_chans;
     g->size = c->img_size;
     g->classes = c->vocab_size;
+    g->prep = c->prep.hf ? &c->prep : NULL;
+    return PTQ_OK;
+}
+
+ptq_status ptq_model_image_prep(const ptq_model *m, ptq_image_prep_info *info, ptq_error *err) {
+    memset(info, 0, sizeof *info);
+    ptq_image_geom g;
+    PTQ_TRY(ptq_image_geom_from_model(m, "image preprocessing", &g, err));
+    const ptq_config *c = &m->cfg;
+    info->hf = g.prep != NULL;
+    info->channels = g.channels;
+    info->size = g.size;
+    info->config_norm = c->config_norm;
+    for (int ch = 0; ch < g.channels; ch++) {
+        info->config_mean[ch] = c->mean[ch];
+        info->config_std[ch] = c->std[ch];
+        const int norm = !g.prep || g.prep->do_normalize;
+        info->mean[ch] = g.prep ? (norm ? g.prep->mean[ch] : 0.0f) : c->mean[ch];
+        info->std[ch] = g.prep ? (norm ? g.prep->std[ch] : 1.0f) : c->std[ch];
+        if (g.prep && c->config_norm && (info->mean[ch] != c->mean[ch] || info->std[ch] != c->std[ch]))
+            info->overridden = 1;
+    }
     return PTQ_OK;
 }
 
@@ -340,6 +362,7 @@ ptq_status ptq_image_set_alloc(ptq_image_set *s, int count, const ptq_image_geom
         ptq_image_set_free(s);
         return PTQ_ERR_NOMEM;
     }
+    for (int i = 0; i < count; i++) s->labels[i] = -1; /* unlabeled until a loader sets them */
     s->count = count;
     s->channels = g->channels;
     s->height = s->width = g->size;
@@ -376,26 +399,31 @@ ptq_status ptq_images_load_idx(const ptq_model *m, const char *images, const cha
     memset(out, 0, sizeof *out);
     ptq_image_geom g;
     PTQ_TRY(ptq_image_geom_from_model(m, images ? images : "IDX images", &g, err));
+    const int labeled = labels && *labels;
     ptq_idx_file fi, fl;
+    memset(&fl, 0, sizeof fl);
     PTQ_TRY(ptq_idx_open(images, 3, "images", &fi, err));
-    ptq_status st = ptq_idx_open(labels, 1, "labels", &fl, err);
+    ptq_status st = labeled ? ptq_idx_open(labels, 1, "labels", &fl, err) : PTQ_OK;
     if (st != PTQ_OK) {
         ptq_idx_close(&fi);
         return st;
     }
-    uint8_t *raw = NULL, *lab = NULL;
+    uint8_t *raw = NULL, *lab = NULL, *planes = NULL;
     int n = 0;
-    if (g.channels != 1) {
+    const int64_t ih = fi.dims[1], iw = fi.dims[2];
+    if (!g.prep && g.channels != 1) {
         st = ptq_fail(err, PTQ_ERR_CONFIG, "%s: IDX images have 1 channel, but model %s expects in_chans %d", images,
                       m->path, g.channels);
         goto fail;
     }
-    if (fi.dims[1] != g.size || fi.dims[2] != g.size) {
+    /* the timm transform takes IDX images as they are; the Hugging Face one resizes them */
+    if ((!g.prep && (ih != g.size || iw != g.size)) || ih > PTQ_PREP_MAX_SIDE || iw > PTQ_PREP_MAX_SIDE || ih < 1 ||
+        iw < 1) {
         st = ptq_fail(err, PTQ_ERR_CONFIG, "%s: images are %lldx%lld, but model %s expects %dx%d (img_size)", images,
-                      (long long)fi.dims[1], (long long)fi.dims[2], m->path, g.size, g.size);
+                      (long long)ih, (long long)iw, m->path, g.size, g.size);
         goto fail;
     }
-    if (fi.n_items != fl.n_items) {
+    if (labeled && fi.n_items != fl.n_items) {
         st = ptq_fail(err, PTQ_ERR_FORMAT, "%s has %lld images but %s has %lld labels", images,
                       (long long)fi.n_items, labels, (long long)fl.n_items);
         goto fail;
@@ -403,9 +431,9 @@ ptq_status ptq_images_load_idx(const ptq_model *m, const char *images, const cha
     st = ptq_image_selection(images, fi.n_items, first, count, &n, err);
     if (st != PTQ_OK) goto fail;
     st = ptq_idx_read_items(&fi, first, n, &raw, err);
-    if (st == PTQ_OK) st = ptq_idx_read_items(&fl, first, n, &lab, err);
+    if (st == PTQ_OK && labeled) st = ptq_idx_read_items(&fl, first, n, &lab, err);
     if (st != PTQ_OK) goto fail;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; labeled && i < n; i++)
         if (lab[i] >= g.classes) {
             st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: label %d of image %d is outside the model's %d classes [0, %d)",
                           labels, lab[i], first + i, g.classes, g.classes);
@@ -413,14 +441,26 @@ ptq_status ptq_images_load_idx(const ptq_model *m, const char *images, const cha
         }
     st = ptq_image_set_alloc(out, n, &g, err);
     if (st != PTQ_OK) goto fail;
-    size_t px = (size_t)n * (size_t)fi.item_bytes;
-    for (size_t i = 0; i < px; i++) out->pixels[i] = ptq_image_norm(raw[i], g.mean[0], g.std[0]);
-    for (int i = 0; i < n; i++) out->labels[i] = lab[i];
+    const size_t item = (size_t)fi.item_bytes, img = (size_t)g.channels * g.size * g.size;
+    if (g.prep) { /* grey bytes, as many planes as the model has channels (PIL's convert("RGB") replicates) */
+        planes = malloc((size_t)g.channels * item);
+        if (!planes) st = ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate an image", images);
+        for (int i = 0; st == PTQ_OK && i < n; i++) {
+            for (int c = 0; c < g.channels; c++) memcpy(planes + c * item, raw + i * item, item);
+            st = ptq_preprocess_apply(g.prep, planes, g.channels, (int)iw, (int)ih, g.size, out->pixels + i * img,
+                                      images, err);
+            if (st != PTQ_OK) ptq_fail_context(err, "image %d", first + i);
+        }
+    } else {
+        for (size_t i = 0; i < (size_t)n * item; i++) out->pixels[i] = ptq_image_norm(raw[i], g.mean[0], g.std[0]);
+    }
+    for (int i = 0; labeled && i < n; i++) out->labels[i] = lab[i];
 fail:
     free(raw);
     free(lab);
+    free(planes);
     ptq_idx_close(&fi);
-    ptq_idx_close(&fl);
+    if (labeled) ptq_idx_close(&fl);
     if (st != PTQ_OK) ptq_image_set_free(out);
     return st;
 }

@@ -20,10 +20,13 @@
  *      only the cropped window is ever computed;
  *   5. x/255, then (x - mean[c]) / std[c].
  */
+#include <dirent.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -170,6 +173,29 @@ static void axis_taps(int in, int resized, int size, axis_tap *t) {
     }
 }
 
+/* Pillow's convert("L"): ITU-R BT.601 weights in 16-bit fixed point, rounded */
+static uint8_t luma(const unsigned char *px) {
+    return (uint8_t)(((uint32_t)px[0] * 19595u + (uint32_t)px[1] * 38470u + (uint32_t)px[2] * 7471u + 32768u) >> 16);
+}
+
+/* The Hugging Face pipeline (preprocessor_config.json) on one decoded RGB image: 8-bit planes of the model's
+ * channel count (grey: Pillow's convert("L"); a grey file decodes to R = G = B, so its value is kept), then
+ * ptq_preprocess_apply. */
+static ptq_status hf_transform(const unsigned char *rgb, int w, int h, const ptq_image_geom *g, float *dst,
+                               const char *path, ptq_error *err) {
+    const size_t plane = (size_t)w * (size_t)h;
+    uint8_t *planes = malloc((size_t)g->channels * plane);
+    if (!planes) return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate %dx%d image", path, w, h);
+    for (size_t i = 0; i < plane; i++) {
+        if (g->channels == 1) planes[i] = luma(rgb + 3 * i);
+        else
+            for (int c = 0; c < 3; c++) planes[(size_t)c * plane + i] = rgb[3 * i + (size_t)c];
+    }
+    ptq_status st = ptq_preprocess_apply(g->prep, planes, g->channels, w, h, g->size, dst, path, err);
+    free(planes);
+    return st;
+}
+
 /* Resize-crop one decoded RGB image into dst [channels][size][size], normalised. */
 static ptq_status transform_image(const unsigned char *rgb, int w, int h, const ptq_image_geom *g,
                                   double crop_pct, float *dst, const char *path, ptq_error *err) {
@@ -206,9 +232,7 @@ static ptq_status transform_image(const unsigned char *rgb, int w, int h, const 
     }
     for (size_t i = 0; i < plane; i++) {
         const unsigned char *px = rgb + 3 * i;
-        if (g->channels == 1)
-            src[i] = (double)(((uint32_t)px[0] * 19595u + (uint32_t)px[1] * 38470u + (uint32_t)px[2] * 7471u +
-                               32768u) >> 16);
+        if (g->channels == 1) src[i] = luma(px);
         else
             for (int c = 0; c < 3; c++) src[(size_t)c * plane + i] = px[c];
     }
@@ -369,21 +393,160 @@ static ptq_status load_one(const char *path, const ptq_image_geom *g, double cro
     }
     ptq_status st = PTQ_OK;
     if (w < 1 || h < 1) st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: image is %dx%d", path, w, h);
+    else if (g->prep) st = hf_transform(rgb, w, h, g, dst, path, err);
     else st = transform_image(rgb, w, h, g, crop_pct, dst, path, err);
     stbi_image_free(rgb);
+    return st;
+}
+
+/* ---- folders without labels ---- */
+
+static int image_name(const char *name) {
+    static const char *const ext[] = {".png", ".jpg", ".jpeg", ".bmp"};
+    const size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+        const size_t k = strlen(ext[i]);
+        if (n > k && !strncasecmp(name + n - k, ext[i], k)) return 1;
+    }
+    return 0;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void free_names(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* The image files of `dir`: regular files (after links) named *.png, *.jpg, *.jpeg or *.bmp in any case,
+ * sorted by name byte-wise (strcmp); *skipped counts every other entry but "." and "..". */
+static ptq_status list_images(const char *dir, char ***out, int *n_out, int *skipped, ptq_error *err) {
+    *out = NULL;
+    *n_out = *skipped = 0;
+    DIR *d = opendir(dir);
+    if (!d) return ptq_fail(err, PTQ_ERR_IO, "%s: cannot open the image folder", dir);
+    char **names = NULL, *path = NULL;
+    int n = 0, cap = 0;
+    size_t path_cap = 0;
+    ptq_status st = PTQ_OK;
+    for (struct dirent *e; st == PTQ_OK && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        const size_t need = strlen(dir) + strlen(e->d_name) + 2;
+        if (need > path_cap) {
+            char *np = realloc(path, need);
+            if (!np) {
+                st = ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate a path", dir);
+                break;
+            }
+            path = np;
+            path_cap = need;
+        }
+        snprintf(path, path_cap, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (!image_name(e->d_name) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            ++*skipped;
+            continue;
+        }
+        if (n == INT_MAX - 1) st = ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: too many files", dir);
+        else if (n == cap) {
+            int nc = cap ? (cap < INT_MAX / 4 ? cap * 2 : INT_MAX - 1) : 256;
+            char **nn = realloc(names, (size_t)nc * sizeof *nn);
+            if (!nn) st = ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate %d file names", dir, nc);
+            else names = nn, cap = nc;
+        }
+        if (st == PTQ_OK && !(names[n] = strdup(e->d_name))) st = ptq_fail(err, PTQ_ERR_NOMEM, "%s: out of memory", dir);
+        if (st == PTQ_OK) n++;
+    }
+    closedir(d);
+    free(path);
+    if (st != PTQ_OK) {
+        free_names(names, n);
+        return st;
+    }
+    if (n) qsort(names, (size_t)n, sizeof *names, by_name);
+    *out = names;
+    *n_out = n;
+    return PTQ_OK;
+}
+
+ptq_status ptq_images_count_folder(const char *folder, int *images, int *skipped, ptq_error *err) {
+    *images = *skipped = 0;
+    if (!folder || !ptq_is_dir(folder))
+        return ptq_fail(err, PTQ_ERR_IO, "%s: image folder not found (or not a folder)", folder ? folder : "(null)");
+    char **names;
+    PTQ_TRY(list_images(folder, &names, images, skipped, err));
+    free_names(names, *images);
+    return PTQ_OK;
+}
+
+/* ---- ptq_images_load_folder ---- */
+
+/* Load entries [first, first + n) of e (file names relative to dir unless absolute) into out, allocated
+ * here. `where` (the labels file, or NULL for an unlabeled folder) prefixes the messages with its line. */
+static ptq_status load_entries(const ptq_model *m, const ptq_image_geom *g, const char *dir, const label_entry *e,
+                               int first, int n, const char *where, ptq_image_set *out, ptq_error *err) {
+    double crop_pct = m->cfg.crop_pct;
+    if (crop_pct == 0) crop_pct = 1.0; /* not given: no resize margin */
+    if (!g->prep && (!(crop_pct > 0) || !isfinite(crop_pct)))
+        return ptq_fail(err, PTQ_ERR_CONFIG, "model %s: crop_pct %g must be > 0", m->path, crop_pct);
+    PTQ_TRY(ptq_image_set_alloc(out, n, g, err));
+    size_t path_cap = strlen(dir) + 2 + 4096;
+    char *path = malloc(path_cap);
+    ptq_status st = path ? PTQ_OK : ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate a path buffer");
+    const size_t img = (size_t)g->channels * g->size * g->size;
+    for (int i = 0; st == PTQ_OK && i < n; i++) {
+        const label_entry *le = &e[first + i];
+        size_t need = strlen(dir) + strlen(le->file) + 2;
+        if (need > path_cap) {
+            st = ptq_fail(err, PTQ_ERR_ARG, "%s:%d: file name too long", where ? where : dir, le->line);
+            break;
+        }
+        size_t o = 0;
+        if (le->file[0] != '/') {
+            o = strlen(dir);
+            memcpy(path, dir, o);
+            if (path[o - 1] != '/') path[o++] = '/';
+        }
+        memcpy(path + o, le->file, strlen(le->file) + 1);
+        st = load_one(path, g, crop_pct, out->pixels + (size_t)i * img, err);
+        if (st != PTQ_OK && where) ptq_fail_context(err, "%s:%d", where, le->line);
+        out->labels[i] = le->label;
+    }
+    free(path);
+    if (st != PTQ_OK) ptq_image_set_free(out);
+    return st;
+}
+
+static ptq_status load_unlabeled_folder(const ptq_model *m, const char *folder, int first, int count,
+                                        ptq_image_set *out, ptq_error *err) {
+    if (!folder || !*folder) return ptq_fail(err, PTQ_ERR_ARG, "no image folder given");
+    ptq_image_geom g;
+    PTQ_TRY(ptq_image_geom_from_model(m, folder, &g, err));
+    if (!ptq_is_dir(folder)) return ptq_fail(err, PTQ_ERR_IO, "%s: image folder not found (or not a folder)", folder);
+    char **names;
+    int n_names, skipped, n = 0;
+    PTQ_TRY(list_images(folder, &names, &n_names, &skipped, err));
+    ptq_status st = PTQ_OK;
+    label_entry *e = NULL;
+    if (n_names == 0)
+        st = ptq_fail(err, PTQ_ERR_FORMAT, "%s: no JPEG, PNG or BMP files (*.jpg, *.jpeg, *.png, *.bmp) in the folder%s",
+                      folder, skipped ? " (only other files)" : "");
+    if (st == PTQ_OK) st = ptq_image_selection(folder, n_names, first, count, &n, err);
+    if (st == PTQ_OK && !(e = malloc((size_t)n_names * sizeof *e)))
+        st = ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate %d entries", folder, n_names);
+    for (int i = 0; st == PTQ_OK && i < n_names; i++) e[i] = (label_entry){names[i], -1, 0};
+    if (st == PTQ_OK) st = load_entries(m, &g, folder, e, first, n, NULL, out, err);
+    free(e);
+    free_names(names, n_names);
     return st;
 }
 
 ptq_status ptq_images_load_folder(const ptq_model *m, const char *folder, const char *labels, int first, int count,
                                   ptq_image_set *out, ptq_error *err) {
     memset(out, 0, sizeof *out);
-    if (!labels || !*labels) return ptq_fail(err, PTQ_ERR_ARG, "no labels file given for the image folder");
+    if (!labels || !*labels) return load_unlabeled_folder(m, folder, first, count, out, err);
     ptq_image_geom g;
     PTQ_TRY(ptq_image_geom_from_model(m, labels, &g, err));
-    double crop_pct = m->cfg.crop_pct;
-    if (crop_pct == 0) crop_pct = 1.0; /* not given: no resize margin */
-    if (!(crop_pct > 0) || !isfinite(crop_pct))
-        return ptq_fail(err, PTQ_ERR_CONFIG, "model %s: crop_pct %g must be > 0", m->path, crop_pct);
 
     /* the folder: given, or the labels file's own */
     char dir[4096];
@@ -405,38 +568,10 @@ ptq_status ptq_images_load_folder(const ptq_model *m, const char *folder, const 
     PTQ_TRY(ptq_read_file(labels, &text, NULL, err));
     label_entry *e = NULL;
     int n_entries = 0, n = 0;
-    char *path = NULL;
     ptq_status st = parse_labels(labels, text, g.classes, &e, &n_entries, err);
     if (st == PTQ_OK) st = ptq_image_selection(labels, n_entries, first, count, &n, err);
-    if (st == PTQ_OK) st = ptq_image_set_alloc(out, n, &g, err);
-    size_t path_cap = strlen(dir) + 2 + 4096;
-    if (st == PTQ_OK && !(path = malloc(path_cap)))
-        st = ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate a path buffer");
-    size_t img = (size_t)g.channels * g.size * g.size;
-    for (int i = 0; st == PTQ_OK && i < n; i++) {
-        const label_entry *le = &e[first + i];
-        size_t need = strlen(dir) + strlen(le->file) + 2;
-        if (need > path_cap) {
-            st = ptq_fail(err, PTQ_ERR_ARG, "%s:%d: file name too long", labels, le->line);
-            break;
-        }
-        size_t o = 0;
-        if (le->file[0] != '/') {
-            o = strlen(dir);
-            memcpy(path, dir, o);
-            if (path[o - 1] != '/') path[o++] = '/';
-        }
-        memcpy(path + o, le->file, strlen(le->file) + 1);
-        st = load_one(path, &g, crop_pct, out->pixels + (size_t)i * img, err);
-        if (st != PTQ_OK) {
-            ptq_fail_context(err, "%s:%d", labels, le->line);
-            break;
-        }
-        out->labels[i] = le->label;
-    }
-    free(path);
+    if (st == PTQ_OK) st = load_entries(m, &g, dir, e, first, n, labels, out, err);
     free(e);
     free(text);
-    if (st != PTQ_OK) ptq_image_set_free(out);
     return st;
 }

@@ -4,15 +4,19 @@
 
 #include "ptq.h"
 
+#include "io/preprocess.h"
+
 /* The image geometry a model expects, checked: a ViT with img_size > 0, in_chans 1 or 3, classes > 0 and
- * every std[c] > 0 (finite mean/std). `what` names the caller for messages. */
+ * every std[c] > 0 (finite mean/std). `what` names the caller for messages. prep: the Hugging Face pipeline
+ * (preprocessor_config.json) when the model has one, else NULL and config.json's mean/std (timm). */
 typedef struct ptq_image_geom {
     int channels, size, classes;
     double mean[4], std[4];
+    const ptq_preprocess *prep;
 } ptq_image_geom;
 ptq_status ptq_image_geom_from_model(const ptq_model *m, const char *what, ptq_image_geom *g, ptq_error *err);
 
-/* Allocate pixels and labels of an image set for `count` images of geometry g (zeroed). */
+/* Allocate pixels and labels of an image set for `count` images of geometry g (pixels zeroed, labels -1). */
 ptq_status ptq_image_set_alloc(ptq_image_set *s, int count, const ptq_image_geom *g, ptq_error *err);
 
 /* Resolve a selection [first, first+count) (count 0 = to the end) against n available items. */

@@ -69,6 +69,7 @@ static char *config_json(const ptq_config *c) {
         cJSON_AddItemToArray(std, cJSON_CreateNumber(c->std[i]));
     }
     cJSON_AddNumberToObject(o, "crop_pct", c->crop_pct);
+    if (c->prep.hf) cJSON_AddItemToObject(o, "preprocessor", ptq_preprocess_to_json(&c->prep, c->in_chans));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -139,8 +140,19 @@ static ptq_status parse_config(const char *json, const char *file, ptq_config *c
             else c->mean[i] = (float)mi->valuedouble, c->std[i] = (float)si->valuedouble;
         }
     }
+    /* a Hugging Face image pipeline (preprocessor_config.json) carried from the source model */
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(o, "preprocessor");
+    if (s == PTQ_OK && pp) {
+        int ch = 0, img = 0;
+        char what[4200];
+        snprintf(what, sizeof what, "%s (ptq.config preprocessor)", file);
+        s = ptq_json_int(o, file, "in_chans", 1, 0, 1, 4, &ch, err);
+        if (s == PTQ_OK) s = ptq_json_int(o, file, "img_size", 1, 0, 1, 65536, &img, err);
+        if (s == PTQ_OK) s = ptq_preprocess_parse(pp, what, ch, img, &c->prep, err);
+    }
     cJSON_Delete(o);
     if (s != PTQ_OK) return s;
+    c->config_norm = c->prep.hf; /* the mean/std saved are config.json's, compared with the pipeline's */
     k = 0;
     c->arch = (ptq_arch)v[k++];
     c->causal = v[k++];

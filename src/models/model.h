@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "io/preprocess.h"
+
 #include "ptq.h"
 
 /* Limits on ViT geometry read from files, so that its sizes fit in int everywhere. */
@@ -98,8 +100,10 @@ typedef struct ptq_config {
     /* ViT (at most PTQ_VIT_MAX_TOKENS tokens, in_chans * patch_size^2 <= PTQ_VIT_MAX_PATCH_IN) */
     int img_size, patch_size, in_chans;
     int cls_token;
-    float mean[4], std[4];
+    float mean[4], std[4];  /* config.json's normalisation (timm pretrained_cfg, or image_mean/image_std) */
     float crop_pct;
+    int config_norm;        /* 1: config.json names mean/std itself (not a default) */
+    ptq_preprocess prep;    /* prep.hf: preprocessor_config.json's pipeline, which then replaces mean/std/crop_pct */
 } ptq_config;
 
 /* One tensor of the source file, for `ptq inspect`. */

@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "io/json.h"
 #include "models/families.h"
 
@@ -121,6 +122,7 @@ static ptq_status read_timm_config(const ptq_hf_src *src, ptq_config *c, int *qk
     PTQ_TRY(channel_floats(src, pc, "std", c->in_chans, 0.5f, c->std, err));
     if (c->in_chans == 3 && !(pc && cJSON_GetObjectItemCaseSensitive(pc, "mean"))) memcpy(c->mean, in_mean, sizeof in_mean);
     if (c->in_chans == 3 && !(pc && cJSON_GetObjectItemCaseSensitive(pc, "std"))) memcpy(c->std, in_std, sizeof in_std);
+    c->config_norm = pc && (cJSON_GetObjectItemCaseSensitive(pc, "mean") || cJSON_GetObjectItemCaseSensitive(pc, "std"));
     double crop = 0.875;
     if (pc) PTQ_TRY(ptq_json_float(pc, f, "crop_pct", 0, 0.875, 0.01, 1.0, &crop, err));
     c->crop_pct = (float)crop;
@@ -160,8 +162,23 @@ static ptq_status read_hf_config(const ptq_hf_src *src, ptq_config *c, int *qkv_
     /* normalisation: image_mean/image_std in config.json if present, else the ViTImageProcessor default 0.5 */
     PTQ_TRY(channel_floats(src, j, "image_mean", c->in_chans, 0.5f, c->mean, err));
     PTQ_TRY(channel_floats(src, j, "image_std", c->in_chans, 0.5f, c->std, err));
+    c->config_norm = cJSON_GetObjectItemCaseSensitive(j, "image_mean") || cJSON_GetObjectItemCaseSensitive(j, "image_std");
     c->crop_pct = 1.0f; /* ViTImageProcessor resizes straight to image_size */
     return PTQ_OK;
+}
+
+/* preprocessor_config.json beside config.json: when present, Hugging Face's image pipeline (io/preprocess.h)
+ * replaces config.json's normalisation, as transformers' image processor is what feeds the model there. */
+static ptq_status read_preprocessor_config(const ptq_hf_src *src, ptq_config *c, ptq_error *err) {
+    const char *slash = strrchr(src->config_path, '/');
+    const size_t dir = slash ? (size_t)(slash - src->config_path) + 1 : 0;
+    char path[4096];
+    if (dir + sizeof "preprocessor_config.json" > sizeof path)
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: path too long", src->config_path);
+    memcpy(path, src->config_path, dir);
+    strcpy(path + dir, "preprocessor_config.json");
+    if (!ptq_file_exists(path)) return PTQ_OK;
+    return ptq_preprocess_load(path, c->in_chans, c->img_size, &c->prep, err);
 }
 
 ptq_status ptq_build_vit(ptq_model *m, const ptq_hf_src *src, int timm, ptq_error *err) {
@@ -190,6 +207,7 @@ ptq_status ptq_build_vit(ptq_model *m, const ptq_hf_src *src, int timm, ptq_erro
                         "%s: patch_size %d with %d channels gives %lld inputs per patch; at most %d are supported", f,
                         c->patch_size, c->in_chans, (long long)c->in_chans * c->patch_size * c->patch_size,
                         PTQ_VIT_MAX_PATCH_IN);
+    PTQ_TRY(read_preprocessor_config(src, c, err));
     c->arch = PTQ_ARCH_VIT;
     c->causal = 0;
     c->n_kv_heads = c->n_heads;

@@ -115,6 +115,10 @@ ptq_status ptq_tune(ptq_model *m, const ptq_tune_data *d, const ptq_tune_params 
         if (s->channels != c->in_chans || s->height != c->img_size || s->width != c->img_size)
             return ptq_fail(err, PTQ_ERR_ARG, "images are %dx%dx%d; the model takes %dx%dx%d", s->channels, s->height,
                             s->width, c->in_chans, c->img_size, c->img_size);
+        for (int i = 0; i < s->count; i++) /* an unlabeled set (labels -1) cannot train a classifier */
+            if (!s->labels || s->labels[i] < 0 || s->labels[i] >= c->vocab_size)
+                return ptq_fail(err, PTQ_ERR_ARG, "%s: training image %d has no label in [0, %d)", m->path, i,
+                                c->vocab_size);
         n_items = s->count;
         T = c->max_seq;
     } else {
