@@ -813,7 +813,7 @@ static void round_trip(void) {
         char p1[1024], p2[1024];
         snprintf(p1, sizeof p1, "%s/rt%d_a.ptq", tu_tmpdir(), k);
         snprintf(p2, sizeof p2, "%s/rt%d_b.ptq", tu_tmpdir(), k);
-        ptq_save_info si = {"test", "random calibration", 1};
+        ptq_save_info si = {"test", "random calibration", 1, NULL};
         CHECK_MSG(ptq_model_save(m, p1, &si, &e) == PTQ_OK, "%s", e.msg);
         ptq_model *a = NULL, *b = NULL;
         CHECK_MSG(ptq_model_load(p1, &a, &e) == PTQ_OK, "%s: %s", cases[k].name, e.msg);

@@ -274,38 +274,13 @@ int load_model(const char *path, ptq_model **m) {
     return 0;
 }
 
-/* --tokenizer, or a tokenizer found beside the model (tokenizer.bin, tok<vocab>.bin, vocab.json). */
-int load_tokenizer(const char *model_path, const char *tok_path, int vocab, ptq_tokenizer **t) {
-    char buf[4200];
-    if (!tok_path && !ptq_is_dir(model_path)) { /* a GGUF file carries its tokenizer */
-        FILE *f = fopen(model_path, "rb");
-        char head[4] = {0};
-        if (f && fread(head, 1, 4, f) == 4 && memcmp(head, "GGUF", 4) == 0) tok_path = model_path;
-        if (f) fclose(f);
-    }
-    if (!tok_path) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", model_path);
-        if (!ptq_is_dir(dir)) {
-            char *slash = strrchr(dir, '/');
-            if (slash) *slash = 0;
-            else snprintf(dir, sizeof dir, ".");
-        }
-        const char *cands[3] = {"tokenizer.bin", NULL, "vocab.json"};
-        char tokn[32];
-        snprintf(tokn, sizeof tokn, "tok%d.bin", vocab);
-        cands[1] = tokn;
-        for (int i = 0; i < 3 && !tok_path; i++) {
-            snprintf(buf, sizeof buf, "%s/%s", dir, cands[i]);
-            if (ptq_file_exists(buf)) tok_path = buf;
-        }
-        if (!tok_path) return die("no tokenizer found beside %s: pass --tokenizer FILE", model_path);
-    }
+/* --tokenizer, else the tokenizer the model file carries (.ptq, GGUF), else one in the model's folder; BOS/EOS from
+   the model's config where the tokenizer files do not say (ptq_tokenizer_load_for_model). */
+int load_tokenizer(const ptq_model *m, const char *tok_path, ptq_tokenizer **t) {
     ptq_error e;
-    if (ptq_tokenizer_load(tok_path, vocab, t, &e) != PTQ_OK) return fail(&e);
+    if (ptq_tokenizer_load_for_model(m, tok_path, t, &e) != PTQ_OK) return fail(&e);
     return 0;
 }
-
 
 int parse_text_opts(args *a, text_opts *o) {
     o->tok_path = opt_str(a, "--tokenizer", NULL);
@@ -330,11 +305,11 @@ int parse_text_opts(args *a, text_opts *o) {
 }
 
 /* Tokenizer (from --tokenizer or beside the model) and the tokens of a text file. */
-int encode_text_file(const char *model_path, const text_opts *o, int vocab, const char *file,
-                            ptq_tokenizer **t, int **toks, int64_t *n) {
+int encode_text_file(const ptq_model *m, const text_opts *o, const char *file, ptq_tokenizer **t, int **toks,
+                     int64_t *n) {
     *t = NULL;
     *toks = NULL;
-    if (load_tokenizer(model_path, o->tok_path, vocab, t)) return 1;
+    if (load_tokenizer(m, o->tok_path, t)) return 1;
     char *buf;
     size_t len;
     ptq_error e;

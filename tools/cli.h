@@ -63,15 +63,15 @@ void on_log(void *user, ptq_log_level level, const char *msg);
 ptq_callbacks make_callbacks(progress_state *ps, int json);
 
 int load_model(const char *path, ptq_model **m);
-int load_tokenizer(const char *model_path, const char *tok_path, int vocab, ptq_tokenizer **t);
+int load_tokenizer(const ptq_model *m, const char *tok_path, ptq_tokenizer **t);
 /* --tokenizer, --docs-sep and --docs I:J: how a text file becomes tokens. */
 typedef struct {
     const char *tok_path, *sep;
     int first_doc, last_doc;
 } text_opts;
 int parse_text_opts(args *a, text_opts *o);
-int encode_text_file(const char *model_path, const text_opts *o, int vocab, const char *file, ptq_tokenizer **t,
-                     int **toks, int64_t *n);
+int encode_text_file(const ptq_model *m, const text_opts *o, const char *file, ptq_tokenizer **t, int **toks,
+                     int64_t *n);
 int load_images(ptq_model *m, const char *images, const char *labels, int first, int count, ptq_image_set *set);
 
 int cmd_eval(args *a);

@@ -61,7 +61,7 @@ int cmd_eval(args *a) {
         pp.ctx = ctx;
         pp.cb = cb;
         ptq_ppl_result r;
-        rc = encode_text_file(path, &to, info.vocab_size, text, &t, &toks, &n);
+        rc = encode_text_file(m, &to, text, &t, &toks, &n);
         if (!rc && ptq_eval_perplexity(m, toks, n, &pp, &r, &e) != PTQ_OK) rc = fail(&e);
         if (!rc) {
             if (json)

@@ -46,7 +46,7 @@ int cmd_generate(args *a) {
         return die("%s is an image model: generate needs a language model", path);
     }
     ptq_tokenizer *t;
-    if (load_tokenizer(path, tok_path, info.vocab_size, &t)) {
+    if (load_tokenizer(m, tok_path, &t)) {
         ptq_model_free(m);
         return 1;
     }

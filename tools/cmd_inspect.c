@@ -101,7 +101,7 @@ int cmd_inspect(args *a) {
         memset(&set, 0, sizeof set);
         ptq_tokenizer *t = NULL;
         if (info.is_language_model) {
-            rc = encode_text_file(path, &to, info.vocab_size, act, &t, &toks, &n);
+            rc = encode_text_file(m, &to, act, &t, &toks, &n);
             int T = ctx > 0 && ctx < info.max_seq ? ctx : info.max_seq;
             if (!rc && n < T) T = (int)n;
             data.tokens = toks;

@@ -285,7 +285,7 @@ int cmd_quantize(args *a) {
     /* with --report, the last fifth of the calibration data is held apart to measure BC on unseen data */
     if (info.is_language_model) {
         int T = calib_ctx > 0 ? calib_ctx : (info.max_seq < 2048 ? info.max_seq : 2048);
-        rc = encode_text_file(path, &to, info.vocab_size, calib, &t, &toks, &n);
+        rc = encode_text_file(m, &to, calib, &t, &toks, &n);
         if (!rc && T > info.max_seq) rc = die("--calib-ctx %d exceeds the model's context of %d", T, info.max_seq);
         int64_t n_cal = report_path ? n - n / 5 : n;
         if (!rc && ptq_calib_windows(toks, n_cal, calib_n, T, seed, &windows, &e) != PTQ_OK) rc = fail(&e);

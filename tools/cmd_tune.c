@@ -311,7 +311,16 @@ int cmd_tune(args *a) {
         if (labels || first || count) rc = die("--train-labels, --first and --count apply to image models");
         int T = ctx > 0 ? ctx : (info.max_seq < 256 ? info.max_seq : 256);
         if (!rc && T > info.max_seq) rc = die("--ctx %d exceeds the model's context of %d", T, info.max_seq);
-        if (!rc) rc = encode_text_file(src_path, &to, info.vocab_size, train, &t, &toks, &n);
+        /* a model made from a config (--init) looks for its tokenizer beside the config */
+        char cfg_dir[4096];
+        if (init && !to.tok_path) {
+            snprintf(cfg_dir, sizeof cfg_dir, "%s", src_path);
+            char *slash = strrchr(cfg_dir, '/');
+            if (slash) *slash = 0;
+            else snprintf(cfg_dir, sizeof cfg_dir, ".");
+            to.tok_path = cfg_dir;
+        }
+        if (!rc) rc = encode_text_file(m, &to, train, &t, &toks, &n);
         td = (ptq_text_data){toks, n, T};
         d.text = &td;
         if (p.batch == 0) p.batch = 8;

@@ -7,6 +7,8 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "io/gguf.h"
+#include "io/qmodel.h"
+#include "io/qmodel_tokenizer.h"
 #include "text/bpe.h"
 #include "text/gguf_vocab.h"
 #include "text/gpt2_bpe.h"
@@ -88,20 +90,38 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
+static ptq_status ptq_spec(const char *path, ptq_tok_spec *spec, ptq_error *err) {
+    ptq_safetensors st;
+    PTQ_TRY(ptq_st_open(path, &st, err));
+    ptq_status s = ptq_qmodel_is_ptq(&st)
+                       ? ptq_qmodel_get_tokenizer(&st, path, spec, err)
+                       : ptq_fail(err, PTQ_ERR_FORMAT, "%s: a safetensors file that is not a ptq file holds no tokenizer",
+                                  path);
+    ptq_st_close(&st);
+    return s;
+}
+
 /* The spec of the tokenizer at `path`:
- *   a folder               its tokenizer.json, else its vocab.json (+ merges.txt)
+ *   a folder               its tokenizer.json, tokenizer.bin, tok<vocab_size>.bin or vocab.json (+ merges.txt),
+ *                          the first found
  *   *vocab*.json           GPT-2 vocab.json with merges.txt beside it
  *   other JSON             a Hugging Face tokenizer.json
  *   a GGUF file            its tokenizer.ggml.* metadata
+ *   a safetensors file     the tokenizer a .ptq file carries (io/qmodel_tokenizer.h)
  *   anything else          a llama2.c tokenizer.bin */
 static ptq_status load_spec(const char *path, int vocab_size, ptq_tok_spec *spec, ptq_error *err) {
     char file[4200];
     if (ptq_is_dir(path)) {
         snprintf(file, sizeof file, "%s/tokenizer.json", path);
         if (ptq_file_exists(file)) return ptq_hf_tokenizer_spec(file, spec, err);
+        snprintf(file, sizeof file, "%s/tokenizer.bin", path);
+        if (ptq_file_exists(file)) return l2c_spec(file, vocab_size, spec, err);
+        snprintf(file, sizeof file, "%s/tok%d.bin", path, vocab_size);
+        if (vocab_size > 0 && ptq_file_exists(file)) return l2c_spec(file, vocab_size, spec, err);
         snprintf(file, sizeof file, "%s/vocab.json", path);
         if (ptq_file_exists(file)) return gpt2_spec(file, spec, err);
-        return ptq_fail(err, PTQ_ERR_IO, "%s: folder has neither tokenizer.json nor vocab.json", path);
+        return ptq_fail(err, PTQ_ERR_IO, "%s: folder has no tokenizer.json, tokenizer.bin, tok<vocab>.bin or vocab.json",
+                        path);
     }
     FILE *f = fopen(path, "rb");
     if (!f) return ptq_fail(err, PTQ_ERR_IO, "%s: cannot open tokenizer", path);
@@ -110,6 +130,12 @@ static ptq_status load_spec(const char *path, int vocab_size, ptq_tok_spec *spec
     if (got == 4 && !memcmp(magic, "GGUF", 4)) {
         fclose(f);
         return gguf_spec(path, spec, err);
+    }
+    unsigned char more[5] = {0};
+    int ptq = got == 4 && fread(more, 1, 5, f) == 5 && more[4] == '{'; /* safetensors: u64 header size, '{' */
+    if (ptq) {
+        fclose(f);
+        return ptq_spec(path, spec, err);
     }
     rewind(f);
     int c = fgetc(f);
