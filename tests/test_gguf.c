@@ -785,6 +785,52 @@ static float *same_logits(const char *g, const char *st, const int *toks, int n,
     return lg;
 }
 
+/* llama.cpp's own logits for a GGUF (tests/ref/llama_cpp_logits.c against the prebuilt libllama), compared with
+ * ptq's within tol * max |logit|. Skipped (not failed) when the program cannot be built outside CI. */
+static void vs_llama_cpp(const char *refs, const char *g, const int *toks, int n, double tol) {
+    static int built = 0; /* 1 built, -1 cannot */
+    static char exe[700];
+    char bins[1200], cmd[6000];
+    snprintf(bins, sizeof bins, "%s/npm/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64", refs);
+    if (!built) {
+        snprintf(exe, sizeof exe, "%s/llama_cpp_logits", tu_tmpdir());
+        snprintf(cmd, sizeof cmd,
+                 "cc -O1 -I'%s/llama.cpp/include' -I'%s/llama.cpp/ggml/include' '%s/tests/ref/llama_cpp_logits.c' "
+                 "-L'%s' -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so -Wl,-rpath,'%s' -o '%s'",
+                 refs, refs, PTQ_SOURCE_DIR, bins, bins, exe);
+        built = system(cmd) == 0 ? 1 : -1;
+        if (built < 0) {
+            const char *ci = getenv("CI");
+            CHECK_MSG(!(ci && !strcmp(ci, "true")), "cannot build the llama.cpp reference: %s", cmd);
+            fprintf(stderr, "SKIP: cannot build the llama.cpp reference (%s)\n", cmd);
+        }
+    }
+    if (built < 0) return;
+    char out[700];
+    snprintf(out, sizeof out, "%s/llama_cpp.f32", tu_tmpdir());
+    int k = snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s'", exe, bins, fix(g), out);
+    for (int i = 0; i < n && k < (int)sizeof cmd - 16; i++) k += snprintf(cmd + k, sizeof cmd - (size_t)k, " %d", toks[i]);
+    CHECK_MSG(system(cmd) == 0, "llama.cpp reference failed: %s", cmd);
+    ptq_model *m = load(fix(g));
+    if (!m) return;
+    ptq_model_info info;
+    ptq_model_get_info(m, &info);
+    size_t total = (size_t)n * (size_t)info.vocab_size;
+    float *ref = malloc(total * sizeof *ref), *lg = logits_of(m, toks, n, info.vocab_size);
+    FILE *f = fopen(out, "rb");
+    size_t got = f ? fread(ref, sizeof *ref, total, f) : 0;
+    if (f) fclose(f);
+    CHECK_MSG(got == total, "%s: llama.cpp wrote %zu logits, expected %zu", g, got, total);
+    if (got == total) {
+        double sc, d = max_diff(lg, ref, total, &sc);
+        printf("%s: max |ptq logit - llama.cpp logit| = %.3g (max |logit| %.3g)\n", g, d, sc);
+        CHECK_MSG(d <= tol * sc, "%s: ptq's logits are %g from llama.cpp's (tolerance %g)", g, d, tol * sc);
+    }
+    free(ref);
+    free(lg);
+    ptq_model_free(m);
+}
+
 static void test_models(void) {
     char *gguf_py = tu_ref_path("llama.cpp/gguf-py/gguf/gguf_writer.py");
     free(gguf_py);
@@ -835,6 +881,13 @@ static void test_models(void) {
         free(lq);
     }
     free(l32);
+    /* llama.cpp itself on the same files */
+    char *rp = tu_ref_path("npm/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64");
+    *strstr(rp, "/npm/node_modules") = 0;
+    vs_llama_cpp(rp, "synth-f32.gguf", toks, 24, 1e-4);
+    vs_llama_cpp(rp, "synth-f16.gguf", toks, 24, 1e-2);
+    vs_llama_cpp(rp, "synth-bf16.gguf", toks, 24, 1e-2);
+    vs_llama_cpp(rp, "synth-q8_0.gguf", toks, 24, 3e-2);
 
     /* broken models: each refused with the tensor or key at fault named */
     static const struct { const char *file; ptq_status st; const char *what; } bad[] = {
@@ -864,6 +917,7 @@ static void test_models(void) {
 
     if (!shk[0]) {
         fprintf(stderr, "SKIP: llama-shakespeare-256 is missing: its GGUF is not tested\n");
+        free(rp);
         return;
     }
     /* llama-shakespeare-256 (untied head, GQA) */
@@ -872,6 +926,8 @@ static void test_models(void) {
     stoks[0] = 1;
     free(same_logits("shakespeare-f32.gguf", cfg, stoks, 40, &vocab));
     free(same_logits("shakespeare-q8_0.gguf", fix("shakespeare-q8_0-deq"), stoks, 40, &vocab));
+    vs_llama_cpp(rp, "shakespeare-f32.gguf", stoks, 40, 1e-4);
+    vs_llama_cpp(rp, "shakespeare-q8_0.gguf", stoks, 40, 3e-2);
     /* its tokenizer, from tokenizer.ggml.*, encodes as the llama2.c tokenizer.bin it was converted from */
     char tb[4300];
     snprintf(tb, sizeof tb, "%s/tokenizer.bin", shk);
@@ -895,6 +951,7 @@ static void test_models(void) {
     }
     ptq_tokenizer_free(ta);
     ptq_tokenizer_free(tg);
+    free(rp);
 }
 
 int main(void) {

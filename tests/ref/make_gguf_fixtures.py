@@ -19,7 +19,8 @@ scripts/refs.sh), never with ptq's code. Debian /usr/bin/python3 with numpy.
       (a temporary folder: test_gguf.c and e2e_gguf.sh run this at test time):
         synth/                      a small synthetic LLaMA in Hugging Face layout (config.json + model.safetensors,
                                     float32; dim 64, 4 heads, 2 KV heads, FFN 256, 2 layers, vocab 96, tied head)
-        synth-TYPE.gguf             it as GGUF, TYPE in f32 f16 bf16 q8_0 (no output tensor: tied)
+        synth-TYPE.gguf             it as GGUF, TYPE in f32 f16 bf16 q8_0 (no output tensor: tied; tokenizer model
+                                    "no_vocab", llama.cpp's name for none)
         synth-TYPE-deq/             Hugging Face layout again, holding the weights gguf-py dequantizes from
                                     synth-TYPE.gguf (un-permuted back): ptq must give the same logits on both
         synth-bad-NAME.gguf         broken variants: arch (general.architecture "qwen2"), q4k (ffn_down in Q4_K),
@@ -197,7 +198,9 @@ def write_gguf(gguf, path, cfg, tensors, qtype, vocab=None, bad=None):
         w.add_expert_count(8)
     if bad == "rope":
         w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-    if vocab:
+    if not vocab:  # llama.cpp needs a tokenizer key: "no_vocab" is its model without one
+        w.add_tokenizer_model("no_vocab")
+    else:
         tokens, scores, types = vocab
         if bad == "vocab":
             tokens, scores, types = tokens[:-1], scores[:-1], types[:-1]
