@@ -15,6 +15,9 @@
 #include "io/safetensors.h"
 #include "ptq.h"
 #include "testutil.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "text/bpe.h"
 #include "text/gguf_vocab.h"
 
 /* ------------------------------------------------------------------ a GGUF writer for test files */
@@ -954,6 +957,92 @@ static void test_models(void) {
     free(rp);
 }
 
+/* ------------------------------------------------------------------ llama.cpp's tokenizer test files */
+
+/* Every ggml-vocab-*.gguf of llama.cpp with .inp/.out (inputs, and the ids the original Hugging Face tokenizer
+ * gives them): through ptq_gguf_tok_spec and the BPE engine, without BOS/EOS and special-token parsing (as
+ * llama.cpp's test-tokenizer-0 runs them), every output exactly. Vocabularies of a model or pre-tokenizer ptq does
+ * not implement are reported and skipped; the llama (SentencePiece) and Llama 3 ones must be supported. */
+static void test_vocab_files(void) {
+    static const struct { const char *name; int required; } files[] = {
+        {"llama-spm", 1}, {"llama-bpe", 1}, {"gpt-2", 0}, {"qwen2", 0}, {"phi-3", 0}, {"falcon", 0},
+        {"starcoder", 0}, {"mpt", 0}, {"deepseek-llm", 0}, {"deepseek-coder", 0}, {"command-r", 0}, {"refact", 0},
+        {"qwen35", 0}, {"gemma-4", 0}, {"bert-bge", 0}};
+    for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "llama.cpp/models/ggml-vocab-%s.gguf", files[f].name);
+        char *path = tu_ref_path(rel);
+        char inp[1024], out[1024];
+        snprintf(inp, sizeof inp, "%s.inp", path);
+        snprintf(out, sizeof out, "%s.out", path);
+        ptq_gguf g;
+        ptq_error err = {0};
+        ptq_tok_spec spec;
+        ptq_bpe *bpe = NULL;
+        ptq_status st = ptq_gguf_open(path, &g, &err);
+        CHECK_MSG(st == PTQ_OK, "%s", err.msg);
+        if (st == PTQ_OK) {
+            st = ptq_gguf_tok_spec(&g, &spec, &err);
+            ptq_gguf_close(&g);
+            if (st == PTQ_OK) {
+                st = ptq_bpe_create(&spec, &bpe, &err);
+                ptq_tok_spec_free(&spec);
+            }
+        }
+        char *ti = NULL, *to = NULL;
+        size_t ni = 0, no = 0;
+        ptq_error e2;
+        if (st != PTQ_OK || ptq_read_file(inp, &ti, &ni, &e2) != PTQ_OK || ptq_read_file(out, &to, &no, &e2) != PTQ_OK) {
+            if (st != PTQ_OK) {
+                CHECK_MSG(!files[f].required, "%s: %s", files[f].name, err.msg);
+                printf("vocab %s: not supported: %s\n", files[f].name, err.msg);
+            }
+            ptq_bpe_free(bpe);
+            free(ti);
+            free(to);
+            free(path);
+            continue;
+        }
+        static const char sep[] = "\n__ggml_vocab_test__\n";
+        int cases = 0, ok = 0;
+        char *p = ti, *q = to;
+        while (p && p < ti + ni) {
+            char *next = strstr(p, sep);
+            size_t len = next ? (size_t)(next - p) : (size_t)(ti + ni - p);
+            char *eol = strchr(q, '\n');
+            if (!eol) break;
+            *eol = 0;
+            int want[4096], nw = 0;
+            for (char *t = q; nw < 4096;) {
+                char *end;
+                long v = strtol(t, &end, 10);
+                if (end == t) break;
+                want[nw++] = (int)v;
+                t = end;
+            }
+            int *ids = NULL, n = 0;
+            cases++;
+            if (ptq_bpe_encode(bpe, p, len, 0, 0, &ids, &n, &err) == PTQ_OK && n == nw &&
+                (n == 0 || memcmp(ids, want, (size_t)n * sizeof *ids) == 0))
+                ok++;
+            else if (cases - ok <= 3) {
+                char sn[64];
+                ptq_snippet(sn, sizeof sn, p, len < 40 ? len : 40);
+                fprintf(stderr, "vocab %s: case %d \"%s\": %d ids, expected %d\n", files[f].name, cases, sn, n, nw);
+            }
+            free(ids);
+            q = eol + 1;
+            p = next ? next + strlen(sep) : NULL;
+        }
+        printf("vocab %s: %d/%d llama.cpp test cases exact\n", files[f].name, ok, cases);
+        CHECK_MSG(cases > 10 && ok == cases, "%s: %d of %d cases differ", files[f].name, cases - ok, cases);
+        ptq_bpe_free(bpe);
+        free(ti);
+        free(to);
+        free(path);
+    }
+}
+
 int main(void) {
     test_type_table();
     test_valid();
@@ -962,6 +1051,7 @@ int main(void) {
     test_vocab_hostile();
     test_real_vocab("llama-spm"); /* skips (77) without build-ref: keep last */
     test_real_vocab("llama-bpe");
+    test_vocab_files();
     test_models();
     return tu_done("test_gguf");
 }
