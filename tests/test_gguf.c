@@ -906,6 +906,7 @@ static void test_models(void) {
         {"moe", PTQ_ERR_UNSUPPORTED, "llama.expert_count is 8"},
         {"rope", PTQ_ERR_UNSUPPORTED, "llama.rope.scaling.type is \"linear\""},
         {"vocab", PTQ_ERR_FORMAT, "tokenizer.ggml.tokens has 95 tokens but token_embd.weight has 96 rows"},
+        {"vocabsize", PTQ_ERR_FORMAT, "llama.vocab_size is 97 but token_embd.weight has 96 rows"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char name[64];
