@@ -723,6 +723,14 @@ static char *fix(const char *name) {
     return p;
 }
 
+/* the fixtures take ~20 MB: removed when the test ends */
+static void remove_fixtures(void) {
+    if (!g_fix) return;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_fix);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", g_fix);
+}
+
 /* logits of every position of toks[0..n), fed one token at a time (n * vocab floats, malloc'ed) */
 static float *logits_of(ptq_model *m, const int *toks, int n, int vocab) {
     ptq_session *s = NULL;
@@ -842,6 +850,7 @@ static void test_models(void) {
     static char dir[600];
     snprintf(dir, sizeof dir, "%s/fixtures", tu_tmpdir());
     g_fix = dir;
+    atexit(remove_fixtures); /* also on a skip's exit(77) */
     const char *data = getenv("PTQ_DATA");
     char shk[4200] = "";
     snprintf(shk, sizeof shk, "%s/llama-shakespeare-256", data && *data ? data : PTQ_DATA_DEFAULT);
@@ -957,6 +966,7 @@ static void test_models(void) {
     ptq_tokenizer_free(tg);
     free(rp);
 }
+
 
 /* ------------------------------------------------------------------ llama.cpp's tokenizer test files */
 
