@@ -168,6 +168,90 @@ def main(data, out):
     write(out, "fuzz_images", "rgb.bmp", b"\x07" + bmp(3, 2))
     write(out, "fuzz_images", "grey.pgm", b"\x02" + b"P5\n4 3\n255\n" + bytes(range(0, 240, 20)))
     write(out, "fuzz_images", "rgb.ppm", b"\x01" + b"P6\n2 2\n255\n" + bytes(range(12)))
+    # GGUF: vocabulary-only files (SentencePiece "llama" and byte-level "gpt2") and a tiny LLaMA in several types
+    spm = ["<unk>", "<s>", "</s>", "<0x0A>", "\u2581a", "b", "\u2581ab"]
+    write(out, "fuzz_gguf", "vocab-spm", gguf(vocab_kv("llama", "default", spm), []))
+    bpe = ["a", "b", "ab", "\u0120", "\u0120a", "<|begin_of_text|>"]
+    write(out, "fuzz_gguf", "vocab-bpe", gguf(vocab_kv("gpt2", "llama-bpe", bpe, ["a b", "\u0120 a"]), []))
+    write(out, "fuzz_gguf", "llama-tiny", gguf(llama_kv(8) + vocab_kv("llama", "default", spm + ["c"]),
+                                               llama_tensors(8)))
+
+
+# ---------------------------------------------------------------- GGUF (format in src/io/gguf.h)
+
+GGUF_U32, GGUF_I32, GGUF_F32, GGUF_BOOL, GGUF_STR, GGUF_ARR = 4, 5, 6, 7, 8, 9
+
+
+def gguf_str(t):
+    b = t.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf_kv(key, vtype, value):
+    """value: packed bytes for a scalar/string, or (elem_type, [packed elements]) for an array."""
+    if vtype == GGUF_ARR:
+        et, elems = value
+        return gguf_str(key) + struct.pack("<IIQ", GGUF_ARR, et, len(elems)) + b"".join(elems)
+    return gguf_str(key) + struct.pack("<I", vtype) + value
+
+
+def vocab_kv(model, pre, tokens, merges=None):
+    ty = [2 if t == "<unk>" else 3 if t.startswith("<") and not t.startswith("<0x") else 6 if t.startswith("<0x")
+          else 1 for t in tokens]
+    kv = [gguf_kv("tokenizer.ggml.model", GGUF_STR, gguf_str(model)),
+          gguf_kv("tokenizer.ggml.pre", GGUF_STR, gguf_str(pre)),
+          gguf_kv("tokenizer.ggml.tokens", GGUF_ARR, (GGUF_STR, [gguf_str(t) for t in tokens])),
+          gguf_kv("tokenizer.ggml.scores", GGUF_ARR, (GGUF_F32, [struct.pack("<f", -i) for i in range(len(tokens))])),
+          gguf_kv("tokenizer.ggml.token_type", GGUF_ARR, (GGUF_I32, [struct.pack("<i", t) for t in ty])),
+          gguf_kv("tokenizer.ggml.bos_token_id", GGUF_U32, struct.pack("<I", 1)),
+          gguf_kv("tokenizer.ggml.add_bos_token", GGUF_BOOL, b"\x01")]
+    if merges:
+        kv.append(gguf_kv("tokenizer.ggml.merges", GGUF_ARR, (GGUF_STR, [gguf_str(m) for m in merges])))
+    return kv
+
+
+def llama_kv(vocab):
+    u = lambda k, v: gguf_kv(k, GGUF_U32, struct.pack("<I", v))  # noqa: E731
+    return [gguf_kv("general.architecture", GGUF_STR, gguf_str("llama")), u("llama.embedding_length", 32),
+            u("llama.block_count", 1), u("llama.feed_forward_length", 32), u("llama.attention.head_count", 2),
+            u("llama.attention.head_count_kv", 1), u("llama.context_length", 16),
+            gguf_kv("llama.attention.layer_norm_rms_epsilon", GGUF_F32, struct.pack("<f", 1e-5)),
+            u("llama.vocab_size", vocab)]
+
+
+def ggml_data(gtype, ne):
+    """Small deterministic values of ggml type gtype (0 F32, 1 F16, 8 Q8_0, 30 BF16), ne[0] fastest."""
+    n = numel(ne)
+    vals = [((i * 7) % 13 - 6) / 16.0 for i in range(n)]
+    if gtype == 0:
+        return b"".join(struct.pack("<f", v) for v in vals)
+    if gtype == 1:
+        return b"".join(struct.pack("<e", v) for v in vals)
+    if gtype == 30:
+        return b"".join(struct.pack("<f", v)[2:] for v in vals)
+    return b"".join(struct.pack("<e", 1 / 64.0) + bytes((i * 5) % 256 for i in range(32)) for _ in range(n // 32))
+
+
+def llama_tensors(vocab):
+    d, h, kv = 32, 32, 16
+    return [("token_embd.weight", 1, [d, vocab]), ("blk.0.attn_norm.weight", 0, [d]),
+            ("blk.0.attn_q.weight", 8, [d, d]), ("blk.0.attn_k.weight", 0, [d, kv]), ("blk.0.attn_v.weight", 30, [d, kv]),
+            ("blk.0.attn_output.weight", 8, [d, d]), ("blk.0.ffn_norm.weight", 0, [d]),
+            ("blk.0.ffn_gate.weight", 1, [d, h]), ("blk.0.ffn_up.weight", 8, [d, h]), ("blk.0.ffn_down.weight", 0, [h, d]),
+            ("output_norm.weight", 0, [d])]
+
+
+def gguf(kvs, tensors, align=32):
+    """A GGUF v3 file: kvs (packed), tensors [(name, ggml type, ne)] laid out aligned."""
+    infos, blobs, off = [], [], 0
+    for name, gtype, ne in tensors:
+        b = ggml_data(gtype, ne)
+        infos.append(gguf_str(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", x) for x in ne) +
+                     struct.pack("<IQ", gtype, off))
+        blobs.append(b + b"\0" * (-len(b) % align))
+        off += len(blobs[-1])
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs)) + b"".join(kvs) + b"".join(infos)
+    return head + b"\0" * (-len(head) % align) + b"".join(blobs)
 
 
 def llama2c(c, shared):

@@ -15,6 +15,9 @@
 #include "io/safetensors.h"
 #include "ptq.h"
 #include "testutil.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "text/bpe.h"
 #include "text/gguf_vocab.h"
 
 /* ------------------------------------------------------------------ a GGUF writer for test files */
@@ -720,6 +723,14 @@ static char *fix(const char *name) {
     return p;
 }
 
+/* the fixtures take ~20 MB: removed when the test ends */
+static void remove_fixtures(void) {
+    if (!g_fix) return;
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_fix);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", g_fix);
+}
+
 /* logits of every position of toks[0..n), fed one token at a time (n * vocab floats, malloc'ed) */
 static float *logits_of(ptq_model *m, const int *toks, int n, int vocab) {
     ptq_session *s = NULL;
@@ -785,6 +796,52 @@ static float *same_logits(const char *g, const char *st, const int *toks, int n,
     return lg;
 }
 
+/* llama.cpp's own logits for a GGUF (tests/ref/llama_cpp_logits.c against the prebuilt libllama), compared with
+ * ptq's within tol * max |logit|. Skipped (not failed) when the program cannot be built outside CI. */
+static void vs_llama_cpp(const char *refs, const char *g, const int *toks, int n, double tol) {
+    static int built = 0; /* 1 built, -1 cannot */
+    static char exe[700];
+    char bins[1200], cmd[6000];
+    snprintf(bins, sizeof bins, "%s/npm/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64", refs);
+    if (!built) {
+        snprintf(exe, sizeof exe, "%s/llama_cpp_logits", tu_tmpdir());
+        snprintf(cmd, sizeof cmd,
+                 "cc -O1 -I'%s/llama.cpp/include' -I'%s/llama.cpp/ggml/include' '%s/tests/ref/llama_cpp_logits.c' "
+                 "-L'%s' -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so -Wl,-rpath,'%s' -o '%s'",
+                 refs, refs, PTQ_SOURCE_DIR, bins, bins, exe);
+        built = system(cmd) == 0 ? 1 : -1;
+        if (built < 0) {
+            const char *ci = getenv("CI");
+            CHECK_MSG(!(ci && !strcmp(ci, "true")), "cannot build the llama.cpp reference: %s", cmd);
+            fprintf(stderr, "SKIP: cannot build the llama.cpp reference (%s)\n", cmd);
+        }
+    }
+    if (built < 0) return;
+    char out[700];
+    snprintf(out, sizeof out, "%s/llama_cpp.f32", tu_tmpdir());
+    int k = snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s'", exe, bins, fix(g), out);
+    for (int i = 0; i < n && k < (int)sizeof cmd - 16; i++) k += snprintf(cmd + k, sizeof cmd - (size_t)k, " %d", toks[i]);
+    CHECK_MSG(system(cmd) == 0, "llama.cpp reference failed: %s", cmd);
+    ptq_model *m = load(fix(g));
+    if (!m) return;
+    ptq_model_info info;
+    ptq_model_get_info(m, &info);
+    size_t total = (size_t)n * (size_t)info.vocab_size;
+    float *ref = malloc(total * sizeof *ref), *lg = logits_of(m, toks, n, info.vocab_size);
+    FILE *f = fopen(out, "rb");
+    size_t got = f ? fread(ref, sizeof *ref, total, f) : 0;
+    if (f) fclose(f);
+    CHECK_MSG(got == total, "%s: llama.cpp wrote %zu logits, expected %zu", g, got, total);
+    if (got == total) {
+        double sc, d = max_diff(lg, ref, total, &sc);
+        printf("%s: max |ptq logit - llama.cpp logit| = %.3g (max |logit| %.3g)\n", g, d, sc);
+        CHECK_MSG(d <= tol * sc, "%s: ptq's logits are %g from llama.cpp's (tolerance %g)", g, d, tol * sc);
+    }
+    free(ref);
+    free(lg);
+    ptq_model_free(m);
+}
+
 static void test_models(void) {
     char *gguf_py = tu_ref_path("llama.cpp/gguf-py/gguf/gguf_writer.py");
     free(gguf_py);
@@ -793,6 +850,7 @@ static void test_models(void) {
     static char dir[600];
     snprintf(dir, sizeof dir, "%s/fixtures", tu_tmpdir());
     g_fix = dir;
+    atexit(remove_fixtures); /* also on a skip's exit(77) */
     const char *data = getenv("PTQ_DATA");
     char shk[4200] = "";
     snprintf(shk, sizeof shk, "%s/llama-shakespeare-256", data && *data ? data : PTQ_DATA_DEFAULT);
@@ -835,6 +893,13 @@ static void test_models(void) {
         free(lq);
     }
     free(l32);
+    /* llama.cpp itself on the same files */
+    char *rp = tu_ref_path("npm/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64");
+    *strstr(rp, "/npm/node_modules") = 0;
+    vs_llama_cpp(rp, "synth-f32.gguf", toks, 24, 1e-4);
+    vs_llama_cpp(rp, "synth-f16.gguf", toks, 24, 1e-2);
+    vs_llama_cpp(rp, "synth-bf16.gguf", toks, 24, 1e-2);
+    vs_llama_cpp(rp, "synth-q8_0.gguf", toks, 24, 3e-2);
 
     /* broken models: each refused with the tensor or key at fault named */
     static const struct { const char *file; ptq_status st; const char *what; } bad[] = {
@@ -850,6 +915,7 @@ static void test_models(void) {
         {"moe", PTQ_ERR_UNSUPPORTED, "llama.expert_count is 8"},
         {"rope", PTQ_ERR_UNSUPPORTED, "llama.rope.scaling.type is \"linear\""},
         {"vocab", PTQ_ERR_FORMAT, "tokenizer.ggml.tokens has 95 tokens but token_embd.weight has 96 rows"},
+        {"vocabsize", PTQ_ERR_FORMAT, "llama.vocab_size is 97 but token_embd.weight has 96 rows"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char name[64];
@@ -864,6 +930,7 @@ static void test_models(void) {
 
     if (!shk[0]) {
         fprintf(stderr, "SKIP: llama-shakespeare-256 is missing: its GGUF is not tested\n");
+        free(rp);
         return;
     }
     /* llama-shakespeare-256 (untied head, GQA) */
@@ -872,6 +939,8 @@ static void test_models(void) {
     stoks[0] = 1;
     free(same_logits("shakespeare-f32.gguf", cfg, stoks, 40, &vocab));
     free(same_logits("shakespeare-q8_0.gguf", fix("shakespeare-q8_0-deq"), stoks, 40, &vocab));
+    vs_llama_cpp(rp, "shakespeare-f32.gguf", stoks, 40, 1e-4);
+    vs_llama_cpp(rp, "shakespeare-q8_0.gguf", stoks, 40, 3e-2);
     /* its tokenizer, from tokenizer.ggml.*, encodes as the llama2.c tokenizer.bin it was converted from */
     char tb[4300];
     snprintf(tb, sizeof tb, "%s/tokenizer.bin", shk);
@@ -895,6 +964,94 @@ static void test_models(void) {
     }
     ptq_tokenizer_free(ta);
     ptq_tokenizer_free(tg);
+    free(rp);
+}
+
+
+/* ------------------------------------------------------------------ llama.cpp's tokenizer test files */
+
+/* Every ggml-vocab-*.gguf of llama.cpp with .inp/.out (inputs, and the ids the original Hugging Face tokenizer
+ * gives them): through ptq_gguf_tok_spec and the BPE engine, without BOS/EOS and special-token parsing (as
+ * llama.cpp's test-tokenizer-0 runs them), every output exactly. Vocabularies of a model or pre-tokenizer ptq does
+ * not implement are reported and skipped; the llama (SentencePiece) and Llama 3 ones must be supported. */
+static void test_vocab_files(void) {
+    static const struct { const char *name; int required; } files[] = {
+        {"llama-spm", 1}, {"llama-bpe", 1}, {"gpt-2", 0}, {"qwen2", 0}, {"phi-3", 0}, {"falcon", 0},
+        {"starcoder", 0}, {"mpt", 0}, {"deepseek-llm", 0}, {"deepseek-coder", 0}, {"command-r", 0}, {"refact", 0},
+        {"qwen35", 0}, {"gemma-4", 0}, {"bert-bge", 0}};
+    for (size_t f = 0; f < sizeof files / sizeof *files; f++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "llama.cpp/models/ggml-vocab-%s.gguf", files[f].name);
+        char *path = tu_ref_path(rel);
+        char inp[1024], out[1024];
+        snprintf(inp, sizeof inp, "%s.inp", path);
+        snprintf(out, sizeof out, "%s.out", path);
+        ptq_gguf g;
+        ptq_error err = {0};
+        ptq_tok_spec spec;
+        ptq_bpe *bpe = NULL;
+        ptq_status st = ptq_gguf_open(path, &g, &err);
+        CHECK_MSG(st == PTQ_OK, "%s", err.msg);
+        if (st == PTQ_OK) {
+            st = ptq_gguf_tok_spec(&g, &spec, &err);
+            ptq_gguf_close(&g);
+            if (st == PTQ_OK) {
+                st = ptq_bpe_create(&spec, &bpe, &err);
+                ptq_tok_spec_free(&spec);
+            }
+        }
+        char *ti = NULL, *to = NULL;
+        size_t ni = 0, no = 0;
+        ptq_error e2;
+        if (st != PTQ_OK || ptq_read_file(inp, &ti, &ni, &e2) != PTQ_OK || ptq_read_file(out, &to, &no, &e2) != PTQ_OK) {
+            if (st != PTQ_OK) {
+                CHECK_MSG(!files[f].required, "%s: %s", files[f].name, err.msg);
+                printf("vocab %s: not supported: %s\n", files[f].name, err.msg);
+            }
+            ptq_bpe_free(bpe);
+            free(ti);
+            free(to);
+            free(path);
+            continue;
+        }
+        static const char sep[] = "\n__ggml_vocab_test__\n";
+        int cases = 0, ok = 0;
+        char *p = ti, *q = to;
+        while (p && p < ti + ni) {
+            char *next = strstr(p, sep);
+            size_t len = next ? (size_t)(next - p) : (size_t)(ti + ni - p);
+            char *eol = strchr(q, '\n');
+            if (!eol) break;
+            *eol = 0;
+            int want[4096], nw = 0;
+            for (char *t = q; nw < 4096;) {
+                char *end;
+                long v = strtol(t, &end, 10);
+                if (end == t) break;
+                want[nw++] = (int)v;
+                t = end;
+            }
+            int *ids = NULL, n = 0;
+            cases++;
+            if (ptq_bpe_encode(bpe, p, len, 0, 0, &ids, &n, &err) == PTQ_OK && n == nw &&
+                (n == 0 || memcmp(ids, want, (size_t)n * sizeof *ids) == 0))
+                ok++;
+            else if (cases - ok <= 3) {
+                char sn[64];
+                ptq_snippet(sn, sizeof sn, p, len < 40 ? len : 40);
+                fprintf(stderr, "vocab %s: case %d \"%s\": %d ids, expected %d\n", files[f].name, cases, sn, n, nw);
+            }
+            free(ids);
+            q = eol + 1;
+            p = next ? next + strlen(sep) : NULL;
+        }
+        printf("vocab %s: %d/%d llama.cpp test cases exact\n", files[f].name, ok, cases);
+        CHECK_MSG(cases > 10 && ok == cases, "%s: %d of %d cases differ", files[f].name, cases - ok, cases);
+        ptq_bpe_free(bpe);
+        free(ti);
+        free(to);
+        free(path);
+    }
 }
 
 int main(void) {
@@ -905,6 +1062,7 @@ int main(void) {
     test_vocab_hostile();
     test_real_vocab("llama-spm"); /* skips (77) without build-ref: keep last */
     test_real_vocab("llama-bpe");
+    test_vocab_files();
     test_models();
     return tu_done("test_gguf");
 }

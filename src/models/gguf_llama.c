@@ -122,7 +122,7 @@ static ptq_status refuse_unsupported(const ptq_gguf *g, ptq_error *err) {
                             "%s: llama.rope.scaling.type is \"%s\"; only plain RoPE is implemented", g->path, q);
     }
     int experts = 0;
-    PTQ_TRY(u32_key(g, "llama.expert_count", 0, 0, 0, UINT32_MAX, &experts, err));
+    PTQ_TRY(u32_key(g, "llama.expert_count", 0, 0, 0, INT32_MAX, &experts, err));
     if (experts > 0)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
                         "%s: llama.expert_count is %d: mixture-of-experts LLaMA models are not supported", g->path,
@@ -201,6 +201,11 @@ static ptq_status build(src *s, ptq_error *err) {
                         g->path, have, dim);
     }
     int vocab = (int)emb->ne[1];
+    int vocab_key = vocab;
+    PTQ_TRY(u32_key(g, "llama.vocab_size", 0, (uint32_t)vocab, 1, 1 << 24, &vocab_key, err));
+    if (vocab_key != vocab)
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: llama.vocab_size is %d but token_embd.weight has %d rows", g->path,
+                        vocab_key, vocab);
     const ptq_gguf_kv *tk = ptq_gguf_find_kv(g, "tokenizer.ggml.tokens");
     if (tk && tk->count != (uint64_t)vocab)
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tokenizer.ggml.tokens has %llu tokens but token_embd.weight has %d rows",

@@ -69,6 +69,11 @@ static ptq_status fill(const ptq_gguf *g, ptq_tok_spec *s, ptq_error *err) {
     if (!ptq_gguf_find_kv(g, K "model"))
         return ptq_fail(err, PTQ_ERR_CONFIG, "%s: no tokenizer in this GGUF file (no key " K "model)", g->path);
     PTQ_TRY(ptq_gguf_get_string(g, K "model", &model, err));
+    if (strcmp(model, "no_vocab") == 0 || strcmp(model, "none") == 0) { /* llama.cpp's names for no tokenizer */
+        free(model);
+        return ptq_fail(err, PTQ_ERR_CONFIG, "%s: no tokenizer in this GGUF file (" K "model is \"no_vocab\")",
+                        g->path);
+    }
     if (strcmp(model, "llama") == 0) {
         s->model = PTQ_TOK_SPM;
     } else if (strcmp(model, "gpt2") == 0) {

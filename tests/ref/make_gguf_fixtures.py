@@ -19,13 +19,15 @@ scripts/refs.sh), never with ptq's code. Debian /usr/bin/python3 with numpy.
       (a temporary folder: test_gguf.c and e2e_gguf.sh run this at test time):
         synth/                      a small synthetic LLaMA in Hugging Face layout (config.json + model.safetensors,
                                     float32; dim 64, 4 heads, 2 KV heads, FFN 256, 2 layers, vocab 96, tied head)
-        synth-TYPE.gguf             it as GGUF, TYPE in f32 f16 bf16 q8_0 (no output tensor: tied)
+        synth-TYPE.gguf             it as GGUF, TYPE in f32 f16 bf16 q8_0 (no output tensor: tied; tokenizer model
+                                    "no_vocab", llama.cpp's name for none)
         synth-TYPE-deq/             Hugging Face layout again, holding the weights gguf-py dequantizes from
                                     synth-TYPE.gguf (un-permuted back): ptq must give the same logits on both
         synth-bad-NAME.gguf         broken variants: arch (general.architecture "qwen2"), q4k (ffn_down in Q4_K),
                                     missing (no blk.1.ffn_up), extra (an attn_q bias), shape (attn_k too wide),
                                     nan (a NaN in blk.0.ffn_gate), layers (block_count 3), moe (expert_count 8),
-                                    rope (rope.scaling.type linear), vocab (a token list shorter than token_embd)
+                                    rope (rope.scaling.type linear), vocab (a token list shorter than token_embd),
+                                    vocabsize (llama.vocab_size one more than token_embd's rows)
         shakespeare-TYPE.gguf       SHAKESPEARE_DIR's model.safetensors (llama-shakespeare-256, untied head) in f32
                                     and q8_0, with its tokenizer.bin as tokenizer.ggml.* (SentencePiece "llama": the
                                     tokens with their spaces back as U+2581, scores, types, BOS 1, EOS 2, UNK 0)
@@ -191,13 +193,15 @@ def write_gguf(gguf, path, cfg, tensors, qtype, vocab=None, bad=None):
     w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
     w.add_layer_norm_rms_eps(cfg.get("rms_norm_eps", 1e-6))
     w.add_file_type({"F32": 0, "F16": 1, "Q8_0": 7, "BF16": 32}[qtype.name])
-    w.add_vocab_size(cfg["vocab_size"])
+    w.add_vocab_size(cfg["vocab_size"] + (1 if bad == "vocabsize" else 0))
     w.add_rope_dimension_count(cfg["hidden_size"] // nh)
     if bad == "moe":
         w.add_expert_count(8)
     if bad == "rope":
         w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-    if vocab:
+    if not vocab:  # llama.cpp needs a tokenizer key: "no_vocab" is its model without one
+        w.add_tokenizer_model("no_vocab")
+    else:
         tokens, scores, types = vocab
         if bad == "vocab":
             tokens, scores, types = tokens[:-1], scores[:-1], types[:-1]
@@ -315,7 +319,7 @@ def write_models(gguf, out, shakespeare):
         deq = write_gguf(gguf, os.path.join(out, "synth-%s.gguf" % tname), cfg, tensors, qt)
         if tname != "f32":
             write_hf_dir(os.path.join(out, "synth-%s-deq" % tname), cfg, to_hf(deq, cfg))
-    for bad in ("arch", "q4k", "missing", "extra", "shape", "nan", "layers", "moe", "rope", "vocab"):
+    for bad in ("arch", "q4k", "missing", "extra", "shape", "nan", "layers", "moe", "rope", "vocab", "vocabsize"):
         vocab = None
         if bad == "vocab":
             vocab = (["<unk>", "<s>", "</s>"] + ["t%d" % i for i in range(93)], [0.0] * 96, [2, 3, 3] + [1] * 93)
