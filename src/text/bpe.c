@@ -29,7 +29,8 @@ typedef struct merge_slot {
 struct ptq_bpe {
     int model, pre, n_tokens;
     int bos, eos, unk, add_bos, add_eos, add_space_prefix, ignore_merges;
-    int by_score; /* SPM without merges: merge by the score of the merged token */
+    int by_score;  /* SPM without merges: merge by the score of the merged token */
+    int spm_split; /* SPM: no token has a "▁" after another character, so the text can be merged word by word */
     char *text;   /* token strings back to back, NUL-terminated each */
     size_t *off;
     uint32_t *len;
@@ -387,6 +388,17 @@ static ptq_status build(ptq_bpe *t, const ptq_tok_spec *spec, ptq_error *err) {
             return ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: no token for byte 0x%02X (a byte-level vocabulary needs "
                             "a token for every byte of UTF-8 text)", b);
     }
+    if (t->model == PTQ_TOK_SPM && !t->ignore_merges) {
+        t->spm_split = 1;
+        for (int i = 0; i < n && t->spm_split; i++) {
+            const char *s = t->text + t->off[i];
+            for (uint32_t k = 1; k + 3 <= t->len[i]; k++)
+                if (memcmp(s + k, SPM_SPACE, 3) == 0 && (k < 3 || memcmp(s + k - 3, SPM_SPACE, 3) != 0)) {
+                    t->spm_split = 0;
+                    break;
+                }
+        }
+    }
     PTQ_TRY(build_merges(t, spec, err));
     PTQ_TRY(build_decoding(t, err));
     return build_specials(t, err);
@@ -462,7 +474,7 @@ typedef struct heap_entry {
 
 typedef struct cache_slot {
     uint64_t hash;
-    size_t text_off, len; /* the piece, in the text being encoded */
+    size_t key_off, len;   /* the piece's bytes, in scratch.keys */
     size_t out_off, out_n; /* its ids in scratch.out; out_n 0: empty slot */
 } cache_slot;
 
@@ -478,7 +490,9 @@ typedef struct scratch {
     size_t buf_cap;
     cache_slot *cache;
     size_t cache_cap, cache_n;
-    const unsigned char *text; /* the text the cache refers to */
+    char *keys; /* the cached pieces' bytes */
+    size_t keys_n, keys_cap;
+    const unsigned char *text;
 } scratch;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -688,22 +702,49 @@ static int cache_grow(scratch *s) {
     return 1;
 }
 
-/* One byte-level piece text[off, off+n): its bytes' tokens merged by rank. Pieces seen before in this call are
- * copied from the cache (most words repeat). Returns 1, 0 (out of memory) or -1 (a byte without a token). */
-static int byte_piece(const ptq_bpe *t, scratch *s, size_t off, size_t n) {
-    const unsigned char *p = s->text + off;
-    if ((s->cache_n + 1) * 2 > s->cache_cap && !cache_grow(s)) return 0;
+/* Pieces seen before in this call are copied from a cache (most words repeat). cache_find: on a hit, the piece's ids
+ * are appended to s->out and 1 is returned; else 0, with *slot and *hash set for cache_add (-1: out of memory). */
+static int cache_find(scratch *s, const void *p, size_t n, size_t *slot, uint64_t *hash) {
+    if ((s->cache_n + 1) * 2 > s->cache_cap && !cache_grow(s)) return -1;
     uint64_t h = hash_bytes(p, n);
     size_t j = (size_t)h & (s->cache_cap - 1);
     for (; s->cache[j].out_n; j = (j + 1) & (s->cache_cap - 1)) {
         const cache_slot *e = &s->cache[j];
-        if (e->hash == h && e->len == n && memcmp(s->text + e->text_off, p, n) == 0) {
-            if (!grow((void **)&s->out, &s->out_cap, s->out_n + e->out_n, sizeof *s->out)) return 0;
+        if (e->hash == h && e->len == n && memcmp(s->keys + e->key_off, p, n) == 0) {
+            if (!grow((void **)&s->out, &s->out_cap, s->out_n + e->out_n, sizeof *s->out)) return -1;
             memcpy(s->out + s->out_n, s->out + e->out_off, e->out_n * sizeof *s->out);
             s->out_n += e->out_n;
             return 1;
         }
     }
+    *slot = j;
+    *hash = h;
+    return 0;
+}
+
+/* Remember that p[0,n) gave s->out[first, out_n). Pieces longer than 256 bytes are not worth keeping. */
+static int cache_add(scratch *s, size_t slot, uint64_t h, const void *p, size_t n, size_t first) {
+    if (n > 256 || s->out_n == first) return 1;
+    if (!grow((void **)&s->keys, &s->keys_cap, s->keys_n + n, 1)) return 0;
+    memcpy(s->keys + s->keys_n, p, n);
+    cache_slot *e = &s->cache[slot];
+    e->hash = h;
+    e->key_off = s->keys_n;
+    e->len = n;
+    e->out_off = first;
+    e->out_n = s->out_n - first;
+    s->keys_n += n;
+    s->cache_n++;
+    return 1;
+}
+
+/* One byte-level piece p[0, n): its bytes' tokens merged by rank. Returns 1, 0 (out of memory) or -1 (a byte
+ * without a token). */
+static int byte_piece(const ptq_bpe *t, scratch *s, const unsigned char *p, size_t n) {
+    size_t slot;
+    uint64_t h;
+    int hit = cache_find(s, p, n, &slot, &h);
+    if (hit) return hit > 0;
     size_t first = s->out_n;
     int id = -1;
     if (t->ignore_merges) { /* the piece in vocabulary form, looked up whole */
@@ -722,14 +763,19 @@ static int byte_piece(const ptq_bpe *t, scratch *s, size_t off, size_t n) {
         }
         if (!merge_by_rank(t, s, (int)n)) return 0;
     }
-    cache_slot *e = &s->cache[j];
-    e->hash = h;
-    e->text_off = off;
-    e->len = n;
-    e->out_off = first;
-    e->out_n = s->out_n - first;
-    s->cache_n++;
-    return 1;
+    return cache_add(s, slot, h, p, n, first);
+}
+
+/* One SPM word (or the whole normalised text when the vocabulary does not allow splitting it). */
+static int spm_word(const ptq_bpe *t, scratch *s, const char *w, size_t n) {
+    size_t slot;
+    uint64_t h;
+    int hit = cache_find(s, w, n, &slot, &h);
+    if (hit) return hit > 0 ? 1 : 0;
+    size_t first = s->out_n;
+    int r = t->by_score ? spm_by_score(t, s, w, n) : spm_by_rank(t, s, w, n);
+    if (r != 1) return r;
+    return cache_add(s, slot, h, w, n, first);
 }
 
 /* Text between special tokens. Returns 1, 0 (out of memory) or -1 (unencodable byte). */
@@ -738,7 +784,7 @@ static int encode_run(const ptq_bpe *t, scratch *s, size_t off, size_t len) {
     if (t->model == PTQ_TOK_BYTE_BPE) {
         for (size_t pos = off; pos < off + len;) {
             size_t m = ptq_pretok_len(t->pre, s->text + off, len, pos - off);
-            int r = byte_piece(t, s, pos, m);
+            int r = byte_piece(t, s, s->text + pos, m);
             if (r != 1) return r;
             pos += m;
         }
@@ -762,7 +808,17 @@ static int encode_run(const ptq_bpe *t, scratch *s, size_t off, size_t len) {
             s->buf[k++] = c;
         }
     }
-    return t->by_score ? spm_by_score(t, s, s->buf, k) : spm_by_rank(t, s, s->buf, k);
+    if (!t->spm_split) return t->by_score ? spm_by_score(t, s, s->buf, k) : spm_by_rank(t, s, s->buf, k);
+    /* words start at each "▁" that follows another character (spm_split: no token crosses such a point) */
+    size_t w = 0;
+    for (size_t i = 1; i + 3 <= k; i++) {
+        if (memcmp(s->buf + i, SPM_SPACE, 3) != 0 || (i >= 3 && memcmp(s->buf + i - 3, SPM_SPACE, 3) == 0)) continue;
+        int r = spm_word(t, s, s->buf + w, i - w);
+        if (r != 1) return r;
+        w = i;
+        i += 2;
+    }
+    return k > w ? spm_word(t, s, s->buf + w, k - w) : 1;
 }
 
 static int is_ws(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
@@ -833,5 +889,6 @@ ptq_status ptq_bpe_encode(const ptq_bpe *t, const char *text, size_t len, int ad
     free(s.heap);
     free(s.buf);
     free(s.cache);
+    free(s.keys);
     return st;
 }
