@@ -686,7 +686,7 @@ static int spm_by_rank(const ptq_bpe *t, scratch *s, const char *text, size_t le
 }
 
 static int cache_grow(scratch *s) {
-    size_t cap = s->cache_cap ? s->cache_cap * 2 : 1024;
+    size_t cap = s->cache_cap ? s->cache_cap * 2 : 64;
     cache_slot *c = calloc(cap, sizeof *c);
     if (!c) return 0;
     for (size_t i = 0; i < s->cache_cap; i++) {
