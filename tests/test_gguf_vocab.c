@@ -89,6 +89,7 @@ int main(void) {
         CHECK_MSG(ptq_gguf_open(path, &g, &e) == PTQ_OK, "%s", e.msg);
         ptq_tok_spec spec;
         ptq_status st = ptq_gguf_tok_spec(&g, &spec, &e);
+        int have_spec = st == PTQ_OK;
         ptq_bpe *b = NULL;
         if (st == PTQ_OK) st = ptq_bpe_create(&spec, &b, &e);
         char probe[4200];
@@ -120,7 +121,7 @@ int main(void) {
             free(out);
         }
         ptq_bpe_free(b);
-        if (st == PTQ_OK || b) ptq_tok_spec_free(&spec);
+        if (have_spec) ptq_tok_spec_free(&spec);
         ptq_gguf_close(&g);
         free(path);
     }
