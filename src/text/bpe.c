@@ -259,26 +259,24 @@ static ptq_status build_decoding(ptq_bpe *t, ptq_error *err) {
     return PTQ_OK;
 }
 
-/* Tokens matched in the text before tokenizing (bpe.h), grouped by first byte, longest first. */
+/* Tokens matched in the text before tokenizing (bpe.h), grouped by first byte (a counting sort), longest first. */
 static ptq_status build_specials(ptq_bpe *t, ptq_error *err) {
-    int count = 0;
-    for (int i = 0; i < t->n_tokens; i++) count += is_special_type(type_of(t, i)) && t->len[i] > 0;
-    t->specials = malloc(((size_t)count + 1) * sizeof *t->specials);
+    int count[257] = {0};
+    for (int i = 0; i < t->n_tokens; i++)
+        if (is_special_type(type_of(t, i)) && t->len[i] > 0) count[(unsigned char)t->text[t->off[i]] + 1]++;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    t->specials = malloc(((size_t)count[256] + 1) * sizeof *t->specials);
     if (!t->specials) return ptq_fail(err, PTQ_ERR_NOMEM, "tokenizer: out of memory");
-    int k = 0;
-    for (int b = 0; b < 256; b++) {
-        t->special_start[b] = k;
-        for (int i = 0; i < t->n_tokens; i++)
-            if (is_special_type(type_of(t, i)) && t->len[i] > 0 && (unsigned char)t->text[t->off[i]] == b)
-                t->specials[k++] = i;
-        for (int x = t->special_start[b] + 1; x < k; x++) /* insertion sort, longest first */
+    memcpy(t->special_start, count, sizeof count);
+    for (int i = 0; i < t->n_tokens; i++)
+        if (is_special_type(type_of(t, i)) && t->len[i] > 0) t->specials[count[(unsigned char)t->text[t->off[i]]]++] = i;
+    for (int b = 0; b < 256; b++) /* insertion sort within each group, longest first */
+        for (int x = t->special_start[b] + 1; x < t->special_start[b + 1]; x++)
             for (int y = x; y > t->special_start[b] && t->len[t->specials[y]] > t->len[t->specials[y - 1]]; y--) {
                 int tmp = t->specials[y];
                 t->specials[y] = t->specials[y - 1];
                 t->specials[y - 1] = tmp;
             }
-    }
-    t->special_start[256] = k;
     return PTQ_OK;
 }
 
