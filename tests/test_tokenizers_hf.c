@@ -442,7 +442,61 @@ static void check_hostile(void) {
     ptq_bpe_free(b);
 }
 
+static int ids_are(const ptq_bpe *b, const char *text, int add_special, int parse_special, const int *want, int nw) {
+    int *ids, n;
+    ptq_error e;
+    if (ptq_bpe_encode(b, text, strlen(text), add_special, parse_special, &ids, &n, &e) != PTQ_OK) return 0;
+    int ok = n == nw && first_diff(ids, n, want, nw) == n;
+    if (!ok) {
+        fprintf(stderr, "\"%s\":", text);
+        for (int i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+        fprintf(stderr, "\n");
+    }
+    free(ids);
+    return ok;
+}
+
+/* Special-token rules on a hand-made SPM vocabulary: CONTROL tokens only with parse_special, USER_DEFINED always,
+ * lstrip/rstrip, "▁" prepended after a special token, unknown characters fused into one unk, BOS/EOS. */
+static void check_engine_specials(void) {
+    char *toks[] = {"<unk>", "<s>", "</s>", "<t>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a"};
+    int32_t types[] = {PTQ_TOKTYPE_UNKNOWN, PTQ_TOKTYPE_CONTROL, PTQ_TOKTYPE_CONTROL, PTQ_TOKTYPE_USER_DEFINED, 1, 1, 1, 1};
+    uint8_t attrs[8] = {0, 0, 0, PTQ_TOKATTR_LSTRIP | PTQ_TOKATTR_RSTRIP, 0, 0, 0, 0};
+    char *merges[] = {"\xE2\x96\x81 a"};
+    ptq_tok_spec s;
+    memset(&s, 0, sizeof s);
+    s.model = PTQ_TOK_SPM;
+    s.n_tokens = 8;
+    s.tokens = toks;
+    s.types = types;
+    s.attrs = attrs;
+    s.merges = merges;
+    s.n_merges = 1;
+    s.bos = 1;
+    s.eos = 2;
+    s.unk = 0;
+    s.pad = -1;
+    s.add_bos = s.add_eos = s.add_space_prefix = 1;
+    ptq_bpe *b = NULL;
+    ptq_error e;
+    CHECK_MSG(ptq_bpe_create(&s, &b, &e) == PTQ_OK, "%s", e.msg);
+    if (!b) return;
+    CHECK(ids_are(b, "a  <t>  b", 0, 0, (int[]){7, 3, 4, 6}, 4));      /* <t> always; strips both sides */
+    CHECK(ids_are(b, "a</s>a", 0, 1, (int[]){7, 2, 7}, 3));            /* ▁ prepended after the token */
+    CHECK(ids_are(b, "a</s>a", 0, 0, (int[]){7, 0, 5}, 3));            /* not parsed: "</s" fused into one unk */
+    CHECK(ids_are(b, "a</s>a", 1, 1, (int[]){1, 7, 2, 7, 2}, 5));      /* BOS / EOS */
+    CHECK(ids_are(b, "", 1, 1, (int[]){1, 2}, 2));
+    CHECK(ids_are(b, "", 0, 1, NULL, 0));
+    CHECK(ids_are(b, "<s><s>", 0, 1, (int[]){1, 1}, 2));
+    size_t l;
+    CHECK(!strcmp(ptq_bpe_decode(b, 1, 7, &l), "a") && l == 1);        /* leading space dropped after BOS */
+    CHECK(!strcmp(ptq_bpe_decode(b, 5, 7, &l), " a") && l == 2);
+    CHECK(ptq_bpe_decode(b, 5, 99, &l) && l == 0);
+    ptq_bpe_free(b);
+}
+
 int main(void) {
+    check_engine_specials();
     ptq_tokenizer *l2 = check_goldens(PTQ_SOURCE_DIR "/tests/data/tokenizers/llama2.json",
                                       LENML "tokenizer-llama2/models/tokenizer.json", 1);
     if (l2) {
