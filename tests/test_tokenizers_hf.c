@@ -369,8 +369,19 @@ static void check_hostile(void) {
     snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}," BL_PRE "}");
     expect_json_error(j, "no token for byte 0x00");
     snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]},\"post_processor\":{\"type\":"
-             "\"RobertaProcessing\"}," BL_PRE "}", vocab);
-    expect_json_error(j, "unsupported post-processor 'RobertaProcessing'");
+             "\"WordPieceProcessing\"}," BL_PRE "}", vocab);
+    expect_json_error(j, "unsupported post-processor 'WordPieceProcessing'");
+    snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]},\"post_processor\":{\"type\":"
+             "\"RobertaProcessing\",\"cls\":[\"<s>\",0]}," BL_PRE "}", vocab);
+    expect_json_error(j, "must be [token, id]");
+    snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]},\"post_processor\":{\"type\":"
+             "\"RobertaProcessing\",\"cls\":[\"ab\",256],\"sep\":[\"a\",97]}," BL_PRE "}", vocab);
+    CHECK(tu_write_file(path, j, strlen(j)) == 0);
+    t = NULL;
+    CHECK_MSG(ptq_tokenizer_load(path, 0, &t, &e) == PTQ_OK, "%s", e.msg);
+    CHECK(t && ptq_tokenizer_bos(t) == 256 && ptq_tokenizer_eos(t) == 'a' && ptq_tokenizer_adds_bos(t) &&
+          ptq_tokenizer_adds_eos(t));
+    ptq_tokenizer_free(t);
     snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]},\"post_processor\":{\"type\":"
              "\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<nope>\"}}]}," BL_PRE "}", vocab);
     expect_json_error(j, "not in the vocabulary");

@@ -213,12 +213,26 @@ static ptq_status parse_post_processor(ctx *c, const cJSON *p, ptq_tok_spec *s) 
     const char *t = type_name(p);
     if (t && !strcmp(t, "ByteLevel")) return PTQ_OK; /* offsets only */
     if (t && !strcmp(t, "TemplateProcessing")) return parse_template(c, p, s);
+    if (t && (!strcmp(t, "RobertaProcessing") || !strcmp(t, "BertProcessing"))) { /* cls text sep */
+        static const char *const keys[] = {"cls", "sep"};
+        for (int k = 0; k < 2; k++) {
+            const cJSON *pair = cJSON_GetObjectItemCaseSensitive(p, keys[k]);
+            int id = find_token(s, cJSON_IsArray(pair) && cJSON_IsString(pair->child) ? pair->child->valuestring : NULL);
+            if (id < 0)
+                return ptq_fail(c->err, PTQ_ERR_FORMAT, "%s: post_processor %s: \"%s\" must be [token, id] with a token "
+                                "of the vocabulary", c->path, t, keys[k]);
+            *(k ? &s->eos : &s->bos) = id;
+            *(k ? &s->add_eos : &s->add_bos) = 1;
+        }
+        return PTQ_OK;
+    }
     if (t && !strcmp(t, "Sequence")) {
         const cJSON *it;
         cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(p, "processors")) PTQ_TRY(parse_post_processor(c, it, s));
         return PTQ_OK;
     }
-    return unsupported(c, "post-processor", p, "TemplateProcessing, ByteLevel, a Sequence of them, none");
+    return unsupported(c, "post-processor", p,
+                       "TemplateProcessing, RobertaProcessing, BertProcessing, ByteLevel, a Sequence of them, none");
 }
 
 /* tokenizer_config.json beside tokenizer.json: BOS/EOS and whether they are added. */

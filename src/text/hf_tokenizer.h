@@ -10,7 +10,7 @@
  * added_tokens become CONTROL (special; UNKNOWN for the unk token) or USER_DEFINED tokens with their lstrip/rstrip.
  * BOS/EOS: tokenizer_config.json's bos_token / eos_token and add_bos_token / add_eos_token when given, else the
  * post-processor (a TemplateProcessing whose single template starts with a special token adds it as BOS, ends with
- * one adds EOS). Anything else (another model type, normalizer, pre-tokenizer or post-processor) is an error naming
+ * one adds EOS; RobertaProcessing / BertProcessing add cls as BOS and sep as EOS). Anything else (another model type, normalizer, pre-tokenizer or post-processor) is an error naming
  * it. */
 #ifndef PTQ_TEXT_HF_TOKENIZER_H
 #define PTQ_TEXT_HF_TOKENIZER_H
