@@ -340,6 +340,8 @@ static void check_hostile(void) {
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":[1,2],\"merges\":[]}," BL_PRE "}", "model.vocab must be an object");
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":1e12},\"merges\":[]}," BL_PRE "}", "expected an integer id");
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1},\"merges\":[]}," BL_PRE "}", "expected an integer id");
+    expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":16000000},\"merges\":[]}," BL_PRE "}",
+                      "token ids go up to 16000000 but only 1 tokens are defined");
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"x\"},\"merges\":[]}," BL_PRE "}", "expected an integer id");
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}," BL_PRE "}",
                       "used by another token");

@@ -319,6 +319,11 @@ static ptq_status parse_model(ctx *c, const cJSON *model, const cJSON *added, pt
         if (id > max_id) max_id = id;
     }
     if (max_id < 0) return ptq_fail(c->err, PTQ_ERR_FORMAT, "%s: the vocabulary is empty", c->path);
+    /* unused ids become placeholder tokens: a few ids far beyond the others must not cost gigabytes */
+    int defined = cJSON_GetArraySize(vocab) + (cJSON_IsArray(added) ? cJSON_GetArraySize(added) : 0);
+    if ((long)max_id >= 2L * defined + 1024)
+        return ptq_fail(c->err, PTQ_ERR_FORMAT, "%s: token ids go up to %d but only %d tokens are defined", c->path,
+                        max_id, defined);
     int n = s->n_tokens = max_id + 1;
     s->tokens = calloc((size_t)n, sizeof *s->tokens);
     s->types = malloc((size_t)n * sizeof *s->types);
