@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "text/pretok.h"
+#include "text/unicode_tables.h"
 #include "text/utf8.h"
 
 #define SPM_SPACE "\xE2\x96\x81" /* U+2581 "▁" */
@@ -380,11 +381,11 @@ static ptq_status build(ptq_bpe *t, const ptq_tok_spec *spec, ptq_error *err) {
             l = 6;
         }
         t->byte_tok[b] = ptq_bpe_token_id(t, s, l);
-        /* bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5..0xFF) may lack a token (GPT-NeoX's vocabulary) */
-        int in_utf8 = b < 0xC0 || (b >= 0xC2 && b <= 0xF4);
-        if (t->byte_tok[b] < 0 && t->model == PTQ_TOK_BYTE_BPE && in_utf8)
+        /* ASCII must be there; other bytes may lack a token (GPT-NeoX's and StarCoder's vocabularies): encoding
+         * then drops them, as Hugging Face's BPE and llama.cpp do */
+        if (t->byte_tok[b] < 0 && t->model == PTQ_TOK_BYTE_BPE && b < 0x80)
             return ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: no token for byte 0x%02X (a byte-level vocabulary needs "
-                            "a token for every byte of UTF-8 text)", b);
+                            "the ASCII bytes)", b);
     }
     if (t->model == PTQ_TOK_SPM && !t->ignore_merges) {
         t->spm_split = 1;
@@ -736,8 +737,8 @@ static int cache_add(scratch *s, size_t slot, uint64_t h, const void *p, size_t 
     return 1;
 }
 
-/* One byte-level piece p[0, n): its bytes' tokens merged by rank. Returns 1, 0 (out of memory) or -1 (a byte
- * without a token). */
+/* One byte-level piece p[0, n): its bytes' tokens merged by rank (a byte without a token is unk, or dropped when there
+ * is no unk). Returns 1 or 0 (out of memory). */
 static int byte_piece(const ptq_bpe *t, scratch *s, const unsigned char *p, size_t n) {
     size_t slot;
     uint64_t h;
@@ -755,11 +756,12 @@ static int byte_piece(const ptq_bpe *t, scratch *s, const unsigned char *p, size
         if (!push_out(s, id)) return 0;
     } else {
         if (n > (size_t)INT_MAX || !reserve_symbols(s, n)) return 0;
+        int m = 0;
         for (size_t i = 0; i < n; i++) {
-            s->sym[i] = t->byte_tok[p[i]] >= 0 ? t->byte_tok[p[i]] : t->unk;
-            if (s->sym[i] < 0) return -1;
+            int b = t->byte_tok[p[i]] >= 0 ? t->byte_tok[p[i]] : t->unk;
+            if (b >= 0) s->sym[m++] = b;
         }
-        if (!merge_by_rank(t, s, (int)n)) return 0;
+        if (!merge_by_rank(t, s, m)) return 0;
     }
     return cache_add(s, slot, h, p, n, first);
 }
@@ -777,14 +779,33 @@ static int spm_word(const ptq_bpe *t, scratch *s, const char *w, size_t n) {
 }
 
 /* Text between special tokens. Returns 1, 0 (out of memory) or -1 (unencodable byte). */
+/* The byte-level pieces of text[off, off+len) by pre-tokenizer `kind`. */
+static int byte_pieces(const ptq_bpe *t, scratch *s, int kind, size_t off, size_t len) {
+    for (size_t pos = off; pos < off + len;) {
+        size_t m = ptq_pretok_len(kind, s->text + off, len, pos - off);
+        int r = byte_piece(t, s, s->text + pos, m);
+        if (r != 1) return r;
+        pos += m;
+    }
+    return 1;
+}
+
 static int encode_run(const ptq_bpe *t, scratch *s, size_t off, size_t len) {
     if (len == 0) return 1;
-    if (t->model == PTQ_TOK_BYTE_BPE) {
-        for (size_t pos = off; pos < off + len;) {
-            size_t m = ptq_pretok_len(t->pre, s->text + off, len, pos - off);
-            int r = byte_piece(t, s, s->text + pos, m);
+    if (t->model == PTQ_TOK_BYTE_BPE && t->pre != PTQ_PRE_STARCODER) return byte_pieces(t, s, t->pre, off, len);
+    if (t->model == PTQ_TOK_BYTE_BPE) { /* StarCoder: every digit is a piece; GPT-2's pattern between them */
+        size_t a = off, end = off + len;
+        while (a < end) {
+            size_t b = a, n = 0;
+            for (; b < end; b += n) {
+                uint32_t cp;
+                n = ptq_utf8_next(s->text, end, b, &cp);
+                if (ptq_uclass(cp) == PTQ_UCLASS_NUMBER) break;
+            }
+            int r = byte_pieces(t, s, PTQ_PRE_GPT2, a, b - a);
+            if (r == 1 && b < end) r = byte_piece(t, s, s->text + b, n);
             if (r != 1) return r;
-            pos += m;
+            a = b < end ? b + n : end;
         }
         return 1;
     }

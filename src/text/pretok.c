@@ -16,10 +16,13 @@ int ptq_pretok_kind(const char *name) {
         return PTQ_PRE_GPT2;
     if (!strcmp(name, "llama-bpe") || !strcmp(name, "llama3") || !strcmp(name, "llama-v3")) return PTQ_PRE_LLAMA3;
     if (!strcmp(name, "qwen2")) return PTQ_PRE_QWEN2;
+    if (!strcmp(name, "starcoder") || !strcmp(name, "refact") || !strcmp(name, "command-r")) return PTQ_PRE_STARCODER;
     return 0;
 }
 
-const char *ptq_pretok_names(void) { return "gpt-2, default, mpt, olmo, llama-bpe (llama3, llama-v3), qwen2"; }
+const char *ptq_pretok_names(void) {
+    return "gpt-2, default, mpt, olmo, llama-bpe (llama3, llama-v3), qwen2, starcoder, refact, command-r";
+}
 
 static int class_at(const unsigned char *s, size_t len, size_t pos, uint32_t *cp, size_t *n) {
     uint32_t c;
