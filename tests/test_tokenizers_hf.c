@@ -275,7 +275,7 @@ static void check_specials_and_spec(void) {
     CHECK(ptq_tokenizer_from_spec(&spec, &t2, &e) == PTQ_OK);
     ptq_tok_spec_free(&spec);
     const char *s = "Hello there, general Kenobi!\n\n  1234";
-    int *a, na, *b, nb;
+    int *a = NULL, na = 0, *b = NULL, nb = 0;
     CHECK(ptq_tokenizer_encode(t, s, strlen(s), 1, &a, &na, &e) == PTQ_OK);
     CHECK(t2 && ptq_tokenizer_encode(t2, s, strlen(s), 1, &b, &nb, &e) == PTQ_OK);
     CHECK(na == nb && first_diff(a, na, b, nb) == na && a[0] == eot);
@@ -472,7 +472,7 @@ static int ids_are(const ptq_bpe *b, const char *text, int add_special, int pars
 /* Special-token rules on a hand-made SPM vocabulary: CONTROL tokens only with parse_special, USER_DEFINED always,
  * lstrip/rstrip, "▁" prepended after a special token, unknown characters fused into one unk, BOS/EOS. */
 static void check_engine_specials(void) {
-    char *toks[] = {"<unk>", "<s>", "</s>", "<t>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a"};
+    char *toks[] = {"<unk>", "<s>", "</s>", "<t>", "\xE2\x96\x81", "a", "b", ("\xE2\x96\x81" "a")};
     int32_t types[] = {PTQ_TOKTYPE_UNKNOWN, PTQ_TOKTYPE_CONTROL, PTQ_TOKTYPE_CONTROL, PTQ_TOKTYPE_USER_DEFINED, 1, 1, 1, 1};
     uint8_t attrs[8] = {0, 0, 0, PTQ_TOKATTR_LSTRIP | PTQ_TOKATTR_RSTRIP, 0, 0, 0, 0};
     char *merges[] = {"\xE2\x96\x81 a"};
