@@ -384,6 +384,21 @@ static void check_hostile(void) {
     CHECK(t && ptq_tokenizer_bos(t) == 256 && ptq_tokenizer_eos(t) == 'a' && ptq_tokenizer_adds_bos(t) &&
           ptq_tokenizer_adds_eos(t));
     ptq_tokenizer_free(t);
+    /* TemplateProcessing alone decides: BOS first, EOS last */
+    snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[\"a b\"]},\"post_processor\":{\"type\":"
+             "\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"ab\"}},{\"Sequence\":{\"id\":\"A\"}},"
+             "{\"SpecialToken\":{\"id\":\"~\"}}]}," BL_PRE "}", vocab);
+    CHECK(tu_write_file(path, j, strlen(j)) == 0);
+    t = NULL;
+    CHECK_MSG(ptq_tokenizer_load(path, 0, &t, &e) == PTQ_OK, "%s", e.msg);
+    CHECK(t && ptq_tokenizer_bos(t) == 256 && ptq_tokenizer_eos(t) == '~' && ptq_tokenizer_adds_bos(t) &&
+          ptq_tokenizer_adds_eos(t));
+    ids = NULL;
+    /* "ab" merges; " b" is the bytes 0x20 and 'b' (ids = bytes in this vocabulary) */
+    CHECK(t && ptq_tokenizer_encode_ex(t, "ab b", 4, 1, 1, &ids, &n, &e) == PTQ_OK && n == 5 && ids[0] == 256 &&
+          ids[1] == 256 && ids[2] == ' ' && ids[3] == 'b' && ids[4] == '~');
+    if (t) free(ids);
+    ptq_tokenizer_free(t);
     snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]},\"post_processor\":{\"type\":"
              "\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<nope>\"}}]}," BL_PRE "}", vocab);
     expect_json_error(j, "not in the vocabulary");
