@@ -621,7 +621,7 @@ static int emit_bytes(const ptq_bpe *t, scratch *s, const unsigned char *p, size
  * bytes. Returns 1, 0 (out of memory) or -1 (a byte with no token and no unk). */
 static int spm_by_score(const ptq_bpe *t, scratch *s, const char *text, size_t len) {
     const unsigned char *u = (const unsigned char *)text;
-    if (!reserve_symbols(s, len)) return 0;
+    if (len > (size_t)INT_MAX || !reserve_symbols(s, len)) return 0;
     int m = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
@@ -660,7 +660,7 @@ static int spm_by_rank(const ptq_bpe *t, scratch *s, const char *text, size_t le
         int id = ptq_bpe_token_id(t, text, len);
         if (id >= 0) return push_out(s, id);
     }
-    if (!reserve_symbols(s, len)) return 0;
+    if (len > (size_t)INT_MAX || !reserve_symbols(s, len)) return 0;
     int m = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
