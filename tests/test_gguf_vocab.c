@@ -17,7 +17,7 @@
 
 /* Vocabularies whose tokenizer family ptq implements: they must match exactly. */
 static const char *const supported[] = {"llama-spm", "llama-bpe", "gpt-2",     "qwen2",
-                                        "phi-3",     "mpt",       "starcoder", "refact", "command-r"};
+                                        "phi-3",     "mpt",       "starcoder", "refact", "command-r", "qwen35"};
 /* All vocabularies in llama.cpp's models/ (those without .inp/.out only have to load or be refused clearly). */
 static const char *const all[] = {"aquila",   "baichuan",      "bert-bge",  "command-r",  "deepseek-coder",
                                   "deepseek-llm", "falcon",    "gemma-4",   "gpt-2",      "gpt-neox",
