@@ -26,6 +26,9 @@ static const struct {
     {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
      "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
      "qwen2"},
+    {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|"
+     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+     "qwen35"},
 };
 
 typedef struct ctx {
@@ -156,8 +159,8 @@ static ptq_status parse_pre_tokenizer(ctx *c, const cJSON *p, family *f) {
             char q[80];
             ptq_snippet(q, sizeof q, re, strlen(re));
             return ptq_fail(c->err, PTQ_ERR_UNSUPPORTED,
-                            "%s: unsupported pre-tokenizer regex \"%s\" (supported: GPT-2's, Llama 3's and Qwen2's "
-                            "patterns)", c->path, q);
+                            "%s: unsupported pre-tokenizer regex \"%s\" (supported: GPT-2's, Llama 3's, Qwen2's and "
+                            "Qwen3.5's patterns)", c->path, q);
         }
     }
     return unsupported(c, "pre-tokenizer", p,
