@@ -1,7 +1,8 @@
 /* Tokenizer speed: load time of the real Llama 2 (SPM-style) and Llama 3 (byte-level) tokenizer.json files and
  * encoding throughput on WikiText-2 (the raw test split, repeated REPEAT times), encoded as one text (as perplexity
- * does) and line by line. bench/bench_tokenizer.sh runs this and the JavaScript reference (bench_tokenizer.mjs, @lenml/tokenizers)
- * in the same run and prints the table; both print the token count and an FNV-1a hash of the ids, which must agree.
+ * does) and line by line. bench/bench_tokenizer.sh runs this and the JavaScript reference (bench_tokenizer.mjs,
+ * @lenml/tokenizers) in the same run and prints the table; both print the token count and an FNV-1a hash of the ids,
+ * which must agree.
  *   ./build/bench/bench_tokenizer [REPEAT]      (PTQ_REFS, PTQ_DATA as for the tests) */
 #include <stdint.h>
 #include <stdio.h>

@@ -101,7 +101,8 @@ int main(void) {
                    st == PTQ_OK ? "" : e.msg);
         } else if (!is_supported(name)) {
             /* a family ptq does not implement: refused, saying so */
-            CHECK_MSG(st == PTQ_ERR_UNSUPPORTED && e.msg[0], "%s: expected PTQ_ERR_UNSUPPORTED, got %d: %s", name, (int)st, st == PTQ_OK ? "" : e.msg);
+            CHECK_MSG(st == PTQ_ERR_UNSUPPORTED && e.msg[0], "%s: expected PTQ_ERR_UNSUPPORTED, got %d: %s", name,
+                      (int)st, st == PTQ_OK ? "" : e.msg);
             printf("%-16s refused: %s\n", name, e.msg);
         } else {
             CHECK_MSG(st == PTQ_OK, "%s: %s", name, e.msg);

@@ -292,6 +292,8 @@ static void check_specials_and_spec(void) {
     ptq_tokenizer_free(t);
 }
 
+static int write_str(const char *path, const char *s) { return tu_write_file(path, s, strlen(s)); }
+
 /* A hostile tokenizer.json must fail with an error message containing `want`. */
 static void expect_json_error(const char *json, const char *want) {
     char path[512];
@@ -406,13 +408,13 @@ static void check_hostile(void) {
     char cfg[512];
     snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", tu_tmpdir());
     snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]}," BL_PRE "}", vocab);
-    CHECK(tu_write_file(cfg, "{\"bos_token\":{\"content\":\"zz\"}}", strlen("{\"bos_token\":{\"content\":\"zz\"}}")) == 0);
+    CHECK(write_str(cfg, "{\"bos_token\":{\"content\":\"zz\"}}") == 0);
     expect_json_error(j, "bos_token \"zz\" is not a token");
-    CHECK(tu_write_file(cfg, "{\"add_bos_token\":true}", strlen("{\"add_bos_token\":true}")) == 0);
+    CHECK(write_str(cfg, "{\"add_bos_token\":true}") == 0);
     expect_json_error(j, "add_bos_token is set but there is no BOS");
-    CHECK(tu_write_file(cfg, "{\"add_bos_token\":1}", strlen("{\"add_bos_token\":1}")) == 0);
+    CHECK(write_str(cfg, "{\"add_bos_token\":1}") == 0);
     expect_json_error(j, "must be true or false");
-    CHECK(tu_write_file(cfg, "{\"bos_token\":\"ab\",\"eos_token\":{\"content\":\"a\"},\"add_bos_token\":true}", strlen("{\"bos_token\":\"ab\",\"eos_token\":{\"content\":\"a\"},\"add_bos_token\":true}")) == 0);
+    CHECK(write_str(cfg, "{\"bos_token\":\"ab\",\"eos_token\":{\"content\":\"a\"},\"add_bos_token\":true}") == 0);
     t = NULL;
     snprintf(path, sizeof path, "%s/tokenizer.json", tu_tmpdir());
     CHECK(tu_write_file(path, j, strlen(j)) == 0);

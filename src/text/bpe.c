@@ -140,7 +140,10 @@ static int byte_token_value(const char *s, size_t n) {
     int v = 0;
     for (int i = 3; i < 5; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -177,7 +180,8 @@ static ptq_status build_merges(ptq_bpe *t, const ptq_tok_spec *spec, ptq_error *
         const char *sp = n > 1 ? memchr(m + 1, ' ', n - 1) : NULL;
         if (!sp || sp + 1 == m + n) {
             quote(q, sizeof q, m);
-            st = ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: merge %d \"%s\" is not two tokens separated by a space", r, q);
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: merge %d \"%s\" is not two tokens separated by a space", r,
+                          q);
             break;
         }
         size_t na = (size_t)(sp - m), nb = n - na - 1;
@@ -270,7 +274,8 @@ static ptq_status build_specials(ptq_bpe *t, ptq_error *err) {
     if (!t->specials) return ptq_fail(err, PTQ_ERR_NOMEM, "tokenizer: out of memory");
     memcpy(t->special_start, count, sizeof count);
     for (int i = 0; i < t->n_tokens; i++)
-        if (is_special_type(type_of(t, i)) && t->len[i] > 0) t->specials[count[(unsigned char)t->text[t->off[i]]]++] = i;
+        if (is_special_type(type_of(t, i)) && t->len[i] > 0)
+            t->specials[count[(unsigned char)t->text[t->off[i]]]++] = i;
     for (int b = 0; b < 256; b++) /* insertion sort within each group, longest first */
         for (int x = t->special_start[b] + 1; x < t->special_start[b + 1]; x++)
             for (int y = x; y > t->special_start[b] && t->len[t->specials[y]] > t->len[t->specials[y - 1]]; y--) {
@@ -283,8 +288,8 @@ static ptq_status build_specials(ptq_bpe *t, ptq_error *err) {
 
 static ptq_status check_id(const char *what, int id, int n, ptq_error *err) {
     if (id < -1 || id >= n)
-        return ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: %s token id %d is out of range (vocabulary of %d tokens)", what,
-                        id, n);
+        return ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: %s token id %d is out of range (vocabulary of %d tokens)",
+                        what, id, n);
     return PTQ_OK;
 }
 

@@ -220,10 +220,12 @@ static ptq_status parse_post_processor(ctx *c, const cJSON *p, ptq_tok_spec *s) 
         static const char *const keys[] = {"cls", "sep"};
         for (int k = 0; k < 2; k++) {
             const cJSON *pair = cJSON_GetObjectItemCaseSensitive(p, keys[k]);
-            int id = find_token(s, cJSON_IsArray(pair) && cJSON_IsString(pair->child) ? pair->child->valuestring : NULL);
+            const char *name = cJSON_IsArray(pair) && cJSON_IsString(pair->child) ? pair->child->valuestring : NULL;
+            int id = find_token(s, name);
             if (id < 0)
-                return ptq_fail(c->err, PTQ_ERR_FORMAT, "%s: post_processor %s: \"%s\" must be [token, id] with a token "
-                                "of the vocabulary", c->path, t, keys[k]);
+                return ptq_fail(c->err, PTQ_ERR_FORMAT,
+                                "%s: post_processor %s: \"%s\" must be [token, id] with a token of the vocabulary",
+                                c->path, t, keys[k]);
             *(k ? &s->eos : &s->bos) = id;
             *(k ? &s->add_eos : &s->add_bos) = 1;
         }
@@ -231,7 +233,8 @@ static ptq_status parse_post_processor(ctx *c, const cJSON *p, ptq_tok_spec *s) 
     }
     if (t && !strcmp(t, "Sequence")) {
         const cJSON *it;
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(p, "processors")) PTQ_TRY(parse_post_processor(c, it, s));
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "processors");
+        cJSON_ArrayForEach(it, list) PTQ_TRY(parse_post_processor(c, it, s));
         return PTQ_OK;
     }
     return unsupported(c, "post-processor", p,
