@@ -154,6 +154,31 @@ static ptq_tokenizer *check_goldens(const char *golden, const char *tokenizer_js
 /* Raw invalid UTF-8: no reference tokenizer accepts it (JavaScript and Rust strings are valid UTF-8). ptq's rule:
  * each invalid byte is a character of its own: its byte-fallback token (SPM) or its byte's token (byte-level), so
  * that decoding gives the bytes back. */
+/* The spec (what a quantized file stores) rebuilds a tokenizer that encodes identically. */
+static void check_spec_round_trip(const ptq_tokenizer *t) {
+    ptq_tok_spec spec;
+    ptq_error e;
+    ptq_tokenizer *t2 = NULL;
+    CHECK(ptq_tokenizer_get_spec(t, &spec, &e) == PTQ_OK);
+    CHECK_MSG(ptq_tokenizer_from_spec(&spec, &t2, &e) == PTQ_OK, "%s", e.msg);
+    ptq_tok_spec_free(&spec);
+    char *path = tu_data_path("wikitext-2/wikitext2-raw-test.txt");
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(ptq_read_file(path, &text, &len, &e) == PTQ_OK);
+    if (len > 200000) len = 200000;
+    int *a = NULL, na = 0, *b = NULL, nb = 0;
+    CHECK(ptq_tokenizer_encode_ex(t, text, len, 1, 1, &a, &na, &e) == PTQ_OK);
+    CHECK(t2 && ptq_tokenizer_encode_ex(t2, text, len, 1, 1, &b, &nb, &e) == PTQ_OK);
+    CHECK(na > 1000 && na == nb && first_diff(a, na, b, nb) == na);
+    CHECK(t2 && ptq_tokenizer_bos(t2) == ptq_tokenizer_bos(t) && ptq_tokenizer_adds_bos(t2) == ptq_tokenizer_adds_bos(t));
+    free(a);
+    free(b);
+    free(text);
+    free(path);
+    ptq_tokenizer_free(t2);
+}
+
 static void check_invalid_utf8(const ptq_tokenizer *t, int spm) {
     const char text[] = "abc\xFF\xFE def \xC3( \xE2\x82";
     size_t len = sizeof text - 1;
@@ -533,6 +558,7 @@ int main(void) {
                                       LENML "tokenizer-llama2/models/tokenizer.json", 1);
     if (l2) {
         check_invalid_utf8(l2, 1);
+        check_spec_round_trip(l2);
         CHECK(ptq_tokenizer_bos(l2) == 1 && ptq_tokenizer_eos(l2) == 2 && ptq_tokenizer_adds_bos(l2));
     }
     ptq_tokenizer_free(l2);
@@ -540,6 +566,7 @@ int main(void) {
                                       LENML "tokenizer-llama3/models/tokenizer.json", 0);
     if (l3) {
         check_invalid_utf8(l3, 0);
+        check_spec_round_trip(l3);
         /* tokenizer_config.json names the tokens; its post-processor (ByteLevel) adds none */
         CHECK(ptq_tokenizer_bos(l3) == 128000 && ptq_tokenizer_eos(l3) == 128001 && !ptq_tokenizer_adds_bos(l3));
     }
