@@ -85,8 +85,10 @@ void ptq_model_get_info(const ptq_model *m, ptq_model_info *info);
 /* ---- tokenizers ---- */
 typedef struct ptq_tokenizer ptq_tokenizer;
 
-/* `path`: a llama2.c tokenizer.bin, or a folder/vocab.json with merges.txt beside it (GPT-2 BPE).
- * `vocab_size` (0 = do not check) must match the model's vocabulary. */
+/* `path`: a Hugging Face tokenizer.json (tokenizer_config.json beside it is read too), a GGUF file (its
+ * tokenizer.ggml.* metadata), a GPT-2 vocab.json with merges.txt beside it, a llama2.c tokenizer.bin, or a folder
+ * holding tokenizer.json or vocab.json (tokenizer.json preferred). `vocab_size` (0 = do not check): the tokenizer
+ * may not have more tokens than the model's vocabulary. docs/GUIDE.md lists the supported tokenizer families. */
 ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **out, ptq_error *err);
 /* The tokenizer of a loaded model: `path` when given (any file ptq_tokenizer_load reads), else the tokenizer
  * the model file itself carries (a .ptq written by ptq_model_save, a GGUF), else one found beside the model
@@ -95,8 +97,9 @@ ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **
  * else from the model's config.json (bos_token_id, eos_token_id: OPT's </s>). */
 ptq_status ptq_tokenizer_load_for_model(const ptq_model *m, const char *path, ptq_tokenizer **out, ptq_error *err);
 void ptq_tokenizer_free(ptq_tokenizer *t);
-/* Encode UTF-8 text; `bos` prepends the BOS token when the tokenizer has one.
- * On success *tokens is malloc'ed (caller frees) and *n set. */
+/* Encode UTF-8 text; `bos` prepends the BOS token when the tokenizer has one (EOS is never added). Special tokens
+ * written in the text ("</s>", "<|endoftext|>", "<|begin_of_text|>") are encoded as those tokens when the tokenizer
+ * defines them. On success *tokens is malloc'ed (caller frees) and *n set. */
 ptq_status ptq_tokenizer_encode(const ptq_tokenizer *t, const char *text, size_t len, int bos,
                                 int **tokens, int *n, ptq_error *err);
 /* The bytes of one token, as they should be printed after `prev` (handles byte tokens and

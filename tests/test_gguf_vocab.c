@@ -16,7 +16,8 @@
 #define SEP "\n__ggml_vocab_test__\n"
 
 /* Vocabularies whose tokenizer family ptq implements: they must match exactly. */
-static const char *const supported[] = {"llama-spm", "llama-bpe", "gpt-2", "qwen2", "phi-3", "mpt"};
+static const char *const supported[] = {"llama-spm", "llama-bpe", "gpt-2",     "qwen2",
+                                        "phi-3",     "mpt",       "starcoder", "refact", "command-r", "qwen35"};
 /* All vocabularies in llama.cpp's models/ (those without .inp/.out only have to load or be refused clearly). */
 static const char *const all[] = {"aquila",   "baichuan",      "bert-bge",  "command-r",  "deepseek-coder",
                                   "deepseek-llm", "falcon",    "gemma-4",   "gpt-2",      "gpt-neox",
@@ -89,6 +90,7 @@ int main(void) {
         CHECK_MSG(ptq_gguf_open(path, &g, &e) == PTQ_OK, "%s", e.msg);
         ptq_tok_spec spec;
         ptq_status st = ptq_gguf_tok_spec(&g, &spec, &e);
+        int have_spec = st == PTQ_OK;
         ptq_bpe *b = NULL;
         if (st == PTQ_OK) st = ptq_bpe_create(&spec, &b, &e);
         char probe[4200];
@@ -99,7 +101,8 @@ int main(void) {
                    st == PTQ_OK ? "" : e.msg);
         } else if (!is_supported(name)) {
             /* a family ptq does not implement: refused, saying so */
-            CHECK_MSG(st == PTQ_ERR_UNSUPPORTED && e.msg[0], "%s: expected PTQ_ERR_UNSUPPORTED, got %d: %s", name, (int)st, st == PTQ_OK ? "" : e.msg);
+            CHECK_MSG(st == PTQ_ERR_UNSUPPORTED && e.msg[0], "%s: expected PTQ_ERR_UNSUPPORTED, got %d: %s", name,
+                      (int)st, st == PTQ_OK ? "" : e.msg);
             printf("%-16s refused: %s\n", name, e.msg);
         } else {
             CHECK_MSG(st == PTQ_OK, "%s: %s", name, e.msg);
@@ -120,7 +123,7 @@ int main(void) {
             free(out);
         }
         ptq_bpe_free(b);
-        if (st == PTQ_OK || b) ptq_tok_spec_free(&spec);
+        if (have_spec) ptq_tok_spec_free(&spec);
         ptq_gguf_close(&g);
         free(path);
     }

@@ -154,6 +154,31 @@ static ptq_tokenizer *check_goldens(const char *golden, const char *tokenizer_js
 /* Raw invalid UTF-8: no reference tokenizer accepts it (JavaScript and Rust strings are valid UTF-8). ptq's rule:
  * each invalid byte is a character of its own: its byte-fallback token (SPM) or its byte's token (byte-level), so
  * that decoding gives the bytes back. */
+/* The spec (what a quantized file stores) rebuilds a tokenizer that encodes identically. */
+static void check_spec_round_trip(const ptq_tokenizer *t) {
+    ptq_tok_spec spec;
+    ptq_error e;
+    ptq_tokenizer *t2 = NULL;
+    CHECK(ptq_tokenizer_get_spec(t, &spec, &e) == PTQ_OK);
+    CHECK_MSG(ptq_tokenizer_from_spec(&spec, &t2, &e) == PTQ_OK, "%s", e.msg);
+    ptq_tok_spec_free(&spec);
+    char *path = tu_data_path("wikitext-2/wikitext2-raw-test.txt");
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(ptq_read_file(path, &text, &len, &e) == PTQ_OK);
+    if (len > 200000) len = 200000;
+    int *a = NULL, na = 0, *b = NULL, nb = 0;
+    CHECK(ptq_tokenizer_encode_ex(t, text, len, 1, 1, &a, &na, &e) == PTQ_OK);
+    CHECK(t2 && ptq_tokenizer_encode_ex(t2, text, len, 1, 1, &b, &nb, &e) == PTQ_OK);
+    CHECK(na > 1000 && na == nb && first_diff(a, na, b, nb) == na);
+    CHECK(t2 && ptq_tokenizer_bos(t2) == ptq_tokenizer_bos(t) && ptq_tokenizer_adds_bos(t2) == ptq_tokenizer_adds_bos(t));
+    free(a);
+    free(b);
+    free(text);
+    free(path);
+    ptq_tokenizer_free(t2);
+}
+
 static void check_invalid_utf8(const ptq_tokenizer *t, int spm) {
     const char text[] = "abc\xFF\xFE def \xC3( \xE2\x82";
     size_t len = sizeof text - 1;
@@ -275,7 +300,7 @@ static void check_specials_and_spec(void) {
     CHECK(ptq_tokenizer_from_spec(&spec, &t2, &e) == PTQ_OK);
     ptq_tok_spec_free(&spec);
     const char *s = "Hello there, general Kenobi!\n\n  1234";
-    int *a, na, *b, nb;
+    int *a = NULL, na = 0, *b = NULL, nb = 0;
     CHECK(ptq_tokenizer_encode(t, s, strlen(s), 1, &a, &na, &e) == PTQ_OK);
     CHECK(t2 && ptq_tokenizer_encode(t2, s, strlen(s), 1, &b, &nb, &e) == PTQ_OK);
     CHECK(na == nb && first_diff(a, na, b, nb) == na && a[0] == eot);
@@ -291,6 +316,8 @@ static void check_specials_and_spec(void) {
     ptq_tokenizer_free(t2);
     ptq_tokenizer_free(t);
 }
+
+static int write_str(const char *path, const char *s) { return tu_write_file(path, s, strlen(s)); }
 
 /* A hostile tokenizer.json must fail with an error message containing `want`. */
 static void expect_json_error(const char *json, const char *want) {
@@ -340,6 +367,8 @@ static void check_hostile(void) {
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":[1,2],\"merges\":[]}," BL_PRE "}", "model.vocab must be an object");
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":1e12},\"merges\":[]}," BL_PRE "}", "expected an integer id");
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1},\"merges\":[]}," BL_PRE "}", "expected an integer id");
+    expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":16000000},\"merges\":[]}," BL_PRE "}",
+                      "token ids go up to 16000000 but only 1 tokens are defined");
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"x\"},\"merges\":[]}," BL_PRE "}", "expected an integer id");
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}," BL_PRE "}",
                       "used by another token");
@@ -369,8 +398,34 @@ static void check_hostile(void) {
     snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}," BL_PRE "}");
     expect_json_error(j, "no token for byte 0x00");
     snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]},\"post_processor\":{\"type\":"
-             "\"RobertaProcessing\"}," BL_PRE "}", vocab);
-    expect_json_error(j, "unsupported post-processor 'RobertaProcessing'");
+             "\"WordPieceProcessing\"}," BL_PRE "}", vocab);
+    expect_json_error(j, "unsupported post-processor 'WordPieceProcessing'");
+    snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]},\"post_processor\":{\"type\":"
+             "\"RobertaProcessing\",\"cls\":[\"<s>\",0]}," BL_PRE "}", vocab);
+    expect_json_error(j, "must be [token, id]");
+    snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]},\"post_processor\":{\"type\":"
+             "\"RobertaProcessing\",\"cls\":[\"ab\",256],\"sep\":[\"a\",97]}," BL_PRE "}", vocab);
+    CHECK(tu_write_file(path, j, strlen(j)) == 0);
+    t = NULL;
+    CHECK_MSG(ptq_tokenizer_load(path, 0, &t, &e) == PTQ_OK, "%s", e.msg);
+    CHECK(t && ptq_tokenizer_bos(t) == 256 && ptq_tokenizer_eos(t) == 'a' && ptq_tokenizer_adds_bos(t) &&
+          ptq_tokenizer_adds_eos(t));
+    ptq_tokenizer_free(t);
+    /* TemplateProcessing alone decides: BOS first, EOS last */
+    snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[\"a b\"]},\"post_processor\":{\"type\":"
+             "\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"ab\"}},{\"Sequence\":{\"id\":\"A\"}},"
+             "{\"SpecialToken\":{\"id\":\"~\"}}]}," BL_PRE "}", vocab);
+    CHECK(tu_write_file(path, j, strlen(j)) == 0);
+    t = NULL;
+    CHECK_MSG(ptq_tokenizer_load(path, 0, &t, &e) == PTQ_OK, "%s", e.msg);
+    CHECK(t && ptq_tokenizer_bos(t) == 256 && ptq_tokenizer_eos(t) == '~' && ptq_tokenizer_adds_bos(t) &&
+          ptq_tokenizer_adds_eos(t));
+    ids = NULL;
+    /* "ab" merges; " b" is the bytes 0x20 and 'b' (ids = bytes in this vocabulary) */
+    CHECK(t && ptq_tokenizer_encode_ex(t, "ab b", 4, 1, 1, &ids, &n, &e) == PTQ_OK && n == 5 && ids[0] == 256 &&
+          ids[1] == 256 && ids[2] == ' ' && ids[3] == 'b' && ids[4] == '~');
+    if (t) free(ids);
+    ptq_tokenizer_free(t);
     snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]},\"post_processor\":{\"type\":"
              "\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<nope>\"}}]}," BL_PRE "}", vocab);
     expect_json_error(j, "not in the vocabulary");
@@ -378,13 +433,13 @@ static void check_hostile(void) {
     char cfg[512];
     snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", tu_tmpdir());
     snprintf(j, 3 * cap, "{\"model\":{\"type\":\"BPE\",\"vocab\":%s,\"merges\":[]}," BL_PRE "}", vocab);
-    CHECK(tu_write_file(cfg, "{\"bos_token\":{\"content\":\"zz\"}}", strlen("{\"bos_token\":{\"content\":\"zz\"}}")) == 0);
+    CHECK(write_str(cfg, "{\"bos_token\":{\"content\":\"zz\"}}") == 0);
     expect_json_error(j, "bos_token \"zz\" is not a token");
-    CHECK(tu_write_file(cfg, "{\"add_bos_token\":true}", strlen("{\"add_bos_token\":true}")) == 0);
+    CHECK(write_str(cfg, "{\"add_bos_token\":true}") == 0);
     expect_json_error(j, "add_bos_token is set but there is no BOS");
-    CHECK(tu_write_file(cfg, "{\"add_bos_token\":1}", strlen("{\"add_bos_token\":1}")) == 0);
+    CHECK(write_str(cfg, "{\"add_bos_token\":1}") == 0);
     expect_json_error(j, "must be true or false");
-    CHECK(tu_write_file(cfg, "{\"bos_token\":\"ab\",\"eos_token\":{\"content\":\"a\"},\"add_bos_token\":true}", strlen("{\"bos_token\":\"ab\",\"eos_token\":{\"content\":\"a\"},\"add_bos_token\":true}")) == 0);
+    CHECK(write_str(cfg, "{\"bos_token\":\"ab\",\"eos_token\":{\"content\":\"a\"},\"add_bos_token\":true}") == 0);
     t = NULL;
     snprintf(path, sizeof path, "%s/tokenizer.json", tu_tmpdir());
     CHECK(tu_write_file(path, j, strlen(j)) == 0);
@@ -442,11 +497,68 @@ static void check_hostile(void) {
     ptq_bpe_free(b);
 }
 
+static int ids_are(const ptq_bpe *b, const char *text, int add_special, int parse_special, const int *want, int nw) {
+    int *ids, n;
+    ptq_error e;
+    if (ptq_bpe_encode(b, text, strlen(text), add_special, parse_special, &ids, &n, &e) != PTQ_OK) return 0;
+    int ok = n == nw && first_diff(ids, n, want, nw) == n;
+    if (!ok) {
+        fprintf(stderr, "\"%s\":", text);
+        for (int i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+        fprintf(stderr, "\n");
+    }
+    free(ids);
+    return ok;
+}
+
+/* Special-token rules on a hand-made SPM vocabulary: CONTROL tokens only with parse_special, USER_DEFINED always,
+ * lstrip/rstrip, "▁" prepended after a special token, unknown characters fused into one unk, BOS/EOS. */
+static void check_engine_specials(void) {
+    char *toks[] = {"<unk>", "<s>", "</s>", "<t>", "\xE2\x96\x81", "a", "b", ("\xE2\x96\x81" "a")};
+    int32_t types[] = {PTQ_TOKTYPE_UNKNOWN, PTQ_TOKTYPE_CONTROL, PTQ_TOKTYPE_CONTROL, PTQ_TOKTYPE_USER_DEFINED, 1, 1, 1, 1};
+    uint8_t attrs[8] = {0, 0, 0, PTQ_TOKATTR_LSTRIP | PTQ_TOKATTR_RSTRIP, 0, 0, 0, 0};
+    char *merges[] = {"\xE2\x96\x81 a"};
+    ptq_tok_spec s;
+    memset(&s, 0, sizeof s);
+    s.model = PTQ_TOK_SPM;
+    s.n_tokens = 8;
+    s.tokens = toks;
+    s.types = types;
+    s.attrs = attrs;
+    s.merges = merges;
+    s.n_merges = 1;
+    s.bos = 1;
+    s.eos = 2;
+    s.unk = 0;
+    s.pad = -1;
+    s.add_bos = s.add_eos = s.add_space_prefix = 1;
+    ptq_bpe *b = NULL;
+    ptq_error e;
+    CHECK_MSG(ptq_bpe_create(&s, &b, &e) == PTQ_OK, "%s", e.msg);
+    if (!b) return;
+    CHECK(ids_are(b, "a  <t>  b", 0, 0, (int[]){7, 3, 4, 6}, 4));      /* <t> always; strips both sides */
+    CHECK(ids_are(b, "a</s>a", 0, 1, (int[]){7, 2, 7}, 3));            /* ▁ prepended after the token */
+    CHECK(ids_are(b, "a</s>a", 0, 0, (int[]){7, 0, 5}, 3));            /* not parsed: "</s" fused into one unk */
+    CHECK(ids_are(b, "a</s>a", 1, 1, (int[]){1, 7, 2, 7, 2}, 5));      /* BOS / EOS */
+    CHECK(ids_are(b, "", 1, 1, (int[]){1, 2}, 2));
+    CHECK(ids_are(b, "", 0, 1, NULL, 0));
+    CHECK(ids_are(b, "<s><s>", 0, 1, (int[]){1, 1}, 2));
+    size_t l;
+    const char *p = ptq_bpe_decode(b, 1, 7, &l); /* not NUL-terminated */
+    CHECK(l == 1 && !memcmp(p, "a", 1));          /* leading space dropped after BOS */
+    p = ptq_bpe_decode(b, 5, 7, &l);
+    CHECK(l == 2 && !memcmp(p, " a", 2));
+    CHECK(ptq_bpe_decode(b, 5, 99, &l) && l == 0);
+    ptq_bpe_free(b);
+}
+
 int main(void) {
+    check_engine_specials();
     ptq_tokenizer *l2 = check_goldens(PTQ_SOURCE_DIR "/tests/data/tokenizers/llama2.json",
                                       LENML "tokenizer-llama2/models/tokenizer.json", 1);
     if (l2) {
         check_invalid_utf8(l2, 1);
+        check_spec_round_trip(l2);
         CHECK(ptq_tokenizer_bos(l2) == 1 && ptq_tokenizer_eos(l2) == 2 && ptq_tokenizer_adds_bos(l2));
     }
     ptq_tokenizer_free(l2);
@@ -454,6 +566,7 @@ int main(void) {
                                       LENML "tokenizer-llama3/models/tokenizer.json", 0);
     if (l3) {
         check_invalid_utf8(l3, 0);
+        check_spec_round_trip(l3);
         /* tokenizer_config.json names the tokens; its post-processor (ByteLevel) adds none */
         CHECK(ptq_tokenizer_bos(l3) == 128000 && ptq_tokenizer_eos(l3) == 128001 && !ptq_tokenizer_adds_bos(l3));
     }

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "text/pretok.h"
+#include "text/unicode_tables.h"
 #include "text/utf8.h"
 
 #define SPM_SPACE "\xE2\x96\x81" /* U+2581 "▁" */
@@ -29,7 +30,8 @@ typedef struct merge_slot {
 struct ptq_bpe {
     int model, pre, n_tokens;
     int bos, eos, unk, add_bos, add_eos, add_space_prefix, ignore_merges;
-    int by_score; /* SPM without merges: merge by the score of the merged token */
+    int by_score;  /* SPM without merges: merge by the score of the merged token */
+    int spm_split; /* SPM: no token has a "▁" after another character, so the text can be merged word by word */
     char *text;   /* token strings back to back, NUL-terminated each */
     size_t *off;
     uint32_t *len;
@@ -138,7 +140,10 @@ static int byte_token_value(const char *s, size_t n) {
     int v = 0;
     for (int i = 3; i < 5; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -175,7 +180,8 @@ static ptq_status build_merges(ptq_bpe *t, const ptq_tok_spec *spec, ptq_error *
         const char *sp = n > 1 ? memchr(m + 1, ' ', n - 1) : NULL;
         if (!sp || sp + 1 == m + n) {
             quote(q, sizeof q, m);
-            st = ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: merge %d \"%s\" is not two tokens separated by a space", r, q);
+            st = ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: merge %d \"%s\" is not two tokens separated by a space", r,
+                          q);
             break;
         }
         size_t na = (size_t)(sp - m), nb = n - na - 1;
@@ -258,33 +264,32 @@ static ptq_status build_decoding(ptq_bpe *t, ptq_error *err) {
     return PTQ_OK;
 }
 
-/* Tokens matched in the text before tokenizing (bpe.h), grouped by first byte, longest first. */
+/* Tokens matched in the text before tokenizing (bpe.h), grouped by first byte (a counting sort), longest first. */
 static ptq_status build_specials(ptq_bpe *t, ptq_error *err) {
-    int count = 0;
-    for (int i = 0; i < t->n_tokens; i++) count += is_special_type(type_of(t, i)) && t->len[i] > 0;
-    t->specials = malloc(((size_t)count + 1) * sizeof *t->specials);
+    int count[257] = {0};
+    for (int i = 0; i < t->n_tokens; i++)
+        if (is_special_type(type_of(t, i)) && t->len[i] > 0) count[(unsigned char)t->text[t->off[i]] + 1]++;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    t->specials = malloc(((size_t)count[256] + 1) * sizeof *t->specials);
     if (!t->specials) return ptq_fail(err, PTQ_ERR_NOMEM, "tokenizer: out of memory");
-    int k = 0;
-    for (int b = 0; b < 256; b++) {
-        t->special_start[b] = k;
-        for (int i = 0; i < t->n_tokens; i++)
-            if (is_special_type(type_of(t, i)) && t->len[i] > 0 && (unsigned char)t->text[t->off[i]] == b)
-                t->specials[k++] = i;
-        for (int x = t->special_start[b] + 1; x < k; x++) /* insertion sort, longest first */
+    memcpy(t->special_start, count, sizeof count);
+    for (int i = 0; i < t->n_tokens; i++)
+        if (is_special_type(type_of(t, i)) && t->len[i] > 0)
+            t->specials[count[(unsigned char)t->text[t->off[i]]]++] = i;
+    for (int b = 0; b < 256; b++) /* insertion sort within each group, longest first */
+        for (int x = t->special_start[b] + 1; x < t->special_start[b + 1]; x++)
             for (int y = x; y > t->special_start[b] && t->len[t->specials[y]] > t->len[t->specials[y - 1]]; y--) {
                 int tmp = t->specials[y];
                 t->specials[y] = t->specials[y - 1];
                 t->specials[y - 1] = tmp;
             }
-    }
-    t->special_start[256] = k;
     return PTQ_OK;
 }
 
 static ptq_status check_id(const char *what, int id, int n, ptq_error *err) {
     if (id < -1 || id >= n)
-        return ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: %s token id %d is out of range (vocabulary of %d tokens)", what,
-                        id, n);
+        return ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: %s token id %d is out of range (vocabulary of %d tokens)",
+                        what, id, n);
     return PTQ_OK;
 }
 
@@ -381,11 +386,22 @@ static ptq_status build(ptq_bpe *t, const ptq_tok_spec *spec, ptq_error *err) {
             l = 6;
         }
         t->byte_tok[b] = ptq_bpe_token_id(t, s, l);
-        /* bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5..0xFF) may lack a token (GPT-NeoX's vocabulary) */
-        int in_utf8 = b < 0xC0 || (b >= 0xC2 && b <= 0xF4);
-        if (t->byte_tok[b] < 0 && t->model == PTQ_TOK_BYTE_BPE && in_utf8)
+        /* ASCII must be there; other bytes may lack a token (GPT-NeoX's and StarCoder's vocabularies): encoding
+         * then drops them, as Hugging Face's BPE and llama.cpp do */
+        if (t->byte_tok[b] < 0 && t->model == PTQ_TOK_BYTE_BPE && b < 0x80)
             return ptq_fail(err, PTQ_ERR_FORMAT, "tokenizer: no token for byte 0x%02X (a byte-level vocabulary needs "
-                            "a token for every byte of UTF-8 text)", b);
+                            "the ASCII bytes)", b);
+    }
+    if (t->model == PTQ_TOK_SPM && !t->ignore_merges) {
+        t->spm_split = 1;
+        for (int i = 0; i < n && t->spm_split; i++) {
+            const char *s = t->text + t->off[i];
+            for (uint32_t k = 1; k + 3 <= t->len[i]; k++)
+                if (memcmp(s + k, SPM_SPACE, 3) == 0 && (k < 3 || memcmp(s + k - 3, SPM_SPACE, 3) != 0)) {
+                    t->spm_split = 0;
+                    break;
+                }
+        }
     }
     PTQ_TRY(build_merges(t, spec, err));
     PTQ_TRY(build_decoding(t, err));
@@ -462,7 +478,7 @@ typedef struct heap_entry {
 
 typedef struct cache_slot {
     uint64_t hash;
-    size_t text_off, len; /* the piece, in the text being encoded */
+    size_t key_off, len;   /* the piece's bytes, in scratch.keys */
     size_t out_off, out_n; /* its ids in scratch.out; out_n 0: empty slot */
 } cache_slot;
 
@@ -478,7 +494,9 @@ typedef struct scratch {
     size_t buf_cap;
     cache_slot *cache;
     size_t cache_cap, cache_n;
-    const unsigned char *text; /* the text the cache refers to */
+    char *keys; /* the cached pieces' bytes */
+    size_t keys_n, keys_cap;
+    const unsigned char *text;
 } scratch;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -608,7 +626,7 @@ static int emit_bytes(const ptq_bpe *t, scratch *s, const unsigned char *p, size
  * bytes. Returns 1, 0 (out of memory) or -1 (a byte with no token and no unk). */
 static int spm_by_score(const ptq_bpe *t, scratch *s, const char *text, size_t len) {
     const unsigned char *u = (const unsigned char *)text;
-    if (!reserve_symbols(s, len)) return 0;
+    if (len > (size_t)INT_MAX || !reserve_symbols(s, len)) return 0;
     int m = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
@@ -647,7 +665,7 @@ static int spm_by_rank(const ptq_bpe *t, scratch *s, const char *text, size_t le
         int id = ptq_bpe_token_id(t, text, len);
         if (id >= 0) return push_out(s, id);
     }
-    if (!reserve_symbols(s, len)) return 0;
+    if (len > (size_t)INT_MAX || !reserve_symbols(s, len)) return 0;
     int m = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
@@ -672,7 +690,7 @@ static int spm_by_rank(const ptq_bpe *t, scratch *s, const char *text, size_t le
 }
 
 static int cache_grow(scratch *s) {
-    size_t cap = s->cache_cap ? s->cache_cap * 2 : 1024;
+    size_t cap = s->cache_cap ? s->cache_cap * 2 : 64;
     cache_slot *c = calloc(cap, sizeof *c);
     if (!c) return 0;
     for (size_t i = 0; i < s->cache_cap; i++) {
@@ -688,22 +706,49 @@ static int cache_grow(scratch *s) {
     return 1;
 }
 
-/* One byte-level piece text[off, off+n): its bytes' tokens merged by rank. Pieces seen before in this call are
- * copied from the cache (most words repeat). Returns 1, 0 (out of memory) or -1 (a byte without a token). */
-static int byte_piece(const ptq_bpe *t, scratch *s, size_t off, size_t n) {
-    const unsigned char *p = s->text + off;
-    if ((s->cache_n + 1) * 2 > s->cache_cap && !cache_grow(s)) return 0;
+/* Pieces seen before in this call are copied from a cache (most words repeat). cache_find: on a hit, the piece's ids
+ * are appended to s->out and 1 is returned; else 0, with *slot and *hash set for cache_add (-1: out of memory). */
+static int cache_find(scratch *s, const void *p, size_t n, size_t *slot, uint64_t *hash) {
+    if ((s->cache_n + 1) * 2 > s->cache_cap && !cache_grow(s)) return -1;
     uint64_t h = hash_bytes(p, n);
     size_t j = (size_t)h & (s->cache_cap - 1);
     for (; s->cache[j].out_n; j = (j + 1) & (s->cache_cap - 1)) {
         const cache_slot *e = &s->cache[j];
-        if (e->hash == h && e->len == n && memcmp(s->text + e->text_off, p, n) == 0) {
-            if (!grow((void **)&s->out, &s->out_cap, s->out_n + e->out_n, sizeof *s->out)) return 0;
+        if (e->hash == h && e->len == n && memcmp(s->keys + e->key_off, p, n) == 0) {
+            if (!grow((void **)&s->out, &s->out_cap, s->out_n + e->out_n, sizeof *s->out)) return -1;
             memcpy(s->out + s->out_n, s->out + e->out_off, e->out_n * sizeof *s->out);
             s->out_n += e->out_n;
             return 1;
         }
     }
+    *slot = j;
+    *hash = h;
+    return 0;
+}
+
+/* Remember that p[0,n) gave s->out[first, out_n). Pieces longer than 256 bytes are not worth keeping. */
+static int cache_add(scratch *s, size_t slot, uint64_t h, const void *p, size_t n, size_t first) {
+    if (n > 256 || s->out_n == first) return 1;
+    if (!grow((void **)&s->keys, &s->keys_cap, s->keys_n + n, 1)) return 0;
+    memcpy(s->keys + s->keys_n, p, n);
+    cache_slot *e = &s->cache[slot];
+    e->hash = h;
+    e->key_off = s->keys_n;
+    e->len = n;
+    e->out_off = first;
+    e->out_n = s->out_n - first;
+    s->keys_n += n;
+    s->cache_n++;
+    return 1;
+}
+
+/* One byte-level piece p[0, n): its bytes' tokens merged by rank (a byte without a token is unk, or dropped when there
+ * is no unk). Returns 1 or 0 (out of memory). */
+static int byte_piece(const ptq_bpe *t, scratch *s, const unsigned char *p, size_t n) {
+    size_t slot;
+    uint64_t h;
+    int hit = cache_find(s, p, n, &slot, &h);
+    if (hit) return hit > 0;
     size_t first = s->out_n;
     int id = -1;
     if (t->ignore_merges) { /* the piece in vocabulary form, looked up whole */
@@ -716,31 +761,56 @@ static int byte_piece(const ptq_bpe *t, scratch *s, size_t off, size_t n) {
         if (!push_out(s, id)) return 0;
     } else {
         if (n > (size_t)INT_MAX || !reserve_symbols(s, n)) return 0;
+        int m = 0;
         for (size_t i = 0; i < n; i++) {
-            s->sym[i] = t->byte_tok[p[i]] >= 0 ? t->byte_tok[p[i]] : t->unk;
-            if (s->sym[i] < 0) return -1;
+            int b = t->byte_tok[p[i]] >= 0 ? t->byte_tok[p[i]] : t->unk;
+            if (b >= 0) s->sym[m++] = b;
         }
-        if (!merge_by_rank(t, s, (int)n)) return 0;
+        if (!merge_by_rank(t, s, m)) return 0;
     }
-    cache_slot *e = &s->cache[j];
-    e->hash = h;
-    e->text_off = off;
-    e->len = n;
-    e->out_off = first;
-    e->out_n = s->out_n - first;
-    s->cache_n++;
-    return 1;
+    return cache_add(s, slot, h, p, n, first);
+}
+
+/* One SPM word (or the whole normalised text when the vocabulary does not allow splitting it). */
+static int spm_word(const ptq_bpe *t, scratch *s, const char *w, size_t n) {
+    size_t slot;
+    uint64_t h;
+    int hit = cache_find(s, w, n, &slot, &h);
+    if (hit) return hit > 0 ? 1 : 0;
+    size_t first = s->out_n;
+    int r = t->by_score ? spm_by_score(t, s, w, n) : spm_by_rank(t, s, w, n);
+    if (r != 1) return r;
+    return cache_add(s, slot, h, w, n, first);
 }
 
 /* Text between special tokens. Returns 1, 0 (out of memory) or -1 (unencodable byte). */
+/* The byte-level pieces of text[off, off+len) by pre-tokenizer `kind`. */
+static int byte_pieces(const ptq_bpe *t, scratch *s, int kind, size_t off, size_t len) {
+    for (size_t pos = off; pos < off + len;) {
+        size_t m = ptq_pretok_len(kind, s->text + off, len, pos - off);
+        int r = byte_piece(t, s, s->text + pos, m);
+        if (r != 1) return r;
+        pos += m;
+    }
+    return 1;
+}
+
 static int encode_run(const ptq_bpe *t, scratch *s, size_t off, size_t len) {
     if (len == 0) return 1;
-    if (t->model == PTQ_TOK_BYTE_BPE) {
-        for (size_t pos = off; pos < off + len;) {
-            size_t m = ptq_pretok_len(t->pre, s->text + off, len, pos - off);
-            int r = byte_piece(t, s, pos, m);
+    if (t->model == PTQ_TOK_BYTE_BPE && t->pre != PTQ_PRE_STARCODER) return byte_pieces(t, s, t->pre, off, len);
+    if (t->model == PTQ_TOK_BYTE_BPE) { /* StarCoder: every digit is a piece; GPT-2's pattern between them */
+        size_t a = off, end = off + len;
+        while (a < end) {
+            size_t b = a, n = 0;
+            for (; b < end; b += n) {
+                uint32_t cp;
+                n = ptq_utf8_next(s->text, end, b, &cp);
+                if (ptq_uclass(cp) == PTQ_UCLASS_NUMBER) break;
+            }
+            int r = byte_pieces(t, s, PTQ_PRE_GPT2, a, b - a);
+            if (r == 1 && b < end) r = byte_piece(t, s, s->text + b, n);
             if (r != 1) return r;
-            pos += m;
+            a = b < end ? b + n : end;
         }
         return 1;
     }
@@ -762,7 +832,17 @@ static int encode_run(const ptq_bpe *t, scratch *s, size_t off, size_t len) {
             s->buf[k++] = c;
         }
     }
-    return t->by_score ? spm_by_score(t, s, s->buf, k) : spm_by_rank(t, s, s->buf, k);
+    if (!t->spm_split) return t->by_score ? spm_by_score(t, s, s->buf, k) : spm_by_rank(t, s, s->buf, k);
+    /* words start at each "▁" that follows another character (spm_split: no token crosses such a point) */
+    size_t w = 0;
+    for (size_t i = 1; i + 3 <= k; i++) {
+        if (memcmp(s->buf + i, SPM_SPACE, 3) != 0 || (i >= 3 && memcmp(s->buf + i - 3, SPM_SPACE, 3) == 0)) continue;
+        int r = spm_word(t, s, s->buf + w, i - w);
+        if (r != 1) return r;
+        w = i;
+        i += 2;
+    }
+    return k > w ? spm_word(t, s, s->buf + w, k - w) : 1;
 }
 
 static int is_ws(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
@@ -833,5 +913,6 @@ ptq_status ptq_bpe_encode(const ptq_bpe *t, const char *text, size_t len, int ad
     free(s.heap);
     free(s.buf);
     free(s.cache);
+    free(s.keys);
     return st;
 }

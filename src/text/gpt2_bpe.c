@@ -625,7 +625,11 @@ static int is_named_special(const char *s, size_t n) {
 
 ptq_status ptq_gpt2_bpe_spec(const ptq_gpt2_bpe *t, ptq_tok_spec *out, ptq_error *err) {
     memset(out, 0, sizeof *out);
-    int n = t->vocab_size;
+    int n = t->vocab_size, defined = 0;
+    for (size_t i = 0; i < t->vcap; i++) defined += t->vslots[i].id >= 0;
+    if ((long)n > 2L * defined + 1024) /* unused ids become placeholder tokens */
+        return ptq_fail(err, PTQ_ERR_FORMAT, "vocab.json: token ids go up to %d but only %d tokens are defined", n - 1,
+                        defined);
     out->model = PTQ_TOK_BYTE_BPE;
     snprintf(out->pre, sizeof out->pre, "gpt-2");
     out->n_tokens = n;

@@ -26,6 +26,9 @@ static const struct {
     {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
      "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
      "qwen2"},
+    {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|"
+     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+     "qwen35"},
 };
 
 typedef struct ctx {
@@ -156,8 +159,8 @@ static ptq_status parse_pre_tokenizer(ctx *c, const cJSON *p, family *f) {
             char q[80];
             ptq_snippet(q, sizeof q, re, strlen(re));
             return ptq_fail(c->err, PTQ_ERR_UNSUPPORTED,
-                            "%s: unsupported pre-tokenizer regex \"%s\" (supported: GPT-2's, Llama 3's and Qwen2's "
-                            "patterns)", c->path, q);
+                            "%s: unsupported pre-tokenizer regex \"%s\" (supported: GPT-2's, Llama 3's, Qwen2's and "
+                            "Qwen3.5's patterns)", c->path, q);
         }
     }
     return unsupported(c, "pre-tokenizer", p,
@@ -213,12 +216,29 @@ static ptq_status parse_post_processor(ctx *c, const cJSON *p, ptq_tok_spec *s) 
     const char *t = type_name(p);
     if (t && !strcmp(t, "ByteLevel")) return PTQ_OK; /* offsets only */
     if (t && !strcmp(t, "TemplateProcessing")) return parse_template(c, p, s);
-    if (t && !strcmp(t, "Sequence")) {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(p, "processors")) PTQ_TRY(parse_post_processor(c, it, s));
+    if (t && (!strcmp(t, "RobertaProcessing") || !strcmp(t, "BertProcessing"))) { /* cls text sep */
+        static const char *const keys[] = {"cls", "sep"};
+        for (int k = 0; k < 2; k++) {
+            const cJSON *pair = cJSON_GetObjectItemCaseSensitive(p, keys[k]);
+            const char *name = cJSON_IsArray(pair) && cJSON_IsString(pair->child) ? pair->child->valuestring : NULL;
+            int id = find_token(s, name);
+            if (id < 0)
+                return ptq_fail(c->err, PTQ_ERR_FORMAT,
+                                "%s: post_processor %s: \"%s\" must be [token, id] with a token of the vocabulary",
+                                c->path, t, keys[k]);
+            *(k ? &s->eos : &s->bos) = id;
+            *(k ? &s->add_eos : &s->add_bos) = 1;
+        }
         return PTQ_OK;
     }
-    return unsupported(c, "post-processor", p, "TemplateProcessing, ByteLevel, a Sequence of them, none");
+    if (t && !strcmp(t, "Sequence")) {
+        const cJSON *it;
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "processors");
+        cJSON_ArrayForEach(it, list) PTQ_TRY(parse_post_processor(c, it, s));
+        return PTQ_OK;
+    }
+    return unsupported(c, "post-processor", p,
+                       "TemplateProcessing, RobertaProcessing, BertProcessing, ByteLevel, a Sequence of them, none");
 }
 
 /* tokenizer_config.json beside tokenizer.json: BOS/EOS and whether they are added. */
@@ -305,6 +325,11 @@ static ptq_status parse_model(ctx *c, const cJSON *model, const cJSON *added, pt
         if (id > max_id) max_id = id;
     }
     if (max_id < 0) return ptq_fail(c->err, PTQ_ERR_FORMAT, "%s: the vocabulary is empty", c->path);
+    /* unused ids become placeholder tokens: a few ids far beyond the others must not cost gigabytes */
+    int defined = cJSON_GetArraySize(vocab) + (cJSON_IsArray(added) ? cJSON_GetArraySize(added) : 0);
+    if ((long)max_id >= 2L * defined + 1024)
+        return ptq_fail(c->err, PTQ_ERR_FORMAT, "%s: token ids go up to %d but only %d tokens are defined", c->path,
+                        max_id, defined);
     int n = s->n_tokens = max_id + 1;
     s->tokens = calloc((size_t)n, sizeof *s->tokens);
     s->types = malloc((size_t)n * sizeof *s->types);

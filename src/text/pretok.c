@@ -16,10 +16,14 @@ int ptq_pretok_kind(const char *name) {
         return PTQ_PRE_GPT2;
     if (!strcmp(name, "llama-bpe") || !strcmp(name, "llama3") || !strcmp(name, "llama-v3")) return PTQ_PRE_LLAMA3;
     if (!strcmp(name, "qwen2")) return PTQ_PRE_QWEN2;
+    if (!strcmp(name, "qwen35")) return PTQ_PRE_QWEN35;
+    if (!strcmp(name, "starcoder") || !strcmp(name, "refact") || !strcmp(name, "command-r")) return PTQ_PRE_STARCODER;
     return 0;
 }
 
-const char *ptq_pretok_names(void) { return "gpt-2, default, mpt, olmo, llama-bpe (llama3, llama-v3), qwen2"; }
+const char *ptq_pretok_names(void) {
+    return "gpt-2, default, mpt, olmo, llama-bpe (llama3, llama-v3), qwen2, qwen35, starcoder, refact, command-r";
+}
 
 static int class_at(const unsigned char *s, size_t len, size_t pos, uint32_t *cp, size_t *n) {
     uint32_t c;
@@ -40,7 +44,34 @@ static size_t run_end(const unsigned char *s, size_t len, size_t pos, int cls) {
 
 static int lower(unsigned c) { return c >= 'A' && c <= 'Z' ? (int)(c | 0x20) : (int)c; }
 
-static size_t llama3_len(const unsigned char *s, size_t len, size_t pos, int max_digits) {
+/* Letter, or (marks: Qwen3.5) a mark */
+static int letter_like(uint32_t cp, int cls, int marks) {
+    return cls == PTQ_UCLASS_LETTER || (marks && cls == PTQ_UCLASS_OTHER && ptq_is_mark(cp));
+}
+
+static size_t letters_end(const unsigned char *s, size_t len, size_t pos, int marks) {
+    while (pos < len) {
+        uint32_t cp;
+        size_t n;
+        int cls = class_at(s, len, pos, &cp, &n);
+        if (!letter_like(cp, cls, marks)) break;
+        pos += n;
+    }
+    return pos;
+}
+
+/* [^\s\p{L}\p{N}]+ (marks: and not \p{M}) */
+static size_t others_end(const unsigned char *s, size_t len, size_t pos, int marks) {
+    while (pos < len) {
+        uint32_t cp;
+        size_t n;
+        if (class_at(s, len, pos, &cp, &n) != PTQ_UCLASS_OTHER || (marks && ptq_is_mark(cp))) break;
+        pos += n;
+    }
+    return pos;
+}
+
+static size_t llama3_len(const unsigned char *s, size_t len, size_t pos, int max_digits, int marks) {
     /* (?i:'s|'t|'re|'ve|'m|'ll|'d) */
     if (s[pos] == '\'' && pos + 1 < len) {
         int c1 = lower(s[pos + 1]);
@@ -50,14 +81,15 @@ static size_t llama3_len(const unsigned char *s, size_t len, size_t pos, int max
             if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return 3;
         }
     }
-    uint32_t cp0;
+    uint32_t cp0, cp1;
     size_t n0;
     int cls0 = class_at(s, len, pos, &cp0, &n0);
-    /* [^\r\n\p{L}\p{N}]?\p{L}+ */
-    if (cls0 == PTQ_UCLASS_LETTER) return run_end(s, len, pos, PTQ_UCLASS_LETTER) - pos;
-    if (cp0 != '\r' && cp0 != '\n' && cls0 != PTQ_UCLASS_NUMBER && pos + n0 < len &&
-        class_at(s, len, pos + n0, NULL, NULL) == PTQ_UCLASS_LETTER)
-        return run_end(s, len, pos + n0, PTQ_UCLASS_LETTER) - pos;
+    /* [^\r\n\p{L}\p{N}]?\p{L}+  (Qwen3.5: [\p{L}\p{M}]+) */
+    if (letter_like(cp0, cls0, marks)) return letters_end(s, len, pos, marks) - pos;
+    if (cp0 != '\r' && cp0 != '\n' && cls0 != PTQ_UCLASS_NUMBER && pos + n0 < len) {
+        int cls1 = class_at(s, len, pos + n0, &cp1, NULL);
+        if (letter_like(cp1, cls1, marks)) return letters_end(s, len, pos + n0, marks) - pos;
+    }
     /* \p{N}{1,3} (Qwen2: \p{N}) */
     if (cls0 == PTQ_UCLASS_NUMBER) {
         size_t end = pos;
@@ -69,16 +101,16 @@ static size_t llama3_len(const unsigned char *s, size_t len, size_t pos, int max
         return end - pos;
     }
     /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
-    size_t start = pos;
-    if (cp0 == ' ' && pos + 1 < len && class_at(s, len, pos + 1, NULL, NULL) == PTQ_UCLASS_OTHER) start = pos + 1;
-    if (class_at(s, len, start, NULL, NULL) == PTQ_UCLASS_OTHER) {
-        size_t end = run_end(s, len, start, PTQ_UCLASS_OTHER);
+    size_t start = pos + (cp0 == ' ' ? 1 : 0);
+    size_t end = start < len ? others_end(s, len, start, marks) : start;
+    if (end > start) {
         while (end < len && (s[end] == '\r' || s[end] == '\n')) end++;
         return end - pos;
     }
     /* only whitespace is left: \s*[\r\n]+ ends after the run's last CR/LF (CR and LF are single bytes, never
      * inside a multi-byte character) */
-    size_t end = run_end(s, len, pos, PTQ_UCLASS_SPACE), last_nl = 0, last = pos;
+    size_t last_nl = 0, last = pos;
+    end = run_end(s, len, pos, PTQ_UCLASS_SPACE);
     for (size_t i = pos; i < end; i++)
         if (s[i] == '\r' || s[i] == '\n') last_nl = i + 1;
     if (last_nl) return last_nl - pos;
@@ -91,8 +123,9 @@ static size_t llama3_len(const unsigned char *s, size_t len, size_t pos, int max
 size_t ptq_pretok_len(int kind, const unsigned char *s, size_t len, size_t pos) {
     if (pos >= len) return 0;
     switch (kind) {
-    case PTQ_PRE_LLAMA3: return llama3_len(s, len, pos, 3);
-    case PTQ_PRE_QWEN2: return llama3_len(s, len, pos, 1);
+    case PTQ_PRE_LLAMA3: return llama3_len(s, len, pos, 3, 0);
+    case PTQ_PRE_QWEN2: return llama3_len(s, len, pos, 1, 0);
+    case PTQ_PRE_QWEN35: return llama3_len(s, len, pos, 1, 1);
     default: return ptq_gpt2_pretoken_len(s, len, pos);
     }
 }

@@ -22,4 +22,11 @@ extern const ptq_uclass_range ptq_uclass_ranges[];
 extern const size_t ptq_uclass_nranges;
 extern const char ptq_unicode_version[];
 
+typedef struct ptq_urange {
+    uint32_t lo, hi; /* inclusive */
+} ptq_urange;
+/* \p{M}: general category M* (marks), sorted; in ptq_uclass_ranges they are OTHER. */
+extern const ptq_urange ptq_mark_ranges[];
+extern const size_t ptq_mark_nranges;
+
 #endif

@@ -64,6 +64,19 @@ int ptq_uclass(uint32_t cp) {
     return PTQ_UCLASS_OTHER;
 }
 
+int ptq_is_mark(uint32_t cp) {
+    if (cp < 0x300) return 0;
+    size_t lo = 0, hi = ptq_mark_nranges; /* first range with hi >= cp */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ptq_mark_ranges[mid].hi < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ptq_mark_nranges && ptq_mark_ranges[lo].lo <= cp;
+}
+
 size_t ptq_utf8_put(uint32_t cp, char *out) {
     if (cp < 0x80) {
         out[0] = (char)cp;

@@ -13,6 +13,8 @@
 size_t ptq_utf8_next(const unsigned char *s, size_t len, size_t i, uint32_t *cp);
 /* PTQ_UCLASS_OTHER / LETTER / NUMBER / SPACE (text/unicode_tables.h); PTQ_UTF8_INVALID is OTHER. */
 int ptq_uclass(uint32_t cp);
+/* Whether cp is a mark (\p{M}). */
+int ptq_is_mark(uint32_t cp);
 /* Encode cp as UTF-8 into out[4]; returns the length. */
 size_t ptq_utf8_put(uint32_t cp, char *out);
 
