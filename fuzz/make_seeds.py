@@ -176,6 +176,21 @@ def main(data, out):
     write(out, "fuzz_gguf", "llama-tiny", gguf(llama_kv(8) + vocab_kv("llama", "default", spm + ["c"]),
                                                llama_tensors(8)))
 
+    # preprocessor_config.json (+ an image): the test cases' configs, each with a small PNG
+    with open(os.path.join(ROOT, "tests/data/preprocess/cases.json")) as f:
+        cases = json.load(f)
+    sizes = [1, 7, 28, 64]
+    for c in cases:
+        ch, img = c["channels"], c["img"]
+        cfg = dict(c["config"])
+        if cfg.get("do_center_crop"):
+            cfg["crop_size"] = {"height": 28, "width": 28}
+        elif cfg.get("do_resize", True) and "shortest_edge" not in (cfg.get("size") if isinstance(cfg.get("size"), dict) else {}):
+            cfg["size"] = {"height": 28, "width": 28}
+        pix = png(9, 6, 2, bytes((i * 37) % 256 for i in range(162))) if ch == 3 else png(5, 3, 0, bytes(range(15)))
+        write(out, "fuzz_preprocessor", c["name"], bytes([(ch == 3) | sizes.index(28) << 1]) +
+              json.dumps(cfg).encode() + SEP + pix)
+
 
 # ---------------------------------------------------------------- GGUF (format in src/io/gguf.h)
 

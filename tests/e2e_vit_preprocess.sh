@@ -49,6 +49,9 @@ out=$("$PTQ" eval "$HF" --images "$IMG" --labels "$LAB" --count $N --json 2> "$T
 grep -q "preprocessor_config.json's mean/std (0.5/0.5), not config.json's (0.1307/0.3081)" "$TMP/err" ||
   fail "no note that preprocessor_config.json wins: $(cat "$TMP/err")"
 [ "$(grep -c . "$TMP/err")" = 1 ] || fail "the note is not one line: $(cat "$TMP/err")"
+"$PTQ" inspect "$HF" | grep -q "images 1x28x28, preprocessing from preprocessor_config.json (Hugging Face), mean/std 0.5/0.5" ||
+  fail "inspect does not show the preprocessing"
+"$PTQ" inspect "$M" --json | grep -q '"image_preprocessing":.*"config.json"' || fail "inspect --json of vit-mnist"
 ptq_n=$(count "$(echo "$out" | acc)" $N)
 ref=$("$PY" "$HELP" top1 "$HF" "$REFDIR" --idx "$IMG" "$LAB" --count $N) || fail "reference failed"
 ref_n=${ref##*correct=}

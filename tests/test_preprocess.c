@@ -213,6 +213,14 @@ static void test_bad_configs(void) {
               "shortest edge on a wide image: %s", err.msg);
     free(m);
     cJSON_Delete(o);
+    /* a valid config asking for a 16384 x 16384 intermediate image: refused before any allocation */
+    o = cJSON_Parse("{\"size\": 16384, \"do_center_crop\": true, \"crop_size\": 16}");
+    m = stub_model(3, 16, o);
+    st = ptq_images_load_folder(m, DATA, labels, 0, 0, &s, &err);
+    CHECK_MSG(st == PTQ_ERR_UNSUPPORTED && strstr(err.msg, "would be resized to 16384x16384"), "huge resize: %s",
+              err.msg);
+    free(m);
+    cJSON_Delete(o);
 }
 
 /* PIL's resize, a few properties any correct version has: a constant image stays constant under every

@@ -62,8 +62,20 @@ int cmd_inspect(args *a) {
         printf("  dim %d, %d layers, %d heads (%d key/value), MLP %d, %s %d, %s %d\n", info.dim, info.n_layers,
                info.n_heads, info.n_kv_heads, info.hidden_dim, info.is_language_model ? "vocab" : "classes",
                info.vocab_size, info.is_language_model ? "context" : "tokens", info.max_seq);
-        printf("\n  %-48s %-5s %s\n", "tensor", "dtype", "shape");
     }
+    ptq_image_prep_info pi;
+    ptq_error pe;
+    if (!info.is_language_model && ptq_model_image_prep(m, &pi, &pe) == PTQ_OK) {
+        char norm[160] = "";
+        for (int c = 0; c < pi.channels; c++)
+            snprintf(norm + strlen(norm), sizeof norm - strlen(norm), "%s%g/%g", c ? ", " : "", (double)pi.mean[c],
+                     (double)pi.std[c]);
+        cJSON_AddStringToObject(root, "image_preprocessing", pi.hf ? "preprocessor_config.json" : "config.json");
+        if (!json)
+            printf("  images %dx%dx%d, preprocessing from %s, mean/std %s\n", pi.channels, pi.size, pi.size,
+                   pi.hf ? "preprocessor_config.json (Hugging Face)" : "config.json", norm);
+    }
+    if (!json) printf("\n  %-48s %-5s %s\n", "tensor", "dtype", "shape");
     ptq_quant_summary qs;
     ptq_model_quant_summary(m, &qs);
     if (qs.linears) {

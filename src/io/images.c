@@ -1,12 +1,15 @@
-/* ptq_images_load_folder: a folder of image files (PNG, JPEG, BMP, ... anything stb_image decodes) plus a
- * labels file, turned into the normalised tensors a ViT eats.
+/* ptq_images_load_folder: a folder of image files (PNG, JPEG, BMP) with a labels file, or without one (every
+ * image file of the folder, by name), turned into the normalised tensors a ViT eats.
  *
  * Labels file: one "filename label" per line; the label is the last whitespace-separated field, so file
  * names may contain spaces. Blank lines and lines starting with '#' are ignored; CRLF line ends are fine.
  * File names are relative to `folder` (NULL or "" = the labels file's folder) unless absolute.
+ * Without a labels file: regular files named *.png, *.jpg, *.jpeg, *.bmp (any case), sorted with strcmp;
+ * every other entry is skipped (ptq_images_count_folder counts them); labels are -1.
  *
- * Pipeline per image (timm's eval transform: Resize(floor(img/crop_pct)), CenterCrop(img), ToTensor,
- * Normalize), with these precise choices:
+ * A model with a Hugging Face preprocessor_config.json (cfg.prep.hf) gets that pipeline (io/preprocess.c:
+ * PIL resize, crop, rescale, normalise) on the image of steps 1-2 below, in 8 bits. Otherwise, timm's eval
+ * transform (Resize(floor(img/crop_pct)), CenterCrop(img), ToTensor, Normalize), with these precise choices:
  *   1. decode to 8-bit RGB (stb_image; alpha is dropped, grey is replicated);
  *   2. model with 1 channel: luma as Pillow's convert("L"), ITU-R BT.601 weights in 16-bit fixed point,
  *      rounded: L = (R*19595 + G*38470 + B*7471 + 32768) >> 16 (0.299, 0.587, 0.114);

@@ -405,9 +405,10 @@ ptq_status ptq_preprocess_apply(const ptq_preprocess *p, const uint8_t *planes, 
             oh = w <= h ? nl : p->shortest_edge;
             ow = w <= h ? p->shortest_edge : nl;
         }
-        if (oh > PTQ_PREP_MAX_SIDE || ow > PTQ_PREP_MAX_SIDE)
-            return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: %dx%d would be resized to %lldx%lld (at most %d a side)",
-                            what, w, h, (long long)ow, (long long)oh, PTQ_PREP_MAX_SIDE);
+        if (oh > PTQ_PREP_MAX_SIDE || ow > PTQ_PREP_MAX_SIDE || oh * ow > PTQ_PREP_MAX_AREA)
+            return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
+                            "%s: %dx%d would be resized to %lldx%lld (at most %d a side, %d pixels)", what, w, h,
+                            (long long)ow, (long long)oh, PTQ_PREP_MAX_SIDE, PTQ_PREP_MAX_AREA);
         if (oh != h || ow != w) {
             resized = malloc((size_t)channels * (size_t)ow * (size_t)oh);
             if (!resized) return ptq_fail(err, PTQ_ERR_NOMEM, "%s: cannot allocate a %lldx%lld image", what,

@@ -26,6 +26,8 @@ enum { PTQ_RS_NEAREST = 0, PTQ_RS_LANCZOS = 1, PTQ_RS_BILINEAR = 2, PTQ_RS_BICUB
 
 /* The largest image side the preprocessing accepts or produces (sizes in preprocessor_config.json too). */
 #define PTQ_PREP_MAX_SIDE (1 << 14)
+/* The largest image a resize may produce, in pixels (a 16384 x 16384 intermediate is refused, 8192 x 8192 is not). */
+#define PTQ_PREP_MAX_AREA (1 << 26)
 
 typedef struct ptq_preprocess {
     int hf;             /* 1: this pipeline is in force (a preprocessor_config.json was found); 0: none */
