@@ -92,9 +92,9 @@ typedef struct ptq_tokenizer ptq_tokenizer;
 ptq_status ptq_tokenizer_load(const char *path, int vocab_size, ptq_tokenizer **out, ptq_error *err);
 /* The tokenizer of a loaded model: `path` when given (any file ptq_tokenizer_load reads), else the tokenizer
  * the model file itself carries (a .ptq written by ptq_model_save, a GGUF), else one found beside the model
- * (tokenizer.json, tokenizer.bin, tok<vocab>.bin, vocab.json + merges.txt). BOS/EOS come from the tokenizer's
- * own files where they say (tokenizer.json / tokenizer_config.json, GGUF, .ptq, llama2.c's fixed 1/2),
- * else from the model's config.json (bos_token_id, eos_token_id: OPT's </s>). */
+ * (tokenizer.json, tokenizer.bin, tok<vocab>.bin, vocab.json + merges.txt). BOS/EOS are the ids the model's
+ * config names (config.json bos_token_id / eos_token_id: OPT's </s>; GGUF and .ptq: the ones stored) when they
+ * are in the tokenizer's vocabulary, else the tokenizer's own (tokenizer.json / tokenizer_config.json, GGUF). */
 ptq_status ptq_tokenizer_load_for_model(const ptq_model *m, const char *path, ptq_tokenizer **out, ptq_error *err);
 void ptq_tokenizer_free(ptq_tokenizer *t);
 /* Encode UTF-8 text; `bos` prepends the BOS token when the tokenizer has one (EOS is never added). Special tokens

@@ -54,5 +54,5 @@ $ptq eval "$data/vit-mnist" --images "$data/mnist/t10k-images-idx3-ubyte.gz" \
 echo "== stories260K: 3-bit GPTQ + Bias Compensation, calibrated on stories 0-59, evaluated on 60-99"
 $ptq quantize "$data/stories260K/stories260K.bin" --calib "$data/tinystories/tinystories-valid-100.txt" \
   --docs-sep '<|endoftext|>' --docs 0:60 --calib-ctx 256 --wbits 3 --group 32 --bc -o build/stories260K-w3g32-bc.ptq
-$ptq eval build/stories260K-w3g32-bc.ptq --tokenizer "$data/stories260K/tok512.bin" \
+$ptq eval build/stories260K-w3g32-bc.ptq \
   --text "$data/tinystories/tinystories-valid-100.txt" --docs-sep '<|endoftext|>' --docs 60: --ctx 256
