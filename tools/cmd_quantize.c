@@ -236,9 +236,10 @@ int cmd_quantize(args *a) {
             return die("--wbits and --group do not apply to --format gguf: --type %s sets each matrix's ggml type",
                        type_name);
         if (qp.abits) return die("--format gguf holds weights only: activation quantization (--abits) has no GGUF form");
-        if (strcmp(method, "gptq") == 0 || bc)
-            return die("--format gguf with --method gptq or --bc is not available in this build; use --method rtn");
         qp.wbits = 8; /* unused: the type decides */
+        qp.ggml = 1;
+        qp.ggml_ftype = (int)go.ftype;
+        qp.ggml_pure = pure;
     }
     if ((bc_shape || bc_mode || bc_scope) && !bc) return die("--bc-shape, --bc-mode and --bc-scope need --bc");
     const char *calibs[] = {"minmax", "percentile", "mse", "entropy", "easyquant", "twin"};

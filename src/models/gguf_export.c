@@ -359,7 +359,14 @@ static ptq_status put_tensors(ex *x, ptq_error *err) {
             int perm = needs_perm(m, k_lin[k].role);
             t = ptq_gguf_tensor_type(&x->tc, k_lin[k].kind, l, lin->in);
             const void *pre = NULL;
-            if (x->o->bytes)
+            if (lin->ggml && lin->ggml_type != t) {
+                char a[24], b[24];
+                return ptq_fail(err, PTQ_ERR_ARG, "%s: %s was quantized into %s, but file type %s puts it in %s", x->path,
+                                lin->name, ptq_ggml_type_name(lin->ggml_type, a, sizeof a),
+                                ptq_gguf_ftype_name(x->o->ftype), ptq_ggml_type_name(t, b, sizeof b));
+            }
+            if (lin->ggml) pre = lin->ggml; /* GPTQ (or RTN) into the type by the quantization pipeline */
+            else if (x->o->bytes)
                 pre = x->o->bytes(x->o->bytes_user, lin, l, k_lin[k].role, t,
                                   (size_t)lin->out * ptq_ggml_row_bytes(t, lin->in));
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, k_lin[k].name);
