@@ -504,6 +504,123 @@ out:
     ptq_model_free(m);
 }
 
+/* ------------------------------------------------------------------ GGUF files holding the types */
+
+static int run_py(const char *args) {
+    char cmd[12000];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/ref/make_gguf_qtypes.py' %s", PTQ_SOURCE_DIR, args);
+    int rc = system(cmd);
+    if (rc != 0) {
+        CHECK_MSG(!ci(), "cannot write the GGUF files (needs /usr/bin/python3 with numpy): %s", cmd);
+        fprintf(stderr, "SKIP: cannot write the GGUF files: %s\n", cmd);
+    }
+    return rc == 0;
+}
+
+static float *logits(ptq_model *m, const int *toks, int n, int vocab) {
+    ptq_session *s = NULL;
+    ptq_error err = {0};
+    float *out = malloc((size_t)n * (size_t)vocab * sizeof *out);
+    const float *lg = NULL;
+    CHECK_MSG(ptq_session_new(m, n, &s, &err) == PTQ_OK, "%s", err.msg);
+    for (int i = 0; s && i < n; i++) {
+        CHECK_MSG(ptq_session_feed(s, &toks[i], 1, &lg, &err) == PTQ_OK, "%s", err.msg);
+        if (lg) memcpy(out + (size_t)i * vocab, lg, (size_t)vocab * sizeof *lg);
+    }
+    ptq_session_free(s);
+    return out;
+}
+
+static char g_gguf_dir[1200];
+static void remove_gguf_dir(void) {
+    char cmd[1300];
+    if (!g_gguf_dir[0]) return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_gguf_dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", g_gguf_dir);
+}
+
+/* every type: ptq's RTN blocks of llama-shakespeare-256 in a GGUF written by gguf-py; ptq reads the file, and
+ * its weights (hence logits) are the ones gguf-py's dequantizer makes of the same bytes */
+static void test_gguf_types(void) {
+    char shk[4096], refs_py[4096];
+    if (!shakespeare_path(shk, sizeof shk, "config.json")) return;
+    *strrchr(shk, '/') = 0;
+    char *gp = tu_ref_path("llama.cpp/gguf-py/gguf/gguf_writer.py");
+    snprintf(refs_py, sizeof refs_py, "%s", gp);
+    free(gp);
+    *strstr(refs_py, "/llama.cpp/gguf-py") = 0;
+    snprintf(g_gguf_dir, sizeof g_gguf_dir, "%s/gguf", tu_tmpdir());
+    atexit(remove_gguf_dir);
+    char args[10000];
+    snprintf(args, sizeof args, "rows '%s' '%s' '%s'", refs_py, shk, g_gguf_dir);
+    if (!run_py(args)) return;
+    char path[2000], name[128];
+    snprintf(path, sizeof path, "%s/rows/list.txt", g_gguf_dir);
+    FILE *lst = fopen(path, "r");
+    CHECK(lst != NULL);
+    if (!lst) return;
+    int n = snprintf(args, sizeof args, "gguf '%s' '%s' '%s'", refs_py, shk, g_gguf_dir);
+    for (size_t i = 0; i < N_TYPES; i++) {
+        snprintf(path, sizeof path, "%s/%s", g_gguf_dir, tname(k_types[i]));
+        char mk[2100];
+        snprintf(mk, sizeof mk, "mkdir -p '%s'", path);
+        CHECK(system(mk) == 0);
+        n += snprintf(args + n, sizeof args - (size_t)n, " %s", tname(k_types[i]));
+    }
+    long rows, cols;
+    while (fscanf(lst, "%127s %ld %ld", name, &rows, &cols) == 3) {
+        float *w = malloc((size_t)rows * (size_t)cols * sizeof *w);
+        snprintf(path, sizeof path, "%s/rows/%s.f32", g_gguf_dir, name);
+        FILE *f = fopen(path, "rb");
+        CHECK(f && fread(w, sizeof *w, (size_t)(rows * cols), f) == (size_t)(rows * cols));
+        if (f) fclose(f);
+        for (size_t i = 0; i < N_TYPES; i++) {
+            size_t nb = ptq_ggml_row_bytes(k_types[i], cols) * (size_t)rows;
+            unsigned char *b = malloc(nb);
+            ptq_error err = {0};
+            CHECK_MSG(ptq_ggml_quantize_rows(k_types[i], w, b, rows, cols, &err) == PTQ_OK, "%s", err.msg);
+            snprintf(path, sizeof path, "%s/%s/%s.bin", g_gguf_dir, tname(k_types[i]), name);
+            CHECK(tu_write_file(path, b, nb) == 0);
+            free(b);
+        }
+        free(w);
+    }
+    fclose(lst);
+    if (!run_py(args)) return;
+
+    int toks[32];
+    for (int i = 0; i < 32; i++) toks[i] = (int)(tu_splitmix64(500 + (uint64_t)i) % 509) + 3;
+    toks[0] = 1;
+    for (size_t i = 0; i < N_TYPES; i++) {
+        char g[1400], d[1400];
+        snprintf(g, sizeof g, "%s/shakespeare-%s.gguf", g_gguf_dir, tname(k_types[i]));
+        snprintf(d, sizeof d, "%s/shakespeare-%s-deq", g_gguf_dir, tname(k_types[i]));
+        ptq_model *mg = NULL, *md = NULL;
+        ptq_error err = {0};
+        CHECK_MSG(ptq_model_load(g, &mg, &err) == PTQ_OK, "%s", err.msg);
+        CHECK_MSG(ptq_model_load(d, &md, &err) == PTQ_OK, "%s", err.msg);
+        if (mg && md) {
+            ptq_model_info info;
+            ptq_model_get_info(mg, &info);
+            size_t total = 32 * (size_t)info.vocab_size;
+            float *lg = logits(mg, toks, 32, info.vocab_size), *ld = logits(md, toks, 32, info.vocab_size);
+            double dmax = 0, smax = 0;
+            for (size_t k = 0; k < total; k++) {
+                dmax = fmax(dmax, fabs((double)lg[k] - ld[k]));
+                smax = fmax(smax, fabs((double)ld[k]));
+            }
+            printf("%-5s GGUF: max |ptq logit - logit of gguf-py's dequantized weights| = %.3g (max |logit| %.3g)\n",
+                   tname(k_types[i]), dmax, smax);
+            CHECK_MSG(dmax == 0, "%s: ptq's logits on the GGUF differ from those of gguf-py's weights by %g",
+                      tname(k_types[i]), dmax);
+            free(lg);
+            free(ld);
+        }
+        ptq_model_free(mg);
+        ptq_model_free(md);
+    }
+}
+
 /* ------------------------------------------------------------------ errors and speed */
 
 static void test_errors(void) {
@@ -544,7 +661,18 @@ static void bench(void) {
     free(x);
 }
 
-int main(void) {
+/* an argument names one part to run alone while developing: gguf, gptq */
+int main(int argc, char **argv) {
+    const char *only = argc > 1 ? argv[1] : NULL;
+    if (only && !strcmp(only, "gguf")) {
+        test_gguf_types();
+        return tu_done("test_ggml_quants");
+    }
+    if (only && !strcmp(only, "gptq") && build_ref()) {
+        test_gptq_random();
+        test_gptq_shakespeare();
+        return tu_done("test_ggml_quants");
+    }
     test_errors();
     bench();
     if (build_ref()) {
@@ -562,5 +690,6 @@ int main(void) {
         test_gptq_random();
         test_gptq_shakespeare();
     }
+    test_gguf_types();
     return tu_done("test_ggml_quants");
 }
