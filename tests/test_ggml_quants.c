@@ -128,7 +128,6 @@ static rowset random_rows(void) {
     return r;
 }
 
-/* every 2-D weight of llama-shakespeare-256 as rows of its input width */
 static int shakespeare_path(char *buf, size_t cap, const char *file) {
     const char *data = getenv("PTQ_DATA");
     snprintf(buf, cap, "%s/llama-shakespeare-256/%s", data && *data ? data : PTQ_DATA_DEFAULT, file);
@@ -137,6 +136,7 @@ static int shakespeare_path(char *buf, size_t cap, const char *file) {
     return f != NULL;
 }
 
+/* every 2-D weight of llama-shakespeare-256, as rows of its input width: one set per width */
 static int shakespeare_rows(rowset *sets, int cap) {
     char path[4096];
     if (!shakespeare_path(path, sizeof path, "model.safetensors")) {
@@ -151,13 +151,20 @@ static int shakespeare_rows(rowset *sets, int cap) {
         return 0;
     }
     int k = 0;
-    for (int i = 0; i < st.n_tensors && k < cap; i++) {
+    for (int i = 0; i < st.n_tensors; i++) {
         const ptq_st_tensor *t = &st.tensors[i];
         if (t->ndim != 2 || t->shape[1] % 256) continue;
-        rowset r = {malloc((size_t)t->numel * sizeof(float)), t->shape[0], t->shape[1], t->name};
-        CHECK_MSG(ptq_st_read_f32(&st, t->name, -1, NULL, r.x, &err) == PTQ_OK, "%s", err.msg);
-        r.what = strdup(t->name);
-        sets[k++] = r;
+        int s = 0;
+        while (s < k && sets[s].n != t->shape[1]) s++;
+        if (s == k) {
+            if (k == cap) continue;
+            sets[k++] = (rowset){NULL, 0, t->shape[1], "llama-shakespeare-256"};
+        }
+        rowset *r = &sets[s];
+        r->x = realloc(r->x, (size_t)(r->nrows + t->shape[0]) * (size_t)r->n * sizeof(float));
+        CHECK_MSG(ptq_st_read_f32(&st, t->name, -1, NULL, r->x + (size_t)r->nrows * (size_t)r->n, &err) == PTQ_OK, "%s",
+                  err.msg);
+        r->nrows += t->shape[0];
     }
     ptq_st_close(&st);
     return k;
@@ -638,32 +645,42 @@ static void test_errors(void) {
     CHECK(ptq_ggml_quant_affine(PTQ_GGML_Q4_K) && !ptq_ggml_quant_affine(PTQ_GGML_Q6_K) && ptq_ggml_quant_affine(PTQ_GGML_Q5_1));
 }
 
+/* throughput of RTN and dequantization (best of 3), for docs/RESULTS.md */
+static double best_of3(uint32_t type, int deq, float *x, unsigned char *b, int64_t nrows, int64_t n) {
+    double best = 1e30;
+    ptq_error err = {0};
+    for (int rep = 0; rep < 3; rep++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (deq) CHECK(ptq_ggml_dequantize_rows(type, b, x, nrows, n, &err) == PTQ_OK);
+        else CHECK(ptq_ggml_quantize_rows(type, x, b, nrows, n, &err) == PTQ_OK);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        best = fmin(best, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    }
+    return (double)(n * nrows) * 4 / 1e6 / best;
+}
+
 static void bench(void) {
-    const int64_t n = 4096, nrows = 256;
-    float *x = malloc((size_t)(n * nrows) * sizeof *x);
+    const int64_t n = 4096, nrows = 64;
+    float *x = malloc((size_t)(n * nrows) * sizeof *x), *y = malloc((size_t)(n * nrows) * sizeof *y);
     tu_prng_fill(x, (size_t)(n * nrows), 77, 0.1, 0, 24);
     unsigned char *b = malloc(ptq_ggml_row_bytes(PTQ_GGML_Q8_0, n) * (size_t)nrows);
-    ptq_error err = {0};
     for (size_t i = 0; i < N_TYPES; i++) {
-        struct timespec t0, t1, t2;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        ptq_ggml_quantize_rows(k_types[i], x, b, nrows, n, &err);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        ptq_ggml_dequantize_rows(k_types[i], b, x, nrows, n, &err);
-        clock_gettime(CLOCK_MONOTONIC, &t2);
-        double mb = (double)(n * nrows) * 4 / 1e6;
-        printf("%-5s RTN %6.0f MB/s of float32, dequantize %6.0f MB/s\n", tname(k_types[i]),
-               mb / ((double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9),
-               mb / ((double)(t2.tv_sec - t1.tv_sec) + (t2.tv_nsec - t1.tv_nsec) * 1e-9));
-        tu_prng_fill(x, (size_t)(n * nrows), 77, 0.1, 0, 24);
+        double q = best_of3(k_types[i], 0, x, b, nrows, n), d = best_of3(k_types[i], 1, y, b, nrows, n);
+        printf("%-5s RTN %6.0f MB/s of float32, dequantize %6.0f MB/s\n", tname(k_types[i]), q, d);
     }
     free(b);
     free(x);
+    free(y);
 }
 
-/* an argument names one part to run alone while developing: gguf, gptq */
+/* an argument names one part to run alone: gguf, gptq, bench */
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
+    if (only && !strcmp(only, "bench")) {
+        bench();
+        return tu_done("test_ggml_quants");
+    }
     if (only && !strcmp(only, "gguf")) {
         test_gguf_types();
         return tu_done("test_ggml_quants");
@@ -683,10 +700,7 @@ int main(int argc, char **argv) {
             test_rtn_vs_ggml(k_types[i], sets, ns);
             test_random_blocks(k_types[i]);
         }
-        for (int s = 0; s < ns; s++) {
-            free(sets[s].x);
-            if (s) free((char *)sets[s].what);
-        }
+        for (int s = 0; s < ns; s++) free(sets[s].x);
         test_gptq_random();
         test_gptq_shakespeare();
     }

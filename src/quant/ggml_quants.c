@@ -457,19 +457,23 @@ ptq_status ptq_ggml_quantize_rows(uint32_t type, const float *src, void *dst, in
         }
         return PTQ_OK;
     }
-    ptq_ggml_block_params p;
-    uint8_t c[256];
-    for (size_t k = 0; k < total / (size_t)block; k++, b += bytes, src += block) {
+    /* blocks are independent: the k-quants' scale searches are slow enough to share out */
+    long long nblocks = (long long)(total / (size_t)block);
+#pragma omp parallel for schedule(static) if (nblocks >= 64 && block == PTQ_GGML_QK_K)
+    for (long long k = 0; k < nblocks; k++) {
+        ptq_ggml_block_params p;
+        uint8_t c[256];
+        const float *x = src + (size_t)k * (size_t)block;
         if (block == PTQ_GGML_QK) {
-            legacy_ref(type, src, &p, c);
+            legacy_ref(type, x, &p, c);
         } else {
             /* ggml's final pass: every value against the quantized scales, except in a sub-block whose scale
                is zero, where the search's codes stay */
-            ptq_ggml_kq_choose(type, src, NULL, &p, c);
+            ptq_ggml_kq_choose(type, x, NULL, &p, c);
             for (int j = 0; j < block; j++)
-                if (p.scale[j / p.sub] != 0) c[j] = (uint8_t)ptq_ggml_grid_code(&p, j, src[j], NULL);
+                if (p.scale[j / p.sub] != 0) c[j] = (uint8_t)ptq_ggml_grid_code(&p, j, x[j], NULL);
         }
-        ptq_ggml_pack_block(&p, c, b);
+        ptq_ggml_pack_block(&p, c, b + (size_t)k * (size_t)bytes);
     }
     return PTQ_OK;
 }
