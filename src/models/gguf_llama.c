@@ -2,8 +2,9 @@
  *
  * Hyperparameters come from llama.* metadata, weights from llama.cpp's tensor names (token_embd, blk.N.attn_norm,
  * attn_q/k/v/output, ffn_norm, ffn_gate/up/down, output_norm, output; output absent = tied to token_embd), in F32,
- * F16, BF16 or Q8_0, converted to float32. ggml stores a weight with ne = [in, out]: row-major [out][in], which is
- * ptq's layout as it is.
+ * F16, BF16 or one of ggml's block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K: quant/ggml_quants.h),
+ * converted to float32. ggml stores a weight with ne = [in, out]: row-major [out][in], which is ptq's layout as it
+ * is.
  *
  * RoPE: llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) reorders the rows of Q and K within each
  * head from Hugging Face's rotate-half order (pairs (i, i + d/2)) to the interleaved order ggml rotates (pairs

@@ -118,7 +118,7 @@ typedef enum {
 
 typedef struct ptq_gptq_ggml_params {
     uint32_t type;
-    ptq_ggml_params_mode mode; /* DYNAMIC by default */
+    ptq_ggml_params_mode mode; /* DYNAMIC_SUB by default */
     int weighted;   /* 1: block parameters weighted by the Hessian diagonal (importance); 0: ggml's choice */
     int act_order;  /* refused (PTQ_ERR_UNSUPPORTED): ggml's blocks are contiguous columns */
     int block;      /* lazy-update batch (rounded up to a multiple of the type's block); 0: 256 */
