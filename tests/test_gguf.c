@@ -908,7 +908,7 @@ static void test_models(void) {
          "tensor \"blk.0.ffn_down.weight\" is IQ4_NL, which is not supported for reading yet; supported: F32, F16, "
          "BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K"},
         {"missing", PTQ_ERR_FORMAT, "tensor \"blk.1.ffn_up.weight\" is missing"},
-        {"extra", PTQ_ERR_FORMAT, "tensor \"blk.0.attn_q.bias\" is not part of a LLaMA model"},
+        {"extra", PTQ_ERR_FORMAT, "tensor \"blk.0.attn_q.scale\" is not part of a LLaMA model"},
         {"shape", PTQ_ERR_FORMAT, "tensor \"blk.0.attn_k.weight\" has ggml shape [64, 64], expected [64, 32]"},
         {"nan", PTQ_ERR_NUMERIC, "tensor \"blk.0.ffn_gate.weight\" has NaN at flat index 197"},
         {"layers", PTQ_ERR_FORMAT, "tensor \"blk.2.attn_norm.weight\" is missing"},

@@ -25,7 +25,8 @@ scripts/refs.sh), never with ptq's code. Debian /usr/bin/python3 with numpy.
                                     synth-TYPE.gguf (un-permuted back): ptq must give the same logits on both
         synth-bad-NAME.gguf         broken variants: arch (general.architecture "qwen2"), iq4nl (ffn_down in
                                     IQ4_NL, a type ptq does not read), missing (no blk.1.ffn_up), extra (an
-                                    attn_q bias), shape (attn_k too wide), nan (a NaN in blk.0.ffn_gate), layers
+                                    attn_q.scale; a bias would be read), shape (attn_k too wide), nan (a NaN in
+                                    blk.0.ffn_gate), layers
                                     (block_count 3), moe (expert_count 8), rope (rope.scaling.type linear), vocab
                                     (a token list shorter than token_embd), vocabsize (llama.vocab_size one more
                                     than token_embd's rows)
@@ -240,7 +241,7 @@ def write_gguf(gguf, path, cfg, tensors, qtype, vocab=None, bad=None):
             w.add_tensor(name, q, raw_dtype=t)
         deq[name] = gguf.quants.dequantize(q, t).reshape(a.shape).astype(np.float32)
         if bad == "extra" and name == "blk.0.attn_q.weight":
-            w.add_tensor("blk.0.attn_q.bias", np.zeros(a.shape[0], dtype=np.float32))
+            w.add_tensor("blk.0.attn_q.scale", np.zeros(a.shape[0], dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
