@@ -10,7 +10,7 @@
  *      window protocol) equals ptq's on the same file and tokens;
  * and once per model: llama.cpp tokenizes the held-out text with the exported tokenizer into the ids ptq gives.
  * Also: a Bias Compensation carried as bias tensors is applied by llama.cpp (logits with biases agree too, and
- * differ from the file without them).
+ * differ from the file without them), and so is a GPTQ + BC file from the quantization pipeline.
  *
  * PTQ_GGUF_EVAL_TOKENS (default 513) sets how many held-out tokens the perplexity check uses ("all": the whole
  * text, as docs/RESULTS.md reports). */
@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/file.h"
+#include "io/gguf.h"
 #include "models/gguf_export.h"
 #include "models/model.h"
 #include "ptq.h"
@@ -100,10 +101,12 @@ static float *llama_logits(const char *gguf, const int *toks, int n, int vocab) 
 
 typedef struct {
     const char *name;
+    const char *path;
     ptq_model *m;
     ptq_tokenizer *t;
     int *eval;   /* held-out tokens (ptq's tokenization) */
     int64_t n_eval;
+    const char *sep; /* the document separator of the held-out text */
     int ctx;
     char f32[700]; /* the F32 export */
 } model_case;
@@ -213,7 +216,8 @@ static void check_type(model_case *mc, const type_case *tc, const int *toks, int
 static void same_tokens(model_case *mc, const char *text_path) {
     char out[700], cmd[6000];
     snprintf(out, sizeof out, "%s/%s-llama-tokens.i32", tu_tmpdir(), mc->name);
-    snprintf(cmd, sizeof cmd, "'%s' '%s' tokenize '%s' '%s' '\n\n' '%s'", g_check, g_bins, mc->f32, text_path, out);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' tokenize '%s' '%s' '%s' '%s'", g_check, g_bins, mc->f32, text_path, mc->sep,
+             out);
     CHECK_MSG(system(cmd) == 0, "llama.cpp tokenize failed: %s", cmd);
     char *buf = NULL;
     size_t len = 0;
@@ -224,7 +228,7 @@ static void same_tokens(model_case *mc, const char *text_path) {
     CHECK(ptq_read_file(text_path, &text, &tlen, &err) == PTQ_OK);
     int *ids = NULL;
     int64_t n = 0;
-    CHECK_MSG(ptq_encode_documents(mc->t, text, tlen, "\n\n", 0, -1, &ids, &n, &err) == PTQ_OK, "%s", err.msg);
+    CHECK_MSG(ptq_encode_documents(mc->t, text, tlen, mc->sep, 0, -1, &ids, &n, &err) == PTQ_OK, "%s", err.msg);
     int64_t nl = (int64_t)(len / 4), first = -1;
     for (int64_t i = 0; i < n && i < nl && first < 0; i++) {
         int32_t v;
@@ -287,8 +291,58 @@ static void biases_applied(model_case *mc, const int *toks, int n) {
     remove(without);
 }
 
+/* GPTQ + BC into Q4_0 by the quantization pipeline (calibrated on the held-out tokens after those scored): the
+ * file carries the GPTQ blocks and the BC biases, and llama.cpp agrees with ptq on it as on an RTN file. */
+static void gptq_bc(model_case *mc, int64_t n_all, const int *toks, int n) {
+    ptq_model *m = NULL;
+    ptq_error err = {0};
+    CHECK_MSG(ptq_model_load(mc->path, &m, &err) == PTQ_OK, "%s", err.msg);
+    if (!m) return;
+    int *win = NULL, T = 64, nw = 16;
+    CHECK(ptq_calib_windows(mc->eval + mc->n_eval, n_all - mc->n_eval, nw, T, 1, &win, &err) == PTQ_OK);
+    ptq_calib_data cd = {win, nw, T, NULL};
+    ptq_quant_params qp = ptq_quant_default_params();
+    qp.method = PTQ_WQ_GPTQ;
+    qp.wbits = 8; /* unused with ggml types */
+    qp.ggml = 1;
+    qp.ggml_ftype = PTQ_FT_Q4_0;
+    qp.bc_scope = PTQ_BC_LINEAR | PTQ_BC_BLOCK;
+    CHECK_MSG(ptq_quantize_model(m, &cd, &qp, &err) == PTQ_OK, "GPTQ into Q4_0: %s", err.msg);
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s-gptq-bc.gguf", tu_tmpdir(), mc->name);
+    ptq_gguf_export_opts o = {0};
+    o.ftype = PTQ_FT_Q4_0;
+    o.tokenizer = mc->t;
+    CHECK_MSG(ptq_gguf_export(m, path, &o, NULL, &err) == PTQ_OK, "export: %s", err.msg);
+    ptq_model_free(m);
+    free(win);
+    ptq_gguf g;
+    int biases = 0;
+    if (ptq_gguf_open(path, &g, &err) == PTQ_OK) {
+        for (int i = 0; i < g.n_tensors; i++) biases += strstr(g.tensors[i].name, ".bias") != NULL;
+        ptq_gguf_close(&g);
+    }
+    CHECK_MSG(biases > 0, "%s: the GPTQ+BC file has no bias tensors", mc->name);
+    ptq_model *back = NULL;
+    CHECK_MSG(ptq_model_load(path, &back, &err) == PTQ_OK, "%s", err.msg);
+    if (!back) return;
+    int V = mc->m->cfg.vocab_size;
+    float *a = ptq_logits(back, toks, n, V), *b = llama_logits(path, toks, n, V);
+    if (b) {
+        double sc, d = max_diff(a, b, (size_t)n * V, &sc);
+        printf("%-11s GPTQ+BC Q4_0 (%d bias tensors): max |ptq - llama.cpp logit| %.3g (%.2e of max |logit|)\n",
+               mc->name, biases, d, d / sc);
+        CHECK_MSG(d <= 5e-2 * sc, "%s GPTQ+BC: logits differ by %g", mc->name, d);
+    }
+    ppl_agree(mc, back, path, 1e-2, "GPTQ+BC");
+    free(a);
+    free(b);
+    ptq_model_free(back);
+    remove(path);
+}
+
 static void run_model(model_case *mc, const char *model_path, const char *tok_path, const char *text_path,
-                      const ptq_gguf_ftype *only, int n_only) {
+                      const ptq_gguf_ftype *only, int n_only, int with_gptq) {
     ptq_error err = {0};
     if (ptq_model_load(model_path, &mc->m, &err) != PTQ_OK ||
         ptq_tokenizer_load_for_model(mc->m, tok_path, &mc->t, &err) != PTQ_OK) {
@@ -298,10 +352,10 @@ static void run_model(model_case *mc, const char *model_path, const char *tok_pa
     char *text = NULL;
     size_t tlen = 0;
     CHECK(ptq_read_file(text_path, &text, &tlen, &err) == PTQ_OK);
-    CHECK(ptq_encode_documents(mc->t, text, tlen, "\n\n", 0, -1, &mc->eval, &mc->n_eval, &err) == PTQ_OK);
+    CHECK(ptq_encode_documents(mc->t, text, tlen, mc->sep, 0, -1, &mc->eval, &mc->n_eval, &err) == PTQ_OK);
     free(text);
     const char *env = getenv("PTQ_GGUF_EVAL_TOKENS");
-    int64_t want = env && !strcmp(env, "all") ? mc->n_eval : env ? atoll(env) : 513;
+    int64_t want = env && !strcmp(env, "all") ? mc->n_eval : env ? atoll(env) : 513, n_all = mc->n_eval;
     if (want >= 2 && want < mc->n_eval) mc->n_eval = want;
     snprintf(mc->f32, sizeof mc->f32, "%s/%s-F32-src.gguf", tu_tmpdir(), mc->name);
     export_to(mc, PTQ_FT_F32, mc->f32, NULL);
@@ -314,6 +368,7 @@ static void run_model(model_case *mc, const char *model_path, const char *tok_pa
         if (run) check_type(mc, &k_types[i], toks, 24);
     }
     biases_applied(mc, toks, 24);
+    if (with_gptq && n_all - mc->n_eval >= 1024) gptq_bc(mc, n_all, toks, 24);
     remove(mc->f32);
     free(mc->eval);
     ptq_tokenizer_free(mc->t);
@@ -326,11 +381,11 @@ int main(void) {
     char *shk_text = tu_data_path("llama-shakespeare-256/shakespeare-eval.txt");
     char *st = tu_data_path("stories260K/stories260K.bin"), *st_tok = tu_data_path("stories260K/tok512.bin");
     char *st_text = tu_data_path("tinystories/tinystories-valid-100.txt");
-    model_case a = {"shakespeare", NULL, NULL, NULL, 0, 256, ""};
-    run_model(&a, shk, NULL, shk_text, NULL, 0);
+    model_case a = {"shakespeare", shk, NULL, NULL, NULL, 0, "\n\n", 256, ""};
+    run_model(&a, shk, NULL, shk_text, NULL, 0, 0);
     /* stories260K: every type; k-quants fall back to 32-block types (rows of 64) and to F16 (ffn_down's 172) */
-    model_case b = {"stories260K", NULL, NULL, NULL, 0, 256, ""};
-    run_model(&b, st, st_tok, st_text, NULL, 0);
+    model_case b = {"stories260K", st, NULL, NULL, NULL, 0, "<|endoftext|>", 512, ""};
+    run_model(&b, st, st_tok, st_text, NULL, 0, 1);
     free(shk);
     free(shk_text);
     free(st);

@@ -85,8 +85,7 @@ void ptq_gguf_writer_free(ptq_gguf_writer *w) {
     free(w);
 }
 
-/* Registers key (unique, non-empty) and writes it with its value type; the value follows. On failure the
- * buffer is rolled back to *mark by the caller. */
+/* Checks key (non-empty, not set yet) and writes it with its value type; the value follows, then end_kv. */
 static ptq_status begin_kv(ptq_gguf_writer *w, const char *key, uint32_t type, size_t *mark, ptq_error *err) {
     if (!key || !*key) return ptq_fail(err, PTQ_ERR_ARG, "GGUF writer: empty metadata key");
     for (int i = 0; i < w->n_kv; i++)
@@ -103,11 +102,12 @@ static ptq_status begin_kv(ptq_gguf_writer *w, const char *key, uint32_t type, s
     return PTQ_OK;
 }
 
-static ptq_status end_kv(ptq_gguf_writer *w, const char *key, size_t mark, int failed, ptq_error *err) {
-    char *k = failed ? NULL : malloc(strlen(key) + 1);
+/* Registers the key once its value is written (value_failed: out of memory), or rolls the buffer back to mark. */
+static ptq_status end_kv(ptq_gguf_writer *w, const char *key, size_t mark, int value_failed, ptq_error *err) {
+    char *k = value_failed ? NULL : malloc(strlen(key) + 1);
     if (!k) {
         w->kv_len = mark;
-        return failed == 2 ? err->status : ptq_fail(err, PTQ_ERR_NOMEM, "GGUF writer: out of memory setting \"%s\"", key);
+        return ptq_fail(err, PTQ_ERR_NOMEM, "GGUF writer: out of memory setting \"%s\"", key);
     }
     strcpy(k, key);
     w->keys[w->n_kv++] = k;
@@ -145,6 +145,11 @@ ptq_status ptq_gguf_set_array(ptq_gguf_writer *w, const char *key, uint32_t elem
         return ptq_fail(err, PTQ_ERR_ARG, "GGUF writer: \"%s\": arrays of %s are not written", key ? key : "",
                         ptq_gguf_vtype_name(elem_type));
     if (count && !data) return ptq_fail(err, PTQ_ERR_ARG, "GGUF writer: \"%s\": NULL array data", key ? key : "");
+    if (elem_type == PTQ_GGUF_STRING)
+        for (uint64_t i = 0; i < count; i++)
+            if (!((const char *const *)data)[i])
+                return ptq_fail(err, PTQ_ERR_ARG, "GGUF writer: \"%s\"[%llu] is NULL", key ? key : "",
+                                (unsigned long long)i);
     if (elem_type == PTQ_GGUF_BOOL)
         for (uint64_t i = 0; i < count; i++)
             if (((const uint8_t *)data)[i] > 1)
@@ -155,13 +160,7 @@ ptq_status ptq_gguf_set_array(ptq_gguf_writer *w, const char *key, uint32_t elem
     int bad = put_u32(w, elem_type) || put_u64(w, count);
     if (elem_type == PTQ_GGUF_STRING) {
         const char *const *s = data;
-        for (uint64_t i = 0; !bad && i < count; i++) {
-            if (!s[i]) {
-                ptq_fail(err, PTQ_ERR_ARG, "GGUF writer: \"%s\"[%llu] is NULL", key, (unsigned long long)i);
-                return end_kv(w, key, mark, 2, err);
-            }
-            bad = put_str(w, s[i]);
-        }
+        for (uint64_t i = 0; !bad && i < count; i++) bad = put_str(w, s[i]);
     } else if (!bad) {
         bad = put_values(w, elem_type, data, count);
     }

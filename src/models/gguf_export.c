@@ -218,8 +218,7 @@ static const struct {
 
 /* The bias llama.cpp adds after the matrix: the layer's bias + its channel BC (+ the block-output BC for
  * ffn_down); NULL into *out when there is none. */
-static ptq_status bias_of(const ptq_model *m, const ptq_block *b, const ptq_linear *lin, int is_down, float **out,
-                          ptq_error *err) {
+static ptq_status bias_of(const ptq_block *b, const ptq_linear *lin, int is_down, float **out, ptq_error *err) {
     *out = NULL;
     const float *parts[3] = {lin->b, lin->bc, is_down ? b->bc : NULL};
     if (!parts[0] && !parts[1] && !parts[2]) return PTQ_OK;
@@ -230,7 +229,6 @@ static ptq_status bias_of(const ptq_model *m, const ptq_block *b, const ptq_line
         for (int k = 0; k < 3; k++) s += parts[k] ? parts[k][o] : 0;
         v[o] = (float)s;
     }
-    (void)m;
     *out = v;
     return PTQ_OK;
 }
@@ -366,13 +364,10 @@ static ptq_status put_tensors(ex *x, ptq_error *err) {
                                 ptq_gguf_ftype_name(x->o->ftype), ptq_ggml_type_name(t, b, sizeof b));
             }
             if (lin->ggml) pre = lin->ggml; /* GPTQ (or RTN) into the type by the quantization pipeline */
-            else if (x->o->bytes)
-                pre = x->o->bytes(x->o->bytes_user, lin, l, k_lin[k].role, t,
-                                  (size_t)lin->out * ptq_ggml_row_bytes(t, lin->in));
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, k_lin[k].name);
             PTQ_TRY(add_matrix(x, nm, lin->w, pre, lin->out, lin->in, t, perm, err));
             float *bias = NULL;
-            PTQ_TRY(bias_of(m, b, lin, k_lin[k].role == PTQ_LIN_DOWN, &bias, err));
+            PTQ_TRY(bias_of(b, lin, k_lin[k].role == PTQ_LIN_DOWN, &bias, err));
             if (bias) {
                 float *ordered = reorder(bias, lin->out, sizeof(float), perm, c->head_dim, nm, err);
                 ptq_free(bias);

@@ -48,23 +48,17 @@ typedef struct ptq_gguf_type_ctx {
  * values, as llama.cpp's quantizer picks it for the same file type. */
 uint32_t ptq_gguf_tensor_type(const ptq_gguf_type_ctx *c, ptq_gguf_tensor_kind kind, int layer, int64_t ncols);
 
-/* Matrix bytes already quantized into their type by another method (GPTQ into a ggml type): asked for every
- * block linear before RTN would quantize it. Return the ggml bytes of lin's weights, rows in the model's
- * order (out rows of in values; Q/K are permuted here row by row), exactly nbytes of them, or NULL for RTN. */
-typedef const void *(*ptq_gguf_bytes_fn)(void *user, const ptq_linear *lin, int layer, ptq_lin_role role,
-                                          uint32_t type, size_t nbytes);
-
 typedef struct ptq_gguf_export_opts {
     ptq_gguf_ftype ftype;
     int pure;
     const ptq_tokenizer *tokenizer; /* required: written as tokenizer.ggml.* */
-    const char *name;               /* general.name (optional) */
-    ptq_gguf_bytes_fn bytes;        /* optional */
-    void *bytes_user;
+    const char *name;               /* general.name (optional; default: the model's file name) */
 } ptq_gguf_export_opts;
 
 /* Writes m as a "llama" GGUF at path (atomically; path must not be the model's own file). The model must be a
- * LLaMA-architecture language model with float weights; a linear's bias and its channel Bias Compensation are
+ * LLaMA-architecture language model with float weights. A block linear that the quantization pipeline put into a
+ * ggml type (ptq_quant_params.ggml: GPTQ or RTN, ptq_linear.ggml) is written as those bytes; every other matrix
+ * is rounded (RTN) into its type here. A linear's bias and its channel Bias Compensation are
  * written as the bias tensor llama.cpp applies (blk.N.attn_q.bias, ...), a block-output BC folded into
  * ffn_down.bias. Refused (PTQ_ERR_UNSUPPORTED, saying why): weights already packed to ptq's own grids,
  * activation or attention quantization, position-shaped BC, BC on the logits (llama has no output bias), other
