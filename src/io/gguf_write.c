@@ -37,6 +37,7 @@ static size_t scalar_size(uint32_t type) {
 }
 
 static int put(ptq_gguf_writer *w, const void *p, size_t n) {
+    if (!n) return 0;
     if (w->kv_len + n > w->kv_cap) {
         size_t cap = w->kv_cap ? w->kv_cap : 4096;
         while (cap < w->kv_len + n) cap *= 2;
