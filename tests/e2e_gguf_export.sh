@@ -7,6 +7,7 @@ need llama-shakespeare-256/shakespeare-eval.txt
 need stories260K/stories260K.bin
 need stories260K/tok512.bin
 need tinystories/tinystories-valid-100.txt
+need vit-mnist/model.safetensors
 need_ref llama.cpp/gguf-py/gguf/gguf_reader.py
 D="$DATA/llama-shakespeare-256"
 S="$DATA/stories260K"
@@ -74,6 +75,8 @@ expect_fail 1 "logits.*no output bias" -- "$PTQ" quantize "$S/stories260K.bin" -
 expect_fail 1 "position-shaped" -- "$PTQ" quantize "$S/stories260K.bin" --tokenizer "$S/tok512.bin" --calib \
   "$DATA/tinystories/tinystories-valid-100.txt" --calib-n 2 --calib-ctx 32 --type Q8_0 --bc --bc-shape position \
   -o "$TMP/x.gguf"
+expect_fail 1 "LLaMA-architecture language models.*image model" -- "$PTQ" quantize "$DATA/vit-mnist" --type Q8_0 \
+  --method rtn -o "$TMP/x.gguf"
 [ -e "$TMP/x.gguf" ] && fail "a refused run left $TMP/x.gguf"
 cp "$S/stories260K.bin" "$TMP/m.bin"
 expect_fail 2 "" -- "$PTQ" quantize "$TMP/m.bin" --tokenizer "$S/tok512.bin" --type Q8_0 --method rtn --format gguf -o "$TMP/m.bin"

@@ -317,7 +317,10 @@ int cmd_quantize(args *a) {
     char desc[512];
     uint64_t hash = 0;
     /* with --report, the last fifth of the calibration data is held apart to measure BC on unseen data */
-    if (gguf_rtn) {
+    if (gguf && !info.is_language_model) {
+        rc = fail_msg("%s: --format gguf writes LLaMA-architecture language models for llama.cpp; this is an image model",
+                      path);
+    } else if (gguf_rtn) {
         if (load_tokenizer(m, to.tok_path, &t)) rc = 1;
     } else if (info.is_language_model) {
         int T = calib_ctx > 0 ? calib_ctx : (info.max_seq < 2048 ? info.max_seq : 2048);
