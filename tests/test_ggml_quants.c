@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "io/gguf.h"
 #include "io/safetensors.h"
@@ -628,7 +627,7 @@ static void test_gguf_types(void) {
     }
 }
 
-/* ------------------------------------------------------------------ errors and speed */
+/* ------------------------------------------------------------------ errors */
 
 static void test_errors(void) {
     float x[256] = {0};
@@ -645,42 +644,9 @@ static void test_errors(void) {
     CHECK(ptq_ggml_quant_affine(PTQ_GGML_Q4_K) && !ptq_ggml_quant_affine(PTQ_GGML_Q6_K) && ptq_ggml_quant_affine(PTQ_GGML_Q5_1));
 }
 
-/* throughput of RTN and dequantization (best of 3), for docs/RESULTS.md */
-static double best_of3(uint32_t type, int deq, float *x, unsigned char *b, int64_t nrows, int64_t n) {
-    double best = 1e30;
-    ptq_error err = {0};
-    for (int rep = 0; rep < 3; rep++) {
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (deq) CHECK(ptq_ggml_dequantize_rows(type, b, x, nrows, n, &err) == PTQ_OK);
-        else CHECK(ptq_ggml_quantize_rows(type, x, b, nrows, n, &err) == PTQ_OK);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        best = fmin(best, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
-    }
-    return (double)(n * nrows) * 4 / 1e6 / best;
-}
-
-static void bench(void) {
-    const int64_t n = 4096, nrows = 64;
-    float *x = malloc((size_t)(n * nrows) * sizeof *x), *y = malloc((size_t)(n * nrows) * sizeof *y);
-    tu_prng_fill(x, (size_t)(n * nrows), 77, 0.1, 0, 24);
-    unsigned char *b = malloc(ptq_ggml_row_bytes(PTQ_GGML_Q8_0, n) * (size_t)nrows);
-    for (size_t i = 0; i < N_TYPES; i++) {
-        double q = best_of3(k_types[i], 0, x, b, nrows, n), d = best_of3(k_types[i], 1, y, b, nrows, n);
-        printf("%-5s RTN %6.0f MB/s of float32, dequantize %6.0f MB/s\n", tname(k_types[i]), q, d);
-    }
-    free(b);
-    free(x);
-    free(y);
-}
-
-/* an argument names one part to run alone: gguf, gptq, bench */
+/* an argument names one part to run alone: gguf, gptq */
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
-    if (only && !strcmp(only, "bench")) {
-        bench();
-        return tu_done("test_ggml_quants");
-    }
     if (only && !strcmp(only, "gguf")) {
         test_gguf_types();
         return tu_done("test_ggml_quants");
@@ -691,7 +657,6 @@ int main(int argc, char **argv) {
         return tu_done("test_ggml_quants");
     }
     test_errors();
-    bench();
     if (build_ref()) {
         rowset sets[32];
         sets[0] = random_rows();
