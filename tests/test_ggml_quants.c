@@ -135,14 +135,18 @@ static int shakespeare_path(char *buf, size_t cap, const char *file) {
     return f != NULL;
 }
 
+/* the path of a file of llama-shakespeare-256; when it is missing: a SKIP note for `what`, a failure under CI */
+static int need_shakespeare(char *buf, size_t cap, const char *file, const char *what) {
+    if (shakespeare_path(buf, cap, file)) return 1;
+    CHECK_MSG(!ci(), "llama-shakespeare-256 is missing (%s)", buf);
+    fprintf(stderr, "SKIP: llama-shakespeare-256 is missing (%s): %s not tested\n", buf, what);
+    return 0;
+}
+
 /* every 2-D weight of llama-shakespeare-256, as rows of its input width: one set per width */
 static int shakespeare_rows(rowset *sets, int cap) {
     char path[4096];
-    if (!shakespeare_path(path, sizeof path, "model.safetensors")) {
-        CHECK_MSG(!ci(), "llama-shakespeare-256 is missing (%s)", path);
-        fprintf(stderr, "SKIP: llama-shakespeare-256 is missing: real weights are not tested\n");
-        return 0;
-    }
+    if (!need_shakespeare(path, sizeof path, "model.safetensors", "RTN of real weights")) return 0;
     ptq_safetensors st;
     ptq_error err = {0};
     if (ptq_st_open(path, &st, &err) != PTQ_OK) {
@@ -447,7 +451,7 @@ static int capture_fn(void *user, const ptq_linear_view *lin, const float *X, co
 
 static void test_gptq_shakespeare(void) {
     char dir[4096], text[4096], tok[4096], st_path[4096];
-    if (!shakespeare_path(st_path, sizeof st_path, "model.safetensors")) return;
+    if (!need_shakespeare(st_path, sizeof st_path, "model.safetensors", "GPTQ on real layers")) return;
     shakespeare_path(text, sizeof text, "shakespeare-eval.txt");
     shakespeare_path(tok, sizeof tok, "tokenizer.bin");
     snprintf(dir, sizeof dir, "%s", st_path);
@@ -549,7 +553,7 @@ static void remove_gguf_dir(void) {
  * its weights (hence logits) are the ones gguf-py's dequantizer makes of the same bytes */
 static void test_gguf_types(void) {
     char shk[4096], refs_py[4096];
-    if (!shakespeare_path(shk, sizeof shk, "config.json")) return;
+    if (!need_shakespeare(shk, sizeof shk, "config.json", "GGUF files of the types")) return;
     *strrchr(shk, '/') = 0;
     char *gp = tu_ref_path("llama.cpp/gguf-py/gguf/gguf_writer.py");
     snprintf(refs_py, sizeof refs_py, "%s", gp);
