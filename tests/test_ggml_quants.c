@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "io/gguf.h"
 #include "io/safetensors.h"
@@ -136,14 +135,18 @@ static int shakespeare_path(char *buf, size_t cap, const char *file) {
     return f != NULL;
 }
 
+/* the path of a file of llama-shakespeare-256; when it is missing: a SKIP note for `what`, a failure under CI */
+static int need_shakespeare(char *buf, size_t cap, const char *file, const char *what) {
+    if (shakespeare_path(buf, cap, file)) return 1;
+    CHECK_MSG(!ci(), "llama-shakespeare-256 is missing (%s)", buf);
+    fprintf(stderr, "SKIP: llama-shakespeare-256 is missing (%s): %s not tested\n", buf, what);
+    return 0;
+}
+
 /* every 2-D weight of llama-shakespeare-256, as rows of its input width: one set per width */
 static int shakespeare_rows(rowset *sets, int cap) {
     char path[4096];
-    if (!shakespeare_path(path, sizeof path, "model.safetensors")) {
-        CHECK_MSG(!ci(), "llama-shakespeare-256 is missing (%s)", path);
-        fprintf(stderr, "SKIP: llama-shakespeare-256 is missing: real weights are not tested\n");
-        return 0;
-    }
+    if (!need_shakespeare(path, sizeof path, "model.safetensors", "RTN of real weights")) return 0;
     ptq_safetensors st;
     ptq_error err = {0};
     if (ptq_st_open(path, &st, &err) != PTQ_OK) {
@@ -448,7 +451,7 @@ static int capture_fn(void *user, const ptq_linear_view *lin, const float *X, co
 
 static void test_gptq_shakespeare(void) {
     char dir[4096], text[4096], tok[4096], st_path[4096];
-    if (!shakespeare_path(st_path, sizeof st_path, "model.safetensors")) return;
+    if (!need_shakespeare(st_path, sizeof st_path, "model.safetensors", "GPTQ on real layers")) return;
     shakespeare_path(text, sizeof text, "shakespeare-eval.txt");
     shakespeare_path(tok, sizeof tok, "tokenizer.bin");
     snprintf(dir, sizeof dir, "%s", st_path);
@@ -550,7 +553,7 @@ static void remove_gguf_dir(void) {
  * its weights (hence logits) are the ones gguf-py's dequantizer makes of the same bytes */
 static void test_gguf_types(void) {
     char shk[4096], refs_py[4096];
-    if (!shakespeare_path(shk, sizeof shk, "config.json")) return;
+    if (!need_shakespeare(shk, sizeof shk, "config.json", "GGUF files of the types")) return;
     *strrchr(shk, '/') = 0;
     char *gp = tu_ref_path("llama.cpp/gguf-py/gguf/gguf_writer.py");
     snprintf(refs_py, sizeof refs_py, "%s", gp);
@@ -628,7 +631,7 @@ static void test_gguf_types(void) {
     }
 }
 
-/* ------------------------------------------------------------------ errors and speed */
+/* ------------------------------------------------------------------ errors */
 
 static void test_errors(void) {
     float x[256] = {0};
@@ -645,42 +648,9 @@ static void test_errors(void) {
     CHECK(ptq_ggml_quant_affine(PTQ_GGML_Q4_K) && !ptq_ggml_quant_affine(PTQ_GGML_Q6_K) && ptq_ggml_quant_affine(PTQ_GGML_Q5_1));
 }
 
-/* throughput of RTN and dequantization (best of 3), for docs/RESULTS.md */
-static double best_of3(uint32_t type, int deq, float *x, unsigned char *b, int64_t nrows, int64_t n) {
-    double best = 1e30;
-    ptq_error err = {0};
-    for (int rep = 0; rep < 3; rep++) {
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (deq) CHECK(ptq_ggml_dequantize_rows(type, b, x, nrows, n, &err) == PTQ_OK);
-        else CHECK(ptq_ggml_quantize_rows(type, x, b, nrows, n, &err) == PTQ_OK);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        best = fmin(best, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
-    }
-    return (double)(n * nrows) * 4 / 1e6 / best;
-}
-
-static void bench(void) {
-    const int64_t n = 4096, nrows = 64;
-    float *x = malloc((size_t)(n * nrows) * sizeof *x), *y = malloc((size_t)(n * nrows) * sizeof *y);
-    tu_prng_fill(x, (size_t)(n * nrows), 77, 0.1, 0, 24);
-    unsigned char *b = malloc(ptq_ggml_row_bytes(PTQ_GGML_Q8_0, n) * (size_t)nrows);
-    for (size_t i = 0; i < N_TYPES; i++) {
-        double q = best_of3(k_types[i], 0, x, b, nrows, n), d = best_of3(k_types[i], 1, y, b, nrows, n);
-        printf("%-5s RTN %6.0f MB/s of float32, dequantize %6.0f MB/s\n", tname(k_types[i]), q, d);
-    }
-    free(b);
-    free(x);
-    free(y);
-}
-
-/* an argument names one part to run alone: gguf, gptq, bench */
+/* an argument names one part to run alone: gguf, gptq */
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
-    if (only && !strcmp(only, "bench")) {
-        bench();
-        return tu_done("test_ggml_quants");
-    }
     if (only && !strcmp(only, "gguf")) {
         test_gguf_types();
         return tu_done("test_ggml_quants");
@@ -691,7 +661,6 @@ int main(int argc, char **argv) {
         return tu_done("test_ggml_quants");
     }
     test_errors();
-    bench();
     if (build_ref()) {
         rowset sets[32];
         sets[0] = random_rows();
