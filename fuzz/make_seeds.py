@@ -175,6 +175,8 @@ def main(data, out):
     write(out, "fuzz_gguf", "vocab-bpe", gguf(vocab_kv("gpt2", "llama-bpe", bpe, ["a b", "\u0120 a"]), []))
     write(out, "fuzz_gguf", "llama-tiny", gguf(llama_kv(8) + vocab_kv("llama", "default", spm + ["c"]),
                                                llama_tensors(8)))
+    # a tensor of each of ggml's block types ptq dequantizes
+    write(out, "fuzz_gguf", "block-types", gguf([], [("t%d" % t, t, [256, 2]) for t in (2, 3, 6, 7, 10, 11, 12, 13, 14)]))
 
     # preprocessor_config.json (+ an image): the test cases' configs, each with a small PNG
     with open(os.path.join(ROOT, "tests/data/preprocess/cases.json")) as f:
@@ -244,7 +246,20 @@ def ggml_data(gtype, ne):
         return b"".join(struct.pack("<e", v) for v in vals)
     if gtype == 30:
         return b"".join(struct.pack("<f", v)[2:] for v in vals)
-    return b"".join(struct.pack("<e", 1 / 64.0) + bytes((i * 5) % 256 for i in range(32)) for _ in range(n // 32))
+    if gtype == 8:
+        return b"".join(struct.pack("<e", 1 / 64.0) + bytes((i * 5) % 256 for i in range(32)) for _ in range(n // 32))
+    # the other block types (quant/ggml_quants.h): (block, bytes) as ggml-common.h; bytes of a small pattern with
+    # their fp16 d/dmin set to 1/64
+    block, size, halves = {2: (32, 18, [0]), 3: (32, 20, [0, 2]), 6: (32, 22, [0]), 7: (32, 24, [0, 2]),
+                           10: (256, 84, [80, 82]), 11: (256, 110, [108]), 12: (256, 144, [0, 2]),
+                           13: (256, 176, [0, 2]), 14: (256, 210, [208])}[gtype]
+    out = b""
+    for k in range(n // block):
+        b = bytearray((i * 5 + k) % 256 for i in range(size))
+        for h in halves:
+            b[h:h + 2] = struct.pack("<e", 1 / 64.0)
+        out += bytes(b)
+    return out
 
 
 def llama_tensors(vocab):

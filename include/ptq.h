@@ -306,6 +306,10 @@ typedef struct ptq_quant_params {
     int bc_scope;            /* 0 = no Bias Compensation, else PTQ_BC_LINEAR | PTQ_BC_BLOCK | PTQ_BC_LOGITS */
     ptq_bc_shape bc_shape;
     ptq_bc_mode bc_mode;
+    int ggml;                /* 1: each block linear into a ggml block type instead of ptq's grids (GGUF export,
+                                ptq_linear.ggml): the type llama.cpp's quantizer picks for it under the llama
+                                file type ggml_ftype (--pure: ggml_pure); wbits, group and sym are then unused */
+    int ggml_ftype, ggml_pure;
     const struct ptq_calib_data *holdout; /* optional held-apart data for the BC report */
     ptq_bc_report_fn bc_report;
     ptq_callbacks cb;

@@ -55,8 +55,8 @@ grep -qE 'blk\.3\.ffn_down\.weight +Q8_0 +\[256, 768\]' "$TMP/inspect.txt" || fa
 grep -qE 'output_norm\.weight +F32' "$TMP/inspect.txt" || fail "inspect lacks output_norm"
 
 # bad GGUF files: clear messages, no crash
-expect_fail 1 "blk.0.ffn_down.weight.*Q4_K, which is not supported for reading yet; supported: F32, F16, BF16, Q8_0" \
-  -- "$PTQ" eval "$FX/synth-bad-q4k.gguf" --text "$TXT"
+expect_fail 1 "blk.0.ffn_down.weight.*IQ4_NL, which is not supported for reading yet; supported: F32, F16, BF16, Q4_0" \
+  -- "$PTQ" eval "$FX/synth-bad-iq4nl.gguf" --text "$TXT"
 expect_fail 1 "general.architecture is \"qwen2\"" -- "$PTQ" inspect "$FX/synth-bad-arch.gguf"
 head -c 100000 "$G" > "$TMP/trunc.gguf"
 expect_fail 1 "trunc.gguf.*(truncated|beyond the end)" -- "$PTQ" eval "$TMP/trunc.gguf" --text "$TXT"

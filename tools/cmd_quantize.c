@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "core/file.h"
 #include "kernels/qweight.h"
+#include "models/gguf_export.h"
 
 typedef struct {
     int json;
@@ -137,13 +138,19 @@ static int parse_group(const char *s, int *group) {
 
 const char help_quantize[] =
     "usage: ptq quantize MODEL --calib DATA -o OUT.ptq --wbits B [options]\n"
+    "       ptq quantize MODEL [--calib DATA] -o OUT.gguf --type T [--method rtn|gptq] [--bc] [options]\n"
     "Weight quantization (RTN, GPTQ), optional activation quantization and Bias Compensation, into a .ptq file.\n"
     "OUT (and --report) are checked before any work, written atomically, and never replace an input.\n"
     "\n"
     "  --calib DATA              calibration text (language models), or images (image models): an IDX file\n"
     "                            (gzip'ed or not) or a folder of JPEG/PNG/BMP files; no labels needed\n"
     "  -o OUT                    the .ptq file to write\n"
-    "  --wbits B                 weight bits, 2 to 8\n"
+    "  --wbits B                 weight bits, 2 to 8 (.ptq output)\n"
+    "  --format F                ptq (default) or gguf (the default when OUT ends in .gguf): a llama.cpp GGUF\n"
+    "  --type T                  with --format gguf: llama.cpp's type, one of F32, F16, Q8_0, Q6_K, Q5_K_M (= Q5_K),\n"
+    "                            Q5_K_S, Q5_1, Q5_0, Q4_K_M (= Q4_K), Q4_K_S, Q4_1, Q4_0, Q3_K_L, Q3_K_M (= Q3_K),\n"
+    "                            Q3_K_S, Q2_K; each matrix gets llama.cpp's per-tensor choice for it (docs/GUIDE.md)\n"
+    "  --pure                    with --format gguf: every matrix in T itself (llama-quantize --pure)\n"
     "  --group G                 G a multiple of 32, 'channel' or 0 (one grid per output channel, the default),\n"
     "                            or 'tensor' (one grid per matrix)\n"
     "  --sym                     symmetric grids (no zero point)\n"
@@ -190,7 +197,8 @@ int cmd_quantize(args *a) {
     int first = (int)opt_int(a, "--first", 0, 0, INT_MAX), count = (int)opt_int(a, "--count", 0, 0, INT_MAX);
     ptq_quant_params qp = ptq_quant_default_params();
     qp.wbits = (int)opt_int(a, "--wbits", 0, 2, 8);
-    if (parse_group(opt_str(a, "--group", "channel"), &qp.group)) return 2;
+    const char *group_s = opt_str(a, "--group", NULL);
+    if (parse_group(group_s ? group_s : "channel", &qp.group)) return 2;
     qp.sym = opt_flag(a, "--sym");
     qp.act_order = opt_flag(a, "--act-order");
     qp.percdamp = opt_num(a, "--damp", 0.01, 1e-6, 10);
@@ -209,8 +217,30 @@ int cmd_quantize(args *a) {
     int bc = opt_flag(a, "--bc");
     const char *bc_shape = opt_str(a, "--bc-shape", NULL), *bc_mode = opt_str(a, "--bc-mode", NULL);
     const char *bc_scope = opt_str(a, "--bc-scope", NULL), *report_path = opt_str(a, "--report", NULL);
+    const char *format = opt_str(a, "--format", NULL), *type_name = opt_str(a, "--type", NULL);
+    int pure = opt_flag(a, "--pure");
     const char *path = positional(a);
     if (check_unused(a)) return 2;
+    size_t olen = out_path ? strlen(out_path) : 0;
+    if (!format) format = olen >= 5 && strcmp(out_path + olen - 5, ".gguf") == 0 ? "gguf" : "ptq";
+    int gguf = strcmp(format, "gguf") == 0;
+    ptq_gguf_export_opts go = {0};
+    if (!gguf && strcmp(format, "ptq") != 0) return die("--format must be ptq or gguf, got '%s'", format);
+    if (!gguf && (type_name || pure)) return die("--type and --pure apply to --format gguf");
+    if (gguf) {
+        if (!type_name) return die("--format gguf needs --type T, T one of %s", ptq_gguf_ftype_list());
+        if (ptq_gguf_ftype_parse(type_name, &go.ftype))
+            return die("--type must be one of %s; got '%s'", ptq_gguf_ftype_list(), type_name);
+        go.pure = pure;
+        if (qp.wbits || group_s)
+            return die("--wbits and --group do not apply to --format gguf: --type %s sets each matrix's ggml type",
+                       type_name);
+        if (qp.abits) return die("--format gguf holds weights only: activation quantization (--abits) has no GGUF form");
+        qp.wbits = 8; /* unused: the type decides */
+        qp.ggml = 1;
+        qp.ggml_ftype = (int)go.ftype;
+        qp.ggml_pure = pure;
+    }
     if ((bc_shape || bc_mode || bc_scope) && !bc) return die("--bc-shape, --bc-mode and --bc-scope need --bc");
     const char *calibs[] = {"minmax", "percentile", "mse", "entropy", "easyquant", "twin"};
     int ci = -1;
@@ -233,7 +263,11 @@ int cmd_quantize(args *a) {
         else if (strcmp(bc_mode, "parallel") == 0) qp.bc_mode = PTQ_BC_PARALLEL;
         else return die("--bc-mode must be sequential or parallel, got '%s'", bc_mode);
     }
-    if (!calib || !out_path || !qp.wbits) return die("quantize needs --calib DATA, -o OUT and --wbits B");
+    /* RTN into a GGUF type needs no calibration (the exporter rounds each matrix itself) */
+    int gguf_rtn = gguf && strcmp(method, "rtn") == 0 && !bc;
+    if ((!calib && !gguf_rtn) || !out_path || !qp.wbits)
+        return die(gguf ? "quantize --format gguf needs -o OUT, and --calib DATA except with --method rtn"
+                        : "quantize needs --calib DATA, -o OUT and --wbits B");
     if (strcmp(method, "gptq") == 0) qp.method = PTQ_WQ_GPTQ;
     else if (strcmp(method, "rtn") == 0) qp.method = PTQ_WQ_RTN;
     else return die("--method must be rtn or gptq, got '%s'", method);
@@ -283,7 +317,12 @@ int cmd_quantize(args *a) {
     char desc[512];
     uint64_t hash = 0;
     /* with --report, the last fifth of the calibration data is held apart to measure BC on unseen data */
-    if (info.is_language_model) {
+    if (gguf && !info.is_language_model) {
+        rc = fail_msg("%s: --format gguf writes LLaMA-architecture language models for llama.cpp; this is an image model",
+                      path);
+    } else if (gguf_rtn) {
+        if (load_tokenizer(m, to.tok_path, &t)) rc = 1;
+    } else if (info.is_language_model) {
         int T = calib_ctx > 0 ? calib_ctx : (info.max_seq < 2048 ? info.max_seq : 2048);
         rc = encode_text_file(m, &to, calib, &t, &toks, &n);
         if (!rc && T > info.max_seq) rc = die("--calib-ctx %d exceeds the model's context of %d", T, info.max_seq);
@@ -322,15 +361,18 @@ int cmd_quantize(args *a) {
     qp.bc_report = on_bc;
     qp.report_user = &rs;
     double t0 = now_s();
-    if (!rc && !json)
+    if (!rc && !json && gguf)
+        fprintf(stderr, "quantizing %s: %s into GGUF %s%s%s%s\n", path, method, ptq_gguf_ftype_name(go.ftype),
+                pure ? " (pure)" : "", gguf_rtn ? "" : ", calibration: ", gguf_rtn ? "" : desc);
+    else if (!rc && !json)
         fprintf(stderr, "quantizing %s: %s W%d%s%s", path, method, qp.wbits,
                 qp.group > 0 ? " grouped" : qp.group ? " per-tensor" : " per-channel",
                 qp.act_order ? " act-order" : "");
-    if (!rc && !json && qp.abits)
+    if (!rc && !json && !gguf && qp.abits)
         fprintf(stderr, " A%d %s%s%s", qp.abits, act_calib, qp.act_per_token ? " per-token" : "",
                 qp.noisyquant ? " +NoisyQuant" : "");
-    if (!rc && !json) fprintf(stderr, "%s, calibration: %s\n", bc ? " +BC" : "", desc);
-    if (!rc && ptq_quantize_model(m, &data, &qp, &e) != PTQ_OK) rc = fail(&e);
+    if (!rc && !json && !gguf) fprintf(stderr, "%s, calibration: %s\n", bc ? " +BC" : "", desc);
+    if (!rc && !gguf_rtn && ptq_quantize_model(m, &data, &qp, &e) != PTQ_OK) rc = fail(&e);
     double secs = now_s() - t0;
     /* a failed run writes nothing: the report is written (not yet in place) before the model is saved, and
        renamed into place after it, so no failure leaves one without the other */
@@ -344,7 +386,10 @@ int cmd_quantize(args *a) {
         rc = write_bc_report(&report, report_path, rs.bc, title);
     }
     ptq_save_info si = {path, desc, hash, t}; /* a language model's file carries its tokenizer */
-    if (!rc && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
+    ptq_gguf_export_stats gs = {0};
+    go.tokenizer = t;
+    if (!rc && gguf && ptq_gguf_export(m, out_path, &go, &gs, &e) != PTQ_OK) rc = fail(&e);
+    if (!rc && !gguf && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
     if (report_path && !rc && ptq_atomic_commit(&report, &e) != PTQ_OK) rc = fail(&e);
     if (report_path && rc) ptq_atomic_abort(&report);
     if (!rc) {
@@ -359,7 +404,8 @@ int cmd_quantize(args *a) {
             cJSON_AddNumberToObject(o, "bytes", (double)bytes);
             ptq_quant_summary qs;
             ptq_model_quant_summary(m, &qs);
-            cJSON_AddNumberToObject(o, "bits_per_weight", qs.bits_per_weight);
+            if (gguf) cJSON_AddStringToObject(o, "type", ptq_gguf_ftype_name(go.ftype));
+            cJSON_AddNumberToObject(o, "bits_per_weight", gguf ? gs.bits_per_weight : qs.bits_per_weight);
             if (qp.noisyquant) cJSON_AddNumberToObject(o, "noisy_linears", qs.noisy_linears);
             cJSON_AddItemToObject(o, "layers", rs.layers);
             rs.layers = NULL;
@@ -370,7 +416,11 @@ int cmd_quantize(args *a) {
         } else {
             ptq_quant_summary qs;
             ptq_model_quant_summary(m, &qs);
-            printf("wrote %s (%.2f MB) in %.1fs: %d layers quantized\n", out_path, bytes / 1e6, secs, qs.linears);
+            if (gguf)
+                printf("wrote %s (%.2f MB) in %.1fs: GGUF %s, %.3f bits per weight over the matrices\n", out_path,
+                       bytes / 1e6, secs, ptq_gguf_ftype_name(go.ftype), gs.bits_per_weight);
+            else
+                printf("wrote %s (%.2f MB) in %.1fs: %d layers quantized\n", out_path, bytes / 1e6, secs, qs.linears);
             if (qp.noisyquant) {
                 printf("NoisyQuant: noise kept on %d of %d linears%s\n", qs.noisy_linears, qs.linears,
                        qs.noisy_linears ? "" : " (it did not clearly lower the held-out error: plain quantization)");

@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "io/safetensors.h" /* ptq_f16_to_f32, ptq_bf16_to_f32 */
+#include "quant/ggml_quants.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "ptq reads GGUF data in place and needs a little-endian host"
@@ -658,19 +659,15 @@ ptq_status ptq_gguf_read_f32(const ptq_gguf *g, const ptq_gguf_tensor *t, float 
             dst[i] = ptq_bf16_to_f32(h);
         }
         break;
-    case PTQ_GGML_Q8_0: /* blocks of {f16 d, int8 q[32]}: value = d * q (ne[0] is a multiple of 32) */
-        for (size_t b = 0; b < n / PTQ_GGML_QK8_0; b++) {
-            const unsigned char *blk = p + b * (2 + PTQ_GGML_QK8_0);
-            memcpy(&h, blk, 2);
-            float d = ptq_f16_to_f32(h);
-            for (int j = 0; j < PTQ_GGML_QK8_0; j++) dst[b * PTQ_GGML_QK8_0 + j] = d * (float)(int8_t)blk[2 + j];
-        }
-        break;
     default: {
+        /* ggml's block types (quant/ggml_quants.h): ne[0], a multiple of the block, is checked at open */
         char buf[32];
-        return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
-                        "%s: tensor \"%s\" is %s, which is not supported for reading yet; supported: F32, F16, BF16, Q8_0",
-                        g->path, q(nb, sizeof nb, t->name), ptq_ggml_type_name(t->type, buf, sizeof buf));
+        if (!ptq_ggml_quant_supported(t->type))
+            return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
+                            "%s: tensor \"%s\" is %s, which is not supported for reading yet; supported: F32, F16, BF16, %s",
+                            g->path, q(nb, sizeof nb, t->name), ptq_ggml_type_name(t->type, buf, sizeof buf),
+                            ptq_ggml_quant_list());
+        PTQ_TRY(ptq_ggml_dequantize_rows(t->type, p, dst, t->numel / t->ne[0], t->ne[0], err));
     }
     }
     for (size_t i = 0; i < n; i++)

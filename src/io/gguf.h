@@ -123,8 +123,8 @@ ptq_status ptq_gguf_get_i32s(const ptq_gguf *g, const char *key, int32_t **out, 
 /* Tensors: NULL when absent. */
 const ptq_gguf_tensor *ptq_gguf_find(const ptq_gguf *g, const char *name);
 /* Convert a tensor to float32 (numel floats into dst, in the file's order: row-major with ne[0] fastest).
- * F32, F16, BF16 and Q8_0 are read; other types fail with PTQ_ERR_UNSUPPORTED naming the type and what is
- * supported; a NaN/Inf value fails with PTQ_ERR_NUMERIC naming the tensor and index. */
+ * F32, F16, BF16 and ggml's block types of quant/ggml_quants.h (Q4_0..Q8_0, Q2_K..Q6_K) are read; other
+ * types fail with PTQ_ERR_UNSUPPORTED naming the type and what is supported; a NaN/Inf value fails with PTQ_ERR_NUMERIC naming the tensor and index. */
 ptq_status ptq_gguf_read_f32(const ptq_gguf *g, const ptq_gguf_tensor *t, float *dst, ptq_error *err);
 
 #endif

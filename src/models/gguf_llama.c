@@ -2,8 +2,9 @@
  *
  * Hyperparameters come from llama.* metadata, weights from llama.cpp's tensor names (token_embd, blk.N.attn_norm,
  * attn_q/k/v/output, ffn_norm, ffn_gate/up/down, output_norm, output; output absent = tied to token_embd), in F32,
- * F16, BF16 or Q8_0, converted to float32. ggml stores a weight with ne = [in, out]: row-major [out][in], which is
- * ptq's layout as it is.
+ * F16, BF16 or one of ggml's block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K: quant/ggml_quants.h),
+ * converted to float32. ggml stores a weight with ne = [in, out]: row-major [out][in], which is ptq's layout as it
+ * is.
  *
  * RoPE: llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) reorders the rows of Q and K within each
  * head from Hugging Face's rotate-half order (pairs (i, i + d/2)) to the interleaved order ggml rotates (pairs
@@ -97,7 +98,12 @@ static ptq_status linear(src *s, ptq_linear *lin, const char *name, int in, int 
     lin->out = out;
     lin->b = NULL;
     const int64_t ne[2] = {in, out};
-    return take(s, tn, 2, ne, &lin->w, err);
+    PTQ_TRY(take(s, tn, 2, ne, &lin->w, err));
+    /* an optional bias, which llama.cpp's llama architecture adds after every block matrix (ptq's GGUF export
+       writes Bias Compensation there) */
+    snprintf(tn, sizeof tn, "%s.bias", name);
+    const int64_t bne[1] = {out};
+    return ptq_gguf_find(s->g, tn) ? take(s, tn, 1, bne, &lin->b, err) : PTQ_OK;
 }
 
 static ptq_status norm(src *s, ptq_norm *n, const char *name, int dim, ptq_error *err) {
@@ -252,8 +258,10 @@ static ptq_status build(src *s, ptq_error *err) {
         PTQ_TRY(norm(s, &b->norm1, NAME("attn_norm"), dim, err));
         PTQ_TRY(linear(s, &b->lin[PTQ_LIN_Q], NAME("attn_q"), dim, q_out, err));
         PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_Q].w, n_heads, head_dim, dim, nm, err));
+        if (b->lin[PTQ_LIN_Q].b) PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_Q].b, n_heads, head_dim, 1, nm, err));
         PTQ_TRY(linear(s, &b->lin[PTQ_LIN_K], NAME("attn_k"), dim, kv_out, err));
         PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_K].w, n_kv, head_dim, dim, nm, err));
+        if (b->lin[PTQ_LIN_K].b) PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_K].b, n_kv, head_dim, 1, nm, err));
         PTQ_TRY(linear(s, &b->lin[PTQ_LIN_V], NAME("attn_v"), dim, kv_out, err));
         PTQ_TRY(linear(s, &b->lin[PTQ_LIN_O], NAME("attn_output"), q_out, dim, err));
         PTQ_TRY(norm(s, &b->norm2, NAME("ffn_norm"), dim, err));

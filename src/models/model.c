@@ -77,6 +77,8 @@ void ptq_linear_drop_quant(ptq_linear *l) {
     l->i8 = NULL;
     free(l->aq); /* its noise vectors are model-owned buffers */
     l->aq = NULL;
+    l->ggml = NULL; /* model-owned too */
+    l->wq = NULL;
 }
 
 void ptq_model_free(ptq_model *m) {

@@ -45,6 +45,12 @@ typedef struct ptq_linear {
     float *bc;     /* per output channel [out], or NULL */
     float *bc_pos; /* per position x channel [bc_len][out], or NULL: applied by absolute position */
     int bc_len;
+    /* Quantized into a ggml type (ptq quantize --format gguf): the matrix's bytes in ggml_type (out rows of in
+       values) and their dequantized values wq [out][in], which the runtime path uses in place of w. Both
+       model-owned; written into the GGUF by ptq_gguf_export. */
+    void *ggml;
+    uint32_t ggml_type;
+    float *wq;
 } ptq_linear;
 
 static inline int ptq_linear_present(const ptq_linear *l) { return l->w != NULL || l->q != NULL; }

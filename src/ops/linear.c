@@ -14,11 +14,11 @@ static void add_rows(float *y, const float *b, int rows, int n) {
     }
 }
 
-static void float_gemm(const ptq_linear *lin, const float *x, int rows, float *y) {
+static void float_gemm(const ptq_linear *lin, const float *w, const float *x, int rows, float *y) {
     if (rows == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, lin->out, lin->in, 1.0f, lin->w, lin->in, x, 1, 0.0f, y, 1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, lin->out, lin->in, 1.0f, w, lin->in, x, 1, 0.0f, y, 1);
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, lin->out, lin->in, 1.0f, x, lin->in, lin->w,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, lin->out, lin->in, 1.0f, x, lin->in, w,
                     lin->in, 0.0f, y, lin->out);
     }
 }
@@ -50,7 +50,7 @@ void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *
             x = xq;
         }
         if (lin->q) ptq_qgemm(lin->q, x, rows, y);
-        else float_gemm(lin, x, rows, y);
+        else float_gemm(lin, lin->wq ? lin->wq : lin->w, x, rows, y); /* wq: weights on a ggml grid */
         free(xq);
     }
     if (lin->b) add_rows(y, lin->b, rows, lin->out);
@@ -65,6 +65,6 @@ void ptq_linear_forward_simulated(const ptq_linear *lin, const float *x, int row
 }
 
 void ptq_linear_forward_float(const ptq_linear *lin, const float *x, int rows, float *y) {
-    float_gemm(lin, x, rows, y);
+    float_gemm(lin, lin->w, x, rows, y);
     if (lin->b) add_rows(y, lin->b, rows, lin->out);
 }

@@ -46,13 +46,39 @@ static int inverse_cholesky(const double *Hp, int in, double damp, double *U) {
     return info;
 }
 
+ptq_status ptq_gptq_inverse_hessian(const double *H, int in, const int *order, double percdamp, double *U,
+                                    const ptq_callbacks *cb, ptq_error *err) {
+    double *Hp = ptq_alloc((size_t)in * in, sizeof(double), "GPTQ Hessian", err);
+    if (!Hp) return PTQ_ERR_NOMEM;
+    for (int a = 0; a < in; a++) {
+        int oa = order ? order[a] : a;
+        for (int b = 0; b < in; b++) Hp[(size_t)a * in + b] = H[(size_t)oa * in + (order ? order[b] : b)];
+        if (H[(size_t)oa * in + oa] == 0) Hp[(size_t)a * in + a] = 1.0;
+    }
+    double mean_diag = 0;
+    for (int j = 0; j < in; j++) mean_diag += Hp[(size_t)j * in + j];
+    mean_diag /= in;
+    double damp = percdamp * mean_diag;
+    int info = 0;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        info = inverse_cholesky(Hp, in, damp, U);
+        if (info == 0) break;
+        ptq_log(cb, PTQ_LOG_WARN, "GPTQ: Hessian not positive definite with damping %.3g (LAPACK info %d); retrying with %.3g",
+                damp, info, damp * 10);
+        damp *= 10;
+    }
+    ptq_free(Hp);
+    if (info != 0)
+        return ptq_fail(err, PTQ_ERR_NUMERIC, "GPTQ: Cholesky failed even with damping %.3g (LAPACK info %d)", damp, info);
+    return PTQ_OK;
+}
+
 ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, const ptq_gptq_params *p,
                              ptq_qweight *q, const ptq_callbacks *cb, ptq_error *err) {
     PTQ_TRY(ptq_qweight_alloc(q, p->wq.bits, p->wq.group, in, out, p->act_order, err));
     int G = q->group, maxq = (1 << p->wq.bits) - 1, B = p->block > 0 ? p->block : 128;
     ptq_status st = PTQ_OK;
     double *Wd = ptq_alloc((size_t)out * in, sizeof(double), "GPTQ weights", err);
-    double *Hp = ptq_alloc((size_t)in * in, sizeof(double), "GPTQ Hessian", err);
     double *U = ptq_alloc((size_t)in * in, sizeof(double), "GPTQ inverse Hessian", err);
     double *Err = ptq_alloc((size_t)out * B, sizeof(double), "GPTQ errors", err);
     uint8_t *codes = ptq_alloc((size_t)out * in, 1, "GPTQ codes", err);
@@ -60,7 +86,7 @@ ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, c
     int *rz = ptq_alloc((size_t)out, sizeof(int), "GPTQ zeros", err);
     int *order = malloc((size_t)in * sizeof *order);
     diag_idx *di = malloc((size_t)in * sizeof *di);
-    if (!Wd || !Hp || !U || !Err || !codes || !rs || !rz || !order || !di) {
+    if (!Wd || !U || !Err || !codes || !rs || !rz || !order || !di) {
         st = err && err->status == PTQ_ERR_NOMEM ? PTQ_ERR_NOMEM : ptq_fail(err, PTQ_ERR_NOMEM, "GPTQ: out of memory");
         goto done;
     }
@@ -72,11 +98,6 @@ ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, c
     }
     if (p->act_order) qsort(di, (size_t)in, sizeof *di, cmp_diag_desc);
     for (int j = 0; j < in; j++) order[j] = di[j].j;
-    for (int a = 0; a < in; a++) {
-        int oa = order[a];
-        for (int b = 0; b < in; b++) Hp[(size_t)a * in + b] = H[(size_t)oa * in + order[b]];
-        if (H[(size_t)oa * in + oa] == 0) Hp[(size_t)a * in + a] = 1.0;
-    }
     for (int r = 0; r < out; r++)
         for (int j = 0; j < in; j++) {
             int oj = order[j];
@@ -85,22 +106,8 @@ ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, c
     if (q->perm)
         for (int j = 0; j < in; j++) q->perm[j] = order[j];
 
-    double mean_diag = 0;
-    for (int j = 0; j < in; j++) mean_diag += Hp[(size_t)j * in + j];
-    mean_diag /= in;
-    double damp = p->percdamp * mean_diag;
-    int info = 0;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        info = inverse_cholesky(Hp, in, damp, U);
-        if (info == 0) break;
-        ptq_log(cb, PTQ_LOG_WARN, "GPTQ: Hessian not positive definite with damping %.3g (LAPACK info %d); retrying with %.3g",
-                damp, info, damp * 10);
-        damp *= 10;
-    }
-    if (info != 0) {
-        st = ptq_fail(err, PTQ_ERR_NUMERIC, "GPTQ: Cholesky failed even with damping %.3g (LAPACK info %d)", damp, info);
-        goto done;
-    }
+    st = ptq_gptq_inverse_hessian(H, in, order, p->percdamp, U, cb, err);
+    if (st != PTQ_OK) goto done;
 
     /* per-channel grids come from the whole (dead-zeroed) row before any update, a per-tensor grid
        from the whole matrix */
@@ -156,7 +163,6 @@ ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, c
 
 done:
     ptq_free(Wd);
-    ptq_free(Hp);
     ptq_free(U);
     ptq_free(Err);
     ptq_free(codes);

@@ -15,6 +15,8 @@
 #include "methods/noisyquant.h"
 #include "quant/act_calib.h"
 #include "models/forward.h"
+#include "models/gguf_export.h"
+#include "quant/ggml_quants.h"
 #include "quant/quantizer.h"
 
 ptq_quant_params ptq_quant_default_params(void) {
@@ -118,6 +120,78 @@ static double now_s(void) {
 
 static const char *method_name(ptq_wq_method m) { return m == PTQ_WQ_GPTQ ? "gptq" : "rtn"; }
 
+/* tr(D H D^T) / tr(W H W^T), D = W - Wq: the relative output error of dense quantized weights Wq */
+static double dense_rel_error(const float *W, const float *Wq, int out, int in, const double *H) {
+    double num = 0, den = 0;
+    double *d = malloc((size_t)in * sizeof *d), *w = malloc((size_t)in * sizeof *w);
+    if (!d || !w) {
+        free(d);
+        free(w);
+        return NAN;
+    }
+    for (int r = 0; r < out; r++) {
+        for (int j = 0; j < in; j++) {
+            w[j] = W[(size_t)r * in + j];
+            d[j] = w[j] - Wq[(size_t)r * in + j];
+        }
+        for (int a = 0; a < in; a++) {
+            double hd = 0, hw = 0;
+            const double *h = H + (size_t)a * in;
+            for (int b = 0; b < in; b++) hd += h[b] * d[b], hw += h[b] * w[b];
+            num += d[a] * hd;
+            den += w[a] * hw;
+        }
+    }
+    free(d);
+    free(w);
+    return den > 0 ? num / den : 0;
+}
+
+static ptq_gguf_tensor_kind ggml_kind(ptq_lin_role r) {
+    switch (r) {
+    case PTQ_LIN_Q: return PTQ_GT_ATTN_Q;
+    case PTQ_LIN_K: return PTQ_GT_ATTN_K;
+    case PTQ_LIN_V: return PTQ_GT_ATTN_V;
+    case PTQ_LIN_O: return PTQ_GT_ATTN_OUTPUT;
+    case PTQ_LIN_GATE: return PTQ_GT_FFN_GATE;
+    case PTQ_LIN_UP: return PTQ_GT_FFN_UP;
+    default: return PTQ_GT_FFN_DOWN;
+    }
+}
+
+/* One linear into the ggml type llama.cpp's rules give it (GPTQ against the type's grid, or RTN = ggml's own
+ * rounding); the runtime path then uses the dequantized weights. */
+static ptq_status quantize_ggml(ptq_model *m, int l, ptq_lin_role r, const double *H, const ptq_quant_params *p,
+                                double *rel, ptq_error *err) {
+    ptq_linear *lin = &m->blocks[l].lin[r];
+    const ptq_config *c = &m->cfg;
+    ptq_gguf_type_ctx tc = {(ptq_gguf_ftype)p->ggml_ftype, p->ggml_pure, c->n_layers, c->n_heads / c->n_kv_heads,
+                            m->head.w == m->tok_emb};
+    uint32_t t = ptq_gguf_tensor_type(&tc, ggml_kind(r), l, lin->in);
+    size_t nb = (size_t)lin->out * ptq_ggml_row_bytes(t, lin->in);
+    if (!nb) return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: no ggml type for rows of %d", lin->name, lin->in);
+    void *bytes = ptq_alloc(nb, 1, lin->name, err);
+    if (!bytes) return PTQ_ERR_NOMEM;
+    ptq_status s = ptq_model_own(m, bytes, err); /* frees bytes when it fails */
+    if (s != PTQ_OK) return s;
+    if (p->method == PTQ_WQ_GPTQ && ptq_ggml_quant_supported(t)) {
+        ptq_gptq_ggml_params gp = ptq_gptq_ggml_default_params(t);
+        gp.percdamp = p->percdamp > 0 ? p->percdamp : 0.01;
+        s = ptq_gptq_ggml_quantize(lin->w, lin->out, lin->in, H, &gp, bytes, nb, &p->cb, err);
+    } else { /* RTN, and the F16 fallback of rows no block divides */
+        s = ptq_ggml_quantize_rows(t, lin->w, bytes, lin->out, lin->in, err);
+    }
+    float *wq = s == PTQ_OK ? ptq_model_floats(m, (size_t)lin->out * lin->in, lin->name, err) : NULL;
+    if (s == PTQ_OK && !wq) s = err->status ? err->status : PTQ_ERR_NOMEM;
+    if (s == PTQ_OK) s = ptq_ggml_dequantize_rows(t, bytes, wq, lin->out, lin->in, err);
+    if (s != PTQ_OK) return s;
+    lin->ggml = bytes;
+    lin->ggml_type = t;
+    lin->wq = wq;
+    *rel = dense_rel_error(lin->w, wq, lin->out, lin->in, H);
+    return PTQ_OK;
+}
+
 static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_quant_params *p, int *done,
                                  int total, const char *stage, ptq_error *err) {
     /* finish the Hessians: mirror the upper triangle, scale by 2/n */
@@ -136,6 +210,15 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
         if (!lin->w) continue;
         const double *H = hc->H[hessian_of((ptq_lin_role)r)];
         double t0 = now_s();
+        if (p->ggml) {
+            double rel = 0;
+            if (quantize_ggml(m, l, (ptq_lin_role)r, H, p, &rel, err) != PTQ_OK)
+                return ptq_fail_context(err, "quantizing %s", lin->name);
+            ptq_layer_report rep = {lin->name, l, lin->in, lin->out, now_s() - t0, rel};
+            if (p->report) p->report(p->report_user, &rep);
+            ptq_progress(&p->cb, stage, ++*done, total);
+            continue;
+        }
         ptq_qweight *q = calloc(1, sizeof *q);
         if (!q) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory quantizing %s", lin->name);
         /* with activation quantization, per-channel weights use the restricted symmetric grid, so the
@@ -342,8 +425,13 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
         return ptq_fail(err, PTQ_ERR_ARG, "unknown BC scope bits 0x%x", p->bc_scope);
     for (int l = 0; l < c->n_layers; l++)
         for (int r = 0; r < PTQ_LIN_COUNT; r++)
-            if (m->blocks[l].lin[r].q)
+            if (m->blocks[l].lin[r].q || m->blocks[l].lin[r].wq)
                 return ptq_fail(err, PTQ_ERR_ARG, "%s: the model is already quantized", m->path);
+    if (p->ggml && (p->abits || p->noisyquant))
+        return ptq_fail(err, PTQ_ERR_ARG, "quantization into ggml types is weight-only (no --abits, NoisyQuant)");
+    if (p->ggml && p->act_order)
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
+                        "--act-order cannot be used with ggml types: their blocks are runs of consecutive columns");
     if (!p->noisyquant || p->noisyquant_unchecked)
         return finish_quantization(m, p, p->noisyquant, quantize_pass(m, data, p, "quantize", err));
     ptq_quant_params plain = *p;

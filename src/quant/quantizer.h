@@ -52,6 +52,20 @@ ptq_gptq_params ptq_gptq_default_params(void);
 ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, const ptq_gptq_params *p,
                              ptq_qweight *q, const ptq_callbacks *cb, ptq_error *err);
 
+/* GPTQ's preparation (shared with GPTQ into ggml types): U = upper Cholesky factor of (Hp + damp I)^-1 [in][in],
+ * Hp = H with rows and columns in `order` (NULL: as they are), dead inputs (zero diagonal) given unit
+ * curvature, damp = percdamp * mean diagonal, raised tenfold up to 4 times with a warning when the
+ * factorization fails (then PTQ_ERR_NUMERIC). */
+ptq_status ptq_gptq_inverse_hessian(const double *H, int in, const int *order, double percdamp, double *U,
+                                    const ptq_callbacks *cb, ptq_error *err);
+
+/* GPTQ's preparation (shared with GPTQ into ggml types): U = upper Cholesky factor of (Hp + damp I)^-1 [in][in],
+ * Hp = H with rows and columns in `order` (NULL: as they are), dead inputs (zero diagonal) given unit
+ * curvature, damp = percdamp * mean diagonal, raised tenfold up to 4 times with a warning when the
+ * factorization fails (then PTQ_ERR_NUMERIC). */
+ptq_status ptq_gptq_inverse_hessian(const double *H, int in, const int *order, double percdamp, double *U,
+                                    const ptq_callbacks *cb, ptq_error *err);
+
 /* Relative output error of a quantized layer on the data behind H: tr(D H D^T) / tr(W H W^T), D = W - What. */
 double ptq_layer_rel_error(const float *W, const ptq_qweight *q, int out, int in, const double *H);
 

@@ -23,11 +23,13 @@ scripts/refs.sh), never with ptq's code. Debian /usr/bin/python3 with numpy.
                                     "no_vocab", llama.cpp's name for none)
         synth-TYPE-deq/             Hugging Face layout again, holding the weights gguf-py dequantizes from
                                     synth-TYPE.gguf (un-permuted back): ptq must give the same logits on both
-        synth-bad-NAME.gguf         broken variants: arch (general.architecture "qwen2"), q4k (ffn_down in Q4_K),
-                                    missing (no blk.1.ffn_up), extra (an attn_q bias), shape (attn_k too wide),
-                                    nan (a NaN in blk.0.ffn_gate), layers (block_count 3), moe (expert_count 8),
-                                    rope (rope.scaling.type linear), vocab (a token list shorter than token_embd),
-                                    vocabsize (llama.vocab_size one more than token_embd's rows)
+        synth-bad-NAME.gguf         broken variants: arch (general.architecture "qwen2"), iq4nl (ffn_down in
+                                    IQ4_NL, a type ptq does not read), missing (no blk.1.ffn_up), extra (an
+                                    attn_q.scale; a bias would be read), shape (attn_k too wide), nan (a NaN in
+                                    blk.0.ffn_gate), layers
+                                    (block_count 3), moe (expert_count 8), rope (rope.scaling.type linear), vocab
+                                    (a token list shorter than token_embd), vocabsize (llama.vocab_size one more
+                                    than token_embd's rows)
         shakespeare-TYPE.gguf       SHAKESPEARE_DIR's model.safetensors (llama-shakespeare-256, untied head) in f32
                                     and q8_0, with its tokenizer.bin as tokenizer.ggml.* (SentencePiece "llama": the
                                     tokens with their spaces back as U+2581, scores, types, BOS 1, EOS 2, UNK 0)
@@ -226,8 +228,8 @@ def write_gguf(gguf, path, cfg, tensors, qtype, vocab=None, bad=None):
             a = a.copy()
             a[3, 5] = np.nan
         t = stored_type(gguf, name, qtype)
-        if bad == "q4k" and name == "blk.0.ffn_down.weight":
-            t = gguf.GGMLQuantizationType.Q4_K
+        if bad == "iq4nl" and name == "blk.0.ffn_down.weight":
+            t = gguf.GGMLQuantizationType.IQ4_NL
             q = np.random.default_rng(1).integers(0, 256, size=gguf.quant_shape_to_byte_shape(a.shape, t),
                                                   dtype=np.uint8)
             w.add_tensor(name, q, raw_dtype=t)
@@ -239,7 +241,7 @@ def write_gguf(gguf, path, cfg, tensors, qtype, vocab=None, bad=None):
             w.add_tensor(name, q, raw_dtype=t)
         deq[name] = gguf.quants.dequantize(q, t).reshape(a.shape).astype(np.float32)
         if bad == "extra" and name == "blk.0.attn_q.weight":
-            w.add_tensor("blk.0.attn_q.bias", np.zeros(a.shape[0], dtype=np.float32))
+            w.add_tensor("blk.0.attn_q.scale", np.zeros(a.shape[0], dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -319,7 +321,7 @@ def write_models(gguf, out, shakespeare):
         deq = write_gguf(gguf, os.path.join(out, "synth-%s.gguf" % tname), cfg, tensors, qt)
         if tname != "f32":
             write_hf_dir(os.path.join(out, "synth-%s-deq" % tname), cfg, to_hf(deq, cfg))
-    for bad in ("arch", "q4k", "missing", "extra", "shape", "nan", "layers", "moe", "rope", "vocab", "vocabsize"):
+    for bad in ("arch", "iq4nl", "missing", "extra", "shape", "nan", "layers", "moe", "rope", "vocab", "vocabsize"):
         vocab = None
         if bad == "vocab":
             vocab = (["<unk>", "<s>", "</s>"] + ["t%d" % i for i in range(93)], [0.0] * 96, [2, 3, 3] + [1] * 93)
