@@ -51,3 +51,19 @@ for t in "${types[@]}"; do
   echo "| $t | $(ppl "$tmp/lq.gguf") | $(ppl "$tmp/lqi.gguf") | $(ppl "$tmp/rtn.gguf") | $(ppl "$tmp/gptq.gguf") |" \
        "$(ppl "$tmp/bc.gguf") | $(size_bpw "$tmp/bc.gguf" "$params") |"
 done
+
+# speed on the same files (the RTN exports, which are llama-quantize's own files): llama.cpp's llama-bench and
+# ptq bench, alternately, 128-token prefill and 64-token decode, all cores
+echo
+echo "| type | llama.cpp prefill tok/s | ptq prefill tok/s | llama.cpp decode tok/s | ptq decode tok/s |"
+echo "|---|---|---|---|---|"
+for t in "${types[@]}"; do
+  "$ptq" quantize "$model" --method rtn --type "$t" -o "$tmp/rtn.gguf" --json > /dev/null
+  "$bins/llama-bench" -m "$tmp/rtn.gguf" -p 128 -n 64 -t "$(nproc)" -r 3 -o json > "$tmp/lb.json" 2> /dev/null
+  lpp=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('%.0f' % [x['avg_ts'] for x in r if x['n_prompt']>0][0])" "$tmp/lb.json")
+  ltg=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('%.0f' % [x['avg_ts'] for x in r if x['n_gen']>0][0])" "$tmp/lb.json")
+  pb=$("$ptq" bench "$tmp/rtn.gguf" --tokens 128 --steps 64 --reps 3 --json)
+  ppp=$(echo "$pb" | sed -n 's/.*"prefill_tok_per_s": *\([0-9.e+]*\).*/\1/p')
+  ptg=$(echo "$pb" | sed -n 's/.*"decode_tok_per_s": *\([0-9.e+]*\).*/\1/p')
+  printf '| %s | %s | %.0f | %s | %.0f |\n' "$t" "$lpp" "$ppp" "$ltg" "$ptg"
+done
