@@ -28,15 +28,21 @@ calib=(--calib "$tmp/calib.txt" --docs-sep $'\n\n' --calib-n 128 --calib-ctx "$c
 "$bins/llama-imatrix" -m "$tmp/f32.gguf" -f "$tmp/calib.txt" -c "$ctx" --chunks 128 -o "$tmp/imatrix.dat" \
   > "$tmp/imatrix.log" 2>&1 || { tail -5 "$tmp/imatrix.log"; exit 1; }
 
-ppl() { # llama.cpp's perplexity of a GGUF on the held-out text
-  "$bins/llama-perplexity" -m "$1" -f "$heldout" -c "$ctx" -t "$(nproc)" > "$tmp/ppl.log" 2>&1 ||
-    { tail -5 "$tmp/ppl.log" >&2; echo nan; return; }
-  sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$tmp/ppl.log"
+ppl() { # llama.cpp's perplexity of a GGUF on the held-out text (llama-perplexity's asynchronous log sometimes loses
+        # its last lines at exit: run it again then)
+  local v="" try
+  for try in 1 2 3; do
+    "$bins/llama-perplexity" -m "$1" -f "$heldout" -c "$ctx" -t "$(nproc)" > "$tmp/ppl.log" 2>&1 || break
+    v=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$tmp/ppl.log")
+    [ -n "$v" ] && break
+  done
+  [ -n "$v" ] || { echo "no perplexity for $1:" >&2; tail -c 300 "$tmp/ppl.log" >&2; v=nan; }
+  echo "$v"
 }
 size_bpw() { # file size in MB and bits per weight of the matrices (file size over parameters)
   awk -v b="$(stat -c %s "$1")" -v p="$2" 'BEGIN { printf "%.2f MB | %.2f", b / 1e6, 8 * b / p }'
 }
-params=$("$ptq" inspect "$model" --json | sed -n 's/.*"n_params": *\([0-9]*\).*/\1/p')
+params=$("$ptq" inspect "$model" --json | sed -n 's/.*"params":[[:space:]]*\([0-9]*\).*/\1/p')
 echo "F32: llama.cpp perplexity $(ppl "$tmp/f32.gguf") (context $ctx)"
 echo
 echo "| type | llama.cpp | llama.cpp + imatrix | ptq RTN | ptq GPTQ | ptq GPTQ+BC | file (GPTQ+BC) | bits/weight |"
