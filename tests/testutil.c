@@ -12,9 +12,10 @@ int tu_close(double a, double b, double rel_tol) {
     return fabs(a - b) <= rel_tol * scale;
 }
 
-char *tu_data_path(const char *rel) {
-    const char *base = getenv("PTQ_DATA");
-    if (!base || !*base) base = PTQ_DATA_DEFAULT;
+/* base + "/" + rel (malloc'ed); when it does not exist, skip (77) or, under CI=true, fail, saying what it is and how
+ * to get it */
+static char *required_path(const char *base, const char *rel, const char *what, const char *ci_hint,
+                           const char *skip_hint) {
     size_t n = strlen(base) + strlen(rel) + 2;
     char *p = malloc(n);
     snprintf(p, n, "%s/%s", base, rel);
@@ -22,13 +23,19 @@ char *tu_data_path(const char *rel) {
     if (stat(p, &st) != 0) {
         const char *ci = getenv("CI");
         if (ci && strcmp(ci, "true") == 0) {
-            fprintf(stderr, "FAIL: sample file %s is missing (CI=true requires it; set PTQ_DATA)\n", p);
+            fprintf(stderr, "FAIL: %s %s is missing (CI=true requires it; %s)\n", what, p, ci_hint);
             exit(1);
         }
-        fprintf(stderr, "SKIP: sample file %s is missing (set PTQ_DATA to the shared data folder)\n", p);
+        fprintf(stderr, "SKIP: %s %s is missing (%s)\n", what, p, skip_hint);
         exit(77);
     }
     return p;
+}
+
+char *tu_data_path(const char *rel) {
+    const char *base = getenv("PTQ_DATA");
+    if (!base || !*base) base = PTQ_DATA_DEFAULT;
+    return required_path(base, rel, "sample file", "set PTQ_DATA", "set PTQ_DATA to the shared data folder");
 }
 
 char *tu_ref_path(const char *rel) {
@@ -38,20 +45,7 @@ char *tu_ref_path(const char *rel) {
         snprintf(def, sizeof def, "%s/build-ref", PTQ_SOURCE_DIR);
         base = def;
     }
-    size_t n = strlen(base) + strlen(rel) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", base, rel);
-    struct stat st;
-    if (stat(p, &st) != 0) {
-        const char *ci = getenv("CI");
-        if (ci && strcmp(ci, "true") == 0) {
-            fprintf(stderr, "FAIL: reference %s is missing (CI=true requires it; run ./scripts/refs.sh)\n", p);
-            exit(1);
-        }
-        fprintf(stderr, "SKIP: reference %s is missing (run ./scripts/refs.sh, or set PTQ_REFS)\n", p);
-        exit(77);
-    }
-    return p;
+    return required_path(base, rel, "reference", "run ./scripts/refs.sh", "run ./scripts/refs.sh, or set PTQ_REFS");
 }
 
 const char *tu_tmpdir(void) {
