@@ -30,6 +30,7 @@ import math
 import os
 
 import numpy as np
+from prng import splitmix64  # tests/ref/prng.py
 from PIL import Image
 
 MNIST_HALF = {"image_mean": [0.5], "image_std": [0.5]}
@@ -70,11 +71,10 @@ def make_images(out):
     save("grey31x29.jpg", pattern(31, 29, 1, 11), "L", quality=85)
     for j in ("rgb64x48.jpg", "grey31x29.jpg"):  # Pillow's decoding, kept losslessly
         Image.open(os.path.join(out, j)).save(os.path.join(out, j[:-4] + ".pil.png"))
-    # IDX: 3 grey 28x28 images, magic 0x00000803
-    idx = np.stack([pattern(28, 28, 1, 20 + k) for k in range(3)])
-    with open(os.path.join(out, "three.idx"), "wb") as f:
-        f.write(bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in idx.shape) + idx.tobytes())
-    return idx
+    # IDX: 3 grey 28x28 images, not stored: tests/test_preprocess.c writes the same file at test time (pixel i is
+    # the top byte of splitmix64((20 << 32) + i), tests/ref/prng.py and tu_splitmix64)
+    i = (np.uint64(20) << np.uint64(32)) + np.arange(3 * 28 * 28, dtype=np.uint64)
+    return (splitmix64(i) >> np.uint64(56)).astype(np.uint8).reshape(3, 28, 28)
 
 
 def hf_size(cfg, h, w):
