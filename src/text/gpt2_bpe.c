@@ -1,5 +1,5 @@
-/* GPT-2 byte-level BPE: vocab.json + merges.txt loading, the GPT-2 pre-tokenizer over UTF-8, and rank-ordered
- * merging with a heap (O(n log n) per piece, so long runs of letters or spaces stay fast). */
+/* GPT-2 byte-level BPE files: vocab.json + merges.txt loaded, validated and turned into a vocabulary spec that the
+ * BPE engine (text/bpe.c) runs. */
 #include "text/gpt2_bpe.h"
 
 #include <cJSON.h>
@@ -11,58 +11,9 @@
 
 #include "core/error.h"
 #include "core/file.h"
-#include "text/unicode_tables.h"
 #include "text/utf8.h"
 
 #define MAX_VOCAB_ID (1 << 24)
-
-int ptq_gpt2_char_class(uint32_t cp) { return ptq_uclass(cp); }
-
-/* ------------------------------------------------------------------------------------------ pre-tokenizer */
-/* End of the run of code points of class `cls` starting at `pos`. */
-static size_t run_end(const unsigned char *s, size_t len, size_t pos, int cls) {
-    while (pos < len) {
-        uint32_t cp;
-        size_t n = ptq_utf8_next(s, len, pos, &cp);
-        if (ptq_uclass(cp) != cls) break;
-        pos += n;
-    }
-    return pos;
-}
-
-/* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+  (alternatives in order) */
-size_t ptq_gpt2_pretoken_len(const unsigned char *s, size_t len, size_t pos) {
-    if (pos >= len) return 0;
-    if (s[pos] == '\'' && pos + 1 < len) {
-        unsigned c1 = s[pos + 1];
-        if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return 2;
-        if (pos + 2 < len) {
-            unsigned c2 = s[pos + 2];
-            if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return 3;
-        }
-    }
-    uint32_t cp;
-    size_t n0 = ptq_utf8_next(s, len, pos, &cp);
-    int cls = ptq_uclass(cp);
-    if (cp == ' ' && pos + 1 < len) { /* " ?X+" with the optional space taken */
-        uint32_t cp1;
-        (void)ptq_utf8_next(s, len, pos + 1, &cp1);
-        int cls1 = ptq_uclass(cp1);
-        if (cls1 != PTQ_UCLASS_SPACE) return run_end(s, len, pos + 1, cls1) - pos;
-    }
-    if (cls != PTQ_UCLASS_SPACE) return run_end(s, len, pos, cls) - pos;
-    /* whitespace: \s+(?!\S) keeps the last space of a run for the next piece when a non-space follows,
-     * unless the run is a single space (then \s+ takes it) */
-    size_t last = pos, end = pos + n0;
-    while (end < len) {
-        size_t n = ptq_utf8_next(s, len, end, &cp);
-        if (ptq_uclass(cp) != PTQ_UCLASS_SPACE) break;
-        last = end;
-        end += n;
-    }
-    if (end < len && last > pos) return last - pos;
-    return end - pos;
-}
 
 /* ------------------------------------------------------------------------------------------ hashing */
 static uint64_t hash_bytes(const void *p, size_t n) {
@@ -138,15 +89,6 @@ static void vocab_put(ptq_gpt2_bpe *t, size_t off, uint32_t n, int id) {
             e->id = id;
             return;
         }
-    }
-}
-
-static const merge_slot *merge_find(const ptq_gpt2_bpe *t, int a, int b) {
-    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    for (size_t i = (size_t)hash_u64(key) & (t->mcap - 1);; i = (i + 1) & (t->mcap - 1)) {
-        const merge_slot *e = &t->mslots[i];
-        if (e->rank < 0) return NULL;
-        if (e->key == key) return e;
     }
 }
 
@@ -405,214 +347,6 @@ const char *ptq_gpt2_bpe_token_bytes(const ptq_gpt2_bpe *t, int id, size_t *len)
 int ptq_gpt2_bpe_special(const ptq_gpt2_bpe *t, const char *token) {
     if (!t || !token) return -1;
     return vocab_find(t, token, strlen(token));
-}
-
-/* ------------------------------------------------------------------------------------------ encoding */
-typedef struct heap_entry {
-    int rank, pos; /* pair (symbol pos, its right neighbour), ordered by rank then position */
-    int a, b;      /* the ids the pair had when pushed: stale entries no longer match */
-    int id;        /* id of the merged token */
-} heap_entry;
-
-typedef struct scratch {
-    int *sym, *next, *prev; /* symbols of the current piece (sym -1: merged away) */
-    size_t sym_cap;
-    heap_entry *heap, *deferred;
-    size_t heap_n, heap_cap, def_n, def_cap;
-    int *out; /* ids of the whole text */
-    size_t out_n, out_cap;
-    struct cache_slot *cache;
-    size_t cache_cap, cache_n;
-} scratch;
-
-typedef struct cache_slot {
-    uint64_t hash;
-    size_t text_off; /* the piece, in the input text */
-    size_t len;
-    size_t out_off; /* its ids, in scratch.out; count in out_n */
-    size_t out_n;   /* 0: empty slot */
-} cache_slot;
-
-static int heap_less(const heap_entry *x, const heap_entry *y) {
-    return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
-}
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 1;
-    size_t c = *cap ? *cap : 16;
-    while (c < need) c *= 2;
-    void *q = realloc(*p, c * elem);
-    if (!q) return 0;
-    *p = q;
-    *cap = c;
-    return 1;
-}
-
-static int heap_push(scratch *s, heap_entry e) {
-    if (!grow((void **)&s->heap, &s->heap_cap, s->heap_n + 1, sizeof *s->heap)) return 0;
-    size_t i = s->heap_n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!heap_less(&e, &s->heap[p])) break;
-        s->heap[i] = s->heap[p];
-        i = p;
-    }
-    s->heap[i] = e;
-    return 1;
-}
-
-static heap_entry heap_pop(scratch *s) {
-    heap_entry top = s->heap[0], last = s->heap[--s->heap_n];
-    size_t i = 0, n = s->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && heap_less(&s->heap[c + 1], &s->heap[c])) c++;
-        if (!heap_less(&s->heap[c], &last)) break;
-        s->heap[i] = s->heap[c];
-        i = c;
-    }
-    if (n > 0) s->heap[i] = last;
-    return top;
-}
-
-/* Queue the pair (left, right) if it has a merge. */
-static int add_pair(const ptq_gpt2_bpe *t, scratch *s, int left, int right, int deferred) {
-    const merge_slot *m = merge_find(t, s->sym[left], s->sym[right]);
-    if (!m) return 1;
-    heap_entry e = {m->rank, left, s->sym[left], s->sym[right], m->id};
-    if (!deferred) return heap_push(s, e);
-    if (!grow((void **)&s->deferred, &s->def_cap, s->def_n + 1, sizeof *s->deferred)) return 0;
-    s->deferred[s->def_n++] = e;
-    return 1;
-}
-
-/* BPE of one piece, appending its ids to s->out. GPT-2 semantics: take the lowest-ranked pair present, merge
- * all of its occurrences left to right, repeat. Pairs created while one rank is being merged are queued only
- * after that rank is done (matters only for merge lists whose ranks are not in creation order). */
-static int bpe_piece(const ptq_gpt2_bpe *t, scratch *s, const unsigned char *p, size_t n) {
-    if (!grow((void **)&s->out, &s->out_cap, s->out_n + n, sizeof *s->out)) return 0;
-    if (n == 1) {
-        s->out[s->out_n++] = t->byte_id[p[0]];
-        return 1;
-    }
-    if (n > (size_t)INT_MAX) return 0;
-    if (n > s->sym_cap) {
-        size_t c = pow2_at_least(n);
-        int *a = realloc(s->sym, c * sizeof(int));
-        if (a) s->sym = a;
-        int *b = realloc(s->next, c * sizeof(int));
-        if (b) s->next = b;
-        int *d = realloc(s->prev, c * sizeof(int));
-        if (d) s->prev = d;
-        if (!a || !b || !d) return 0;
-        s->sym_cap = c;
-    }
-    for (size_t i = 0; i < n; i++) {
-        s->sym[i] = t->byte_id[p[i]];
-        s->next[i] = i + 1 < n ? (int)i + 1 : -1;
-        s->prev[i] = (int)i - 1;
-    }
-    s->heap_n = 0;
-    for (size_t i = 0; i + 1 < n; i++)
-        if (!add_pair(t, s, (int)i, (int)i + 1, 0)) return 0;
-    while (s->heap_n > 0) {
-        int rank = s->heap[0].rank;
-        s->def_n = 0;
-        while (s->heap_n > 0 && s->heap[0].rank == rank) {
-            heap_entry e = heap_pop(s);
-            int right = s->next[e.pos];
-            if (s->sym[e.pos] != e.a || right < 0 || s->sym[right] != e.b) continue; /* stale */
-            s->sym[e.pos] = e.id;
-            s->sym[right] = -1;
-            s->next[e.pos] = s->next[right];
-            if (s->next[right] >= 0) s->prev[s->next[right]] = e.pos;
-            if (s->prev[e.pos] >= 0 && !add_pair(t, s, s->prev[e.pos], e.pos, 1)) return 0;
-            if (s->next[e.pos] >= 0 && !add_pair(t, s, e.pos, s->next[e.pos], 1)) return 0;
-        }
-        for (size_t i = 0; i < s->def_n; i++)
-            if (!heap_push(s, s->deferred[i])) return 0;
-    }
-    for (int i = 0; i >= 0; i = s->next[i]) s->out[s->out_n++] = s->sym[i];
-    return 1;
-}
-
-static int cache_grow(scratch *s) {
-    size_t cap = s->cache_cap ? s->cache_cap * 2 : 1024;
-    cache_slot *c = calloc(cap, sizeof *c);
-    if (!c) return 0;
-    for (size_t i = 0; i < s->cache_cap; i++) {
-        const cache_slot *e = &s->cache[i];
-        if (!e->out_n) continue;
-        size_t j = (size_t)e->hash & (cap - 1);
-        while (c[j].out_n) j = (j + 1) & (cap - 1);
-        c[j] = *e;
-    }
-    free(s->cache);
-    s->cache = c;
-    s->cache_cap = cap;
-    return 1;
-}
-
-static int encode_piece(const ptq_gpt2_bpe *t, scratch *s, const unsigned char *text, size_t off, size_t n) {
-    if ((s->cache_n + 1) * 2 > s->cache_cap && !cache_grow(s)) return 0;
-    uint64_t h = hash_bytes(text + off, n);
-    size_t j = (size_t)h & (s->cache_cap - 1);
-    for (; s->cache[j].out_n; j = (j + 1) & (s->cache_cap - 1)) {
-        const cache_slot *e = &s->cache[j];
-        if (e->hash == h && e->len == n && memcmp(text + e->text_off, text + off, n) == 0) {
-            if (!grow((void **)&s->out, &s->out_cap, s->out_n + e->out_n, sizeof *s->out)) return 0;
-            memcpy(s->out + s->out_n, s->out + e->out_off, e->out_n * sizeof *s->out);
-            s->out_n += e->out_n;
-            return 1;
-        }
-    }
-    size_t start = s->out_n;
-    if (!bpe_piece(t, s, text + off, n)) return 0;
-    cache_slot *e = &s->cache[j];
-    e->hash = h;
-    e->text_off = off;
-    e->len = n;
-    e->out_off = start;
-    e->out_n = s->out_n - start;
-    s->cache_n++;
-    return 1;
-}
-
-ptq_status ptq_gpt2_bpe_encode(const ptq_gpt2_bpe *t, const char *text, size_t len, int **ids, int *n,
-                               ptq_error *err) {
-    if (!t || !ids || !n || (!text && len > 0)) return ptq_fail(err, PTQ_ERR_ARG, "gpt2 encode: NULL argument");
-    *ids = NULL;
-    *n = 0;
-    scratch s;
-    memset(&s, 0, sizeof s);
-    ptq_status st = PTQ_OK;
-    const unsigned char *u = (const unsigned char *)text;
-    if (!grow((void **)&s.out, &s.out_cap, len / 3 + 16, sizeof *s.out)) goto nomem;
-    for (size_t pos = 0; pos < len;) {
-        size_t m = ptq_gpt2_pretoken_len(u, len, pos);
-        if (!encode_piece(t, &s, u, pos, m)) goto nomem;
-        if (s.out_n > (size_t)INT_MAX) {
-            st = ptq_fail(err, PTQ_ERR_ARG, "gpt2 encode: more than %d tokens", INT_MAX);
-            goto done;
-        }
-        pos += m;
-    }
-    *ids = s.out;
-    *n = (int)s.out_n;
-    s.out = NULL;
-    goto done;
-nomem:
-    st = ptq_fail(err, PTQ_ERR_NOMEM, "gpt2 encode: out of memory (%zu bytes of text)", len);
-done:
-    free(s.out);
-    free(s.sym);
-    free(s.next);
-    free(s.prev);
-    free(s.heap);
-    free(s.deferred);
-    free(s.cache);
-    return st;
 }
 
 static int is_named_special(const char *s, size_t n) {

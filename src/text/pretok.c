@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "text/gpt2_bpe.h"
 #include "text/unicode_tables.h"
 #include "text/utf8.h"
 
@@ -40,6 +39,37 @@ static size_t run_end(const unsigned char *s, size_t len, size_t pos, int cls) {
         pos += n;
     }
     return pos;
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static size_t gpt2_len(const unsigned char *s, size_t len, size_t pos) {
+    if (s[pos] == '\'' && pos + 1 < len) {
+        unsigned c1 = s[pos + 1];
+        if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return 2;
+        if (pos + 2 < len) {
+            unsigned c2 = s[pos + 2];
+            if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return 3;
+        }
+    }
+    size_t n0;
+    uint32_t cp;
+    int cls = class_at(s, len, pos, &cp, &n0);
+    if (cp == ' ' && pos + 1 < len) { /* " ?X+" with the optional space taken */
+        int cls1 = class_at(s, len, pos + 1, NULL, NULL);
+        if (cls1 != PTQ_UCLASS_SPACE) return run_end(s, len, pos + 1, cls1) - pos;
+    }
+    if (cls != PTQ_UCLASS_SPACE) return run_end(s, len, pos, cls) - pos;
+    /* whitespace: \s+(?!\S) keeps the last space of a run for the next piece when a non-space follows, unless the
+     * run is a single space (then \s+ takes it) */
+    size_t last = pos, end = pos + n0;
+    while (end < len) {
+        size_t n;
+        if (class_at(s, len, end, NULL, &n) != PTQ_UCLASS_SPACE) break;
+        last = end;
+        end += n;
+    }
+    if (end < len && last > pos) return last - pos;
+    return end - pos;
 }
 
 static int lower(unsigned c) { return c >= 'A' && c <= 'Z' ? (int)(c | 0x20) : (int)c; }
@@ -126,6 +156,6 @@ size_t ptq_pretok_len(int kind, const unsigned char *s, size_t len, size_t pos) 
     case PTQ_PRE_LLAMA3: return llama3_len(s, len, pos, 3, 0);
     case PTQ_PRE_QWEN2: return llama3_len(s, len, pos, 1, 0);
     case PTQ_PRE_QWEN35: return llama3_len(s, len, pos, 1, 1);
-    default: return ptq_gpt2_pretoken_len(s, len, pos);
+    default: return gpt2_len(s, len, pos);
     }
 }
