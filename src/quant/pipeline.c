@@ -149,6 +149,7 @@ static double dense_rel_error(const float *W, const float *Wq, int out, int in, 
 
 static ptq_gguf_tensor_kind ggml_kind(ptq_lin_role r) {
     switch (r) {
+    case PTQ_LIN_QKV: return PTQ_GT_ATTN_QKV;
     case PTQ_LIN_Q: return PTQ_GT_ATTN_Q;
     case PTQ_LIN_K: return PTQ_GT_ATTN_K;
     case PTQ_LIN_V: return PTQ_GT_ATTN_V;
