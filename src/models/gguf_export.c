@@ -329,7 +329,9 @@ static ptq_status put_tokenizer(ex *x, ptq_error *err) {
 #define T(call) \
     if (st == PTQ_OK) st = (call)
     T(ptq_gguf_set_string(w, "tokenizer.ggml.model", s.model == PTQ_TOK_SPM ? "llama" : "gpt2", err));
-    T(ptq_gguf_set_string(w, "tokenizer.ggml.pre", s.pre[0] ? s.pre : "default", err));
+    /* an unnamed pre-tokenizer is the model's default: GPT-2's regex for byte-level BPE (text/gpt2_bpe.c) */
+    T(ptq_gguf_set_string(w, "tokenizer.ggml.pre", s.pre[0] ? s.pre : s.model == PTQ_TOK_BYTE_BPE ? "gpt-2" : "default",
+                          err));
     T(ptq_gguf_set_array(w, "tokenizer.ggml.tokens", PTQ_GGUF_STRING, s.tokens, (uint64_t)s.n_tokens, err));
     if (s.scores) T(ptq_gguf_set_array(w, "tokenizer.ggml.scores", PTQ_GGUF_F32, s.scores, (uint64_t)s.n_tokens, err));
     if (s.types) T(ptq_gguf_set_array(w, "tokenizer.ggml.token_type", PTQ_GGUF_I32, s.types, (uint64_t)s.n_tokens, err));
