@@ -75,11 +75,11 @@ ptq_status ptq_gguf_build_gpt2(ptq_gguf_src *s, ptq_error *err) {
         ptq_block *b = &m->blocks[l];
 #define NAME(suffix) (snprintf(nm, sizeof nm, "blk.%d." suffix, l), nm)
         PTQ_TRY(ptq_gguf_src_norm(s, &b->norm1, NAME("attn_norm"), dim, 1, err));
-        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_QKV], NAME("attn_qkv"), dim, 3 * dim, 1, err));
-        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_O], NAME("attn_output"), dim, dim, 1, err));
+        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_QKV], NAME("attn_qkv"), dim, 3 * dim, 1, 0, err));
+        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_O], NAME("attn_output"), dim, dim, 1, 0, err));
         PTQ_TRY(ptq_gguf_src_norm(s, &b->norm2, NAME("ffn_norm"), dim, 1, err));
-        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_UP], NAME("ffn_up"), dim, hidden, 1, err));
-        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_DOWN], NAME("ffn_down"), hidden, dim, 1, err));
+        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_UP], NAME("ffn_up"), dim, hidden, 1, 0, err));
+        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_DOWN], NAME("ffn_down"), hidden, dim, 1, 0, err));
 #undef NAME
     }
     PTQ_TRY(ptq_gguf_src_norm(s, &m->final_norm, "output_norm", dim, 1, err));

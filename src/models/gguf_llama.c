@@ -29,27 +29,10 @@ static ptq_status u32_key(const ptq_gguf *g, const char *key, int required, uint
     return ptq_gguf_src_u32(g, key, required, def, lo, hi, "a LLaMA model", out, err);
 }
 
-/* Undo the converter's Q/K row order within each of n_heads heads of head_dim rows (see the top comment). */
-static ptq_status unpermute_rows(float *w, int n_heads, int head_dim, int cols, const char *name, ptq_error *err) {
-    size_t row = (size_t)cols * sizeof(float), head = (size_t)head_dim * row;
-    float *tmp = ptq_alloc((size_t)head_dim * (size_t)cols, sizeof(float), name, err);
-    if (!tmp) return err->status;
-    const int half = head_dim / 2;
-    for (int h = 0; h < n_heads; h++) {
-        float *hw = w + (size_t)h * head_dim * cols;
-        for (int i = 0; i < half; i++)
-            for (int j = 0; j < 2; j++)
-                memcpy(tmp + (size_t)(j * half + i) * cols, hw + (size_t)(2 * i + j) * cols, row);
-        memcpy(hw, tmp, head);
-    }
-    ptq_free(tmp);
-    return PTQ_OK;
-}
-
 /* an optional bias, which llama.cpp's llama architecture adds after every block matrix (ptq's GGUF export
    writes Bias Compensation there) */
 static ptq_status linear(src *s, ptq_linear *lin, const char *name, int in, int out, ptq_error *err) {
-    return ptq_gguf_src_linear(s, lin, name, in, out, 0, err);
+    return ptq_gguf_src_linear(s, lin, name, in, out, 0, 0, err);
 }
 
 static ptq_status norm(src *s, ptq_norm *n, const char *name, int dim, ptq_error *err) {
@@ -169,12 +152,8 @@ static ptq_status build(src *s, ptq_error *err) {
         ptq_block *b = &m->blocks[l];
 #define NAME(suffix) (snprintf(nm, sizeof nm, "blk.%d." suffix, l), nm)
         PTQ_TRY(norm(s, &b->norm1, NAME("attn_norm"), dim, err));
-        PTQ_TRY(linear(s, &b->lin[PTQ_LIN_Q], NAME("attn_q"), dim, q_out, err));
-        PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_Q].w, n_heads, head_dim, dim, nm, err));
-        if (b->lin[PTQ_LIN_Q].b) PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_Q].b, n_heads, head_dim, 1, nm, err));
-        PTQ_TRY(linear(s, &b->lin[PTQ_LIN_K], NAME("attn_k"), dim, kv_out, err));
-        PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_K].w, n_kv, head_dim, dim, nm, err));
-        if (b->lin[PTQ_LIN_K].b) PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_K].b, n_kv, head_dim, 1, nm, err));
+        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_Q], NAME("attn_q"), dim, q_out, 0, n_heads, err));
+        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_K], NAME("attn_k"), dim, kv_out, 0, n_kv, err));
         PTQ_TRY(linear(s, &b->lin[PTQ_LIN_V], NAME("attn_v"), dim, kv_out, err));
         PTQ_TRY(linear(s, &b->lin[PTQ_LIN_O], NAME("attn_output"), q_out, dim, err));
         PTQ_TRY(norm(s, &b->norm2, NAME("ffn_norm"), dim, err));

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
+#include "quant/ggml_to_qweight.h"
 #include "text/gguf_vocab.h"
 
 ptq_status ptq_gguf_src_u32(const ptq_gguf *g, const char *key, int required, uint32_t def, uint32_t lo, uint32_t hi,
@@ -54,8 +56,59 @@ ptq_status ptq_gguf_src_take(ptq_gguf_src *s, const char *name, int ndim, const 
     return PTQ_OK;
 }
 
+/* Reorder rows of row_bytes within each head of head_rows rows: llama.cpp's RoPE order -> Hugging Face's (row
+ * 2i + j of a head becomes row j*d/2 + i). */
+static ptq_status unpermute_rows(void *data, int rows, int head_rows, size_t row_bytes, const char *name,
+                                 ptq_error *err) {
+    unsigned char *tmp = ptq_alloc((size_t)head_rows, row_bytes, name, err), *w = data;
+    if (!tmp) return err->status;
+    const int half = head_rows / 2;
+    for (int h = 0; h < rows / head_rows; h++) {
+        unsigned char *hw = w + (size_t)h * head_rows * row_bytes;
+        for (int i = 0; i < half; i++)
+            for (int j = 0; j < 2; j++)
+                memcpy(tmp + (size_t)(j * half + i) * row_bytes, hw + (size_t)(2 * i + j) * row_bytes, row_bytes);
+        memcpy(hw, tmp, (size_t)head_rows * row_bytes);
+    }
+    ptq_free(tmp);
+    return PTQ_OK;
+}
+
+/* A Q4_0/Q5_0/Q8_0 weight of the right shape -> lin->q */
+static ptq_status packed(ptq_gguf_src *s, const ptq_gguf_tensor *t, ptq_linear *lin, int heads, ptq_error *err) {
+    const size_t rb = t->nbytes / (size_t)lin->out;
+    void *bytes = NULL;
+    const void *src = t->data;
+    if (heads > 0) { /* reorder a copy of the bytes: quantized rows move whole */
+        bytes = ptq_alloc(t->nbytes, 1, t->name, err);
+        if (!bytes) return PTQ_ERR_NOMEM;
+        memcpy(bytes, t->data, t->nbytes);
+        ptq_status st = unpermute_rows(bytes, lin->out, lin->out / heads, rb, t->name, err);
+        if (st != PTQ_OK) {
+            ptq_free(bytes);
+            return st;
+        }
+        src = bytes;
+    }
+    ptq_qweight *q = calloc(1, sizeof *q);
+    ptq_status st = q ? ptq_ggml_to_qweight(t->type, src, lin->out, lin->in, t->name, q, err)
+                      : ptq_fail(err, PTQ_ERR_NOMEM, "%s: out of memory", t->name);
+    ptq_free(bytes);
+    if (st != PTQ_OK) {
+        free(q);
+        return ptq_fail_context(err, "%s", s->g->path);
+    }
+    lin->q = q;
+    lin->w = NULL;
+    s->used[t - s->g->tensors] = 1;
+    const int64_t shape[2] = {lin->out, lin->in};
+    char tn[32];
+    ptq_model_note_tensor(s->m, t->name, ptq_ggml_type_name(t->type, tn, sizeof tn), 2, shape);
+    return PTQ_OK;
+}
+
 ptq_status ptq_gguf_src_linear(ptq_gguf_src *s, ptq_linear *lin, const char *name, int in, int out, int bias_required,
-                               ptq_error *err) {
+                               int heads, ptq_error *err) {
     char tn[128];
     snprintf(lin->name, sizeof lin->name, "%s", name);
     snprintf(tn, sizeof tn, "%s.weight", name);
@@ -63,10 +116,18 @@ ptq_status ptq_gguf_src_linear(ptq_gguf_src *s, ptq_linear *lin, const char *nam
     lin->out = out;
     lin->b = NULL;
     const int64_t ne[2] = {in, out};
-    PTQ_TRY(ptq_gguf_src_take(s, tn, 2, ne, &lin->w, err));
+    const ptq_gguf_tensor *t = ptq_gguf_find(s->g, tn);
+    if (t && t->ndim == 2 && t->ne[0] == in && t->ne[1] == out && ptq_ggml_to_qweight_supported(t->type)) {
+        PTQ_TRY(packed(s, t, lin, heads, err));
+    } else {
+        PTQ_TRY(ptq_gguf_src_take(s, tn, 2, ne, &lin->w, err));
+        if (heads > 0) PTQ_TRY(unpermute_rows(lin->w, out, out / heads, (size_t)in * sizeof(float), tn, err));
+    }
     snprintf(tn, sizeof tn, "%s.bias", name);
     const int64_t bne[1] = {out};
-    return bias_required || ptq_gguf_find(s->g, tn) ? ptq_gguf_src_take(s, tn, 1, bne, &lin->b, err) : PTQ_OK;
+    if (!bias_required && !ptq_gguf_find(s->g, tn)) return PTQ_OK;
+    PTQ_TRY(ptq_gguf_src_take(s, tn, 1, bne, &lin->b, err));
+    return heads > 0 ? unpermute_rows(lin->b, out, out / heads, sizeof(float), tn, err) : PTQ_OK;
 }
 
 ptq_status ptq_gguf_src_norm(ptq_gguf_src *s, ptq_norm *n, const char *name, int dim, int with_bias, ptq_error *err) {

@@ -26,9 +26,11 @@ void ptq_gguf_fmt_ne(char *buf, size_t cap, int ndim, const int64_t *ne);
 ptq_status ptq_gguf_src_take(ptq_gguf_src *s, const char *name, int ndim, const int64_t *ne, float **out,
                              ptq_error *err);
 /* The linear `name`.weight [out][in] (ggml [in, out]) and `name`.bias [out] (required when bias_required, else
- * read when present). */
+ * read when present). heads > 0: the rows (of both) are in llama.cpp's RoPE order within each of `heads` heads and
+ * are put back in Hugging Face's (see gguf_llama.c). A weight in Q4_0, Q5_0 or Q8_0 becomes ptq's packed weight
+ * (lin->q, exactly the same values: quant/ggml_to_qweight.h) with no float copy; other types are read as float32. */
 ptq_status ptq_gguf_src_linear(ptq_gguf_src *s, ptq_linear *lin, const char *name, int in, int out, int bias_required,
-                               ptq_error *err);
+                               int heads, ptq_error *err);
 /* `name`.weight [dim], and `name`.bias when with_bias */
 ptq_status ptq_gguf_src_norm(ptq_gguf_src *s, ptq_norm *n, const char *name, int dim, int with_bias, ptq_error *err);
 /* general.architecture into buf (quoted-safe snippet); PTQ_ERR_FORMAT when absent */
