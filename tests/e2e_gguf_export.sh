@@ -137,6 +137,12 @@ expect_fail 1 "position-shaped" -- "$PTQ" quantize "$S/stories260K.bin" --tokeni
   -o "$TMP/x.gguf"
 expect_fail 1 "LLaMA and GPT-2 language models.*image model" -- "$PTQ" quantize "$DATA/vit-mnist" --type Q8_0 \
   --method rtn -o "$TMP/x.gguf"
+# a GGUF whose matrices are Q4_0 blocks (packed at load) is not quantized again, into .ptq or GGUF
+expect_fail 1 "already quantized.*float model" -- "$PTQ" quantize "$TMP/s.gguf" --calib \
+  "$DATA/tinystories/tinystories-valid-100.txt" --calib-n 2 --calib-ctx 32 --wbits 4 -o "$TMP/x.ptq"
+expect_fail 1 "no float weights.*Q4_0/Q5_0/Q8_0 blocks" -- "$PTQ" quantize "$TMP/s.gguf" --type Q8_0 --method rtn \
+  -o "$TMP/x.gguf"
+[ -e "$TMP/x.ptq" ] && fail "a refused run left $TMP/x.ptq"
 [ -e "$TMP/x.gguf" ] && fail "a refused run left $TMP/x.gguf"
 cp "$S/stories260K.bin" "$TMP/m.bin"
 expect_fail 2 "" -- "$PTQ" quantize "$TMP/m.bin" --tokenizer "$S/tok512.bin" --type Q8_0 --method rtn --format gguf -o "$TMP/m.bin"

@@ -301,8 +301,8 @@ static ptq_status check_exportable(const ptq_model *m, const char *path, ptq_err
             const ptq_linear *lin = &b->lin[lin_table(m)[k].role];
             if (!lin->w)
                 return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
-                                "%s: %s has no float weights (it was quantized to ptq's own grids); GGUF export "
-                                "quantizes into ggml's types from the float model",
+                                "%s: %s has no float weights (it is quantized: to ptq's own grids, or as a GGUF's "
+                                "Q4_0/Q5_0/Q8_0 blocks); GGUF export quantizes into ggml's types from a float model",
                                 path, lin->name);
             if (lin->q || lin->aq || lin->i8)
                 return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
