@@ -5,7 +5,11 @@
 # llama-perplexity on the held-out text. Needs ./scripts/refs.sh and ./bench/llama_tools.sh (llama.cpp's tools).
 #   bench/gguf_compare.sh [MODEL_DIR CALIB_TEXT HELDOUT_TEXT [TYPES...]]
 # Defaults: llama-shakespeare-256, calibrated on paragraphs 0-1999 of tinyshakespeare (its training part),
-# evaluated on shakespeare-eval.txt. Prints a Markdown table.
+# evaluated on shakespeare-eval.txt. Prints a Markdown table. Environment: PTQ_BIN (the ptq binary, default
+# build/ptq: copy it elsewhere to keep rebuilding while this runs), PTQ_DOCS_SEP (the calibration text's document
+# separator, default a blank line; paragraphs are counted on blank lines either way), PTQ_SPEED=0 (skip the speed
+# table). stories260K, for example (llama2.c: its tok512.bin lies beside it):
+#   PTQ_DOCS_SEP='<|endoftext|>' bench/gguf_compare.sh ../shared/data/stories260K/stories260K.bin calib.txt eval.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${PTQ_DATA:-$(pwd)/../shared/data}"
@@ -15,14 +19,14 @@ heldout="${3:-$data/llama-shakespeare-256/shakespeare-eval.txt}"
 shift 3 2> /dev/null || shift $#
 types=("$@")
 [ ${#types[@]} -gt 0 ] || types=(Q8_0 Q6_K Q5_K Q5_0 Q4_K Q4_K_M Q4_0 Q3_K Q3_K_M Q2_K)
-ptq=build/ptq
+ptq="${PTQ_BIN:-build/ptq}"
 bins=$(./bench/llama_tools.sh)
 ctx=256
 tmp=$(mktemp -d /tmp/ptq-gguf-compare-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 # the calibration text both tools see: the first 2000 paragraphs
 awk 'BEGIN { RS = ""; ORS = "\n\n" } NR <= 2000' "$calib_src" > "$tmp/calib.txt"
-calib=(--calib "$tmp/calib.txt" --docs-sep $'\n\n' --calib-n 128 --calib-ctx "$ctx" --seed 1)
+calib=(--calib "$tmp/calib.txt" --docs-sep "${PTQ_DOCS_SEP:-$'\n\n'}" --calib-n 128 --calib-ctx "$ctx" --seed 1)
 
 "$ptq" quantize "$model" --method rtn --type F32 -o "$tmp/f32.gguf" --json > /dev/null
 "$bins/llama-imatrix" -m "$tmp/f32.gguf" -f "$tmp/calib.txt" -c "$ctx" --chunks 128 -o "$tmp/imatrix.dat" \
@@ -58,6 +62,7 @@ for t in "${types[@]}"; do
        "$(ppl "$tmp/bc.gguf") | $(size_bpw "$tmp/bc.gguf" "$params") |"
 done
 
+[ "${PTQ_SPEED:-1}" = 0 ] && exit 0
 # speed on the same files (the RTN exports, which are llama-quantize's own files): llama.cpp's llama-bench and
 # ptq bench, alternately, 128-token prefill and 64-token decode, all cores
 echo

@@ -1,6 +1,7 @@
 # ptq quantize --format gguf end to end: the CLI's options and refusals, a file ptq reads back with the types
-# llama.cpp's rules give (the numbers against llama.cpp itself are in tests/test_gguf_export.c), GPTQ + BC on
-# stories260K carried as bias tensors that llama.cpp's reader (gguf-py) finds.
+# llama.cpp's rules give (the numbers against llama.cpp itself are in tests/test_gguf_export.c and
+# test_gguf_gpt2.c), GPTQ + BC on stories260K carried as bias tensors that llama.cpp's reader (gguf-py) finds, and
+# a GPT-2 folder into llama.cpp's gpt2 layout.
 source "$(dirname "$0")/e2e_lib.bash"
 need llama-shakespeare-256/model.safetensors
 need llama-shakespeare-256/shakespeare-eval.txt
@@ -59,6 +60,65 @@ assert len(r.fields['tokenizer.ggml.tokens'].data) == 512
 "$PTQ" eval "$TMP/s.gguf" --text "$DATA/tinystories/tinystories-valid-100.txt" --json > /dev/null ||
   fail "eval of the BC export"
 
+# GPT-2 (a small Hugging Face folder written here, tests/data/gpt2tok's byte-level BPE): llama.cpp's gpt2 layout
+need wikitext-2/wikitext2-raw-test.txt
+G="$TMP/gpt2"
+mkdir -p "$G"
+cp "$SRC/tests/data/gpt2tok/vocab.json" "$SRC/tests/data/gpt2tok/merges.txt" "$G/"
+/usr/bin/python3 - "$G" <<'PY' || fail "writing the GPT-2 folder"
+import json, struct, sys
+import numpy as np
+d, L, F, P, V = 256, 2, 512, 64, 2257
+rng = np.random.default_rng(0)
+t = {"transformer.wte.weight": rng.normal(0, 0.3, (V, d)), "transformer.wpe.weight": rng.normal(0, 0.1, (P, d)),
+     "transformer.ln_f.weight": 1 + rng.normal(0, 0.1, d), "transformer.ln_f.bias": rng.normal(0, 0.05, d)}
+for l in range(L):
+    p = f"transformer.h.{l}."
+    for n, shape, sd in [("ln_1.weight", d, 0.1), ("ln_1.bias", d, 0.05), ("attn.c_attn.weight", (d, 3 * d), 0.07),
+                         ("attn.c_attn.bias", 3 * d, 0.02), ("attn.c_proj.weight", (d, d), 0.06),
+                         ("attn.c_proj.bias", d, 0.02), ("ln_2.weight", d, 0.1), ("ln_2.bias", d, 0.05),
+                         ("mlp.c_fc.weight", (d, F), 0.06), ("mlp.c_fc.bias", F, 0.02),
+                         ("mlp.c_proj.weight", (F, d), 0.04), ("mlp.c_proj.bias", d, 0.02)]:
+        t[p + n] = rng.normal(0, sd, shape) + (1 if n.startswith("ln") and n.endswith("weight") else 0)
+hdr, blobs, off = {}, [], 0
+for k, v in t.items():
+    b = np.asarray(v, dtype="<f4").tobytes()
+    hdr[k] = {"dtype": "F32", "shape": list(np.shape(v)), "data_offsets": [off, off + len(b)]}
+    blobs.append(b)
+    off += len(b)
+h = json.dumps(hdr).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[1] + "/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+json.dump({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": d, "n_layer": L, "n_head": 4,
+           "n_positions": P, "vocab_size": V, "n_inner": F, "activation_function": "gelu_new",
+           "layer_norm_epsilon": 1e-5, "bos_token_id": V - 1, "eos_token_id": V - 1},
+          open(sys.argv[1] + "/config.json", "w"))
+PY
+WT="$DATA/wikitext-2/wikitext2-raw-test.txt"
+"$PTQ" quantize "$G" --type Q4_K_M --method rtn -o "$TMP/g.gguf" > "$TMP/out" 2> "$TMP/err" || fail "gpt2 rtn: $(cat "$TMP/err")"
+"$PTQ" inspect "$TMP/g.gguf" > "$TMP/insp" || fail "inspect gpt2"
+# llama.cpp's rules: attn_qkv is treated as attn_v (Q6_K in the use_more_bits layer 1 of 2), the tied token_embd
+# as the output (Q6_K), position_embd stays F32, every bias present
+for want in "blk.0.attn_qkv.weight +Q4_K" "blk.1.attn_qkv.weight +Q6_K" "blk.1.ffn_down.weight +Q6_K" \
+            "token_embd.weight +Q6_K" "position_embd.weight +F32" "blk.0.attn_qkv.bias +F32" "output_norm.bias +F32"; do
+  grep -qE "^  $want " "$TMP/insp" || fail "gpt2 export: no '$want': $(grep "${want%% *}" "$TMP/insp")"
+done
+/usr/bin/python3 -c "
+import sys; sys.path.insert(0, '$REFS/llama.cpp/gguf-py')
+from gguf import GGUFReader
+r = GGUFReader('$TMP/g.gguf')
+s = lambda k: bytes(r.fields[k].parts[r.fields[k].data[0]]).decode()
+assert s('general.architecture') == 'gpt2' and s('tokenizer.ggml.model') == 'gpt2', 'arch'
+assert s('tokenizer.ggml.pre') == 'gpt-2', s('tokenizer.ggml.pre')
+assert len(r.fields['tokenizer.ggml.merges'].data) == 2000
+" 2> "$TMP/py" || fail "gguf-py reading the gpt2 export: $(cat "$TMP/py")"
+out=$("$PTQ" eval "$TMP/g.gguf" --text "$WT" --docs-sep "$SEP" --docs 0:20 --json) || fail "eval of the gpt2 export"
+fl=$("$PTQ" eval "$G" --text "$WT" --docs-sep "$SEP" --docs 0:20 --json)
+close "$(echo "$out" | json_num mean_ce)" "$(echo "$fl" | json_num mean_ce)" 0.05 || fail "gpt2 Q4_K_M $out vs float $fl"
+"$PTQ" quantize "$G" --type Q8_0 --calib "$WT" --docs-sep "$SEP" --calib-n 8 --calib-ctx 64 --bc -o "$TMP/gb.gguf" \
+  > "$TMP/out" 2> "$TMP/err" || fail "gpt2 gptq+bc: $(cat "$TMP/err")"
+"$PTQ" eval "$TMP/gb.gguf" --text "$WT" --docs-sep "$SEP" --docs 0:20 --json > /dev/null || fail "eval of gpt2 GPTQ+BC"
+
 # refusals, before any work
 expect_fail 2 "--type must be one of F32, F16, Q8_0" -- "$PTQ" quantize "$D" --type Q7_K --method rtn -o "$TMP/x.gguf"
 expect_fail 2 "needs --type" -- "$PTQ" quantize "$D" --format gguf --method rtn -o "$TMP/x.gguf"
@@ -75,8 +135,14 @@ expect_fail 1 "logits.*no output bias" -- "$PTQ" quantize "$S/stories260K.bin" -
 expect_fail 1 "position-shaped" -- "$PTQ" quantize "$S/stories260K.bin" --tokenizer "$S/tok512.bin" --calib \
   "$DATA/tinystories/tinystories-valid-100.txt" --calib-n 2 --calib-ctx 32 --type Q8_0 --bc --bc-shape position \
   -o "$TMP/x.gguf"
-expect_fail 1 "LLaMA-architecture language models.*image model" -- "$PTQ" quantize "$DATA/vit-mnist" --type Q8_0 \
+expect_fail 1 "LLaMA and GPT-2 language models.*image model" -- "$PTQ" quantize "$DATA/vit-mnist" --type Q8_0 \
   --method rtn -o "$TMP/x.gguf"
+# a GGUF whose matrices are Q4_0 blocks (packed at load) is not quantized again, into .ptq or GGUF
+expect_fail 1 "already quantized.*float model" -- "$PTQ" quantize "$TMP/s.gguf" --calib \
+  "$DATA/tinystories/tinystories-valid-100.txt" --calib-n 2 --calib-ctx 32 --wbits 4 -o "$TMP/x.ptq"
+expect_fail 1 "no float weights.*Q4_0/Q5_0/Q8_0 blocks" -- "$PTQ" quantize "$TMP/s.gguf" --type Q8_0 --method rtn \
+  -o "$TMP/x.gguf"
+[ -e "$TMP/x.ptq" ] && fail "a refused run left $TMP/x.ptq"
 [ -e "$TMP/x.gguf" ] && fail "a refused run left $TMP/x.gguf"
 cp "$S/stories260K.bin" "$TMP/m.bin"
 expect_fail 2 "" -- "$PTQ" quantize "$TMP/m.bin" --tokenizer "$S/tok512.bin" --type Q8_0 --method rtn --format gguf -o "$TMP/m.bin"

@@ -26,78 +26,7 @@
 #include "models/model.h"
 #include "ptq.h"
 #include "testutil.h"
-
-static char g_bins[1200], g_check[700], g_logits[700], g_gp[1200];
-
-static int build(const char *refs, const char *src, const char *exe) {
-    char cmd[6000];
-    snprintf(cmd, sizeof cmd,
-             "cc -O1 -I'%s/llama.cpp/include' -I'%s/llama.cpp/ggml/include' '%s/tests/ref/%s' -L'%s' "
-             "-l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so -Wl,-rpath,'%s' -lm -o '%s'",
-             refs, refs, PTQ_SOURCE_DIR, src, g_bins, g_bins, exe);
-    if (system(cmd) == 0) return 0;
-    const char *ci = getenv("CI");
-    fprintf(stderr, "%s: cannot build the llama.cpp reference: %s\n", ci && !strcmp(ci, "true") ? "FAIL" : "SKIP",
-            cmd);
-    exit(ci && !strcmp(ci, "true") ? 1 : 77);
-}
-
-static void setup(void) {
-    char *rp = tu_ref_path("npm/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64");
-    snprintf(g_bins, sizeof g_bins, "%s", rp);
-    *strstr(rp, "/npm/node_modules") = 0;
-    char *gp = tu_ref_path("llama.cpp/gguf-py/gguf/gguf_reader.py");
-    *strstr(gp, "/gguf/gguf_reader.py") = 0;
-    snprintf(g_gp, sizeof g_gp, "%s", gp);
-    snprintf(g_check, sizeof g_check, "%s/llama_cpp_check", tu_tmpdir());
-    snprintf(g_logits, sizeof g_logits, "%s/llama_cpp_logits", tu_tmpdir());
-    build(rp, "llama_cpp_check.c", g_check);
-    build(rp, "llama_cpp_logits.c", g_logits);
-    free(rp);
-    free(gp);
-}
-
-static double max_diff(const float *a, const float *b, size_t n, double *scale) {
-    double d = 0, sc = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - (double)b[i]);
-        d = e > d ? e : d;
-        sc = fabs((double)b[i]) > sc ? fabs((double)b[i]) : sc;
-    }
-    *scale = sc;
-    return d;
-}
-
-static float *ptq_logits(ptq_model *m, const int *toks, int n, int vocab) {
-    ptq_session *s = NULL;
-    ptq_error err = {0};
-    float *out = malloc((size_t)n * (size_t)vocab * sizeof *out);
-    CHECK_MSG(ptq_session_new(m, n, &s, &err) == PTQ_OK, "session: %s", err.msg);
-    for (int i = 0; s && i < n; i++) {
-        const float *lg;
-        CHECK_MSG(ptq_session_feed(s, &toks[i], 1, &lg, &err) == PTQ_OK, "feed: %s", err.msg);
-        memcpy(out + (size_t)i * vocab, lg, (size_t)vocab * sizeof *lg);
-    }
-    ptq_session_free(s);
-    return out;
-}
-
-static float *llama_logits(const char *gguf, const int *toks, int n, int vocab) {
-    char out[700], cmd[8000];
-    snprintf(out, sizeof out, "%s/llama_logits.f32", tu_tmpdir());
-    int k = snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s'", g_logits, g_bins, gguf, out);
-    for (int i = 0; i < n; i++) k += snprintf(cmd + k, sizeof cmd - (size_t)k, " %d", toks[i]);
-    if (system(cmd) != 0) {
-        CHECK_MSG(0, "llama.cpp cannot run %s", gguf);
-        return NULL;
-    }
-    float *lg = malloc((size_t)n * (size_t)vocab * sizeof *lg);
-    FILE *f = fopen(out, "rb");
-    size_t got = f ? fread(lg, sizeof *lg, (size_t)n * (size_t)vocab, f) : 0;
-    if (f) fclose(f);
-    CHECK_MSG(got == (size_t)n * (size_t)vocab, "%s: llama.cpp wrote %zu logits", gguf, got);
-    return lg;
-}
+#include "gguf_refs.h"
 
 typedef struct {
     const char *name;
@@ -122,14 +51,7 @@ static void export_to(model_case *mc, ptq_gguf_ftype ft, const char *path, ptq_g
 
 /* 1: tensors equal llama_model_quantize's from the F32 export */
 static void same_as_llama_quantize(model_case *mc, ptq_gguf_ftype ft, const char *ours) {
-    char theirs[800], cmd[6000];
-    snprintf(theirs, sizeof theirs, "%s/%s-llama-%s.gguf", tu_tmpdir(), mc->name, ptq_gguf_ftype_name(ft));
-    snprintf(cmd, sizeof cmd, "'%s' '%s' quantize '%s' '%s' %d", g_check, g_bins, mc->f32, theirs, (int)ft);
-    CHECK_MSG(system(cmd) == 0, "llama_model_quantize failed: %s", cmd);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/ref/gguf_tensors_equal.py' '%s' '%s' '%s' >&2", PTQ_SOURCE_DIR,
-             g_gp, ours, theirs);
-    CHECK_MSG(system(cmd) == 0, "%s %s: tensors differ from llama.cpp's quantizer", mc->name, ptq_gguf_ftype_name(ft));
-    remove(theirs);
+    gr_same_as_llama_quantize(mc->name, mc->f32, ft, ours);
 }
 
 /* 3: perplexity of llama.cpp and ptq on the same file and tokens; returns llama.cpp's mean CE */

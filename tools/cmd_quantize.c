@@ -147,6 +147,7 @@ const char help_quantize[] =
     "  -o OUT                    the .ptq file to write\n"
     "  --wbits B                 weight bits, 2 to 8 (.ptq output)\n"
     "  --format F                ptq (default) or gguf (the default when OUT ends in .gguf): a llama.cpp GGUF\n"
+    "                            (LLaMA models as its llama architecture, GPT-2 models as gpt2)\n"
     "  --type T                  with --format gguf: llama.cpp's type, one of F32, F16, Q8_0, Q6_K, Q5_K_M (= Q5_K),\n"
     "                            Q5_K_S, Q5_1, Q5_0, Q4_K_M (= Q4_K), Q4_K_S, Q4_1, Q4_0, Q3_K_L, Q3_K_M (= Q3_K),\n"
     "                            Q3_K_S, Q2_K; each matrix gets llama.cpp's per-tensor choice for it (docs/GUIDE.md)\n"
@@ -318,7 +319,7 @@ int cmd_quantize(args *a) {
     uint64_t hash = 0;
     /* with --report, the last fifth of the calibration data is held apart to measure BC on unseen data */
     if (gguf && !info.is_language_model) {
-        rc = fail_msg("%s: --format gguf writes LLaMA-architecture language models for llama.cpp; this is an image model",
+        rc = fail_msg("%s: --format gguf writes LLaMA and GPT-2 language models for llama.cpp; this is an image model",
                       path);
     } else if (gguf_rtn) {
         if (load_tokenizer(m, to.tok_path, &t)) rc = 1;

@@ -1,8 +1,10 @@
-/* A ptq LLaMA model -> a "llama" GGUF file (gguf_export.h).
+/* A ptq LLaMA or GPT-2 model -> a "llama" or "gpt2" GGUF file (gguf_export.h).
  *
  * Tensors: token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up,
  * ffn_down}, output_norm, output (absent when the head is tied to the embedding); norms and biases in F32,
- * matrices in the type ptq_gguf_tensor_type picks. ggml's ne = [in, out] is ptq's row-major [out][in] as it is.
+ * matrices in the type ptq_gguf_tensor_type picks. gpt2: token_embd, position_embd (F32, as llama.cpp's quantizer
+ * leaves it), blk.N.{attn_norm, attn_qkv, attn_output, ffn_norm, ffn_up, ffn_down} with biases, output_norm with
+ * its bias, output. ggml's ne = [in, out] is ptq's row-major [out][in] as it is.
  *
  * RoPE: llama.cpp rotates pairs (2i, 2i+1) of each head (LLAMA_ROPE_TYPE_NORM). A Hugging Face model (ptq's
  * PTQ_ROPE_HALF) rotates (i, i + d/2), so its Q and K rows are reordered within each head as llama.cpp's
@@ -92,6 +94,7 @@ static uint32_t mix_rule(const ptq_gguf_type_ctx *c, ptq_gguf_tensor_kind kind, 
         return t != PTQ_GGML_Q8_0 ? PTQ_GGML_Q6_K : t;
     }
     switch (kind) {
+    case PTQ_GT_ATTN_QKV: /* category_is_attn_v: llama.cpp's attn_qkv rules never run */
     case PTQ_GT_ATTN_V:
         if (ft == PTQ_FT_Q2_K) return c->n_gqa >= 4 ? PTQ_GGML_Q4_K : PTQ_GGML_Q3_K;
         if (ft == PTQ_FT_Q3_K_M) return i < 2 ? PTQ_GGML_Q5_K : PTQ_GGML_Q4_K;
@@ -205,16 +208,31 @@ static ptq_status add_f32(ex *x, const char *name, const float *v, int n, ptq_er
     return ptq_gguf_add_tensor(x->w, name, PTQ_GGML_F32, 1, ne, v, (size_t)n * sizeof(float), err);
 }
 
-static const struct {
+typedef struct {
     ptq_lin_role role;
     const char *name;
     ptq_gguf_tensor_kind kind;
-} k_lin[] = {
+} lin_entry;
+
+static int is_gpt2(const ptq_model *m) { return m->cfg.arch == PTQ_ARCH_GPT2; }
+
+/* llama's block matrices */
+static const lin_entry k_lin[] = {
     {PTQ_LIN_Q, "attn_q", PTQ_GT_ATTN_Q},         {PTQ_LIN_K, "attn_k", PTQ_GT_ATTN_K},
     {PTQ_LIN_V, "attn_v", PTQ_GT_ATTN_V},         {PTQ_LIN_O, "attn_output", PTQ_GT_ATTN_OUTPUT},
     {PTQ_LIN_GATE, "ffn_gate", PTQ_GT_FFN_GATE},  {PTQ_LIN_UP, "ffn_up", PTQ_GT_FFN_UP},
     {PTQ_LIN_DOWN, "ffn_down", PTQ_GT_FFN_DOWN},
 };
+
+/* gpt2's block matrices, in llama.cpp's order */
+static const lin_entry k_lin_gpt2[] = {
+    {PTQ_LIN_QKV, "attn_qkv", PTQ_GT_ATTN_QKV}, {PTQ_LIN_O, "attn_output", PTQ_GT_ATTN_OUTPUT},
+    {PTQ_LIN_UP, "ffn_up", PTQ_GT_FFN_UP},      {PTQ_LIN_DOWN, "ffn_down", PTQ_GT_FFN_DOWN},
+};
+static const lin_entry *lin_table(const ptq_model *m) { return is_gpt2(m) ? k_lin_gpt2 : k_lin; }
+static size_t n_lin(const ptq_model *m) {
+    return is_gpt2(m) ? sizeof k_lin_gpt2 / sizeof *k_lin_gpt2 : sizeof k_lin / sizeof *k_lin;
+}
 
 /* The bias llama.cpp adds after the matrix: the layer's bias + its channel BC (+ the block-output BC for
  * ffn_down); NULL into *out when there is none. */
@@ -235,12 +253,26 @@ static ptq_status bias_of(const ptq_block *b, const ptq_linear *lin, int is_down
 
 static ptq_status check_exportable(const ptq_model *m, const char *path, ptq_error *err) {
     const ptq_config *c = &m->cfg;
-    if (c->arch != PTQ_ARCH_LLAMA || !c->causal || c->norm != PTQ_NORM_RMS || !c->pre_norm || !c->gated_mlp ||
-        c->act != PTQ_ACT_SILU || c->rope == PTQ_ROPE_NONE || m->pos_emb || m->proj_in.w || m->proj_out.w)
+    if (is_gpt2(m)) {
+        /* llama.cpp's gpt2 graph: LayerNorm, pre-norm, ggml_gelu (tanh approximation), learned positions */
+        if (!c->causal || c->norm != PTQ_NORM_LAYER || !c->pre_norm || c->gated_mlp || c->rope != PTQ_ROPE_NONE ||
+            !m->pos_emb || c->pos_offset || m->n_pos < c->max_seq || m->proj_in.w || m->proj_out.w)
+            return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
+                            "%s: GGUF export writes GPT-2 models as llama.cpp's gpt2 architecture (LayerNorm, learned "
+                            "positions, GELU MLP); this model differs",
+                            m->path);
+        if (c->act != PTQ_ACT_GELU_TANH)
+            return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
+                            "%s: llama.cpp's gpt2 runs the tanh-approximated GELU (gelu_new); this model's activation "
+                            "differs",
+                            m->path);
+    } else if (c->arch != PTQ_ARCH_LLAMA || !c->causal || c->norm != PTQ_NORM_RMS || !c->pre_norm || !c->gated_mlp ||
+               c->act != PTQ_ACT_SILU || c->rope == PTQ_ROPE_NONE || m->pos_emb || m->proj_in.w || m->proj_out.w) {
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
-                        "%s: GGUF export writes LLaMA-architecture language models (RMSNorm, SwiGLU, RoPE); this model "
-                        "is not one",
+                        "%s: GGUF export writes LLaMA-architecture (RMSNorm, SwiGLU, RoPE) and GPT-2 language models; "
+                        "this model is neither",
                         m->path);
+    }
     if (c->head_dim * c->n_heads != c->dim)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: heads of %d x %d do not make the width %d (llama.cpp needs it)",
                         m->path, c->n_heads, c->head_dim, c->dim);
@@ -249,9 +281,9 @@ static ptq_status check_exportable(const ptq_model *m, const char *path, ptq_err
                         m->path);
     if (m->head.bc || m->head.b)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
-                        "%s: Bias Compensation on the logits (--bc-scope logits) cannot be carried into a llama GGUF: "
-                        "llama.cpp's llama architecture has no output bias. Export without it",
-                        path);
+                        "%s: Bias Compensation on the logits (--bc-scope logits) cannot be carried into a GGUF: "
+                        "llama.cpp's %s architecture has no output bias. Export without it",
+                        path, is_gpt2(m) ? "gpt2" : "llama");
     for (int l = 0; l < c->n_layers; l++) {
         const ptq_block *b = &m->blocks[l];
         if (b->attn_bits)
@@ -261,14 +293,16 @@ static ptq_status check_exportable(const ptq_model *m, const char *path, ptq_err
                             "%s: block %d has position-shaped Bias Compensation, which a bias cannot carry (use "
                             "--bc-shape channel)",
                             path, l);
-        if (ptq_linear_present(&b->lin[PTQ_LIN_QKV]))
-            return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: fused QKV layers are not exported", path);
-        for (size_t k = 0; k < sizeof k_lin / sizeof *k_lin; k++) {
-            const ptq_linear *lin = &b->lin[k_lin[k].role];
+        if (ptq_linear_present(&b->lin[PTQ_LIN_QKV]) != is_gpt2(m))
+            return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: block %d: %s", path, l,
+                            is_gpt2(m) ? "a GPT-2 block needs its fused QKV layer"
+                                       : "fused QKV layers are exported only for GPT-2");
+        for (size_t k = 0; k < n_lin(m); k++) {
+            const ptq_linear *lin = &b->lin[lin_table(m)[k].role];
             if (!lin->w)
                 return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
-                                "%s: %s has no float weights (it was quantized to ptq's own grids); GGUF export "
-                                "quantizes into ggml's types from the float model",
+                                "%s: %s has no float weights (it is quantized: to ptq's own grids, or as a GGUF's "
+                                "Q4_0/Q5_0/Q8_0 blocks); GGUF export quantizes into ggml's types from a float model",
                                 path, lin->name);
             if (lin->q || lin->aq || lin->i8)
                 return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
@@ -295,11 +329,13 @@ static ptq_status put_tokenizer(ex *x, ptq_error *err) {
 #define T(call) \
     if (st == PTQ_OK) st = (call)
     T(ptq_gguf_set_string(w, "tokenizer.ggml.model", s.model == PTQ_TOK_SPM ? "llama" : "gpt2", err));
-    T(ptq_gguf_set_string(w, "tokenizer.ggml.pre", s.pre[0] ? s.pre : "default", err));
+    /* an unnamed pre-tokenizer is the model's default: GPT-2's regex for byte-level BPE (text/gpt2_bpe.c) */
+    T(ptq_gguf_set_string(w, "tokenizer.ggml.pre", s.pre[0] ? s.pre : s.model == PTQ_TOK_BYTE_BPE ? "gpt-2" : "default",
+                          err));
     T(ptq_gguf_set_array(w, "tokenizer.ggml.tokens", PTQ_GGUF_STRING, s.tokens, (uint64_t)s.n_tokens, err));
     if (s.scores) T(ptq_gguf_set_array(w, "tokenizer.ggml.scores", PTQ_GGUF_F32, s.scores, (uint64_t)s.n_tokens, err));
     if (s.types) T(ptq_gguf_set_array(w, "tokenizer.ggml.token_type", PTQ_GGUF_I32, s.types, (uint64_t)s.n_tokens, err));
-    if (s.n_merges)
+    if (s.n_merges || s.model == PTQ_TOK_BYTE_BPE) /* llama.cpp refuses a byte-level BPE without the key */
         T(ptq_gguf_set_array(w, "tokenizer.ggml.merges", PTQ_GGUF_STRING, s.merges, (uint64_t)s.n_merges, err));
     if (s.bos >= 0) T(ptq_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)s.bos, err));
     if (s.eos >= 0) T(ptq_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)s.eos, err));
@@ -321,21 +357,76 @@ static ptq_status put_metadata(ex *x, ptq_error *err) {
         const char *slash = strrchr(x->m->path, '/');
         name = slash && slash[1] ? slash + 1 : x->m->path;
     }
-    PTQ_TRY(ptq_gguf_set_string(w, "general.architecture", "llama", err));
+    const char *arch = is_gpt2(x->m) ? "gpt2" : "llama";
+    char k[96];
+#define KEY(suffix) (snprintf(k, sizeof k, "%s." suffix, arch), k)
+    PTQ_TRY(ptq_gguf_set_string(w, "general.architecture", arch, err));
     PTQ_TRY(ptq_gguf_set_string(w, "general.name", name, err));
     PTQ_TRY(ptq_gguf_set_u32(w, "general.file_type", (uint32_t)x->o->ftype, err));
     PTQ_TRY(ptq_gguf_set_u32(w, "general.quantization_version", 2, err)); /* GGML_QNT_VERSION */
-    PTQ_TRY(ptq_gguf_set_u32(w, "llama.context_length", (uint32_t)c->max_seq, err));
-    PTQ_TRY(ptq_gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->dim, err));
-    PTQ_TRY(ptq_gguf_set_u32(w, "llama.block_count", (uint32_t)c->n_layers, err));
-    PTQ_TRY(ptq_gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim, err));
-    PTQ_TRY(ptq_gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->head_dim, err));
-    PTQ_TRY(ptq_gguf_set_f32(w, "llama.rope.freq_base", c->rope_theta, err));
-    PTQ_TRY(ptq_gguf_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads, err));
-    PTQ_TRY(ptq_gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads, err));
-    PTQ_TRY(ptq_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps, err));
-    PTQ_TRY(ptq_gguf_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size, err));
+    PTQ_TRY(ptq_gguf_set_u32(w, KEY("context_length"), (uint32_t)c->max_seq, err));
+    PTQ_TRY(ptq_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->dim, err));
+    PTQ_TRY(ptq_gguf_set_u32(w, KEY("block_count"), (uint32_t)c->n_layers, err));
+    PTQ_TRY(ptq_gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->hidden_dim, err));
+    PTQ_TRY(ptq_gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_heads, err));
+    if (is_gpt2(x->m)) {
+        PTQ_TRY(ptq_gguf_set_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps, err));
+    } else {
+        PTQ_TRY(ptq_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim, err));
+        PTQ_TRY(ptq_gguf_set_f32(w, KEY("rope.freq_base"), c->rope_theta, err));
+        PTQ_TRY(ptq_gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads, err));
+        PTQ_TRY(ptq_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps, err));
+    }
+    PTQ_TRY(ptq_gguf_set_u32(w, KEY("vocab_size"), (uint32_t)c->vocab_size, err));
+#undef KEY
     return put_tokenizer(x, err);
+}
+
+/* A norm's weight, and for gpt2 its bias (zeros when the model has none: llama.cpp requires it) */
+static ptq_status add_norm(ex *x, const char *prefix, const ptq_norm *n, ptq_error *err) {
+    const int dim = x->m->cfg.dim;
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s.weight", prefix);
+    PTQ_TRY(add_f32(x, nm, n->w, dim, err));
+    if (!is_gpt2(x->m)) return PTQ_OK;
+    float *zeros = n->b ? NULL : ptq_alloc((size_t)dim, sizeof(float), prefix, err);
+    if (!n->b && !zeros) return PTQ_ERR_NOMEM;
+    snprintf(nm, sizeof nm, "%s.bias", prefix);
+    ptq_status s = add_f32(x, nm, n->b ? n->b : zeros, dim, err);
+    ptq_free(zeros);
+    return s;
+}
+
+static ptq_status put_linear(ex *x, int l, const lin_entry *e, ptq_error *err) {
+    const ptq_model *m = x->m;
+    const ptq_block *b = &m->blocks[l];
+    const ptq_linear *lin = &b->lin[e->role];
+    char nm[64];
+    int perm = needs_perm(m, e->role);
+    uint32_t t = ptq_gguf_tensor_type(&x->tc, e->kind, l, lin->in);
+    if (lin->ggml && lin->ggml_type != t) {
+        char a[24], c[24];
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: %s was quantized into %s, but file type %s puts it in %s", x->path,
+                        lin->name, ptq_ggml_type_name(lin->ggml_type, a, sizeof a), ptq_gguf_ftype_name(x->o->ftype),
+                        ptq_ggml_type_name(t, c, sizeof c));
+    }
+    snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, e->name);
+    /* lin->ggml: GPTQ (or RTN) into the type by the quantization pipeline */
+    PTQ_TRY(add_matrix(x, nm, lin->w, lin->ggml, lin->out, lin->in, t, perm, err));
+    float *bias = NULL;
+    PTQ_TRY(bias_of(b, lin, e->role == PTQ_LIN_DOWN, &bias, err));
+    if (!bias && is_gpt2(m)) { /* llama.cpp's gpt2 requires every bias */
+        bias = ptq_alloc((size_t)lin->out, sizeof(float), nm, err);
+        if (!bias) return PTQ_ERR_NOMEM;
+    }
+    if (!bias) return PTQ_OK;
+    float *ordered = reorder(bias, lin->out, sizeof(float), perm, m->cfg.head_dim, nm, err);
+    ptq_free(bias);
+    if (!ordered) return PTQ_ERR_NOMEM;
+    snprintf(nm, sizeof nm, "blk.%d.%s.bias", l, e->name);
+    ptq_status s = add_f32(x, nm, ordered, lin->out, err);
+    ptq_free(ordered);
+    return s;
 }
 
 static ptq_status put_tensors(ex *x, ptq_error *err) {
@@ -344,42 +435,25 @@ static ptq_status put_tensors(ex *x, ptq_error *err) {
     char nm[64];
     uint32_t t = ptq_gguf_tensor_type(&x->tc, PTQ_GT_TOKEN_EMBD, 0, c->dim);
     PTQ_TRY(add_matrix(x, "token_embd.weight", m->tok_emb, NULL, c->vocab_size, c->dim, t, 0, err));
+    if (is_gpt2(m)) { /* llama.cpp's quantizer leaves position embeddings in float32 */
+        const int64_t ne[2] = {c->dim, c->max_seq};
+        PTQ_TRY(ptq_gguf_add_tensor(x->w, "position_embd.weight", PTQ_GGML_F32, 2, ne, m->pos_emb,
+                                    (size_t)c->max_seq * (size_t)c->dim * sizeof(float), err));
+    }
+    const lin_entry *tab = lin_table(m);
     for (int l = 0; l < c->n_layers; l++) {
         const ptq_block *b = &m->blocks[l];
-        snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
-        PTQ_TRY(add_f32(x, nm, b->norm1.w, c->dim, err));
-        for (size_t k = 0; k < sizeof k_lin / sizeof *k_lin; k++) {
-            const ptq_linear *lin = &b->lin[k_lin[k].role];
-            if (k_lin[k].role == PTQ_LIN_GATE) { /* llama.cpp's order: ffn_norm before the MLP */
-                snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
-                PTQ_TRY(add_f32(x, nm, b->norm2.w, c->dim, err));
+        snprintf(nm, sizeof nm, "blk.%d.attn_norm", l);
+        PTQ_TRY(add_norm(x, nm, &b->norm1, err));
+        for (size_t k = 0; k < n_lin(m); k++) {
+            if (tab[k].role == (is_gpt2(m) ? PTQ_LIN_UP : PTQ_LIN_GATE)) { /* llama.cpp's order: ffn_norm first */
+                snprintf(nm, sizeof nm, "blk.%d.ffn_norm", l);
+                PTQ_TRY(add_norm(x, nm, &b->norm2, err));
             }
-            int perm = needs_perm(m, k_lin[k].role);
-            t = ptq_gguf_tensor_type(&x->tc, k_lin[k].kind, l, lin->in);
-            const void *pre = NULL;
-            if (lin->ggml && lin->ggml_type != t) {
-                char a[24], b[24];
-                return ptq_fail(err, PTQ_ERR_ARG, "%s: %s was quantized into %s, but file type %s puts it in %s", x->path,
-                                lin->name, ptq_ggml_type_name(lin->ggml_type, a, sizeof a),
-                                ptq_gguf_ftype_name(x->o->ftype), ptq_ggml_type_name(t, b, sizeof b));
-            }
-            if (lin->ggml) pre = lin->ggml; /* GPTQ (or RTN) into the type by the quantization pipeline */
-            snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, k_lin[k].name);
-            PTQ_TRY(add_matrix(x, nm, lin->w, pre, lin->out, lin->in, t, perm, err));
-            float *bias = NULL;
-            PTQ_TRY(bias_of(b, lin, k_lin[k].role == PTQ_LIN_DOWN, &bias, err));
-            if (bias) {
-                float *ordered = reorder(bias, lin->out, sizeof(float), perm, c->head_dim, nm, err);
-                ptq_free(bias);
-                if (!ordered) return PTQ_ERR_NOMEM;
-                snprintf(nm, sizeof nm, "blk.%d.%s.bias", l, k_lin[k].name);
-                ptq_status s = add_f32(x, nm, ordered, lin->out, err);
-                ptq_free(ordered);
-                PTQ_TRY(s);
-            }
+            PTQ_TRY(put_linear(x, l, &tab[k], err));
         }
     }
-    PTQ_TRY(add_f32(x, "output_norm.weight", m->final_norm.w, c->dim, err));
+    PTQ_TRY(add_norm(x, "output_norm", &m->final_norm, err));
     if (!x->tc.tied) {
         t = ptq_gguf_tensor_type(&x->tc, PTQ_GT_OUTPUT, 0, c->dim);
         PTQ_TRY(add_matrix(x, "output.weight", m->head.w, NULL, c->vocab_size, c->dim, t, 0, err));

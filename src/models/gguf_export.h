@@ -33,7 +33,8 @@ uint32_t ptq_gguf_ftype_default(ptq_gguf_ftype ft);
 /* The matrices llama.cpp's rules tell apart */
 typedef enum {
     PTQ_GT_TOKEN_EMBD = 0, PTQ_GT_OUTPUT, PTQ_GT_ATTN_Q, PTQ_GT_ATTN_K, PTQ_GT_ATTN_V, PTQ_GT_ATTN_OUTPUT,
-    PTQ_GT_FFN_GATE, PTQ_GT_FFN_UP, PTQ_GT_FFN_DOWN
+    PTQ_GT_FFN_GATE, PTQ_GT_FFN_UP, PTQ_GT_FFN_DOWN,
+    PTQ_GT_ATTN_QKV /* gpt2's fused Q/K/V: llama.cpp's rules treat it as attn_v */
 } ptq_gguf_tensor_kind;
 
 typedef struct ptq_gguf_type_ctx {
@@ -55,14 +56,16 @@ typedef struct ptq_gguf_export_opts {
     const char *name;               /* general.name (optional; default: the model's file name) */
 } ptq_gguf_export_opts;
 
-/* Writes m as a "llama" GGUF at path (atomically; path must not be the model's own file). The model must be a
+/* Writes m as a "llama" GGUF (LLaMA-architecture models) or a "gpt2" GGUF (GPT-2: LayerNorm with biases, learned
+ * positions, fused QKV, tanh-GELU MLP) at path (atomically; path must not be the model's own file). The model must be a
  * LLaMA-architecture language model with float weights. A block linear that the quantization pipeline put into a
  * ggml type (ptq_quant_params.ggml: GPTQ or RTN, ptq_linear.ggml) is written as those bytes; every other matrix
  * is rounded (RTN) into its type here. A linear's bias and its channel Bias Compensation are
  * written as the bias tensor llama.cpp applies (blk.N.attn_q.bias, ...), a block-output BC folded into
  * ffn_down.bias. Refused (PTQ_ERR_UNSUPPORTED, saying why): weights already packed to ptq's own grids,
- * activation or attention quantization, position-shaped BC, BC on the logits (llama has no output bias), other
- * architectures. */
+ * activation or attention quantization, position-shaped BC, BC on the logits (neither llama nor gpt2 has an output bias),
+ * other architectures. For gpt2 every bias llama.cpp requires is written (zeros where the model has none) and the
+ * channel and block BC are added into the existing biases. */
 typedef struct ptq_gguf_export_stats {
     int64_t weights;      /* elements of the matrices (token_embd, block linears, output) */
     int64_t weight_bytes; /* their bytes in the file */

@@ -1,4 +1,5 @@
-/* LLaMA-architecture GGUF files (general.architecture = "llama") -> the generic model.
+/* LLaMA-architecture GGUF files (general.architecture = "llama") -> the generic model; "gpt2" files go to
+ * gguf_gpt2.c.
  *
  * Hyperparameters come from llama.* metadata, weights from llama.cpp's tensor names (token_embd, blk.N.attn_norm,
  * attn_q/k/v/output, ffn_norm, ffn_gate/up/down, output_norm, output; output absent = tied to token_embd), in F32,
@@ -18,100 +19,24 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "io/gguf.h"
+#include "models/gguf_load.h"
 #include "models/model.h"
-#include "text/gguf_vocab.h"
 
-typedef struct {
-    ptq_gguf *g;
-    ptq_model *m;
-    unsigned char *used; /* per tensor of g: read by the builder */
-} src;
+typedef ptq_gguf_src src;
 
 static ptq_status u32_key(const ptq_gguf *g, const char *key, int required, uint32_t def, uint32_t lo, uint32_t hi,
                           int *out, ptq_error *err) {
-    uint32_t v = def;
-    if (ptq_gguf_find_kv(g, key)) {
-        PTQ_TRY(ptq_gguf_get_u32(g, key, &v, err));
-    } else if (required) {
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: key \"%s\" is missing (required for a LLaMA model)", g->path, key);
-    }
-    if (v < lo || v > hi)
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: %s is %u, expected %u..%u", g->path, key, v, lo, hi);
-    *out = (int)v;
-    return PTQ_OK;
+    return ptq_gguf_src_u32(g, key, required, def, lo, hi, "a LLaMA model", out, err);
 }
 
-static void fmt_ne(char *buf, size_t cap, int ndim, const int64_t *ne) {
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%lld", i ? ", " : "", (long long)ne[i]);
-    if (k < cap) snprintf(buf + k, cap - k, "]");
-}
-
-/* Tensor `name` with ggml dims ne[0..ndim) (ne[0] fastest) read as float32 into a model-owned buffer. */
-static ptq_status take(src *s, const char *name, int ndim, const int64_t *ne, float **out, ptq_error *err) {
-    const ptq_gguf_tensor *t = ptq_gguf_find(s->g, name);
-    if (!t) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor \"%s\" is missing", s->g->path, name);
-    int same = t->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++) same = t->ne[i] == ne[i];
-    if (!same) {
-        char have[96], want[96];
-        fmt_ne(have, sizeof have, t->ndim, t->ne);
-        fmt_ne(want, sizeof want, ndim, ne);
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor \"%s\" has ggml shape %s, expected %s from the llama.* metadata",
-                        s->g->path, name, have, want);
-    }
-    float *buf = ptq_model_floats(s->m, (size_t)t->numel, name, err);
-    if (!buf) return err->status ? err->status : PTQ_ERR_NOMEM;
-    PTQ_TRY(ptq_gguf_read_f32(s->g, t, buf, err));
-    s->used[t - s->g->tensors] = 1;
-    /* inspect shows PyTorch order ([out, in]), as for safetensors models */
-    int64_t shape[PTQ_GGUF_MAX_DIMS];
-    for (int i = 0; i < ndim; i++) shape[i] = ne[ndim - 1 - i];
-    char tn[32];
-    ptq_model_note_tensor(s->m, name, ptq_ggml_type_name(t->type, tn, sizeof tn), ndim, shape);
-    *out = buf;
-    return PTQ_OK;
-}
-
-/* Undo the converter's Q/K row order within each of n_heads heads of head_dim rows (see the top comment). */
-static ptq_status unpermute_rows(float *w, int n_heads, int head_dim, int cols, const char *name, ptq_error *err) {
-    size_t row = (size_t)cols * sizeof(float), head = (size_t)head_dim * row;
-    float *tmp = ptq_alloc((size_t)head_dim * (size_t)cols, sizeof(float), name, err);
-    if (!tmp) return err->status;
-    const int half = head_dim / 2;
-    for (int h = 0; h < n_heads; h++) {
-        float *hw = w + (size_t)h * head_dim * cols;
-        for (int i = 0; i < half; i++)
-            for (int j = 0; j < 2; j++)
-                memcpy(tmp + (size_t)(j * half + i) * cols, hw + (size_t)(2 * i + j) * cols, row);
-        memcpy(hw, tmp, head);
-    }
-    ptq_free(tmp);
-    return PTQ_OK;
-}
-
+/* an optional bias, which llama.cpp's llama architecture adds after every block matrix (ptq's GGUF export
+   writes Bias Compensation there) */
 static ptq_status linear(src *s, ptq_linear *lin, const char *name, int in, int out, ptq_error *err) {
-    char tn[128];
-    snprintf(lin->name, sizeof lin->name, "%s", name);
-    snprintf(tn, sizeof tn, "%s.weight", name);
-    lin->in = in;
-    lin->out = out;
-    lin->b = NULL;
-    const int64_t ne[2] = {in, out};
-    PTQ_TRY(take(s, tn, 2, ne, &lin->w, err));
-    /* an optional bias, which llama.cpp's llama architecture adds after every block matrix (ptq's GGUF export
-       writes Bias Compensation there) */
-    snprintf(tn, sizeof tn, "%s.bias", name);
-    const int64_t bne[1] = {out};
-    return ptq_gguf_find(s->g, tn) ? take(s, tn, 1, bne, &lin->b, err) : PTQ_OK;
+    return ptq_gguf_src_linear(s, lin, name, in, out, 0, 0, err);
 }
 
 static ptq_status norm(src *s, ptq_norm *n, const char *name, int dim, ptq_error *err) {
-    char tn[128];
-    snprintf(tn, sizeof tn, "%s.weight", name);
-    const int64_t ne[1] = {dim};
-    n->b = NULL;
-    return take(s, tn, 1, ne, &n->w, err);
+    return ptq_gguf_src_norm(s, n, name, dim, 0, err);
 }
 
 /* Metadata that would change the model in ways ptq does not implement. */
@@ -145,18 +70,14 @@ static ptq_status build(src *s, ptq_error *err) {
     ptq_model *m = s->m;
     ptq_config *c = &m->cfg;
 
-    if (!ptq_gguf_find_kv(g, "general.architecture"))
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: key \"general.architecture\" is missing", g->path);
-    char *arch = NULL;
-    PTQ_TRY(ptq_gguf_get_string(g, "general.architecture", &arch, err));
-    int is_llama = strcmp(arch, "llama") == 0;
-    char qa[48];
-    ptq_snippet(qa, sizeof qa, arch, strlen(arch));
-    free(arch);
-    if (!is_llama)
+    char arch[48];
+    PTQ_TRY(ptq_gguf_src_arch(g, arch, sizeof arch, err));
+    if (!strcmp(arch, "gpt2")) return ptq_gguf_build_gpt2(s, err);
+    if (strcmp(arch, "llama") != 0)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
-                        "%s: general.architecture is \"%s\"; ptq reads LLaMA-architecture GGUF files (\"llama\")",
-                        g->path, qa);
+                        "%s: general.architecture is \"%s\"; ptq reads LLaMA- and GPT-2-architecture GGUF files "
+                        "(\"llama\", \"gpt2\")",
+                        g->path, arch);
     PTQ_TRY(refuse_unsupported(g, err));
 
     int dim = 0, n_layers = 0, hidden = 0, n_heads = 1, n_kv = 1, max_seq = 0, rope_dim = 0, head_dim, key_len = 0,
@@ -197,25 +118,8 @@ static ptq_status build(src *s, ptq_error *err) {
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: rms epsilon %g or rope.freq_base %g out of range", g->path, eps,
                         theta);
 
-    /* the vocabulary size is token_embd's second dimension; the tokenizer, when present, must agree */
-    const ptq_gguf_tensor *emb = ptq_gguf_find(g, "token_embd.weight");
-    if (!emb) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor \"token_embd.weight\" is missing", g->path);
-    if (emb->ndim != 2 || emb->ne[0] != dim || emb->ne[1] > (1 << 24)) {
-        char have[96];
-        fmt_ne(have, sizeof have, emb->ndim, emb->ne);
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor \"token_embd.weight\" has ggml shape %s, expected [%d, vocab]",
-                        g->path, have, dim);
-    }
-    int vocab = (int)emb->ne[1];
-    int vocab_key = vocab;
-    PTQ_TRY(u32_key(g, "llama.vocab_size", 0, (uint32_t)vocab, 1, 1 << 24, &vocab_key, err));
-    if (vocab_key != vocab)
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: llama.vocab_size is %d but token_embd.weight has %d rows", g->path,
-                        vocab_key, vocab);
-    const ptq_gguf_kv *tk = ptq_gguf_find_kv(g, "tokenizer.ggml.tokens");
-    if (tk && tk->count != (uint64_t)vocab)
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tokenizer.ggml.tokens has %llu tokens but token_embd.weight has %d rows",
-                        g->path, (unsigned long long)tk->count, vocab);
+    int vocab = 0;
+    PTQ_TRY(ptq_gguf_src_vocab(g, "llama", dim, &vocab, err));
 
     memset(c, 0, sizeof *c);
     c->arch = PTQ_ARCH_LLAMA;
@@ -235,19 +139,11 @@ static ptq_status build(src *s, ptq_error *err) {
     c->gated_mlp = 1;
     c->rope = PTQ_ROPE_HALF;
     c->rope_theta = theta;
-    c->bos_id = c->eos_id = -1;
-    /* BOS/EOS from the file's tokenizer; an unusable tokenizer is reported when it is loaded, not here */
-    ptq_tok_spec spec;
-    ptq_error ignored;
-    if (ptq_gguf_find_kv(g, "tokenizer.ggml.model") && ptq_gguf_tok_spec(g, &spec, &ignored) == PTQ_OK) {
-        c->bos_id = spec.bos;
-        c->eos_id = spec.eos;
-        ptq_tok_spec_free(&spec);
-    }
+    ptq_gguf_src_bos_eos(g, c);
     snprintf(m->format, sizeof m->format, "gguf");
 
     const int64_t emb_ne[2] = {dim, vocab};
-    PTQ_TRY(take(s, "token_embd.weight", 2, emb_ne, &m->tok_emb, err));
+    PTQ_TRY(ptq_gguf_src_take(s, "token_embd.weight", 2, emb_ne, &m->tok_emb, err));
     m->blocks = calloc((size_t)n_layers, sizeof *m->blocks);
     if (!m->blocks) return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate %d blocks", n_layers);
     const int q_out = n_heads * head_dim, kv_out = n_kv * head_dim;
@@ -256,12 +152,8 @@ static ptq_status build(src *s, ptq_error *err) {
         ptq_block *b = &m->blocks[l];
 #define NAME(suffix) (snprintf(nm, sizeof nm, "blk.%d." suffix, l), nm)
         PTQ_TRY(norm(s, &b->norm1, NAME("attn_norm"), dim, err));
-        PTQ_TRY(linear(s, &b->lin[PTQ_LIN_Q], NAME("attn_q"), dim, q_out, err));
-        PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_Q].w, n_heads, head_dim, dim, nm, err));
-        if (b->lin[PTQ_LIN_Q].b) PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_Q].b, n_heads, head_dim, 1, nm, err));
-        PTQ_TRY(linear(s, &b->lin[PTQ_LIN_K], NAME("attn_k"), dim, kv_out, err));
-        PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_K].w, n_kv, head_dim, dim, nm, err));
-        if (b->lin[PTQ_LIN_K].b) PTQ_TRY(unpermute_rows(b->lin[PTQ_LIN_K].b, n_kv, head_dim, 1, nm, err));
+        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_Q], NAME("attn_q"), dim, q_out, 0, n_heads, err));
+        PTQ_TRY(ptq_gguf_src_linear(s, &b->lin[PTQ_LIN_K], NAME("attn_k"), dim, kv_out, 0, n_kv, err));
         PTQ_TRY(linear(s, &b->lin[PTQ_LIN_V], NAME("attn_v"), dim, kv_out, err));
         PTQ_TRY(linear(s, &b->lin[PTQ_LIN_O], NAME("attn_output"), q_out, dim, err));
         PTQ_TRY(norm(s, &b->norm2, NAME("ffn_norm"), dim, err));
@@ -279,15 +171,7 @@ static ptq_status build(src *s, ptq_error *err) {
         m->head.out = vocab;
         m->head.w = m->tok_emb;
     }
-    /* every tensor must have been used: an extra one (a bias, another layer) would change the model */
-    for (int i = 0; i < g->n_tensors; i++)
-        if (!s->used[i]) {
-            char q[96];
-            ptq_snippet(q, sizeof q, g->tensors[i].name, strlen(g->tensors[i].name));
-            return ptq_fail(err, PTQ_ERR_FORMAT,
-                            "%s: tensor \"%s\" is not part of a LLaMA model with %d layers (llama.block_count)",
-                            g->path, q, n_layers);
-        }
+    PTQ_TRY(ptq_gguf_src_all_used(s, "a LLaMA model", n_layers, err));
     return ptq_model_validate(m, err);
 }
 

@@ -149,6 +149,7 @@ static double dense_rel_error(const float *W, const float *Wq, int out, int in, 
 
 static ptq_gguf_tensor_kind ggml_kind(ptq_lin_role r) {
     switch (r) {
+    case PTQ_LIN_QKV: return PTQ_GT_ATTN_QKV;
     case PTQ_LIN_Q: return PTQ_GT_ATTN_Q;
     case PTQ_LIN_K: return PTQ_GT_ATTN_K;
     case PTQ_LIN_V: return PTQ_GT_ATTN_V;
@@ -426,7 +427,10 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
     for (int l = 0; l < c->n_layers; l++)
         for (int r = 0; r < PTQ_LIN_COUNT; r++)
             if (m->blocks[l].lin[r].q || m->blocks[l].lin[r].wq)
-                return ptq_fail(err, PTQ_ERR_ARG, "%s: the model is already quantized", m->path);
+                return ptq_fail(err, PTQ_ERR_ARG,
+                                "%s: the model is already quantized (%s holds quantized weights, e.g. a .ptq file or "
+                                "a GGUF's Q4_0/Q5_0/Q8_0 blocks); quantization starts from a float model",
+                                m->path, m->blocks[l].lin[r].name);
     if (p->ggml && (p->abits || p->noisyquant))
         return ptq_fail(err, PTQ_ERR_ARG, "quantization into ggml types is weight-only (no --abits, NoisyQuant)");
     if (p->ggml && p->act_order)

@@ -1,0 +1,38 @@
+/* For tests that compare a GGUF's weights with float weights through bit-exact logits: ptq runs a GGUF's Q4_0,
+ * Q5_0 and Q8_0 matrices on its packed kernels (quant/ggml_to_qweight.h), whose summation order differs from the
+ * float GEMM's. tu_unpack_model puts them back as float weights (the very values: test_ggml_to_qweight.c proves
+ * the packed weights dequantize to ggml's floats bit for bit), so that the float path's logits can be compared
+ * bit for bit; the packed path itself is compared with llama.cpp within tolerances elsewhere. */
+#ifndef PTQ_TESTS_GGUF_UNPACK_H
+#define PTQ_TESTS_GGUF_UNPACK_H
+
+#include "kernels/qweight.h"
+#include "models/model.h"
+#include "testutil.h"
+
+static inline void tu_unpack_linear(ptq_model *m, ptq_linear *l) {
+    if (!l->q || l->w) return;
+    ptq_error err = {0};
+    float *w = ptq_model_floats(m, (size_t)l->out * (size_t)l->in, l->name, &err);
+    CHECK_MSG(w != NULL, "%s", err.msg);
+    if (!w) return;
+    for (int r = 0; r < l->out; r++) ptq_qweight_dequant_row(l->q, r, w + (size_t)r * l->in);
+    ptq_linear_drop_quant(l);
+    l->w = w;
+}
+
+static inline int tu_unpack_model(ptq_model *m) {
+    int n = 0;
+    for (int b = 0; m && b < m->cfg.n_layers; b++)
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) {
+            n += m->blocks[b].lin[r].q != NULL;
+            tu_unpack_linear(m, &m->blocks[b].lin[r]);
+        }
+    if (m) {
+        n += m->head.q != NULL;
+        tu_unpack_linear(m, &m->head);
+    }
+    return n;
+}
+
+#endif
