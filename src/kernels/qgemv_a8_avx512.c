@@ -69,10 +69,10 @@ INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
 }
 
 /* Weight row o against the R activation rows r0.. of a. */
-INLINE void row_kernel(const int B, const int R, const ptq_qweight *w, const ptq_a8 *a, float *y, int o, int r0) {
+INLINE void row_kernel(const int B, const int R, const ptq_qweight *w, const ptq_a8 *a, const __m512i *lane_idx,
+                       float *y, int o, int r0) {
     const int CPB = B == 8 ? 2 : (B == 4 ? 4 : 8); /* chunks per block */
     const int NV = B == 8 ? 1 : (B == 4 ? 2 : 4);  /* 64-byte code vectors per block */
-    const int LPC = 16 / CPB;                      /* int32 lanes per chunk */
     const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
     const int nch = a->nchunks, ng = w->n_groups;
     const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
@@ -84,13 +84,6 @@ INLINE void row_kernel(const int B, const int R, const ptq_qweight *w, const ptq
     for (int r = 0; r < R; r++) {
         acc[r][0] = acc[r][1] = zacc[r] = _mm512_setzero_ps();
     }
-    /* lane m of block k (of the superblock) takes scale CPB k + m / LPC */
-    __m512i lane_idx[8];
-    for (int k = 0; k < PTQ_A8_SUPER / CPB; k++) {
-        int32_t t[16];
-        for (int m = 0; m < 16; m++) t[m] = CPB * k + m / LPC;
-        lane_idx[k] = _mm512_loadu_si512(t);
-    }
     for (int sb = 0; sb < a->nsuper; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
         const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
@@ -100,12 +93,16 @@ INLINE void row_kernel(const int B, const int R, const ptq_qweight *w, const ptq
         if (cpg == 1) {
             s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr + c0));
             z = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, zr + c0));
-        } else {
+        } else if (c0 / cpg == (c0 + n - 1) / cpg) { /* one group over the superblock (per channel, g512+) */
+            s = _mm512_maskz_mov_ps(m, _mm512_set1_ps(_cvtsh_ss(sr[c0 / cpg])));
+            z = _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(zr[c0 / cpg]));
+        } else { /* 2 to 8 groups of 2 to 8 chunks */
             uint16_t st[16] = {0};
             uint8_t zt[16] = {0};
-            for (int k = 0; k < n; k++) {
-                st[k] = sr[(c0 + k) / cpg];
-                zt[k] = zr[(c0 + k) / cpg];
+            for (int k = 0, g = c0 / cpg, left = cpg - c0 % cpg; k < n; k++) {
+                st[k] = sr[g];
+                zt[k] = zr[g];
+                if (--left == 0) g++, left = cpg;
             }
             s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)st));
             z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)zt));
@@ -143,14 +140,22 @@ INLINE void row_kernel(const int B, const int R, const ptq_qweight *w, const ptq
 }
 
 INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+    /* lane m of block k of a superblock takes the scale of chunk CPB k + m / (16 / CPB) */
+    const int CPB = B == 8 ? 2 : (B == 4 ? 4 : 8);
+    __m512i lane_idx[8];
+    for (int k = 0; k < PTQ_A8_SUPER / CPB; k++) {
+        int32_t t[16];
+        for (int m = 0; m < 16; m++) t[m] = CPB * k + m / (16 / CPB);
+        lane_idx[k] = _mm512_loadu_si512(t);
+    }
     for (int o = o0; o < o1; o++)
         for (int r0 = 0; r0 < a->rows;) {
             const int left = a->rows - r0;
             switch (left >= 4 ? 4 : left) {
-            case 1: row_kernel(B, 1, w, a, y, o, r0); break;
-            case 2: row_kernel(B, 2, w, a, y, o, r0); break;
-            case 3: row_kernel(B, 3, w, a, y, o, r0); break;
-            default: row_kernel(B, 4, w, a, y, o, r0); break;
+            case 1: row_kernel(B, 1, w, a, lane_idx, y, o, r0); break;
+            case 2: row_kernel(B, 2, w, a, lane_idx, y, o, r0); break;
+            case 3: row_kernel(B, 3, w, a, lane_idx, y, o, r0); break;
+            default: row_kernel(B, 4, w, a, lane_idx, y, o, r0); break;
             }
             r0 += left >= 4 ? 4 : left;
         }
