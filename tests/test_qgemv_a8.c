@@ -219,6 +219,7 @@ static void test_shapes(void) {
                                 same &= a2.q[(size_t)r * a2.ld + spec_pos(bits, c, j)] ==
                                         a.q[(size_t)r * a.ld + (size_t)(32 * c + j)];
                     same &= memcmp(a.d, a2.d, (size_t)rows * a.nsuper * 16 * sizeof(float)) == 0;
+                    same &= memcmp(a.qsum, a2.qsum, (size_t)rows * a.nsuper * 16 * sizeof(int32_t)) == 0;
                     CHECK_MSG(same, "SIMD activation order bits %d in %d", bits, in);
                     for (size_t i = 0; i < n; i++) yv[i] = NAN;
                     ptq_qgemv_a8_avx512(&L.w, &a2, yv, 0, out);

@@ -51,6 +51,10 @@ void ptq_a8_quantize(ptq_isa isa, const ptq_qweight *w, const float *x, int rows
     a->q = (int8_t *)p;
     a->d = (float *)(p + round64((size_t)rows * a->ld));
     a->qsum = (int32_t *)(p + round64((size_t)rows * a->ld) + round64((size_t)rows * nc * 4));
+    if (isa == PTQ_ISA_AVX512 && ptq_a8_supported(isa)) {
+        ptq_a8_quant_rows_avx512(w, x, rows, a);
+        return;
+    }
     const int order = isa == PTQ_ISA_SCALAR ? 8 : w->bits;
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * (size_t)w->in;

@@ -170,3 +170,61 @@ void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0
     default: break;
     }
 }
+
+/* Activation quantization, bit for bit the scalar one (qgemv_a8.c): the same float operations
+ * (max |x|, d = max / 127, x * (1 / d), round to nearest even, clamp), 16 lanes at a time, and the codes
+ * stored straight into the kernel's order for w->bits. */
+void ptq_a8_quant_rows_avx512(const ptq_qweight *w, const float *x, int rows, ptq_a8 *a) {
+    const int nch = a->nchunks, B = w->bits;
+    const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    const __m512 lim = _mm512_set1_ps(127.0f);
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * (size_t)w->in;
+        int8_t *qr = a->q + (size_t)r * a->ld;
+        float *dr = a->d + (size_t)r * nc;
+        int32_t *sr = a->qsum + (size_t)r * nc;
+        memset(qr, 0, a->ld); /* padding chunks sit between real ones in the 4/2/3-bit orders */
+        for (size_t c = (size_t)nch; c < nc; c++) dr[c] = 0.0f, sr[c] = 0;
+        for (int c = 0; c < nch; c++) {
+            const int j0 = c * PTQ_QCHUNK, n = w->in - j0 < PTQ_QCHUNK ? w->in - j0 : PTQ_QCHUNK;
+            __m512 v0, v1;
+            if (w->perm) {
+                float t[PTQ_QCHUNK] = {0};
+                for (int k = 0; k < n; k++) t[k] = xr[w->perm[j0 + k]];
+                v0 = _mm512_loadu_ps(t);
+                v1 = _mm512_loadu_ps(t + 16);
+            } else {
+                const uint32_t m = n == 32 ? 0xffffffffu : (1u << n) - 1u;
+                v0 = _mm512_maskz_loadu_ps((__mmask16)(m & 0xffffu), xr + j0);
+                v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), xr + j0 + 16);
+            }
+            v0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v0, v0, _CMP_ORD_Q), v0); /* NaN -> 0 */
+            v1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v1, v1, _CMP_ORD_Q), v1);
+            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            const float d = amax / 127.0f;
+            const __m512 id = _mm512_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
+            const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+            __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(
+                _mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v0, id), rnd), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+            __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(
+                _mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v1, id), rnd), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+            dr[c] = d;
+            sr[c] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+            const __m128i b0 = _mm512_cvtepi32_epi8(q0), b1 = _mm512_cvtepi32_epi8(q1); /* columns 0-15, 16-31 */
+            if (B == 4) {
+                int8_t *p = qr + (size_t)(c / 4) * 128 + (size_t)(c % 4) * 16;
+                _mm_storeu_si128((__m128i *)p, b0);
+                _mm_storeu_si128((__m128i *)(p + 64), b1);
+            } else if (B == 2 || B == 3) {
+                int8_t *p = qr + (size_t)(c / 8) * 256 + (size_t)(c % 8) * 8;
+                _mm_storel_epi64((__m128i *)p, b0);
+                _mm_storel_epi64((__m128i *)(p + 64), _mm_unpackhi_epi64(b0, b0));
+                _mm_storel_epi64((__m128i *)(p + 128), b1);
+                _mm_storel_epi64((__m128i *)(p + 192), _mm_unpackhi_epi64(b1, b1));
+            } else {
+                _mm_storeu_si128((__m128i *)(qr + (size_t)c * 32), b0);
+                _mm_storeu_si128((__m128i *)(qr + (size_t)c * 32 + 16), b1);
+            }
+        }
+    }
+}
