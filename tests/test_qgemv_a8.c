@@ -1,6 +1,6 @@
 /* The int8-activation GEMV (src/kernels/qgemv_a8.h), on odd shapes (in not a multiple of 32 / 128 /
- * 256 / 512, out not a multiple of the 16-row blocks, 1..5 input rows), every bit width, group 32,
- * 128 and per channel, with and without act-order:
+ * 256 / 512, out not a multiple of the 16-row blocks, 1..5 input rows), every bit width, group 32, 64,
+ * 96, 128 and per channel, with and without act-order:
  * - ptq_a8_quantize meets its definition: d = max|x| / 127 per 32-column chunk of the permuted row,
  *   |code| <= 127, |x - d code| <= d / 2, qsum = sum of codes, zero padding; the SIMD order places
  *   column j of chunk c where qgemv_a8.h says (re-derived here from that text);
@@ -181,9 +181,10 @@ static void test_shapes(void) {
     int cases = 0;
     for (int bi = 0; bi < 4; bi++)
         for (int ii = 0; ii < 6; ii++)
-            for (int gi = 0; gi < 3; gi++) {
+            for (int gi = 0; gi < 5; gi++) {
                 const int bits = bits_list[bi], in = ins[ii];
-                const int group = gi == 0 ? 32 : (gi == 1 ? 128 : in);
+                const int groups[5] = {32, 128, in, 64, 96}; /* 96: groups straddle the 16-chunk superblocks */
+                const int group = groups[gi];
                 if (group > in && group != in) continue;
                 const int out = outs[(ii + gi) % 3], rows = rows_list[(bi + ii + gi) % 4];
                 const int perm = (ii + bi) % 2;

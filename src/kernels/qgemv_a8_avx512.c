@@ -84,6 +84,12 @@ INLINE void row_kernel(const int B, const int R, const ptq_qweight *w, const ptq
     for (int r = 0; r < R; r++) {
         acc[r][0] = acc[r][1] = zacc[r] = _mm512_setzero_ps();
     }
+    __m512i gidx = _mm512_setzero_si512(); /* chunk k of a superblock -> its group, when cpg divides 16 */
+    if (cpg > 1 && PTQ_A8_SUPER % cpg == 0) {
+        int32_t t[16];
+        for (int k = 0; k < 16; k++) t[k] = k / cpg;
+        gidx = _mm512_loadu_si512(t);
+    }
     for (int sb = 0; sb < a->nsuper; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
         const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
@@ -96,7 +102,12 @@ INLINE void row_kernel(const int B, const int R, const ptq_qweight *w, const ptq
         } else if (c0 / cpg == (c0 + n - 1) / cpg) { /* one group over the superblock (per channel, g512+) */
             s = _mm512_maskz_mov_ps(m, _mm512_set1_ps(_cvtsh_ss(sr[c0 / cpg])));
             z = _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(zr[c0 / cpg]));
-        } else { /* 2 to 8 groups of 2 to 8 chunks */
+        } else if (PTQ_A8_SUPER % cpg == 0) { /* 2, 4 or 8 whole groups: load them, spread by a permutation */
+            const int ngs = (n + cpg - 1) / cpg;
+            const __mmask16 gm = (__mmask16)((1u << ngs) - 1u);
+            s = _mm512_maskz_permutexvar_ps(m, gidx, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sr + c0 / cpg)));
+            z = _mm512_maskz_permutexvar_epi32(m, gidx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gm, zr + c0 / cpg)));
+        } else { /* groups of 3, 5, 6, 7 ... chunks */
             uint16_t st[16] = {0};
             uint8_t zt[16] = {0};
             for (int k = 0, g = c0 / cpg, left = cpg - c0 % cpg; k < n; k++) {
