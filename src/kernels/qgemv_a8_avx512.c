@@ -159,17 +159,17 @@ INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float 
         for (int m = 0; m < 16; m++) t[m] = CPB * k + m / (16 / CPB);
         lane_idx[k] = _mm512_loadu_si512(t);
     }
-    for (int o = o0; o < o1; o++)
-        for (int r0 = 0; r0 < a->rows;) {
-            const int left = a->rows - r0;
-            switch (left >= 4 ? 4 : left) {
+    /* activation rows outermost: their 4 rows stay in L1 while the (few) weight rows of [o0, o1) pass */
+    for (int r0 = 0; r0 < a->rows;) {
+        const int left = a->rows - r0;
+        for (int o = o0; o < o1; o++) switch (left >= 4 ? 4 : left) {
             case 1: row_kernel(B, 1, w, a, lane_idx, y, o, r0); break;
             case 2: row_kernel(B, 2, w, a, lane_idx, y, o, r0); break;
             case 3: row_kernel(B, 3, w, a, lane_idx, y, o, r0); break;
             default: row_kernel(B, 4, w, a, lane_idx, y, o, r0); break;
             }
-            r0 += left >= 4 ? 4 : left;
-        }
+        r0 += left >= 4 ? 4 : left;
+    }
 }
 
 void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
