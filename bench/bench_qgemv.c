@@ -13,7 +13,9 @@
  *    again and again (it may sit in cache; reported for reference only).
  *    Effective GB/s = bytes of codes + fp16 scales + uint8 zeros per call / time; the fraction is
  *    against the read bandwidth of step 1; the speed-up is against cold float sgemv.
- * 3. 64 input rows (prefill): cblas_sgemm on the float matrix vs the tiled quantized GEMM, both
+ *    "a8-<isa>": the same weights with int8 activations (qgemv_a8.h); --decode times only the best float
+ *    ISA and a8 for W4/W8/W3/W2 on 4096x4096, 11008x4096 and 4096x14336.
+ * 3. 64 input rows (--rows N; prefill): cblas_sgemm on the float matrix vs the tiled quantized GEMM, both
  *    threading strategies (parallel 64-row tiles with single-threaded sgemm; 256-row tiles with a
  *    parallel dequantize and threaded sgemm), and at 4..32 rows the fused GEMV path vs the tiled
  *    one (where ptq_qgemm_min_rows() should be).
@@ -300,6 +302,7 @@ static void bench_gemv(int out, int in) {
             if (!g_isa_on[isa] || (a8 && !ptq_a8_supported((ptq_isa)isa))) continue;
             if (a8 && isa == PTQ_ISA_SCALAR && g_isa_on[PTQ_ISA_AVX512]) continue; /* a reference only */
             if (!a8 && g_decode_only && isa != (int)ptq_isa_best()) continue;
+            if (g_decode_only && (fi == 1 || fi == 2)) continue; /* W8 per channel / g128: the full run has them */
             const char *name = g_fmts[fi].name;
             char isan[24];
             snprintf(isan, sizeof isan, "%s%s", a8 ? "a8-" : "", ptq_isa_name((ptq_isa)isa));
@@ -327,9 +330,11 @@ static void bench_gemv(int out, int in) {
 }
 
 /* 64 input rows: sgemm against both tiled strategies; then the GEMV/tiled crossover in rows. */
+static int g_gemm_rows = 64; /* --rows N */
+
 static void bench_gemm(int out, int in) {
     char key[96];
-    const int rows = 64;
+    const int rows = g_gemm_rows;
     const size_t fbytes = (size_t)out * (size_t)in * sizeof(float);
     fprintf(g_tab, "\n== GEMM %d x %d (out x in), %d rows ==\n", out, in, rows);
     float *Wf = big_alloc(fbytes), *X = big_alloc(sizeof(float) * (size_t)rows * (size_t)in),
@@ -366,7 +371,21 @@ static void bench_gemm(int out, int in) {
                 rec(key, tq / tsg);
             }
         }
-        if (fi == 0) /* where the fused GEMV path stops paying against the tiled one */
+        if (g_isa_on[PTQ_ISA_AVX512] && ptq_a8_supported(PTQ_ISA_AVX512)) { /* int8 activations, VNNI */
+            const char *name = g_fmts[fi].name;
+            snprintf(key, sizeof key, "gemm %s a8-avx512", name);
+            progress(key);
+            const double tq = time_qgemm(PATH_A8, PTQ_ISA_AVX512, &qs.w[0], X, rows, Y);
+            char label[64];
+            snprintf(label, sizeof label, "%s a8-avx512 (int8 act.)", name);
+            fprintf(g_tab, "  %-28s %9.2f ms %8.1f GFLOP/s  %5.2fx of sgemm time\n", label, tq * 1e3, flop / tq / 1e9,
+                    tq / tsg);
+            snprintf(key, sizeof key, "gemm%d_%dx%d_%s_a8-avx512_ms", rows, out, in, name);
+            rec(key, tq * 1e3);
+            snprintf(key, sizeof key, "gemm%d_%dx%d_%s_a8-avx512_vs_sgemm", rows, out, in, name);
+            rec(key, tq / tsg);
+        }
+        if (fi == 0 && g_gemm_rows == 64) /* where the fused GEMV path stops paying against the tiled one */
             for (int isa = 1; isa < 3; isa++) {
                 if (!g_isa_on[isa]) continue;
                 const char *isan = ptq_isa_name((ptq_isa)isa);
@@ -405,8 +424,10 @@ int main(int argc, char **argv) {
             do_gemv = 0;
         else if (strcmp(argv[i], "--decode") == 0)
             g_decode_only = 1, do_gemm = 0;
+        else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc && atoi(argv[i + 1]) >= 1)
+            g_gemm_rows = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode]\n"
+            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N]\n"
                             "       env PTQ_ISA=scalar|avx2|avx512 measures that ISA only\n");
             return 2;
         }
