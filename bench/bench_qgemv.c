@@ -89,8 +89,6 @@ static void fill_floats(float *p, size_t n, uint64_t seed) {
 
 static void *big_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
 
-static volatile double g_sink;
-
 /* The shared probe (src/kernels/membw.h): 1 GiB, best of 5 passes. */
 static double read_bandwidth(void) {
     double gbs = NAN;

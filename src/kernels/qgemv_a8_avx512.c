@@ -25,6 +25,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 #define MAXR 4
+#define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
 
 /* The codes of one block (64 bytes; 96 for 3 bits) as NV 64-byte vectors of unsigned codes, in the
  * activation order of qgemv_a8.h. */
@@ -214,11 +215,10 @@ void ptq_a8_quant_rows_avx512(const ptq_qweight *w, const float *x, int rows, pt
             const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
             const float d = amax / 127.0f;
             const __m512 id = _mm512_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
-            const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
             __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(
-                _mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v0, id), rnd), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+                _mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v0, id), RND), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
             __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(
-                _mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v1, id), rnd), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+                _mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v1, id), RND), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
             dr[c] = d;
             sr[c] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
             const __m128i b0 = _mm512_cvtepi32_epi8(q0), b1 = _mm512_cvtepi32_epi8(q1); /* columns 0-15, 16-31 */
