@@ -23,6 +23,7 @@
 
 #include "core/alloc.h"
 #include "kernels/cpu.h"
+#include "kernels/membw.h"
 #include "models/forward.h"
 #include "models/model.h"
 #include "ptq.h"
@@ -199,55 +200,8 @@ typedef struct {
     double read_gbs, copy_gbs, triad_gbs;
 } mem_bw;
 
-/* Sum of a[0..n) read as 8 interleaved streams with 16-wide accumulators: enough independent
- * streams and wide enough loads to saturate a core's share of DRAM bandwidth, as a good GEMV
- * does. The project is built for baseline x86-64, so the kernel is also compiled for AVX2 and
- * AVX-512 and picked at run time. */
-#define PTQ_BENCH_SUM_KERNEL(fname, attr)                                                           \
-    attr static float fname(const float *a, size_t n) {                                             \
-        size_t len = n / 8 / 16 * 16;                                                               \
-        float acc[8][16];                                                                           \
-        memset(acc, 0, sizeof acc);                                                                 \
-        for (size_t i = 0; i < len; i += 16)                                                        \
-            for (int s = 0; s < 8; s++) {                                                           \
-                const float *p = a + (size_t)s * len + i;                                           \
-                for (int k = 0; k < 16; k++) acc[s][k] += p[k];                                     \
-            }                                                                                       \
-        float t = 0.0f;                                                                             \
-        for (size_t i = 8 * len; i < n; i++) t += a[i];                                             \
-        for (int s = 0; s < 8; s++)                                                                 \
-            for (int k = 0; k < 16; k++) t += acc[s][k];                                            \
-        return t;                                                                                   \
-    }
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-PTQ_BENCH_SUM_KERNEL(sum_avx512, __attribute__((target("avx512f"))))
-PTQ_BENCH_SUM_KERNEL(sum_avx2, __attribute__((target("avx2"))))
-#define PTQ_BENCH_HAVE_X86 1
-#endif
-PTQ_BENCH_SUM_KERNEL(sum_plain, )
-
-typedef float (*sum_fn)(const float *, size_t);
-
-static sum_fn pick_sum(void) {
-#ifdef PTQ_BENCH_HAVE_X86
-    if (ptq_cpu_has(PTQ_CPU_AVX512F)) return sum_avx512;
-    if (ptq_cpu_has(PTQ_CPU_AVX2)) return sum_avx2;
-#endif
-    return sum_plain;
-}
-
-static double sum_array(const float *a, size_t n) {
-    sum_fn f = pick_sum();
-    double total = 0.0;
-#pragma omp parallel reduction(+ : total)
-    {
-        size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        size_t per = n / nt / 64 * 64, b = per * id, e = id == nt - 1 ? n : b + per;
-        total += f(a + b, e - b);
-    }
-    return total;
-}
+/* The read probe is the library's (src/kernels/membw.h), shared with bench_qgemv and `ptq bench`. */
+static double sum_array(const float *a, size_t n) { return ptq_read_sum(a, n); }
 
 static volatile double g_sink; /* keeps results alive */
 

@@ -13,7 +13,9 @@
  *    again and again (it may sit in cache; reported for reference only).
  *    Effective GB/s = bytes of codes + fp16 scales + uint8 zeros per call / time; the fraction is
  *    against the read bandwidth of step 1; the speed-up is against cold float sgemv.
- * 3. 64 input rows (prefill): cblas_sgemm on the float matrix vs the tiled quantized GEMM, both
+ *    "a8-<isa>": the same weights with int8 activations (qgemv_a8.h); --decode times only the best float
+ *    ISA and a8 for W4/W8/W3/W2 on 4096x4096, 11008x4096 and 4096x14336.
+ * 3. 64 input rows (--rows N; prefill): cblas_sgemm on the float matrix vs the tiled quantized GEMM, both
  *    threading strategies (parallel 64-row tiles with single-threaded sgemm; 256-row tiles with a
  *    parallel dequantize and threaded sgemm), and at 4..32 rows the fused GEMV path vs the tiled
  *    one (where ptq_qgemm_min_rows() should be).
@@ -32,7 +34,9 @@
 
 #include "bench_common.h"
 #include "io/safetensors.h"
+#include "kernels/membw.h"
 #include "kernels/qgemm_impl.h"
+#include "kernels/qgemv_a8.h"
 #include "kernels/qweight.h"
 
 /* ---------------------------------------------------------------- results: table + JSON */
@@ -85,32 +89,15 @@ static void fill_floats(float *p, size_t n, uint64_t seed) {
 
 static void *big_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
 
-static volatile double g_sink;
-
+/* The shared probe (src/kernels/membw.h): 1 GiB, best of 5 passes. */
 static double read_bandwidth(void) {
-    const size_t n = (size_t)1 << 28; /* 1 GiB of floats */
-    float *a = big_alloc(n * sizeof(float));
-    if (!a) return NAN;
-    fill_floats(a, n, 7);
-    double best = 1e30;
-    for (int rep = 0; rep < 6; rep++) {
-        double t0 = now_s();
-        float s = 0.0f;
-        /* 16 independent sums per thread: both gcc and clang vectorize them without reassociating */
-#pragma omp parallel reduction(+ : s)
-        {
-            float acc[16] = {0};
-#pragma omp for schedule(static)
-            for (size_t i = 0; i < n; i += 16)
-                for (int k = 0; k < 16; k++) acc[k] += a[i + (size_t)k];
-            for (int k = 0; k < 16; k++) s += acc[k];
-        }
-        double t = now_s() - t0;
-        g_sink = s;
-        if (rep > 0 && t < best) best = t; /* rep 0 warms up */
+    double gbs = NAN;
+    ptq_error err;
+    if (ptq_read_bandwidth((size_t)1 << 30, 5, &gbs, &err) != PTQ_OK) {
+        fprintf(stderr, "bench_qgemv: %s\n", err.msg);
+        return NAN;
     }
-    free(a);
-    return (double)n * sizeof(float) / best / 1e9;
+    return gbs;
 }
 
 /* ---------------------------------------------------------------- quantized weight copies */
@@ -172,6 +159,14 @@ static void free_qset(qset *qs) {
 
 /* ---------------------------------------------------------------- timing loops */
 
+/* The int8-activation GEMV (qgemv_a8.h), timed beside the paths of ptq_qgemm_path_isa. */
+#define PATH_A8 ((ptq_qgemm_path)100)
+
+static void run_path(ptq_qgemm_path path, ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y) {
+    if (path == PATH_A8) ptq_qgemm_a8_isa(isa, w, x, rows, y);
+    else ptq_qgemm_path_isa(path, isa, w, x, rows, y);
+}
+
 typedef struct {
     double cold_s, hot_s;
 } timing;
@@ -181,10 +176,10 @@ static double g_budget = 0.25; /* seconds per measurement */
 /* Hot: the same copy again and again. */
 static double time_hot(ptq_qgemm_path path, ptq_isa isa, const qset *qs, const float *x, int rows, float *y) {
     double best = 1e30, start = now_s();
-    ptq_qgemm_path_isa(path, isa, &qs->w[0], x, rows, y); /* warm-up */
+    run_path(path, isa, &qs->w[0], x, rows, y); /* warm-up */
     for (int rep = 0; rep < 3 || now_s() - start < g_budget * 0.5; rep++) {
         double t0 = now_s();
-        ptq_qgemm_path_isa(path, isa, &qs->w[0], x, rows, y);
+        run_path(path, isa, &qs->w[0], x, rows, y);
         double dt = now_s() - t0;
         if (dt < best) best = dt;
     }
@@ -199,7 +194,7 @@ static timing time_pass(ptq_qgemm_path path, ptq_isa isa, const qset *qs, const 
     double best = 1e30, start = now_s();
     for (int pass = 0; pass < 2 || (now_s() - start < g_budget && pass < 20); pass++) {
         double t0 = now_s();
-        for (int c = 0; c < qs->ncopies; c++) ptq_qgemm_path_isa(path, isa, &qs->w[c], x, rows, y);
+        for (int c = 0; c < qs->ncopies; c++) run_path(path, isa, &qs->w[c], x, rows, y);
         double dt = (now_s() - t0) / qs->ncopies;
         if (dt < best) best = dt;
     }
@@ -244,7 +239,7 @@ static double time_qgemm(ptq_qgemm_path path, ptq_isa isa, const ptq_qweight *w,
     double best = 1e30, start = now_s();
     for (int rep = 0; rep < 4 || (now_s() - start < g_budget && rep < 50); rep++) {
         double t0 = now_s();
-        ptq_qgemm_path_isa(path, isa, w, X, rows, Y);
+        run_path(path, isa, w, X, rows, Y);
         double dt = now_s() - t0;
         if (rep > 0 && dt < best) best = dt;
     }
@@ -258,7 +253,10 @@ typedef struct {
     int bits, group; /* group 0: per channel (= in) */
 } qformat;
 
-static const qformat g_fmts[3] = {{"W4g32", 4, 32}, {"W8pc", 8, 0}, {"W8g128", 8, 128}};
+static const qformat g_fmts[] = {{"W4g32", 4, 32}, {"W8pc", 8, 0}, {"W8g128", 8, 128},
+                                 {"W8g32", 8, 32}, {"W3g32", 3, 32}, {"W2g32", 2, 32}};
+#define N_FMTS ((int)(sizeof g_fmts / sizeof g_fmts[0]))
+static int g_decode_only; /* --decode: the best float ISA and a8 only, all shapes */
 static int g_isa_on[3];
 static double g_bw;
 
@@ -274,7 +272,7 @@ static void bench_gemv(int out, int in) {
     if (!x || !y) oom();
     fill_floats(x, (size_t)in, 3);
     fprintf(g_tab, "\n== GEMV %d x %d (out x in), 1 row ==\n", out, in);
-    fprintf(g_tab, "  %-8s %-7s %9s %9s %8s %9s %9s\n", "weights", "isa", "cold ms", "cold GB/s", "of bw", "vs sgemv",
+    fprintf(g_tab, "  %-8s %-11s %9s %9s %8s %9s %9s\n", "weights", "isa", "cold ms", "cold GB/s", "of bw", "vs sgemv",
             "hot GB/s");
 
     progress("float sgemv");
@@ -285,25 +283,32 @@ static void bench_gemv(int out, int in) {
     fill_floats(W, (size_t)out * (size_t)in * (size_t)fcopies, 5);
     const timing tf = time_sgemv(W, fcopies, out, in, x, y);
     free(W);
-    fprintf(g_tab, "  %-8s %-7s %9.3f %9.2f %7.0f%% %9s %9.2f\n", "float32", "blas", tf.cold_s * 1e3,
+    fprintf(g_tab, "  %-8s %-11s %9.3f %9.2f %7.0f%% %9s %9.2f\n", "float32", "blas", tf.cold_s * 1e3,
             fbytes / tf.cold_s / 1e9, 100.0 * fbytes / tf.cold_s / 1e9 / g_bw, "1.00x", fbytes / tf.hot_s / 1e9);
     snprintf(key, sizeof key, "gemv_%dx%d_f32_cold_ms", out, in);
     rec(key, tf.cold_s * 1e3);
     snprintf(key, sizeof key, "gemv_%dx%d_f32_cold_gbs", out, in);
     rec(key, fbytes / tf.cold_s / 1e9);
 
-    for (int fi = 0; fi < 3; fi++) {
+    for (int fi = 0; fi < N_FMTS; fi++) {
         qset qs;
         const int group = g_fmts[fi].group ? g_fmts[fi].group : in;
         if (make_qset(&qs, g_fmts[fi].bits, out, in, group, 1000) != 0) oom();
-        for (int isa = 0; isa < 3; isa++) {
-            if (!g_isa_on[isa]) continue;
-            const char *name = g_fmts[fi].name, *isan = ptq_isa_name((ptq_isa)isa);
+        /* float activations through each ISA's fused kernel, then int8 activations (a8) */
+        for (int k = 0; k < 5; k++) {
+            const int a8 = k >= 3, isa = a8 ? (k == 3 ? PTQ_ISA_SCALAR : PTQ_ISA_AVX512) : k;
+            if (!g_isa_on[isa] || (a8 && !ptq_a8_supported((ptq_isa)isa))) continue;
+            if (a8 && isa == PTQ_ISA_SCALAR && g_isa_on[PTQ_ISA_AVX512]) continue; /* a reference only */
+            if (!a8 && g_decode_only && isa != (int)ptq_isa_best()) continue;
+            if (g_decode_only && (fi == 1 || fi == 2)) continue; /* W8 per channel / g128: the full run has them */
+            const char *name = g_fmts[fi].name;
+            char isan[24];
+            snprintf(isan, sizeof isan, "%s%s", a8 ? "a8-" : "", ptq_isa_name((ptq_isa)isa));
             snprintf(key, sizeof key, "%s %s", name, isan);
             progress(key);
-            const timing t = time_pass(PTQ_QGEMM_GEMV, (ptq_isa)isa, &qs, x, 1, y);
+            const timing t = time_pass(a8 ? PATH_A8 : PTQ_QGEMM_GEMV, (ptq_isa)isa, &qs, x, 1, y);
             const double gbs = qs.bytes / t.cold_s / 1e9;
-            fprintf(g_tab, "  %-8s %-7s %9.3f %9.2f %7.0f%% %8.2fx %9.2f\n", name, isan, t.cold_s * 1e3, gbs,
+            fprintf(g_tab, "  %-8s %-11s %9.3f %9.2f %7.0f%% %8.2fx %9.2f\n", name, isan, t.cold_s * 1e3, gbs,
                     100.0 * gbs / g_bw, tf.cold_s / t.cold_s, qs.bytes / t.hot_s / 1e9);
             snprintf(key, sizeof key, "gemv_%dx%d_%s_%s_cold_ms", out, in, name, isan);
             rec(key, t.cold_s * 1e3);
@@ -323,9 +328,11 @@ static void bench_gemv(int out, int in) {
 }
 
 /* 64 input rows: sgemm against both tiled strategies; then the GEMV/tiled crossover in rows. */
+static int g_gemm_rows = 64; /* --rows N */
+
 static void bench_gemm(int out, int in) {
     char key[96];
-    const int rows = 64;
+    const int rows = g_gemm_rows;
     const size_t fbytes = (size_t)out * (size_t)in * sizeof(float);
     fprintf(g_tab, "\n== GEMM %d x %d (out x in), %d rows ==\n", out, in, rows);
     float *Wf = big_alloc(fbytes), *X = big_alloc(sizeof(float) * (size_t)rows * (size_t)in),
@@ -362,7 +369,21 @@ static void bench_gemm(int out, int in) {
                 rec(key, tq / tsg);
             }
         }
-        if (fi == 0) /* where the fused GEMV path stops paying against the tiled one */
+        if (g_isa_on[PTQ_ISA_AVX512] && ptq_a8_supported(PTQ_ISA_AVX512)) { /* int8 activations, VNNI */
+            const char *name = g_fmts[fi].name;
+            snprintf(key, sizeof key, "gemm %s a8-avx512", name);
+            progress(key);
+            const double tq = time_qgemm(PATH_A8, PTQ_ISA_AVX512, &qs.w[0], X, rows, Y);
+            char label[64];
+            snprintf(label, sizeof label, "%s a8-avx512 (int8 act.)", name);
+            fprintf(g_tab, "  %-28s %9.2f ms %8.1f GFLOP/s  %5.2fx of sgemm time\n", label, tq * 1e3, flop / tq / 1e9,
+                    tq / tsg);
+            snprintf(key, sizeof key, "gemm%d_%dx%d_%s_a8-avx512_ms", rows, out, in, name);
+            rec(key, tq * 1e3);
+            snprintf(key, sizeof key, "gemm%d_%dx%d_%s_a8-avx512_vs_sgemm", rows, out, in, name);
+            rec(key, tq / tsg);
+        }
+        if (fi == 0 && g_gemm_rows == 64) /* where the fused GEMV path stops paying against the tiled one */
             for (int isa = 1; isa < 3; isa++) {
                 if (!g_isa_on[isa]) continue;
                 const char *isan = ptq_isa_name((ptq_isa)isa);
@@ -399,8 +420,12 @@ int main(int argc, char **argv) {
             do_gemm = 0;
         else if (strcmp(argv[i], "--gemm-only") == 0)
             do_gemv = 0;
+        else if (strcmp(argv[i], "--decode") == 0)
+            g_decode_only = 1, do_gemm = 0;
+        else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc && atoi(argv[i + 1]) >= 1)
+            g_gemm_rows = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only]\n"
+            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N]\n"
                             "       env PTQ_ISA=scalar|avx2|avx512 measures that ISA only\n");
             return 2;
         }
@@ -438,10 +463,10 @@ int main(int argc, char **argv) {
     fprintf(g_tab, "machine read bandwidth: %.2f GB/s\n", g_bw);
     rec("read_bandwidth_gbs", g_bw);
 
-    const int shapes[2][2] = {{4096, 4096}, {11008, 4096}};
-    for (int si = 0; si < 2; si++) {
+    const int shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 14336}};
+    for (int si = 0; si < 3; si++) {
         if (do_gemv) bench_gemv(shapes[si][0], shapes[si][1]);
-        if (do_gemm) bench_gemm(shapes[si][0], shapes[si][1]);
+        if (do_gemm && si < 2) bench_gemm(shapes[si][0], shapes[si][1]);
     }
     if (json) bench_print_json(&g_res, stdout);
     return 0;

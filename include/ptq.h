@@ -69,6 +69,11 @@ typedef struct ptq_load_options {
 ptq_load_options ptq_load_default_options(void);
 ptq_status ptq_model_load_ex(const char *path, const ptq_load_options *opt, ptq_model **out, ptq_error *err);
 void ptq_model_free(ptq_model *m);
+/* Arithmetic of the packed low-bit (W2/W3/W4/W8) layers: 0 (default) float activations, exact to the
+ * dequantized weights; 1 activations quantized to int8 per 32 inputs (as llama.cpp's q8_0) and integer dot
+ * products, for decoding and prefill alike: faster on CPUs with AVX-512 VNNI (ignored elsewhere), results
+ * change slightly (docs/GUIDE.md, "Part B"). */
+void ptq_model_set_act8(ptq_model *m, int on);
 
 typedef struct ptq_model_info {
     ptq_arch arch;

@@ -5,8 +5,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
+#include "kernels/i8gemm.h"
+#include "kernels/membw.h"
+#include "kernels/qweight.h"
+#include "models/model.h"
+
+/* Bytes of weights one decoded token reads: every block linear and the head, as stored (packed codes
+ * with their scales and zeros, int8 codes, or floats), plus one embedding row. */
+static double linear_bytes(const ptq_linear *l) {
+    if (l->q)
+        return (double)l->q->out * ((double)l->q->row_bytes + 3.0 * l->q->n_groups) +
+               (l->q->perm ? 4.0 * l->q->in : 0.0);
+    if (l->i8) return (double)l->out * l->in + 4.0 * l->out;
+    if (l->w || l->wq) return 4.0 * l->out * l->in;
+    return 0.0;
+}
+
+static double decode_bytes(const ptq_model *m) {
+    double b = linear_bytes(&m->head) + linear_bytes(&m->proj_in) + linear_bytes(&m->proj_out);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) b += linear_bytes(&m->blocks[l].lin[r]);
+    return b + 4.0 * m->cfg.embed_dim;
+}
+
+/* Peak resident memory of this process so far, in bytes. */
+static double peak_rss(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? 1024.0 * (double)ru.ru_maxrss : 0.0;
+}
 
 typedef struct {
     double prefill_tps, decode_tps, images_ps;
@@ -70,14 +99,20 @@ static int measure(ptq_model *m, int tokens, int steps, int images, int reps, sp
 }
 
 const char help_bench[] =
-    "usage: ptq bench MODEL [--baseline MODEL] [--tokens N] [--steps N] [--images N] [--reps N] [--json]\n"
-    "Speed on synthetic input: prefill and decode tokens/s, or images/s; best of --reps runs.\n"
+    "usage: ptq bench MODEL [--baseline MODEL] [--tokens N] [--steps N] [--images N] [--reps N] [--act8]\n"
+    "                 [--no-bandwidth] [--json]\n"
+    "Speed on synthetic input: prefill and decode tokens/s, or images/s; best of --reps runs. For a language\n"
+    "model also the peak resident memory after loading and running MODEL, the weight bytes one decoded token\n"
+    "reads, and the fraction of the machine's read bandwidth (measured in the same run, 1 GiB, after the\n"
+    "model's runs) that decoding achieves.\n"
     "\n"
     "  --baseline MODEL    a second model measured in the same run, with the ratio\n"
     "  --tokens N          prompt tokens (default 128)\n"
     "  --steps N           decoded tokens (default 64)\n"
     "  --images N          images per run (default 1000)\n"
     "  --reps N            runs of each measurement (default 3)\n"
+    "  --act8              decode packed low-bit layers with int8 activations (ptq_model_set_act8; both models)\n"
+    "  --no-bandwidth      skip the read-bandwidth probe (it allocates 1 GiB)\n"
     "  --json              one JSON line on stdout\n"
     "  -h, --help          this help\n";
 
@@ -86,18 +121,24 @@ int cmd_bench(args *a) {
     const char *baseline = opt_str(a, "--baseline", NULL);
     int tokens = (int)opt_int(a, "--tokens", 128, 1, 1 << 20), steps = (int)opt_int(a, "--steps", 64, 1, 1 << 20);
     int images = (int)opt_int(a, "--images", 1000, 1, 1 << 24), reps = (int)opt_int(a, "--reps", 3, 1, 100);
+    const int act8 = opt_flag(a, "--act8"), no_bw = opt_flag(a, "--no-bandwidth");
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     ptq_model *m, *b = NULL;
     if (load_model(path, &m)) return 1;
-    if (baseline && load_model(baseline, &b)) {
-        ptq_model_free(m);
-        return 1;
-    }
+    if (act8) ptq_model_set_act8(m, 1);
     speed sm, sb;
     memset(&sb, 0, sizeof sb);
-    /* both measured in this run, best of --reps each */
+    /* both measured in this run, best of --reps each; the peak RSS before anything else is loaded */
     int rc = measure(m, tokens, steps, images, reps, &sm);
+    const double rss = peak_rss(), step_bytes = decode_bytes(m);
+    double bw = 0.0;
+    ptq_error e;
+    if (!rc && !no_bw && ptq_read_bandwidth((size_t)1 << 30, 5, &bw, &e) != PTQ_OK) rc = fail(&e);
+    if (!rc && baseline) {
+        if (load_model(baseline, &b)) rc = 1;
+        else if (act8) ptq_model_set_act8(b, 1);
+    }
     if (!rc && b) rc = measure(b, tokens, steps, images, reps, &sb);
     ptq_model_info info;
     ptq_model_get_info(m, &info);
@@ -110,6 +151,13 @@ int cmd_bench(args *a) {
             if (info.is_language_model) {
                 cJSON_AddNumberToObject(o, "prefill_tok_per_s", sm.prefill_tps);
                 cJSON_AddNumberToObject(o, "decode_tok_per_s", sm.decode_tps);
+                cJSON_AddNumberToObject(o, "peak_rss_bytes", rss);
+                cJSON_AddNumberToObject(o, "decode_bytes_per_token", step_bytes);
+                if (bw > 0) {
+                    cJSON_AddNumberToObject(o, "read_bandwidth_gbs", bw);
+                    cJSON_AddNumberToObject(o, "decode_fraction_of_bandwidth", sm.decode_tps * step_bytes / 1e9 / bw);
+                }
+                cJSON_AddBoolToObject(o, "act8", act8);
             } else {
                 cJSON_AddNumberToObject(o, "images_per_s", sm.images_ps);
             }
@@ -129,6 +177,12 @@ int cmd_bench(args *a) {
             cJSON_Delete(o);
         } else if (info.is_language_model) {
             printf("%-40s prefill %10.1f tok/s   decode %10.1f tok/s\n", path, sm.prefill_tps, sm.decode_tps);
+            printf("%-40s peak RSS %.2f GiB   %.1f MB read per decoded token", "", rss / 1073741824.0,
+                   step_bytes / 1e6);
+            if (bw > 0)
+                printf("   %.1f GB/s = %.0f%% of %.1f GB/s read bandwidth", sm.decode_tps * step_bytes / 1e9,
+                       100.0 * sm.decode_tps * step_bytes / 1e9 / bw, bw);
+            printf("\n");
             if (b) {
                 printf("%-40s prefill %10.1f tok/s   decode %10.1f tok/s\n", baseline, sb.prefill_tps, sb.decode_tps);
                 printf("%-40s prefill %9.2fx          decode %9.2fx\n", "ratio", sm.prefill_tps / sb.prefill_tps,

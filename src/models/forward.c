@@ -43,7 +43,8 @@ ptq_status ptq_kv_cache_reserve(ptq_kv_cache *c, int need, int limit, ptq_error 
         memcpy(k + (size_t)l * cap * c->kv_dim, c->k + (size_t)l * c->max_seq * c->kv_dim, row * c->max_seq);
         memcpy(v + (size_t)l * cap * c->kv_dim, c->v + (size_t)l * c->max_seq * c->kv_dim, row * c->max_seq);
     }
-    ptq_kv_cache_free(c);
+    ptq_free(c->k); /* not ptq_kv_cache_free: the block scratch stays */
+    ptq_free(c->v);
     c->k = k;
     c->v = v;
     c->max_seq = cap;
@@ -53,7 +54,9 @@ ptq_status ptq_kv_cache_reserve(ptq_kv_cache *c, int need, int limit, ptq_error 
 void ptq_kv_cache_free(ptq_kv_cache *c) {
     ptq_free(c->k);
     ptq_free(c->v);
-    c->k = c->v = NULL;
+    ptq_free(c->scratch);
+    c->k = c->v = c->scratch = NULL;
+    c->scratch_floats = 0;
 }
 
 ptq_status ptq_embed_tokens(const ptq_model *m, const int *tokens, int n, int pos0, float *x, ptq_error *err) {
@@ -128,33 +131,49 @@ ptq_status ptq_embed_images(const ptq_model *m, const float *pixels, int n_img, 
     return PTQ_OK;
 }
 
-/* Scratch buffers for one block call. */
+/* Scratch buffers of a block call: carved from one buffer that a KV cache (a session: one allocation
+ * for its whole life) or a whole-model forward (one per forward, not one per block) keeps; a block
+ * called without either allocates its own. Large buffers come from mmap, so a fresh one per call
+ * would also pay its page faults every call. */
 typedef struct {
     float *h, *qkv, *att, *out, *up, *gate;
+    float *own; /* allocated by this call, or NULL */
 } scratch;
 
-static void scratch_free(scratch *s) {
-    ptq_free(s->h);
-    ptq_free(s->qkv);
-    ptq_free(s->att);
-    ptq_free(s->out);
-    ptq_free(s->up);
-    ptq_free(s->gate);
-}
+typedef struct {
+    float *buf;
+    size_t floats;
+} scratch_pool;
 
-static ptq_status scratch_alloc(scratch *s, const ptq_config *c, int rows, ptq_error *err) {
+static void scratch_free(scratch *s) { ptq_free(s->own); }
+
+static ptq_status scratch_alloc(scratch *s, const ptq_config *c, int rows, scratch_pool *pool, ptq_error *err) {
     memset(s, 0, sizeof *s);
-    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    size_t wide = (size_t)c->dim > qd ? (size_t)c->dim : qd;
-    s->h = ptq_alloc((size_t)rows * c->dim, sizeof(float), "block activations", err);
-    s->qkv = ptq_alloc((size_t)rows * (qd + 2 * kvd), sizeof(float), "block activations", err);
-    s->att = ptq_alloc((size_t)rows * wide, sizeof(float), "block activations", err);
-    s->out = ptq_alloc((size_t)rows * c->dim, sizeof(float), "block activations", err);
-    s->up = ptq_alloc((size_t)rows * c->hidden_dim, sizeof(float), "block activations", err);
-    s->gate = c->gated_mlp ? ptq_alloc((size_t)rows * c->hidden_dim, sizeof(float), "block activations", err) : NULL;
-    if (!s->h || !s->qkv || !s->att || !s->out || !s->up || (c->gated_mlp && !s->gate)) {
-        scratch_free(s);
-        return PTQ_ERR_NOMEM;
+    const size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t wide = (size_t)c->dim > qd ? (size_t)c->dim : qd, r = (size_t)rows;
+    const size_t pad = 16; /* each piece starts 64-byte aligned */
+    const size_t sz[6] = {r * c->dim, r * (qd + 2 * kvd), r * wide, r * c->dim, r * c->hidden_dim,
+                          c->gated_mlp ? r * c->hidden_dim : 0};
+    size_t total = 0;
+    for (int i = 0; i < 6; i++) total += (sz[i] + pad - 1) / pad * pad;
+    float *buf;
+    if (pool && pool->floats >= total) {
+        buf = pool->buf;
+    } else {
+        buf = ptq_alloc(total, sizeof(float), "block activations", err);
+        if (!buf) return PTQ_ERR_NOMEM;
+        if (pool) {
+            ptq_free(pool->buf);
+            pool->buf = buf;
+            pool->floats = total;
+        } else {
+            s->own = buf;
+        }
+    }
+    float **dst[6] = {&s->h, &s->qkv, &s->att, &s->out, &s->up, &s->gate};
+    for (int i = 0; i < 6; i++) {
+        *dst[i] = sz[i] ? buf : NULL;
+        buf += (sz[i] + pad - 1) / pad * pad;
     }
     return PTQ_OK;
 }
@@ -296,8 +315,22 @@ ptq_status ptq_block_forward(const ptq_model *m, int layer, float *x, int n_seq,
     return ptq_block_forward_ex(m, layer, x, n_seq, seq_len, pos0, cache, &o, err);
 }
 
+static ptq_status block_forward(const ptq_model *m, int layer, float *x, int n_seq, int seq_len, int pos0,
+                                ptq_kv_cache *cache, const ptq_block_opts *opts, scratch_pool *pool, ptq_error *err);
+
 ptq_status ptq_block_forward_ex(const ptq_model *m, int layer, float *x, int n_seq, int seq_len, int pos0,
                                 ptq_kv_cache *cache, const ptq_block_opts *opts, ptq_error *err) {
+    scratch_pool pool = {cache ? cache->scratch : NULL, cache ? cache->scratch_floats : 0};
+    ptq_status st = block_forward(m, layer, x, n_seq, seq_len, pos0, cache, opts, cache ? &pool : NULL, err);
+    if (cache) {
+        cache->scratch = pool.buf;
+        cache->scratch_floats = pool.floats;
+    }
+    return st;
+}
+
+static ptq_status block_forward(const ptq_model *m, int layer, float *x, int n_seq, int seq_len, int pos0,
+                                ptq_kv_cache *cache, const ptq_block_opts *opts, scratch_pool *pool, ptq_error *err) {
     const ptq_config *c = &m->cfg;
     if (layer < 0 || layer >= c->n_layers) return ptq_fail(err, PTQ_ERR_ARG, "block %d out of range", layer);
     if (cache && (n_seq != 1 || pos0 + seq_len > cache->max_seq))
@@ -306,7 +339,7 @@ ptq_status ptq_block_forward_ex(const ptq_model *m, int layer, float *x, int n_s
     int rows = n_seq * seq_len;
     size_t n = (size_t)rows * c->dim;
     scratch s;
-    PTQ_TRY(scratch_alloc(&s, c, rows, err));
+    PTQ_TRY(scratch_alloc(&s, c, rows, pool, err));
     lin_ctx lc = {m,       layer, opts->hook,          opts->hook_user, opts->float_weights,
                   seq_len, pos0,  opts->attn_observer, opts->attn_user};
     const ptq_block *blk = &m->blocks[layer];
@@ -345,6 +378,8 @@ ptq_status ptq_block_forward_ex(const ptq_model *m, int layer, float *x, int n_s
     return st;
 }
 
+#define HEAD_STACK 8192 /* floats */
+
 ptq_status ptq_head_forward(const ptq_model *m, const float *x, int rows, float *logits, ptq_error *err) {
     return ptq_head_forward_ex(m, x, rows, logits, 0, err);
 }
@@ -352,7 +387,10 @@ ptq_status ptq_head_forward(const ptq_model *m, const float *x, int rows, float 
 ptq_status ptq_head_forward_ex(const ptq_model *m, const float *x, int rows, float *logits, int float_weights,
                                ptq_error *err) {
     const ptq_config *c = &m->cfg;
-    float *h = ptq_alloc((size_t)rows * c->dim, sizeof(float), "head input", err);
+    /* one decoded row (up to dim 8192) needs no allocation */
+    float hstack[HEAD_STACK], estack[HEAD_STACK];
+    float *h = (size_t)rows * c->dim <= HEAD_STACK ? hstack
+                                                   : ptq_alloc((size_t)rows * c->dim, sizeof(float), "head input", err);
     if (!h) return PTQ_ERR_NOMEM;
     if (c->arch == PTQ_ARCH_VIT) {
         for (int b = 0; b < rows; b++)
@@ -364,9 +402,11 @@ ptq_status ptq_head_forward_ex(const ptq_model *m, const float *x, int rows, flo
     const float *hin = h;
     float *e = NULL;
     if (ptq_linear_present(&m->proj_out)) {
-        e = ptq_alloc((size_t)rows * c->embed_dim, sizeof(float), "head input", err);
+        e = (size_t)rows * c->embed_dim <= HEAD_STACK
+                ? estack
+                : ptq_alloc((size_t)rows * c->embed_dim, sizeof(float), "head input", err);
         if (!e) {
-            ptq_free(h);
+            if (h != hstack) ptq_free(h);
             return PTQ_ERR_NOMEM;
         }
         ptq_linear_forward(&m->proj_out, h, rows, e);
@@ -374,8 +414,8 @@ ptq_status ptq_head_forward_ex(const ptq_model *m, const float *x, int rows, flo
     }
     if (float_weights) ptq_linear_forward_float(&m->head, hin, rows, logits);
     else ptq_linear_forward(&m->head, hin, rows, logits);
-    ptq_free(e);
-    ptq_free(h);
+    if (e != estack) ptq_free(e);
+    if (h != hstack) ptq_free(h);
     return PTQ_OK;
 }
 
@@ -384,8 +424,10 @@ ptq_status ptq_forward_tokens(const ptq_model *m, const int *tokens, int n, floa
     float *x = ptq_alloc((size_t)n * m->cfg.dim, sizeof(float), "activations", err);
     if (!x) return PTQ_ERR_NOMEM;
     ptq_status s = ptq_embed_tokens(m, tokens, n, 0, x, err);
-    for (int l = 0; s == PTQ_OK && l < m->cfg.n_layers; l++)
-        s = ptq_block_forward(m, l, x, 1, n, 0, NULL, NULL, NULL, err);
+    const ptq_block_opts o = {NULL, NULL, 0, NULL, NULL};
+    scratch_pool pool = {NULL, 0};
+    for (int l = 0; s == PTQ_OK && l < m->cfg.n_layers; l++) s = block_forward(m, l, x, 1, n, 0, NULL, &o, &pool, err);
+    ptq_free(pool.buf);
     if (s == PTQ_OK) s = ptq_head_forward(m, x, n, logits, err);
     ptq_free(x);
     return s;
@@ -401,8 +443,11 @@ ptq_status ptq_forward_images(const ptq_model *m, const float *pixels, int n_img
     float *x = ptq_alloc((size_t)n_img * T * m->cfg.dim, sizeof(float), "activations", err);
     if (!x) return PTQ_ERR_NOMEM;
     ptq_status s = ptq_embed_images(m, pixels, n_img, x, err);
+    const ptq_block_opts o = {NULL, NULL, 0, NULL, NULL};
+    scratch_pool pool = {NULL, 0};
     for (int l = 0; s == PTQ_OK && l < m->cfg.n_layers; l++)
-        s = ptq_block_forward(m, l, x, n_img, T, 0, NULL, NULL, NULL, err);
+        s = block_forward(m, l, x, n_img, T, 0, NULL, &o, &pool, err);
+    ptq_free(pool.buf);
     if (s == PTQ_OK) s = ptq_head_forward(m, x, n_img, logits, err);
     ptq_free(x);
     return s;

@@ -18,6 +18,10 @@ typedef int (*ptq_linear_hook)(void *user, int layer, ptq_lin_role role, const p
 typedef struct ptq_kv_cache {
     int n_layers, max_seq, kv_dim;
     float *k, *v; /* [n_layers][max_seq][kv_dim] */
+    /* block activations, kept between calls (sized for the most rows seen) so a decode step allocates
+       nothing; owned, freed with the cache */
+    float *scratch;
+    size_t scratch_floats;
 } ptq_kv_cache;
 
 ptq_status ptq_kv_cache_init(ptq_kv_cache *c, const ptq_model *m, int max_seq, ptq_error *err);

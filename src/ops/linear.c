@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "kernels/i8gemm.h"
+#include "kernels/qgemm_impl.h"
+#include "kernels/qgemv_a8.h"
 #include "kernels/qweight.h"
 #include "quant/actq.h"
 #include "models/forward.h"
@@ -49,7 +51,9 @@ void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *
             ptq_actq_apply(lin->aq, x, rows, lin->in, xq); /* simulated (fake-quant) activations */
             x = xq;
         }
-        if (lin->q) ptq_qgemm(lin->q, x, rows, y);
+        if (lin->q && lin->q->act8 && !xq && ptq_a8_supported(PTQ_ISA_AVX512))
+            ptq_qgemm_a8_isa(PTQ_ISA_AVX512, lin->q, x, rows, y); /* int8 activations (VNNI CPUs only) */
+        else if (lin->q) ptq_qgemm(lin->q, x, rows, y);
         else float_gemm(lin, lin->wq ? lin->wq : lin->w, x, rows, y); /* wq: weights on a ggml grid */
         free(xq);
     }
@@ -67,4 +71,17 @@ void ptq_linear_forward_simulated(const ptq_linear *lin, const float *x, int row
 void ptq_linear_forward_float(const ptq_linear *lin, const float *x, int rows, float *y) {
     float_gemm(lin, lin->w, x, rows, y);
     if (lin->b) add_rows(y, lin->b, rows, lin->out);
+}
+
+static void set_act8(ptq_linear *l, int on) {
+    if (l->q) l->q->act8 = on != 0;
+}
+
+void ptq_model_set_act8(ptq_model *m, int on) {
+    for (int b = 0; b < m->cfg.n_layers; b++)
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) set_act8(&m->blocks[b].lin[r], on);
+    set_act8(&m->head, on);
+    set_act8(&m->proj_in, on);
+    set_act8(&m->proj_out, on);
+    set_act8(&m->patch, on);
 }

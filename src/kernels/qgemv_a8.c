@@ -1,0 +1,149 @@
+/* Int8-activation GEMV (see qgemv_a8.h): activation quantization, the scalar reference kernel and the
+ * threaded dispatcher. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/safetensors.h"
+#include "kernels/cpu.h"
+#include "kernels/qgemm_impl.h"
+#include "kernels/qgemv_a8.h"
+
+#define GEMV_BLOCK 16          /* weight rows per OpenMP work item */
+#define PAR_MIN_WORK (1 << 18) /* below this many multiply-adds, stay on one thread */
+
+int ptq_a8_supported(ptq_isa isa) {
+    if (isa == PTQ_ISA_AVX512)
+        return ptq_cpu_has(PTQ_CPU_AVX512F | PTQ_CPU_AVX512BW | PTQ_CPU_AVX512VL | PTQ_CPU_AVX512VNNI |
+                           PTQ_CPU_F16C | PTQ_CPU_FMA | PTQ_CPU_AVX2);
+    return isa == PTQ_ISA_SCALAR;
+}
+
+static int nsuper_of(int in) { return ((in + PTQ_QCHUNK - 1) / PTQ_QCHUNK + PTQ_A8_SUPER - 1) / PTQ_A8_SUPER; }
+
+static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
+
+size_t ptq_a8_scratch_bytes(int in, int rows) {
+    const size_t ns = (size_t)nsuper_of(in) * PTQ_A8_SUPER;
+    return round64((size_t)rows * ns * PTQ_QCHUNK) + 2 * round64((size_t)rows * ns * 4);
+}
+
+/* Position of column j of chunk c (within its block) in the kernel order for `bits`; 8 bits and the
+ * scalar kernel use the natural order. */
+static size_t pos_of(int order_bits, int c, int j) {
+    switch (order_bits) {
+    case 4: return (size_t)(c / 4) * 128 + (size_t)(j / 16) * 64 + (size_t)(c % 4) * 16 + (size_t)(j % 16);
+    case 2:
+    case 3: return (size_t)(c / 8) * 256 + (size_t)(j / 8) * 64 + (size_t)(c % 8) * 8 + (size_t)(j % 8);
+    default: return (size_t)c * 32 + (size_t)j;
+    }
+}
+
+void ptq_a8_quantize(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, void *scratch, ptq_a8 *a) {
+    const int nch = (w->in + PTQ_QCHUNK - 1) / PTQ_QCHUNK;
+    const int ns = nsuper_of(w->in);
+    const size_t nc = (size_t)ns * PTQ_A8_SUPER;
+    uint8_t *p = scratch;
+    a->rows = rows;
+    a->nchunks = nch;
+    a->nsuper = ns;
+    a->ld = nc * PTQ_QCHUNK;
+    a->q = (int8_t *)p;
+    a->d = (float *)(p + round64((size_t)rows * a->ld));
+    a->qsum = (int32_t *)(p + round64((size_t)rows * a->ld) + round64((size_t)rows * nc * 4));
+    if (isa == PTQ_ISA_AVX512 && ptq_a8_supported(isa)) {
+        ptq_a8_quant_rows_avx512(w, x, rows, a);
+        return;
+    }
+    const int order = isa == PTQ_ISA_SCALAR ? 8 : w->bits;
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * (size_t)w->in;
+        int8_t *qr = a->q + (size_t)r * a->ld;
+        float *dr = a->d + (size_t)r * nc;
+        int32_t *sr = a->qsum + (size_t)r * nc;
+        memset(qr, 0, a->ld);
+        for (size_t c = (size_t)nch; c < nc; c++) {
+            dr[c] = 0.0f;
+            sr[c] = 0;
+        }
+        for (int c = 0; c < nch; c++) {
+            float v[PTQ_QCHUNK];
+            float amax = 0.0f;
+            for (int k = 0; k < PTQ_QCHUNK; k++) {
+                const int j = c * PTQ_QCHUNK + k;
+                float t = 0.0f;
+                if (j < w->in) t = xr[w->perm ? w->perm[j] : j];
+                if (isnan(t)) t = 0.0f;
+                v[k] = t;
+                amax = fmaxf(amax, fabsf(t));
+            }
+            const float d = amax / 127.0f;
+            const float id = d > 0.0f ? 1.0f / d : 0.0f; /* Inf amax: id = 0, codes 0 */
+            int32_t s = 0;
+            for (int k = 0; k < PTQ_QCHUNK; k++) {
+                float t = nearbyintf(v[k] * id); /* current rounding mode: to nearest even */
+                t = t > 127.0f ? 127.0f : (t < -127.0f ? -127.0f : t);
+                const int8_t q = (int8_t)t;
+                qr[pos_of(order, c, k)] = q;
+                s += q;
+            }
+            dr[c] = d;
+            sr[c] = s;
+        }
+    }
+}
+
+/* The reference: natural order, exact int32 dot per chunk, one float term per chunk. */
+void ptq_qgemv_a8_scalar(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+    const int nch = a->nchunks;
+    const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
+    const size_t cb = 4u * (size_t)w->bits, nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    for (int o = o0; o < o1; o++) {
+        const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
+        const uint16_t *sr = w->scales + (size_t)o * (size_t)w->n_groups;
+        const uint8_t *zr = w->zeros + (size_t)o * (size_t)w->n_groups;
+        for (int r = 0; r < a->rows; r++) {
+            const int8_t *ar = a->q + (size_t)r * a->ld;
+            float acc = 0.0f;
+            for (int c = 0; c < nch; c++) {
+                uint8_t q[PTQ_QCHUNK];
+                ptq_unpack_chunk(w->bits, codes + (size_t)c * cb, q);
+                int32_t dot = 0;
+                for (int j = 0; j < PTQ_QCHUNK; j++) dot += (int32_t)q[j] * ar[(size_t)c * PTQ_QCHUNK + (size_t)j];
+                const int g = c / cpg;
+                const float sc = ptq_f16_to_f32(sr[g]) * a->d[(size_t)r * nc + (size_t)c];
+                acc += sc * (float)(dot - (int32_t)zr[g] * a->qsum[(size_t)r * nc + (size_t)c]);
+            }
+            y[(size_t)r * (size_t)w->out + (size_t)o] = acc;
+        }
+    }
+}
+
+typedef void (*a8_fn)(const ptq_qweight *, const ptq_a8 *, float *, int, int);
+
+void ptq_qgemm_a8_isa(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y) {
+    if (rows <= 0 || w->out <= 0 || w->in <= 0) return;
+    if (!ptq_a8_supported(isa)) isa = ptq_a8_supported(PTQ_ISA_AVX512) ? PTQ_ISA_AVX512 : PTQ_ISA_SCALAR;
+    const size_t need = ptq_a8_scratch_bytes(w->in, rows);
+    _Alignas(64) uint8_t stack[PTQ_A8_STACK]; /* decode: no allocation per call */
+    void *heap = NULL, *buf = stack;
+    if (need > sizeof stack) {
+        buf = heap = aligned_alloc(64, need);
+        if (!heap) {
+            ptq_qgemm_path_isa(PTQ_QGEMM_DIRECT, PTQ_ISA_SCALAR, w, x, rows, y);
+            return;
+        }
+    }
+    ptq_a8 a;
+    ptq_a8_quantize(isa, w, x, rows, buf, &a);
+    const a8_fn fn = isa == PTQ_ISA_AVX512 ? ptq_qgemv_a8_avx512 : ptq_qgemv_a8_scalar;
+    const int nblk = (w->out + GEMV_BLOCK - 1) / GEMV_BLOCK;
+    const int par = (double)w->out * (double)w->in * (double)rows >= PAR_MIN_WORK && nblk > 1;
+#pragma omp parallel for schedule(static) if (par)
+    for (int b = 0; b < nblk; b++) {
+        const int o0 = b * GEMV_BLOCK;
+        const int o1 = o0 + GEMV_BLOCK < w->out ? o0 + GEMV_BLOCK : w->out;
+        fn(w, &a, y, o0, o1);
+    }
+    free(heap);
+}

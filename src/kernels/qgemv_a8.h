@@ -1,0 +1,73 @@
+/* Decode GEMV of packed low-bit weights (qweight.h) against int8-quantized activations.
+ *
+ * The float-activation kernels (qgemm_*.c) turn every code into a float and run one FMA per weight:
+ * on AVX-512 that is compute-bound well below the memory bandwidth. Here the activations are
+ * quantized once per call, as llama.cpp's q8_0 activations: per 32-column chunk c of the permuted,
+ * zero-padded input row,
+ *     d[c]    = max_j |x[c][j]| / 127                (0 for an all-zero chunk)
+ *     a[c][j] = round_half_even(x[c][j] / d[c])      in [-127, 127]
+ *     qsum[c] = sum_j a[c][j]
+ * and each output is a sum of exact integer dot products, one float scale per chunk:
+ *     y[o] = sum_c (s[o][g(c)] * d[c]) * (dot_c - z[o][g(c)] * qsum[c]),   dot_c = sum_j q[o][c][j] a[c][j]
+ * With AVX-512 VNNI one vpdpbusd multiplies 64 unsigned weight codes by 64 signed activation codes.
+ *
+ * Accuracy: |x - d a| <= d / 2 per element, so |y_a8 - y_float| <= sum_c |s| d[c] / 2 sum_j |q - z|
+ * (test_qgemv_a8 checks this bound against the float path). This is NOT the float-activation result:
+ * it is selected per weight (ptq_qweight_set_act8) and off by default, so every path compared with
+ * a reference stays exact.
+ *
+ * Activation layouts ("order"), so that one 64-byte load of codes lines up with 64 activation codes:
+ *   natural (scalar, and 8 bits): column j of chunk c at 32 c + j;
+ *   4 bits, blocks of 4 chunks (128 columns): the low nibbles of the 64 code bytes are columns 0-15
+ *           of chunks 0-3, the high nibbles columns 16-31: column j of chunk c (c < 4) sits at
+ *           16 c + j (j < 16) or 64 + 16 c + j - 16;
+ *   2 and 3 bits, blocks of 8 chunks (256 columns): shifting the 64 (2-bit) low-bit bytes by 2i gives
+ *           columns 8i..8i+7 of chunks 0-7: column j of chunk c sits at 64 (j / 8) + 8 c + j % 8.
+ * Rows of activation codes are zero-padded to a whole number of 16-chunk superblocks (d = 0 there).
+ */
+#ifndef PTQ_KERNELS_QGEMV_A8_H
+#define PTQ_KERNELS_QGEMV_A8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/qweight.h"
+
+#define PTQ_A8_SUPER 16 /* chunks per superblock (the unit of the scale vectors) */
+
+/* Quantized activations for `rows` input rows of one layer. */
+typedef struct ptq_a8 {
+    int rows;
+    int nchunks;   /* ceil(in / 32) */
+    int nsuper;    /* ceil(nchunks / 16) */
+    size_t ld;     /* bytes per row of q: nsuper * 512 */
+    int8_t *q;     /* [rows][ld], in the kernel's order */
+    float *d;      /* [rows][nsuper * 16] */
+    int32_t *qsum; /* [rows][nsuper * 16] */
+} ptq_a8;
+
+/* Whether the int8-activation kernels run for isa on this CPU (AVX-512 needs VNNI too). */
+int ptq_a8_supported(ptq_isa isa);
+
+/* Bytes of scratch ptq_a8_quantize needs for rows x in (64-byte aligned pieces included). */
+size_t ptq_a8_scratch_bytes(int in, int rows);
+
+/* Quantizes x [rows][in] (permuted by w->perm when set) into a, whose arrays are carved from
+ * scratch (at least ptq_a8_scratch_bytes(w->in, rows) bytes, 64-byte aligned), in the order of the
+ * kernel for (isa, w->bits). NaN becomes 0; an infinite x gives the chunk d = Inf, codes 0. */
+void ptq_a8_quantize(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, void *scratch, ptq_a8 *a);
+
+/* ptq_a8_quantize's work after the layout is set, for isa AVX-512 (the same codes and scales). */
+void ptq_a8_quant_rows_avx512(const ptq_qweight *w, const float *x, int rows, ptq_a8 *a);
+
+/* y[r][o] for o in [o0, o1), every row of a (single-threaded). */
+void ptq_qgemv_a8_scalar(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
+void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
+
+/* y [rows][out] = x W^T through int8 activations, with the kernel for isa (scalar where the CPU
+ * lacks it), threads over weight rows. Needs no allocation when ptq_a8_scratch_bytes(in, rows) fits
+ * in PTQ_A8_STACK bytes; otherwise one heap buffer, and if that fails the float-activation path. */
+#define PTQ_A8_STACK 65536
+void ptq_qgemm_a8_isa(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y);
+
+#endif

@@ -1,0 +1,241 @@
+/* AVX-512 VNNI kernel of the int8-activation GEMV (qgemv_a8.h). Compiled for F + BW + VL + VNNI
+ * whatever the library's flags; the dispatcher calls it only when CPUID reports them.
+ *
+ * One weight row (and up to 4 input rows that share each unpacked block) at a time. A block is the
+ * codes of CPB chunks that fill one 64-byte vector of unsigned codes (8 bits: 2 chunks, 4 bits: 4,
+ * 2 and 3 bits: 8), multiplied by the matching 64 activation codes with vpdpbusd: int32 lane m then
+ * holds part of chunk m / (16 / CPB)'s exact dot product. It is converted to float and multiplied
+ * by that chunk's scale s * d (a lane permutation of the superblock's 16 scales) into a float
+ * accumulator: no horizontal sum until the end of the row. The zero-point term,
+ * sum_c s d z qsum, is one vector FMA per 16 chunks.
+ *   4 bits: low nibbles (and) and high nibbles (shift, and): 2 vpdpbusd per 128 weights.
+ *   2 bits: shifts by 0, 2, 4, 6 and a mask: 4 vpdpbusd per 256 weights.
+ *   3 bits: the 2-bit planes of 8 chunks gathered from 96 bytes with one vpermt2d; the third bit of
+ *           each code (a 32-bit plane per chunk) is spread to bytes by vpshufb and tested against
+ *           a per-byte bit mask, and adds 4 through the resulting byte mask.
+ * The last partial block of a row is copied into a zeroed buffer (never read past the weights).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include <immintrin.h>
+
+#include "kernels/qgemm_impl.h"
+#include "kernels/qgemv_a8.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define MAXR 4
+#define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
+
+/* The codes of one block (64 bytes; 96 for 3 bits) as NV 64-byte vectors of unsigned codes, in the
+ * activation order of qgemv_a8.h. */
+INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
+    if (B == 8) {
+        v[0] = _mm512_loadu_si512(p);
+        return;
+    }
+    if (B == 4) {
+        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        const __m512i c = _mm512_loadu_si512(p);
+        v[0] = _mm512_and_si512(c, m4);
+        v[1] = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
+        return;
+    }
+    const __m512i m2 = _mm512_set1_epi8(0x03);
+    __m512i lo, hi = _mm512_setzero_si512();
+    if (B == 2) {
+        lo = _mm512_loadu_si512(p);
+    } else {
+        /* 8 chunks of 12 bytes: dwords 3c, 3c+1 (2-bit planes) and 3c+2 (third bits) */
+        const __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512(p + 32); /* dwords 0-15, 8-23 */
+        const __m512i ilo = _mm512_set_epi32(30, 29, 27, 26, 24, 15, 13, 12, 10, 9, 7, 6, 4, 3, 1, 0);
+        /* the third-bit planes of chunks 2L and 2L+1 into dwords 0 and 1 of 128-bit lane L */
+        const __m512i ihi = _mm512_set_epi32(0, 0, 31, 28, 0, 0, 25, 14, 0, 0, 11, 8, 0, 0, 5, 2);
+        lo = _mm512_permutex2var_epi32(a, ilo, b);
+        hi = _mm512_permutex2var_epi32(a, ihi, b);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512i t = _mm512_and_si512(i == 0 ? lo : _mm512_srli_epi16(lo, 2 * i), m2);
+        if (B == 3) {
+            /* byte p of lane L is column 8i + p % 8 of chunk 2L + p / 8: bit p % 8 of byte i of that
+               chunk's plane, which is byte 4 (p / 8) + i of the lane */
+            const __m512i idx = _mm512_broadcast_i32x4(_mm_set_epi64x(0x0101010101010101LL * (4 + i),
+                                                                      0x0101010101010101LL * i));
+            const __m512i bit = _mm512_set1_epi64((long long)0x8040201008040201ULL);
+            const __mmask64 k = _mm512_test_epi8_mask(_mm512_shuffle_epi8(hi, idx), bit);
+            t = _mm512_mask_add_epi8(t, k, t, _mm512_set1_epi8(4));
+        }
+        v[i] = t;
+    }
+}
+
+/* Weight row o against the R activation rows r0.. of a. */
+INLINE void row_kernel(const int B, const int R, const ptq_qweight *w, const ptq_a8 *a, const __m512i *lane_idx,
+                       float *y, int o, int r0) {
+    const int CPB = B == 8 ? 2 : (B == 4 ? 4 : 8); /* chunks per block */
+    const int NV = B == 8 ? 1 : (B == 4 ? 2 : 4);  /* 64-byte code vectors per block */
+    const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
+    const int nch = a->nchunks, ng = w->n_groups;
+    const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
+    const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
+    const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
+    const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng;
+    __m512 acc[MAXR][2], zacc[MAXR];
+    for (int r = 0; r < R; r++) {
+        acc[r][0] = acc[r][1] = zacc[r] = _mm512_setzero_ps();
+    }
+    __m512i gidx = _mm512_setzero_si512(); /* chunk k of a superblock -> its group, when cpg divides 16 */
+    if (cpg > 1 && PTQ_A8_SUPER % cpg == 0) {
+        int32_t t[16];
+        for (int k = 0; k < 16; k++) t[k] = k / cpg;
+        gidx = _mm512_loadu_si512(t);
+    }
+    for (int sb = 0; sb < a->nsuper; sb++) {
+        const int c0 = sb * PTQ_A8_SUPER;
+        const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
+        const __mmask16 m = (__mmask16)((1u << n) - 1u);
+        __m512 s;
+        __m512i z;
+        if (cpg == 1) {
+            s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr + c0));
+            z = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, zr + c0));
+        } else if (c0 / cpg == (c0 + n - 1) / cpg) { /* one group over the superblock (per channel, g512+) */
+            s = _mm512_maskz_mov_ps(m, _mm512_set1_ps(_cvtsh_ss(sr[c0 / cpg])));
+            z = _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(zr[c0 / cpg]));
+        } else if (PTQ_A8_SUPER % cpg == 0) { /* 2, 4 or 8 whole groups: load them, spread by a permutation */
+            const int ngs = (n + cpg - 1) / cpg;
+            const __mmask16 gm = (__mmask16)((1u << ngs) - 1u);
+            s = _mm512_maskz_permutexvar_ps(m, gidx, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sr + c0 / cpg)));
+            z = _mm512_maskz_permutexvar_epi32(m, gidx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gm, zr + c0 / cpg)));
+        } else { /* groups of 3, 5, 6, 7 ... chunks */
+            uint16_t st[16] = {0};
+            uint8_t zt[16] = {0};
+            for (int k = 0, g = c0 / cpg, left = cpg - c0 % cpg; k < n; k++) {
+                st[k] = sr[g];
+                zt[k] = zr[g];
+                if (--left == 0) g++, left = cpg;
+            }
+            s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)st));
+            z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)zt));
+        }
+        __m512 sc[MAXR];
+        for (int r = 0; r < R; r++) {
+            const size_t ro = (size_t)(r0 + r) * nc + (size_t)c0;
+            sc[r] = _mm512_mul_ps(s, _mm512_loadu_ps(a->d + ro));
+            const __m512i zq = _mm512_mullo_epi32(z, _mm512_loadu_si512(a->qsum + ro));
+            zacc[r] = _mm512_fmadd_ps(sc[r], _mm512_cvtepi32_ps(zq), zacc[r]);
+        }
+        for (int k = 0; k * CPB < n; k++) {
+            const int cb0 = c0 + k * CPB;
+            const uint8_t *p = codes + (size_t)cb0 * cb;
+            _Alignas(64) uint8_t tail[128];
+            if (nch - cb0 < CPB) { /* partial block: the rest of the row, zero-padded */
+                memset(tail, 0, sizeof tail);
+                memcpy(tail, p, (size_t)(nch - cb0) * cb);
+                p = tail;
+            }
+            __m512i v[4];
+            unpack_block(B, p, v);
+            for (int r = 0; r < R; r++) {
+                const int8_t *x = a->q + (size_t)(r0 + r) * a->ld + (size_t)cb0 * PTQ_QCHUNK;
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], _mm512_loadu_si512(x));
+                for (int i = 1; i < NV; i++) dot = _mm512_dpbusd_epi32(dot, v[i], _mm512_loadu_si512(x + 64 * i));
+                const __m512 f = _mm512_cvtepi32_ps(dot);
+                acc[r][k & 1] = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(lane_idx[k], sc[r]), acc[r][k & 1]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        y[(size_t)(r0 + r) * (size_t)w->out + (size_t)o] =
+            _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(acc[r][0], acc[r][1]), zacc[r]));
+}
+
+INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+    /* lane m of block k of a superblock takes the scale of chunk CPB k + m / (16 / CPB) */
+    const int CPB = B == 8 ? 2 : (B == 4 ? 4 : 8);
+    __m512i lane_idx[8];
+    for (int k = 0; k < PTQ_A8_SUPER / CPB; k++) {
+        int32_t t[16];
+        for (int m = 0; m < 16; m++) t[m] = CPB * k + m / (16 / CPB);
+        lane_idx[k] = _mm512_loadu_si512(t);
+    }
+    /* activation rows outermost: their 4 rows stay in L1 while the (few) weight rows of [o0, o1) pass */
+    for (int r0 = 0; r0 < a->rows;) {
+        const int left = a->rows - r0;
+        for (int o = o0; o < o1; o++) switch (left >= 4 ? 4 : left) {
+            case 1: row_kernel(B, 1, w, a, lane_idx, y, o, r0); break;
+            case 2: row_kernel(B, 2, w, a, lane_idx, y, o, r0); break;
+            case 3: row_kernel(B, 3, w, a, lane_idx, y, o, r0); break;
+            default: row_kernel(B, 4, w, a, lane_idx, y, o, r0); break;
+            }
+        r0 += left >= 4 ? 4 : left;
+    }
+}
+
+void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+    switch (w->bits) {
+    case 2: gemv_bits(2, w, a, y, o0, o1); break;
+    case 3: gemv_bits(3, w, a, y, o0, o1); break;
+    case 4: gemv_bits(4, w, a, y, o0, o1); break;
+    case 8: gemv_bits(8, w, a, y, o0, o1); break;
+    default: break;
+    }
+}
+
+/* Activation quantization, bit for bit the scalar one (qgemv_a8.c): the same float operations
+ * (max |x|, d = max / 127, x * (1 / d), round to nearest even, clamp), 16 lanes at a time, and the codes
+ * stored straight into the kernel's order for w->bits. */
+void ptq_a8_quant_rows_avx512(const ptq_qweight *w, const float *x, int rows, ptq_a8 *a) {
+    const int nch = a->nchunks, B = w->bits;
+    const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    const __m512 lim = _mm512_set1_ps(127.0f);
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * (size_t)w->in;
+        int8_t *qr = a->q + (size_t)r * a->ld;
+        float *dr = a->d + (size_t)r * nc;
+        int32_t *sr = a->qsum + (size_t)r * nc;
+        memset(qr, 0, a->ld); /* padding chunks sit between real ones in the 4/2/3-bit orders */
+        for (size_t c = (size_t)nch; c < nc; c++) dr[c] = 0.0f, sr[c] = 0;
+        for (int c = 0; c < nch; c++) {
+            const int j0 = c * PTQ_QCHUNK, n = w->in - j0 < PTQ_QCHUNK ? w->in - j0 : PTQ_QCHUNK;
+            __m512 v0, v1;
+            if (w->perm) {
+                float t[PTQ_QCHUNK] = {0};
+                for (int k = 0; k < n; k++) t[k] = xr[w->perm[j0 + k]];
+                v0 = _mm512_loadu_ps(t);
+                v1 = _mm512_loadu_ps(t + 16);
+            } else {
+                const uint32_t m = n == 32 ? 0xffffffffu : (1u << n) - 1u;
+                v0 = _mm512_maskz_loadu_ps((__mmask16)(m & 0xffffu), xr + j0);
+                v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), xr + j0 + 16);
+            }
+            v0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v0, v0, _CMP_ORD_Q), v0); /* NaN -> 0 */
+            v1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v1, v1, _CMP_ORD_Q), v1);
+            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            const float d = amax / 127.0f;
+            const __m512 id = _mm512_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
+            __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(
+                _mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v0, id), RND), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+            __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(
+                _mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v1, id), RND), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+            dr[c] = d;
+            sr[c] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+            const __m128i b0 = _mm512_cvtepi32_epi8(q0), b1 = _mm512_cvtepi32_epi8(q1); /* columns 0-15, 16-31 */
+            if (B == 4) {
+                int8_t *p = qr + (size_t)(c / 4) * 128 + (size_t)(c % 4) * 16;
+                _mm_storeu_si128((__m128i *)p, b0);
+                _mm_storeu_si128((__m128i *)(p + 64), b1);
+            } else if (B == 2 || B == 3) {
+                int8_t *p = qr + (size_t)(c / 8) * 256 + (size_t)(c % 8) * 8;
+                _mm_storel_epi64((__m128i *)p, b0);
+                _mm_storel_epi64((__m128i *)(p + 64), _mm_unpackhi_epi64(b0, b0));
+                _mm_storel_epi64((__m128i *)(p + 128), b1);
+                _mm_storel_epi64((__m128i *)(p + 192), _mm_unpackhi_epi64(b1, b1));
+            } else {
+                _mm_storeu_si128((__m128i *)(qr + (size_t)c * 32), b0);
+                _mm_storeu_si128((__m128i *)(qr + (size_t)c * 32 + 16), b1);
+            }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+/* The int8-activation GEMV (src/kernels/qgemv_a8.h), on odd shapes (in not a multiple of 32 / 128 /
+ * 256 / 512, out not a multiple of the 16-row blocks, 1..5 input rows), every bit width, group 32, 64,
+ * 96, 128 and per channel, with and without act-order:
+ * - ptq_a8_quantize meets its definition: d = max|x| / 127 per 32-column chunk of the permuted row,
+ *   |code| <= 127, |x - d code| <= d / 2, qsum = sum of codes, zero padding; the SIMD order places
+ *   column j of chunk c where qgemv_a8.h says (re-derived here from that text);
+ * - the scalar kernel equals a double reference computed here from the packed codes (spec reader)
+ *   and the activation codes, within 1e-5 of the sum of |terms| (float rounding only: the integer
+ *   dot products are exact);
+ * - the AVX-512 VNNI kernel equals the scalar kernel within 2e-5 of the sum of |terms| (different
+ *   summation order of the same per-chunk terms);
+ * - the whole call (ptq_qgemm_a8_isa, stack and heap scratch) is within the int8-activation error
+ *   bound of the exact float product: |y - W x| <= sum_c |s| d_c / 2 sum_j |q - z| + 1e-5 sum |w x|.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/safetensors.h"
+#include "kernels/qgemm_impl.h"
+#include "kernels/qgemv_a8.h"
+#include "kernels/qweight.h"
+#include "testutil.h"
+
+static uint64_t rng_state = 0x5eed5eed12345678ULL;
+
+static uint64_t rnd(void) {
+    rng_state = tu_splitmix64(rng_state);
+    return rng_state;
+}
+
+static float urand(float lo, float hi) { return lo + (hi - lo) * (float)((double)(rnd() >> 11) / 9007199254740992.0); }
+
+typedef struct {
+    ptq_qweight w;
+    uint8_t *q; /* [out][in] codes in packed column order */
+} layer;
+
+static layer make_layer(int bits, int in, int out, int group, int with_perm) {
+    layer L;
+    memset(&L, 0, sizeof L);
+    ptq_qweight *w = &L.w;
+    w->bits = w->grid_bits = bits;
+    w->in = in;
+    w->out = out;
+    w->group = group;
+    w->n_groups = (in + group - 1) / group;
+    w->row_bytes = ptq_qweight_row_bytes(bits, in);
+    w->codes = malloc((size_t)out * w->row_bytes);
+    w->scales = malloc((size_t)out * (size_t)w->n_groups * sizeof(uint16_t));
+    w->zeros = malloc((size_t)out * (size_t)w->n_groups);
+    L.q = malloc((size_t)out * (size_t)in);
+    const unsigned qmax = (1u << bits) - 1u;
+    for (size_t i = 0; i < (size_t)out * (size_t)in; i++) L.q[i] = (uint8_t)(rnd() & qmax);
+    for (size_t i = 0; i < (size_t)out * (size_t)w->n_groups; i++) {
+        w->scales[i] = ptq_f32_to_f16(urand(0.002f, 0.05f) * ((rnd() & 7) == 0 ? -1.0f : 1.0f));
+        w->zeros[i] = (uint8_t)(rnd() % (qmax + 1));
+    }
+    for (int o = 0; o < out; o++)
+        ptq_pack_row(bits, L.q + (size_t)o * (size_t)in, in, w->codes + (size_t)o * w->row_bytes);
+    if (with_perm) {
+        w->perm = malloc((size_t)in * sizeof(int32_t));
+        for (int j = 0; j < in; j++) w->perm[j] = j;
+        for (int j = in - 1; j > 0; j--) {
+            int k = (int)(rnd() % (uint64_t)(j + 1));
+            int32_t t = w->perm[j];
+            w->perm[j] = w->perm[k];
+            w->perm[k] = t;
+        }
+    }
+    return L;
+}
+
+static void free_layer(layer *L) {
+    free(L->w.codes);
+    free(L->w.scales);
+    free(L->w.zeros);
+    free(L->w.perm);
+    free(L->q);
+}
+
+/* Column j of chunk c in the SIMD order for `bits`, from the table in qgemv_a8.h. */
+static size_t spec_pos(int bits, int c, int j) {
+    if (bits == 4) return (size_t)(c / 4) * 128 + (j < 16 ? (size_t)(16 * (c % 4) + j) : (size_t)(64 + 16 * (c % 4) + j - 16));
+    if (bits == 2 || bits == 3) return (size_t)(c / 8) * 256 + (size_t)(64 * (j / 8) + 8 * (c % 8) + j % 8);
+    return (size_t)(32 * c + j);
+}
+
+static void *scratch_for(int in, int rows) { return aligned_alloc(64, ptq_a8_scratch_bytes(in, rows)); }
+
+/* Checks the natural-order activations against their definition; returns 1 if all hold. */
+static int check_quant(const layer *L, const float *x, int rows, const ptq_a8 *a) {
+    const ptq_qweight *w = &L->w;
+    const int nch = (w->in + 31) / 32;
+    const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    int ok = a->nchunks == nch && a->nsuper == (nch + 15) / 16 && a->ld == nc * 32;
+    for (int r = 0; r < rows && ok; r++)
+        for (size_t c = 0; c < nc && ok; c++) {
+            const float d = a->d[(size_t)r * nc + c];
+            float amax = 0.0f;
+            int32_t s = 0;
+            for (int k = 0; k < 32; k++) {
+                const size_t j = c * 32 + (size_t)k;
+                const float xv = j < (size_t)w->in ? x[(size_t)r * w->in + (size_t)(w->perm ? w->perm[j] : (int)j)] : 0.0f;
+                const int8_t q = a->q[(size_t)r * a->ld + j];
+                amax = fmaxf(amax, fabsf(xv));
+                s += q;
+                ok &= q >= -127; /* int8: <= 127 by type */
+                ok &= fabs((double)xv - (double)d * q) <= 0.5000001 * d;
+            }
+            ok &= d == amax / 127.0f && s == a->qsum[(size_t)r * nc + c];
+        }
+    return ok;
+}
+
+/* y_ref[r][o] in double from the codes, the activation codes (natural order) and scales; sumabs[r][o]
+ * the sum of |terms|. */
+static void reference_a8(const layer *L, const ptq_a8 *a, double *yref, double *sumabs) {
+    const ptq_qweight *w = &L->w;
+    const int nch = a->nchunks;
+    const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    for (int r = 0; r < a->rows; r++)
+        for (int o = 0; o < w->out; o++) {
+            double y = 0.0, sa = 0.0;
+            for (int c = 0; c < nch; c++) {
+                const int g = (c * 32) / w->group;
+                const size_t gi = (size_t)o * (size_t)w->n_groups + (size_t)g;
+                int64_t dot = 0, zq = (int64_t)w->zeros[gi] * a->qsum[(size_t)r * nc + (size_t)c];
+                for (int k = 0; k < 32 && c * 32 + k < w->in; k++)
+                    dot += (int64_t)L->q[(size_t)o * w->in + (size_t)(c * 32 + k)] * a->q[(size_t)r * a->ld + (size_t)(c * 32 + k)];
+                const double sc = (double)ptq_f16_to_f32(w->scales[gi]) * a->d[(size_t)r * nc + (size_t)c];
+                y += sc * (double)(dot - zq);
+                sa += fabs(sc) * (fabs((double)dot) + fabs((double)zq));
+            }
+            yref[(size_t)r * w->out + (size_t)o] = y;
+            sumabs[(size_t)r * w->out + (size_t)o] = sa;
+        }
+}
+
+static int within(const float *y, const double *ref, const double *sumabs, size_t n, double rel, double *worst) {
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        const double e = fabs((double)y[i] - ref[i]), tol = rel * sumabs[i] + 1e-30;
+        if (!(e <= tol)) ok = 0;
+        if (sumabs[i] > 0 && e / sumabs[i] > *worst) *worst = e / sumabs[i];
+    }
+    return ok;
+}
+
+/* The float product W x in double, the int8-activation error bound and the sum of |w x|. */
+static void reference_float(const layer *L, const float *x, int rows, const ptq_a8 *a, double *yf, double *bound) {
+    const ptq_qweight *w = &L->w;
+    const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    for (int r = 0; r < rows; r++)
+        for (int o = 0; o < w->out; o++) {
+            double y = 0.0, sa = 0.0, b = 0.0;
+            for (int j = 0; j < w->in; j++) {
+                const size_t gi = (size_t)o * (size_t)w->n_groups + (size_t)(j / w->group);
+                const double s = ptq_f16_to_f32(w->scales[gi]);
+                const double qz = (double)L->q[(size_t)o * w->in + (size_t)j] - w->zeros[gi];
+                const double xv = x[(size_t)r * w->in + (size_t)(w->perm ? w->perm[j] : j)];
+                y += s * qz * xv;
+                sa += fabs(s * qz * xv);
+                b += fabs(s * qz) * a->d[(size_t)r * nc + (size_t)(j / 32)] * 0.5;
+            }
+            yf[(size_t)r * w->out + (size_t)o] = y;
+            bound[(size_t)r * w->out + (size_t)o] = b + 1e-5 * sa;
+        }
+}
+
+static void test_shapes(void) {
+    const int bits_list[] = {2, 3, 4, 8};
+    const int ins[] = {32, 33, 100, 160, 544 + 7, 1000};
+    const int outs[] = {1, 17, 35};
+    const int rows_list[] = {1, 2, 3, 5};
+    const int has_avx512 = ptq_a8_supported(PTQ_ISA_AVX512);
+    if (!has_avx512) fprintf(stderr, "test_qgemv_a8: no AVX-512 VNNI here; scalar kernel only\n");
+    double worst_scalar = 0, worst_simd = 0;
+    int cases = 0;
+    for (int bi = 0; bi < 4; bi++)
+        for (int ii = 0; ii < 6; ii++)
+            for (int gi = 0; gi < 5; gi++) {
+                const int bits = bits_list[bi], in = ins[ii];
+                const int groups[5] = {32, 128, in, 64, 96}; /* 96: groups straddle the 16-chunk superblocks */
+                const int group = groups[gi];
+                if (group > in && group != in) continue;
+                const int out = outs[(ii + gi) % 3], rows = rows_list[(bi + ii + gi) % 4];
+                const int perm = (ii + bi) % 2;
+                layer L = make_layer(bits, in, out, group, perm);
+                float *x = malloc((size_t)rows * in * sizeof(float));
+                for (int i = 0; i < rows * in; i++) x[i] = urand(-1.0f, 1.0f) * ((rnd() & 15) == 0 ? 8.0f : 1.0f);
+                if (in >= 64) x[5] = 0.0f; /* exact zeros and an all-zero chunk */
+                if (rows > 1 && in >= 64)
+                    for (int j = 0; j < 32; j++) x[(size_t)in + (size_t)j] = 0.0f;
+                void *buf = scratch_for(in, rows), *buf2 = scratch_for(in, rows);
+                ptq_a8 a, a2;
+                ptq_a8_quantize(PTQ_ISA_SCALAR, &L.w, x, rows, buf, &a);
+                CHECK_MSG(check_quant(&L, x, rows, &a), "quantize bits %d in %d rows %d perm %d", bits, in, rows, perm);
+                const size_t n = (size_t)rows * (size_t)out;
+                double *yref = malloc(n * sizeof(double)), *sa = malloc(n * sizeof(double));
+                double *yf = malloc(n * sizeof(double)), *bound = malloc(n * sizeof(double));
+                float *ys = malloc(n * sizeof(float)), *yv = malloc(n * sizeof(float)), *yd = malloc(n * sizeof(float));
+                reference_a8(&L, &a, yref, sa);
+                ptq_qgemv_a8_scalar(&L.w, &a, ys, 0, out);
+                CHECK_MSG(within(ys, yref, sa, n, 1e-5, &worst_scalar), "scalar bits %d in %d out %d group %d rows %d",
+                          bits, in, out, group, rows);
+                reference_float(&L, x, rows, &a, yf, bound);
+                ptq_qgemm_a8_isa(PTQ_ISA_SCALAR, &L.w, x, rows, yd);
+                int okb = 1;
+                for (size_t i = 0; i < n; i++) okb &= fabs((double)yd[i] - yf[i]) <= bound[i];
+                CHECK_MSG(okb, "scalar call vs float bound bits %d in %d", bits, in);
+                if (has_avx512) {
+                    ptq_a8_quantize(PTQ_ISA_AVX512, &L.w, x, rows, buf2, &a2);
+                    int same = 1;
+                    for (int r = 0; r < rows; r++)
+                        for (int c = 0; c < a.nsuper * 16; c++)
+                            for (int j = 0; j < 32; j++)
+                                same &= a2.q[(size_t)r * a2.ld + spec_pos(bits, c, j)] ==
+                                        a.q[(size_t)r * a.ld + (size_t)(32 * c + j)];
+                    same &= memcmp(a.d, a2.d, (size_t)rows * a.nsuper * 16 * sizeof(float)) == 0;
+                    same &= memcmp(a.qsum, a2.qsum, (size_t)rows * a.nsuper * 16 * sizeof(int32_t)) == 0;
+                    CHECK_MSG(same, "SIMD activation order bits %d in %d", bits, in);
+                    for (size_t i = 0; i < n; i++) yv[i] = NAN;
+                    ptq_qgemv_a8_avx512(&L.w, &a2, yv, 0, out);
+                    double *ysd = malloc(n * sizeof(double));
+                    for (size_t i = 0; i < n; i++) ysd[i] = ys[i];
+                    CHECK_MSG(within(yv, ysd, sa, n, 2e-5, &worst_simd), "avx512 bits %d in %d out %d group %d rows %d",
+                              bits, in, out, group, rows);
+                    free(ysd);
+                    ptq_qgemm_a8_isa(PTQ_ISA_AVX512, &L.w, x, rows, yd);
+                    okb = 1;
+                    for (size_t i = 0; i < n; i++) okb &= fabs((double)yd[i] - yf[i]) <= bound[i];
+                    CHECK_MSG(okb, "avx512 call vs float bound bits %d in %d", bits, in);
+                }
+                cases++;
+                free(yref), free(sa), free(yf), free(bound), free(ys), free(yv), free(yd);
+                free(buf), free(buf2), free(x);
+                free_layer(&L);
+            }
+    fprintf(stderr, "test_qgemv_a8: %d cases, worst |scalar - ref| / sum|terms| %.2e, |avx512 - scalar| %.2e\n", cases,
+            worst_scalar, worst_simd);
+}
+
+/* Beyond the stack scratch (heap path) and enough rows and outputs for the threaded loop. */
+static void test_large(void) {
+    const int in = 20000 + 13, out = 70, rows = 4, bits = 4;
+    layer L = make_layer(bits, in, out, 128, 0);
+    float *x = malloc((size_t)rows * in * sizeof(float));
+    for (int i = 0; i < rows * in; i++) x[i] = urand(-1.0f, 1.0f);
+    CHECK(ptq_a8_scratch_bytes(in, rows) > PTQ_A8_STACK);
+    void *buf = scratch_for(in, rows);
+    ptq_a8 a;
+    ptq_a8_quantize(PTQ_ISA_SCALAR, &L.w, x, rows, buf, &a);
+    const size_t n = (size_t)rows * out;
+    double *yf = malloc(n * sizeof(double)), *bound = malloc(n * sizeof(double));
+    float *y = malloc(n * sizeof(float));
+    reference_float(&L, x, rows, &a, yf, bound);
+    ptq_qgemm_a8_isa(ptq_a8_supported(PTQ_ISA_AVX512) ? PTQ_ISA_AVX512 : PTQ_ISA_SCALAR, &L.w, x, rows, y);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= fabs((double)y[i] - yf[i]) <= bound[i];
+    CHECK(ok);
+    free(yf), free(bound), free(y), free(buf), free(x);
+    free_layer(&L);
+}
+
+int main(void) {
+    test_shapes();
+    test_large();
+    return tu_done("test_qgemv_a8");
+}
