@@ -120,33 +120,6 @@ static double now_s(void) {
 
 static const char *method_name(ptq_wq_method m) { return m == PTQ_WQ_GPTQ ? "gptq" : "rtn"; }
 
-/* tr(D H D^T) / tr(W H W^T), D = W - Wq: the relative output error of dense quantized weights Wq */
-static double dense_rel_error(const float *W, const float *Wq, int out, int in, const double *H) {
-    double num = 0, den = 0;
-    double *d = malloc((size_t)in * sizeof *d), *w = malloc((size_t)in * sizeof *w);
-    if (!d || !w) {
-        free(d);
-        free(w);
-        return NAN;
-    }
-    for (int r = 0; r < out; r++) {
-        for (int j = 0; j < in; j++) {
-            w[j] = W[(size_t)r * in + j];
-            d[j] = w[j] - Wq[(size_t)r * in + j];
-        }
-        for (int a = 0; a < in; a++) {
-            double hd = 0, hw = 0;
-            const double *h = H + (size_t)a * in;
-            for (int b = 0; b < in; b++) hd += h[b] * d[b], hw += h[b] * w[b];
-            num += d[a] * hd;
-            den += w[a] * hw;
-        }
-    }
-    free(d);
-    free(w);
-    return den > 0 ? num / den : 0;
-}
-
 static ptq_gguf_tensor_kind ggml_kind(ptq_lin_role r) {
     switch (r) {
     case PTQ_LIN_Q: return PTQ_GT_ATTN_Q;
@@ -188,7 +161,7 @@ static ptq_status quantize_ggml(ptq_model *m, int l, ptq_lin_role r, const doubl
     lin->ggml = bytes;
     lin->ggml_type = t;
     lin->wq = wq;
-    *rel = dense_rel_error(lin->w, wq, lin->out, lin->in, H);
+    *rel = ptq_dense_rel_error(lin->w, wq, lin->out, lin->in, H);
     return PTQ_OK;
 }
 
