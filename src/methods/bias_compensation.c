@@ -13,6 +13,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "quant/dist.h"
 
 ptq_status ptq_bc_acc_init(ptq_bc_acc *a, int width, int len, ptq_error *err) {
     memset(a, 0, sizeof *a);
@@ -54,6 +55,27 @@ ptq_status ptq_bc_acc_add(ptq_bc_acc *a, const float *O, const float *Ohat, int 
         a->count[slot]++;
     }
     return PTQ_OK;
+}
+
+ptq_status ptq_bc_acc_reduce(ptq_bc_acc *a, const ptq_dist *dist, ptq_error *err) {
+    if (!ptq_dist_on(dist) || !a->sum) return PTQ_OK;
+    /* one buffer: sums, squares, counts (exact in double below 2^53 rows) and the signal */
+    size_t slots = a->len > 0 ? (size_t)a->len : 1, n = slots * a->width;
+    double *buf = ptq_alloc(2 * n + slots + 1, sizeof(double), "BC sums", err);
+    if (!buf) return PTQ_ERR_NOMEM;
+    memcpy(buf, a->sum, n * sizeof *buf);
+    memcpy(buf + n, a->sumsq, n * sizeof *buf);
+    for (size_t i = 0; i < slots; i++) buf[2 * n + i] = (double)a->count[i];
+    buf[2 * n + slots] = a->signal;
+    ptq_status st = ptq_dist_sum(dist, buf, 2 * n + slots + 1, "BC sums", err);
+    if (st == PTQ_OK) {
+        memcpy(a->sum, buf, n * sizeof *buf);
+        memcpy(a->sumsq, buf + n, n * sizeof *buf);
+        for (size_t i = 0; i < slots; i++) a->count[i] = (int64_t)buf[2 * n + i];
+        a->signal = buf[2 * n + slots];
+    }
+    ptq_free(buf);
+    return st;
 }
 
 void ptq_bc_acc_bias(const ptq_bc_acc *a, float *b) {
@@ -247,6 +269,10 @@ static ptq_status fit_linears(ptq_model *m, int l, const ptq_bc_opts *o, const p
         st = parallel_pass(m, l, cal, acc, err);
         if (st == PTQ_OK && hold) st = parallel_pass(m, l, hold, hacc, err);
         for (int r = 0; st == PTQ_OK && r < PTQ_LIN_COUNT; r++) {
+            st = ptq_bc_acc_reduce(&acc[r], o->dist, err);
+            if (st == PTQ_OK) st = ptq_bc_acc_reduce(&hacc[r], o->dist, err);
+        }
+        for (int r = 0; st == PTQ_OK && r < PTQ_LIN_COUNT; r++) {
             ptq_linear *lin = &blk->lin[r];
             if (!acc[r].sum) continue;
             st = install(m, &acc[r], &lin->bc, &lin->bc_pos, &lin->bc_len, lin->name, err);
@@ -260,6 +286,8 @@ static ptq_status fit_linears(ptq_model *m, int l, const ptq_bc_opts *o, const p
             if (!acc[r].sum) continue;
             st = sequential_pass(m, l, (ptq_lin_role)r, cal, &acc[r], err);
             if (st == PTQ_OK && hold) st = sequential_pass(m, l, (ptq_lin_role)r, hold, &hacc[r], err);
+            if (st == PTQ_OK) st = ptq_bc_acc_reduce(&acc[r], o->dist, err);
+            if (st == PTQ_OK) st = ptq_bc_acc_reduce(&hacc[r], o->dist, err);
             if (st == PTQ_OK) st = install(m, &acc[r], &lin->bc, &lin->bc_pos, &lin->bc_len, lin->name, err);
             if (st == PTQ_OK)
                 report_one(report, user, lin->name, l, &acc[r], hold ? &hacc[r] : NULL, lin->bc ? lin->bc : lin->bc_pos);
@@ -285,6 +313,8 @@ ptq_status ptq_bc_fit_block(ptq_model *m, int layer, const ptq_bc_opts *o, const
     int par = o->mode == PTQ_BC_PARALLEL;
     if (st == PTQ_OK) st = block_pass(m, layer, cal, par ? cal->xf : cal->xq, &acc, err);
     if (st == PTQ_OK && hold) st = block_pass(m, layer, hold, par ? hold->xf : hold->xq, &hacc, err);
+    if (st == PTQ_OK) st = ptq_bc_acc_reduce(&acc, o->dist, err);
+    if (st == PTQ_OK) st = ptq_bc_acc_reduce(&hacc, o->dist, err);
     if (st == PTQ_OK) st = install(m, &acc, &blk->bc, &blk->bc_pos, &blk->bc_len, "block BC", err);
     if (st == PTQ_OK) {
         char name[32];
@@ -317,7 +347,7 @@ static ptq_status logits_pass(const ptq_model *m, const ptq_bc_streams *s, ptq_b
 }
 
 ptq_status ptq_bc_fit_logits(ptq_model *m, const ptq_bc_streams *cal, const ptq_bc_streams *hold,
-                             ptq_bc_report_fn report, void *user, ptq_error *err) {
+                             const ptq_dist *dist, ptq_bc_report_fn report, void *user, ptq_error *err) {
     if (m->head.bc) return ptq_fail(err, PTQ_ERR_ARG, "the logits already have a BC bias");
     ptq_bc_acc acc, hacc;
     memset(&hacc, 0, sizeof hacc);
@@ -325,6 +355,8 @@ ptq_status ptq_bc_fit_logits(ptq_model *m, const ptq_bc_streams *cal, const ptq_
     ptq_status st = hold ? ptq_bc_acc_init(&hacc, m->cfg.vocab_size, 0, err) : PTQ_OK;
     if (st == PTQ_OK) st = logits_pass(m, cal, &acc, err);
     if (st == PTQ_OK && hold) st = logits_pass(m, hold, &hacc, err);
+    if (st == PTQ_OK) st = ptq_bc_acc_reduce(&acc, dist, err);
+    if (st == PTQ_OK) st = ptq_bc_acc_reduce(&hacc, dist, err);
     if (st == PTQ_OK) st = install(m, &acc, &m->head.bc, &m->head.bc_pos, &m->head.bc_len, "logits BC", err);
     if (st == PTQ_OK) report_one(report, user, "logits", -1, &acc, hold ? &hacc : NULL, m->head.bc);
     ptq_bc_acc_free(&acc);
