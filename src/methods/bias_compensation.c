@@ -21,7 +21,8 @@ ptq_status ptq_bc_acc_init(ptq_bc_acc *a, int width, int len, ptq_error *err) {
     a->len = len;
     size_t rows = len > 0 ? (size_t)len : 1;
     a->sum = ptq_alloc(rows * width, sizeof(double), "BC sums", err);
-    a->sumsq = a->sum ? ptq_alloc(rows * width, sizeof(double), "BC sums", err) : NULL;
+    a->sum_lo = a->sum ? ptq_alloc(rows * width, sizeof(double), "BC sums", err) : NULL;
+    a->sumsq = a->sum_lo ? ptq_alloc(rows * width, sizeof(double), "BC sums", err) : NULL;
     a->count = a->sumsq ? ptq_alloc(rows, sizeof(int64_t), "BC counts", err) : NULL;
     if (!a->count) {
         ptq_bc_acc_free(a);
@@ -32,9 +33,17 @@ ptq_status ptq_bc_acc_init(ptq_bc_acc *a, int width, int len, ptq_error *err) {
 
 void ptq_bc_acc_free(ptq_bc_acc *a) {
     ptq_free(a->sum);
+    ptq_free(a->sum_lo);
     ptq_free(a->sumsq);
     ptq_free(a->count);
     memset(a, 0, sizeof *a);
+}
+
+/* *s + *lo += e (Neumaier's compensated summation: *lo collects what rounding *s drops). */
+static inline void two_sum(double *s, double *lo, double e) {
+    double t = *s + e;
+    *lo += fabs(*s) >= fabs(e) ? (*s - t) + e : (e - t) + *s;
+    *s = t;
 }
 
 ptq_status ptq_bc_acc_add(ptq_bc_acc *a, const float *O, const float *Ohat, int rows, int seq_len, ptq_error *err) {
@@ -42,12 +51,12 @@ ptq_status ptq_bc_acc_add(ptq_bc_acc *a, const float *O, const float *Ohat, int 
         return ptq_fail(err, PTQ_ERR_ARG, "position-specific BC spans %d positions, data has %d", a->len, seq_len);
     for (int r = 0; r < rows; r++) {
         size_t slot = a->len > 0 ? (size_t)(r % seq_len) : 0;
-        double *s = a->sum + slot * a->width, *s2 = a->sumsq + slot * a->width;
+        double *s = a->sum + slot * a->width, *lo = a->sum_lo + slot * a->width, *s2 = a->sumsq + slot * a->width;
         const float *o = O + (size_t)r * a->width, *q = Ohat + (size_t)r * a->width;
         double sig = 0;
         for (int c = 0; c < a->width; c++) {
             double e = (double)o[c] - (double)q[c];
-            s[c] += e;
+            two_sum(&s[c], &lo[c], e);
             s2[c] += e * e;
             sig += (double)o[c] * o[c];
         }
@@ -59,21 +68,39 @@ ptq_status ptq_bc_acc_add(ptq_bc_acc *a, const float *O, const float *Ohat, int 
 
 ptq_status ptq_bc_acc_reduce(ptq_bc_acc *a, const ptq_dist *dist, ptq_error *err) {
     if (!ptq_dist_on(dist) || !a->sum) return PTQ_OK;
-    /* one buffer: sums, squares, counts (exact in double below 2^53 rows) and the signal */
     size_t slots = a->len > 0 ? (size_t)a->len : 1, n = slots * a->width;
-    double *buf = ptq_alloc(2 * n + slots + 1, sizeof(double), "BC sums", err);
-    if (!buf) return PTQ_ERR_NOMEM;
-    memcpy(buf, a->sum, n * sizeof *buf);
-    memcpy(buf + n, a->sumsq, n * sizeof *buf);
-    for (size_t i = 0; i < slots; i++) buf[2 * n + i] = (double)a->count[i];
-    buf[2 * n + slots] = a->signal;
-    ptq_status st = ptq_dist_sum(dist, buf, 2 * n + slots + 1, "BC sums", err);
+    /* the compensated sums: every process's (sum, sum_lo) gathered and added in rank order, compensated */
+    double *mine = ptq_alloc(2 * n, sizeof(double), "BC sums", err);
+    double *all = mine ? ptq_alloc(2 * n * (size_t)dist->size, sizeof(double), "BC sums", err) : NULL;
+    /* squares, counts (exact in double below 2^53 rows) and the signal: only the report reads them */
+    double *buf = all ? ptq_alloc(n + slots + 1, sizeof(double), "BC sums", err) : NULL;
+    ptq_status st = buf ? PTQ_OK : PTQ_ERR_NOMEM;
     if (st == PTQ_OK) {
-        memcpy(a->sum, buf, n * sizeof *buf);
-        memcpy(a->sumsq, buf + n, n * sizeof *buf);
-        for (size_t i = 0; i < slots; i++) a->count[i] = (int64_t)buf[2 * n + i];
-        a->signal = buf[2 * n + slots];
+        memcpy(mine, a->sum, n * sizeof *mine);
+        memcpy(mine + n, a->sum_lo, n * sizeof *mine);
+        st = ptq_dist_gather_doubles(dist, mine, (int)(2 * n), all, (int)(2 * n * dist->size), "BC sums", err);
     }
+    if (st == PTQ_OK) {
+        for (size_t i = 0; i < n; i++) {
+            double s = 0, lo = 0;
+            for (int r = 0; r < dist->size; r++) {
+                two_sum(&s, &lo, all[2 * n * r + i]);
+                two_sum(&s, &lo, all[2 * n * r + n + i]);
+            }
+            a->sum[i] = s, a->sum_lo[i] = lo;
+        }
+        memcpy(buf, a->sumsq, n * sizeof *buf);
+        for (size_t i = 0; i < slots; i++) buf[n + i] = (double)a->count[i];
+        buf[n + slots] = a->signal;
+        st = ptq_dist_sum(dist, buf, n + slots + 1, "BC sums", err);
+    }
+    if (st == PTQ_OK) {
+        memcpy(a->sumsq, buf, n * sizeof *buf);
+        for (size_t i = 0; i < slots; i++) a->count[i] = (int64_t)buf[n + i];
+        a->signal = buf[n + slots];
+    }
+    ptq_free(mine);
+    ptq_free(all);
     ptq_free(buf);
     return st;
 }
@@ -83,7 +110,9 @@ void ptq_bc_acc_bias(const ptq_bc_acc *a, float *b) {
     for (int p = 0; p < slots; p++)
         for (int c = 0; c < a->width; c++)
             b[(size_t)p * a->width + c] =
-                a->count[p] ? (float)(a->sum[(size_t)p * a->width + c] / (double)a->count[p]) : 0.0f;
+                a->count[p] ? (float)((a->sum[(size_t)p * a->width + c] + a->sum_lo[(size_t)p * a->width + c]) /
+                                      (double)a->count[p])
+                            : 0.0f;
 }
 
 void ptq_bc_acc_stats(const ptq_bc_acc *a, const float *b, double *mse, double *sqnr_db) {
@@ -96,7 +125,7 @@ void ptq_bc_acc_stats(const ptq_bc_acc *a, const float *b, double *mse, double *
         for (int c = 0; c < a->width; c++) {
             size_t i = (size_t)p * a->width + c;
             double bb = b ? b[i] : 0.0;
-            err += a->sumsq[i] - 2 * bb * a->sum[i] + (double)a->count[p] * bb * bb;
+            err += a->sumsq[i] - 2 * bb * (a->sum[i] + a->sum_lo[i]) + (double)a->count[p] * bb * bb;
         }
     }
     if (err < 0) err = 0;
@@ -143,9 +172,8 @@ static int capture_hook(void *user, int layer, ptq_lin_role role, const ptq_line
     return 0;
 }
 
-enum { CHUNK_ROWS = 4096 };
-
-static int chunk_seqs(int T) { return CHUNK_ROWS / T > 0 ? CHUNK_ROWS / T : 1; }
+/* the batches of the other calibration passes, which a process split keeps whole (quant/dist.h) */
+static int chunk_seqs(int T) { return ptq_calib_chunk(T); }
 
 /* Run block l over chunk [i, i+k) of stream x into out (a copy), float or runtime path. */
 static ptq_status run_chunk(const ptq_model *m, int l, const float *x, int i, int k, int T, int float_weights,

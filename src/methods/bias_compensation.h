@@ -12,7 +12,10 @@
 typedef struct ptq_bc_acc {
     int width;      /* channels */
     int len;        /* positions spanned by the bias; 0 = one bias per channel */
-    double *sum;    /* [max(len,1)][width] sum of e */
+    double *sum;    /* [max(len,1)][width] sum of e, compensated: the sum is sum + sum_lo */
+    double *sum_lo; /* the rounding errors of sum's additions (Neumaier), so that the sum is as good as
+                       correctly rounded whatever the order of the rows: split across processes, the
+                       biases are the bytes one process computes */
     double *sumsq;  /* [max(len,1)][width] sum of e^2 */
     int64_t *count; /* [max(len,1)] rows seen at each position */
     double signal;  /* sum of O^2 */

@@ -33,7 +33,7 @@ static int sample_hook(void *user, int layer, ptq_lin_role role, const ptq_linea
 
 static ptq_status collect(const ptq_model *m, int l, ptq_lin_role role, const float *x, int n_seq, int T,
                           ptq_act_sample *s, ptq_error *err) {
-    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * m->cfg.dim;
     float *buf = ptq_alloc((size_t)chunk * per, sizeof(float), "calibration chunk", err);
     if (!buf) return PTQ_ERR_NOMEM;
@@ -87,7 +87,7 @@ static ptq_status calibrate_attention(ptq_model *m, int l, const ptq_quant_param
     }
     ac.tmp = st == PTQ_OK ? malloc((size_t)ac.width[0] * sizeof(float)) : NULL;
     if (st == PTQ_OK && !ac.tmp) st = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory calibrating attention");
-    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * c->dim;
     float *buf = st == PTQ_OK ? ptq_alloc((size_t)chunk * per, sizeof(float), "calibration chunk", err) : NULL;
     if (st == PTQ_OK && !buf) st = PTQ_ERR_NOMEM;

@@ -5,13 +5,15 @@
 
 #include "core/error.h"
 
-void ptq_dist_share(const ptq_dist *d, int n, int *s0, int *s1) {
+void ptq_dist_share(const ptq_dist *d, int n, int chunk, int *s0, int *s1) {
     if (!ptq_dist_on(d)) {
         *s0 = 0, *s1 = n;
         return;
     }
-    *s0 = (int)((int64_t)n * d->rank / d->size);
-    *s1 = (int)((int64_t)n * (d->rank + 1) / d->size);
+    int64_t chunks = (n + (int64_t)chunk - 1) / chunk;
+    int64_t c0 = chunks * d->rank / d->size, c1 = chunks * (d->rank + 1) / d->size;
+    *s0 = (int)(c0 * chunk < n ? c0 * chunk : n);
+    *s1 = (int)(c1 * chunk < n ? c1 * chunk : n);
 }
 
 ptq_status ptq_dist_sum(const ptq_dist *d, double *buf, size_t n, const char *what, ptq_error *err) {

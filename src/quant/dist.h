@@ -9,8 +9,14 @@
 #include "ptq.h"
 
 static inline int ptq_dist_on(const ptq_dist *d) { return d && d->size > 1; }
-/* This process's sequences of n: [*s0, *s1). */
-void ptq_dist_share(const ptq_dist *d, int n, int *s0, int *s1);
+/* This process's sequences of n: [*s0, *s1), whole chunks of `chunk` sequences each. The calibration
+ * passes run a stream through a block `chunk` sequences at a time, and a block's output rows depend on
+ * the batch they are computed in (at rounding level: GEMM blocking); with whole chunks every process
+ * computes exactly the batches a single process would. May be empty when there are fewer chunks than
+ * processes. */
+void ptq_dist_share(const ptq_dist *d, int n, int chunk, int *s0, int *s1);
+/* Sequences per batch of the calibration passes for windows of T tokens (4096 rows). */
+static inline int ptq_calib_chunk(int T) { return 4096 / T > 0 ? 4096 / T : 1; }
 /* Element-wise sum over the processes, in place. `what` names the statistic in an error. */
 ptq_status ptq_dist_sum(const ptq_dist *d, double *buf, size_t n, const char *what, ptq_error *err);
 /* Concatenation in rank order of each process's `n` bytes into all (room for cap bytes); *total: the bytes. */

@@ -243,11 +243,12 @@ static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, const ptq_
             return ptq_fail(err, PTQ_ERR_ARG, "calibration windows of %d tokens exceed the context of %d", *T,
                             c->max_seq);
     }
-    int s0, s1;
-    ptq_dist_share(dist, *n_seq, &s0, &s1);
+    int s0, s1, chunk = ptq_calib_chunk(*T);
+    ptq_dist_share(dist, *n_seq, chunk, &s0, &s1);
     if (s1 <= s0)
-        return ptq_fail(err, PTQ_ERR_ARG, "%d calibration sequences cannot be split across %d processes", *n_seq,
-                        dist->size);
+        return ptq_fail(err, PTQ_ERR_ARG,
+                        "%d calibration sequences (%d batches of %d) cannot be split across %d processes: every "
+                        "process needs a batch", *n_seq, (*n_seq + chunk - 1) / chunk, chunk, dist->size);
     *n_seq = s1 - s0;
     size_t per = (size_t)*T * c->dim;
     *x = ptq_alloc((size_t)*n_seq * per, sizeof(float), "calibration activations", err);
@@ -269,7 +270,7 @@ static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, const ptq_
 
 /* Push a stream through block l (float or runtime path), in chunks. */
 static ptq_status advance(ptq_model *m, int l, float *x, int n_seq, int T, int float_weights, ptq_error *err) {
-    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * m->cfg.dim;
     ptq_block_opts o = {NULL, NULL, float_weights, NULL, NULL};
     for (int i = 0; i < n_seq; i += chunk) {
@@ -284,7 +285,7 @@ static ptq_status advance(ptq_model *m, int l, float *x, int n_seq, int T, int f
  * the order of the additions). */
 static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const float *x, int n_seq, int T,
                                       const ptq_dist *dist, ptq_error *err) {
-    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * m->cfg.dim;
     for (int h = 0; h < H_COUNT; h++) {
         memset(hc->H[h], 0, (size_t)hc->dim[h] * hc->dim[h] * sizeof(double));
@@ -377,9 +378,9 @@ static ptq_status held_out_kl(ptq_model *m, const ptq_calib_data *d, const ptq_d
                               ptq_error *err) {
     int s0, n, a, b;
     held_out_range(m, d, &s0, &n);
-    ptq_dist_share(dist, n, &a, &b);
     int T = m->cfg.arch == PTQ_ARCH_VIT ? m->cfg.max_seq : d->seq_len;
     int chunk = m->cfg.arch == PTQ_ARCH_VIT ? 256 : (1024 / T > 0 ? 1024 / T : 1);
+    ptq_dist_share(dist, n, chunk, &a, &b);
     for (int i = a; i < b; i += chunk) PTQ_TRY(model_kl(m, d, s0 + i, b - i < chunk ? b - i : chunk, kl + i, err));
     return ptq_dist_gather_doubles(dist, kl + a, b - a, kl, n, "held-out KL divergences", err);
 }
