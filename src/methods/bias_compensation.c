@@ -143,6 +143,7 @@ typedef struct {
     int seq_len;
     ptq_status status;
     ptq_error *err;
+    int captured; /* sequential: the output was copied; the hook then stops the block there */
 } pass_ctx;
 
 /* Parallel: called inside the float block; compare each linear with its quantized self on the same input. */
@@ -168,8 +169,17 @@ static int capture_hook(void *user, int layer, ptq_lin_role role, const ptq_line
     (void)layer;
     (void)X;
     pass_ctx *p = user;
-    if (role == p->role) memcpy(p->capture, Y, (size_t)rows * lin->out * sizeof(float));
-    return 0;
+    if (role != p->role) return 0;
+    memcpy(p->capture, Y, (size_t)rows * lin->out * sizeof(float));
+    p->captured = 1;
+    return 1; /* nothing after this linear matters to its bias: stop the block here */
+}
+
+/* A block run that capture_hook stopped after its linear succeeded. */
+static ptq_status captured_ok(ptq_status st, const pass_ctx *p, ptq_error *err) {
+    if (st != PTQ_ERR_CALLBACK || !p->captured) return st;
+    if (err) err->status = PTQ_OK, err->msg[0] = 0;
+    return PTQ_OK;
 }
 
 /* the batches of the other calibration passes, which a process split keeps whole (quant/dist.h) */
@@ -190,7 +200,7 @@ static ptq_status parallel_pass(const ptq_model *m, int l, const ptq_bc_streams 
     int T = s->seq_len, chunk = chunk_seqs(T);
     float *buf = ptq_alloc((size_t)chunk * T * m->cfg.dim, sizeof(float), "BC chunk", err);
     if (!buf) return PTQ_ERR_NOMEM;
-    pass_ctx p = {(ptq_lin_role)-1, NULL, accs, T, PTQ_OK, err};
+    pass_ctx p = {(ptq_lin_role)-1, NULL, accs, T, PTQ_OK, err, 0};
     ptq_status st = PTQ_OK;
     for (int i = 0; st == PTQ_OK && i < s->n_seq; i += chunk) {
         int k = s->n_seq - i < chunk ? s->n_seq - i : chunk;
@@ -212,9 +222,9 @@ static ptq_status sequential_pass(const ptq_model *m, int l, ptq_lin_role role, 
     ptq_status st = oq ? PTQ_OK : PTQ_ERR_NOMEM;
     for (int i = 0; st == PTQ_OK && i < s->n_seq; i += chunk) {
         int k = s->n_seq - i < chunk ? s->n_seq - i : chunk;
-        pass_ctx pf = {role, of, NULL, T, PTQ_OK, err}, pq = {role, oq, NULL, T, PTQ_OK, err};
-        st = run_chunk(m, l, s->xf, i, k, T, 1, capture_hook, &pf, buf, err);
-        if (st == PTQ_OK) st = run_chunk(m, l, s->xq, i, k, T, 0, capture_hook, &pq, buf, err);
+        pass_ctx pf = {role, of, NULL, T, PTQ_OK, err, 0}, pq = {role, oq, NULL, T, PTQ_OK, err, 0};
+        st = captured_ok(run_chunk(m, l, s->xf, i, k, T, 1, capture_hook, &pf, buf, err), &pf, err);
+        if (st == PTQ_OK) st = captured_ok(run_chunk(m, l, s->xq, i, k, T, 0, capture_hook, &pq, buf, err), &pq, err);
         if (st == PTQ_OK) st = ptq_bc_acc_add(acc, of, oq, k * T, T, err);
     }
     ptq_free(buf);
