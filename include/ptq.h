@@ -288,6 +288,20 @@ typedef enum {
     PTQ_AQ_TWIN         /* PTQ4ViT twin uniform on post-activation inputs (fc2), MSE search elsewhere */
 } ptq_act_calib;
 
+/* Calibration split across processes (MPI, tools/mpi.c; the library itself stays MPI-free). Process
+ * `rank` of `size` runs the calibration sequences [n * rank / size, n * (rank + 1) / size); every
+ * statistic calibration gathers from them is combined through these two collectives, which every
+ * process calls in the same order. Both return 0 on success. */
+typedef struct ptq_dist {
+    int rank, size;
+    void *user;
+    /* element-wise sum of buf over the processes, in place, the same result on every process */
+    int (*sum)(void *user, double *buf, size_t n);
+    /* concatenation in rank order: every process contributes `n` bytes and receives all of them in `all`
+       (room for `cap` bytes); *total is set to the bytes received */
+    int (*gather)(void *user, const void *mine, size_t n, void *all, size_t cap, size_t *total);
+} ptq_dist;
+
 typedef struct ptq_quant_params {
     int wbits;               /* 2, 3, 4 or 8 */
     int group;               /* 0 = per output channel; PTQ_GROUP_TENSOR = one grid per matrix;
@@ -320,6 +334,7 @@ typedef struct ptq_quant_params {
     ptq_callbacks cb;
     ptq_layer_report_fn report;
     void *report_user;
+    const ptq_dist *dist;    /* NULL: one process */
 } ptq_quant_params;
 ptq_quant_params ptq_quant_default_params(void);
 

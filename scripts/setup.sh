@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake libopenblas-openmp-dev liblapacke-dev libcjson-dev libstb-dev zlib1g-dev
-          python3-numpy python3-pil clang libomp-dev libclang-rt-dev dataset-fashion-mnist)
+          python3-numpy python3-pil clang libomp-dev libclang-rt-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)
 # Node.js + npm install the test references (scripts/refs.sh); a machine that already has them (any build,
 # e.g. NodeSource's) keeps its own
 command -v npm > /dev/null || packages+=(nodejs npm)

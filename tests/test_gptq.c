@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "quant/quantizer.h"
 #include "testutil.h"
+#include "gptq_double_ref.h"
 
 enum { OUT = 40, IN = 172, N = 300 };
 
@@ -49,7 +50,7 @@ int main(void) {
     CHECK(root != NULL);
     const cJSON *cfg;
     static double codes[OUT * IN], scales[OUT * IN], zeros[OUT * IN], perm[IN];
-    int n_cfg = 0;
+    int n_cfg = 0, total_double_diff = 0;
     cJSON_ArrayForEach(cfg, cJSON_GetObjectItemCaseSensitive(root, "configs")) {
         const char *name = cJSON_GetObjectItemCaseSensitive(cfg, "name")->valuestring;
         ptq_gptq_params p = ptq_gptq_default_params();
@@ -80,9 +81,23 @@ int main(void) {
             }
         }
         for (int j = 0; j < IN; j++) perm_diff += (q.perm ? q.perm[j] : j) != (int)perm[j];
+        /* the double-precision version (the reference before the float32 one): codes may differ only
+           where a weight sits within float rounding of a rounding boundary */
+        ptq_qweight qd;
+        CHECK(gptq_double_quantize(W, OUT, IN, H, &p, &qd, NULL, &e) == PTQ_OK);
+        int double_diff = 0;
+        uint8_t rowd[IN];
+        for (int r = 0; r < OUT; r++) {
+            ptq_unpack_row(q.bits, q.codes + (size_t)r * q.row_bytes, IN, row);
+            ptq_unpack_row(qd.bits, qd.codes + (size_t)r * qd.row_bytes, IN, rowd);
+            for (int j = 0; j < IN; j++) double_diff += row[j] != rowd[j];
+        }
+        ptq_qweight_free(&qd);
+        total_double_diff += double_diff;
         double err = ptq_layer_rel_error(W, &q, OUT, IN, H);
-        printf("%-24s codes differing %d/%d, scales %d, zeros %d; rel error %.6g (reference %.6g)\n", name,
-               code_diff, OUT * IN, scale_diff, zero_diff, err, ref_err);
+        printf("%-24s codes differing %d/%d (from the double version %d), scales %d, zeros %d; rel error %.6g "
+               "(reference %.6g)\n", name, code_diff, OUT * IN, double_diff, scale_diff, zero_diff, err, ref_err);
+        CHECK_MSG(double_diff <= OUT * IN / 500, "%s: %d codes differ from the double version", name, double_diff);
         CHECK_MSG(code_diff <= OUT * IN / 200, "%s: %d codes differ", name, code_diff);
         CHECK_MSG(scale_diff <= OUT * ng / 50 && zero_diff <= OUT * ng / 50, "%s: %d scales, %d zeros differ", name,
                   scale_diff, zero_diff);
@@ -100,6 +115,7 @@ int main(void) {
         n_cfg++;
     }
     CHECK(n_cfg == 9);
+    printf("codes differing between the float32 and the double GPTQ: %d of %d\n", total_double_diff, 9 * OUT * IN);
     cJSON_Delete(root);
     free(txt);
 

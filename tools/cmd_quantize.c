@@ -14,6 +14,7 @@
 #include "core/file.h"
 #include "kernels/qweight.h"
 #include "models/gguf_export.h"
+#include "ptq_mpi.h"
 
 typedef struct {
     int json;
@@ -186,8 +187,21 @@ const char help_quantize[] =
     "  --json                    one JSON line on stdout, no progress\n"
     "  -h, --help                this help\n";
 
+static int quantize(args *a, const ptq_dist *dist);
+
+/* Under mpirun every process runs the calibration on its share of the data; rank 0 alone reports and
+   writes the outputs. */
 int cmd_quantize(args *a) {
-    int json = opt_flag(a, "--json");
+    const ptq_dist *dist = NULL;
+    if (cli_mpi_start(&dist)) return 1;
+    int rc = quantize(a, dist);
+    cli_mpi_end(rc);
+    return rc;
+}
+
+static int quantize(args *a, const ptq_dist *dist) {
+    int writer = !dist || dist->rank == 0;
+    int json = opt_flag(a, "--json") || !writer; /* other ranks: no progress */
     const char *calib = opt_str(a, "--calib", NULL), *out_path = opt_str(a, "-o", NULL);
     text_opts to;
     if (parse_text_opts(a, &to)) return 2;
@@ -289,7 +303,9 @@ int cmd_quantize(args *a) {
     /* the report's temporary file is created now, so that a report that cannot be written stops the run here */
     ptq_atomic_file report;
     ptq_error e;
-    if (report_path) {
+    /* only rank 0 writes; the report's statistics are gathered all the same */
+    const char *report_out = writer ? report_path : NULL;
+    if (report_out) {
         cleanup_on_signal(report_path);
         if (ptq_atomic_open(&report, report_path, &e) != PTQ_OK) return fail(&e);
     }
@@ -298,7 +314,7 @@ int cmd_quantize(args *a) {
     ptq_callbacks cb = make_callbacks(&ps, json);
     ptq_model *m;
     if (load_model(path, &m)) {
-        if (report_path) ptq_atomic_abort(&report);
+        if (report_out) ptq_atomic_abort(&report);
         return 1;
     }
     ptq_model_info info;
@@ -361,6 +377,7 @@ int cmd_quantize(args *a) {
     qp.report = on_layer;
     qp.bc_report = on_bc;
     qp.report_user = &rs;
+    qp.dist = dist;
     double t0 = now_s();
     if (!rc && !json && gguf)
         fprintf(stderr, "quantizing %s: %s into GGUF %s%s%s%s\n", path, method, ptq_gguf_ftype_name(go.ftype),
@@ -377,7 +394,7 @@ int cmd_quantize(args *a) {
     double secs = now_s() - t0;
     /* a failed run writes nothing: the report is written (not yet in place) before the model is saved, and
        renamed into place after it, so no failure leaves one without the other */
-    if (!rc && report_path) {
+    if (!rc && report_out) {
         char title[700];
         char grp[32];
         if (qp.group > 0) snprintf(grp, sizeof grp, "g%d", qp.group);
@@ -389,11 +406,11 @@ int cmd_quantize(args *a) {
     ptq_save_info si = {path, desc, hash, t}; /* a language model's file carries its tokenizer */
     ptq_gguf_export_stats gs = {0};
     go.tokenizer = t;
-    if (!rc && gguf && ptq_gguf_export(m, out_path, &go, &gs, &e) != PTQ_OK) rc = fail(&e);
-    if (!rc && !gguf && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
-    if (report_path && !rc && ptq_atomic_commit(&report, &e) != PTQ_OK) rc = fail(&e);
-    if (report_path && rc) ptq_atomic_abort(&report);
-    if (!rc) {
+    if (!rc && writer && gguf && ptq_gguf_export(m, out_path, &go, &gs, &e) != PTQ_OK) rc = fail(&e);
+    if (!rc && writer && !gguf && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
+    if (report_out && !rc && ptq_atomic_commit(&report, &e) != PTQ_OK) rc = fail(&e);
+    if (report_out && rc) ptq_atomic_abort(&report);
+    if (!rc && writer) {
         long long bytes = file_size(out_path);
         if (json) {
             cJSON *o = cJSON_CreateObject();

@@ -13,6 +13,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "quant/dist.h"
 
 ptq_status ptq_bc_acc_init(ptq_bc_acc *a, int width, int len, ptq_error *err) {
     memset(a, 0, sizeof *a);
@@ -20,7 +21,8 @@ ptq_status ptq_bc_acc_init(ptq_bc_acc *a, int width, int len, ptq_error *err) {
     a->len = len;
     size_t rows = len > 0 ? (size_t)len : 1;
     a->sum = ptq_alloc(rows * width, sizeof(double), "BC sums", err);
-    a->sumsq = a->sum ? ptq_alloc(rows * width, sizeof(double), "BC sums", err) : NULL;
+    a->sum_lo = a->sum ? ptq_alloc(rows * width, sizeof(double), "BC sums", err) : NULL;
+    a->sumsq = a->sum_lo ? ptq_alloc(rows * width, sizeof(double), "BC sums", err) : NULL;
     a->count = a->sumsq ? ptq_alloc(rows, sizeof(int64_t), "BC counts", err) : NULL;
     if (!a->count) {
         ptq_bc_acc_free(a);
@@ -31,9 +33,17 @@ ptq_status ptq_bc_acc_init(ptq_bc_acc *a, int width, int len, ptq_error *err) {
 
 void ptq_bc_acc_free(ptq_bc_acc *a) {
     ptq_free(a->sum);
+    ptq_free(a->sum_lo);
     ptq_free(a->sumsq);
     ptq_free(a->count);
     memset(a, 0, sizeof *a);
+}
+
+/* *s + *lo += e (Neumaier's compensated summation: *lo collects what rounding *s drops). */
+static inline void two_sum(double *s, double *lo, double e) {
+    double t = *s + e;
+    *lo += fabs(*s) >= fabs(e) ? (*s - t) + e : (e - t) + *s;
+    *s = t;
 }
 
 ptq_status ptq_bc_acc_add(ptq_bc_acc *a, const float *O, const float *Ohat, int rows, int seq_len, ptq_error *err) {
@@ -41,12 +51,12 @@ ptq_status ptq_bc_acc_add(ptq_bc_acc *a, const float *O, const float *Ohat, int 
         return ptq_fail(err, PTQ_ERR_ARG, "position-specific BC spans %d positions, data has %d", a->len, seq_len);
     for (int r = 0; r < rows; r++) {
         size_t slot = a->len > 0 ? (size_t)(r % seq_len) : 0;
-        double *s = a->sum + slot * a->width, *s2 = a->sumsq + slot * a->width;
+        double *s = a->sum + slot * a->width, *lo = a->sum_lo + slot * a->width, *s2 = a->sumsq + slot * a->width;
         const float *o = O + (size_t)r * a->width, *q = Ohat + (size_t)r * a->width;
         double sig = 0;
         for (int c = 0; c < a->width; c++) {
             double e = (double)o[c] - (double)q[c];
-            s[c] += e;
+            two_sum(&s[c], &lo[c], e);
             s2[c] += e * e;
             sig += (double)o[c] * o[c];
         }
@@ -56,12 +66,53 @@ ptq_status ptq_bc_acc_add(ptq_bc_acc *a, const float *O, const float *Ohat, int 
     return PTQ_OK;
 }
 
+ptq_status ptq_bc_acc_reduce(ptq_bc_acc *a, const ptq_dist *dist, ptq_error *err) {
+    if (!ptq_dist_on(dist) || !a->sum) return PTQ_OK;
+    size_t slots = a->len > 0 ? (size_t)a->len : 1, n = slots * a->width;
+    /* the compensated sums: every process's (sum, sum_lo) gathered and added in rank order, compensated */
+    double *mine = ptq_alloc(2 * n, sizeof(double), "BC sums", err);
+    double *all = mine ? ptq_alloc(2 * n * (size_t)dist->size, sizeof(double), "BC sums", err) : NULL;
+    /* squares, counts (exact in double below 2^53 rows) and the signal: only the report reads them */
+    double *buf = all ? ptq_alloc(n + slots + 1, sizeof(double), "BC sums", err) : NULL;
+    ptq_status st = buf ? PTQ_OK : PTQ_ERR_NOMEM;
+    if (st == PTQ_OK) {
+        memcpy(mine, a->sum, n * sizeof *mine);
+        memcpy(mine + n, a->sum_lo, n * sizeof *mine);
+        st = ptq_dist_gather_doubles(dist, mine, (int)(2 * n), all, (int)(2 * n * dist->size), "BC sums", err);
+    }
+    if (st == PTQ_OK) {
+        for (size_t i = 0; i < n; i++) {
+            double s = 0, lo = 0;
+            for (int r = 0; r < dist->size; r++) {
+                two_sum(&s, &lo, all[2 * n * r + i]);
+                two_sum(&s, &lo, all[2 * n * r + n + i]);
+            }
+            a->sum[i] = s, a->sum_lo[i] = lo;
+        }
+        memcpy(buf, a->sumsq, n * sizeof *buf);
+        for (size_t i = 0; i < slots; i++) buf[n + i] = (double)a->count[i];
+        buf[n + slots] = a->signal;
+        st = ptq_dist_sum(dist, buf, n + slots + 1, "BC sums", err);
+    }
+    if (st == PTQ_OK) {
+        memcpy(a->sumsq, buf, n * sizeof *buf);
+        for (size_t i = 0; i < slots; i++) a->count[i] = (int64_t)buf[n + i];
+        a->signal = buf[n + slots];
+    }
+    ptq_free(mine);
+    ptq_free(all);
+    ptq_free(buf);
+    return st;
+}
+
 void ptq_bc_acc_bias(const ptq_bc_acc *a, float *b) {
     int slots = a->len > 0 ? a->len : 1;
     for (int p = 0; p < slots; p++)
         for (int c = 0; c < a->width; c++)
             b[(size_t)p * a->width + c] =
-                a->count[p] ? (float)(a->sum[(size_t)p * a->width + c] / (double)a->count[p]) : 0.0f;
+                a->count[p] ? (float)((a->sum[(size_t)p * a->width + c] + a->sum_lo[(size_t)p * a->width + c]) /
+                                      (double)a->count[p])
+                            : 0.0f;
 }
 
 void ptq_bc_acc_stats(const ptq_bc_acc *a, const float *b, double *mse, double *sqnr_db) {
@@ -74,7 +125,7 @@ void ptq_bc_acc_stats(const ptq_bc_acc *a, const float *b, double *mse, double *
         for (int c = 0; c < a->width; c++) {
             size_t i = (size_t)p * a->width + c;
             double bb = b ? b[i] : 0.0;
-            err += a->sumsq[i] - 2 * bb * a->sum[i] + (double)a->count[p] * bb * bb;
+            err += a->sumsq[i] - 2 * bb * (a->sum[i] + a->sum_lo[i]) + (double)a->count[p] * bb * bb;
         }
     }
     if (err < 0) err = 0;
@@ -92,6 +143,7 @@ typedef struct {
     int seq_len;
     ptq_status status;
     ptq_error *err;
+    int captured; /* sequential: the output was copied; the hook then stops the block there */
 } pass_ctx;
 
 /* Parallel: called inside the float block; compare each linear with its quantized self on the same input. */
@@ -117,13 +169,21 @@ static int capture_hook(void *user, int layer, ptq_lin_role role, const ptq_line
     (void)layer;
     (void)X;
     pass_ctx *p = user;
-    if (role == p->role) memcpy(p->capture, Y, (size_t)rows * lin->out * sizeof(float));
-    return 0;
+    if (role != p->role) return 0;
+    memcpy(p->capture, Y, (size_t)rows * lin->out * sizeof(float));
+    p->captured = 1;
+    return 1; /* nothing after this linear matters to its bias: stop the block here */
 }
 
-enum { CHUNK_ROWS = 4096 };
+/* A block run that capture_hook stopped after its linear succeeded. */
+static ptq_status captured_ok(ptq_status st, const pass_ctx *p, ptq_error *err) {
+    if (st != PTQ_ERR_CALLBACK || !p->captured) return st;
+    if (err) err->status = PTQ_OK, err->msg[0] = 0;
+    return PTQ_OK;
+}
 
-static int chunk_seqs(int T) { return CHUNK_ROWS / T > 0 ? CHUNK_ROWS / T : 1; }
+/* the batches of the other calibration passes, which a process split keeps whole (quant/dist.h) */
+static int chunk_seqs(int T) { return ptq_calib_chunk(T); }
 
 /* Run block l over chunk [i, i+k) of stream x into out (a copy), float or runtime path. */
 static ptq_status run_chunk(const ptq_model *m, int l, const float *x, int i, int k, int T, int float_weights,
@@ -140,7 +200,7 @@ static ptq_status parallel_pass(const ptq_model *m, int l, const ptq_bc_streams 
     int T = s->seq_len, chunk = chunk_seqs(T);
     float *buf = ptq_alloc((size_t)chunk * T * m->cfg.dim, sizeof(float), "BC chunk", err);
     if (!buf) return PTQ_ERR_NOMEM;
-    pass_ctx p = {(ptq_lin_role)-1, NULL, accs, T, PTQ_OK, err};
+    pass_ctx p = {(ptq_lin_role)-1, NULL, accs, T, PTQ_OK, err, 0};
     ptq_status st = PTQ_OK;
     for (int i = 0; st == PTQ_OK && i < s->n_seq; i += chunk) {
         int k = s->n_seq - i < chunk ? s->n_seq - i : chunk;
@@ -162,9 +222,9 @@ static ptq_status sequential_pass(const ptq_model *m, int l, ptq_lin_role role, 
     ptq_status st = oq ? PTQ_OK : PTQ_ERR_NOMEM;
     for (int i = 0; st == PTQ_OK && i < s->n_seq; i += chunk) {
         int k = s->n_seq - i < chunk ? s->n_seq - i : chunk;
-        pass_ctx pf = {role, of, NULL, T, PTQ_OK, err}, pq = {role, oq, NULL, T, PTQ_OK, err};
-        st = run_chunk(m, l, s->xf, i, k, T, 1, capture_hook, &pf, buf, err);
-        if (st == PTQ_OK) st = run_chunk(m, l, s->xq, i, k, T, 0, capture_hook, &pq, buf, err);
+        pass_ctx pf = {role, of, NULL, T, PTQ_OK, err, 0}, pq = {role, oq, NULL, T, PTQ_OK, err, 0};
+        st = captured_ok(run_chunk(m, l, s->xf, i, k, T, 1, capture_hook, &pf, buf, err), &pf, err);
+        if (st == PTQ_OK) st = captured_ok(run_chunk(m, l, s->xq, i, k, T, 0, capture_hook, &pq, buf, err), &pq, err);
         if (st == PTQ_OK) st = ptq_bc_acc_add(acc, of, oq, k * T, T, err);
     }
     ptq_free(buf);
@@ -247,6 +307,10 @@ static ptq_status fit_linears(ptq_model *m, int l, const ptq_bc_opts *o, const p
         st = parallel_pass(m, l, cal, acc, err);
         if (st == PTQ_OK && hold) st = parallel_pass(m, l, hold, hacc, err);
         for (int r = 0; st == PTQ_OK && r < PTQ_LIN_COUNT; r++) {
+            st = ptq_bc_acc_reduce(&acc[r], o->dist, err);
+            if (st == PTQ_OK) st = ptq_bc_acc_reduce(&hacc[r], o->dist, err);
+        }
+        for (int r = 0; st == PTQ_OK && r < PTQ_LIN_COUNT; r++) {
             ptq_linear *lin = &blk->lin[r];
             if (!acc[r].sum) continue;
             st = install(m, &acc[r], &lin->bc, &lin->bc_pos, &lin->bc_len, lin->name, err);
@@ -260,6 +324,8 @@ static ptq_status fit_linears(ptq_model *m, int l, const ptq_bc_opts *o, const p
             if (!acc[r].sum) continue;
             st = sequential_pass(m, l, (ptq_lin_role)r, cal, &acc[r], err);
             if (st == PTQ_OK && hold) st = sequential_pass(m, l, (ptq_lin_role)r, hold, &hacc[r], err);
+            if (st == PTQ_OK) st = ptq_bc_acc_reduce(&acc[r], o->dist, err);
+            if (st == PTQ_OK) st = ptq_bc_acc_reduce(&hacc[r], o->dist, err);
             if (st == PTQ_OK) st = install(m, &acc[r], &lin->bc, &lin->bc_pos, &lin->bc_len, lin->name, err);
             if (st == PTQ_OK)
                 report_one(report, user, lin->name, l, &acc[r], hold ? &hacc[r] : NULL, lin->bc ? lin->bc : lin->bc_pos);
@@ -285,6 +351,8 @@ ptq_status ptq_bc_fit_block(ptq_model *m, int layer, const ptq_bc_opts *o, const
     int par = o->mode == PTQ_BC_PARALLEL;
     if (st == PTQ_OK) st = block_pass(m, layer, cal, par ? cal->xf : cal->xq, &acc, err);
     if (st == PTQ_OK && hold) st = block_pass(m, layer, hold, par ? hold->xf : hold->xq, &hacc, err);
+    if (st == PTQ_OK) st = ptq_bc_acc_reduce(&acc, o->dist, err);
+    if (st == PTQ_OK) st = ptq_bc_acc_reduce(&hacc, o->dist, err);
     if (st == PTQ_OK) st = install(m, &acc, &blk->bc, &blk->bc_pos, &blk->bc_len, "block BC", err);
     if (st == PTQ_OK) {
         char name[32];
@@ -317,7 +385,7 @@ static ptq_status logits_pass(const ptq_model *m, const ptq_bc_streams *s, ptq_b
 }
 
 ptq_status ptq_bc_fit_logits(ptq_model *m, const ptq_bc_streams *cal, const ptq_bc_streams *hold,
-                             ptq_bc_report_fn report, void *user, ptq_error *err) {
+                             const ptq_dist *dist, ptq_bc_report_fn report, void *user, ptq_error *err) {
     if (m->head.bc) return ptq_fail(err, PTQ_ERR_ARG, "the logits already have a BC bias");
     ptq_bc_acc acc, hacc;
     memset(&hacc, 0, sizeof hacc);
@@ -325,6 +393,8 @@ ptq_status ptq_bc_fit_logits(ptq_model *m, const ptq_bc_streams *cal, const ptq_
     ptq_status st = hold ? ptq_bc_acc_init(&hacc, m->cfg.vocab_size, 0, err) : PTQ_OK;
     if (st == PTQ_OK) st = logits_pass(m, cal, &acc, err);
     if (st == PTQ_OK && hold) st = logits_pass(m, hold, &hacc, err);
+    if (st == PTQ_OK) st = ptq_bc_acc_reduce(&acc, dist, err);
+    if (st == PTQ_OK) st = ptq_bc_acc_reduce(&hacc, dist, err);
     if (st == PTQ_OK) st = install(m, &acc, &m->head.bc, &m->head.bc_pos, &m->head.bc_len, "logits BC", err);
     if (st == PTQ_OK) report_one(report, user, "logits", -1, &acc, hold ? &hacc : NULL, m->head.bc);
     ptq_bc_acc_free(&acc);

@@ -12,7 +12,10 @@
 typedef struct ptq_bc_acc {
     int width;      /* channels */
     int len;        /* positions spanned by the bias; 0 = one bias per channel */
-    double *sum;    /* [max(len,1)][width] sum of e */
+    double *sum;    /* [max(len,1)][width] sum of e, compensated: the sum is sum + sum_lo */
+    double *sum_lo; /* the rounding errors of sum's additions (Neumaier), so that the sum is as good as
+                       correctly rounded whatever the order of the rows: split across processes, the
+                       biases are the bytes one process computes */
     double *sumsq;  /* [max(len,1)][width] sum of e^2 */
     int64_t *count; /* [max(len,1)] rows seen at each position */
     double signal;  /* sum of O^2 */
@@ -38,6 +41,8 @@ typedef struct ptq_bc_opts {
     int scope;          /* PTQ_BC_LINEAR | PTQ_BC_BLOCK | PTQ_BC_LOGITS */
     ptq_bc_shape shape;
     ptq_bc_mode mode;
+    const ptq_dist *dist; /* NULL: one process; else the streams hold this process's share and the sums
+                             are added over the processes before a bias is fitted */
 } ptq_bc_opts;
 
 /* Fit and install the linear-level and block-level biases of block `layer` from the calibration streams;
@@ -46,6 +51,8 @@ ptq_status ptq_bc_fit_block(ptq_model *m, int layer, const ptq_bc_opts *o, const
                             const ptq_bc_streams *hold, ptq_bc_report_fn report, void *user, ptq_error *err);
 /* Fit and install the logits bias (per class / vocabulary entry) from streams at the output of the last block. */
 ptq_status ptq_bc_fit_logits(ptq_model *m, const ptq_bc_streams *cal, const ptq_bc_streams *hold,
-                             ptq_bc_report_fn report, void *user, ptq_error *err);
+                             const ptq_dist *dist, ptq_bc_report_fn report, void *user, ptq_error *err);
+/* Add the sums of `a` over the processes (nothing without a split). */
+ptq_status ptq_bc_acc_reduce(ptq_bc_acc *a, const ptq_dist *dist, ptq_error *err);
 
 #endif

@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "kernels/i8gemm.h"
 #include "methods/noisyquant.h"
+#include "quant/dist.h"
 #include "quant/quantizer.h"
 
 typedef struct {
@@ -32,7 +33,7 @@ static int sample_hook(void *user, int layer, ptq_lin_role role, const ptq_linea
 
 static ptq_status collect(const ptq_model *m, int l, ptq_lin_role role, const float *x, int n_seq, int T,
                           ptq_act_sample *s, ptq_error *err) {
-    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * m->cfg.dim;
     float *buf = ptq_alloc((size_t)chunk * per, sizeof(float), "calibration chunk", err);
     if (!buf) return PTQ_ERR_NOMEM;
@@ -78,13 +79,15 @@ static ptq_status calibrate_attention(ptq_model *m, int l, const ptq_quant_param
     memset(&ac, 0, sizeof ac);
     ac.width[0] = c->n_heads * c->head_dim;
     ac.width[1] = ac.width[2] = c->n_kv_heads * c->head_dim;
-    size_t rows = (size_t)n_seq * T;
-    ptq_status st = PTQ_OK;
-    for (int t = 0; t < 3 && st == PTQ_OK; t++)
-        st = ptq_act_sample_init(&ac.s[t], ac.width[t], rows * ac.width[t], (int)rows, err);
+    int64_t before, rows;
+    ptq_status st = ptq_dist_offset(p->dist, (int64_t)n_seq * T, &before, &rows, err);
+    for (int t = 0; t < 3 && st == PTQ_OK; t++) {
+        st = ptq_act_sample_init(&ac.s[t], ac.width[t], (size_t)rows * ac.width[t], (int)rows, err);
+        if (st == PTQ_OK) ptq_act_sample_seek(&ac.s[t], (size_t)before * ac.width[t], (int)before);
+    }
     ac.tmp = st == PTQ_OK ? malloc((size_t)ac.width[0] * sizeof(float)) : NULL;
     if (st == PTQ_OK && !ac.tmp) st = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory calibrating attention");
-    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * c->dim;
     float *buf = st == PTQ_OK ? ptq_alloc((size_t)chunk * per, sizeof(float), "calibration chunk", err) : NULL;
     if (st == PTQ_OK && !buf) st = PTQ_ERR_NOMEM;
@@ -94,6 +97,7 @@ static ptq_status calibrate_attention(ptq_model *m, int l, const ptq_quant_param
         memcpy(buf, x + i * per, (size_t)k * per * sizeof(float));
         st = ptq_block_forward_ex(m, l, buf, k, T, 0, NULL, &o, err);
     }
+    for (int t = 0; t < 3 && st == PTQ_OK; t++) st = ptq_act_sample_merge(&ac.s[t], p->dist, err);
     if (st == PTQ_OK) {
         ptq_act_calib method = p->act_calib == PTQ_AQ_EASYQUANT || p->act_calib == PTQ_AQ_TWIN ? PTQ_AQ_MSE : p->act_calib;
         for (int t = 0; t < 3; t++) {
@@ -245,33 +249,41 @@ static ptq_status block_errors(ptq_model *m, int l, const float *x, int s0, int 
  * block output on held-out sequences (the second half of the calibration set, capped) is compared with
  * and without that layer's noise, against the float block on the same input; the noise stays only if
  * it lowers the error by more than twice the standard error of the paired per-sequence difference. */
-static ptq_status noisyquant_block_check(ptq_model *m, int l, const float *xq, int n_seq, int T, ptq_error *err) {
+static ptq_status noisyquant_block_check(ptq_model *m, int l, const float *xq, int n_seq, int T,
+                                         const ptq_dist *dist, ptq_error *err) {
     ptq_block *blk = &m->blocks[l];
     int any = 0;
     for (int r = 0; r < PTQ_LIN_COUNT; r++) any |= ptq_nq_has_noise(&blk->lin[r]);
-    if (!any || n_seq < 2) return PTQ_OK;
-    int n = n_seq / 2, s0 = n_seq - n;
+    int64_t before, total; /* with a process split: this process's sequences among all */
+    PTQ_TRY(ptq_dist_offset(dist, n_seq, &before, &total, err));
+    if (!any || total < 2) return PTQ_OK;
+    int n = (int)(total / 2), s0 = (int)total - n;
     if ((size_t)n * T > 16384) n = 16384 / T > 1 ? 16384 / T : 2;
+    /* the held-out sequences [s0, s0 + n) that this process holds: local [a, a + k) */
+    int64_t lo = s0 > before ? s0 : before, hi = s0 + n < before + n_seq ? s0 + n : before + n_seq;
+    int a = (int)(lo - before), k = hi > lo ? (int)(hi - lo) : 0;
     size_t per = (size_t)T * m->cfg.dim;
-    float *yf = ptq_alloc((size_t)n * per, sizeof(float), "NoisyQuant block check", err);
-    float *yq = yf ? ptq_alloc((size_t)n * per, sizeof(float), "NoisyQuant block check", err) : NULL;
-    double *e_on = yq ? ptq_alloc((size_t)2 * n, sizeof(double), "NoisyQuant block check", err) : NULL;
-    double *e_off = e_on ? e_on + n : NULL;
+    float *yf = ptq_alloc((size_t)k * per, sizeof(float), "NoisyQuant block check", err);
+    float *yq = yf ? ptq_alloc((size_t)k * per, sizeof(float), "NoisyQuant block check", err) : NULL;
+    double *e_on = yq ? ptq_alloc((size_t)2 * n + k, sizeof(double), "NoisyQuant block check", err) : NULL;
+    double *e_off = e_on ? e_on + n : NULL, *e_mine = e_on ? e_on + 2 * n : NULL;
     ptq_status st = e_on ? PTQ_OK : PTQ_ERR_NOMEM;
     if (st == PTQ_OK) {
-        memcpy(yf, xq + s0 * per, (size_t)n * per * sizeof(float));
+        memcpy(yf, xq + a * per, (size_t)k * per * sizeof(float));
         ptq_block_opts o = {NULL, NULL, 1, NULL, NULL};
-        st = ptq_block_forward_ex(m, l, yf, n, T, 0, NULL, &o, err);
+        st = ptq_block_forward_ex(m, l, yf, k, T, 0, NULL, &o, err);
     }
-    if (st == PTQ_OK) st = block_errors(m, l, xq, s0, n, T, yq, yf, e_on, err);
+    if (st == PTQ_OK) st = block_errors(m, l, xq, a, k, T, yq, yf, e_mine, err);
+    if (st == PTQ_OK) st = ptq_dist_gather_doubles(dist, e_mine, k, e_on, n, "NoisyQuant block errors", err);
     for (int r = 0; st == PTQ_OK && r < PTQ_LIN_COUNT; r++) {
         ptq_linear *lin = &blk->lin[r];
         ptq_actq *aq = lin->aq;
         if (!ptq_nq_has_noise(lin)) continue;
         float *noise = aq->noise, *bias = aq->noise_bias;
         aq->noise = NULL, aq->noise_bias = NULL;
-        st = block_errors(m, l, xq, s0, n, T, yq, yf, e_off, err);
+        st = block_errors(m, l, xq, a, k, T, yq, yf, e_mine, err);
         aq->noise = noise, aq->noise_bias = bias;
+        if (st == PTQ_OK) st = ptq_dist_gather_doubles(dist, e_mine, k, e_off, n, "NoisyQuant block errors", err);
         if (st != PTQ_OK) break;
         if (!ptq_nq_clear_gain(e_on, e_off, n)) { /* no clear gain for the block: this layer goes back to plain quantization */
             memset(noise, 0, (size_t)lin->in * sizeof *noise);
@@ -300,8 +312,13 @@ ptq_status ptq_calibrate_block_acts(ptq_model *m, int l, const ptq_quant_params 
         aq->sym = !p->act_asym;
         aq->per_token = p->act_per_token;
         ptq_act_sample s;
-        ptq_status st = ptq_act_sample_init(&s, lin->in, (size_t)n_seq * T * lin->in, n_seq * T, err);
+        memset(&s, 0, sizeof s);
+        int64_t before, rows; /* this process's rows come after `before` of the `rows` rows of all processes */
+        ptq_status st = ptq_dist_offset(p->dist, (int64_t)n_seq * T, &before, &rows, err);
+        if (st == PTQ_OK) st = ptq_act_sample_init(&s, lin->in, (size_t)rows * lin->in, (int)rows, err);
+        if (st == PTQ_OK) ptq_act_sample_seek(&s, (size_t)before * lin->in, (int)before);
         if (st == PTQ_OK) st = collect(m, l, (ptq_lin_role)r, xq, n_seq, T, &s, err);
+        if (st == PTQ_OK) st = ptq_act_sample_merge(&s, p->dist, err);
         /* twin uniform only where the input follows a plain activation (the input of fc2) */
         int post_act = r == PTQ_LIN_DOWN && !m->cfg.gated_mlp;
         if (st == PTQ_OK) {
@@ -322,6 +339,6 @@ ptq_status ptq_calibrate_block_acts(ptq_model *m, int l, const ptq_quant_params 
         ptq_act_sample_free(&s);
         if (st != PTQ_OK) return ptq_fail_context(err, "calibrating the input of %s", lin->name);
     }
-    if (p->noisyquant && !p->noisyquant_unchecked) PTQ_TRY(noisyquant_block_check(m, l, xq, n_seq, T, err));
+    if (p->noisyquant && !p->noisyquant_unchecked) PTQ_TRY(noisyquant_block_check(m, l, xq, n_seq, T, p->dist, err));
     return PTQ_OK;
 }

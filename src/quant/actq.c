@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "quant/dist.h"
 
 static float qlo(const ptq_actq *q) { return q->sym ? -(float)(1 << (q->bits - 1)) : 0.0f; }
 static float qhi(const ptq_actq *q) { return q->sym ? (float)((1 << (q->bits - 1)) - 1) : (float)((1 << q->bits) - 1); }
@@ -100,6 +101,51 @@ void ptq_act_sample_add(ptq_act_sample *s, const float *x, int rows) {
             s->next_row = (s->next_row / s->row_stride + 1) * s->row_stride +
                           (int)(ptq_splitmix64(&s->rng_rows) % (uint64_t)s->row_stride);
         }
+}
+
+void ptq_act_sample_seek(ptq_act_sample *s, size_t values, int rows) {
+    /* the draws ptq_act_sample_add would make over the skipped positions, keeping nothing */
+    while (s->next_value < values)
+        s->next_value = (s->next_value / s->stride + 1) * s->stride + ptq_splitmix64(&s->rng_values) % s->stride;
+    s->seen = values;
+    while (s->next_row < rows)
+        s->next_row = (s->next_row / s->row_stride + 1) * s->row_stride +
+                      (int)(ptq_splitmix64(&s->rng_rows) % (uint64_t)s->row_stride);
+    s->rows_seen = rows;
+}
+
+ptq_status ptq_act_sample_merge(ptq_act_sample *s, const ptq_dist *dist, ptq_error *err) {
+    if (!ptq_dist_on(dist)) return PTQ_OK;
+    size_t vbytes = (s->cap_values ? s->cap_values : 1) * sizeof(float);
+    size_t rbytes = (size_t)(s->cap_rows ? s->cap_rows : 1) * s->in * sizeof(float), got = 0;
+    float *v = ptq_alloc(vbytes, 1, "activation sample", err);
+    float *r = v ? ptq_alloc(rbytes, 1, "activation rows", err) : NULL;
+    double *mm = r ? ptq_alloc((size_t)2 * dist->size, sizeof(double), "activation range", err) : NULL;
+    ptq_status st = mm ? PTQ_OK : PTQ_ERR_NOMEM;
+    if (st == PTQ_OK)
+        st = ptq_dist_gather(dist, s->values, s->n_values * sizeof(float), v, vbytes, &got, "activation sample", err);
+    if (st == PTQ_OK) {
+        s->n_values = got / sizeof(float);
+        st = ptq_dist_gather(dist, s->rows, (size_t)s->n_rows * s->in * sizeof(float), r, rbytes, &got,
+                             "activation rows", err);
+    }
+    if (st == PTQ_OK) {
+        s->n_rows = (int)(got / (s->in * sizeof(float)));
+        double mine[2] = {s->min, s->max};
+        st = ptq_dist_gather(dist, mine, sizeof mine, mm, (size_t)2 * dist->size * sizeof(double), &got,
+                             "activation range", err);
+    }
+    if (st == PTQ_OK) {
+        for (int i = 0; i < dist->size; i++) s->min = fmin(s->min, mm[2 * i]), s->max = fmax(s->max, mm[2 * i + 1]);
+        ptq_free(s->values);
+        ptq_free(s->rows);
+        s->values = v, s->rows = r;
+        v = r = NULL;
+    }
+    ptq_free(v);
+    ptq_free(r);
+    ptq_free(mm);
+    return st;
 }
 
 void ptq_act_sample_free(ptq_act_sample *s) {

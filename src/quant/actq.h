@@ -48,6 +48,12 @@ typedef struct ptq_act_sample {
 ptq_status ptq_act_sample_init(ptq_act_sample *s, int in, size_t total_values, int total_rows, ptq_error *err);
 void ptq_act_sample_add(ptq_act_sample *s, const float *x, int rows);
 void ptq_act_sample_free(ptq_act_sample *s);
+/* With the calibration split across processes: before adding anything, skip to this process's place in
+ * the whole stream (`values` values and `rows` rows come before it), so that each process keeps exactly
+ * the positions one process would keep there; after adding, ptq_act_sample_merge gathers the kept
+ * values and rows in rank order and the range over all processes: the sample of one process's run. */
+void ptq_act_sample_seek(ptq_act_sample *s, size_t values, int rows);
+ptq_status ptq_act_sample_merge(ptq_act_sample *s, const ptq_dist *dist, ptq_error *err);
 
 /* Calibrate a static quantizer from a sample with one of the distribution-only methods
  * (minmax, percentile, mse, entropy). */

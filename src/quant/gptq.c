@@ -1,6 +1,7 @@
 /* GPTQ (METHODS.md section 4.1): quantize columns one at a time, spreading each column's error over the
  * columns not yet quantized through the upper Cholesky factor of the inverse Hessian, with lazy
- * batched updates in blocks of 128 columns. Double precision throughout. */
+ * batched updates in blocks of 128 columns: float32 with BLAS-3 updates, the inverse Hessian's Cholesky
+ * factor in double. The earlier all-double version is kept as a reference in tests/gptq_double_ref.h. */
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
@@ -34,59 +35,119 @@ static int cmp_diag_desc(const void *a, const void *b) {
     return x->j - y->j; /* stable: ties keep column order */
 }
 
-/* U = upper Cholesky factor of (Hp + damp I)^-1, in place in U (in x in). Returns LAPACK info. */
-static int inverse_cholesky(const double *Hp, int in, double damp, double *U) {
-    memcpy(U, Hp, (size_t)in * in * sizeof *U);
-    for (int j = 0; j < in; j++) U[(size_t)j * in + j] += damp;
-    int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', in, U, in);
-    if (info == 0) info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', in, U, in);
-    if (info == 0) info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', in, U, in);
-    if (info == 0)
-        for (int a = 1; a < in; a++) memset(U + (size_t)a * in, 0, (size_t)a * sizeof *U);
+/* U = upper Cholesky factor of A^-1, A = Hp + damp I (in x in), in U (double) or, when Uf is not NULL, in
+ * Uf (float; U is then workspace). Returns LAPACK info.
+ * With J the reversal of the columns, J A J = L L^T gives A = R R^T with R = J L J upper triangular, so
+ * A^-1 = R^-T R^-1 and U = R^-1: one factorization and one triangular inverse (2n^3/3 flops), where
+ * factor, invert and factor again (dpotrf, dpotri, dpotrf) cost twice that. The factorization is in
+ * double: that is where GPTQ's precision matters (a badly conditioned Hessian); the float version
+ * inverts the factor in float (relative error about cond(R) * 6e-8, R's condition being the square root
+ * of the damped Hessian's), as float is all its updates use. */
+static int inverse_cholesky(const double *H, const int *order, int in, double damp, double *U, float *Uf) {
+    size_t n = (size_t)in;
+    /* the lower triangle of J A J: A[a][b] = H[order[a]][order[b]], dead inputs with unit curvature */
+    for (size_t a = 0; a < n; a++) {
+        size_t oa = (size_t)(order ? order[n - 1 - a] : (int)(n - 1 - a));
+        for (size_t b = 0; b <= a; b++) {
+            size_t ob = (size_t)(order ? order[n - 1 - b] : (int)(n - 1 - b));
+            U[a * n + b] = H[oa * n + ob];
+        }
+        U[a * n + a] = (H[oa * n + oa] == 0 ? 1.0 : H[oa * n + oa]) + damp;
+    }
+    int info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', in, U, in); /* row-major: J A J = L L^T */
+    if (info != 0) return info;
+    /* R = J L J into the upper triangle, R[a][b] = L[n-1-a][n-1-b]: off the diagonal an upper element
+       reads a strictly lower one, so nothing read is overwritten; then the diagonal is reversed */
+    for (size_t a = 0; a < n; a++)
+        for (size_t b = a + 1; b < n; b++) U[a * n + b] = U[(n - 1 - a) * n + (n - 1 - b)];
+    for (size_t a = 0; a < n / 2; a++) {
+        double t = U[a * n + a];
+        U[a * n + a] = U[(n - 1 - a) * n + (n - 1 - a)];
+        U[(n - 1 - a) * n + (n - 1 - a)] = t;
+    }
+    if (Uf) {
+        for (size_t a = 0; a < n; a++)
+            for (size_t b = 0; b < n; b++) Uf[a * n + b] = b < a ? 0.0f : (float)U[a * n + b];
+        return LAPACKE_strtri_work(LAPACK_COL_MAJOR, 'L', 'N', in, Uf, in); /* row-major: R^-1 */
+    }
+    info = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, 'L', 'N', in, U, in);
+    for (size_t a = 1; a < n && info == 0; a++) memset(U + a * n, 0, a * sizeof *U);
     return info;
 }
 
-ptq_status ptq_gptq_inverse_hessian(const double *H, int in, const int *order, double percdamp, double *U,
-                                    const ptq_callbacks *cb, ptq_error *err) {
-    double *Hp = ptq_alloc((size_t)in * in, sizeof(double), "GPTQ Hessian", err);
-    if (!Hp) return PTQ_ERR_NOMEM;
-    for (int a = 0; a < in; a++) {
-        int oa = order ? order[a] : a;
-        for (int b = 0; b < in; b++) Hp[(size_t)a * in + b] = H[(size_t)oa * in + (order ? order[b] : b)];
-        if (H[(size_t)oa * in + oa] == 0) Hp[(size_t)a * in + a] = 1.0;
-    }
+static ptq_status inverse_factor(const double *H, int in, const int *order, double percdamp, double *U, float *Uf,
+                                 const ptq_callbacks *cb, ptq_error *err) {
     double mean_diag = 0;
-    for (int j = 0; j < in; j++) mean_diag += Hp[(size_t)j * in + j];
+    for (int j = 0; j < in; j++) mean_diag += H[(size_t)j * in + j] == 0 ? 1.0 : H[(size_t)j * in + j];
     mean_diag /= in;
     double damp = percdamp * mean_diag;
     int info = 0;
     for (int attempt = 0; attempt < 5; attempt++) {
-        info = inverse_cholesky(Hp, in, damp, U);
+        info = inverse_cholesky(H, order, in, damp, U, Uf);
         if (info == 0) break;
         ptq_log(cb, PTQ_LOG_WARN, "GPTQ: Hessian not positive definite with damping %.3g (LAPACK info %d); retrying with %.3g",
                 damp, info, damp * 10);
         damp *= 10;
     }
-    ptq_free(Hp);
     if (info != 0)
         return ptq_fail(err, PTQ_ERR_NUMERIC, "GPTQ: Cholesky failed even with damping %.3g (LAPACK info %d)", damp, info);
     return PTQ_OK;
 }
 
+ptq_status ptq_gptq_inverse_hessian(const double *H, int in, const int *order, double percdamp, double *U,
+                                    const ptq_callbacks *cb, ptq_error *err) {
+    return inverse_factor(H, in, order, percdamp, U, NULL, cb, err);
+}
+
+/* Quantize the columns [i1, i1 + cnt) of one row: wr is the row (float, updated lazily up to i1), W1 the
+ * block's columns updated column by column, err the row's scaled errors for the block (its slot of Err). */
+static void quantize_row_block(const ptq_gptq_params *p, ptq_qweight *q, int r, int i1, int cnt, float *wr, float *W1,
+                               const float *Uf, int in, int G, double *grp, float *rs, int *rz, uint8_t *codes,
+                               float *err) {
+    int maxq = (1 << p->wq.bits) - 1, qmin = ptq_wq_qmin(&p->wq), i2 = i1 + cnt;
+    memcpy(W1, wr + i1, (size_t)cnt * sizeof *W1);
+    for (int i = 0; i < cnt; i++) {
+        int j = i1 + i;
+        if (G < in && j % G == 0) {
+            int n = in - j < G ? in - j : G;
+            /* the reference takes the grid from W, whose columns inside this block have not received this
+               block's updates yet; the alternative uses the updated ones */
+            for (int c = 0; c < n; c++) grp[c] = (!p->reference_groups && j + c < i2) ? W1[j + c - i1] : wr[j + c];
+            ptq_wq_find_params(&p->wq, grp, n, 1, &rs[r], &rz[r]);
+            q->scales[(size_t)r * q->n_groups + j / G] = ptq_f32_to_f16(rs[r]);
+            q->zeros[(size_t)r * q->n_groups + j / G] = (uint8_t)rz[r];
+        }
+        float w = W1[i];
+        int code = ptq_wq_code(w, rs[r], rz[r], qmin, maxq);
+        codes[j] = (uint8_t)code;
+        float e = (w - rs[r] * (float)(code - rz[r])) / Uf[(size_t)j * in + j];
+        err[i] = e;
+        const float *Uj = Uf + (size_t)j * in + i1;
+        for (int k = i + 1; k < cnt; k++) W1[k] -= e * Uj[k];
+    }
+}
+
+/* Float32 with BLAS-3 lazy updates: inside a block of B columns each row is updated column by column
+ * (rows in parallel: they are independent); after the block, all later columns receive the block's
+ * errors at once, W[:, i2:] -= Err U[i1:i2, i2:] (sgemm). Only the inverse Hessian's factor is computed
+ * in double. Codes agree with the double version except where a weight lies within float rounding of a
+ * rounding boundary (tests/test_gptq.c counts them). */
 ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, const ptq_gptq_params *p,
                              ptq_qweight *q, const ptq_callbacks *cb, ptq_error *err) {
     PTQ_TRY(ptq_qweight_alloc(q, p->wq.bits, p->wq.group, in, out, p->act_order, err));
-    int G = q->group, maxq = (1 << p->wq.bits) - 1, B = p->block > 0 ? p->block : 128;
+    int G = q->group, B = p->block > 0 ? p->block : 128;
+    if (B > in) B = in;
     ptq_status st = PTQ_OK;
-    double *Wd = ptq_alloc((size_t)out * in, sizeof(double), "GPTQ weights", err);
-    double *U = ptq_alloc((size_t)in * in, sizeof(double), "GPTQ inverse Hessian", err);
-    double *Err = ptq_alloc((size_t)out * B, sizeof(double), "GPTQ errors", err);
-    uint8_t *codes = ptq_alloc((size_t)out * in, 1, "GPTQ codes", err);
-    float *rs = ptq_alloc((size_t)out, sizeof(float), "GPTQ scales", err);
-    int *rz = ptq_alloc((size_t)out, sizeof(int), "GPTQ zeros", err);
+    float *Wf = ptq_alloc((size_t)out * in, sizeof(float), "GPTQ weights", err);
+    double *U = Wf ? ptq_alloc((size_t)in * in, sizeof(double), "GPTQ inverse Hessian", err) : NULL;
+    float *Uf = U ? ptq_alloc((size_t)in * in, sizeof(float), "GPTQ inverse Hessian", err) : NULL;
+    float *Err = Uf ? ptq_alloc((size_t)out * B, sizeof(float), "GPTQ errors", err) : NULL;
+    uint8_t *codes = Err ? ptq_alloc((size_t)out * in, 1, "GPTQ codes", err) : NULL;
+    float *rs = codes ? ptq_alloc((size_t)out, sizeof(float), "GPTQ scales", err) : NULL;
+    int *rz = rs ? ptq_alloc((size_t)out, sizeof(int), "GPTQ zeros", err) : NULL;
     int *order = malloc((size_t)in * sizeof *order);
     diag_idx *di = malloc((size_t)in * sizeof *di);
-    if (!Wd || !U || !Err || !codes || !rs || !rz || !order || !di) {
+    if (!rz || !order || !di) {
         st = err && err->status == PTQ_ERR_NOMEM ? PTQ_ERR_NOMEM : ptq_fail(err, PTQ_ERR_NOMEM, "GPTQ: out of memory");
         goto done;
     }
@@ -101,69 +162,72 @@ ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, c
     for (int r = 0; r < out; r++)
         for (int j = 0; j < in; j++) {
             int oj = order[j];
-            Wd[(size_t)r * in + j] = H[(size_t)oj * in + oj] == 0 ? 0.0 : W[(size_t)r * in + oj];
+            Wf[(size_t)r * in + j] = H[(size_t)oj * in + oj] == 0 ? 0.0f : W[(size_t)r * in + oj];
         }
     if (q->perm)
         for (int j = 0; j < in; j++) q->perm[j] = order[j];
 
-    st = ptq_gptq_inverse_hessian(H, in, order, p->percdamp, U, cb, err);
+    st = inverse_factor(H, in, order, p->percdamp, U, Uf, cb, err);
     if (st != PTQ_OK) goto done;
+    ptq_free(U);
+    U = NULL;
 
     /* per-channel grids come from the whole (dead-zeroed) row before any update, a per-tensor grid
        from the whole matrix */
     double range[2] = {0, 0};
     if (p->wq.group == PTQ_GROUP_TENSOR)
-        for (size_t i = 0; i < (size_t)out * in; i++) range[0] = fmin(range[0], Wd[i]), range[1] = fmax(range[1], Wd[i]);
-    if (G == in)
+        for (size_t i = 0; i < (size_t)out * in; i++) range[0] = fmin(range[0], Wf[i]), range[1] = fmax(range[1], Wf[i]);
+    if (G == in) {
+        double *row = malloc((size_t)in * sizeof *row);
+        if (!row) {
+            st = ptq_fail(err, PTQ_ERR_NOMEM, "GPTQ: out of memory");
+            goto done;
+        }
         for (int r = 0; r < out; r++) {
             if (p->wq.group == PTQ_GROUP_TENSOR) ptq_wq_find_params(&p->wq, range, 2, 1, &rs[r], &rz[r]);
-            else ptq_wq_find_params(&p->wq, Wd + (size_t)r * in, in, 1, &rs[r], &rz[r]);
+            else {
+                for (int j = 0; j < in; j++) row[j] = Wf[(size_t)r * in + j];
+                ptq_wq_find_params(&p->wq, row, in, 1, &rs[r], &rz[r]);
+            }
             q->scales[(size_t)r * q->n_groups] = ptq_f32_to_f16(rs[r]);
             q->zeros[(size_t)r * q->n_groups] = (uint8_t)rz[r];
         }
+        free(row);
+    }
 
+    int oom = 0;
     for (int i1 = 0; i1 < in; i1 += B) {
         int i2 = i1 + B < in ? i1 + B : in, cnt = i2 - i1;
 #pragma omp parallel
         {
-            double *W1 = malloc((size_t)cnt * sizeof *W1), *grp = malloc((size_t)(G < in ? G : 1) * sizeof *grp);
+            float *W1 = malloc((size_t)cnt * sizeof *W1);
+            double *grp = malloc((size_t)(G < in ? G : 1) * sizeof *grp);
 #pragma omp for schedule(static)
-            for (int r = 0; r < out; r++) {
-                double *wr = Wd + (size_t)r * in;
-                memcpy(W1, wr + i1, (size_t)cnt * sizeof *W1);
-                for (int i = 0; i < cnt; i++) {
-                    int j = i1 + i;
-                    if (G < in && j % G == 0) {
-                        int n = in - j < G ? in - j : G;
-                        /* the reference takes the grid from W, whose columns inside this block have not
-                           received this block's updates yet; the alternative uses the updated ones */
-                        for (int c = 0; c < n; c++)
-                            grp[c] = (!p->reference_groups && j + c < i2) ? W1[j + c - i1] : wr[j + c];
-                        ptq_wq_find_params(&p->wq, grp, n, 1, &rs[r], &rz[r]);
-                        q->scales[(size_t)r * q->n_groups + j / G] = ptq_f32_to_f16(rs[r]);
-                        q->zeros[(size_t)r * q->n_groups + j / G] = (uint8_t)rz[r];
-                    }
-                    double w = W1[i];
-                    int code = ptq_wq_code(w, rs[r], rz[r], ptq_wq_qmin(&p->wq), maxq);
-                    codes[(size_t)r * in + j] = (uint8_t)code;
-                    double e = (w - (double)rs[r] * (code - rz[r])) / U[(size_t)j * in + j];
-                    Err[(size_t)r * B + i] = e;
-                    const double *Uj = U + (size_t)j * in + i1;
-                    for (int k = i + 1; k < cnt; k++) W1[k] -= e * Uj[k];
-                }
+            for (int r = 0; r < out; r++)
+                if (W1 && grp)
+                    quantize_row_block(p, q, r, i1, cnt, Wf + (size_t)r * in, W1, Uf, in, G, grp, rs, rz,
+                                       codes + (size_t)r * in, Err + (size_t)r * B);
+            if (!W1 || !grp) {
+#pragma omp atomic write
+                oom = 1;
             }
             free(W1);
             free(grp);
         }
+        if (oom) {
+            st = ptq_fail(err, PTQ_ERR_NOMEM, "GPTQ: out of memory");
+            goto done;
+        }
         if (i2 < in)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in - i2, cnt, -1.0, Err, B,
-                        U + (size_t)i1 * in + i2, in, 1.0, Wd + i2, in);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, out, in - i2, cnt, -1.0f, Err, B,
+                        Uf + (size_t)i1 * in + i2, in, 1.0f, Wf + i2, in);
     }
     for (int r = 0; r < out; r++) ptq_qweight_set_row(q, r, codes + (size_t)r * in);
 
 done:
-    ptq_free(Wd);
+    ptq_free(Wf);
     ptq_free(U);
+    ptq_free(Uf);
     ptq_free(Err);
     ptq_free(codes);
     ptq_free(rs);

@@ -14,6 +14,7 @@
 #include "methods/bias_compensation.h"
 #include "methods/noisyquant.h"
 #include "quant/act_calib.h"
+#include "quant/dist.h"
 #include "models/forward.h"
 #include "models/gguf_export.h"
 #include "quant/ggml_quants.h"
@@ -120,33 +121,6 @@ static double now_s(void) {
 
 static const char *method_name(ptq_wq_method m) { return m == PTQ_WQ_GPTQ ? "gptq" : "rtn"; }
 
-/* tr(D H D^T) / tr(W H W^T), D = W - Wq: the relative output error of dense quantized weights Wq */
-static double dense_rel_error(const float *W, const float *Wq, int out, int in, const double *H) {
-    double num = 0, den = 0;
-    double *d = malloc((size_t)in * sizeof *d), *w = malloc((size_t)in * sizeof *w);
-    if (!d || !w) {
-        free(d);
-        free(w);
-        return NAN;
-    }
-    for (int r = 0; r < out; r++) {
-        for (int j = 0; j < in; j++) {
-            w[j] = W[(size_t)r * in + j];
-            d[j] = w[j] - Wq[(size_t)r * in + j];
-        }
-        for (int a = 0; a < in; a++) {
-            double hd = 0, hw = 0;
-            const double *h = H + (size_t)a * in;
-            for (int b = 0; b < in; b++) hd += h[b] * d[b], hw += h[b] * w[b];
-            num += d[a] * hd;
-            den += w[a] * hw;
-        }
-    }
-    free(d);
-    free(w);
-    return den > 0 ? num / den : 0;
-}
-
 static ptq_gguf_tensor_kind ggml_kind(ptq_lin_role r) {
     switch (r) {
     case PTQ_LIN_QKV: return PTQ_GT_ATTN_QKV;
@@ -189,7 +163,7 @@ static ptq_status quantize_ggml(ptq_model *m, int l, ptq_lin_role r, const doubl
     lin->ggml = bytes;
     lin->ggml_type = t;
     lin->wq = wq;
-    *rel = dense_rel_error(lin->w, wq, lin->out, lin->in, H);
+    *rel = ptq_dense_rel_error(lin->w, wq, lin->out, lin->in, H);
     return PTQ_OK;
 }
 
@@ -250,8 +224,10 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
     return PTQ_OK;
 }
 
-/* Embed a calibration set into a residual stream [n_seq * T][dim]. */
-static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, float **x, int *n_seq, int *T, ptq_error *err) {
+/* Embed a calibration set into a residual stream [n_seq * T][dim]: this process's share of its
+ * sequences (all of them without a process split). */
+static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, const ptq_dist *dist, float **x, int *n_seq,
+                               int *T, ptq_error *err) {
     const ptq_config *c = &m->cfg;
     *x = NULL;
     if (c->arch == PTQ_ARCH_VIT) {
@@ -268,14 +244,24 @@ static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, float **x,
             return ptq_fail(err, PTQ_ERR_ARG, "calibration windows of %d tokens exceed the context of %d", *T,
                             c->max_seq);
     }
+    int s0, s1, chunk = ptq_calib_chunk(*T);
+    ptq_dist_share(dist, *n_seq, chunk, &s0, &s1);
+    if (s1 <= s0)
+        return ptq_fail(err, PTQ_ERR_ARG,
+                        "%d calibration sequences (%d batches of %d) cannot be split across %d processes: every "
+                        "process needs a batch", *n_seq, (*n_seq + chunk - 1) / chunk, chunk, dist->size);
+    *n_seq = s1 - s0;
     size_t per = (size_t)*T * c->dim;
     *x = ptq_alloc((size_t)*n_seq * per, sizeof(float), "calibration activations", err);
     if (!*x) return PTQ_ERR_NOMEM;
     ptq_status s = PTQ_OK;
-    if (c->arch == PTQ_ARCH_VIT) s = ptq_embed_images(m, d->images->pixels, *n_seq, *x, err);
-    else
+    if (c->arch == PTQ_ARCH_VIT) {
+        size_t img = (size_t)d->images->channels * d->images->height * d->images->width;
+        s = ptq_embed_images(m, d->images->pixels + (size_t)s0 * img, *n_seq, *x, err);
+    } else {
         for (int i = 0; s == PTQ_OK && i < *n_seq; i++)
-            s = ptq_embed_tokens(m, d->tokens + (size_t)i * *T, *T, 0, *x + i * per, err);
+            s = ptq_embed_tokens(m, d->tokens + (size_t)(s0 + i) * *T, *T, 0, *x + i * per, err);
+    }
     if (s != PTQ_OK) {
         ptq_free(*x);
         *x = NULL;
@@ -285,7 +271,7 @@ static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, float **x,
 
 /* Push a stream through block l (float or runtime path), in chunks. */
 static ptq_status advance(ptq_model *m, int l, float *x, int n_seq, int T, int float_weights, ptq_error *err) {
-    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+    int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * m->cfg.dim;
     ptq_block_opts o = {NULL, NULL, float_weights, NULL, NULL};
     for (int i = 0; i < n_seq; i += chunk) {
@@ -295,9 +281,12 @@ static ptq_status advance(ptq_model *m, int l, float *x, int n_seq, int T, int f
     return PTQ_OK;
 }
 
+/* The Hessians of block l from this process's stream x; with a process split, summed over the processes
+ * (each sums its own chunks in order, then the sums are added: equal to the single-process sums up to
+ * the order of the additions). */
 static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const float *x, int n_seq, int T,
-                                      ptq_error *err) {
-    int chunk = 4096 / T > 0 ? 4096 / T : 1;
+                                      const ptq_dist *dist, ptq_error *err) {
+    int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * m->cfg.dim;
     for (int h = 0; h < H_COUNT; h++) {
         memset(hc->H[h], 0, (size_t)hc->dim[h] * hc->dim[h] * sizeof(double));
@@ -313,6 +302,12 @@ static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const f
     }
     ptq_free(xs);
     if (s == PTQ_OK && hc->failed) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory accumulating Hessians");
+    for (int h = 0; s == PTQ_OK && ptq_dist_on(dist) && h < H_COUNT; h++) {
+        double rows = (double)hc->rows[h];
+        s = ptq_dist_sum(dist, hc->H[h], (size_t)hc->dim[h] * hc->dim[h], "a Hessian", err);
+        if (s == PTQ_OK) s = ptq_dist_sum(dist, &rows, 1, "Hessian rows", err);
+        hc->rows[h] = (int64_t)rows;
+    }
     return s;
 }
 
@@ -378,14 +373,17 @@ static void held_out_range(const ptq_model *m, const ptq_calib_data *d, int *s0,
     *s0 = n_seq - *n;
 }
 
-/* Per held-out sequence KL of the current (quantized) model; kl has room for n values. */
-static ptq_status held_out_kl(ptq_model *m, const ptq_calib_data *d, double *kl, ptq_error *err) {
-    int s0, n;
+/* Per held-out sequence KL of the current (quantized) model; kl has room for n values. With a process
+ * split each process computes its share of the sequences, then all are gathered in order. */
+static ptq_status held_out_kl(ptq_model *m, const ptq_calib_data *d, const ptq_dist *dist, double *kl,
+                              ptq_error *err) {
+    int s0, n, a, b;
     held_out_range(m, d, &s0, &n);
     int T = m->cfg.arch == PTQ_ARCH_VIT ? m->cfg.max_seq : d->seq_len;
     int chunk = m->cfg.arch == PTQ_ARCH_VIT ? 256 : (1024 / T > 0 ? 1024 / T : 1);
-    for (int i = 0; i < n; i += chunk) PTQ_TRY(model_kl(m, d, s0 + i, n - i < chunk ? n - i : chunk, kl + i, err));
-    return PTQ_OK;
+    ptq_dist_share(dist, n, chunk, &a, &b);
+    for (int i = a; i < b; i += chunk) PTQ_TRY(model_kl(m, d, s0 + i, b - i < chunk ? b - i : chunk, kl + i, err));
+    return ptq_dist_gather_doubles(dist, kl + a, b - a, kl, n, "held-out KL divergences", err);
 }
 
 /* Back to the float model: quantized weights, activation quantizers, attention quantization and BC
@@ -453,10 +451,10 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
     if (qs.noisy_linears > 0) {
         double *kl = calloc((size_t)2 * n, sizeof *kl); /* [0, n): with noise, [n, 2n): without */
         if (!kl) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory checking NoisyQuant");
-        s = held_out_kl(m, data, kl, err);
+        s = held_out_kl(m, data, p->dist, kl, err);
         drop_quantization(m);
         if (s == PTQ_OK) s = quantize_pass(m, data, &plain, "quantize (without noise, for the check)", err);
-        if (s == PTQ_OK) s = held_out_kl(m, data, kl + n, err);
+        if (s == PTQ_OK) s = held_out_kl(m, data, p->dist, kl + n, err);
         keep = s == PTQ_OK && ptq_nq_clear_gain(kl, kl + n, n);
         free(kl);
         if (keep) { /* quantize with noise again: the same, deterministic result as the first pass */
@@ -496,7 +494,7 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     const ptq_config *c = &m->cfg;
     int bc = p->bc_scope != 0;
     ptq_bc_streams cal = {0}, hold = {0};
-    PTQ_TRY(embed_stream(m, data, &cal.xq, &cal.n_seq, &cal.seq_len, err));
+    PTQ_TRY(embed_stream(m, data, p->dist, &cal.xq, &cal.n_seq, &cal.seq_len, err));
     ptq_status s = PTQ_OK;
     if (bc) {
         size_t n = (size_t)cal.n_seq * cal.seq_len * c->dim;
@@ -504,7 +502,7 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
         if (!cal.xf) s = PTQ_ERR_NOMEM;
         else memcpy(cal.xf, cal.xq, n * sizeof(float));
         if (s == PTQ_OK && p->holdout) {
-            s = embed_stream(m, p->holdout, &hold.xq, &hold.n_seq, &hold.seq_len, err);
+            s = embed_stream(m, p->holdout, p->dist, &hold.xq, &hold.n_seq, &hold.seq_len, err);
             if (s == PTQ_OK && p->bc_shape == PTQ_BC_POSITION && hold.seq_len != cal.seq_len)
                 s = ptq_fail(err, PTQ_ERR_ARG, "held-apart windows (%d tokens) differ from calibration windows (%d)",
                              hold.seq_len, cal.seq_len);
@@ -528,10 +526,10 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     int done = 0, total = 0;
     for (int l = 0; l < c->n_layers; l++)
         for (int r = 0; r < PTQ_LIN_COUNT; r++) total += m->blocks[l].lin[r].w != NULL;
-    ptq_bc_opts bo = {p->bc_scope, p->bc_shape, p->bc_mode};
+    ptq_bc_opts bo = {p->bc_scope, p->bc_shape, p->bc_mode, p->dist};
     const ptq_bc_streams *hp = hold.xq ? &hold : NULL;
     for (int l = 0; s == PTQ_OK && l < c->n_layers; l++) {
-        s = accumulate_hessians(m, l, &hc, cal.xq, cal.n_seq, cal.seq_len, err);
+        s = accumulate_hessians(m, l, &hc, cal.xq, cal.n_seq, cal.seq_len, p->dist, err);
         if (s == PTQ_OK) s = quantize_block(m, l, &hc, p, &done, total, stage, err);
         if (s == PTQ_OK && p->abits) s = ptq_calibrate_block_acts(m, l, p, cal.xq, cal.n_seq, cal.seq_len, err);
         if (s == PTQ_OK && (bo.scope & (PTQ_BC_LINEAR | PTQ_BC_BLOCK)))
@@ -542,7 +540,7 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
         if (s == PTQ_OK && hp) s = advance(m, l, hold.xq, hold.n_seq, hold.seq_len, 0, err);
         if (s == PTQ_OK && hp) s = advance(m, l, hold.xf, hold.n_seq, hold.seq_len, 1, err);
     }
-    if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS)) s = ptq_bc_fit_logits(m, &cal, hp, p->bc_report, p->report_user, err);
+    if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS)) s = ptq_bc_fit_logits(m, &cal, hp, p->dist, p->bc_report, p->report_user, err);
     for (int h = 0; h < H_COUNT; h++) ptq_free(hc.H[h]);
     ptq_free(hc.xd);
     ptq_free(cal.xq);

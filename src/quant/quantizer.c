@@ -142,36 +142,3 @@ ptq_status ptq_rtn_quantize(const float *W, int out, int in, const ptq_wq_params
     if (st != PTQ_OK) ptq_qweight_free(q);
     return st;
 }
-
-double ptq_layer_rel_error(const float *W, const ptq_qweight *q, int out, int in, const double *H) {
-    double num = 0, den = 0;
-#pragma omp parallel reduction(+ : num, den)
-    {
-        float *wq = malloc((size_t)in * sizeof *wq);
-        double *d = malloc((size_t)in * sizeof *d), *w = malloc((size_t)in * sizeof *w);
-        if (wq && d && w) {
-#pragma omp for schedule(static)
-            for (int r = 0; r < out; r++) {
-                ptq_qweight_dequant_row(q, r, wq);
-                for (int j = 0; j < in; j++) { /* dequant_row returns the original column order */
-                    w[j] = W[(size_t)r * in + j];
-                    d[j] = w[j] - wq[j];
-                }
-                for (int a = 0; a < in; a++) {
-                    const double *Ha = H + (size_t)a * in;
-                    double hd = 0, hw = 0;
-                    for (int b = 0; b < in; b++) {
-                        hd += Ha[b] * d[b];
-                        hw += Ha[b] * w[b];
-                    }
-                    num += d[a] * hd;
-                    den += w[a] * hw;
-                }
-            }
-        }
-        free(wq);
-        free(d);
-        free(w);
-    }
-    return den > 0 ? num / den : 0;
-}

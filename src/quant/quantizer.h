@@ -66,7 +66,13 @@ ptq_status ptq_gptq_inverse_hessian(const double *H, int in, const int *order, d
 ptq_status ptq_gptq_inverse_hessian(const double *H, int in, const int *order, double percdamp, double *U,
                                     const ptq_callbacks *cb, ptq_error *err);
 
-/* Relative output error of a quantized layer on the data behind H: tr(D H D^T) / tr(W H W^T), D = W - What. */
+/* Relative output error of a quantized layer on the data behind H: tr(D H D^T) / tr(W H W^T), D = W - What
+ * (only H's upper triangle is read). Exact when out * in^2 is at most 2^28 multiply-adds, else estimated
+ * on ptq_rel_error_rows evenly spaced output rows (layer_error.c); NAN when out of memory. */
 double ptq_layer_rel_error(const float *W, const ptq_qweight *q, int out, int in, const double *H);
+/* The same for dense dequantized weights Wq [out][in]. */
+double ptq_dense_rel_error(const float *W, const float *Wq, int out, int in, const double *H);
+/* Rows the error of an out x in layer is computed on (out: exact). */
+int ptq_rel_error_rows(int out, int in);
 
 #endif
