@@ -136,6 +136,29 @@ static int parse_group(const char *s, int *group) {
     return 0;
 }
 
+static ptq_status stream_block(void *user, ptq_model *m, int layer, ptq_error *err) {
+    return ptq_model_stream_block(user, m, layer, err);
+}
+
+/* A streamed model's blocks are freed as they are written: the stream kept their summary. */
+static void summary(const ptq_model *m, const ptq_model_stream *ms, ptq_quant_summary *qs) {
+    if (ms) ptq_model_stream_summary(ms, qs);
+    else ptq_model_quant_summary(m, qs);
+}
+
+/* The calibration activations the pipeline keeps between blocks (the residual stream of every window, float32;
+   twice with Bias Compensation, which follows the float model too; plus the held-apart windows). */
+static void print_calib_size(const ptq_model *m, const ptq_calib_data *d, const ptq_quant_params *qp) {
+    ptq_model_info mi;
+    ptq_model_get_info(m, &mi);
+    double rows = d->images ? (double)d->images->count * mi.max_seq : (double)d->n_seqs * d->seq_len;
+    if (qp->holdout && qp->bc_scope)
+        rows += qp->holdout->images ? (double)qp->holdout->images->count * mi.max_seq
+                                    : (double)qp->holdout->n_seqs * qp->holdout->seq_len;
+    double bytes = rows * mi.dim * sizeof(float) * (qp->bc_scope ? 2 : 1);
+    fprintf(stderr, "calibration activations between blocks: %.1f MB (float32)\n", bytes / 1e6);
+}
+
 const char help_quantize[] =
     "usage: ptq quantize MODEL --calib DATA -o OUT.ptq --wbits B [options]\n"
     "       ptq quantize MODEL [--calib DATA] -o OUT.gguf --type T [--method rtn|gptq] [--bc] [options]\n"
@@ -182,6 +205,10 @@ const char help_quantize[] =
     "  --bc-mode M               sequential (default) or parallel\n"
     "  --bc-scope LIST           comma list of linear, block, logits (default linear,block)\n"
     "  --report FILE             BC error before and after, per module (.json: JSON, else markdown); needs --bc\n"
+    "  --in-memory               load the whole model as float32 and write OUT at the end; the default streams:\n"
+    "                            a block's weights are converted from the source when its turn comes, released\n"
+    "                            once quantized, and written out (the same file; NoisyQuant's checked mode and\n"
+    "                            --format gguf always run in memory)\n"
     "  --json                    one JSON line on stdout, no progress\n"
     "  -h, --help                this help\n";
 
@@ -219,6 +246,7 @@ int cmd_quantize(args *a) {
     const char *bc_scope = opt_str(a, "--bc-scope", NULL), *report_path = opt_str(a, "--report", NULL);
     const char *format = opt_str(a, "--format", NULL), *type_name = opt_str(a, "--type", NULL);
     int pure = opt_flag(a, "--pure");
+    int in_memory = opt_flag(a, "--in-memory");
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     size_t olen = out_path ? strlen(out_path) : 0;
@@ -296,7 +324,10 @@ int cmd_quantize(args *a) {
     progress_state ps;
     ptq_callbacks cb = make_callbacks(&ps, json);
     ptq_model *m;
-    if (load_model(path, &m)) {
+    /* streaming: one block of float weights in memory at a time, each block written out once quantized */
+    int stream = !in_memory && !gguf && !(qp.noisyquant && !qp.noisyquant_unchecked);
+    ptq_model_stream *ms = NULL;
+    if (load_model_streamed(path, stream, &m)) {
         if (report_path) ptq_atomic_abort(&report);
         return 1;
     }
@@ -372,6 +403,12 @@ int cmd_quantize(args *a) {
         fprintf(stderr, " A%d %s%s%s", qp.abits, act_calib, qp.act_per_token ? " per-token" : "",
                 qp.noisyquant ? " +NoisyQuant" : "");
     if (!rc && !json && !gguf) fprintf(stderr, "%s, calibration: %s\n", bc ? " +BC" : "", desc);
+    if (!rc && !json && (data.tokens || data.images)) print_calib_size(m, &data, &qp);
+    if (!rc && stream) {
+        if (ptq_model_stream_open(out_path, &ms, &e) != PTQ_OK) rc = fail(&e);
+        qp.block_done = stream_block;
+        qp.block_user = ms;
+    }
     if (!rc && !gguf_rtn && ptq_quantize_model(m, &data, &qp, &e) != PTQ_OK) rc = fail(&e);
     double secs = now_s() - t0;
     /* a failed run writes nothing: the report is written (not yet in place) before the model is saved, and
@@ -389,7 +426,8 @@ int cmd_quantize(args *a) {
     ptq_gguf_export_stats gs = {0};
     go.tokenizer = t;
     if (!rc && gguf && ptq_gguf_export(m, out_path, &go, &gs, &e) != PTQ_OK) rc = fail(&e);
-    if (!rc && !gguf && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
+    if (!rc && !gguf && !stream && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
+    if (!rc && stream && ptq_model_stream_finish(ms, m, &si, &e) != PTQ_OK) rc = fail(&e);
     if (report_path && !rc && ptq_atomic_commit(&report, &e) != PTQ_OK) rc = fail(&e);
     if (report_path && rc) ptq_atomic_abort(&report);
     if (!rc) {
@@ -403,7 +441,7 @@ int cmd_quantize(args *a) {
             cJSON_AddNumberToObject(o, "seconds", secs);
             cJSON_AddNumberToObject(o, "bytes", (double)bytes);
             ptq_quant_summary qs;
-            ptq_model_quant_summary(m, &qs);
+            summary(m, ms, &qs);
             if (gguf) cJSON_AddStringToObject(o, "type", ptq_gguf_ftype_name(go.ftype));
             cJSON_AddNumberToObject(o, "bits_per_weight", gguf ? gs.bits_per_weight : qs.bits_per_weight);
             if (qp.noisyquant) cJSON_AddNumberToObject(o, "noisy_linears", qs.noisy_linears);
@@ -415,7 +453,7 @@ int cmd_quantize(args *a) {
             cJSON_Delete(o);
         } else {
             ptq_quant_summary qs;
-            ptq_model_quant_summary(m, &qs);
+            summary(m, ms, &qs);
             if (gguf)
                 printf("wrote %s (%.2f MB) in %.1fs: GGUF %s, %.3f bits per weight over the matrices\n", out_path,
                        bytes / 1e6, secs, ptq_gguf_ftype_name(go.ftype), gs.bits_per_weight);
@@ -429,6 +467,7 @@ int cmd_quantize(args *a) {
     }
     cJSON_Delete(rs.layers);
     cJSON_Delete(rs.bc);
+    ptq_model_stream_free(ms);
     free(toks);
     free(windows);
     free(hold_windows);
