@@ -326,6 +326,8 @@ typedef struct ptq_quant_params {
        out and frees its packed weights). NULL: none. Not called by the NoisyQuant model check, which needs every
        block at the end (use --noisyquant-unchecked or no streaming). */
     ptq_status (*block_done)(void *user, ptq_model *m, int layer, ptq_error *err);
+    int skip_layer_error;    /* 1: report NaN as each layer's relative output error instead of computing it (its
+                                cost is O(out * in^2) per layer: hours on 7B shapes) */
     void *block_user;
 } ptq_quant_params;
 ptq_quant_params ptq_quant_default_params(void);

@@ -205,6 +205,8 @@ const char help_quantize[] =
     "  --bc-mode M               sequential (default) or parallel\n"
     "  --bc-scope LIST           comma list of linear, block, logits (default linear,block)\n"
     "  --report FILE             BC error before and after, per module (.json: JSON, else markdown); needs --bc\n"
+    "  --no-layer-error          skip the per-layer relative output error (reported as nan): it costs\n"
+    "                            O(out * in^2) per layer, more than GPTQ itself on large layers\n"
     "  --in-memory               load the whole model as float32 and write OUT at the end; the default streams:\n"
     "                            a block's weights are converted from the source when its turn comes, released\n"
     "                            once quantized, and written out (the same file; NoisyQuant's checked mode and\n"
@@ -247,6 +249,7 @@ int cmd_quantize(args *a) {
     const char *format = opt_str(a, "--format", NULL), *type_name = opt_str(a, "--type", NULL);
     int pure = opt_flag(a, "--pure");
     int in_memory = opt_flag(a, "--in-memory");
+    qp.skip_layer_error = opt_flag(a, "--no-layer-error");
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     size_t olen = out_path ? strlen(out_path) : 0;

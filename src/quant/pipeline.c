@@ -242,9 +242,11 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
         }
         lin->q = q;
         ptq_layer_report rep = {lin->name, l, lin->in, lin->out, now_s() - t0,
-                                ptq_layer_rel_error(lin->w, q, lin->out, lin->in, H)};
+                                p->skip_layer_error ? NAN : ptq_layer_rel_error(lin->w, q, lin->out, lin->in, H)};
         if (p->report) p->report(p->report_user, &rep);
         ptq_progress(&p->cb, stage, ++*done, total);
+        /* streamed weights: without BC or activation calibration nothing reads this float copy again */
+        if (!p->bc_scope && !p->abits) ptq_linear_release(lin);
     }
     return PTQ_OK;
 }
