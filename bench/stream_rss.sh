@@ -1,7 +1,7 @@
 #!/bin/bash
 # Peak RSS and time of a streamed `ptq quantize` on the synthetic LLaMA-2-7B-shaped models of
 # bench/make_llama7b_shape.py (docs/RESULTS.md, "Part D"):
-#   bench/stream_rss.sh PTQ MODEL_DIR OUT.ptq [extra quantize options...]
+#   [METHOD=rtn] [CALIB_N=16] [CALIB_CTX=128] bench/stream_rss.sh PTQ MODEL_DIR OUT.ptq [extra quantize options...]
 # prints one line: model, layers, peak RSS (GiB), wall seconds, the load average before and after, output size.
 # The calibration text and the 32000-token vocabulary come from the sample data and llama.cpp's test vocab
 # (PTQ_REFS): the weights are random, so any text that tokenizes into the vocabulary serves.
@@ -14,7 +14,7 @@ VOCAB="$REFS/llama.cpp/models/ggml-vocab-llama-spm.gguf"
 LOG="$OUT.time.log"
 l0=$(cut -d' ' -f1 /proc/loadavg)
 /usr/bin/time -v "$PTQ" quantize "$MODEL" --tokenizer "$VOCAB" --calib "$DATA/tinystories/tinystories-valid-100.txt" \
-  --calib-n "${CALIB_N:-16}" --calib-ctx "${CALIB_CTX:-128}" --method gptq --wbits 4 --group 128 --no-layer-error \
+  --calib-n "${CALIB_N:-16}" --calib-ctx "${CALIB_CTX:-128}" --method "${METHOD:-gptq}" --wbits 4 --group 128 --no-layer-error \
   -o "$OUT" "$@" > "$OUT.log" 2> "$LOG"
 l1=$(cut -d' ' -f1 /proc/loadavg)
 rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$LOG")

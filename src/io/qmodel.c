@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/crc32c.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "io/json.h"
 #include "io/qmodel.h"
 #include "io/qmodel_tokenizer.h"
@@ -554,11 +555,16 @@ static uint32_t metadata_crc(kv *e, int n) {
     return c;
 }
 
-/* CRC-32C of n tensors' bytes, in parallel (the tensors are independent); tensors with data NULL keep crc[i]. */
-static void tensor_crcs(int n, const void *const *data, const size_t *nbytes, uint32_t *crc) {
+/* CRC-32C of n tensors' bytes, in parallel (the tensors are independent); tensors with data NULL keep crc[i].
+ * mapped: the data lies in a file mapping, whose pages leave the resident set once checked (a loaded model then
+ * holds its file once, in the model's buffers, not twice). */
+static void tensor_crcs(int n, const void *const *data, const size_t *nbytes, uint32_t *crc, int mapped) {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < n; i++)
-        if (data[i]) crc[i] = ptq_crc32c(0, data[i], nbytes[i]);
+        if (data[i]) {
+            crc[i] = ptq_crc32c(0, data[i], nbytes[i]);
+            if (mapped) ptq_mmap_drop(data[i], nbytes[i]);
+        }
 }
 
 ptq_status ptq_qmodel_seal(ptq_st_writer *w, ptq_error *err) {
@@ -575,7 +581,7 @@ ptq_status ptq_qmodel_seal(ptq_st_writer *w, ptq_error *err) {
             ptq_st_writer_entry(w, i, &names[i], &data[i], &nbytes[i]);
             if (ptq_st_writer_entry_crc(w, i, &crc[i])) data[i] = NULL; /* streamed out: its CRC is known */
         }
-        tensor_crcs(n, data, nbytes, crc);
+        tensor_crcs(n, data, nbytes, crc, 0);
         for (int i = 0; i < n; i++) {
             char hex[9];
             snprintf(hex, sizeof hex, "%08x", (unsigned)crc[i]);
@@ -672,7 +678,7 @@ static ptq_status check_integrity(const char *path, const ptq_safetensors *st, i
     if (!data || !nbytes || !got) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
     if (s == PTQ_OK) {
         for (int i = 0; i < n; i++) data[i] = st->tensors[i].data, nbytes[i] = st->tensors[i].nbytes;
-        tensor_crcs(n, data, nbytes, got);
+        tensor_crcs(n, data, nbytes, got, 1);
         for (int i = 0; i < n; i++)
             if (got[i] != want[i]) {
                 s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor %s is corrupted: its data has CRC-32C %08x, the file records %08x",
@@ -733,6 +739,7 @@ static ptq_status get_f32(loader *ld, const char *name, int required, int ndim, 
     float *p = ptq_model_floats(ld->m, (size_t)t->numel, name, ld->err);
     if (!p) return PTQ_ERR_NOMEM;
     PTQ_TRY(ptq_st_read_f32(ld->st, name, ndim, shape, p, ld->err)); /* also rejects NaN and Inf */
+    ptq_mmap_drop(t->data, t->nbytes); /* copied: the file's pages need not stay resident too */
     *out = p;
     return PTQ_OK;
 }
@@ -845,6 +852,7 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
     memcpy(q->scales, ts->data, ts->nbytes);
     memcpy(q->zeros, tz->data, tz->nbytes);
     if (tp) memcpy(q->perm, tp->data, tp->nbytes);
+    ptq_mmap_drop(tq->data, tq->nbytes); /* copied: the file's pages need not stay resident too */
     int maxq = (1 << q->grid_bits) - 1;
     for (size_t i = 0; i < (size_t)out * q->n_groups; i++) {
         float sc = ptq_f16_to_f32(q->scales[i]);
