@@ -34,8 +34,9 @@ static void writer_sections(const char *tmp) {
     snprintf(a, sizeof a, "%s/spilled.safetensors", tmp);
     snprintf(b, sizeof b, "%s/memory.safetensors", tmp);
     ptq_error e;
-    ptq_st_writer *w, *v;
+    ptq_st_writer *w = NULL, *v = NULL;
     CHECK(ptq_st_writer_new(&w, &e) == PTQ_OK && ptq_st_writer_new(&v, &e) == PTQ_OK);
+    if (!w || !v) return;
     /* w: the block (section 1) first, spilled, its buffers then overwritten (the writer must not read them again) */
     float tmpf[3];
     uint8_t tmpu[5];
