@@ -63,6 +63,12 @@ typedef struct ptq_load_options {
        a corrupted file; 0: skip that pass, for a file you trust (the checks of shapes, ranges and values
        stay). Other formats carry no checksums. */
     int verify_checksums;
+    /* 1: stream the weights of a Hugging Face safetensors model (single file or shards): the block linears' and
+       the head's float weights stay in the memory-mapped source in their stored dtype (F32, F16, BF16) until
+       ptq_quantize_model converts a block (and releases it once quantized), so a quantization holds one block of
+       float weights at a time. Only for quantization: forward passes need every block quantized or converted.
+       Other formats load whole. 0 (default): every weight converted to float32 at load. */
+    int stream_weights;
 } ptq_load_options;
 /* verify_checksums = 1. ptq_model_load uses these. (The library never reads the environment: the ptq tool
    is what honours PTQ_SKIP_CHECKSUMS=1.) */
@@ -335,6 +341,14 @@ typedef struct ptq_quant_params {
     ptq_layer_report_fn report;
     void *report_user;
     const ptq_dist *dist;    /* NULL: one process */
+    /* Called after block `layer` is quantized and has produced the next block's calibration inputs, in block
+       order; the block is not used by the quantization again. ptq_model_stream_block fits it (it writes the block
+       out and frees its packed weights). NULL: none. Not called by the NoisyQuant model check, which needs every
+       block at the end (use --noisyquant-unchecked or no streaming). */
+    ptq_status (*block_done)(void *user, ptq_model *m, int layer, ptq_error *err);
+    int skip_layer_error;    /* 1: report NaN as each layer's relative output error instead of computing it (its
+                                cost is O(out * in^2) per layer: hours on 7B shapes) */
+    void *block_user;
 } ptq_quant_params;
 ptq_quant_params ptq_quant_default_params(void);
 
@@ -354,6 +368,18 @@ typedef struct ptq_save_info {
 /* Write the model (float or quantized) as a ptq safetensors file (docs/FORMAT.md), atomically. */
 ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_info *info, ptq_error *err);
 
+/* Streaming save: the same file as ptq_model_save, byte for byte, written while the model is quantized.
+ * ptq_model_stream_open checks nothing but creates a scratch file beside path (unlinked at once);
+ * ptq_model_stream_block (a ptq_quant_params.block_done) moves block `layer`'s tensors out of memory into it and
+ * frees the block's packed weights; ptq_model_stream_finish writes the rest and the file at path (atomically: a
+ * temporary file renamed into place), after every block was streamed. Free with ptq_model_stream_free (after a
+ * failure too: nothing is left behind). */
+typedef struct ptq_model_stream ptq_model_stream;
+ptq_status ptq_model_stream_open(const char *path, ptq_model_stream **out, ptq_error *err);
+ptq_status ptq_model_stream_block(ptq_model_stream *s, ptq_model *m, int layer, ptq_error *err);
+ptq_status ptq_model_stream_finish(ptq_model_stream *s, ptq_model *m, const ptq_save_info *info, ptq_error *err);
+void ptq_model_stream_free(ptq_model_stream *s);
+
 /* Storage of the packed linear layers: weights, and bits including scales and zero points. */
 typedef struct ptq_quant_summary {
     int linears;          /* packed linear layers */
@@ -363,6 +389,8 @@ typedef struct ptq_quant_summary {
     int noisy_linears;    /* linears whose NoisyQuant noise is not zero */
 } ptq_quant_summary;
 void ptq_model_quant_summary(const ptq_model *m, ptq_quant_summary *s);
+/* The summary of a streamed model (whose blocks' packed weights are freed): every block streamed plus the head. */
+void ptq_model_stream_summary(const ptq_model_stream *s, ptq_quant_summary *out);
 
 /* A 64-bit FNV-1a hash of bytes, to identify calibration data. */
 uint64_t ptq_hash_bytes(const void *data, size_t n, uint64_t seed);

@@ -263,11 +263,14 @@ int fail(const ptq_error *e) {
 
 /* ---------------------------------------------------------------- shared loading */
 
-int load_model(const char *path, ptq_model **m) {
+int load_model(const char *path, ptq_model **m) { return load_model_streamed(path, 0, m); }
+
+int load_model_streamed(const char *path, int stream, ptq_model **m) {
     ptq_error e;
     if (!path) return die("missing MODEL argument");
     /* PTQ_SKIP_CHECKSUMS=1: the user trusts the file (docs/FORMAT.md); only the tool reads the environment */
     ptq_load_options o = ptq_load_default_options();
+    o.stream_weights = stream;
     const char *skip = getenv("PTQ_SKIP_CHECKSUMS");
     if (skip && strcmp(skip, "1") == 0) o.verify_checksums = 0;
     if (ptq_model_load_ex(path, &o, m, &e) != PTQ_OK) return fail(&e);

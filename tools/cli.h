@@ -63,6 +63,8 @@ void on_log(void *user, ptq_log_level level, const char *msg);
 ptq_callbacks make_callbacks(progress_state *ps, int json);
 
 int load_model(const char *path, ptq_model **m);
+/* stream: ptq_load_options.stream_weights (ptq quantize) */
+int load_model_streamed(const char *path, int stream, ptq_model **m);
 int load_tokenizer(const ptq_model *m, const char *tok_path, ptq_tokenizer **t);
 /* --tokenizer, --docs-sep and --docs I:J: how a text file becomes tokens. */
 typedef struct {

@@ -137,6 +137,29 @@ static int parse_group(const char *s, int *group) {
     return 0;
 }
 
+static ptq_status stream_block(void *user, ptq_model *m, int layer, ptq_error *err) {
+    return ptq_model_stream_block(user, m, layer, err);
+}
+
+/* A streamed model's blocks are freed as they are written: the stream kept their summary. */
+static void summary(const ptq_model *m, const ptq_model_stream *ms, ptq_quant_summary *qs) {
+    if (ms) ptq_model_stream_summary(ms, qs);
+    else ptq_model_quant_summary(m, qs);
+}
+
+/* The calibration activations the pipeline keeps between blocks (the residual stream of every window, float32;
+   twice with Bias Compensation, which follows the float model too; plus the held-apart windows). */
+static void print_calib_size(const ptq_model *m, const ptq_calib_data *d, const ptq_quant_params *qp) {
+    ptq_model_info mi;
+    ptq_model_get_info(m, &mi);
+    double rows = d->images ? (double)d->images->count * mi.max_seq : (double)d->n_seqs * d->seq_len;
+    if (qp->holdout && qp->bc_scope)
+        rows += qp->holdout->images ? (double)qp->holdout->images->count * mi.max_seq
+                                    : (double)qp->holdout->n_seqs * qp->holdout->seq_len;
+    double bytes = rows * mi.dim * sizeof(float) * (qp->bc_scope ? 2 : 1);
+    fprintf(stderr, "calibration activations between blocks: %.1f MB (float32)\n", bytes / 1e6);
+}
+
 const char help_quantize[] =
     "usage: ptq quantize MODEL --calib DATA -o OUT.ptq --wbits B [options]\n"
     "       ptq quantize MODEL [--calib DATA] -o OUT.gguf --type T [--method rtn|gptq] [--bc] [options]\n"
@@ -184,6 +207,12 @@ const char help_quantize[] =
     "  --bc-mode M               sequential (default) or parallel\n"
     "  --bc-scope LIST           comma list of linear, block, logits (default linear,block)\n"
     "  --report FILE             BC error before and after, per module (.json: JSON, else markdown); needs --bc\n"
+    "  --no-layer-error          skip the per-layer relative output error (reported as nan): it costs\n"
+    "                            O(out * in^2) per layer, more than GPTQ itself on large layers\n"
+    "  --in-memory               load the whole model as float32 and write OUT at the end; the default streams:\n"
+    "                            a block's weights are converted from the source when its turn comes, released\n"
+    "                            once quantized, and written out (the same file; NoisyQuant's checked mode and\n"
+    "                            --format gguf always run in memory)\n"
     "  --json                    one JSON line on stdout, no progress\n"
     "  -h, --help                this help\n";
 
@@ -234,6 +263,8 @@ static int quantize(args *a, const ptq_dist *dist) {
     const char *bc_scope = opt_str(a, "--bc-scope", NULL), *report_path = opt_str(a, "--report", NULL);
     const char *format = opt_str(a, "--format", NULL), *type_name = opt_str(a, "--type", NULL);
     int pure = opt_flag(a, "--pure");
+    int in_memory = opt_flag(a, "--in-memory");
+    qp.skip_layer_error = opt_flag(a, "--no-layer-error");
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     size_t olen = out_path ? strlen(out_path) : 0;
@@ -313,7 +344,11 @@ static int quantize(args *a, const ptq_dist *dist) {
     progress_state ps;
     ptq_callbacks cb = make_callbacks(&ps, json);
     ptq_model *m;
-    if (load_model(path, &m)) {
+    /* streaming: one block of float weights in memory at a time, each block written out once quantized (by the
+       writing process; the others only stream their reads) */
+    int stream = !in_memory && !gguf && !(qp.noisyquant && !qp.noisyquant_unchecked);
+    ptq_model_stream *ms = NULL;
+    if (load_model_streamed(path, stream, &m)) {
         if (report_out) ptq_atomic_abort(&report);
         return 1;
     }
@@ -390,6 +425,12 @@ static int quantize(args *a, const ptq_dist *dist) {
         fprintf(stderr, " A%d %s%s%s", qp.abits, act_calib, qp.act_per_token ? " per-token" : "",
                 qp.noisyquant ? " +NoisyQuant" : "");
     if (!rc && !json && !gguf) fprintf(stderr, "%s, calibration: %s\n", bc ? " +BC" : "", desc);
+    if (!rc && !json && (data.tokens || data.images)) print_calib_size(m, &data, &qp);
+    if (!rc && stream && writer) {
+        if (ptq_model_stream_open(out_path, &ms, &e) != PTQ_OK) rc = fail(&e);
+        qp.block_done = stream_block;
+        qp.block_user = ms;
+    }
     if (!rc && !gguf_rtn && ptq_quantize_model(m, &data, &qp, &e) != PTQ_OK) rc = fail(&e);
     double secs = now_s() - t0;
     /* a failed run writes nothing: the report is written (not yet in place) before the model is saved, and
@@ -407,7 +448,8 @@ static int quantize(args *a, const ptq_dist *dist) {
     ptq_gguf_export_stats gs = {0};
     go.tokenizer = t;
     if (!rc && writer && gguf && ptq_gguf_export(m, out_path, &go, &gs, &e) != PTQ_OK) rc = fail(&e);
-    if (!rc && writer && !gguf && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
+    if (!rc && writer && !gguf && !ms && ptq_model_save(m, out_path, &si, &e) != PTQ_OK) rc = fail(&e);
+    if (!rc && ms && ptq_model_stream_finish(ms, m, &si, &e) != PTQ_OK) rc = fail(&e);
     if (report_out && !rc && ptq_atomic_commit(&report, &e) != PTQ_OK) rc = fail(&e);
     if (report_out && rc) ptq_atomic_abort(&report);
     if (!rc && writer) {
@@ -421,7 +463,7 @@ static int quantize(args *a, const ptq_dist *dist) {
             cJSON_AddNumberToObject(o, "seconds", secs);
             cJSON_AddNumberToObject(o, "bytes", (double)bytes);
             ptq_quant_summary qs;
-            ptq_model_quant_summary(m, &qs);
+            summary(m, ms, &qs);
             if (gguf) cJSON_AddStringToObject(o, "type", ptq_gguf_ftype_name(go.ftype));
             cJSON_AddNumberToObject(o, "bits_per_weight", gguf ? gs.bits_per_weight : qs.bits_per_weight);
             if (qp.noisyquant) cJSON_AddNumberToObject(o, "noisy_linears", qs.noisy_linears);
@@ -433,7 +475,7 @@ static int quantize(args *a, const ptq_dist *dist) {
             cJSON_Delete(o);
         } else {
             ptq_quant_summary qs;
-            ptq_model_quant_summary(m, &qs);
+            summary(m, ms, &qs);
             if (gguf)
                 printf("wrote %s (%.2f MB) in %.1fs: GGUF %s, %.3f bits per weight over the matrices\n", out_path,
                        bytes / 1e6, secs, ptq_gguf_ftype_name(go.ftype), gs.bits_per_weight);
@@ -447,6 +489,7 @@ static int quantize(args *a, const ptq_dist *dist) {
     }
     cJSON_Delete(rs.layers);
     cJSON_Delete(rs.bc);
+    ptq_model_stream_free(ms);
     free(toks);
     free(windows);
     free(hold_windows);

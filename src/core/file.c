@@ -1,3 +1,5 @@
+/* madvise(MADV_DONTNEED) for ptq_mmap_drop: glibc treats posix_madvise(POSIX_MADV_DONTNEED) as a no-op */
+#define _DEFAULT_SOURCE
 #include "core/file.h"
 
 #include <errno.h>
@@ -212,4 +214,53 @@ void ptq_atomic_abort(ptq_atomic_file *af) {
     af->f = NULL;
     if (af->tmp[0]) unlink(af->tmp);
     af->tmp[0] = 0;
+}
+
+ptq_status ptq_spill_open(const char *near, int *fd, ptq_error *err) {
+    char tmp[4200];
+    int n = snprintf(tmp, sizeof tmp, "%s.ptq-spill.%ld", near, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp) return ptq_fail(err, PTQ_ERR_ARG, "%s: output path too long", near);
+    *fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (*fd < 0 && errno == EEXIST) { /* left by a killed run that had the same pid */
+        unlink(tmp);
+        *fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
+    if (*fd < 0) return ptq_fail(err, PTQ_ERR_IO, "%s: cannot create a scratch file beside it: %s", near, strerror(errno));
+    unlink(tmp); /* the data lives while fd is open */
+    return PTQ_OK;
+}
+
+ptq_status ptq_spill_write(int fd, const char *what, const void *data, size_t size, ptq_error *err) {
+    const char *p = data;
+    while (size) {
+        ssize_t k = write(fd, p, size);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return ptq_fail(err, PTQ_ERR_IO, "%s: writing its scratch file failed: %s", what, strerror(errno));
+        p += k;
+        size -= (size_t)k;
+    }
+    return PTQ_OK;
+}
+
+ptq_status ptq_spill_read(int fd, const char *what, uint64_t off, void *data, size_t size, ptq_error *err) {
+    char *p = data;
+    while (size) {
+        ssize_t k = pread(fd, p, size, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return ptq_fail(err, PTQ_ERR_IO, "%s: reading its scratch file failed: %s", what,
+                                    k < 0 ? strerror(errno) : "unexpected end");
+        p += k;
+        off += (uint64_t)k;
+        size -= (size_t)k;
+    }
+    return PTQ_OK;
+}
+
+void ptq_mmap_drop(const void *p, size_t n) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || !p || !n) return;
+    uintptr_t a = (uintptr_t)p, b = a + n;
+    a = (a + (uintptr_t)page - 1) & ~((uintptr_t)page - 1); /* whole pages inside the range only */
+    b &= ~((uintptr_t)page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }

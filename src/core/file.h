@@ -2,6 +2,7 @@
 #ifndef PTQ_CORE_FILE_H
 #define PTQ_CORE_FILE_H
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include "ptq.h"
 
@@ -12,6 +13,9 @@ typedef struct ptq_mmap {
 
 ptq_status ptq_mmap_open(const char *path, ptq_mmap *out, ptq_error *err);
 void ptq_mmap_close(ptq_mmap *m);
+/* Drops the pages of [p, p + n) inside a read-only file mapping from this process's resident set (they stay in
+ * the page cache and read back on the next access): after a streamed tensor was converted. Best effort. */
+void ptq_mmap_drop(const void *p, size_t n);
 
 /* Read a whole file into a NUL-terminated malloc'ed buffer. */
 ptq_status ptq_read_file(const char *path, char **data, size_t *size, ptq_error *err);
@@ -44,5 +48,13 @@ ptq_status ptq_atomic_write(ptq_atomic_file *af, const void *data, size_t size, 
 ptq_status ptq_atomic_finish(ptq_atomic_file *af, ptq_error *err);
 ptq_status ptq_atomic_commit(ptq_atomic_file *af, ptq_error *err);
 void ptq_atomic_abort(ptq_atomic_file *af);
+
+/* A scratch file for data that must wait on disk until an output is assembled (streaming writers): created
+ * exclusively in the folder of `near` ("<near>.ptq-spill.<pid>") and unlinked at once, so it vanishes when
+ * closed, even after a crash. Returns its descriptor (read-write) in *fd. */
+ptq_status ptq_spill_open(const char *near, int *fd, ptq_error *err);
+/* Append / read back size bytes at offset off; errors name `what` (the output the data is for). */
+ptq_status ptq_spill_write(int fd, const char *what, const void *data, size_t size, ptq_error *err);
+ptq_status ptq_spill_read(int fd, const char *what, uint64_t off, void *data, size_t size, ptq_error *err);
 
 #endif

@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/crc32c.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "io/json.h"
 #include "io/qmodel.h"
 #include "io/qmodel_tokenizer.h"
@@ -257,6 +258,11 @@ static void put_linear(saver *sv, const char *prefix, const ptq_linear *lin, con
                        cJSON *names) {
     if (!ptq_linear_present(lin)) return;
     char n[300];
+    if (!lin->q && !lin->w && sv->s == PTQ_OK) { /* streamed (ptq_load_options.stream_weights), never converted */
+        sv->s = ptq_fail(sv->err, PTQ_ERR_ARG, "%s: the weights of %s were streamed and are not in memory", prefix,
+                         lin->name);
+        return;
+    }
     if (lin->q) {
         const ptq_qweight *q = lin->q;
         snprintf(n, sizeof n, "%s.qweight", prefix);
@@ -311,67 +317,91 @@ static void meta(saver *sv, const char *key, const char *value) {
     if (sv->s == PTQ_OK) sv->s = ptq_st_writer_set_metadata(sv->w, key, value, sv->err);
 }
 
-ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_info *info, ptq_error *err) {
+/* The file is written in three parts, so that a quantization can stream its blocks out (ptq_model_stream):
+ * the tensors before the blocks (writer section 0), each block (section 1), then the metadata and the tokenizer
+ * (section 2). The linears' descriptions (ptq.linears, ptq.names) keep the same order: those before the blocks,
+ * then the blocks' (kept apart in blin/bnames until the end). */
+static void put_front(saver *sv, const ptq_model *m, cJSON *linears, cJSON *names) {
     const ptq_config *c = &m->cfg;
-    saver sv = {NULL, err, PTQ_OK};
-    PTQ_TRY(ptq_st_writer_new(&sv.w, err));
-    cJSON *linears = cJSON_CreateObject(), *names = cJSON_CreateObject();
-    char buf[256];
-    if (c->arch != PTQ_ARCH_VIT) put_f32(&sv, "tok_emb", m->tok_emb, 2, c->vocab_size, c->embed_dim);
-    put_f32(&sv, "pos_emb", m->pos_emb, 2, m->n_pos, c->dim);
-    put_f32(&sv, "cls_token", m->cls_token, 1, c->dim, 0);
-    put_linear(&sv, "patch", &m->patch, NULL, linears, names);
-    put_linear(&sv, "proj_in", &m->proj_in, NULL, linears, names);
-    put_linear(&sv, "proj_out", &m->proj_out, NULL, linears, names);
-    put_norm(&sv, "final_norm", &m->final_norm, NULL, c->dim);
+    ptq_st_writer_set_section(sv->w, 0);
+    if (c->arch != PTQ_ARCH_VIT) put_f32(sv, "tok_emb", m->tok_emb, 2, c->vocab_size, c->embed_dim);
+    put_f32(sv, "pos_emb", m->pos_emb, 2, m->n_pos, c->dim);
+    put_f32(sv, "cls_token", m->cls_token, 1, c->dim, 0);
+    put_linear(sv, "patch", &m->patch, NULL, linears, names);
+    put_linear(sv, "proj_in", &m->proj_in, NULL, linears, names);
+    put_linear(sv, "proj_out", &m->proj_out, NULL, linears, names);
+    put_norm(sv, "final_norm", &m->final_norm, NULL, c->dim);
     int tied = m->head.w && m->head.w == m->tok_emb && !m->head.q;
     if (tied) {
-        put_bias(&sv, "head.bias", m->head.b, m->head.bc, NULL, NULL, m->head.out);
+        put_bias(sv, "head.bias", m->head.b, m->head.bc, NULL, NULL, m->head.out);
     } else {
-        put_linear(&sv, "head", &m->head, NULL, linears, names);
+        put_linear(sv, "head", &m->head, NULL, linears, names);
     }
-    for (int l = 0; l < c->n_layers; l++) {
-        const ptq_block *b = &m->blocks[l];
-        /* the block's per-channel BC lands on the last add of the block: DOWN's bias (pre-norm) or
-           norm2's bias (post-norm, whose output is the block output) */
-        snprintf(buf, sizeof buf, "blocks.%d.norm1", l);
-        put_norm(&sv, buf, &b->norm1, NULL, c->dim);
-        snprintf(buf, sizeof buf, "blocks.%d.norm2", l);
-        put_norm(&sv, buf, &b->norm2, c->pre_norm ? NULL : b->bc, c->dim);
-        for (int r = 0; r < PTQ_LIN_COUNT; r++) {
-            snprintf(buf, sizeof buf, "blocks.%d.%s", l, role_names[r]);
-            put_linear(&sv, buf, &b->lin[r], r == PTQ_LIN_DOWN && c->pre_norm ? b->bc : NULL, linears, names);
-        }
-        snprintf(buf, sizeof buf, "blocks.%d.bc_pos", l);
-        put_f32(&sv, buf, b->bc_pos, 2, b->bc_len, c->dim);
+}
+
+static void put_block(saver *sv, const ptq_model *m, int l, cJSON *blin, cJSON *bnames) {
+    const ptq_config *c = &m->cfg;
+    const ptq_block *b = &m->blocks[l];
+    char buf[64];
+    ptq_st_writer_set_section(sv->w, 1);
+    /* the block's per-channel BC lands on the last add of the block: DOWN's bias (pre-norm) or
+       norm2's bias (post-norm, whose output is the block output) */
+    snprintf(buf, sizeof buf, "blocks.%d.norm1", l);
+    put_norm(sv, buf, &b->norm1, NULL, c->dim);
+    snprintf(buf, sizeof buf, "blocks.%d.norm2", l);
+    put_norm(sv, buf, &b->norm2, c->pre_norm ? NULL : b->bc, c->dim);
+    for (int r = 0; r < PTQ_LIN_COUNT; r++) {
+        snprintf(buf, sizeof buf, "blocks.%d.%s", l, role_names[r]);
+        put_linear(sv, buf, &b->lin[r], r == PTQ_LIN_DOWN && c->pre_norm ? b->bc : NULL, blin, bnames);
     }
+    snprintf(buf, sizeof buf, "blocks.%d.bc_pos", l);
+    put_f32(sv, buf, b->bc_pos, 2, b->bc_len, c->dim);
+}
+
+/* Appends the members of `from` (emptied) to `to`, in order. */
+static void move_members(cJSON *to, cJSON *from) {
+    while (from && from->child) cJSON_AddItemToArray(to, cJSON_DetachItemViaPointer(from, from->child));
+}
+
+/* The metadata and tokenizer, then the checksums, and the file. Takes linears/names/blin/bnames. */
+static ptq_status put_back_and_save(saver *sv, const ptq_model *m, const char *path, const ptq_save_info *info,
+                                    cJSON *linears, cJSON *names, cJSON *blin, cJSON *bnames) {
+    const ptq_config *c = &m->cfg;
+    ptq_error *err = sv->err;
+    char buf[256];
+    ptq_st_writer_set_section(sv->w, 2);
+    move_members(linears, blin);
+    move_members(names, bnames);
+    cJSON_Delete(blin);
+    cJSON_Delete(bnames);
+    int tied = m->head.w && m->head.w == m->tok_emb && !m->head.q;
     if (c->norm == PTQ_NORM_RMS && !c->pre_norm)
         for (int l = 0; l < c->n_layers; l++)
-            if (m->blocks[l].bc && sv.s == PTQ_OK)
-                sv.s = ptq_fail(err, PTQ_ERR_UNSUPPORTED, "block BC cannot be folded into a post-norm RMS block");
+            if (m->blocks[l].bc && sv->s == PTQ_OK)
+                sv->s = ptq_fail(err, PTQ_ERR_UNSUPPORTED, "block BC cannot be folded into a post-norm RMS block");
     char *cfg = config_json(c), *lj = cJSON_PrintUnformatted(linears), *nj = cJSON_PrintUnformatted(names);
-    meta(&sv, "format", "ptq");
-    meta(&sv, "ptq.format_version", PTQ_FORMAT_VERSION);
-    meta(&sv, "ptq.version", ptq_version());
-    meta(&sv, "ptq.config", cfg);
-    meta(&sv, "ptq.linears", lj);
-    meta(&sv, "ptq.names", nj);
-    meta(&sv, "ptq.head_tied", tied ? "1" : "0");
-    meta(&sv, "ptq.method", m->quant.method[0] ? m->quant.method : "float");
+    meta(sv, "format", "ptq");
+    meta(sv, "ptq.format_version", PTQ_FORMAT_VERSION);
+    meta(sv, "ptq.version", ptq_version());
+    meta(sv, "ptq.config", cfg);
+    meta(sv, "ptq.linears", lj);
+    meta(sv, "ptq.names", nj);
+    meta(sv, "ptq.head_tied", tied ? "1" : "0");
+    meta(sv, "ptq.method", m->quant.method[0] ? m->quant.method : "float");
     snprintf(buf, sizeof buf, "%d", m->quant.wbits);
-    meta(&sv, "ptq.wbits", buf);
+    meta(sv, "ptq.wbits", buf);
     snprintf(buf, sizeof buf, "%d", m->quant.group);
-    meta(&sv, "ptq.group", buf);
-    meta(&sv, "ptq.sym", m->quant.sym ? "1" : "0");
-    meta(&sv, "ptq.act_order", m->quant.act_order ? "1" : "0");
+    meta(sv, "ptq.group", buf);
+    meta(sv, "ptq.sym", m->quant.sym ? "1" : "0");
+    meta(sv, "ptq.act_order", m->quant.act_order ? "1" : "0");
     snprintf(buf, sizeof buf, "scope=%s%s%s shape=%s mode=%s", m->quant.bc_scope & PTQ_BC_LINEAR ? "linear," : "",
              m->quant.bc_scope & PTQ_BC_BLOCK ? "block," : "", m->quant.bc_scope & PTQ_BC_LOGITS ? "logits," : "",
              m->quant.bc_shape == PTQ_BC_POSITION ? "position" : "channel",
              m->quant.bc_mode == PTQ_BC_PARALLEL ? "parallel" : "sequential");
-    meta(&sv, "ptq.bc", m->quant.bc_scope ? buf : "none");
+    meta(sv, "ptq.bc", m->quant.bc_scope ? buf : "none");
     snprintf(buf, sizeof buf, "A%d %s%s", m->quant.abits, calib_names[m->quant.act_calib % N_CALIBS],
              m->quant.noisyquant ? " noisyquant" : "");
-    meta(&sv, "ptq.act", m->quant.abits ? buf : "none");
+    meta(sv, "ptq.act", m->quant.abits ? buf : "none");
     cJSON *attn = cJSON_CreateObject();
     for (int l = 0; l < c->n_layers; l++)
         if (m->blocks[l].attn_bits) {
@@ -382,30 +412,123 @@ ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_i
             cJSON_AddItemToObject(attn, key, cJSON_CreateDoubleArray(v, 4));
         }
     char *aj = cJSON_PrintUnformatted(attn);
-    meta(&sv, "ptq.attn", aj);
+    meta(sv, "ptq.attn", aj);
     free(aj);
     cJSON_Delete(attn);
     const char *src = info && info->source ? info->source : m->path;
-    meta(&sv, "ptq.source", src);
+    meta(sv, "ptq.source", src);
     const char *cd = info && info->calib_desc ? info->calib_desc : m->quant.calib_desc;
-    meta(&sv, "ptq.calib", cd);
+    meta(sv, "ptq.calib", cd);
     snprintf(buf, sizeof buf, "%016llx", (unsigned long long)(info ? info->calib_hash : m->quant.calib_hash));
-    meta(&sv, "ptq.calib_hash", buf);
+    meta(sv, "ptq.calib_hash", buf);
     free(cfg);
     free(lj);
     free(nj);
     cJSON_Delete(linears);
     cJSON_Delete(names);
-    if (sv.s == PTQ_OK && info && info->tokenizer) {
+    if (sv->s == PTQ_OK && info && info->tokenizer) {
         ptq_tok_spec spec = {0};
-        sv.s = ptq_tokenizer_get_spec(info->tokenizer, &spec, err);
-        if (sv.s == PTQ_OK) sv.s = ptq_qmodel_put_tokenizer(sv.w, &spec, err);
+        sv->s = ptq_tokenizer_get_spec(info->tokenizer, &spec, err);
+        if (sv->s == PTQ_OK) sv->s = ptq_qmodel_put_tokenizer(sv->w, &spec, err);
         ptq_tok_spec_free(&spec);
     }
-    if (sv.s == PTQ_OK) sv.s = ptq_qmodel_seal(sv.w, err);
-    if (sv.s == PTQ_OK) sv.s = ptq_st_writer_save(sv.w, path, err);
+    if (sv->s == PTQ_OK) sv->s = ptq_qmodel_seal(sv->w, err);
+    if (sv->s == PTQ_OK) sv->s = ptq_st_writer_save(sv->w, path, err);
+    return sv->s;
+}
+
+ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_info *info, ptq_error *err) {
+    saver sv = {NULL, err, PTQ_OK};
+    PTQ_TRY(ptq_st_writer_new(&sv.w, err));
+    cJSON *linears = cJSON_CreateObject(), *names = cJSON_CreateObject();
+    cJSON *blin = cJSON_CreateObject(), *bnames = cJSON_CreateObject();
+    put_front(&sv, m, linears, names);
+    for (int l = 0; l < m->cfg.n_layers; l++) put_block(&sv, m, l, blin, bnames);
+    ptq_status s = put_back_and_save(&sv, m, path, info, linears, names, blin, bnames);
     ptq_st_writer_free(sv.w);
-    return sv.s;
+    return s;
+}
+
+/* ------------------------------------------------------------------ streaming */
+
+struct ptq_model_stream {
+    saver sv;
+    ptq_error stream_err; /* sv.err between calls; copied out to the caller's */
+    cJSON *blin, *bnames;
+    char path[4096];
+    int next_layer;
+    ptq_quant_summary sum;
+};
+
+ptq_status ptq_model_stream_open(const char *path, ptq_model_stream **out, ptq_error *err) {
+    *out = NULL;
+    if (!path || strlen(path) >= sizeof((ptq_model_stream *)0)->path)
+        return ptq_fail(err, PTQ_ERR_ARG, "ptq_model_stream_open: no output path, or one too long");
+    ptq_model_stream *s = calloc(1, sizeof *s);
+    if (!s) return ptq_fail(err, PTQ_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    s->blin = cJSON_CreateObject();
+    s->bnames = cJSON_CreateObject();
+    ptq_status st = s->blin && s->bnames ? ptq_st_writer_new(&s->sv.w, err) : ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
+    if (st == PTQ_OK) st = ptq_st_writer_spill_open(s->sv.w, path, err);
+    if (st != PTQ_OK) {
+        ptq_model_stream_free(s);
+        return st;
+    }
+    *out = s;
+    return PTQ_OK;
+}
+
+static void add_sum(ptq_quant_summary *to, const ptq_quant_summary *x) {
+    to->linears += x->linears;
+    to->weights += x->weights;
+    to->bits += x->bits;
+    to->noisy_linears += x->noisy_linears;
+    to->bits_per_weight = to->weights ? to->bits / (double)to->weights : 0;
+}
+
+ptq_status ptq_model_stream_block(ptq_model_stream *s, ptq_model *m, int layer, ptq_error *err) {
+    if (layer != s->next_layer)
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: block %d streamed out of order (expected %d)", s->path, layer,
+                        s->next_layer);
+    s->sv.err = err;
+    put_block(&s->sv, m, layer, s->blin, s->bnames);
+    if (s->sv.s == PTQ_OK) s->sv.s = ptq_st_writer_spill(s->sv.w, err);
+    if (s->sv.s != PTQ_OK) return s->sv.s;
+    /* the summary counts the packed linears present, which are now this block's only: the earlier ones are freed */
+    ptq_quant_summary q;
+    ptq_model_quant_summary(m, &q);
+    add_sum(&s->sum, &q);
+    for (int r = 0; r < PTQ_LIN_COUNT; r++) ptq_linear_drop_quant(&m->blocks[layer].lin[r]);
+    s->next_layer++;
+    return PTQ_OK;
+}
+
+ptq_status ptq_model_stream_finish(ptq_model_stream *s, ptq_model *m, const ptq_save_info *info, ptq_error *err) {
+    if (s->next_layer != m->cfg.n_layers)
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: %d of %d blocks were streamed; nothing is written", s->path,
+                        s->next_layer, m->cfg.n_layers);
+    if (s->sv.s != PTQ_OK) return s->sv.s;
+    s->sv.err = err;
+    PTQ_TRY(ptq_linear_materialize(m, &m->head, err)); /* a streamed head is written as float32, as when whole */
+    ptq_quant_summary q; /* the head's, if packed */
+    ptq_model_quant_summary(m, &q);
+    add_sum(&s->sum, &q);
+    cJSON *linears = cJSON_CreateObject(), *names = cJSON_CreateObject();
+    put_front(&s->sv, m, linears, names);
+    ptq_status st = put_back_and_save(&s->sv, m, s->path, info, linears, names, s->blin, s->bnames);
+    s->blin = s->bnames = NULL; /* taken */
+    return st;
+}
+
+void ptq_model_stream_summary(const ptq_model_stream *s, ptq_quant_summary *out) { *out = s->sum; }
+
+void ptq_model_stream_free(ptq_model_stream *s) {
+    if (!s) return;
+    ptq_st_writer_free(s->sv.w);
+    cJSON_Delete(s->blin);
+    cJSON_Delete(s->bnames);
+    free(s);
 }
 
 /* ------------------------------------------------------------------ checksums */
@@ -432,10 +555,16 @@ static uint32_t metadata_crc(kv *e, int n) {
     return c;
 }
 
-/* CRC-32C of n tensors' bytes, in parallel (the tensors are independent). */
-static void tensor_crcs(int n, const void *const *data, const size_t *nbytes, uint32_t *crc) {
+/* CRC-32C of n tensors' bytes, in parallel (the tensors are independent); tensors with data NULL keep crc[i].
+ * mapped: the data lies in a file mapping, whose pages leave the resident set once checked (a loaded model then
+ * holds its file once, in the model's buffers, not twice). */
+static void tensor_crcs(int n, const void *const *data, const size_t *nbytes, uint32_t *crc, int mapped) {
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) crc[i] = ptq_crc32c(0, data[i], nbytes[i]);
+    for (int i = 0; i < n; i++)
+        if (data[i]) {
+            crc[i] = ptq_crc32c(0, data[i], nbytes[i]);
+            if (mapped) ptq_mmap_drop(data[i], nbytes[i]);
+        }
 }
 
 ptq_status ptq_qmodel_seal(ptq_st_writer *w, ptq_error *err) {
@@ -448,8 +577,11 @@ ptq_status ptq_qmodel_seal(ptq_st_writer *w, ptq_error *err) {
     ptq_status s = names && data && nbytes && crc && sums ? PTQ_OK : ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
     char *sj = NULL;
     if (s == PTQ_OK) {
-        for (int i = 0; i < n; i++) ptq_st_writer_entry(w, i, &names[i], &data[i], &nbytes[i]);
-        tensor_crcs(n, data, nbytes, crc);
+        for (int i = 0; i < n; i++) {
+            ptq_st_writer_entry(w, i, &names[i], &data[i], &nbytes[i]);
+            if (ptq_st_writer_entry_crc(w, i, &crc[i])) data[i] = NULL; /* streamed out: its CRC is known */
+        }
+        tensor_crcs(n, data, nbytes, crc, 0);
         for (int i = 0; i < n; i++) {
             char hex[9];
             snprintf(hex, sizeof hex, "%08x", (unsigned)crc[i]);
@@ -546,7 +678,7 @@ static ptq_status check_integrity(const char *path, const ptq_safetensors *st, i
     if (!data || !nbytes || !got) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
     if (s == PTQ_OK) {
         for (int i = 0; i < n; i++) data[i] = st->tensors[i].data, nbytes[i] = st->tensors[i].nbytes;
-        tensor_crcs(n, data, nbytes, got);
+        tensor_crcs(n, data, nbytes, got, 1);
         for (int i = 0; i < n; i++)
             if (got[i] != want[i]) {
                 s = ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor %s is corrupted: its data has CRC-32C %08x, the file records %08x",
@@ -607,6 +739,7 @@ static ptq_status get_f32(loader *ld, const char *name, int required, int ndim, 
     float *p = ptq_model_floats(ld->m, (size_t)t->numel, name, ld->err);
     if (!p) return PTQ_ERR_NOMEM;
     PTQ_TRY(ptq_st_read_f32(ld->st, name, ndim, shape, p, ld->err)); /* also rejects NaN and Inf */
+    ptq_mmap_drop(t->data, t->nbytes); /* copied: the file's pages need not stay resident too */
     *out = p;
     return PTQ_OK;
 }
@@ -719,6 +852,7 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
     memcpy(q->scales, ts->data, ts->nbytes);
     memcpy(q->zeros, tz->data, tz->nbytes);
     if (tp) memcpy(q->perm, tp->data, tp->nbytes);
+    ptq_mmap_drop(tq->data, tq->nbytes); /* copied: the file's pages need not stay resident too */
     int maxq = (1 << q->grid_bits) - 1;
     for (size_t i = 0; i < (size_t)out * q->n_groups; i++) {
         float sc = ptq_f16_to_f32(q->scales[i]);

@@ -4,7 +4,9 @@
 #include <cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "core/crc32c.h"
 #include "core/error.h"
 #include "core/file.h"
 
@@ -19,7 +21,10 @@ typedef struct {
     const void *data; /* == owned when copied */
     void *owned;
     size_t nbytes;
-    int order; /* insertion index, for a stable layout sort */
+    int section;
+    int spilled; /* data lives in the spill file at spill_off (data == NULL), with CRC-32C crc */
+    uint64_t spill_off;
+    uint32_t crc;
 } wentry;
 
 typedef struct {
@@ -27,8 +32,12 @@ typedef struct {
 } wmeta;
 
 struct ptq_st_writer {
-    wentry *e;
+    wentry *e; /* ordered by section, then insertion */
     int n, cap;
+    int section;     /* of the next entries */
+    int spill_fd;    /* >= 0 once ptq_st_writer_spill_open succeeded */
+    uint64_t spill_size;
+    char spill_what[4096];
     wmeta *m;
     int n_meta, cap_meta;
 };
@@ -44,6 +53,7 @@ ptq_status ptq_st_writer_new(ptq_st_writer **out, ptq_error *err) {
     if (!out) return ptq_fail(err, PTQ_ERR_ARG, "ptq_st_writer_new: out is NULL");
     *out = calloc(1, sizeof **out);
     if (!*out) return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate a safetensors writer");
+    (*out)->spill_fd = -1;
     return PTQ_OK;
 }
 
@@ -59,6 +69,7 @@ void ptq_st_writer_free(ptq_st_writer *w) {
         free(w->m[i].value);
     }
     free(w->m);
+    if (w->spill_fd >= 0) close(w->spill_fd);
     free(w);
 }
 
@@ -123,14 +134,20 @@ static ptq_status add_entry(ptq_st_writer *w, const char *name, ptq_dtype dtype,
         w->e = e;
         w->cap = cap;
     }
-    wentry *e = &w->e[w->n];
+    int at = w->n; /* after the last entry of this section or an earlier one */
+    while (at > 0 && w->e[at - 1].section > w->section) at--;
+    char *nm = dup_str(name);
+    if (!nm) return ptq_fail(err, PTQ_ERR_NOMEM, "safetensors writer: out of memory");
+    memmove(&w->e[at + 1], &w->e[at], (size_t)(w->n - at) * sizeof *w->e);
+    wentry *e = &w->e[at];
     memset(e, 0, sizeof *e);
-    e->name = dup_str(name);
-    if (!e->name) return ptq_fail(err, PTQ_ERR_NOMEM, "safetensors writer: out of memory");
+    e->name = nm;
+    e->section = w->section;
     if (copy || from_f32) {
         e->owned = malloc(need ? need : 1);
         if (!e->owned) {
             free(e->name);
+            memmove(&w->e[at], &w->e[at + 1], (size_t)(w->n - at) * sizeof *w->e);
             return ptq_fail(err, PTQ_ERR_NOMEM, "safetensors writer: cannot copy %zu bytes of tensor \"%s\"", need,
                             name);
         }
@@ -156,7 +173,6 @@ static ptq_status add_entry(ptq_st_writer *w, const char *name, ptq_dtype dtype,
     e->ndim = ndim;
     for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
     e->nbytes = need;
-    e->order = w->n;
     w->n++;
     return PTQ_OK;
 }
@@ -211,16 +227,32 @@ ptq_status ptq_st_writer_set_metadata(ptq_st_writer *w, const char *key, const c
     return PTQ_OK;
 }
 
-/* Layout order: larger elements first, then insertion order. */
+/* Layout order: larger elements first, then list order. */
 static int cmp_layout(const void *a, const void *b) {
     const wentry *x = *(const wentry *const *)a, *y = *(const wentry *const *)b;
     size_t sx = ptq_dtype_size(x->dtype), sy = ptq_dtype_size(y->dtype);
     if (sx != sy) return sx > sy ? -1 : 1;
-    return (x->order > y->order) - (x->order < y->order);
+    return (x > y) - (x < y); /* the list is in section, then insertion order */
 }
 
 static int cmp_name(const void *a, const void *b) {
     return strcmp((*(const wentry *const *)a)->name, (*(const wentry *const *)b)->name);
+}
+
+/* A spilled tensor from the spill file into the output, a few MiB at a time. */
+static ptq_status copy_spilled(const ptq_st_writer *w, ptq_atomic_file *af, const wentry *e, ptq_error *err) {
+    size_t chunk = (size_t)8 << 20, done = 0;
+    unsigned char *buf = malloc(e->nbytes < chunk ? (e->nbytes ? e->nbytes : 1) : chunk);
+    if (!buf) return ptq_fail(err, PTQ_ERR_NOMEM, "%s: out of memory copying tensor \"%s\"", af->path, e->name);
+    ptq_status s = PTQ_OK;
+    while (s == PTQ_OK && done < e->nbytes) {
+        size_t k = e->nbytes - done < chunk ? e->nbytes - done : chunk;
+        s = ptq_spill_read(w->spill_fd, w->spill_what, e->spill_off + done, buf, k, err);
+        if (s == PTQ_OK) s = ptq_atomic_write(af, buf, k, err);
+        done += k;
+    }
+    free(buf);
+    return s;
 }
 
 ptq_status ptq_st_writer_save(const ptq_st_writer *w, const char *path, ptq_error *err) {
@@ -299,7 +331,8 @@ ptq_status ptq_st_writer_save(const ptq_st_writer *w, const char *path, ptq_erro
         (s = ptq_atomic_write(&af, spaces, padded - hlen, err)) != PTQ_OK)
         goto out;
     for (int i = 0; i < w->n; i++)
-        if ((s = ptq_atomic_write(&af, ord[i]->data, ord[i]->nbytes, err)) != PTQ_OK) goto out;
+        if ((s = ord[i]->spilled ? copy_spilled(w, &af, ord[i], err) : ptq_atomic_write(&af, ord[i]->data, ord[i]->nbytes, err)) != PTQ_OK)
+            goto out;
     opened = 0; /* commit closes (and on failure removes) the temporary file */
     s = ptq_atomic_commit(&af, err);
 out:
@@ -308,4 +341,34 @@ out:
     cJSON_Delete(root);
     free(ord);
     return s;
+}
+
+void ptq_st_writer_set_section(ptq_st_writer *w, int section) { w->section = section; }
+
+ptq_status ptq_st_writer_spill_open(ptq_st_writer *w, const char *path, ptq_error *err) {
+    if (w->spill_fd >= 0) return PTQ_OK;
+    snprintf(w->spill_what, sizeof w->spill_what, "%s", path);
+    return ptq_spill_open(path, &w->spill_fd, err);
+}
+
+ptq_status ptq_st_writer_spill(ptq_st_writer *w, ptq_error *err) {
+    if (w->spill_fd < 0) return ptq_fail(err, PTQ_ERR_ARG, "safetensors writer: spill without a spill file");
+    for (int i = 0; i < w->n; i++) {
+        wentry *e = &w->e[i];
+        if (e->spilled || e->section != w->section) continue;
+        PTQ_TRY(ptq_spill_write(w->spill_fd, w->spill_what, e->data, e->nbytes, err));
+        e->crc = ptq_crc32c(0, e->data, e->nbytes);
+        e->spilled = 1;
+        e->spill_off = w->spill_size;
+        w->spill_size += e->nbytes;
+        free(e->owned);
+        e->owned = NULL;
+        e->data = NULL;
+    }
+    return PTQ_OK;
+}
+
+int ptq_st_writer_entry_crc(const ptq_st_writer *w, int i, uint32_t *crc) {
+    *crc = w->e[i].crc;
+    return w->e[i].spilled;
 }

@@ -18,6 +18,7 @@ typedef struct ptq_hf_src {
     const char *weights_path; /* the .safetensors file or index, for messages */
     const char *config_path;  /* config.json, for messages */
     const cJSON *config;
+    int stream;               /* ptq_load_options.stream_weights: block linears and the head keep their source */
 } ptq_hf_src;
 
 ptq_status ptq_build_llama_hf(ptq_model *m, const ptq_hf_src *src, ptq_error *err);

@@ -71,6 +71,12 @@ static ptq_status read_transposed(ptq_model *m, const ptq_hf_src *src, const cha
     return s;
 }
 
+/* Streamed: the linears of the blocks (quantized one block at a time) and the head (read at the end). */
+static int streamable(const ptq_model *m, const ptq_linear *lin) {
+    const char *p = (const char *)lin, *b = (const char *)m->blocks;
+    return lin == &m->head || (b && p >= b && p < (const char *)(m->blocks + m->cfg.n_layers));
+}
+
 ptq_status ptq_hf_linear(ptq_model *m, const ptq_hf_src *src, ptq_linear *lin, const char *prefix, int in, int out,
                          int has_bias, int conv1d, ptq_error *err) {
     char name[256];
@@ -82,6 +88,18 @@ ptq_status ptq_hf_linear(ptq_model *m, const ptq_hf_src *src, ptq_linear *lin, c
     PTQ_TRY(ptq_hf_name(name, sizeof name, err, "%s.weight", prefix));
     if (conv1d) {
         PTQ_TRY(read_transposed(m, src, name, in, out, &lin->w, err));
+    } else if (src->stream && streamable(m, lin)) {
+        const int64_t shape[2] = {out, in};
+        const ptq_st_tensor *t = ptq_st_find(src->st, name);
+        if (!t)
+            return ptq_fail(err, PTQ_ERR_FORMAT, "%s: tensor '%s' is missing (required by %s)", src->weights_path,
+                            name, src->config_path);
+        PTQ_TRY(ptq_st_check_shape(src->st, t, 2, shape, err));
+        if (t->dtype != PTQ_DT_F32 && t->dtype != PTQ_DT_F16 && t->dtype != PTQ_DT_BF16 && t->dtype != PTQ_DT_F64)
+            return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; expected a float type",
+                            src->weights_path, name, ptq_dtype_name(t->dtype));
+        ptq_model_note_tensor(m, name, ptq_dtype_name(t->dtype), 2, t->shape);
+        lin->src = t; /* converted when the quantization reaches it (materialize.c) */
     } else {
         const int64_t shape[2] = {out, in};
         PTQ_TRY(ptq_hf_read(m, src, name, 2, shape, &lin->w, err));
@@ -318,7 +336,7 @@ static int is_config_json(const char *path) {
     return config;
 }
 
-static ptq_status load(const char *path, ptq_model **out, ptq_error *err) {
+static ptq_status load(const char *path, int stream, ptq_model **out, ptq_error *err) {
     char weights[4096], dir[4096], config[4200];
     if (ptq_is_dir(path)) {
         size_t n = strlen(path);
@@ -355,7 +373,7 @@ static ptq_status load(const char *path, ptq_model **out, ptq_error *err) {
         cJSON_Delete(root);
         return s;
     }
-    ptq_hf_src src = {&st, weights, config, root};
+    ptq_hf_src src = {&st, weights, config, root, stream};
     family fam = FAM_NONE;
     int timm = 0;
     ptq_model *m = NULL;
@@ -375,7 +393,12 @@ static ptq_status load(const char *path, ptq_model **out, ptq_error *err) {
         }
     }
     if (s == PTQ_OK) s = ptq_model_validate(m, err);
-    ptq_st_close(&st);
+    if (s == PTQ_OK && stream) { /* the streamed linears point into the mapping: the model keeps it */
+        m->src_st = malloc(sizeof st);
+        if (!m->src_st) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
+        else *m->src_st = st;
+    }
+    if (!(s == PTQ_OK && stream)) ptq_st_close(&st);
     cJSON_Delete(root);
     if (s != PTQ_OK) {
         if (m) ptq_model_free(m);
@@ -386,12 +409,16 @@ static ptq_status load(const char *path, ptq_model **out, ptq_error *err) {
 }
 
 ptq_status ptq_load_safetensors_model(const char *path, ptq_model **out, ptq_error *err) {
+    return ptq_load_safetensors_model_ex(path, 0, out, err);
+}
+
+ptq_status ptq_load_safetensors_model_ex(const char *path, int stream, ptq_model **out, ptq_error *err) {
     ptq_error local;
     if (!err) err = &local;
     memset(err, 0, sizeof *err);
     if (!path || !out) return ptq_fail(err, PTQ_ERR_ARG, "ptq_load_safetensors_model: NULL argument");
     *out = NULL;
-    return load(path, out, err);
+    return load(path, stream, out, err);
 }
 
 ptq_status ptq_hf_lm_head(ptq_model *m, const ptq_hf_src *src, int tie, int in, int vocab, ptq_error *err) {

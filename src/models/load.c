@@ -31,7 +31,7 @@ static model_format sniff(const unsigned char *b, size_t n) {
 }
 
 ptq_load_options ptq_load_default_options(void) {
-    ptq_load_options o = {1};
+    ptq_load_options o = {1, 0};
     return o;
 }
 
@@ -43,7 +43,7 @@ ptq_status ptq_model_load(const char *path, ptq_model **out, ptq_error *err) {
 ptq_status ptq_model_load_ex(const char *path, const ptq_load_options *opt, ptq_model **out, ptq_error *err) {
     if (!path || !out || !opt) return ptq_fail(err, PTQ_ERR_ARG, "ptq_model_load: NULL argument");
     *out = NULL;
-    if (ptq_is_dir(path)) return ptq_load_safetensors_model(path, out, err);
+    if (ptq_is_dir(path)) return ptq_load_safetensors_model_ex(path, opt->stream_weights, out, err);
     FILE *f = fopen(path, "rb");
     if (!f) return ptq_fail(err, PTQ_ERR_IO, "%s: cannot open model file", path);
     unsigned char head[64];
@@ -55,11 +55,11 @@ ptq_status ptq_model_load_ex(const char *path, const ptq_load_options *opt, ptq_
         ptq_safetensors st;
         PTQ_TRY(ptq_st_open(path, &st, err));
         ptq_status s = ptq_qmodel_is_ptq(&st) ? ptq_qmodel_load(path, &st, opt, out, err)
-                                              : ptq_load_safetensors_model(path, out, err);
+                                              : ptq_load_safetensors_model_ex(path, opt->stream_weights, out, err);
         ptq_st_close(&st);
         return s;
     }
-    case FMT_JSON_INDEX: return ptq_load_safetensors_model(path, out, err);
+    case FMT_JSON_INDEX: return ptq_load_safetensors_model_ex(path, opt->stream_weights, out, err);
     case FMT_LLAMA2C: return ptq_load_llama2c(path, out, err);
     case FMT_GGUF: return ptq_load_gguf(path, out, err);
     case FMT_UNKNOWN: break;

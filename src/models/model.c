@@ -1,4 +1,5 @@
 /* Model ownership, bookkeeping and validation shared by every family. */
+#include "io/safetensors.h"
 #include "models/model.h"
 
 #include <math.h>
@@ -83,9 +84,14 @@ void ptq_linear_drop_quant(ptq_linear *l) {
 
 void ptq_model_free(ptq_model *m) {
     if (!m) return;
-    for (int l = 0; m->blocks && l < m->cfg.n_layers; l++)
+    for (int l = 0; m->blocks && l < m->cfg.n_layers; l++) {
         for (int r = 0; r < PTQ_LIN_COUNT; r++) ptq_linear_drop_quant(&m->blocks[l].lin[r]);
+        ptq_block_release(m, l);
+    }
     ptq_linear_drop_quant(&m->head);
+    ptq_linear_release(&m->head);
+    if (m->src_st) ptq_st_close(m->src_st);
+    free(m->src_st);
     for (int i = 0; i < m->n_owned; i++) ptq_free(m->owned[i]);
     free(m->owned);
     free(m->tensors);

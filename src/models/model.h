@@ -51,9 +51,12 @@ typedef struct ptq_linear {
     void *ggml;
     uint32_t ggml_type;
     float *wq;
+    /* Streamed weights (ptq_load_options.stream_weights): the source tensor in the model's mapping, converted
+       into w by ptq_linear_materialize and freed again by ptq_linear_release (materialize.c). */
+    const struct ptq_st_tensor *src;
 } ptq_linear;
 
-static inline int ptq_linear_present(const ptq_linear *l) { return l->w != NULL || l->q != NULL; }
+static inline int ptq_linear_present(const ptq_linear *l) { return l->w != NULL || l->q != NULL || l->src != NULL; }
 
 /* Roles of the linear layers in a block, in forward order. A block uses either QKV (fused)
  * or Q, K, V; GATE only with a gated MLP (out = DOWN(act(GATE x) * UP x)), else
@@ -136,6 +139,8 @@ struct ptq_model {
     ptq_norm final_norm;      /* w NULL when absent (OPT post-norm) */
     ptq_linear head;          /* LM head (may share tok_emb) or classifier */
 
+    struct ptq_safetensors *src_st; /* the mapped source of streamed weights (owned), or NULL */
+
     /* every buffer this model owns, freed by ptq_model_free */
     void **owned;
     int n_owned, cap_owned;
@@ -166,10 +171,20 @@ void ptq_model_note_tensor(ptq_model *m, const char *name, const char *dtype, in
 /* After loading: every weight finite, every shape consistent with cfg. */
 ptq_status ptq_model_validate(const ptq_model *m, ptq_error *err);
 
+/* Streamed weights (materialize.c): the float32 weights of a linear whose src is set, converted from the mapped
+ * source (shape, dtype and finiteness checked, errors naming the file and tensor); release frees them again.
+ * No-ops for linears without src. The block forms do every linear of block l. */
+ptq_status ptq_linear_materialize(ptq_model *m, ptq_linear *lin, ptq_error *err);
+void ptq_linear_release(ptq_linear *lin);
+ptq_status ptq_block_materialize(ptq_model *m, int l, ptq_error *err);
+void ptq_block_release(ptq_model *m, int l);
+
 /* Loaders (one per source format / family). */
 ptq_status ptq_load_llama2c(const char *path, ptq_model **out, ptq_error *err);
 /* `dir_or_file` is the safetensors file or index; config.json lies beside it. */
 ptq_status ptq_load_safetensors_model(const char *path, ptq_model **out, ptq_error *err);
+/* stream: ptq_load_options.stream_weights */
+ptq_status ptq_load_safetensors_model_ex(const char *path, int stream, ptq_model **out, ptq_error *err);
 /* A LLaMA-architecture GGUF file (gguf_llama.c). */
 ptq_status ptq_load_gguf(const char *path, ptq_model **out, ptq_error *err);
 

@@ -217,9 +217,11 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
         }
         lin->q = q;
         ptq_layer_report rep = {lin->name, l, lin->in, lin->out, now_s() - t0,
-                                ptq_layer_rel_error(lin->w, q, lin->out, lin->in, H)};
+                                p->skip_layer_error ? NAN : ptq_layer_rel_error(lin->w, q, lin->out, lin->in, H)};
         if (p->report) p->report(p->report_user, &rep);
         ptq_progress(&p->cb, stage, ++*done, total);
+        /* streamed weights: without BC or activation calibration nothing reads this float copy again */
+        if (!p->bc_scope && !p->abits) ptq_linear_release(lin);
     }
     return PTQ_OK;
 }
@@ -434,6 +436,9 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
     if (p->ggml && p->act_order)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
                         "--act-order cannot be used with ggml types: their blocks are runs of consecutive columns");
+    if (p->noisyquant && !p->noisyquant_unchecked && (p->block_done || m->src_st))
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: NoisyQuant's model check runs the whole model again: it cannot stream "
+                        "blocks (load the model whole, or use --noisyquant-unchecked)", m->path);
     if (!p->noisyquant || p->noisyquant_unchecked)
         return finish_quantization(m, p, p->noisyquant, quantize_pass(m, data, p, "quantize", err));
     ptq_quant_params plain = *p;
@@ -525,11 +530,12 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     }
     int done = 0, total = 0;
     for (int l = 0; l < c->n_layers; l++)
-        for (int r = 0; r < PTQ_LIN_COUNT; r++) total += m->blocks[l].lin[r].w != NULL;
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) total += m->blocks[l].lin[r].w != NULL || m->blocks[l].lin[r].src != NULL;
     ptq_bc_opts bo = {p->bc_scope, p->bc_shape, p->bc_mode, p->dist};
     const ptq_bc_streams *hp = hold.xq ? &hold : NULL;
     for (int l = 0; s == PTQ_OK && l < c->n_layers; l++) {
-        s = accumulate_hessians(m, l, &hc, cal.xq, cal.n_seq, cal.seq_len, p->dist, err);
+        s = ptq_block_materialize(m, l, err); /* streamed weights: this block's float32 copy (materialize.c) */
+        if (s == PTQ_OK) s = accumulate_hessians(m, l, &hc, cal.xq, cal.n_seq, cal.seq_len, p->dist, err);
         if (s == PTQ_OK) s = quantize_block(m, l, &hc, p, &done, total, stage, err);
         if (s == PTQ_OK && p->abits) s = ptq_calibrate_block_acts(m, l, p, cal.xq, cal.n_seq, cal.seq_len, err);
         if (s == PTQ_OK && (bo.scope & (PTQ_BC_LINEAR | PTQ_BC_BLOCK)))
@@ -539,8 +545,12 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
         if (s == PTQ_OK && cal.xf) s = advance(m, l, cal.xf, cal.n_seq, cal.seq_len, 1, err);
         if (s == PTQ_OK && hp) s = advance(m, l, hold.xq, hold.n_seq, hold.seq_len, 0, err);
         if (s == PTQ_OK && hp) s = advance(m, l, hold.xf, hold.n_seq, hold.seq_len, 1, err);
+        if (s == PTQ_OK && p->block_done) s = p->block_done(p->block_user, m, l, err); /* e.g. written out */
+        ptq_block_release(m, l);
     }
-    if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS)) s = ptq_bc_fit_logits(m, &cal, hp, p->dist, p->bc_report, p->report_user, err);
+    if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS)) s = ptq_linear_materialize(m, &m->head, err);
+    if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS))
+        s = ptq_bc_fit_logits(m, &cal, hp, p->dist, p->bc_report, p->report_user, err);
     for (int h = 0; h < H_COUNT; h++) ptq_free(hc.H[h]);
     ptq_free(hc.xd);
     ptq_free(cal.xq);

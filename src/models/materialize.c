@@ -1,0 +1,40 @@
+/* Streamed weights: a linear loaded with ptq_load_options.stream_weights keeps only a pointer to its source tensor
+ * in the memory-mapped file (stored dtype); the quantization converts a block's weights to float32 when it reaches
+ * the block and frees them once the block is quantized, so it holds one block of float weights at a time. */
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "io/safetensors.h"
+#include "models/model.h"
+
+ptq_status ptq_linear_materialize(ptq_model *m, ptq_linear *lin, ptq_error *err) {
+    if (!lin->src || lin->w) return PTQ_OK;
+    if (!m->src_st) return ptq_fail(err, PTQ_ERR_ARG, "%s: %s is streamed but the model has no source", m->path, lin->name);
+    const int64_t shape[2] = {lin->out, lin->in};
+    float *w = ptq_alloc((size_t)lin->out * (size_t)lin->in, sizeof(float), lin->name, err);
+    if (!w) return err->status ? err->status : PTQ_ERR_NOMEM;
+    ptq_status s = ptq_st_read_f32(m->src_st, lin->src->name, 2, shape, w, err); /* checks values too */
+    /* the source pages were only read once: out of this process's resident memory with them */
+    ptq_mmap_drop(lin->src->data, lin->src->nbytes);
+    if (s != PTQ_OK) {
+        ptq_free(w);
+        return s;
+    }
+    lin->w = w;
+    return PTQ_OK;
+}
+
+void ptq_linear_release(ptq_linear *lin) {
+    if (!lin->src || !lin->w) return;
+    ptq_free(lin->w);
+    lin->w = NULL;
+}
+
+ptq_status ptq_block_materialize(ptq_model *m, int l, ptq_error *err) {
+    for (int r = 0; r < PTQ_LIN_COUNT; r++) PTQ_TRY(ptq_linear_materialize(m, &m->blocks[l].lin[r], err));
+    return PTQ_OK;
+}
+
+void ptq_block_release(ptq_model *m, int l) {
+    for (int r = 0; r < PTQ_LIN_COUNT; r++) ptq_linear_release(&m->blocks[l].lin[r]);
+}
