@@ -36,6 +36,7 @@
 #define TILE_SER 256           /* weight rows per tile, PTQ_QGEMM_TILES_SERIAL */
 #define PAR_MIN_WORK (1 << 18) /* below this many multiply-adds, stay on one thread */
 #define XSUM_STACK 2048
+#define BUF_STACK 16384 /* floats (64 KiB): xp of one row up to 16384 inputs */
 
 ptq_isa ptq_isa_best(void) {
     if (!ptq_cpu_has(PTQ_CPU_AVX2 | PTQ_CPU_FMA | PTQ_CPU_F16C)) return PTQ_ISA_SCALAR;
@@ -161,11 +162,12 @@ static void run_gemv(ptq_isa isa, const ptq_qweight *w, const float *x, int rows
     const int transposed = ptq_qgemv_x_transposed(isa, w->bits);
     const int need_xp = w->perm != NULL || ldx != (size_t)w->in || transposed;
     float xs_stack[XSUM_STACK];
+    _Alignas(64) float buf_stack[BUF_STACK]; /* decoding: xp fits here, no allocation per call */
     float *heap = NULL, *xsum = xs_stack, *xbuf = NULL;
     const size_t nxs_heap = nxs > XSUM_STACK ? (nxs + 15) / 16 * 16 : 0; /* keeps xbuf 64-byte aligned */
     const size_t nheap = nxs_heap + (need_xp ? (size_t)rows * ldx : 0);
     if (nheap) {
-        heap = aligned_alloc(64, (nheap * sizeof(float) + 63) / 64 * 64);
+        heap = nheap <= BUF_STACK ? buf_stack : aligned_alloc(64, (nheap * sizeof(float) + 63) / 64 * 64);
         if (!heap) {
             qgemm_direct(w, x, rows, y);
             return;
@@ -186,7 +188,7 @@ static void run_gemv(ptq_isa isa, const ptq_qweight *w, const float *x, int rows
         const int o1 = o0 + GEMV_BLOCK < w->out ? o0 + GEMV_BLOCK : w->out;
         fn(&args, o0, o1);
     }
-    free(heap);
+    if (heap != buf_stack) free(heap);
 }
 
 static void run_tiles(int parallel_tiles, ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y) {
