@@ -4,8 +4,10 @@
 # activation samples gathered across processes, and NoisyQuant as in the paper); rank 1 writes and
 # prints nothing; a split with fewer calibration batches than processes fails clearly.
 # Runs only where the ptq binary is built with MPI and mpirun is installed (skipped otherwise; a failure
-# under CI=true). Under AddressSanitizer, Open MPI's own allocations that live until exit are suppressed
-# for LeakSanitizer with tests/lsan_mpi.supp.
+# under CI=true). Under AddressSanitizer, leak detection is off in the processes mpirun starts: Open MPI
+# leaves allocations of its own at exit, from plugins it has already unloaded (so no suppression by library
+# name matches them); the library code these runs use is leak-checked by the single-process tests. ASan's
+# other checks stay on.
 source "$(dirname "$0")/e2e_lib.bash"
 need stories260K/stories260K.bin
 need tinystories/tinystories-valid-100.txt
@@ -16,8 +18,8 @@ if ! command -v mpirun > /dev/null; then
   echo "SKIP: mpirun is not installed"; exit 77
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
-export OMP_NUM_THREADS=1 LSAN_OPTIONS="suppressions=$SRC/tests/lsan_mpi.supp:print_suppressions=0"
-mpi=(mpirun -np 2 --oversubscribe --bind-to none)
+export OMP_NUM_THREADS=1
+mpi=(env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" mpirun -np 2 --oversubscribe --bind-to none)
 probe=$("${mpi[@]}" "$PTQ" quantize 2>&1)
 if echo "$probe" | grep -q "built without MPI"; then
   if [ "${CI:-}" = "true" ]; then echo "FAIL: ptq is built without MPI (CI=true)"; exit 1; fi
