@@ -2,7 +2,9 @@
 # Build and run every test: a Release build with warnings as errors, then the same tests under
 # AddressSanitizer + UndefinedBehaviorSanitizer, then a clang build (-Werror) and its C tests, then the
 # fuzz harnesses (scripts/fuzz.sh): the inputs of fuzz/regressions replayed, and each harness run for
-# PTQ_FUZZ_SECONDS (default 30; 0 only replays). PTQ_DATA overrides the sample-data folder.
+# PTQ_FUZZ_SECONDS (default 10: a smoke run beside the replays; the long runs are docs/FUZZING.md's; 0 only replays).
+# The ASan+UBSan run leaves out the tests labelled slow (tests/CMakeLists.txt says why). PTQ_DATA overrides the
+# sample-data folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -24,7 +26,7 @@ if command -v clang > /dev/null; then
   # the C tests cover the library; the CLI tests already ran twice above
   ctest --test-dir build-clang --output-on-failure -j"$jobs" -R '^test_'
   echo "== fuzz harnesses (clang, libFuzzer, ASan + UBSan)"
-  ./scripts/fuzz.sh "${PTQ_FUZZ_SECONDS:-30}"
+  ./scripts/fuzz.sh "${PTQ_FUZZ_SECONDS:-10}"
 elif [ "${CI:-}" = true ]; then
   echo "test: clang not found (scripts/setup.sh installs it)" >&2; exit 1
 else
