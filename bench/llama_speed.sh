@@ -8,7 +8,7 @@
 # The tools run alternately, ROUNDS times; the table holds the medians. Needs ./scripts/refs.sh and
 # ./bench/llama_tools.sh (llama-bench, llama-quantize).
 #   bench/llama_speed.sh MODEL_DIR [ROUNDS]        PTQ_QUANT_OPTS: extra options for ptq quantize (e.g. --head-bits 8)
-# MODEL_DIR: a LLaMA-architecture model ptq reads (safetensors + config.json); bench/make_synth_llama.py writes the
+# MODEL_DIR: a LLaMA-architecture model ptq reads (safetensors + config.json); bench/make_llama7b_shape.py writes the
 # TinyLlama- and 7B-shaped ones used in RESULTS. Prefill: 256 tokens; decode: 64 tokens; threads: all cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."

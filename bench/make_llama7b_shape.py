@@ -2,7 +2,10 @@
 """Write a synthetic LLaMA-2-7B-shaped model (Hugging Face layout) with N layers, for memory and speed
 measurements of models bigger than memory (docs/RESULTS.md, "Part D").
 
-    bench/make_llama7b_shape.py OUT_DIR N_LAYERS [--dim 4096 --ffn 11008 --heads 32 --vocab 32000]
+    bench/make_llama7b_shape.py OUT_DIR N_LAYERS [--dim 4096 --ffn 11008 --heads 32 --kv-heads H --vocab 32000
+                                                  --ctx 4096]
+
+Other shapes by option, e.g. TinyLlama-1.1B: N_LAYERS 22 --dim 2048 --ffn 5632 --kv-heads 4 --ctx 2048.
 
 OUT_DIR gets config.json, model.safetensors.index.json and one bf16 safetensors shard per layer
 (plus one for the embeddings and one for the final norm and head), as Hugging Face writes 7B models.
@@ -66,18 +69,21 @@ def main():
     ap.add_argument("--dim", type=int, default=4096)
     ap.add_argument("--ffn", type=int, default=11008)
     ap.add_argument("--heads", type=int, default=32)
+    ap.add_argument("--kv-heads", type=int, default=0, help="key/value heads (GQA); default: --heads")
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--ctx", type=int, default=4096)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     d, f, v = a.dim, a.ffn, a.vocab
+    kvh = a.kv_heads or a.heads
+    kv = d // a.heads * kvh  # rows of k_proj / v_proj
     shards = [[("model.embed_tokens.weight", (v, d), "embed")]]
     for l in range(a.layers):
         p = f"model.layers.{l}."
         shards.append([(p + "input_layernorm.weight", (d,), "norm"),
                        (p + "self_attn.q_proj.weight", (d, d), "lin"),
-                       (p + "self_attn.k_proj.weight", (d, d), "lin"),
-                       (p + "self_attn.v_proj.weight", (d, d), "lin"),
+                       (p + "self_attn.k_proj.weight", (kv, d), "lin"),
+                       (p + "self_attn.v_proj.weight", (kv, d), "lin"),
                        (p + "self_attn.o_proj.weight", (d, d), "lin"),
                        (p + "post_attention_layernorm.weight", (d,), "norm"),
                        (p + "mlp.gate_proj.weight", (f, d), "lin"),
@@ -99,7 +105,7 @@ def main():
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, fh, indent=1)
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": v, "hidden_size": d,
            "intermediate_size": f, "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
-           "num_key_value_heads": a.heads, "max_position_embeddings": a.ctx, "rms_norm_eps": 1e-05,
+           "num_key_value_heads": kvh, "max_position_embeddings": a.ctx, "rms_norm_eps": 1e-05,
            "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": False, "bos_token_id": 1,
            "eos_token_id": 2, "attention_bias": False, "torch_dtype": "bfloat16"}
     with open(os.path.join(a.out, "config.json"), "w") as fh:
