@@ -20,10 +20,16 @@ threads=$(nproc)
 tmp=$(mktemp -d /tmp/ptq-llama-speed-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-# RTN needs no calibration, but ptq quantize reads a little text for its per-layer error report
+# RTN needs no calibration, but ptq quantize reads a little text for its per-layer error report; a synthetic
+# model folder without a tokenizer borrows llama.cpp's 32000-token test vocabulary (PTQ_REFS) to read it
 printf 'Once upon a time there was a model.\n' > "$tmp/calib.txt"
-q() { "$ptq" quantize "$model" --calib "$tmp/calib.txt" --calib-n 1 --calib-ctx 8 --method rtn ${PTQ_QUANT_OPTS:-} "$@" \
-        --json > /dev/null; }
+tok=()
+if [ -d "$model" ] && ! ls "$model"/tokenizer.json "$model"/tokenizer.bin "$model"/tok*.bin "$model"/vocab.json \
+     > /dev/null 2>&1; then
+  tok=(--tokenizer "${PTQ_REFS:-$(pwd)/build-ref}/llama.cpp/models/ggml-vocab-llama-spm.gguf")
+fi
+q() { "$ptq" quantize "$model" "${tok[@]}" --calib "$tmp/calib.txt" --calib-n 1 --calib-ctx 8 --method rtn \
+        ${PTQ_QUANT_OPTS:-} "$@" --json > /dev/null; }
 echo "preparing the files in $tmp ..." >&2
 q --type F32 -o "$tmp/f32.gguf"
 for t in Q4_0 Q4_K_M Q8_0; do
