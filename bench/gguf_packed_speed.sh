@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ptq's speed on GGUF files whose Q4_0 / Q5_0 / Q8_0 matrices it runs on its packed kernels (quant/ggml_to_qweight.c),
 # against a baseline ptq binary (e.g. one built before that change, which ran them from dequantized float32) and
-# llama.cpp's llama-bench on the same files (docs/RESULTS.md, "Part A"). Runs alternate, so that the shared
+# llama.cpp's llama-bench on the same files (docs/RESULTS.md §12). Runs alternate, so that the shared
 # machine's load hits both alike; the 1-minute load average is printed with every row.
 #   bench/gguf_packed_speed.sh [MODEL [TYPES...]]     env: PTQ_BIN (default build/ptq), PTQ_BASE_BIN (optional),
 #                                                          ROUNDS (default 3)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Write a synthetic LLaMA-2-7B-shaped model (Hugging Face layout) with N layers, for memory and speed
-measurements of models bigger than memory (docs/RESULTS.md, "Part D").
+measurements of models bigger than memory (docs/RESULTS.md §15).
 
     bench/make_llama7b_shape.py OUT_DIR N_LAYERS [--dim 4096 --ffn 11008 --heads 32 --kv-heads H --vocab 32000
                                                   --ctx 4096]

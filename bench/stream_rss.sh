@@ -1,6 +1,6 @@
 #!/bin/bash
 # Peak RSS and time of a streamed `ptq quantize` on the synthetic LLaMA-2-7B-shaped models of
-# bench/make_llama7b_shape.py (docs/RESULTS.md, "Part D"):
+# bench/make_llama7b_shape.py (docs/RESULTS.md §15):
 #   [METHOD=rtn] [CALIB_N=16] [CALIB_CTX=128] bench/stream_rss.sh PTQ MODEL_DIR OUT.ptq [extra quantize options...]
 # prints one line: model, layers, peak RSS (GiB), wall seconds, the load average before and after, output size.
 # The calibration text and the 32000-token vocabulary come from the sample data and llama.cpp's test vocab

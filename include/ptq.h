@@ -78,7 +78,7 @@ void ptq_model_free(ptq_model *m);
 /* Arithmetic of the packed low-bit (W2/W3/W4/W8) layers: 0 (default) float activations, exact to the
  * dequantized weights; 1 activations quantized to int8 per 32 inputs (as llama.cpp's q8_0) and integer dot
  * products, for decoding and prefill alike: faster on CPUs with AVX-512 VNNI (ignored elsewhere), results
- * change slightly (docs/GUIDE.md, "Part B"). */
+ * change slightly (docs/GUIDE.md, "Decoding kernels, int8 activations"). */
 void ptq_model_set_act8(ptq_model *m, int on);
 
 typedef struct ptq_model_info {
