@@ -51,7 +51,7 @@ print(pp, tg, sys.argv[2])
 EOF
 }
 run_ptq() {
-  /usr/bin/time -f %M -o "$tmp/rss" "$ptq" bench "$1" --tokens 256 --steps 64 --reps 1 --json > "$tmp/pb.json"
+  /usr/bin/time -f %M -o "$tmp/rss" "$ptq" bench "$1" --tokens 256 --steps 64 --reps 1 --no-bandwidth --json > "$tmp/pb.json"
   python3 - "$tmp/pb.json" "$(cat "$tmp/rss")" << 'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
