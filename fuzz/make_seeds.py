@@ -175,6 +175,8 @@ def main(data, out):
     write(out, "fuzz_gguf", "vocab-bpe", gguf(vocab_kv("gpt2", "llama-bpe", bpe, ["a b", "\u0120 a"]), []))
     write(out, "fuzz_gguf", "llama-tiny", gguf(llama_kv(8) + vocab_kv("llama", "default", spm + ["c"]),
                                                llama_tensors(8)))
+    write(out, "fuzz_gguf", "gpt2-tiny", gguf(gpt2_kv() + vocab_kv("gpt2", "gpt-2", bpe + ["c", "d"], ["a b"]),
+                                              gpt2_tensors(8)))
     # a tensor of each of ggml's block types ptq dequantizes
     write(out, "fuzz_gguf", "block-types", gguf([], [("t%d" % t, t, [256, 2]) for t in (2, 3, 6, 7, 10, 11, 12, 13, 14)]))
 
@@ -269,6 +271,27 @@ def llama_tensors(vocab):
             ("blk.0.attn_output.weight", 8, [d, d]), ("blk.0.ffn_norm.weight", 0, [d]),
             ("blk.0.ffn_gate.weight", 1, [d, h]), ("blk.0.ffn_up.weight", 8, [d, h]), ("blk.0.ffn_down.weight", 0, [h, d]),
             ("output_norm.weight", 0, [d])]
+
+
+def gpt2_kv():
+    u = lambda k, v: gguf_kv(k, GGUF_U32, struct.pack("<I", v))  # noqa: E731
+    return [gguf_kv("general.architecture", GGUF_STR, gguf_str("gpt2")), u("gpt2.embedding_length", 32),
+            u("gpt2.block_count", 1), u("gpt2.feed_forward_length", 64), u("gpt2.attention.head_count", 2),
+            u("gpt2.context_length", 16),
+            gguf_kv("gpt2.attention.layer_norm_epsilon", GGUF_F32, struct.pack("<f", 1e-5))]
+
+
+def gpt2_tensors(vocab):
+    """llama.cpp's gpt2 layout (src/models/gguf_gpt2.c): fused attn_qkv, a bias on every norm and linear."""
+    d, h = 32, 64
+    return [("token_embd.weight", 1, [d, vocab]), ("position_embd.weight", 0, [d, 16]),
+            ("blk.0.attn_norm.weight", 0, [d]), ("blk.0.attn_norm.bias", 0, [d]),
+            ("blk.0.attn_qkv.weight", 8, [d, 3 * d]), ("blk.0.attn_qkv.bias", 0, [3 * d]),
+            ("blk.0.attn_output.weight", 30, [d, d]), ("blk.0.attn_output.bias", 0, [d]),
+            ("blk.0.ffn_norm.weight", 0, [d]), ("blk.0.ffn_norm.bias", 0, [d]),
+            ("blk.0.ffn_up.weight", 8, [d, h]), ("blk.0.ffn_up.bias", 0, [h]),
+            ("blk.0.ffn_down.weight", 1, [h, d]), ("blk.0.ffn_down.bias", 0, [d]),
+            ("output_norm.weight", 0, [d]), ("output_norm.bias", 0, [d])]
 
 
 def gguf(kvs, tensors, align=32):
