@@ -110,8 +110,11 @@ static void on_layer(void *user, const ptq_layer_report *r) {
         cJSON_AddNumberToObject(o, "rel_error", r->rel_error);
         put_replacing(rs->layers, "name", o);
     } else {
-        fprintf(stderr, "\r  %-44s %6d x %-6d %7.2fs   rel. output error %.3e\n", r->name, r->out, r->in, r->seconds,
-                r->rel_error);
+        if (isnan(r->rel_error)) /* --no-layer-error */
+            fprintf(stderr, "\r  %-44s %6d x %-6d %7.2fs\n", r->name, r->out, r->in, r->seconds);
+        else
+            fprintf(stderr, "\r  %-44s %6d x %-6d %7.2fs   rel. output error %.3e\n", r->name, r->out, r->in,
+                    r->seconds, r->rel_error);
     }
 }
 
