@@ -30,7 +30,7 @@
 
 /* Fewest input rows for which ptq_qgemm_a8_isa takes this GEMM rather than the GEMV kernel
  * (measured with bench_qgemm_a8 --crossover, docs/RESULTS.md). */
-#define PTQ_QGEMM_A8_MIN_ROWS 8
+#define PTQ_QGEMM_A8_MIN_ROWS 16
 
 /* Whether the GEMM runs on this CPU (AVX-512 F/BW/VL + VNNI, as ptq_a8_supported(PTQ_ISA_AVX512)). */
 int ptq_qgemm_a8_supported(void);
@@ -51,7 +51,9 @@ int ptq_qgemm_a8_tiled(const ptq_qweight *w, const float *x, int rows, float *y)
 /* ---------------------------------------------------------------- internal: driver <-> kernel */
 
 #define PTQ_QA8_NB 64 /* output rows per tile (4 panels of 16) */
+#ifndef PTQ_QA8_KC
 #define PTQ_QA8_KC 64 /* chunks (of 32 columns) per K block */
+#endif
 
 /* Bytes of one thread's tile buffer (64-byte aligned). */
 size_t ptq_qa8_tile_bytes(void);

@@ -17,13 +17,16 @@
 
 #include <immintrin.h>
 
-#include "io/safetensors.h"
 #include "kernels/qgemm_a8.h"
 #include "kernels/qgemm_impl.h"
 
 #define INLINE static inline __attribute__((always_inline))
+#ifndef MR
 #define MR 4
+#endif
+#ifndef NR
 #define NR 2
+#endif
 #define NP (PTQ_QA8_NB / 16)                       /* panels per tile */
 #define PANEL_BYTES ((size_t)PTQ_QA8_KC * 512)     /* one panel's codes for a K block */
 #define CODE_BYTES (NP * PANEL_BYTES)
@@ -31,31 +34,42 @@
 
 size_t ptq_qa8_tile_bytes(void) { return CODE_BYTES + 2 * SZ_BYTES; }
 
-/* One output's chunk of codes (4 * B bytes) into 32 bytes, column order. */
-INLINE void unpack_chunk(const int B, const uint8_t *p, uint8_t *dst) {
+/* The 8 quads of one chunk of 16 outputs (rows of codes at base + offs[i], lanes past `m` zero) into
+ * dst, from dword gathers of the packed chunk: quad q holds columns 4q..4q+3, which are
+ *   8 bits: dword q;  4 bits: the low (q < 4) or high nibbles of dword q % 4;
+ *   2 bits: dword q % 2 shifted right by 2 (q / 2), masked;  3 bits: the same, plus bit 2 from the
+ *   third-bit plane (dword 2): its bits 4q..4q+3 spread to the 4 bytes by a multiply. */
+INLINE void unpack_chunk16(const int B, const uint8_t *base, __m512i offs, __mmask16 m, uint8_t *dst) {
+    const __m512i zero = _mm512_setzero_si512();
+#define GATHER(dw) _mm512_mask_i32gather_epi32(zero, m, offs, base + 4 * (dw), 1)
     if (B == 8) {
-        _mm256_store_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)p));
+        for (int q = 0; q < 8; q++) _mm512_store_si512(dst + 64 * q, GATHER(q));
         return;
     }
     if (B == 4) {
-        const __m128i m4 = _mm_set1_epi8(0x0f), c = _mm_loadu_si128((const __m128i *)p);
-        _mm_store_si128((__m128i *)dst, _mm_and_si128(c, m4));
-        _mm_store_si128((__m128i *)(dst + 16), _mm_and_si128(_mm_srli_epi16(c, 4), m4));
+        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        for (int q = 0; q < 4; q++) {
+            const __m512i g = GATHER(q);
+            _mm512_store_si512(dst + 64 * q, _mm512_and_si512(g, m4));
+            _mm512_store_si512(dst + 64 * (q + 4), _mm512_and_si512(_mm512_srli_epi16(g, 4), m4));
+        }
         return;
     }
-    /* 2 bits (and the low two of 3): byte k bits 2i..2i+1 = column k + 8i */
-    uint64_t lo8;
-    memcpy(&lo8, p, 8);
-    const __m128i m2 = _mm_set1_epi8(0x03), lo = _mm_set1_epi64x((long long)lo8);
-    const __m128i q01 = _mm_unpacklo_epi64(_mm_and_si128(lo, m2), _mm_and_si128(_mm_srli_epi16(lo, 2), m2));
-    const __m128i q23 = _mm_unpacklo_epi64(_mm_and_si128(_mm_srli_epi16(lo, 4), m2), _mm_and_si128(_mm_srli_epi16(lo, 6), m2));
-    __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(q01), q23, 1);
-    if (B == 3) { /* bit j of the little-endian uint32 after the 8 bytes: bit 2 of column j */
-        uint32_t hi;
-        memcpy(&hi, p + 8, 4);
-        q = _mm256_mask_add_epi8(q, (__mmask32)hi, q, _mm256_set1_epi8(4));
+    const __m512i m2 = _mm512_set1_epi8(0x03);
+    const __m512i g0 = GATHER(0), g1 = GATHER(1);
+    __m512i hb = zero;
+    if (B == 3) hb = GATHER(2);
+#undef GATHER
+    for (int q = 0; q < 8; q++) {
+        __m512i v = _mm512_and_si512(_mm512_srli_epi32(q & 1 ? g1 : g0, 2 * (q / 2)), m2);
+        if (B == 3) { /* bits b0..b3 of the nibble: b * 0x00204081 is b << 0 | b << 7 | b << 14 | b << 21 (no
+                         overlaps), which puts b_t at bit 8t: shifted by 2, bit 2 of byte t */
+            const __m512i b = _mm512_and_si512(_mm512_srli_epi32(hb, 4 * q), _mm512_set1_epi32(15));
+            const __m512i spread = _mm512_slli_epi32(_mm512_mullo_epi32(b, _mm512_set1_epi32(0x00204081)), 2);
+            v = _mm512_or_si512(v, _mm512_and_si512(spread, _mm512_set1_epi32(0x04040404)));
+        }
+        _mm512_store_si512(dst + 64 * q, v);
     }
-    _mm256_store_si256((__m256i *)dst, q);
 }
 
 /* Codes, scales and zero points of outputs [o0, o1) x chunks [c0, c0 + kc) into the tile. */
@@ -63,9 +77,8 @@ INLINE void unpack_tile(const int B, const ptq_qweight *w, int o0, int o1, int c
                         float *s, int32_t *z) {
     const size_t cb = 4u * (size_t)B;
     const int ng = w->n_groups;
-    _Alignas(64) uint8_t t[16][32];
-    /* dword i * 8 + k of t: output i, columns 4k..4k+3 */
-    const __m512i gidx = _mm512_set_epi32(120, 112, 104, 96, 88, 80, 72, 64, 56, 48, 40, 32, 24, 16, 8, 0);
+    const __m512i offs = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32((int)w->row_bytes));
     for (int p = 0; p < NP; p++) {
         const int ob = o0 + 16 * p;
         const int n = o1 - ob >= 16 ? 16 : (o1 > ob ? o1 - ob : 0);
@@ -74,27 +87,37 @@ INLINE void unpack_tile(const int B, const ptq_qweight *w, int o0, int o1, int c
             memset(dst, 0, (size_t)kc * 512);
             continue;
         }
-        if (n < 16) memset(t, 0, sizeof t);
-        for (int k = 0; k < kc; k++) {
-            for (int i = 0; i < n; i++)
-                unpack_chunk(B, w->codes + (size_t)(ob + i) * w->row_bytes + (size_t)(c0 + k) * cb, t[i]);
-            for (int q = 0; q < 8; q++)
-                _mm512_store_si512(dst + (size_t)k * 512 + (size_t)q * 64,
-                                   _mm512_i32gather_epi32(_mm512_add_epi32(gidx, _mm512_set1_epi32(q)), t, 4));
-        }
+        const __mmask16 m = (__mmask16)((1u << n) - 1u);
+        const uint8_t *base = w->codes + (size_t)ob * w->row_bytes + (size_t)c0 * cb;
+        for (int k = 0; k < kc; k++) unpack_chunk16(B, base + (size_t)k * cb, offs, m, dst + (size_t)k * 512);
     }
+    /* scales and zero points of chunk k for output i at [k][i]: each output's groups converted once */
+    const int g0 = c0 / cpg, g1 = (c0 + kc - 1) / cpg;
     for (int i = 0; i < PTQ_QA8_NB; i++) {
         const int o = o0 + i;
-        for (int k = 0; k < kc; k++) {
-            float sv = 0.0f;
-            int32_t zv = 0;
-            if (o < o1) {
-                const int g = (c0 + k) / cpg;
-                sv = ptq_f16_to_f32(w->scales[(size_t)o * (size_t)ng + (size_t)g]);
-                zv = w->zeros[(size_t)o * (size_t)ng + (size_t)g];
+        if (o >= o1) {
+            for (int k = 0; k < kc; k++) s[(size_t)k * PTQ_QA8_NB + (size_t)i] = 0.0f, z[(size_t)k * PTQ_QA8_NB + (size_t)i] = 0;
+            continue;
+        }
+        _Alignas(64) float sf[PTQ_QA8_KC];
+        const uint16_t *sr = w->scales + (size_t)o * (size_t)ng + (size_t)g0;
+        const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng + (size_t)g0;
+        for (int g = 0; g <= g1 - g0; g += 16) {
+            const int left = g1 - g0 + 1 - g;
+            const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+            _mm512_store_ps(sf + g, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr + g)));
+        }
+        if (cpg == 1) {
+            for (int k = 0; k < kc; k++) {
+                s[(size_t)k * PTQ_QA8_NB + (size_t)i] = sf[k];
+                z[(size_t)k * PTQ_QA8_NB + (size_t)i] = zr[k];
             }
-            s[(size_t)k * PTQ_QA8_NB + (size_t)i] = sv;
-            z[(size_t)k * PTQ_QA8_NB + (size_t)i] = zv;
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const int g = (c0 + k) / cpg - g0;
+                s[(size_t)k * PTQ_QA8_NB + (size_t)i] = sf[g];
+                z[(size_t)k * PTQ_QA8_NB + (size_t)i] = zr[g];
+            }
         }
     }
 }
@@ -117,7 +140,7 @@ typedef struct {
 
 INLINE void tile(const int mr, const int nr, const tile_args *t) {
     __m512 f[MR][NR];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int m = 0; m < mr; m++)
 #pragma GCC unroll 2
         for (int n = 0; n < nr; n++)
@@ -128,7 +151,7 @@ INLINE void tile(const int mr, const int nr, const tile_args *t) {
 #pragma GCC unroll 2
         for (int n = 0; n < nr; n++) {
             const __m512i z = _mm512_load_si512(t->z + (size_t)k * PTQ_QA8_NB + 16 * n);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int m = 0; m < mr; m++)
                 acc[m][n] = _mm512_mullo_epi32(z, _mm512_set1_epi32(-t->qsum[(size_t)m * t->ldd + (size_t)k]));
         }
@@ -138,7 +161,7 @@ INLINE void tile(const int mr, const int nr, const tile_args *t) {
             __m512i wv[NR];
 #pragma GCC unroll 2
             for (int n = 0; n < nr; n++) wv[n] = _mm512_load_si512(wp + (size_t)n * PANEL_BYTES + (size_t)q * 64);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int m = 0; m < mr; m++) {
                 int32_t xv;
                 memcpy(&xv, x + (size_t)m * t->ldx + 4 * q, 4);
@@ -151,28 +174,44 @@ INLINE void tile(const int mr, const int nr, const tile_args *t) {
 #pragma GCC unroll 2
         for (int n = 0; n < nr; n++) {
             const __m512 s = _mm512_load_ps(t->s + (size_t)k * PTQ_QA8_NB + 16 * n);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int m = 0; m < mr; m++) {
                 const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(t->d[(size_t)m * t->ldd + (size_t)k]));
+#ifdef USE_FMA
+                f[m][n] = _mm512_fmadd_ps(sd, _mm512_cvtepi32_ps(acc[m][n]), f[m][n]);
+#else
                 f[m][n] = _mm512_add_ps(f[m][n], _mm512_mul_ps(sd, _mm512_cvtepi32_ps(acc[m][n])));
+#endif
             }
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int m = 0; m < mr; m++)
 #pragma GCC unroll 2
         for (int n = 0; n < nr; n++) _mm512_mask_storeu_ps(t->y + (size_t)m * t->ldy + 16 * n, t->mask[n], f[m][n]);
 }
 
-#define TILE_FN(m, n) \
-    static void tile_##m##_##n(const tile_args *t) { tile(m, n, t); }
-#define TILE_ROW(m) TILE_FN(m, 1) TILE_FN(m, 2)
-TILE_ROW(1)
-TILE_ROW(2)
-TILE_ROW(3)
-TILE_ROW(4)
-typedef void (*tile_fn)(const tile_args *);
-static const tile_fn tiles[MR][NR] = {{tile_1_1, tile_1_2}, {tile_2_1, tile_2_2}, {tile_3_1, tile_3_2}, {tile_4_1, tile_4_2}};
+/* One instance per (rows, panels) shape, all register-allocated at compile time. */
+#define TILE_CASES(m) \
+    case m * 4 + 1: tile(m, 1, t); break; \
+    case m * 4 + 2: if (NR >= 2) tile(m, NR >= 2 ? 2 : 1, t); break;
+static void run_tile(int mr, int nr, const tile_args *t) {
+    switch (mr * 4 + nr) {
+        TILE_CASES(1)
+        TILE_CASES(2)
+        TILE_CASES(3)
+        TILE_CASES(4)
+#if MR > 4
+        TILE_CASES(5)
+        TILE_CASES(6)
+#endif
+#if MR > 6
+        TILE_CASES(7)
+        TILE_CASES(8)
+#endif
+    default: break;
+    }
+}
 
 INLINE void block_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float *y, int r0, int r1, int o0, int o1,
                        void *tile_buf) {
@@ -207,7 +246,7 @@ INLINE void block_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float
                 t.d = a->d + (size_t)r * nc + (size_t)c0;
                 t.qsum = a->qsum + (size_t)r * nc + (size_t)c0;
                 t.y = y + (size_t)r * (size_t)w->out + (size_t)o0 + 16 * (size_t)p;
-                tiles[mr - 1][nr - 1](&t);
+                run_tile(mr, nr, &t);
             }
         }
     }
