@@ -37,7 +37,8 @@ int ptq_qgemm_a8_supported(void);
 
 /* y [a->rows][w->out] from activations a quantized in the natural order (ptq_a8_quantize with
  * PTQ_ISA_SCALAR, or ptq_qgemm_a8_quantize), threaded. Returns 0 when it could not run (CPU without
- * the instructions, no memory for the per-thread tiles); y is then unspecified. */
+ * the instructions, bits other than 2, 3, 4, 8, no memory for the per-thread tiles); y is then
+ * unspecified. */
 int ptq_qgemm_a8_gemm(const ptq_qweight *w, const ptq_a8 *a, float *y);
 
 /* Quantizes x [rows][in] into a, natural order (scratch: ptq_a8_scratch_bytes(w->in, rows), 64-byte
@@ -45,7 +46,8 @@ int ptq_qgemm_a8_gemm(const ptq_qweight *w, const ptq_a8 *a, float *y);
 void ptq_qgemm_a8_quantize(const ptq_qweight *w, const float *x, int rows, void *scratch, ptq_a8 *a);
 
 /* y [rows][out] = x W^T through int8 activations with this GEMM: quantize, multiply. Returns 0 (and
- * writes nothing useful) when it cannot run: unsupported CPU or no memory; the caller falls back. */
+ * writes nothing useful) when it cannot run (as ptq_qgemm_a8_gemm, or no memory for the activation
+ * codes); the caller falls back. */
 int ptq_qgemm_a8_tiled(const ptq_qweight *w, const float *x, int rows, float *y);
 
 /* ---------------------------------------------------------------- internal: driver <-> kernel */
