@@ -53,9 +53,7 @@ int ptq_qgemm_a8_tiled(const ptq_qweight *w, const float *x, int rows, float *y)
 /* ---------------------------------------------------------------- internal: driver <-> kernel */
 
 #define PTQ_QA8_NB 64 /* output rows per tile (4 panels of 16) */
-#ifndef PTQ_QA8_KC
-#define PTQ_QA8_KC 64 /* chunks (of 32 columns) per K block */
-#endif
+#define PTQ_QA8_KC 64 /* chunks (of 32 columns) per K block (2048 columns; 1024 or 4096: no faster) */
 
 /* Bytes of one thread's tile buffer (64-byte aligned). */
 size_t ptq_qa8_tile_bytes(void);

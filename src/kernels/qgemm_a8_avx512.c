@@ -3,10 +3,12 @@
  * scalar reference's); the driver calls it only when CPUID reports them.
  *
  * Per work item (64 outputs, a range of activation rows) and K block of KC chunks:
- *   unpack: each output's chunk codes become 32 unsigned bytes (row-major scratch of 16 outputs x 32),
- *           then 8 gathers transpose them into the panel layout (quad k: dword i = output i's columns
- *           4k..4k+3); scales to float and zero points to int32, one of each per (chunk, output);
- *   multiply: MR = 4 activation rows x NR = 2 panels (32 outputs): 8 int32 + 8 float accumulators.
+ *   unpack: per chunk and panel of 16 outputs, dword gathers of the packed codes (one dword of each
+ *           output's chunk per gather) give the panel layout (quad k: dword i = output i's columns
+ *           4k..4k+3) after a shift and mask per quad; scales to float and zero points to int32, one of
+ *           each per (chunk, output). About 1/8 of the time at 256 rows (docs/RESULTS.md);
+ *   multiply: MR = 4 activation rows x NR = 2 panels (32 outputs): 8 int32 + 8 float accumulators
+ *           (6 or 8 rows, or FMA for the multiply-add, measured no faster).
  *           Per chunk: acc = z * (-qsum) (vpmulld), 8 x (2 weight loads, 4 broadcasts of 4 activation
  *           codes, 8 vpdpbusd), then f += cvt(acc) * (s * d).
  * The float accumulators start at 0 in the first K block and at y afterwards (exact: the sum goes on
@@ -18,15 +20,10 @@
 #include <immintrin.h>
 
 #include "kernels/qgemm_a8.h"
-#include "kernels/qgemm_impl.h"
 
 #define INLINE static inline __attribute__((always_inline))
-#ifndef MR
 #define MR 4
-#endif
-#ifndef NR
 #define NR 2
-#endif
 #define NP (PTQ_QA8_NB / 16)                       /* panels per tile */
 #define PANEL_BYTES ((size_t)PTQ_QA8_KC * 512)     /* one panel's codes for a K block */
 #define CODE_BYTES (NP * PANEL_BYTES)
@@ -177,11 +174,7 @@ INLINE void tile(const int mr, const int nr, const tile_args *t) {
 #pragma GCC unroll 8
             for (int m = 0; m < mr; m++) {
                 const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(t->d[(size_t)m * t->ldd + (size_t)k]));
-#ifdef USE_FMA
-                f[m][n] = _mm512_fmadd_ps(sd, _mm512_cvtepi32_ps(acc[m][n]), f[m][n]);
-#else
                 f[m][n] = _mm512_add_ps(f[m][n], _mm512_mul_ps(sd, _mm512_cvtepi32_ps(acc[m][n])));
-#endif
             }
         }
     }
@@ -192,24 +185,16 @@ INLINE void tile(const int mr, const int nr, const tile_args *t) {
 }
 
 /* One instance per (rows, panels) shape, all register-allocated at compile time. */
-#define TILE_CASES(m) \
-    case m * 4 + 1: tile(m, 1, t); break; \
-    case m * 4 + 2: if (NR >= 2) tile(m, NR >= 2 ? 2 : 1, t); break;
 static void run_tile(int mr, int nr, const tile_args *t) {
-    switch (mr * 4 + nr) {
-        TILE_CASES(1)
-        TILE_CASES(2)
-        TILE_CASES(3)
-        TILE_CASES(4)
-#if MR > 4
-        TILE_CASES(5)
-        TILE_CASES(6)
-#endif
-#if MR > 6
-        TILE_CASES(7)
-        TILE_CASES(8)
-#endif
-    default: break;
+    switch (mr * 2 + nr - 3) {
+    case 0: tile(1, 1, t); break;
+    case 1: tile(1, 2, t); break;
+    case 2: tile(2, 1, t); break;
+    case 3: tile(2, 2, t); break;
+    case 4: tile(3, 1, t); break;
+    case 5: tile(3, 2, t); break;
+    case 6: tile(4, 1, t); break;
+    default: tile(4, 2, t); break;
     }
 }
 
