@@ -6,9 +6,12 @@
  *   f32-tiles  the float-activation quantized GEMM (ptq_qgemm_path_isa, parallel tiles, AVX-512).
  * Shapes (out x in): 4096x4096, 4096x11008, 11008x4096; formats W4g32, W8g32 (--all: W3g32, W2g32 too).
  *
- *   bench_qgemm_a8 [--rows N] [--rounds R] [--all] [--crossover] [--json]
+ *   bench_qgemm_a8 [--rows N] [--rounds R] [--all] [--crossover] [--cpu-time] [--json]
  *
  * --crossover: W4g32 4096x4096, a8-gemv vs a8-gemm at 1..32 rows (PTQ_QGEMM_A8_MIN_ROWS).
+ * --cpu-time: the GEMM alone (activations quantized beforehand) on one thread, W4g32 and W8g32 4096x4096,
+ *   best thread CPU time of the rounds: on a machine shared with other jobs this moves far less than
+ *   wall time (which a descheduled thread inflates), so kernel variants can be compared there.
  */
 #include <cblas.h>
 #include <omp.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench_common.h"
 #include "io/safetensors.h"
@@ -34,6 +38,12 @@ static uint64_t splitmix(uint64_t *s) {
 
 static void fill_floats(float *p, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) p[i] = (float)(splitmix(&seed) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+static double thread_cpu_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static void *big_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
@@ -128,17 +138,18 @@ static void time_paths(const job *j, const int *on, int rounds, double *best) {
 }
 
 int main(int argc, char **argv) {
-    int rows = 256, rounds = 5, all = 0, crossover = 0, json = 0;
+    int rows = 256, rounds = 5, all = 0, crossover = 0, cpu_time = 0, json = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc) rows = atoi(argv[++i]);
         else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (strcmp(argv[i], "--all") == 0) all = 1;
         else if (strcmp(argv[i], "--crossover") == 0) crossover = 1;
+        else if (strcmp(argv[i], "--cpu-time") == 0) cpu_time = 1;
         else if (strcmp(argv[i], "--json") == 0) json = 1;
         else rows = 0;
     }
     if (rows < 1 || rounds < 1) {
-        fprintf(stderr, "usage: bench_qgemm_a8 [--rows N] [--rounds R] [--all] [--crossover] [--json]\n");
+        fprintf(stderr, "usage: bench_qgemm_a8 [--rows N] [--rounds R] [--all] [--crossover] [--cpu-time] [--json]\n");
         return 2;
     }
     if (!ptq_qgemm_a8_supported()) {
@@ -173,9 +184,37 @@ int main(int argc, char **argv) {
         free(scratch);
         free_weight(&w);
     }
+    if (cpu_time) {
+        omp_set_num_threads(1);
+        const int in = 4096, out = 4096;
+        float *X = big_alloc(sizeof(float) * (size_t)rows * in), *Y = big_alloc(sizeof(float) * (size_t)rows * out);
+        void *scratch = big_alloc(ptq_a8_scratch_bytes(in, rows));
+        if (!X || !Y || !scratch) oom();
+        fill_floats(X, (size_t)rows * in, 5);
+        for (int bits = 4; bits <= 8; bits += 4) {
+            ptq_qweight w = make_weight(bits, out, in, 32);
+            ptq_a8 a;
+            ptq_qgemm_a8_quantize(&w, X, rows, scratch, &a);
+            double best = 1e30;
+            for (int r = 0; r < rounds; r++) {
+                const double t0 = thread_cpu_s();
+                if (!ptq_qgemm_a8_gemm(&w, &a, Y)) oom();
+                const double dt = thread_cpu_s() - t0;
+                best = dt < best ? dt : best;
+            }
+            fprintf(tab, "W%dg32 %dx%d, %d rows, one thread: %.2f ms CPU time, %.0f GMAC/s\n", bits, out, in, rows,
+                    best * 1e3, (double)rows * out * in / best / 1e9);
+            snprintf(key, sizeof key, "cpu_W%dg32_%dx%d_r%d_ms", bits, out, in, rows);
+            bench_rec(&g_res, key, best * 1e3);
+            free_weight(&w);
+        }
+        free(X);
+        free(Y);
+        free(scratch);
+    }
     const int shapes[3][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
     const int fmts[4][2] = {{4, 32}, {8, 32}, {3, 32}, {2, 32}};
-    for (int si = 0; si < 3 && !crossover; si++) {
+    for (int si = 0; si < 3 && !crossover && !cpu_time; si++) {
         const int out = shapes[si][0], in = shapes[si][1];
         const double flop = 2.0 * rows * (double)out * in;
         float *Wf = big_alloc(sizeof(float) * (size_t)out * in), *X = big_alloc(sizeof(float) * (size_t)rows * in),
