@@ -3,10 +3,11 @@
  * scalar reference's); the driver calls it only when CPUID reports them.
  *
  * Per work item (64 outputs, a range of activation rows) and K block of KC chunks:
- *   unpack: per chunk and panel of 16 outputs, dword gathers of the packed codes (one dword of each
- *           output's chunk per gather) give the panel layout (quad k: dword i = output i's columns
- *           4k..4k+3) after a shift and mask per quad; scales to float and zero points to int32, one of
- *           each per (chunk, output). About 1/8 of the time at 256 rows (docs/RESULTS.md);
+ *   unpack: into the panel layout (quad k of a chunk: dword i = output i's columns 4k..4k+3), by a
+ *           16 x 16 dword transpose of 64 contiguous code bytes per output (4 and 8 bits), or by dword
+ *           gathers of the packed chunk (2 and 3 bits), then a shift and mask per quad; scales to float
+ *           and zero points to int32, one of each per (chunk, output). Up to 1/8 of the time at 256
+ *           rows, most of it at 8 (docs/RESULTS.md);
  *   multiply: MR = 4 activation rows x NR = 2 panels (32 outputs): 8 int32 + 8 float accumulators
  *           (6 or 8 rows, or FMA for the multiply-add, measured no faster).
  *           Per chunk: acc = z * (-qsum) (vpmulld), 8 x (2 weight loads, 4 broadcasts of 4 activation
