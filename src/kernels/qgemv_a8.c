@@ -6,6 +6,7 @@
 
 #include "io/safetensors.h"
 #include "kernels/cpu.h"
+#include "kernels/qgemm_a8.h"
 #include "kernels/qgemm_impl.h"
 #include "kernels/qgemv_a8.h"
 
@@ -124,6 +125,7 @@ typedef void (*a8_fn)(const ptq_qweight *, const ptq_a8 *, float *, int, int);
 void ptq_qgemm_a8_isa(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y) {
     if (rows <= 0 || w->out <= 0 || w->in <= 0) return;
     if (!ptq_a8_supported(isa)) isa = ptq_a8_supported(PTQ_ISA_AVX512) ? PTQ_ISA_AVX512 : PTQ_ISA_SCALAR;
+    if (isa == PTQ_ISA_AVX512 && rows >= PTQ_QGEMM_A8_MIN_ROWS && ptq_qgemm_a8_tiled(w, x, rows, y)) return; /* prefill */
     const size_t need = ptq_a8_scratch_bytes(w->in, rows);
     _Alignas(64) uint8_t stack[PTQ_A8_STACK]; /* decode: no allocation per call */
     void *heap = NULL, *buf = stack;
