@@ -34,26 +34,36 @@ void ptq_attention_impl(const float *q, int qs, const float *k, int ks, const fl
                 int kh = h / group;
                 int last = causal ? q_pos0 + i : n_kv - 1;
                 if (last > n_kv - 1) last = n_kv - 1;
-                float mx = -INFINITY;
-                for (int j = 0; j <= last; j++) {
-                    const float *kj = k + (size_t)j * ks + (size_t)kh * head_dim;
+                const float *kh0 = k + (size_t)kh * head_dim;
+                int j = 0;
+                /* Eight keys at a time: eight independent sums instead of one chain of dependent adds (each sum
+                 * still runs over d in order, so every score is bit for bit the one-key loop's, below). */
+                for (; j + 8 <= last + 1; j += 8) {
+                    float acc[8] = {0};
+                    for (int d = 0; d < head_dim; d++)
+                        for (int u = 0; u < 8; u++) acc[u] += qi[d] * kh0[(size_t)(j + u) * ks + d];
+                    for (int u = 0; u < 8; u++) p[j + u] = acc[u] * scale;
+                }
+                for (; j <= last; j++) {
+                    const float *kj = kh0 + (size_t)j * ks;
                     float sc = 0.0f;
                     for (int d = 0; d < head_dim; d++) sc += qi[d] * kj[d];
-                    sc *= scale;
-                    p[j] = sc;
-                    if (sc > mx) mx = sc;
+                    p[j] = sc * scale;
                 }
+                float mx = -INFINITY;
+                for (j = 0; j <= last; j++)
+                    if (p[j] > mx) mx = p[j];
                 float sum = 0.0f;
-                for (int j = 0; j <= last; j++) {
+                for (j = 0; j <= last; j++) {
                     p[j] = expf(p[j] - mx);
                     sum += p[j];
                 }
                 float inv = 1.0f / sum;
                 if (probs)
-                    for (int j = last + 1; j < n_kv; j++) p[j] = 0.0f;
+                    for (j = last + 1; j < n_kv; j++) p[j] = 0.0f;
                 float *o = out + (size_t)i * os + (size_t)h * head_dim;
                 for (int d = 0; d < head_dim; d++) o[d] = 0.0f;
-                for (int j = 0; j <= last; j++) {
+                for (j = 0; j <= last; j++) {
                     const float *vj = v + (size_t)j * vs + (size_t)kh * head_dim;
                     p[j] *= inv;
                     if (levels > 0) p[j] = rintf(p[j] * levels) / levels;
