@@ -543,7 +543,8 @@ ptq_status ptq_model_stream_finish(ptq_model_stream *s, ptq_model *m, const ptq_
                         s->next_layer, m->cfg.n_layers);
     if (s->sv.s != PTQ_OK) return s->sv.s;
     s->sv.err = err;
-    PTQ_TRY(ptq_linear_materialize(m, &m->head, err)); /* a streamed head is written as float32, as when whole */
+    if (!m->head.q) /* a streamed float head is written as float32, as when whole */
+        PTQ_TRY(ptq_linear_materialize(m, &m->head, err));
     ptq_quant_summary q; /* the head's, if packed */
     ptq_model_quant_summary(m, &q);
     add_sum(&s->sum, &q);

@@ -179,6 +179,7 @@ ptq_status ptq_head_quantize(ptq_model *m, const ptq_quant_params *p, const floa
     }
     if (s != PTQ_OK) return ptq_fail_context(err, "quantizing the head %s", head->name);
     head->q = q;
+    if (!p->bc_scope) ptq_linear_release(head); /* a streamed head's float32 copy: only logit BC reads it again */
     ptq_layer_report rep = {head->name, m->cfg.n_layers, head->in, head->out, now_s() - t0, rel};
     if (p->report) p->report(p->report_user, &rep);
     return PTQ_OK;
