@@ -142,8 +142,8 @@ static int parse_group(const char *s, int *group) { return parse_group_opt("--gr
 
 /* --head-bits / --embed-bits N [--head-group / --embed-group G] (quant/head_embed.h): N 2, 3, 4, 8 or 16; the group
    defaults to 32. Checked before any work. */
-static int parse_head_embed(args *a, const char *bits_opt, const char *group_opt, int *bits, int *group) {
-    const char *b = opt_str(a, bits_opt, NULL), *g = opt_str(a, group_opt, NULL);
+static int parse_head_embed(const char *bits_opt, const char *b, const char *group_opt, const char *g, int *bits,
+                            int *group) {
     *bits = 0;
     *group = 32;
     if (!b) return g ? die("%s needs %s", group_opt, bits_opt) : 0;
@@ -291,8 +291,10 @@ static int quantize(args *a, const ptq_dist *dist) {
     int pure = opt_flag(a, "--pure");
     int in_memory = opt_flag(a, "--in-memory");
     qp.skip_layer_error = opt_flag(a, "--no-layer-error");
-    if (parse_head_embed(a, "--head-bits", "--head-group", &qp.head_bits, &qp.head_group) ||
-        parse_head_embed(a, "--embed-bits", "--embed-group", &qp.embed_bits, &qp.embed_group))
+    if (parse_head_embed("--head-bits", opt_str(a, "--head-bits", NULL), "--head-group", opt_str(a, "--head-group", NULL),
+                         &qp.head_bits, &qp.head_group) ||
+        parse_head_embed("--embed-bits", opt_str(a, "--embed-bits", NULL), "--embed-group",
+                         opt_str(a, "--embed-group", NULL), &qp.embed_bits, &qp.embed_group))
         return 2;
     const char *path = positional(a);
     if (check_unused(a)) return 2;

@@ -181,7 +181,7 @@ ptq_status ptq_head_quantize(ptq_model *m, const ptq_quant_params *p, const floa
     head->q = q;
     if (!p->bc_scope) ptq_linear_release(head); /* a streamed head's float32 copy: only logit BC reads it again */
     ptq_layer_report rep = {head->name, m->cfg.n_layers, head->in, head->out, now_s() - t0, rel};
-    if (p->report) p->report(p->report_user, &rep);
+    if (p->report && p->method == PTQ_WQ_GPTQ) p->report(p->report_user, &rep); /* RTN gathers no Hessian */
     return PTQ_OK;
 }
 
