@@ -49,6 +49,8 @@ PY
   done
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "raw (file index, decode tok/s, bytes per token, peak RSS KiB), in the order run:" >&2
+cat "$tmp/results" >&2
 echo "| W4 g32 RTN blocks | file bytes | decode tok/s (median of $rounds) | bytes read per token | peak RSS (MiB) |"
 echo "|---|---|---|---|---|"
 for i in "${!names[@]}"; do
