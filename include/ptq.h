@@ -358,7 +358,8 @@ typedef struct ptq_quant_params {
 ptq_quant_params ptq_quant_default_params(void);
 
 /* Quantize every linear layer inside the blocks, block by block: each block's calibration inputs come
- * from the already-quantized blocks before it. Embeddings, norms and the head stay float. */
+ * from the already-quantized blocks before it. Norms stay float; the embeddings and the head too unless
+ * embed_bits / head_bits say otherwise. */
 ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const ptq_quant_params *p, ptq_error *err);
 
 /* Metadata recorded in a saved quantized model. */
