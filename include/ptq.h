@@ -349,11 +349,17 @@ typedef struct ptq_quant_params {
     int skip_layer_error;    /* 1: report NaN as each layer's relative output error instead of computing it (its
                                 cost is O(out * in^2) per layer: hours on 7B shapes) */
     void *block_user;
+    /* The LM head and the token embeddings (quant/head_embed.c, docs/GUIDE.md): 0 keeps them float32; 2, 3, 4 or
+       8 packs them (the head RTN, or GPTQ on the final-norm activations with PTQ_WQ_GPTQ; the embeddings RTN,
+       before calibration); 16 stores them as f16/bf16. Groups as `group` (0: per channel). A model whose head is
+       its embedding table keeps one table: the two settings must then agree, or one of them be 0. */
+    int head_bits, head_group, embed_bits, embed_group;
 } ptq_quant_params;
 ptq_quant_params ptq_quant_default_params(void);
 
 /* Quantize every linear layer inside the blocks, block by block: each block's calibration inputs come
- * from the already-quantized blocks before it. Embeddings, norms and the head stay float. */
+ * from the already-quantized blocks before it. Norms stay float; the embeddings and the head too unless
+ * embed_bits / head_bits say otherwise. */
 ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const ptq_quant_params *p, ptq_error *err);
 
 /* Metadata recorded in a saved quantized model. */

@@ -130,17 +130,35 @@ static long long file_size(const char *path) {
     return n;
 }
 
-/* --group: a multiple of 32, "channel" or 0 (one grid per output channel), "tensor" (one grid per matrix). */
-static int parse_group(const char *s, int *group) {
+/* --group (and --head-group, --embed-group: `opt`): a multiple of 32, "channel" or 0 (one grid per output
+   channel), "tensor" (one grid per matrix). */
+static int parse_group_opt(const char *opt, const char *s, int *group) {
     char *end;
     long g = strtol(s, &end, 10);
     if (!strcmp(s, "channel")) *group = 0;
     else if (!strcmp(s, "tensor")) *group = PTQ_GROUP_TENSOR;
     else if (*s >= '0' && *s <= '9' && !*end && g >= 0 && g <= (1 << 20) && g % PTQ_QCHUNK == 0) *group = (int)g;
     else
-        return die("--group expects a group size that is a multiple of 32 (32, 64, 128, ...), 'channel' (or 0: one "
-                   "grid per output channel) or 'tensor' (one grid per matrix), got '%s'", s);
+        return die("%s expects a group size that is a multiple of 32 (32, 64, 128, ...), 'channel' (or 0: one "
+                   "grid per output channel) or 'tensor' (one grid per matrix), got '%s'", opt, s);
     return 0;
+}
+
+static int parse_group(const char *s, int *group) { return parse_group_opt("--group", s, group); }
+
+/* --head-bits / --embed-bits N [--head-group / --embed-group G] (quant/head_embed.h): N 2, 3, 4, 8 or 16; the group
+   defaults to 32. Checked before any work. */
+static int parse_head_embed(const char *bits_opt, const char *b, const char *group_opt, const char *g, int *bits,
+                            int *group) {
+    *bits = 0;
+    *group = 32;
+    if (!b) return g ? die("%s needs %s", group_opt, bits_opt) : 0;
+    if (!strcmp(b, "2") || !strcmp(b, "3") || !strcmp(b, "4") || !strcmp(b, "8") || !strcmp(b, "16")) *bits = atoi(b);
+    else
+        return die("%s expects 2, 3, 4 or 8 (packed like the blocks' weights) or 16 (stored as f16/bf16), got '%s'; "
+                   "leave it out to keep float32", bits_opt, b);
+    if (g && *bits == 16) return die("%s does not apply to %s 16 (no grid)", group_opt, bits_opt);
+    return g ? parse_group_opt(group_opt, g, group) : 0;
 }
 
 static ptq_status stream_block(void *user, ptq_model *m, int layer, ptq_error *err) {
@@ -196,6 +214,14 @@ const char help_quantize[] =
     "  --act-order               GPTQ in order of decreasing Hessian diagonal\n"
     "  --damp D                  GPTQ dampening, a fraction of the mean Hessian diagonal (default 0.01)\n"
     "  --gptq-updated-groups     take a group's grid from the GPTQ-updated weights\n"
+    "  --head-bits N             the LM head (or classifier) packed at N = 2, 3, 4 or 8 bits (RTN, or GPTQ on the\n"
+    "                            final-norm activations with --method gptq), or N = 16: stored as f16/bf16;\n"
+    "                            default: float32\n"
+    "  --head-group G            the head's group, as --group (default 32)\n"
+    "  --embed-bits N            the token embeddings packed at N = 2, 3, 4 or 8 bits (RTN, before calibration), or\n"
+    "                            16: f16/bf16 (kept so in memory); default float32. A model whose head is its\n"
+    "                            embedding table keeps one table: give one of the two options, or equal ones\n"
+    "  --embed-group G           the embeddings' group, as --group (default 32)\n"
     "  --tokenizer TOK           tokenizer file (default: found beside MODEL)\n"
     "  --docs-sep S              split the calibration text into documents at S\n"
     "  --docs I:J                calibrate on documents I to J-1; needs --docs-sep\n"
@@ -278,6 +304,11 @@ static int quantize(args *a, const ptq_dist *dist) {
     int pure = opt_flag(a, "--pure");
     int in_memory = opt_flag(a, "--in-memory");
     qp.skip_layer_error = opt_flag(a, "--no-layer-error");
+    if (parse_head_embed("--head-bits", opt_str(a, "--head-bits", NULL), "--head-group", opt_str(a, "--head-group", NULL),
+                         &qp.head_bits, &qp.head_group) ||
+        parse_head_embed("--embed-bits", opt_str(a, "--embed-bits", NULL), "--embed-group",
+                         opt_str(a, "--embed-group", NULL), &qp.embed_bits, &qp.embed_group))
+        return 2;
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     size_t olen = out_path ? strlen(out_path) : 0;
@@ -295,6 +326,9 @@ static int quantize(args *a, const ptq_dist *dist) {
             return die("--wbits and --group do not apply to --format gguf: --type %s sets each matrix's ggml type",
                        type_name);
         if (qp.abits) return die("--format gguf holds weights only: activation quantization (--abits) has no GGUF form");
+        if (qp.head_bits || qp.embed_bits)
+            return die("--head-bits and --embed-bits apply to .ptq output: in a GGUF, --type %s gives output.weight and "
+                       "token_embd.weight llama.cpp's types", type_name);
         qp.wbits = 8; /* unused: the type decides */
         qp.ggml = 1;
         qp.ggml_ftype = (int)go.ftype;
@@ -437,6 +471,8 @@ static int quantize(args *a, const ptq_dist *dist) {
     if (!rc && !json && !gguf && qp.abits)
         fprintf(stderr, " A%d %s%s%s", qp.abits, act_calib, qp.act_per_token ? " per-token" : "",
                 qp.noisyquant ? " +NoisyQuant" : "");
+    if (!rc && !json && !gguf && qp.head_bits) fprintf(stderr, ", head %d-bit", qp.head_bits);
+    if (!rc && !json && !gguf && qp.embed_bits) fprintf(stderr, ", embeddings %d-bit", qp.embed_bits);
     if (!rc && !json && !gguf) fprintf(stderr, "%s, calibration: %s\n", bc ? " +BC" : "", desc);
     if (!rc && !json && (data.tokens || data.images)) print_calib_size(m, &data, &qp);
     if (!rc && stream && writer) {

@@ -19,11 +19,15 @@
 #include "io/safetensors_write.h"
 #include "quant/act_calib.h"
 #include "quant/actq.h"
+#include "quant/head_embed.h"
 #include "quant/quantizer.h"
 #include "text/tokenizer_internal.h"
 
-/* Version 2 added ptq.checksums and ptq.metadata_crc32c; version 1 files are refused. */
-#define PTQ_FORMAT_VERSION "2"
+/* Version 2 added ptq.checksums and ptq.metadata_crc32c; version 1 files are refused. Version 3 adds a packed or
+ * 16-bit head and token embeddings (quant/head_embed.h); a file without them is still written as version 2, so
+ * that older readers keep reading what they can. */
+#define PTQ_FORMAT_VERSION "3"
+#define PTQ_FORMAT_VERSION_BASE "2"
 #define CHECKSUMS_KEY "ptq.checksums"
 #define META_CRC_KEY "ptq.metadata_crc32c"
 
@@ -254,8 +258,40 @@ static void put_bias(saver *sv, const char *name, const float *b, const float *b
     free(sum);
 }
 
+/* A packed matrix's tensors; returns its ptq.linears entry. */
+static cJSON *put_packed(saver *sv, const char *prefix, const ptq_qweight *q) {
+    char n[300];
+    snprintf(n, sizeof n, "%s.qweight", prefix);
+    put_raw(sv, n, PTQ_DT_U8, q->codes, 2, q->out, (int64_t)q->row_bytes);
+    snprintf(n, sizeof n, "%s.scales", prefix);
+    put_raw(sv, n, PTQ_DT_F16, q->scales, 2, q->out, q->n_groups);
+    snprintf(n, sizeof n, "%s.zeros", prefix);
+    put_raw(sv, n, PTQ_DT_U8, q->zeros, 2, q->out, q->n_groups);
+    if (q->perm) {
+        snprintf(n, sizeof n, "%s.perm", prefix);
+        put_raw(sv, n, PTQ_DT_I32, q->perm, 1, q->in, 0);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "bits", q->grid_bits);
+    cJSON_AddNumberToObject(o, "group", q->group);
+    cJSON_AddNumberToObject(o, "in", q->in);
+    cJSON_AddNumberToObject(o, "out", q->out);
+    return o;
+}
+
+/* A float matrix stored as dt (F32, or F16/BF16: values already on that grid, quant/head_embed.c). */
+static void put_matrix(saver *sv, const char *name, ptq_dtype dt, const float *w, int64_t d0, int64_t d1) {
+    if (dt == PTQ_DT_F32) {
+        put_f32(sv, name, w, 2, d0, d1);
+    } else if (sv->s == PTQ_OK && w) {
+        int64_t shape[2] = {d0, d1};
+        sv->s = ptq_st_writer_add_f32(sv->w, name, dt, 2, shape, w, sv->err);
+    }
+}
+
+/* wdt: the storage type of float weights (the head's may be 16-bit). */
 static void put_linear(saver *sv, const char *prefix, const ptq_linear *lin, const float *extra_bias, cJSON *linears,
-                       cJSON *names) {
+                       cJSON *names, ptq_dtype wdt) {
     if (!ptq_linear_present(lin)) return;
     char n[300];
     if (!lin->q && !lin->w && sv->s == PTQ_OK) { /* streamed (ptq_load_options.stream_weights), never converted */
@@ -264,22 +300,7 @@ static void put_linear(saver *sv, const char *prefix, const ptq_linear *lin, con
         return;
     }
     if (lin->q) {
-        const ptq_qweight *q = lin->q;
-        snprintf(n, sizeof n, "%s.qweight", prefix);
-        put_raw(sv, n, PTQ_DT_U8, q->codes, 2, q->out, (int64_t)q->row_bytes);
-        snprintf(n, sizeof n, "%s.scales", prefix);
-        put_raw(sv, n, PTQ_DT_F16, q->scales, 2, q->out, q->n_groups);
-        snprintf(n, sizeof n, "%s.zeros", prefix);
-        put_raw(sv, n, PTQ_DT_U8, q->zeros, 2, q->out, q->n_groups);
-        if (q->perm) {
-            snprintf(n, sizeof n, "%s.perm", prefix);
-            put_raw(sv, n, PTQ_DT_I32, q->perm, 1, q->in, 0);
-        }
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "bits", q->grid_bits);
-        cJSON_AddNumberToObject(o, "group", q->group);
-        cJSON_AddNumberToObject(o, "in", q->in);
-        cJSON_AddNumberToObject(o, "out", q->out);
+        cJSON *o = put_packed(sv, prefix, lin->q);
         if (lin->aq) {
             const ptq_actq *aq = lin->aq;
             cJSON *a = cJSON_AddObjectToObject(o, "act");
@@ -296,7 +317,7 @@ static void put_linear(saver *sv, const char *prefix, const ptq_linear *lin, con
         cJSON_AddItemToObject(linears, prefix, o);
     } else {
         snprintf(n, sizeof n, "%s.weight", prefix);
-        put_f32(sv, n, lin->w, 2, lin->out, lin->in);
+        put_matrix(sv, n, wdt, lin->w, lin->out, lin->in);
     }
     snprintf(n, sizeof n, "%s.bias", prefix);
     put_bias(sv, n, lin->b, lin->bc, extra_bias, lin->aq ? lin->aq->noise_bias : NULL, lin->out);
@@ -317,6 +338,14 @@ static void meta(saver *sv, const char *key, const char *value) {
     if (sv->s == PTQ_OK) sv->s = ptq_st_writer_set_metadata(sv->w, key, value, sv->err);
 }
 
+/* The token embeddings: packed (ptq.linears entry "tok_emb"), 16-bit, or float32. */
+static void put_embeddings(saver *sv, const ptq_model *m, cJSON *linears) {
+    const ptq_config *c = &m->cfg;
+    if (m->tok_emb_q) cJSON_AddItemToObject(linears, "tok_emb", put_packed(sv, "tok_emb", m->tok_emb_q));
+    else if (m->tok_emb_h) put_raw(sv, "tok_emb", (ptq_dtype)m->tok_emb_dt, m->tok_emb_h, 2, c->vocab_size, c->embed_dim);
+    else put_matrix(sv, "tok_emb", (ptq_dtype)m->tok_emb_dt, m->tok_emb, c->vocab_size, c->embed_dim);
+}
+
 /* The file is written in three parts, so that a quantization can stream its blocks out (ptq_model_stream):
  * the tensors before the blocks (writer section 0), each block (section 1), then the metadata and the tokenizer
  * (section 2). The linears' descriptions (ptq.linears, ptq.names) keep the same order: those before the blocks,
@@ -324,18 +353,17 @@ static void meta(saver *sv, const char *key, const char *value) {
 static void put_front(saver *sv, const ptq_model *m, cJSON *linears, cJSON *names) {
     const ptq_config *c = &m->cfg;
     ptq_st_writer_set_section(sv->w, 0);
-    if (c->arch != PTQ_ARCH_VIT) put_f32(sv, "tok_emb", m->tok_emb, 2, c->vocab_size, c->embed_dim);
+    if (c->arch != PTQ_ARCH_VIT) put_embeddings(sv, m, linears);
     put_f32(sv, "pos_emb", m->pos_emb, 2, m->n_pos, c->dim);
     put_f32(sv, "cls_token", m->cls_token, 1, c->dim, 0);
-    put_linear(sv, "patch", &m->patch, NULL, linears, names);
-    put_linear(sv, "proj_in", &m->proj_in, NULL, linears, names);
-    put_linear(sv, "proj_out", &m->proj_out, NULL, linears, names);
+    put_linear(sv, "patch", &m->patch, NULL, linears, names, PTQ_DT_F32);
+    put_linear(sv, "proj_in", &m->proj_in, NULL, linears, names, PTQ_DT_F32);
+    put_linear(sv, "proj_out", &m->proj_out, NULL, linears, names, PTQ_DT_F32);
     put_norm(sv, "final_norm", &m->final_norm, NULL, c->dim);
-    int tied = m->head.w && m->head.w == m->tok_emb && !m->head.q;
-    if (tied) {
+    if (ptq_head_tied(m)) {
         put_bias(sv, "head.bias", m->head.b, m->head.bc, NULL, NULL, m->head.out);
     } else {
-        put_linear(sv, "head", &m->head, NULL, linears, names);
+        put_linear(sv, "head", &m->head, NULL, linears, names, (ptq_dtype)m->head_dt);
     }
 }
 
@@ -352,7 +380,7 @@ static void put_block(saver *sv, const ptq_model *m, int l, cJSON *blin, cJSON *
     put_norm(sv, buf, &b->norm2, c->pre_norm ? NULL : b->bc, c->dim);
     for (int r = 0; r < PTQ_LIN_COUNT; r++) {
         snprintf(buf, sizeof buf, "blocks.%d.%s", l, role_names[r]);
-        put_linear(sv, buf, &b->lin[r], r == PTQ_LIN_DOWN && c->pre_norm ? b->bc : NULL, blin, bnames);
+        put_linear(sv, buf, &b->lin[r], r == PTQ_LIN_DOWN && c->pre_norm ? b->bc : NULL, blin, bnames, PTQ_DT_F32);
     }
     snprintf(buf, sizeof buf, "blocks.%d.bc_pos", l);
     put_f32(sv, buf, b->bc_pos, 2, b->bc_len, c->dim);
@@ -374,14 +402,16 @@ static ptq_status put_back_and_save(saver *sv, const ptq_model *m, const char *p
     move_members(names, bnames);
     cJSON_Delete(blin);
     cJSON_Delete(bnames);
-    int tied = m->head.w && m->head.w == m->tok_emb && !m->head.q;
+    int tied = ptq_head_tied(m);
+    /* version 3 only where the file needs it */
+    int v3 = m->tok_emb_q || m->tok_emb_h || m->tok_emb_dt || m->head_dt || m->head.q;
     if (c->norm == PTQ_NORM_RMS && !c->pre_norm)
         for (int l = 0; l < c->n_layers; l++)
             if (m->blocks[l].bc && sv->s == PTQ_OK)
                 sv->s = ptq_fail(err, PTQ_ERR_UNSUPPORTED, "block BC cannot be folded into a post-norm RMS block");
     char *cfg = config_json(c), *lj = cJSON_PrintUnformatted(linears), *nj = cJSON_PrintUnformatted(names);
     meta(sv, "format", "ptq");
-    meta(sv, "ptq.format_version", PTQ_FORMAT_VERSION);
+    meta(sv, "ptq.format_version", v3 ? PTQ_FORMAT_VERSION : PTQ_FORMAT_VERSION_BASE);
     meta(sv, "ptq.version", ptq_version());
     meta(sv, "ptq.config", cfg);
     meta(sv, "ptq.linears", lj);
@@ -497,7 +527,10 @@ ptq_status ptq_model_stream_block(ptq_model_stream *s, ptq_model *m, int layer, 
     if (s->sv.s != PTQ_OK) return s->sv.s;
     /* the summary counts the packed linears present, which are now this block's only: the earlier ones are freed */
     ptq_quant_summary q;
+    struct ptq_qweight *hq = m->head.q; /* a head packed before the blocks (tied to the embeddings) counts once, at the end */
+    m->head.q = NULL;
     ptq_model_quant_summary(m, &q);
+    m->head.q = hq;
     add_sum(&s->sum, &q);
     for (int r = 0; r < PTQ_LIN_COUNT; r++) ptq_linear_drop_quant(&m->blocks[layer].lin[r]);
     s->next_layer++;
@@ -510,7 +543,8 @@ ptq_status ptq_model_stream_finish(ptq_model_stream *s, ptq_model *m, const ptq_
                         s->next_layer, m->cfg.n_layers);
     if (s->sv.s != PTQ_OK) return s->sv.s;
     s->sv.err = err;
-    PTQ_TRY(ptq_linear_materialize(m, &m->head, err)); /* a streamed head is written as float32, as when whole */
+    if (!m->head.q) /* a streamed float head is written as float32, as when whole */
+        PTQ_TRY(ptq_linear_materialize(m, &m->head, err));
     ptq_quant_summary q; /* the head's, if packed */
     ptq_model_quant_summary(m, &q);
     add_sum(&s->sum, &q);
@@ -744,6 +778,64 @@ static ptq_status get_f32(loader *ld, const char *name, int required, int ndim, 
     return PTQ_OK;
 }
 
+/* A float matrix stored as F32, F16 or BF16 (*dt says which), widened to float32 in model memory. */
+static ptq_status get_float16(loader *ld, const char *name, int required, int64_t d0, int64_t d1, int *dt, float **out) {
+    const ptq_st_tensor *t = ptq_st_find(ld->st, name);
+    *dt = t && (t->dtype == PTQ_DT_F16 || t->dtype == PTQ_DT_BF16) ? (int)t->dtype : PTQ_DT_F32;
+    if (*dt == PTQ_DT_F32) return get_f32(ld, name, required, 2, d0, d1, out);
+    *out = NULL;
+    PTQ_TRY(find_tensor(ld, name, 1, NULL, (ptq_dtype)*dt, 2, d0, d1, &t));
+    int64_t shape[2] = {d0, d1};
+    float *p = ptq_model_floats(ld->m, (size_t)t->numel, name, ld->err);
+    if (!p) return PTQ_ERR_NOMEM;
+    PTQ_TRY(ptq_st_read_f32(ld->st, name, 2, shape, p, ld->err)); /* converts; rejects NaN and Inf */
+    ptq_mmap_drop(t->data, t->nbytes);
+    *out = p;
+    return PTQ_OK;
+}
+
+static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, const cJSON *qinfo, int head_like);
+
+/* The token embeddings: packed (a ptq.linears entry "tok_emb"), F16/BF16 (kept so in memory, unless a tied head
+ * needs them as float32 weights), or F32. */
+static ptq_status get_embeddings(loader *ld, cJSON *linears) {
+    ptq_model *m = ld->m;
+    const ptq_config *c = &m->cfg;
+    cJSON *qinfo = cJSON_DetachItemFromObjectCaseSensitive(linears, "tok_emb");
+    if (qinfo) {
+        ptq_linear tmp;
+        memset(&tmp, 0, sizeof tmp);
+        tmp.in = c->embed_dim;
+        tmp.out = c->vocab_size;
+        ptq_status s = cJSON_GetObjectItemCaseSensitive(qinfo, "act")
+                           ? ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears tok_emb has an activation quantizer, "
+                                      "but a table lookup has no input", ld->file)
+                           : get_packed(ld, "tok_emb", &tmp, qinfo, 1);
+        cJSON_Delete(qinfo);
+        m->tok_emb_q = tmp.q;
+        return s;
+    }
+    const ptq_st_tensor *t = ptq_st_find(ld->st, "tok_emb");
+    int dt = t && (t->dtype == PTQ_DT_F16 || t->dtype == PTQ_DT_BF16) ? (int)t->dtype : PTQ_DT_F32;
+    if (dt == PTQ_DT_F32 || ld->head_tied) return get_float16(ld, "tok_emb", 1, c->vocab_size, c->embed_dim,
+                                                              &m->tok_emb_dt, &m->tok_emb);
+    PTQ_TRY(find_tensor(ld, "tok_emb", 1, NULL, (ptq_dtype)dt, 2, c->vocab_size, c->embed_dim, &t));
+    uint16_t *h = ptq_alloc((size_t)t->numel, sizeof *h, "token embeddings", ld->err);
+    if (!h) return PTQ_ERR_NOMEM;
+    PTQ_TRY(ptq_model_own(m, h, ld->err));
+    memcpy(h, t->data, t->nbytes);
+    ptq_mmap_drop(t->data, t->nbytes);
+    for (size_t i = 0; i < (size_t)t->numel; i++) {
+        float v = dt == PTQ_DT_BF16 ? ptq_bf16_to_f32(h[i]) : ptq_f16_to_f32(h[i]);
+        if (!isfinite(v))
+            return ptq_fail(ld->err, PTQ_ERR_NUMERIC, "%s: tensor tok_emb has a non-finite value at index %zu",
+                            ld->file, i);
+    }
+    m->tok_emb_h = h;
+    m->tok_emb_dt = dt;
+    return PTQ_OK;
+}
+
 /* Accepted activation steps (ptq.linears act.scale and act.scale_neg, ptq.attn steps): a calibrated step is
  * max|x| / (2^(bits-1) - 1) of real activations; one outside this range is damage, not calibration. */
 #define ACT_STEP_MIN 1e-20
@@ -819,7 +911,9 @@ static ptq_status linear_int(loader *ld, const cJSON *qinfo, const char *prefix,
 }
 
 /* A packed linear: every tensor's shape is checked against ptq.linears before its buffers are allocated. */
-static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, const cJSON *qinfo) {
+/* head_like: the head or the embeddings, which carry a perm only when GPTQ with act-order made the head (never
+ * required: ptq.act_order describes the blocks). */
+static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, const cJSON *qinfo, int head_like) {
     int in = lin->in, out = lin->out, bits = 0, group = 0, jin = 0, jout = 0;
     PTQ_TRY(linear_int(ld, qinfo, prefix, "in", 1, INT32_MAX, &jin));
     PTQ_TRY(linear_int(ld, qinfo, prefix, "out", 1, INT32_MAX, &jout));
@@ -840,7 +934,8 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
     snprintf(n, sizeof n, "%s.zeros", prefix);
     PTQ_TRY(find_tensor(ld, n, 1, NULL, PTQ_DT_U8, 2, out, shape.n_groups, &tz));
     snprintf(n, sizeof n, "%s.perm", prefix);
-    if (ld->act_order) PTQ_TRY(find_tensor(ld, n, 1, "ptq.act_order is 1", PTQ_DT_I32, 1, in, 0, &tp));
+    if (ld->act_order || head_like)
+        PTQ_TRY(find_tensor(ld, n, !head_like, "ptq.act_order is 1", PTQ_DT_I32, 1, in, 0, &tp));
     ptq_qweight *q = calloc(1, sizeof *q);
     if (!q) return ptq_fail(ld->err, PTQ_ERR_NOMEM, "out of memory");
     if (ptq_qweight_alloc(q, bits, group, in, out, tp != NULL, ld->err) != PTQ_OK) {
@@ -885,7 +980,7 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
 /* A linear layer: packed when ptq.linears has an entry for it (the entry is consumed: one left over at
  * the end names no layer of the model), else float. */
 static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, int required, int in, int out,
-                             cJSON *linears, const cJSON *names) {
+                             cJSON *linears, const cJSON *names, int head_like) {
     char n[160];
     lin->in = in;
     lin->out = out;
@@ -898,9 +993,10 @@ static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, in
     cJSON *qinfo = cJSON_DetachItemFromObjectCaseSensitive(linears, prefix);
     if (!qinfo) {
         snprintf(n, sizeof n, "%s.weight", prefix);
+        if (head_like) return get_float16(ld, n, required, out, in, &ld->m->head_dt, &lin->w);
         return get_f32(ld, n, required, 2, out, in, &lin->w);
     }
-    ptq_status s = get_packed(ld, prefix, lin, qinfo);
+    ptq_status s = get_packed(ld, prefix, lin, qinfo, head_like);
     cJSON_Delete(qinfo);
     return s;
 }
@@ -918,9 +1014,9 @@ static ptq_status load_body(loader *ld, cJSON *linears, const cJSON *names) {
         m->n_pos = c->max_seq;
         PTQ_TRY(get_f32(ld, "pos_emb", 0, 2, m->n_pos, c->dim, &m->pos_emb));
         PTQ_TRY(get_linear(ld, "patch", &m->patch, 1, c->in_chans * c->patch_size * c->patch_size, c->dim, linears,
-                           names));
+                           names, 0));
     } else {
-        PTQ_TRY(get_f32(ld, "tok_emb", 1, 2, c->vocab_size, c->embed_dim, &m->tok_emb));
+        PTQ_TRY(get_embeddings(ld, linears));
         const ptq_st_tensor *pe = ptq_st_find(ld->st, "pos_emb");
         if (pe) {
             if (pe->ndim != 2 || pe->shape[0] < (int64_t)c->max_seq + c->pos_offset || pe->shape[0] > (1 << 24))
@@ -930,22 +1026,24 @@ static ptq_status load_body(loader *ld, cJSON *linears, const cJSON *names) {
             PTQ_TRY(get_f32(ld, "pos_emb", 1, 2, m->n_pos, c->dim, &m->pos_emb));
         }
         if (c->embed_dim != c->dim) {
-            PTQ_TRY(get_linear(ld, "proj_in", &m->proj_in, 1, c->embed_dim, c->dim, linears, names));
-            PTQ_TRY(get_linear(ld, "proj_out", &m->proj_out, 1, c->dim, c->embed_dim, linears, names));
+            PTQ_TRY(get_linear(ld, "proj_in", &m->proj_in, 1, c->embed_dim, c->dim, linears, names, 0));
+            PTQ_TRY(get_linear(ld, "proj_out", &m->proj_out, 1, c->dim, c->embed_dim, linears, names, 0));
         }
     }
     PTQ_TRY(get_f32(ld, "final_norm.weight", 0, 1, c->dim, 0, &m->final_norm.w));
     PTQ_TRY(get_f32(ld, "final_norm.bias", 0, 1, c->dim, 0, &m->final_norm.b));
     int head_in = c->arch == PTQ_ARCH_VIT ? c->dim : c->embed_dim;
     if (ld->head_tied) {
-        if (!m->tok_emb) return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tied head without a token embedding", ld->file);
-        m->head.w = m->tok_emb;
+        if (!m->tok_emb && !m->tok_emb_q)
+            return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tied head without a token embedding", ld->file);
+        m->head.w = m->tok_emb; /* one table serves both: float32, or packed */
+        m->head.q = m->tok_emb_q;
         m->head.in = head_in;
         m->head.out = c->vocab_size;
         snprintf(m->head.name, sizeof m->head.name, "head");
         PTQ_TRY(get_f32(ld, "head.bias", 0, 1, c->vocab_size, 0, &m->head.b));
     } else {
-        PTQ_TRY(get_linear(ld, "head", &m->head, 1, head_in, c->vocab_size, linears, names));
+        PTQ_TRY(get_linear(ld, "head", &m->head, 1, head_in, c->vocab_size, linears, names, 1));
     }
     int ins[PTQ_LIN_COUNT] = {c->dim, c->dim, c->dim, c->dim, qd, c->dim, c->dim, c->hidden_dim};
     int outs[PTQ_LIN_COUNT] = {qd + 2 * kvd, qd, kvd, kvd, c->dim, c->hidden_dim, c->hidden_dim, c->dim};
@@ -968,7 +1066,7 @@ static ptq_status load_body(loader *ld, cJSON *linears, const cJSON *names) {
             char nq[160];
             snprintf(nq, sizeof nq, "%s.qweight", prefix);
             if (!ptq_st_find(ld->st, n) && !ptq_st_find(ld->st, nq)) continue; /* role not used by this family */
-            PTQ_TRY(get_linear(ld, prefix, &b->lin[r], 1, ins[r], outs[r], linears, names));
+            PTQ_TRY(get_linear(ld, prefix, &b->lin[r], 1, ins[r], outs[r], linears, names, 0));
         }
     }
     /* everything in the file and in ptq.linears must have been read: anything left is damage */
@@ -1084,9 +1182,9 @@ ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, const pt
     if (ver && strcmp(ver, "1") == 0)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version 1 predates the per-tensor checksums of "
                         "version %s; quantize the model again with this ptq", path, PTQ_FORMAT_VERSION);
-    if (!ver || strcmp(ver, PTQ_FORMAT_VERSION) != 0)
-        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version %s, this ptq reads version %s", path,
-                        ver ? ver : "(missing)", PTQ_FORMAT_VERSION);
+    if (!ver || (strcmp(ver, PTQ_FORMAT_VERSION) != 0 && strcmp(ver, PTQ_FORMAT_VERSION_BASE) != 0))
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version %s, this ptq reads versions %s and %s",
+                        path, ver ? ver : "(missing)", PTQ_FORMAT_VERSION_BASE, PTQ_FORMAT_VERSION);
     PTQ_TRY(check_integrity(path, st, !opt || opt->verify_checksums, err));
     const char *cfg = ptq_st_metadata(st, "ptq.config");
     if (!cfg) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ has no ptq.config", path);

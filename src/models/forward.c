@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "ops/ops.h"
+#include "quant/head_embed.h"
 
 ptq_status ptq_kv_cache_init(ptq_kv_cache *c, const ptq_model *m, int max_seq, ptq_error *err) {
     memset(c, 0, sizeof *c);
@@ -76,7 +77,7 @@ ptq_status ptq_embed_tokens(const ptq_model *m, const int *tokens, int n, int po
             return ptq_fail(err, PTQ_ERR_ARG, "token id %d at position %d is outside the vocabulary of %d", tokens[i],
                             pos0 + i, c->vocab_size);
         }
-        memcpy(e + (size_t)i * ed, m->tok_emb + (size_t)tokens[i] * ed, (size_t)ed * sizeof(float));
+        ptq_embed_row(m, tokens[i], e + (size_t)i * ed); /* float32, 16-bit or packed (quant/head_embed.c) */
     }
     if (e != x) {
         ptq_linear_forward(&m->proj_in, e, n, x);

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "kernels/i8gemm.h"
 #include "quant/actq.h"
+#include "quant/head_embed.h"
 #include "quant/quantizer.h"
 
 const char *ptq_arch_name(ptq_arch a) {
@@ -87,6 +88,10 @@ void ptq_model_free(ptq_model *m) {
     for (int l = 0; m->blocks && l < m->cfg.n_layers; l++) {
         for (int r = 0; r < PTQ_LIN_COUNT; r++) ptq_linear_drop_quant(&m->blocks[l].lin[r]);
         ptq_block_release(m, l);
+    }
+    if (m->tok_emb_q && m->tok_emb_q != m->head.q) { /* a tied head's table is freed as the head's */
+        ptq_qweight_free(m->tok_emb_q);
+        free(m->tok_emb_q);
     }
     ptq_linear_drop_quant(&m->head);
     ptq_linear_release(&m->head);
@@ -198,12 +203,12 @@ void ptq_model_get_info(const ptq_model *m, ptq_model_info *info) {
         for (int r = 0; r < PTQ_LIN_COUNT; r++) n += linear_params(&m->blocks[l].lin[r]);
         n += 2 * norm_params;
     }
-    if (m->tok_emb) n += (int64_t)c->vocab_size * c->embed_dim;
+    if (m->tok_emb || m->tok_emb_q || m->tok_emb_h) n += (int64_t)c->vocab_size * c->embed_dim;
     if (m->pos_emb) n += (int64_t)m->n_pos * c->dim;
     if (m->cls_token) n += c->dim;
     if (m->final_norm.w) n += norm_params;
     n += linear_params(&m->patch) + linear_params(&m->proj_in) + linear_params(&m->proj_out);
-    if (m->head.w && m->head.w != m->tok_emb) n += linear_params(&m->head);
+    if (ptq_linear_present(&m->head) && !ptq_head_tied(m)) n += linear_params(&m->head);
     else if (m->head.b) n += m->head.out;
     info->n_params = n;
 }

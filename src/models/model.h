@@ -138,6 +138,12 @@ struct ptq_model {
     ptq_block *blocks;        /* [n_layers] */
     ptq_norm final_norm;      /* w NULL when absent (OPT post-norm) */
     ptq_linear head;          /* LM head (may share tok_emb) or classifier */
+    /* Token embeddings held other than as float32 (quant/head_embed.c): packed codes (shared with head.q when
+       the head is tied to them), or f16/bf16 values; a lookup (ptq_embed_row) expands one row. tok_emb is then
+       NULL in a loaded model (a model being quantized keeps it as the float source). */
+    struct ptq_qweight *tok_emb_q;
+    uint16_t *tok_emb_h;      /* [vocab][embed_dim], model-owned */
+    int tok_emb_dt, head_dt;  /* ptq_dtype of tok_emb / head.weight in a .ptq file: PTQ_DT_F32 (0), F16 or BF16 */
 
     struct ptq_safetensors *src_st; /* the mapped source of streamed weights (owned), or NULL */
 

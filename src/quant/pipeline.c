@@ -18,6 +18,7 @@
 #include "models/forward.h"
 #include "models/gguf_export.h"
 #include "quant/ggml_quants.h"
+#include "quant/head_embed.h"
 #include "quant/quantizer.h"
 
 ptq_quant_params ptq_quant_default_params(void) {
@@ -439,6 +440,7 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
     if (p->noisyquant && !p->noisyquant_unchecked && (p->block_done || m->src_st))
         return ptq_fail(err, PTQ_ERR_ARG, "%s: NoisyQuant's model check runs the whole model again: it cannot stream "
                         "blocks (load the model whole, or use --noisyquant-unchecked)", m->path);
+    PTQ_TRY(ptq_embed_quantize(m, p, err)); /* before calibration: the blocks see the embeddings as stored */
     if (!p->noisyquant || p->noisyquant_unchecked)
         return finish_quantization(m, p, p->noisyquant, quantize_pass(m, data, p, "quantize", err));
     ptq_quant_params plain = *p;
@@ -548,6 +550,7 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
         if (s == PTQ_OK && p->block_done) s = p->block_done(p->block_user, m, l, err); /* e.g. written out */
         ptq_block_release(m, l);
     }
+    if (s == PTQ_OK) s = ptq_head_quantize(m, p, cal.xq, cal.n_seq, cal.seq_len, err); /* --head-bits */
     if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS)) s = ptq_linear_materialize(m, &m->head, err);
     if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS))
         s = ptq_bc_fit_logits(m, &cal, hp, p->dist, p->bc_report, p->report_user, err);

@@ -238,6 +238,9 @@ static ptq_status build(collect *c) {
         snprintf(name, sizeof name, "%s.bias", m->patch.name);
         PTQ_TRY(add(c, name, m->patch.b, (size_t)cf->dim, 1, s2, 0, 0, &t->g_patch.b));
     } else {
+        if (!m->tok_emb) /* packed or 16-bit (--embed-bits) */
+            return ptq_fail(err, PTQ_ERR_ARG, "%s: the token embeddings are not float32; tuning needs the float model",
+                            m->path);
         s2[0] = cf->vocab_size, s2[1] = cf->embed_dim;
         PTQ_TRY(add(c, nm.emb, m->tok_emb, (size_t)cf->vocab_size * cf->embed_dim, 2, s2, 0, 1, &t->g_tok_emb));
         if (m->pos_emb) {
