@@ -1,0 +1,254 @@
+/* AVX2 kernels of the int8-activation GEMV (qgemv_a8.h), for CPUs without AVX-512 VNNI. Compiled for
+ * AVX2 + FMA + F16C whatever the library's flags; the AVX-VNNI twin (VEX vpdpbusd on ymm: Alder Lake
+ * and later, Zen 5) is the same code with a target attribute. The dispatcher calls them only when
+ * CPUID reports the features.
+ *
+ * The activation codes are in the same order as for AVX-512 (qgemv_a8.h), read as 32-byte halves:
+ * one 32-byte vector of unpacked codes holds CPB chunks (8 bits: 1, 4 bits: 2, 2 and 3 bits: 4).
+ * Dot products of unsigned codes u and signed activation codes a:
+ *   AVX-VNNI: vpdpbusd, exact in int32;
+ *   AVX2, 2-4 bits: vpmaddubsw (u * a pairs into int16: |2 * 15 * 127| = 3810, no saturation), the
+ *         int16 sums of the NV vectors of a block added (at most 4 * 1778 = 7112 for 3 bits), then one
+ *         vpmaddwd by 1 into int32: exact;
+ *   AVX2, 8 bits: u up to 255 would saturate vpmaddubsw (2 * 255 * 127 > 32767), so the codes are
+ *         taken as u - 128 (xor 0x80) and their sign moved to the activation: vpmaddubsw(|u - 128|,
+ *         sign(a, u - 128)) sums pairs of (u - 128) a, at most 2 * 128 * 127 = 32512: exact (|u - 128|
+ *         = 128 fits as unsigned; a, never -128, can be negated); the missing 128 * sum(a) =
+ *         128 * qsum goes into the zero-point term (z - 128).
+ * As in the AVX-512 kernel, each block's int32 dot becomes float and is multiplied by its chunks'
+ * scales s * d (a lane permutation), with no horizontal sum until the end of the row.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include <immintrin.h>
+
+#include "kernels/qgemm_impl.h"
+#include "kernels/qgemv_a8.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define MAXT 4 /* weight rows x activation rows per tile */
+
+/* The codes of one block (32 bytes; 48 for 3 bits) as NV 32-byte vectors of unsigned codes in the
+ * activation order. */
+INLINE void unpack_block(const int B, const uint8_t *p, __m256i v[4]) {
+    if (B == 8) {
+        v[0] = _mm256_loadu_si256((const __m256i *)p);
+        return;
+    }
+    if (B == 4) {
+        const __m256i m4 = _mm256_set1_epi8(0x0f);
+        const __m256i c = _mm256_loadu_si256((const __m256i *)p);
+        v[0] = _mm256_and_si256(c, m4);
+        v[1] = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+        return;
+    }
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    __m256i lo, hi = _mm256_setzero_si256();
+    if (B == 2) {
+        lo = _mm256_loadu_si256((const __m256i *)p);
+    } else {
+        /* 4 chunks of 12 bytes: dwords 3c, 3c+1 (2-bit planes) and 3c+2 (third bits) */
+        const __m256i a = _mm256_loadu_si256((const __m256i *)p);        /* dwords 0-7 */
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(p + 16)); /* dwords 4-11 */
+        /* planes: dwords 0,1,3,4,6,7 of a and 9,10 (b's 5,6); third bits: 2 and 5 of a, 8 and 11
+           (b's 4 and 7) into dwords 0, 1 of each 128-bit lane (chunks 2L, 2L+1) */
+        lo = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(0, 1, 3, 4, 6, 7, 0, 0)),
+                                _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 5, 6)), 0xc0);
+        hi = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(2, 5, 0, 0, 0, 0, 0, 0)),
+                                _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 7, 0, 0)), 0x30);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m256i t = _mm256_and_si256(i == 0 ? lo : _mm256_srli_epi16(lo, 2 * i), m2);
+        if (B == 3) {
+            /* byte p of lane L is column 8i + p % 8 of chunk 2L + p / 8: bit p % 8 of byte i of that
+               chunk's plane, which is byte 4 (p / 8) + i of the lane */
+            const __m256i idx = _mm256_broadcastsi128_si256(
+                _mm_set_epi64x(0x0101010101010101LL * (4 + i), 0x0101010101010101LL * i));
+            const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+            const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(hi, idx), bit), bit);
+            t = _mm256_add_epi8(t, _mm256_and_si256(set, _mm256_set1_epi8(4)));
+        }
+        v[i] = t;
+    }
+}
+
+__attribute__((target("avx2,avxvnni"))) static inline __m256i dot_vnni(__m256i acc, __m256i u, __m256i a) {
+    return _mm256_dpbusd_avx_epi32(acc, u, a);
+}
+
+/* int32 dot products of a block's NV code vectors with its NV activation vectors (lanes as vpdpbusd). */
+INLINE __m256i block_dot(const int B, const int VNNI, const __m256i *v, const __m256i *x) {
+    const int NV = B == 8 ? 1 : (B == 4 ? 2 : 4);
+    if (VNNI) {
+        __m256i d = dot_vnni(_mm256_setzero_si256(), v[0], x[0]);
+        for (int j = 1; j < NV; j++) d = dot_vnni(d, v[j], x[j]);
+        return d;
+    }
+    __m256i p;
+    if (B == 8) {
+        const __m256i qs = _mm256_xor_si256(v[0], _mm256_set1_epi8((char)0x80)); /* u - 128 as int8 */
+        p = _mm256_maddubs_epi16(_mm256_abs_epi8(qs), _mm256_sign_epi8(x[0], qs)); /* |u - 128| as uint8 */
+    } else {
+        p = _mm256_maddubs_epi16(v[0], x[0]);
+        for (int j = 1; j < NV; j++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(v[j], x[j]));
+    }
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* The scales (float) and zero points (int32) of weight row o for the n chunks of the superblock at
+ * chunk c0: lanes 0-7 in s[0], z[0], lanes 8-15 in s[1], z[1] (zero past n). */
+INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, __m256 s[2], __m256i z[2]) {
+    const int ng = w->n_groups;
+    const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
+    const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng;
+    if (cpg == 1 && n == PTQ_A8_SUPER) {
+        s[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sr + c0)));
+        s[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sr + c0 + 8)));
+        z[0] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(zr + c0)));
+        z[1] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(zr + c0 + 8)));
+        return;
+    }
+    if (n == PTQ_A8_SUPER && c0 / cpg == (c0 + n - 1) / cpg) { /* one group over the superblock */
+        s[0] = s[1] = _mm256_set1_ps(_cvtsh_ss(sr[c0 / cpg]));
+        z[0] = z[1] = _mm256_set1_epi32(zr[c0 / cpg]);
+        return;
+    }
+    _Alignas(32) uint16_t st[16] = {0};
+    _Alignas(16) uint8_t zt[16] = {0};
+    for (int k = 0; k < n; k++) {
+        st[k] = sr[(c0 + k) / cpg];
+        zt[k] = zr[(c0 + k) / cpg];
+    }
+    s[0] = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)st));
+    s[1] = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(st + 8)));
+    z[0] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)zt));
+    z[1] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(zt + 8)));
+}
+
+/* Byte offset of the j-th activation vector of block k (CPB chunks) of a superblock, in the order
+ * of qgemv_a8.h (whose 4-bit blocks are 128 bytes and 2/3-bit blocks 256 bytes: two of ours each). */
+INLINE size_t act_offset(const int B, int k, int j) {
+    if (B == 8) return (size_t)k * 32;
+    if (B == 4) return (size_t)(k / 2) * 128 + (size_t)j * 64 + (size_t)(k % 2) * 32;
+    return (size_t)(k / 2) * 256 + (size_t)j * 64 + (size_t)(k % 2) * 32;
+}
+
+/* Weight rows o .. o+O-1 against activation rows r0 .. r0+R-1 (R * O <= MAXT), as the AVX-512 tile. */
+INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, const ptq_qweight *w, const ptq_a8 *a,
+                        float *y, int o, int r0) {
+    const int CPB = B == 8 ? 1 : (B == 4 ? 2 : 4); /* chunks per block */
+    const int NV = B == 8 ? 1 : (B == 4 ? 2 : 4);  /* 32-byte code vectors per block */
+    const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
+    const int nch = a->nchunks;
+    const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
+    const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
+    /* lane m of block k takes the scale of chunk CPB k + m / (8 / CPB), from half (CPB k) / 8 */
+    __m256 acc[MAXT][2], zacc[MAXT];
+    for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm256_setzero_ps();
+    for (int sb = 0; sb < a->nsuper; sb++) {
+        const int c0 = sb * PTQ_A8_SUPER;
+        const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
+        __m256 sc[MAXT][2];
+        for (int i = 0; i < O; i++) {
+            __m256 s[2];
+            __m256i z[2];
+            sb_scales(w, o + i, c0, n, cpg, s, z);
+            if (B == 8 && !VNNI) { /* the codes were taken as u - 128 */
+                z[0] = _mm256_sub_epi32(z[0], _mm256_set1_epi32(128));
+                z[1] = _mm256_sub_epi32(z[1], _mm256_set1_epi32(128));
+            }
+            for (int r = 0; r < R; r++) {
+                const size_t ro = (size_t)(r0 + r) * nc + (size_t)c0;
+                const int t = i * R + r;
+                for (int h = 0; h < 2; h++) {
+                    sc[t][h] = _mm256_mul_ps(s[h], _mm256_loadu_ps(a->d + ro + 8 * h));
+                    const __m256i zq =
+                        _mm256_mullo_epi32(z[h], _mm256_loadu_si256((const __m256i *)(a->qsum + ro + 8 * h)));
+                    zacc[t] = _mm256_fmadd_ps(sc[t][h], _mm256_cvtepi32_ps(zq), zacc[t]);
+                }
+            }
+        }
+#pragma GCC unroll 16
+        for (int k = 0; k < PTQ_A8_SUPER / CPB; k++) {
+            if (k * CPB >= n) break;
+            const int cb0 = c0 + k * CPB;
+            int32_t li[8];
+            for (int m = 0; m < 8; m++) li[m] = (CPB * k + m / (8 / CPB)) % 8;
+            const __m256i lane_idx = _mm256_loadu_si256((const __m256i *)li); /* a constant once unrolled */
+            __m256i v[MAXT][4];
+            for (int i = 0; i < O; i++) {
+                const uint8_t *p = codes + (size_t)i * w->row_bytes + (size_t)cb0 * cb;
+                _Alignas(32) uint8_t tail[64];
+                if (nch - cb0 < CPB) { /* partial block: the rest of the row, zero-padded */
+                    memset(tail, 0, sizeof tail);
+                    memcpy(tail, p, (size_t)(nch - cb0) * cb);
+                    p = tail;
+                }
+                unpack_block(B, p, v[i]);
+            }
+            for (int r = 0; r < R; r++) {
+                const int8_t *x = a->q + (size_t)(r0 + r) * a->ld + (size_t)c0 * PTQ_QCHUNK;
+                __m256i xv[4];
+                for (int j = 0; j < NV; j++) xv[j] = _mm256_loadu_si256((const __m256i *)(x + act_offset(B, k, j)));
+                for (int i = 0; i < O; i++) {
+                    const int t = i * R + r;
+                    const __m256 f = _mm256_cvtepi32_ps(block_dot(B, VNNI, v[i], xv));
+                    const __m256 scl = _mm256_permutevar8x32_ps(sc[t][(CPB * k) / 8], lane_idx);
+                    acc[t][k & 1] = _mm256_fmadd_ps(f, scl, acc[t][k & 1]);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < O; i++)
+        for (int r = 0; r < R; r++) {
+            const int t = i * R + r;
+            const __m256 v = _mm256_sub_ps(_mm256_add_ps(acc[t][0], acc[t][1]), zacc[t]);
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            y[(size_t)(r0 + r) * (size_t)w->out + (size_t)(o + i)] = _mm_cvtss_f32(h);
+        }
+}
+
+INLINE void gemv_bits(const int B, const int VNNI, const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+    if (a->rows == 1) { /* decode: 2 weight rows share each load of activation codes (16 ymm registers) */
+        int o = o0;
+        if (B >= 4)
+            for (; o + 2 <= o1; o += 2) tile_kernel(B, VNNI, 1, 2, w, a, y, o, 0);
+        for (; o < o1; o++) tile_kernel(B, VNNI, 1, 1, w, a, y, o, 0);
+        return;
+    }
+    for (int r0 = 0; r0 < a->rows;) {
+        const int left = a->rows - r0;
+        for (int o = o0; o < o1; o++) switch (left >= 4 ? 4 : left) {
+            case 1: tile_kernel(B, VNNI, 1, 1, w, a, y, o, r0); break;
+            case 2: tile_kernel(B, VNNI, 2, 1, w, a, y, o, r0); break;
+            case 3: tile_kernel(B, VNNI, 3, 1, w, a, y, o, r0); break;
+            default: tile_kernel(B, VNNI, 4, 1, w, a, y, o, r0); break;
+            }
+        r0 += left >= 4 ? 4 : left;
+    }
+}
+
+void ptq_qgemv_a8_avx2(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+    switch (w->bits) {
+    case 2: gemv_bits(2, 0, w, a, y, o0, o1); break;
+    case 3: gemv_bits(3, 0, w, a, y, o0, o1); break;
+    case 4: gemv_bits(4, 0, w, a, y, o0, o1); break;
+    case 8: gemv_bits(8, 0, w, a, y, o0, o1); break;
+    default: break;
+    }
+}
+
+__attribute__((target("avx2,fma,f16c,avxvnni"))) void ptq_qgemv_a8_avxvnni(const ptq_qweight *w, const ptq_a8 *a,
+                                                                           float *y, int o0, int o1) {
+    switch (w->bits) {
+    case 2: gemv_bits(2, 1, w, a, y, o0, o1); break;
+    case 3: gemv_bits(3, 1, w, a, y, o0, o1); break;
+    case 4: gemv_bits(4, 1, w, a, y, o0, o1); break;
+    case 8: gemv_bits(8, 1, w, a, y, o0, o1); break;
+    default: break;
+    }
+}
