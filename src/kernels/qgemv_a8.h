@@ -47,6 +47,12 @@ typedef struct ptq_a8 {
     int32_t *qsum; /* [rows][nsuper * 16] */
 } ptq_a8;
 
+/* The group of chunk c with cpg chunks per group, by a shift where cpg is a power of two
+ * (shift = ptq_a8_group_shift(cpg), else -1): kernels ask once per superblock, and an integer
+ * division there measured as much as the dot products of a 4-bit superblock. */
+static inline int ptq_a8_group_shift(int cpg) { return cpg > 0 && (cpg & (cpg - 1)) == 0 ? __builtin_ctz((unsigned)cpg) : -1; }
+static inline int ptq_a8_group_of(int c, int cpg, int shift) { return shift >= 0 ? c >> shift : c / cpg; }
+
 /* Whether the int8-activation kernels run for isa on this CPU (AVX-512 needs VNNI too; AVX2 takes
  * AVX-VNNI where the CPU has it, else vpmaddubsw). */
 int ptq_a8_supported(ptq_isa isa);

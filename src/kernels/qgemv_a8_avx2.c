@@ -96,9 +96,20 @@ INLINE __m256i block_dot(const int B, const int VNNI, const __m256i *v, const __
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
+/* Exactly n = 2, 4, 8 or 16 bytes at p (never past them: the last group of the last row). */
+INLINE __m128i load_bytes(const void *p, int n) {
+    if (n == 16) return _mm_loadu_si128((const __m128i *)p);
+    if (n == 8) return _mm_loadl_epi64((const __m128i *)p);
+    int32_t v = 0;
+    memcpy(&v, p, (size_t)n);
+    return _mm_cvtsi32_si128(v);
+}
+
 /* The scales (float) and zero points (int32) of weight row o for the n chunks of the superblock at
- * chunk c0: lanes 0-7 in s[0], z[0], lanes 8-15 in s[1], z[1] (zero past n). */
-INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, __m256 s[2], __m256i z[2]) {
+ * chunk c0: lanes 0-7 in s[0], z[0], lanes 8-15 in s[1], z[1] (zero past n). gidx[h]: lane k -> the
+ * group of chunk 8 h + k within the superblock, when cpg divides 16. */
+INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, int g0, int g1, const __m256i gidx[2],
+                      __m256 s[2], __m256i z[2]) {
     const int ng = w->n_groups;
     const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
     const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng;
@@ -109,16 +120,27 @@ INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, __m25
         z[1] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(zr + c0 + 8)));
         return;
     }
-    if (n == PTQ_A8_SUPER && c0 / cpg == (c0 + n - 1) / cpg) { /* one group over the superblock */
-        s[0] = s[1] = _mm256_set1_ps(_cvtsh_ss(sr[c0 / cpg]));
-        z[0] = z[1] = _mm256_set1_epi32(zr[c0 / cpg]);
+    if (n == PTQ_A8_SUPER && g0 == g1) { /* one group over the superblock */
+        s[0] = s[1] = _mm256_set1_ps(_cvtsh_ss(sr[g0]));
+        z[0] = z[1] = _mm256_set1_epi32(zr[g0]);
+        return;
+    }
+    if (n == PTQ_A8_SUPER && PTQ_A8_SUPER % cpg == 0) { /* 2, 4 or 8 whole groups, spread by a permutation */
+        const int ngs = PTQ_A8_SUPER / cpg;
+        const __m256 sg = _mm256_cvtph_ps(load_bytes(sr + g0, 2 * ngs));
+        const __m256i zg = _mm256_cvtepu8_epi32(load_bytes(zr + g0, ngs));
+        for (int h = 0; h < 2; h++) {
+            s[h] = _mm256_permutevar8x32_ps(sg, gidx[h]);
+            z[h] = _mm256_permutevar8x32_epi32(zg, gidx[h]);
+        }
         return;
     }
     _Alignas(32) uint16_t st[16] = {0};
     _Alignas(16) uint8_t zt[16] = {0};
-    for (int k = 0; k < n; k++) {
-        st[k] = sr[(c0 + k) / cpg];
-        zt[k] = zr[(c0 + k) / cpg];
+    for (int k = 0, g = g0, left = cpg - (c0 - g0 * cpg); k < n; k++) {
+        st[k] = sr[g];
+        zt[k] = zr[g];
+        if (--left == 0) g++, left = cpg;
     }
     s[0] = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)st));
     s[1] = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(st + 8)));
@@ -136,32 +158,38 @@ INLINE size_t act_offset(const int B, int k, int j) {
 
 /* Weight rows o .. o+O-1 against activation rows r0 .. r0+R-1 (R * O <= MAXT), as the AVX-512 tile. */
 INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, const ptq_qweight *w, const ptq_a8 *a,
-                        float *y, int o, int r0) {
+                        const __m256i gidx[2], float *y, int o, int r0) {
     const int CPB = B == 8 ? 1 : (B == 4 ? 2 : 4); /* chunks per block */
     const int NV = B == 8 ? 1 : (B == 4 ? 2 : 4);  /* 32-byte code vectors per block */
     const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
     const int nch = a->nchunks;
     const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
     const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    const int gshift = ptq_a8_group_shift(cpg);
     const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
     /* lane m of block k takes the scale of chunk CPB k + m / (8 / CPB), from half (CPB k) / 8 */
     __m256 acc[MAXT][2], zacc[MAXT];
+    #pragma GCC unroll 4
     for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm256_setzero_ps();
     for (int sb = 0; sb < a->nsuper; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
         const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
+        const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
         __m256 sc[MAXT][2];
+        #pragma GCC unroll 4
         for (int i = 0; i < O; i++) {
             __m256 s[2];
             __m256i z[2];
-            sb_scales(w, o + i, c0, n, cpg, s, z);
+            sb_scales(w, o + i, c0, n, cpg, g0, g1, gidx, s, z);
             if (B == 8 && !VNNI) { /* the codes were taken as u - 128 */
                 z[0] = _mm256_sub_epi32(z[0], _mm256_set1_epi32(128));
                 z[1] = _mm256_sub_epi32(z[1], _mm256_set1_epi32(128));
             }
+            #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const size_t ro = (size_t)(r0 + r) * nc + (size_t)c0;
                 const int t = i * R + r;
+                #pragma GCC unroll 4
                 for (int h = 0; h < 2; h++) {
                     sc[t][h] = _mm256_mul_ps(s[h], _mm256_loadu_ps(a->d + ro + 8 * h));
                     const __m256i zq =
@@ -178,6 +206,7 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
             for (int m = 0; m < 8; m++) li[m] = (CPB * k + m / (8 / CPB)) % 8;
             const __m256i lane_idx = _mm256_loadu_si256((const __m256i *)li); /* a constant once unrolled */
             __m256i v[MAXT][4];
+            #pragma GCC unroll 4
             for (int i = 0; i < O; i++) {
                 const uint8_t *p = codes + (size_t)i * w->row_bytes + (size_t)cb0 * cb;
                 _Alignas(32) uint8_t tail[64];
@@ -188,10 +217,13 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
                 }
                 unpack_block(B, p, v[i]);
             }
+            #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const int8_t *x = a->q + (size_t)(r0 + r) * a->ld + (size_t)c0 * PTQ_QCHUNK;
                 __m256i xv[4];
+                #pragma GCC unroll 4
                 for (int j = 0; j < NV; j++) xv[j] = _mm256_loadu_si256((const __m256i *)(x + act_offset(B, k, j)));
+                #pragma GCC unroll 4
                 for (int i = 0; i < O; i++) {
                     const int t = i * R + r;
                     const __m256 f = _mm256_cvtepi32_ps(block_dot(B, VNNI, v[i], xv));
@@ -201,7 +233,9 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
             }
         }
     }
+    #pragma GCC unroll 4
     for (int i = 0; i < O; i++)
+        #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const int t = i * R + r;
             const __m256 v = _mm256_sub_ps(_mm256_add_ps(acc[t][0], acc[t][1]), zacc[t]);
@@ -213,20 +247,28 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
 }
 
 INLINE void gemv_bits(const int B, const int VNNI, const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+    const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : a->nchunks;
+    __m256i gidx[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    if (cpg > 1 && PTQ_A8_SUPER % cpg == 0)
+        for (int h = 0; h < 2; h++) {
+            int32_t gi[8];
+            for (int k = 0; k < 8; k++) gi[k] = (8 * h + k) / cpg;
+            gidx[h] = _mm256_loadu_si256((const __m256i *)gi);
+        }
     if (a->rows == 1) { /* decode: 2 weight rows share each load of activation codes (16 ymm registers) */
         int o = o0;
         if (B >= 4)
-            for (; o + 2 <= o1; o += 2) tile_kernel(B, VNNI, 1, 2, w, a, y, o, 0);
-        for (; o < o1; o++) tile_kernel(B, VNNI, 1, 1, w, a, y, o, 0);
+            for (; o + 2 <= o1; o += 2) tile_kernel(B, VNNI, 1, 2, w, a, gidx, y, o, 0);
+        for (; o < o1; o++) tile_kernel(B, VNNI, 1, 1, w, a, gidx, y, o, 0);
         return;
     }
     for (int r0 = 0; r0 < a->rows;) {
         const int left = a->rows - r0;
         for (int o = o0; o < o1; o++) switch (left >= 4 ? 4 : left) {
-            case 1: tile_kernel(B, VNNI, 1, 1, w, a, y, o, r0); break;
-            case 2: tile_kernel(B, VNNI, 2, 1, w, a, y, o, r0); break;
-            case 3: tile_kernel(B, VNNI, 3, 1, w, a, y, o, r0); break;
-            default: tile_kernel(B, VNNI, 4, 1, w, a, y, o, r0); break;
+            case 1: tile_kernel(B, VNNI, 1, 1, w, a, gidx, y, o, r0); break;
+            case 2: tile_kernel(B, VNNI, 2, 1, w, a, gidx, y, o, r0); break;
+            case 3: tile_kernel(B, VNNI, 3, 1, w, a, gidx, y, o, r0); break;
+            default: tile_kernel(B, VNNI, 4, 1, w, a, gidx, y, o, r0); break;
             }
         r0 += left >= 4 ? 4 : left;
     }

@@ -74,7 +74,8 @@ INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
 
 /* The scales (as float) and zero points (as int32) of weight row o for the n chunks of the superblock
  * starting at chunk c0, one lane per chunk (lanes >= n are 0). */
-INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, __m512i gidx, __m512 *s, __m512i *z) {
+INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, int g0, int g1, __m512i gidx, __m512 *s,
+                      __m512i *z) {
     const int ng = w->n_groups;
     const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
     const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng;
@@ -82,18 +83,17 @@ INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, __m51
     if (cpg == 1) {
         *s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr + c0));
         *z = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, zr + c0));
-    } else if (c0 / cpg == (c0 + n - 1) / cpg) { /* one group over the superblock (per channel, g512+) */
-        *s = _mm512_maskz_mov_ps(m, _mm512_set1_ps(_cvtsh_ss(sr[c0 / cpg])));
-        *z = _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(zr[c0 / cpg]));
+    } else if (g0 == g1) { /* one group over the superblock (per channel, g512+) */
+        *s = _mm512_maskz_mov_ps(m, _mm512_set1_ps(_cvtsh_ss(sr[g0])));
+        *z = _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(zr[g0]));
     } else if (PTQ_A8_SUPER % cpg == 0) { /* 2, 4 or 8 whole groups: load them, spread by a permutation */
-        const int ngs = (n + cpg - 1) / cpg;
-        const __mmask16 gm = (__mmask16)((1u << ngs) - 1u);
-        *s = _mm512_maskz_permutexvar_ps(m, gidx, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sr + c0 / cpg)));
-        *z = _mm512_maskz_permutexvar_epi32(m, gidx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gm, zr + c0 / cpg)));
+        const __mmask16 gm = (__mmask16)((1u << (g1 - g0 + 1)) - 1u);
+        *s = _mm512_maskz_permutexvar_ps(m, gidx, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sr + g0)));
+        *z = _mm512_maskz_permutexvar_epi32(m, gidx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gm, zr + g0)));
     } else { /* groups of 3, 5, 6, 7 ... chunks */
         uint16_t st[16] = {0};
         uint8_t zt[16] = {0};
-        for (int k = 0, g = c0 / cpg, left = cpg - c0 % cpg; k < n; k++) {
+        for (int k = 0, g = g0, left = cpg - (c0 - g0 * cpg); k < n; k++) {
             st[k] = sr[g];
             zt[k] = zr[g];
             if (--left == 0) g++, left = cpg;
@@ -115,17 +115,22 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
     const int nch = a->nchunks;
     const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
     const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    const int gshift = ptq_a8_group_shift(cpg);
     const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
     __m512 acc[MAXR][2], zacc[MAXR];
+    #pragma GCC unroll 4
     for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm512_setzero_ps();
     for (int sb = 0; sb < a->nsuper; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
         const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
+        const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
         __m512 sc[MAXR]; /* s * d of every (weight row, activation row) pair, t = i * R + r */
+        #pragma GCC unroll 4
         for (int i = 0; i < O; i++) {
             __m512 s;
             __m512i z;
-            sb_scales(w, o + i, c0, n, cpg, gidx, &s, &z);
+            sb_scales(w, o + i, c0, n, cpg, g0, g1, gidx, &s, &z);
+            #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const size_t ro = (size_t)(r0 + r) * nc + (size_t)c0;
                 sc[i * R + r] = _mm512_mul_ps(s, _mm512_loadu_ps(a->d + ro));
@@ -138,6 +143,7 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
             if (k * CPB >= n) break;
             const int cb0 = c0 + k * CPB;
             __m512i v[MAXR][4];
+            #pragma GCC unroll 4
             for (int i = 0; i < O; i++) {
                 const uint8_t *p = codes + (size_t)i * w->row_bytes + (size_t)cb0 * cb;
                 _Alignas(64) uint8_t tail[128];
@@ -148,12 +154,16 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
                 }
                 unpack_block(B, p, v[i]);
             }
+            #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const int8_t *x = a->q + (size_t)(r0 + r) * a->ld + (size_t)cb0 * PTQ_QCHUNK;
                 __m512i xv[4];
+                #pragma GCC unroll 4
                 for (int j = 0; j < NV; j++) xv[j] = _mm512_loadu_si512(x + 64 * j);
+                #pragma GCC unroll 4
                 for (int i = 0; i < O; i++) {
                     __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[i][0], xv[0]);
+                    #pragma GCC unroll 4
                     for (int j = 1; j < NV; j++) dot = _mm512_dpbusd_epi32(dot, v[i][j], xv[j]);
                     const int t = i * R + r;
                     acc[t][k & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(lane_idx[k], sc[t]),
@@ -162,7 +172,9 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
             }
         }
     }
+    #pragma GCC unroll 4
     for (int i = 0; i < O; i++)
+        #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const int t = i * R + r;
             y[(size_t)(r0 + r) * (size_t)w->out + (size_t)(o + i)] =
