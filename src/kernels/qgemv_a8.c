@@ -61,6 +61,10 @@ void ptq_a8_quantize(ptq_isa isa, const ptq_qweight *w, const float *x, int rows
         ptq_a8_quant_rows_avx512(w, x, rows, a);
         return;
     }
+    if (isa == PTQ_ISA_AVX2 && ptq_a8_supported(isa)) {
+        ptq_a8_quant_rows_avx2(w, x, rows, a);
+        return;
+    }
     const int order = isa == PTQ_ISA_SCALAR ? 8 : w->bits;
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * (size_t)w->in;

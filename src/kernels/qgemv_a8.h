@@ -68,8 +68,9 @@ size_t ptq_a8_scratch_bytes(int in, int rows);
  * kernel for (isa, w->bits). NaN becomes 0; an infinite x gives the chunk d = Inf, codes 0. */
 void ptq_a8_quantize(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, void *scratch, ptq_a8 *a);
 
-/* ptq_a8_quantize's work after the layout is set, for isa AVX-512 (the same codes and scales). */
+/* ptq_a8_quantize's work after the layout is set, for isa AVX-512 / AVX2 (the same codes and scales). */
 void ptq_a8_quant_rows_avx512(const ptq_qweight *w, const float *x, int rows, ptq_a8 *a);
+void ptq_a8_quant_rows_avx2(const ptq_qweight *w, const float *x, int rows, ptq_a8 *a);
 
 /* y[r][o] for o in [o0, o1), every row of a (single-threaded). */
 void ptq_qgemv_a8_scalar(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);

@@ -294,3 +294,71 @@ __attribute__((target("avx2,fma,f16c,avxvnni"))) void ptq_qgemv_a8_avxvnni(const
     default: break;
     }
 }
+
+/* Activation quantization for the AVX2 kernels, bit for bit the scalar one (qgemv_a8.c): the same float
+ * operations (max |x|, d = max / 127, x * (1 / d), round to nearest even, clamp), 8 lanes at a time, the
+ * codes stored straight into the kernels' order for w->bits (the AVX-512 order). */
+void ptq_a8_quant_rows_avx2(const ptq_qweight *w, const float *x, int rows, ptq_a8 *a) {
+    const int nch = a->nchunks, B = w->bits;
+    const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    const __m256 lim = _mm256_set1_ps(127.0f), nlim = _mm256_set1_ps(-127.0f);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * (size_t)w->in;
+        int8_t *qr = a->q + (size_t)r * a->ld;
+        float *dr = a->d + (size_t)r * nc;
+        int32_t *sr = a->qsum + (size_t)r * nc;
+        memset(qr, 0, a->ld); /* padding chunks sit between real ones in the 4/2/3-bit orders */
+        for (size_t c = (size_t)nch; c < nc; c++) dr[c] = 0.0f, sr[c] = 0;
+        for (int c = 0; c < nch; c++) {
+            const int j0 = c * PTQ_QCHUNK, n = w->in - j0 < PTQ_QCHUNK ? w->in - j0 : PTQ_QCHUNK;
+            _Alignas(32) float t[PTQ_QCHUNK];
+            const float *src = xr + j0;
+            if (w->perm || n < PTQ_QCHUNK) {
+                memset(t, 0, sizeof t);
+                for (int k = 0; k < n; k++) t[k] = xr[w->perm ? w->perm[j0 + k] : j0 + k];
+                src = t;
+            }
+            __m256 v[4], m = _mm256_setzero_ps();
+            for (int i = 0; i < 4; i++) {
+                v[i] = _mm256_loadu_ps(src + 8 * i);
+                v[i] = _mm256_and_ps(v[i], _mm256_cmp_ps(v[i], v[i], _CMP_ORD_Q)); /* NaN -> 0 */
+                m = _mm256_max_ps(m, _mm256_and_ps(v[i], absmask));
+            }
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_movehdup_ps(h));
+            const float d = _mm_cvtss_f32(h) / 127.0f;
+            const __m256 id = _mm256_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
+            __m256i q[4], s = _mm256_setzero_si256();
+            for (int i = 0; i < 4; i++) {
+                const __m256 rq = _mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                q[i] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(rq, nlim), lim));
+                s = _mm256_add_epi32(s, q[i]);
+            }
+            __m128i hs = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            hs = _mm_add_epi32(hs, _mm_shuffle_epi32(hs, 0x4e));
+            hs = _mm_add_epi32(hs, _mm_shuffle_epi32(hs, 0xb1));
+            dr[c] = d;
+            sr[c] = _mm_cvtsi128_si32(hs);
+            /* int32 -> int8, columns in order (packs work per 128-bit lane: undo with a dword permutation) */
+            const __m256i p16a = _mm256_packs_epi32(q[0], q[1]), p16b = _mm256_packs_epi32(q[2], q[3]);
+            const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b),
+                                                           _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            const __m128i b0 = _mm256_castsi256_si128(p8), b1 = _mm256_extracti128_si256(p8, 1); /* 0-15, 16-31 */
+            if (B == 4) {
+                int8_t *p = qr + (size_t)(c / 4) * 128 + (size_t)(c % 4) * 16;
+                _mm_storeu_si128((__m128i *)p, b0);
+                _mm_storeu_si128((__m128i *)(p + 64), b1);
+            } else if (B == 2 || B == 3) {
+                int8_t *p = qr + (size_t)(c / 8) * 256 + (size_t)(c % 8) * 8;
+                _mm_storel_epi64((__m128i *)p, b0);
+                _mm_storel_epi64((__m128i *)(p + 64), _mm_unpackhi_epi64(b0, b0));
+                _mm_storel_epi64((__m128i *)(p + 128), b1);
+                _mm_storel_epi64((__m128i *)(p + 192), _mm_unpackhi_epi64(b1, b1));
+            } else {
+                _mm256_storeu_si256((__m256i *)(qr + (size_t)c * 32), p8);
+            }
+        }
+    }
+}
