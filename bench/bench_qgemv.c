@@ -482,6 +482,22 @@ int main(int argc, char **argv) {
     fprintf(g_tab, "machine read bandwidth: %.2f GB/s\n", g_bw);
     rec("read_bandwidth_gbs", g_bw);
 
+    if (g_decode_only) { /* what one GEMV call pays to wake the other threads and wait for them */
+        double best = 1e30, sum = 0.0;
+        const int n = 2000;
+        for (int i = 0; i < n; i++) {
+            const double t0 = now_s();
+#pragma omp parallel
+            __asm__ volatile("" ::: "memory");
+            const double dt = now_s() - t0;
+            sum += dt;
+            if (dt < best) best = dt;
+        }
+        fprintf(g_tab, "OpenMP fork/join (empty parallel region): best %.2f us, mean %.2f us (load %.2f)\n", best * 1e6,
+                sum / n * 1e6, loadavg());
+        rec("fork_join_best_us", best * 1e6);
+        rec("fork_join_mean_us", sum / n * 1e6);
+    }
     const int shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 14336}};
     const int decode_shapes[2][2] = {{4096, 14336}, {14336, 4096}}; /* the issue's: FFN down and up */
     for (int si = 0; si < (g_decode_only ? 2 : 3); si++) {

@@ -27,6 +27,14 @@
 #include "kernels/qgemv_a8.h"
 
 #define INLINE static inline __attribute__((always_inline))
+/* The blocks of a superblock are unrolled so that k is a constant and the accumulators stay in registers.
+ * GCC's UBSan instrumentation makes it drop that annotation with a warning (an error under -Werror), so
+ * the sanitizer build goes without (its speed does not matter). */
+#ifdef __SANITIZE_ADDRESS__
+#define UNROLL_BLOCKS
+#else
+#define UNROLL_BLOCKS _Pragma("GCC unroll 16")
+#endif
 #define MAXT 4 /* weight rows x activation rows per tile */
 
 /* The codes of one block (32 bytes; 48 for 3 bits) as NV 32-byte vectors of unsigned codes in the
@@ -169,14 +177,14 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
     const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
     /* lane m of block k takes the scale of chunk CPB k + m / (8 / CPB), from half (CPB k) / 8 */
     __m256 acc[MAXT][2], zacc[MAXT];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm256_setzero_ps();
     for (int sb = 0; sb < a->nsuper; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
         const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
         const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
         __m256 sc[MAXT][2];
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int i = 0; i < O; i++) {
             __m256 s[2];
             __m256i z[2];
@@ -185,11 +193,11 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
                 z[0] = _mm256_sub_epi32(z[0], _mm256_set1_epi32(128));
                 z[1] = _mm256_sub_epi32(z[1], _mm256_set1_epi32(128));
             }
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const size_t ro = (size_t)(r0 + r) * nc + (size_t)c0;
                 const int t = i * R + r;
-                #pragma GCC unroll 4
+#pragma GCC unroll 4
                 for (int h = 0; h < 2; h++) {
                     sc[t][h] = _mm256_mul_ps(s[h], _mm256_loadu_ps(a->d + ro + 8 * h));
                     const __m256i zq =
@@ -198,7 +206,7 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
                 }
             }
         }
-#pragma GCC unroll 16
+        UNROLL_BLOCKS
         for (int k = 0; k < PTQ_A8_SUPER / CPB; k++) {
             if (k * CPB >= n) break;
             const int cb0 = c0 + k * CPB;
@@ -206,7 +214,7 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
             for (int m = 0; m < 8; m++) li[m] = (CPB * k + m / (8 / CPB)) % 8;
             const __m256i lane_idx = _mm256_loadu_si256((const __m256i *)li); /* a constant once unrolled */
             __m256i v[MAXT][4];
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int i = 0; i < O; i++) {
                 const uint8_t *p = codes + (size_t)i * w->row_bytes + (size_t)cb0 * cb;
                 _Alignas(32) uint8_t tail[64];
@@ -217,13 +225,13 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
                 }
                 unpack_block(B, p, v[i]);
             }
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const int8_t *x = a->q + (size_t)(r0 + r) * a->ld + (size_t)c0 * PTQ_QCHUNK;
                 __m256i xv[4];
-                #pragma GCC unroll 4
+#pragma GCC unroll 4
                 for (int j = 0; j < NV; j++) xv[j] = _mm256_loadu_si256((const __m256i *)(x + act_offset(B, k, j)));
-                #pragma GCC unroll 4
+#pragma GCC unroll 4
                 for (int i = 0; i < O; i++) {
                     const int t = i * R + r;
                     const __m256 f = _mm256_cvtepi32_ps(block_dot(B, VNNI, v[i], xv));
@@ -233,9 +241,9 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
             }
         }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int i = 0; i < O; i++)
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const int t = i * R + r;
             const __m256 v = _mm256_sub_ps(_mm256_add_ps(acc[t][0], acc[t][1]), zacc[t]);

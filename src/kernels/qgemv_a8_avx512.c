@@ -24,6 +24,14 @@
 #include "kernels/qgemv_a8.h"
 
 #define INLINE static inline __attribute__((always_inline))
+/* The blocks of a superblock are unrolled so that k is a constant and the accumulators stay in registers.
+ * GCC's UBSan instrumentation makes it drop that annotation with a warning (an error under -Werror), so
+ * the sanitizer build goes without (its speed does not matter). */
+#ifdef __SANITIZE_ADDRESS__
+#define UNROLL_BLOCKS
+#else
+#define UNROLL_BLOCKS _Pragma("GCC unroll 8")
+#endif
 #define MAXR 4
 #ifndef DO
 #define DO(B) ((B) >= 4 ? 4 : 1) /* weight rows per decode tile (measured: 2 bits and 3 bits run out of registers) */
@@ -118,19 +126,19 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
     const int gshift = ptq_a8_group_shift(cpg);
     const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
     __m512 acc[MAXR][2], zacc[MAXR];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm512_setzero_ps();
     for (int sb = 0; sb < a->nsuper; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
         const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
         const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
         __m512 sc[MAXR]; /* s * d of every (weight row, activation row) pair, t = i * R + r */
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int i = 0; i < O; i++) {
             __m512 s;
             __m512i z;
             sb_scales(w, o + i, c0, n, cpg, g0, g1, gidx, &s, &z);
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const size_t ro = (size_t)(r0 + r) * nc + (size_t)c0;
                 sc[i * R + r] = _mm512_mul_ps(s, _mm512_loadu_ps(a->d + ro));
@@ -138,12 +146,12 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
                 zacc[i * R + r] = _mm512_fmadd_ps(sc[i * R + r], _mm512_cvtepi32_ps(zq), zacc[i * R + r]);
             }
         }
-#pragma GCC unroll 8
+        UNROLL_BLOCKS
         for (int k = 0; k < PTQ_A8_SUPER / CPB; k++) {
             if (k * CPB >= n) break;
             const int cb0 = c0 + k * CPB;
             __m512i v[MAXR][4];
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int i = 0; i < O; i++) {
                 const uint8_t *p = codes + (size_t)i * w->row_bytes + (size_t)cb0 * cb;
                 _Alignas(64) uint8_t tail[128];
@@ -154,16 +162,16 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
                 }
                 unpack_block(B, p, v[i]);
             }
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const int8_t *x = a->q + (size_t)(r0 + r) * a->ld + (size_t)cb0 * PTQ_QCHUNK;
                 __m512i xv[4];
-                #pragma GCC unroll 4
+#pragma GCC unroll 4
                 for (int j = 0; j < NV; j++) xv[j] = _mm512_loadu_si512(x + 64 * j);
-                #pragma GCC unroll 4
+#pragma GCC unroll 4
                 for (int i = 0; i < O; i++) {
                     __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[i][0], xv[0]);
-                    #pragma GCC unroll 4
+#pragma GCC unroll 4
                     for (int j = 1; j < NV; j++) dot = _mm512_dpbusd_epi32(dot, v[i][j], xv[j]);
                     const int t = i * R + r;
                     acc[t][k & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(lane_idx[k], sc[t]),
@@ -172,9 +180,9 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
             }
         }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int i = 0; i < O; i++)
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const int t = i * R + r;
             y[(size_t)(r0 + r) * (size_t)w->out + (size_t)(o + i)] =
