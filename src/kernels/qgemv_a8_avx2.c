@@ -263,13 +263,8 @@ INLINE void gemv_bits(const int B, const int VNNI, const ptq_qweight *w, const p
             for (int k = 0; k < 8; k++) gi[k] = (8 * h + k) / cpg;
             gidx[h] = _mm256_loadu_si256((const __m256i *)gi);
         }
-    if (a->rows == 1) { /* decode: 2 weight rows share each load of activation codes (16 ymm registers) */
-        int o = o0;
-        if (B >= 4)
-            for (; o + 2 <= o1; o += 2) tile_kernel(B, VNNI, 1, 2, w, a, gidx, y, o, 0);
-        for (; o < o1; o++) tile_kernel(B, VNNI, 1, 1, w, a, gidx, y, o, 0);
-        return;
-    }
+    /* decode (one activation row): one weight row per tile, as the AVX-512 kernel measured best when the
+       weights stream from memory */
     for (int r0 = 0; r0 < a->rows;) {
         const int left = a->rows - r0;
         for (int o = o0; o < o1; o++) switch (left >= 4 ? 4 : left) {

@@ -34,7 +34,10 @@
 #endif
 #define MAXR 4
 #ifndef DO
-#define DO(B) ((B) >= 4 ? 4 : 1) /* weight rows per decode tile (measured: 2 bits and 3 bits run out of registers) */
+/* Weight rows per decode tile. Measured (2 threads, AMD Zen 5): 4 rows per tile ran W8/W4 1.3-2x faster
+ * with the weights in cache, but 20-40% slower when they stream from memory (each call on a new copy,
+ * as in a model's decode step), and 2 or 3 bits ran out of registers: one row at a time. */
+#define DO(B) 1
 #endif
 #define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
 
@@ -206,7 +209,7 @@ INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float 
         for (int k = 0; k < 16; k++) t[k] = k / cpg;
         gidx = _mm512_loadu_si512(t);
     }
-    if (a->rows == 1) { /* decode: DO weight rows share each load of activation codes */
+    if (a->rows == 1) { /* decode: DO weight rows would share each load of activation codes */
         int o = o0;
         for (; o + DO(B) <= o1; o += DO(B)) tile_kernel(B, 1, DO(B), w, a, lane_idx, gidx, y, o, 0);
         for (; o < o1; o++) tile_kernel(B, 1, 1, w, a, lane_idx, gidx, y, o, 0);
