@@ -14,7 +14,9 @@
  *    Effective GB/s = bytes of codes + fp16 scales + uint8 zeros per call / time; the fraction is
  *    against the read bandwidth of step 1; the speed-up is against cold float sgemv.
  *    "a8-<isa>": the same weights with int8 activations (qgemv_a8.h); --decode times only the best float
- *    ISA and a8 for W4/W8/W3/W2 on 4096x4096, 11008x4096 and 4096x14336.
+ *    ISA and the a8 kernels for W8 per channel / g32, W4 g32 / g128, W3 g32 and W2 g32 on the issue's
+ *    shapes 4096x14336 and 14336x4096, re-measuring the read bandwidth beside each format (the
+ *    fraction is against that number; the load average is printed with it). --fmt NAME: one format.
  * 3. 64 input rows (--rows N; prefill): cblas_sgemm on the float matrix vs the tiled quantized GEMM, both
  *    threading strategies (parallel 64-row tiles with single-threaded sgemm; 256-row tiles with a
  *    parallel dequantize and threaded sgemm), and at 4..32 rows the fused GEMV path vs the tiled
@@ -253,12 +255,19 @@ typedef struct {
     int bits, group; /* group 0: per channel (= in) */
 } qformat;
 
-static const qformat g_fmts[] = {{"W4g32", 4, 32}, {"W8pc", 8, 0}, {"W8g128", 8, 128},
-                                 {"W8g32", 8, 32}, {"W3g32", 3, 32}, {"W2g32", 2, 32}};
+static const qformat g_fmts[] = {{"W4g32", 4, 32}, {"W8pc", 8, 0},   {"W8g128", 8, 128}, {"W8g32", 8, 32},
+                                 {"W3g32", 3, 32}, {"W2g32", 2, 32}, {"W4g128", 4, 128}};
 #define N_FMTS ((int)(sizeof g_fmts / sizeof g_fmts[0]))
-static int g_decode_only; /* --decode: the best float ISA and a8 only, all shapes */
+static int g_decode_only;    /* --decode: the best float ISA and the a8 kernels only, the shapes */
+static const char *g_only;   /* --fmt NAME: that format only */
 static int g_isa_on[3];
 static double g_bw;
+
+/* Formats of the full run (W4g128 only with --decode) and of --decode (not W8g128). */
+static int fmt_on(int fi) {
+    if (g_only) return strcmp(g_only, g_fmts[fi].name) == 0;
+    return g_decode_only ? fi != 2 : fi != 6;
+}
 
 static void oom(void) {
     fprintf(stderr, "bench_qgemv: out of memory\n");
@@ -291,16 +300,24 @@ static void bench_gemv(int out, int in) {
     rec(key, fbytes / tf.cold_s / 1e9);
 
     for (int fi = 0; fi < N_FMTS; fi++) {
+        if (!fmt_on(fi)) continue;
         qset qs;
         const int group = g_fmts[fi].group ? g_fmts[fi].group : in;
         if (make_qset(&qs, g_fmts[fi].bits, out, in, group, 1000) != 0) oom();
+        if (g_decode_only) { /* the probe again beside each format: the fraction is of this run's bandwidth */
+            progress("read bandwidth");
+            g_bw = read_bandwidth();
+            fprintf(g_tab, "  (read bandwidth %.2f GB/s, load %.2f)\n", g_bw, loadavg());
+            snprintf(key, sizeof key, "gemv_%dx%d_%s_read_bandwidth_gbs", out, in, g_fmts[fi].name);
+            rec(key, g_bw);
+        }
         /* float activations through each ISA's fused kernel, then int8 activations (a8) */
-        for (int k = 0; k < 5; k++) {
-            const int a8 = k >= 3, isa = a8 ? (k == 3 ? PTQ_ISA_SCALAR : PTQ_ISA_AVX512) : k;
+        for (int k = 0; k < 6; k++) {
+            const int a8 = k >= 3, isa = a8 ? k - 3 : k;
             if (!g_isa_on[isa] || (a8 && !ptq_a8_supported((ptq_isa)isa))) continue;
-            if (a8 && isa == PTQ_ISA_SCALAR && g_isa_on[PTQ_ISA_AVX512]) continue; /* a reference only */
+            if (a8 && isa == PTQ_ISA_SCALAR && (ptq_a8_supported(PTQ_ISA_AVX2) || ptq_a8_supported(PTQ_ISA_AVX512)))
+                continue; /* a reference only */
             if (!a8 && g_decode_only && isa != (int)ptq_isa_best()) continue;
-            if (g_decode_only && (fi == 1 || fi == 2)) continue; /* W8 per channel / g128: the full run has them */
             const char *name = g_fmts[fi].name;
             char isan[24];
             snprintf(isan, sizeof isan, "%s%s", a8 ? "a8-" : "", ptq_isa_name((ptq_isa)isa));
@@ -424,8 +441,10 @@ int main(int argc, char **argv) {
             g_decode_only = 1, do_gemm = 0;
         else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc && atoi(argv[i + 1]) >= 1)
             g_gemm_rows = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--fmt") == 0 && i + 1 < argc)
+            g_only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N]\n"
+            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME]\n"
                             "       env PTQ_ISA=scalar|avx2|avx512 measures that ISA only\n");
             return 2;
         }
@@ -463,10 +482,28 @@ int main(int argc, char **argv) {
     fprintf(g_tab, "machine read bandwidth: %.2f GB/s\n", g_bw);
     rec("read_bandwidth_gbs", g_bw);
 
+    if (g_decode_only) { /* what one GEMV call pays to wake the other threads and wait for them */
+        double best = 1e30, sum = 0.0;
+        const int n = 2000;
+        for (int i = 0; i < n; i++) {
+            const double t0 = now_s();
+#pragma omp parallel
+            __asm__ volatile("" ::: "memory");
+            const double dt = now_s() - t0;
+            sum += dt;
+            if (dt < best) best = dt;
+        }
+        fprintf(g_tab, "OpenMP fork/join (empty parallel region): best %.2f us, mean %.2f us (load %.2f)\n", best * 1e6,
+                sum / n * 1e6, loadavg());
+        rec("fork_join_best_us", best * 1e6);
+        rec("fork_join_mean_us", sum / n * 1e6);
+    }
     const int shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 14336}};
-    for (int si = 0; si < 3; si++) {
-        if (do_gemv) bench_gemv(shapes[si][0], shapes[si][1]);
-        if (do_gemm && si < 2) bench_gemm(shapes[si][0], shapes[si][1]);
+    const int decode_shapes[2][2] = {{4096, 14336}, {14336, 4096}}; /* the issue's: FFN down and up */
+    for (int si = 0; si < (g_decode_only ? 2 : 3); si++) {
+        const int *sh = g_decode_only ? decode_shapes[si] : shapes[si];
+        if (do_gemv) bench_gemv(sh[0], sh[1]);
+        if (do_gemm && si < 2) bench_gemm(sh[0], sh[1]);
     }
     if (json) bench_print_json(&g_res, stdout);
     return 0;

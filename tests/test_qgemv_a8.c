@@ -7,8 +7,13 @@
  * - the scalar kernel equals a double reference computed here from the packed codes (spec reader)
  *   and the activation codes, within 1e-5 of the sum of |terms| (float rounding only: the integer
  *   dot products are exact);
- * - the AVX-512 VNNI kernel equals the scalar kernel within 2e-5 of the sum of |terms| (different
- *   summation order of the same per-chunk terms);
+ * - the AVX-512 VNNI, AVX2 (vpmaddubsw) and AVX-VNNI kernels equal the scalar kernel within 2e-5 of
+ *   the sum of |terms| (different summation order of the same per-chunk terms), each where the CPU
+ *   has it;
+ * - exactly (memcmp) when every product is exact: power-of-two weight scales and activation scales
+ *   and in <= 512, so every partial sum is an integer below 2^24 times one power of two and float
+ *   addition is exact in any order: this pins the integer dot products (incl. AVX2's 8-bit sign
+ *   trick and the 3-bit plane shuffles) bit for bit;
  * - the whole call (ptq_qgemm_a8_isa, stack and heap scratch) is within the int8-activation error
  *   bound of the exact float product: |y - W x| <= sum_c |s| d_c / 2 sum_j |q - z| + 1e-5 sum |w x|.
  */
@@ -19,6 +24,7 @@
 #include <string.h>
 
 #include "io/safetensors.h"
+#include "kernels/cpu.h"
 #include "kernels/qgemm_impl.h"
 #include "kernels/qgemv_a8.h"
 #include "kernels/qweight.h"
@@ -89,6 +95,23 @@ static size_t spec_pos(int bits, int c, int j) {
 }
 
 static void *scratch_for(int in, int rows) { return aligned_alloc(64, ptq_a8_scratch_bytes(in, rows)); }
+
+/* The SIMD kernels this CPU runs, with the ISA whose activation order they read. */
+typedef struct {
+    const char *name;
+    ptq_isa isa;
+    void (*fn)(const ptq_qweight *, const ptq_a8 *, float *, int, int);
+} simd_kernel;
+
+static int simd_kernels(simd_kernel *k) {
+    int n = 0;
+    if (ptq_a8_supported(PTQ_ISA_AVX512)) k[n++] = (simd_kernel){"avx512", PTQ_ISA_AVX512, ptq_qgemv_a8_avx512};
+    if (ptq_a8_supported(PTQ_ISA_AVX2)) {
+        k[n++] = (simd_kernel){"avx2", PTQ_ISA_AVX2, ptq_qgemv_a8_avx2};
+        if (ptq_cpu_has(PTQ_CPU_AVXVNNI)) k[n++] = (simd_kernel){"avxvnni", PTQ_ISA_AVX2, ptq_qgemv_a8_avxvnni};
+    }
+    return n;
+}
 
 /* Checks the natural-order activations against their definition; returns 1 if all hold. */
 static int check_quant(const layer *L, const float *x, int rows, const ptq_a8 *a) {
@@ -175,8 +198,9 @@ static void test_shapes(void) {
     const int ins[] = {32, 33, 100, 160, 544 + 7, 1000};
     const int outs[] = {1, 17, 35};
     const int rows_list[] = {1, 2, 3, 5};
-    const int has_avx512 = ptq_a8_supported(PTQ_ISA_AVX512);
-    if (!has_avx512) fprintf(stderr, "test_qgemv_a8: no AVX-512 VNNI here; scalar kernel only\n");
+    simd_kernel ks[3];
+    const int nk = simd_kernels(ks);
+    if (nk == 0) fprintf(stderr, "test_qgemv_a8: no AVX2 here; scalar kernel only\n");
     double worst_scalar = 0, worst_simd = 0;
     int cases = 0;
     for (int bi = 0; bi < 4; bi++)
@@ -211,8 +235,8 @@ static void test_shapes(void) {
                 int okb = 1;
                 for (size_t i = 0; i < n; i++) okb &= fabs((double)yd[i] - yf[i]) <= bound[i];
                 CHECK_MSG(okb, "scalar call vs float bound bits %d in %d", bits, in);
-                if (has_avx512) {
-                    ptq_a8_quantize(PTQ_ISA_AVX512, &L.w, x, rows, buf2, &a2);
+                for (int ki = 0; ki < nk; ki++) {
+                    ptq_a8_quantize(ks[ki].isa, &L.w, x, rows, buf2, &a2);
                     int same = 1;
                     for (int r = 0; r < rows; r++)
                         for (int c = 0; c < a.nsuper * 16; c++)
@@ -221,26 +245,68 @@ static void test_shapes(void) {
                                         a.q[(size_t)r * a.ld + (size_t)(32 * c + j)];
                     same &= memcmp(a.d, a2.d, (size_t)rows * a.nsuper * 16 * sizeof(float)) == 0;
                     same &= memcmp(a.qsum, a2.qsum, (size_t)rows * a.nsuper * 16 * sizeof(int32_t)) == 0;
-                    CHECK_MSG(same, "SIMD activation order bits %d in %d", bits, in);
+                    CHECK_MSG(same, "%s activation order bits %d in %d", ks[ki].name, bits, in);
                     for (size_t i = 0; i < n; i++) yv[i] = NAN;
-                    ptq_qgemv_a8_avx512(&L.w, &a2, yv, 0, out);
+                    ks[ki].fn(&L.w, &a2, yv, 0, out);
                     double *ysd = malloc(n * sizeof(double));
                     for (size_t i = 0; i < n; i++) ysd[i] = ys[i];
-                    CHECK_MSG(within(yv, ysd, sa, n, 2e-5, &worst_simd), "avx512 bits %d in %d out %d group %d rows %d",
-                              bits, in, out, group, rows);
+                    CHECK_MSG(within(yv, ysd, sa, n, 2e-5, &worst_simd), "%s bits %d in %d out %d group %d rows %d",
+                              ks[ki].name, bits, in, out, group, rows);
                     free(ysd);
-                    ptq_qgemm_a8_isa(PTQ_ISA_AVX512, &L.w, x, rows, yd);
+                    ptq_qgemm_a8_isa(ks[ki].isa, &L.w, x, rows, yd);
                     okb = 1;
                     for (size_t i = 0; i < n; i++) okb &= fabs((double)yd[i] - yf[i]) <= bound[i];
-                    CHECK_MSG(okb, "avx512 call vs float bound bits %d in %d", bits, in);
+                    CHECK_MSG(okb, "%s call vs float bound bits %d in %d", ks[ki].name, bits, in);
                 }
                 cases++;
                 free(yref), free(sa), free(yf), free(bound), free(ys), free(yv), free(yd);
                 free(buf), free(buf2), free(x);
                 free_layer(&L);
             }
-    fprintf(stderr, "test_qgemv_a8: %d cases, worst |scalar - ref| / sum|terms| %.2e, |avx512 - scalar| %.2e\n", cases,
-            worst_scalar, worst_simd);
+    fprintf(stderr, "test_qgemv_a8: %d cases x %d SIMD kernels, worst |scalar - ref| / sum|terms| %.2e, |simd - scalar| %.2e\n",
+            cases, nk, worst_scalar, worst_simd);
+}
+
+/* Power-of-two scales, in <= 512: every SIMD kernel equals the scalar one bit for bit. */
+static void test_exact(void) {
+    simd_kernel ks[3];
+    const int nk = simd_kernels(ks);
+    const int bits_list[] = {2, 3, 4, 8}, ins[] = {100, 512, 480 + 7}, groups[] = {32, 64, 0};
+    int cases = 0;
+    for (int bi = 0; bi < 4; bi++)
+        for (int ii = 0; ii < 3; ii++)
+            for (int gi = 0; gi < 3; gi++) {
+                const int bits = bits_list[bi], in = ins[ii], group = groups[gi] ? groups[gi] : in;
+                const int out = 13 + 4 * gi, rows = 1 + (bi + ii) % 3;
+                layer L = make_layer(bits, in, out, group, (bi + gi) % 2);
+                for (size_t i = 0; i < (size_t)out * (size_t)L.w.n_groups; i++)
+                    L.w.scales[i] = ptq_f32_to_f16((rnd() & 1) ? 0x1p-6f : -0x1p-6f);
+                /* activation codes c in [-127, 127] times 2^-7, with one 127 per chunk: d = 2^-7 exactly */
+                float *x = malloc((size_t)rows * in * sizeof(float));
+                for (int r = 0; r < rows; r++)
+                    for (int j = 0; j < in; j++) {
+                        int c = (int)(rnd() % 255) - 127;
+                        if (j % 32 == 0) c = (rnd() & 1) ? 127 : -127;
+                        x[(size_t)r * in + (size_t)(L.w.perm ? L.w.perm[j] : j)] = (float)c * 0x1p-7f;
+                    }
+                void *buf = scratch_for(in, rows);
+                ptq_a8 a;
+                const size_t n = (size_t)rows * (size_t)out;
+                float *ys = malloc(n * sizeof(float)), *yv = malloc(n * sizeof(float));
+                ptq_a8_quantize(PTQ_ISA_SCALAR, &L.w, x, rows, buf, &a);
+                CHECK(a.d[0] == 0x1p-7f);
+                ptq_qgemv_a8_scalar(&L.w, &a, ys, 0, out);
+                for (int ki = 0; ki < nk; ki++) {
+                    ptq_a8_quantize(ks[ki].isa, &L.w, x, rows, buf, &a);
+                    ks[ki].fn(&L.w, &a, yv, 0, out);
+                    CHECK_MSG(memcmp(ys, yv, n * sizeof(float)) == 0, "exact %s bits %d in %d group %d rows %d",
+                              ks[ki].name, bits, in, group, rows);
+                }
+                cases++;
+                free(ys), free(yv), free(buf), free(x);
+                free_layer(&L);
+            }
+    fprintf(stderr, "test_qgemv_a8: %d exact cases x %d SIMD kernels\n", cases, nk);
 }
 
 /* Beyond the stack scratch (heap path) and enough rows and outputs for the threaded loop. */
@@ -257,7 +323,7 @@ static void test_large(void) {
     double *yf = malloc(n * sizeof(double)), *bound = malloc(n * sizeof(double));
     float *y = malloc(n * sizeof(float));
     reference_float(&L, x, rows, &a, yf, bound);
-    ptq_qgemm_a8_isa(ptq_a8_supported(PTQ_ISA_AVX512) ? PTQ_ISA_AVX512 : PTQ_ISA_SCALAR, &L.w, x, rows, y);
+    ptq_qgemm_a8_isa(ptq_a8_isa_best(), &L.w, x, rows, y);
     int ok = 1;
     for (size_t i = 0; i < n; i++) ok &= fabs((double)y[i] - yf[i]) <= bound[i];
     CHECK(ok);
@@ -267,6 +333,7 @@ static void test_large(void) {
 
 int main(void) {
     test_shapes();
+    test_exact();
     test_large();
     return tu_done("test_qgemv_a8");
 }

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "core/file.h"
+#include "kernels/qgemv_a8.h"
 
 /* ---------------------------------------------------------------- arguments */
 
@@ -274,6 +275,18 @@ int load_model_streamed(const char *path, int stream, ptq_model **m) {
     const char *skip = getenv("PTQ_SKIP_CHECKSUMS");
     if (skip && strcmp(skip, "1") == 0) o.verify_checksums = 0;
     if (ptq_model_load_ex(path, &o, m, &e) != PTQ_OK) return fail(&e);
+    return 0;
+}
+
+int apply_act8(ptq_model *m, const char *path) {
+    ptq_quant_summary qs;
+    ptq_model_quant_summary(m, &qs);
+    if (qs.linears == 0)
+        return die("--act8: %s has no packed low-bit layers (int8 activations apply to weights quantized "
+                   "with --wbits 2, 3, 4 or 8)", path);
+    if (ptq_a8_isa_best() == PTQ_ISA_SCALAR)
+        fprintf(stderr, "note: --act8 has no effect on this CPU (it needs AVX2); float activations are used\n");
+    ptq_model_set_act8(m, 1);
     return 0;
 }
 

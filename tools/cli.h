@@ -66,6 +66,9 @@ int load_model(const char *path, ptq_model **m);
 /* stream: ptq_load_options.stream_weights (ptq quantize) */
 int load_model_streamed(const char *path, int stream, ptq_model **m);
 int load_tokenizer(const ptq_model *m, const char *tok_path, ptq_tokenizer **t);
+/* --act8 of eval and generate: int8 activations for the model's packed layers (ptq_model_set_act8); a
+   clear error for a model without any (nonzero: the exit code), a note where the CPU lacks AVX2. */
+int apply_act8(ptq_model *m, const char *path);
 /* --tokenizer, --docs-sep and --docs I:J: how a text file becomes tokens. */
 typedef struct {
     const char *tok_path, *sep;

@@ -14,8 +14,8 @@
 #include "core/file.h"
 
 const char help_eval[] =
-    "usage: ptq eval MODEL --text FILE [--tokenizer TOK] [--docs-sep S [--docs I:J]] [--ctx N] [--json]\n"
-    "       ptq eval MODEL --images IMAGES --labels LABELS [--first I] [--count N] [--json]\n"
+    "usage: ptq eval MODEL --text FILE [--tokenizer TOK] [--docs-sep S [--docs I:J]] [--ctx N] [--act8] [--json]\n"
+    "       ptq eval MODEL --images IMAGES --labels LABELS [--first I] [--count N] [--act8] [--json]\n"
     "Perplexity of a language model on a text, or top-1/top-5 accuracy of an image classifier.\n"
     "\n"
     "  --text FILE         the text to score (language models)\n"
@@ -27,6 +27,8 @@ const char help_eval[] =
     "  --labels LABELS     IDX labels, or lines 'file label' for a folder (accuracy needs labels)\n"
     "  --first I           first image (default 0)\n"
     "  --count N           number of images (default 0: all)\n"
+    "  --act8              run packed low-bit layers with int8 activations (faster, not exact: perplexity\n"
+    "                      moves by <= 0.5% on the sample models; needs AVX2; see docs/GUIDE.md)\n"
     "  --json              one JSON line on stdout, no progress\n"
     "  -h, --help          this help\n";
 
@@ -38,6 +40,7 @@ int cmd_eval(args *a) {
     int ctx = (int)opt_int(a, "--ctx", 0, 1, 1 << 20);
     const char *images = opt_str(a, "--images", NULL), *labels = opt_str(a, "--labels", NULL);
     int first = (int)opt_int(a, "--first", 0, 0, INT_MAX), count = (int)opt_int(a, "--count", 0, 0, INT_MAX);
+    const int act8 = opt_flag(a, "--act8");
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     if (!text == !images) return die("eval needs exactly one of --text FILE or --images IMAGES --labels LABELS");
@@ -45,6 +48,10 @@ int cmd_eval(args *a) {
     ptq_callbacks cb = make_callbacks(&ps, json);
     ptq_model *m;
     if (load_model(path, &m)) return 1;
+    if (act8 && apply_act8(m, path)) {
+        ptq_model_free(m);
+        return 1;
+    }
     ptq_model_info info;
     ptq_model_get_info(m, &info);
     ptq_error e;

@@ -15,7 +15,7 @@
 
 const char help_generate[] =
     "usage: ptq generate MODEL [--tokenizer TOK] [--prompt S] [--steps N] [--temperature T] [--top-p P] [--seed S]\n"
-    "                    [--json]\n"
+    "                    [--act8] [--json]\n"
     "Text from a language model (greedy with --temperature 0).\n"
     "\n"
     "  --tokenizer TOK     tokenizer file (default: found beside MODEL)\n"
@@ -24,6 +24,7 @@ const char help_generate[] =
     "  --temperature T     sampling temperature, 0 = greedy (default 1)\n"
     "  --top-p P           nucleus sampling threshold (default 0.9)\n"
     "  --seed S            sampling seed (default 42)\n"
+    "  --act8              run packed low-bit layers with int8 activations (faster, not exact; needs AVX2)\n"
     "  --json              one JSON line on stdout\n"
     "  -h, --help          this help\n";
 
@@ -35,10 +36,15 @@ int cmd_generate(args *a) {
     sp.temperature = (float)opt_num(a, "--temperature", 1.0, 0, 100);
     sp.top_p = (float)opt_num(a, "--top-p", 0.9, 0, 1);
     sp.seed = (uint64_t)opt_int(a, "--seed", 42, 0, LLONG_MAX);
+    const int act8 = opt_flag(a, "--act8");
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     ptq_model *m;
     if (load_model(path, &m)) return 1;
+    if (act8 && apply_act8(m, path)) {
+        ptq_model_free(m);
+        return 1;
+    }
     ptq_model_info info;
     ptq_model_get_info(m, &info);
     if (!info.is_language_model) {

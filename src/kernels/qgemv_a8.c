@@ -17,7 +17,13 @@ int ptq_a8_supported(ptq_isa isa) {
     if (isa == PTQ_ISA_AVX512)
         return ptq_cpu_has(PTQ_CPU_AVX512F | PTQ_CPU_AVX512BW | PTQ_CPU_AVX512VL | PTQ_CPU_AVX512VNNI |
                            PTQ_CPU_F16C | PTQ_CPU_FMA | PTQ_CPU_AVX2);
+    if (isa == PTQ_ISA_AVX2) return ptq_cpu_has(PTQ_CPU_AVX2 | PTQ_CPU_FMA | PTQ_CPU_F16C);
     return isa == PTQ_ISA_SCALAR;
+}
+
+ptq_isa ptq_a8_isa_best(void) {
+    if (ptq_a8_supported(PTQ_ISA_AVX512)) return PTQ_ISA_AVX512;
+    return ptq_a8_supported(PTQ_ISA_AVX2) ? PTQ_ISA_AVX2 : PTQ_ISA_SCALAR;
 }
 
 static int nsuper_of(int in) { return ((in + PTQ_QCHUNK - 1) / PTQ_QCHUNK + PTQ_A8_SUPER - 1) / PTQ_A8_SUPER; }
@@ -54,6 +60,10 @@ void ptq_a8_quantize(ptq_isa isa, const ptq_qweight *w, const float *x, int rows
     a->qsum = (int32_t *)(p + round64((size_t)rows * a->ld) + round64((size_t)rows * nc * 4));
     if (isa == PTQ_ISA_AVX512 && ptq_a8_supported(isa)) {
         ptq_a8_quant_rows_avx512(w, x, rows, a);
+        return;
+    }
+    if (isa == PTQ_ISA_AVX2 && ptq_a8_supported(isa)) {
+        ptq_a8_quant_rows_avx2(w, x, rows, a);
         return;
     }
     const int order = isa == PTQ_ISA_SCALAR ? 8 : w->bits;
@@ -124,7 +134,7 @@ typedef void (*a8_fn)(const ptq_qweight *, const ptq_a8 *, float *, int, int);
 
 void ptq_qgemm_a8_isa(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y) {
     if (rows <= 0 || w->out <= 0 || w->in <= 0) return;
-    if (!ptq_a8_supported(isa)) isa = ptq_a8_supported(PTQ_ISA_AVX512) ? PTQ_ISA_AVX512 : PTQ_ISA_SCALAR;
+    if (!ptq_a8_supported(isa)) isa = ptq_a8_isa_best();
     if (isa == PTQ_ISA_AVX512 && rows >= PTQ_QGEMM_A8_MIN_ROWS && ptq_qgemm_a8_tiled(w, x, rows, y)) return; /* prefill */
     const size_t need = ptq_a8_scratch_bytes(w->in, rows);
     _Alignas(64) uint8_t stack[PTQ_A8_STACK]; /* decode: no allocation per call */
@@ -138,7 +148,9 @@ void ptq_qgemm_a8_isa(ptq_isa isa, const ptq_qweight *w, const float *x, int row
     }
     ptq_a8 a;
     ptq_a8_quantize(isa, w, x, rows, buf, &a);
-    const a8_fn fn = isa == PTQ_ISA_AVX512 ? ptq_qgemv_a8_avx512 : ptq_qgemv_a8_scalar;
+    const a8_fn fn = isa == PTQ_ISA_AVX512 ? ptq_qgemv_a8_avx512
+                     : isa == PTQ_ISA_AVX2  ? (ptq_cpu_has(PTQ_CPU_AVXVNNI) ? ptq_qgemv_a8_avxvnni : ptq_qgemv_a8_avx2)
+                                            : ptq_qgemv_a8_scalar;
     const int nblk = (w->out + GEMV_BLOCK - 1) / GEMV_BLOCK;
     const int par = (double)w->out * (double)w->in * (double)rows >= PAR_MIN_WORK && nblk > 1;
 #pragma omp parallel for schedule(static) if (par)

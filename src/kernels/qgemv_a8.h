@@ -9,7 +9,8 @@
  *     qsum[c] = sum_j a[c][j]
  * and each output is a sum of exact integer dot products, one float scale per chunk:
  *     y[o] = sum_c (s[o][g(c)] * d[c]) * (dot_c - z[o][g(c)] * qsum[c]),   dot_c = sum_j q[o][c][j] a[c][j]
- * With AVX-512 VNNI one vpdpbusd multiplies 64 unsigned weight codes by 64 signed activation codes.
+ * With AVX-512 VNNI one vpdpbusd multiplies 64 unsigned weight codes by 64 signed activation codes;
+ * the AVX2 kernels (qgemv_a8_avx2.c) do 32 at a time with vpmaddubsw or AVX-VNNI.
  *
  * Accuracy: |x - d a| <= d / 2 per element, so |y_a8 - y_float| <= sum_c |s| d[c] / 2 sum_j |q - z|
  * (test_qgemv_a8 checks this bound against the float path). This is NOT the float-activation result:
@@ -46,8 +47,18 @@ typedef struct ptq_a8 {
     int32_t *qsum; /* [rows][nsuper * 16] */
 } ptq_a8;
 
-/* Whether the int8-activation kernels run for isa on this CPU (AVX-512 needs VNNI too). */
+/* The group of chunk c with cpg chunks per group, by a shift where cpg is a power of two
+ * (shift = ptq_a8_group_shift(cpg), else -1): kernels ask once per superblock, and an integer
+ * division there measured as much as the dot products of a 4-bit superblock. */
+static inline int ptq_a8_group_shift(int cpg) { return cpg > 0 && (cpg & (cpg - 1)) == 0 ? __builtin_ctz((unsigned)cpg) : -1; }
+static inline int ptq_a8_group_of(int c, int cpg, int shift) { return shift >= 0 ? c >> shift : c / cpg; }
+
+/* Whether the int8-activation kernels run for isa on this CPU (AVX-512 needs VNNI too; AVX2 takes
+ * AVX-VNNI where the CPU has it, else vpmaddubsw). */
 int ptq_a8_supported(ptq_isa isa);
+
+/* The fastest int8-activation kernel this CPU runs: AVX-512 VNNI, else AVX2, else the scalar reference. */
+ptq_isa ptq_a8_isa_best(void);
 
 /* Bytes of scratch ptq_a8_quantize needs for rows x in (64-byte aligned pieces included). */
 size_t ptq_a8_scratch_bytes(int in, int rows);
@@ -57,12 +68,16 @@ size_t ptq_a8_scratch_bytes(int in, int rows);
  * kernel for (isa, w->bits). NaN becomes 0; an infinite x gives the chunk d = Inf, codes 0. */
 void ptq_a8_quantize(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, void *scratch, ptq_a8 *a);
 
-/* ptq_a8_quantize's work after the layout is set, for isa AVX-512 (the same codes and scales). */
+/* ptq_a8_quantize's work after the layout is set, for isa AVX-512 / AVX2 (the same codes and scales). */
 void ptq_a8_quant_rows_avx512(const ptq_qweight *w, const float *x, int rows, ptq_a8 *a);
+void ptq_a8_quant_rows_avx2(const ptq_qweight *w, const float *x, int rows, ptq_a8 *a);
 
 /* y[r][o] for o in [o0, o1), every row of a (single-threaded). */
 void ptq_qgemv_a8_scalar(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
 void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
+/* AVX2 (vpmaddubsw) and AVX-VNNI (vpdpbusd on ymm): the same activation order as AVX-512. */
+void ptq_qgemv_a8_avx2(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
+void ptq_qgemv_a8_avxvnni(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
 
 /* y [rows][out] = x W^T through int8 activations, with the kernel for isa (scalar where the CPU
  * lacks it), threads over weight rows. Needs no allocation when ptq_a8_scratch_bytes(in, rows) fits

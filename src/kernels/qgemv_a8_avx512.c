@@ -24,7 +24,21 @@
 #include "kernels/qgemv_a8.h"
 
 #define INLINE static inline __attribute__((always_inline))
+/* The blocks of a superblock are unrolled so that k is a constant and the accumulators stay in registers.
+ * GCC's UBSan instrumentation makes it drop that annotation with a warning (an error under -Werror), so
+ * the sanitizer build goes without (its speed does not matter). */
+#ifdef __SANITIZE_ADDRESS__
+#define UNROLL_BLOCKS
+#else
+#define UNROLL_BLOCKS _Pragma("GCC unroll 8")
+#endif
 #define MAXR 4
+#ifndef DO
+/* Weight rows per decode tile. Measured (2 threads, AMD Zen 5): 4 rows per tile ran W8/W4 1.3-2x faster
+ * with the weights in cache, but 20-40% slower when they stream from memory (each call on a new copy,
+ * as in a model's decode step), and 2 or 3 bits ran out of registers: one row at a time. */
+#define DO(B) 1
+#endif
 #define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
 
 /* The codes of one block (64 bytes; 96 for 3 bits) as NV 64-byte vectors of unsigned codes, in the
@@ -69,86 +83,114 @@ INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
     }
 }
 
-/* Weight row o against the R activation rows r0.. of a. */
-INLINE void row_kernel(const int B, const int R, const ptq_qweight *w, const ptq_a8 *a, const __m512i *lane_idx,
-                       float *y, int o, int r0) {
+/* The scales (as float) and zero points (as int32) of weight row o for the n chunks of the superblock
+ * starting at chunk c0, one lane per chunk (lanes >= n are 0). */
+INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, int g0, int g1, __m512i gidx, __m512 *s,
+                      __m512i *z) {
+    const int ng = w->n_groups;
+    const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
+    const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng;
+    const __mmask16 m = (__mmask16)((1u << n) - 1u);
+    if (cpg == 1) {
+        *s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr + c0));
+        *z = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, zr + c0));
+    } else if (g0 == g1) { /* one group over the superblock (per channel, g512+) */
+        *s = _mm512_maskz_mov_ps(m, _mm512_set1_ps(_cvtsh_ss(sr[g0])));
+        *z = _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(zr[g0]));
+    } else if (PTQ_A8_SUPER % cpg == 0) { /* 2, 4 or 8 whole groups: load them, spread by a permutation */
+        const __mmask16 gm = (__mmask16)((1u << (g1 - g0 + 1)) - 1u);
+        *s = _mm512_maskz_permutexvar_ps(m, gidx, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sr + g0)));
+        *z = _mm512_maskz_permutexvar_epi32(m, gidx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gm, zr + g0)));
+    } else { /* groups of 3, 5, 6, 7 ... chunks */
+        uint16_t st[16] = {0};
+        uint8_t zt[16] = {0};
+        for (int k = 0, g = g0, left = cpg - (c0 - g0 * cpg); k < n; k++) {
+            st[k] = sr[g];
+            zt[k] = zr[g];
+            if (--left == 0) g++, left = cpg;
+        }
+        *s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)st));
+        *z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)zt));
+    }
+}
+
+/* Weight rows o .. o+O-1 against the R activation rows r0 .. r0+R-1 of a (R * O <= 4). Each block of
+ * codes is unpacked once for the R activation rows, each block of activation codes loaded once for
+ * the O weight rows (decode: O = 4, R = 1). The blocks of a superblock are unrolled, so the
+ * accumulators stay in registers. */
+INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight *w, const ptq_a8 *a,
+                        const __m512i *lane_idx, __m512i gidx, float *y, int o, int r0) {
     const int CPB = B == 8 ? 2 : (B == 4 ? 4 : 8); /* chunks per block */
     const int NV = B == 8 ? 1 : (B == 4 ? 2 : 4);  /* 64-byte code vectors per block */
     const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
-    const int nch = a->nchunks, ng = w->n_groups;
+    const int nch = a->nchunks;
     const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
     const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
+    const int gshift = ptq_a8_group_shift(cpg);
     const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
-    const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
-    const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng;
     __m512 acc[MAXR][2], zacc[MAXR];
-    for (int r = 0; r < R; r++) {
-        acc[r][0] = acc[r][1] = zacc[r] = _mm512_setzero_ps();
-    }
-    __m512i gidx = _mm512_setzero_si512(); /* chunk k of a superblock -> its group, when cpg divides 16 */
-    if (cpg > 1 && PTQ_A8_SUPER % cpg == 0) {
-        int32_t t[16];
-        for (int k = 0; k < 16; k++) t[k] = k / cpg;
-        gidx = _mm512_loadu_si512(t);
-    }
+#pragma GCC unroll 4
+    for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm512_setzero_ps();
     for (int sb = 0; sb < a->nsuper; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
         const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
-        const __mmask16 m = (__mmask16)((1u << n) - 1u);
-        __m512 s;
-        __m512i z;
-        if (cpg == 1) {
-            s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr + c0));
-            z = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, zr + c0));
-        } else if (c0 / cpg == (c0 + n - 1) / cpg) { /* one group over the superblock (per channel, g512+) */
-            s = _mm512_maskz_mov_ps(m, _mm512_set1_ps(_cvtsh_ss(sr[c0 / cpg])));
-            z = _mm512_maskz_mov_epi32(m, _mm512_set1_epi32(zr[c0 / cpg]));
-        } else if (PTQ_A8_SUPER % cpg == 0) { /* 2, 4 or 8 whole groups: load them, spread by a permutation */
-            const int ngs = (n + cpg - 1) / cpg;
-            const __mmask16 gm = (__mmask16)((1u << ngs) - 1u);
-            s = _mm512_maskz_permutexvar_ps(m, gidx, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sr + c0 / cpg)));
-            z = _mm512_maskz_permutexvar_epi32(m, gidx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gm, zr + c0 / cpg)));
-        } else { /* groups of 3, 5, 6, 7 ... chunks */
-            uint16_t st[16] = {0};
-            uint8_t zt[16] = {0};
-            for (int k = 0, g = c0 / cpg, left = cpg - c0 % cpg; k < n; k++) {
-                st[k] = sr[g];
-                zt[k] = zr[g];
-                if (--left == 0) g++, left = cpg;
+        const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
+        __m512 sc[MAXR]; /* s * d of every (weight row, activation row) pair, t = i * R + r */
+#pragma GCC unroll 4
+        for (int i = 0; i < O; i++) {
+            __m512 s;
+            __m512i z;
+            sb_scales(w, o + i, c0, n, cpg, g0, g1, gidx, &s, &z);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const size_t ro = (size_t)(r0 + r) * nc + (size_t)c0;
+                sc[i * R + r] = _mm512_mul_ps(s, _mm512_loadu_ps(a->d + ro));
+                const __m512i zq = _mm512_mullo_epi32(z, _mm512_loadu_si512(a->qsum + ro));
+                zacc[i * R + r] = _mm512_fmadd_ps(sc[i * R + r], _mm512_cvtepi32_ps(zq), zacc[i * R + r]);
             }
-            s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)st));
-            z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)zt));
         }
-        __m512 sc[MAXR];
-        for (int r = 0; r < R; r++) {
-            const size_t ro = (size_t)(r0 + r) * nc + (size_t)c0;
-            sc[r] = _mm512_mul_ps(s, _mm512_loadu_ps(a->d + ro));
-            const __m512i zq = _mm512_mullo_epi32(z, _mm512_loadu_si512(a->qsum + ro));
-            zacc[r] = _mm512_fmadd_ps(sc[r], _mm512_cvtepi32_ps(zq), zacc[r]);
-        }
-        for (int k = 0; k * CPB < n; k++) {
+        UNROLL_BLOCKS
+        for (int k = 0; k < PTQ_A8_SUPER / CPB; k++) {
+            if (k * CPB >= n) break;
             const int cb0 = c0 + k * CPB;
-            const uint8_t *p = codes + (size_t)cb0 * cb;
-            _Alignas(64) uint8_t tail[128];
-            if (nch - cb0 < CPB) { /* partial block: the rest of the row, zero-padded */
-                memset(tail, 0, sizeof tail);
-                memcpy(tail, p, (size_t)(nch - cb0) * cb);
-                p = tail;
+            __m512i v[MAXR][4];
+#pragma GCC unroll 4
+            for (int i = 0; i < O; i++) {
+                const uint8_t *p = codes + (size_t)i * w->row_bytes + (size_t)cb0 * cb;
+                _Alignas(64) uint8_t tail[128];
+                if (nch - cb0 < CPB) { /* partial block: the rest of the row, zero-padded */
+                    memset(tail, 0, sizeof tail);
+                    memcpy(tail, p, (size_t)(nch - cb0) * cb);
+                    p = tail;
+                }
+                unpack_block(B, p, v[i]);
             }
-            __m512i v[4];
-            unpack_block(B, p, v);
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const int8_t *x = a->q + (size_t)(r0 + r) * a->ld + (size_t)cb0 * PTQ_QCHUNK;
-                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], _mm512_loadu_si512(x));
-                for (int i = 1; i < NV; i++) dot = _mm512_dpbusd_epi32(dot, v[i], _mm512_loadu_si512(x + 64 * i));
-                const __m512 f = _mm512_cvtepi32_ps(dot);
-                acc[r][k & 1] = _mm512_fmadd_ps(f, _mm512_permutexvar_ps(lane_idx[k], sc[r]), acc[r][k & 1]);
+                __m512i xv[4];
+#pragma GCC unroll 4
+                for (int j = 0; j < NV; j++) xv[j] = _mm512_loadu_si512(x + 64 * j);
+#pragma GCC unroll 4
+                for (int i = 0; i < O; i++) {
+                    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[i][0], xv[0]);
+#pragma GCC unroll 4
+                    for (int j = 1; j < NV; j++) dot = _mm512_dpbusd_epi32(dot, v[i][j], xv[j]);
+                    const int t = i * R + r;
+                    acc[t][k & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(lane_idx[k], sc[t]),
+                                                    acc[t][k & 1]);
+                }
             }
         }
     }
-    for (int r = 0; r < R; r++)
-        y[(size_t)(r0 + r) * (size_t)w->out + (size_t)o] =
-            _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(acc[r][0], acc[r][1]), zacc[r]));
+#pragma GCC unroll 4
+    for (int i = 0; i < O; i++)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const int t = i * R + r;
+            y[(size_t)(r0 + r) * (size_t)w->out + (size_t)(o + i)] =
+                _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(acc[t][0], acc[t][1]), zacc[t]));
+        }
 }
 
 INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
@@ -160,14 +202,27 @@ INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float 
         for (int m = 0; m < 16; m++) t[m] = CPB * k + m / (16 / CPB);
         lane_idx[k] = _mm512_loadu_si512(t);
     }
+    const int nch = a->nchunks, cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
+    __m512i gidx = _mm512_setzero_si512(); /* chunk k of a superblock -> its group, when cpg divides 16 */
+    if (cpg > 1 && PTQ_A8_SUPER % cpg == 0) {
+        int32_t t[16];
+        for (int k = 0; k < 16; k++) t[k] = k / cpg;
+        gidx = _mm512_loadu_si512(t);
+    }
+    if (a->rows == 1) { /* decode: DO weight rows would share each load of activation codes */
+        int o = o0;
+        for (; o + DO(B) <= o1; o += DO(B)) tile_kernel(B, 1, DO(B), w, a, lane_idx, gidx, y, o, 0);
+        for (; o < o1; o++) tile_kernel(B, 1, 1, w, a, lane_idx, gidx, y, o, 0);
+        return;
+    }
     /* activation rows outermost: their 4 rows stay in L1 while the (few) weight rows of [o0, o1) pass */
     for (int r0 = 0; r0 < a->rows;) {
         const int left = a->rows - r0;
         for (int o = o0; o < o1; o++) switch (left >= 4 ? 4 : left) {
-            case 1: row_kernel(B, 1, w, a, lane_idx, y, o, r0); break;
-            case 2: row_kernel(B, 2, w, a, lane_idx, y, o, r0); break;
-            case 3: row_kernel(B, 3, w, a, lane_idx, y, o, r0); break;
-            default: row_kernel(B, 4, w, a, lane_idx, y, o, r0); break;
+            case 1: tile_kernel(B, 1, 1, w, a, lane_idx, gidx, y, o, r0); break;
+            case 2: tile_kernel(B, 2, 1, w, a, lane_idx, gidx, y, o, r0); break;
+            case 3: tile_kernel(B, 3, 1, w, a, lane_idx, gidx, y, o, r0); break;
+            default: tile_kernel(B, 4, 1, w, a, lane_idx, gidx, y, o, r0); break;
             }
         r0 += left >= 4 ? 4 : left;
     }

@@ -40,7 +40,7 @@ typedef struct ptq_qweight {
     uint8_t *zeros;    /* [out][n_groups] */
     int32_t *perm;     /* NULL, or [in] (act-order) */
     /* Runtime choice, not part of the stored weight: 1 runs this layer's products (ptq_linear_forward)
-       with int8 activations (qgemv_a8.h: faster, not exact) on CPUs with AVX-512 VNNI; 0 (default) keeps
+       with int8 activations (qgemv_a8.h: faster, not exact) on CPUs with AVX2 or AVX-512 VNNI; 0 (default) keeps
        float activations. Set for a whole model with ptq_model_set_act8. */
     int act8;
 } ptq_qweight;

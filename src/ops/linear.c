@@ -51,8 +51,8 @@ void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *
             ptq_actq_apply(lin->aq, x, rows, lin->in, xq); /* simulated (fake-quant) activations */
             x = xq;
         }
-        if (lin->q && lin->q->act8 && !xq && ptq_a8_supported(PTQ_ISA_AVX512))
-            ptq_qgemm_a8_isa(PTQ_ISA_AVX512, lin->q, x, rows, y); /* int8 activations (VNNI CPUs only) */
+        if (lin->q && lin->q->act8 && !xq && ptq_a8_isa_best() != PTQ_ISA_SCALAR)
+            ptq_qgemm_a8_isa(ptq_a8_isa_best(), lin->q, x, rows, y); /* int8 activations (AVX2 or VNNI CPUs) */
         else if (lin->q) ptq_qgemm(lin->q, x, rows, y);
         else float_gemm(lin, lin->wq ? lin->wq : lin->w, x, rows, y); /* wq: weights on a ggml grid */
         free(xq);
