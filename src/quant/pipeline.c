@@ -1,6 +1,7 @@
 /* The weight-quantization pipeline: block by block over calibration data (DESIGN.md "the one data flow").
  * For each block: one forward pass accumulates, for every distinct linear-layer input, the Hessian
- * H = 2 X^T X / n in double; every linear of the block is then quantized (RTN or GPTQ); a second pass
+ * H = 2 X^T X / n in float32 (as the reference GPTQ does: half the memory of double, which on a 7B model's
+ * block is 1.4 GB, and its codes barely move, RESULTS.md); every linear of the block is then quantized (RTN or GPTQ); a second pass
  * through the now-quantized block produces the next block's inputs. */
 #include <cblas.h>
 #include <math.h>
@@ -78,12 +79,9 @@ static int hessian_of(ptq_lin_role r) {
 
 typedef struct {
     const ptq_model *m;
-    double *H[H_COUNT];
+    float *H[H_COUNT];
     int dim[H_COUNT];
     int64_t rows[H_COUNT];
-    double *xd; /* conversion buffer */
-    size_t xd_cap;
-    int failed;
 } hess_ctx;
 
 static int accumulate(void *user, int layer, ptq_lin_role role, const ptq_linear *lin, const float *X,
@@ -96,19 +94,8 @@ static int accumulate(void *user, int layer, ptq_lin_role role, const ptq_linear
     const ptq_linear *L = c->m->blocks[layer].lin;
     if ((role == PTQ_LIN_K || role == PTQ_LIN_V) || (role == PTQ_LIN_UP && ptq_linear_present(&L[PTQ_LIN_GATE])))
         return 0;
-    int n = lin->in;
-    size_t need = (size_t)rows * n;
-    if (need > c->xd_cap) {
-        ptq_free(c->xd);
-        c->xd = ptq_alloc(need, sizeof(double), "Hessian input", NULL);
-        c->xd_cap = c->xd ? need : 0;
-        if (!c->xd) {
-            c->failed = 1;
-            return 1;
-        }
-    }
-    for (size_t i = 0; i < need; i++) c->xd[i] = X[i];
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, rows, 1.0, c->xd, n, 1.0, c->H[h], n);
+    /* one batch's X^T X is added to the float sum (a batch holds ptq_calib_chunk's 4096 tokens) */
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, lin->in, rows, 1.0f, X, lin->in, 1.0f, c->H[h], lin->in);
     c->rows[h] += rows;
     return 0;
 }
@@ -136,6 +123,14 @@ static ptq_gguf_tensor_kind ggml_kind(ptq_lin_role r) {
 
 /* One linear into the ggml type llama.cpp's rules give it (GPTQ against the type's grid, or RTN = ggml's own
  * rounding); the runtime path then uses the dequantized weights. */
+/* A double copy of an n x n float Hessian, for the consumers that read double (GPTQ into ggml types, the layer
+ * error): one at a time, freed by the caller. */
+static double *hessian_double(const float *H, int n, ptq_error *err) {
+    double *d = ptq_alloc((size_t)n * n, sizeof(double), "Hessian (double copy)", err);
+    for (size_t i = 0; d && i < (size_t)n * n; i++) d[i] = H[i];
+    return d;
+}
+
 static ptq_status quantize_ggml(ptq_model *m, int l, ptq_lin_role r, const double *H, const ptq_quant_params *p,
                                 double *rel, ptq_error *err) {
     ptq_linear *lin = &m->blocks[l].lin[r];
@@ -172,30 +167,47 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
     /* finish the Hessians: mirror the upper triangle, scale by 2/n */
     for (int h = 0; h < H_COUNT; h++) {
         int n = hc->dim[h];
-        double s = hc->rows[h] > 0 ? 2.0 / (double)hc->rows[h] : 0;
+        float s = hc->rows[h] > 0 ? (float)(2.0 / (double)hc->rows[h]) : 0;
         for (int a = 0; a < n; a++)
             for (int b = a; b < n; b++) {
-                double v = hc->H[h][(size_t)a * n + b] * s;
+                float v = hc->H[h][(size_t)a * n + b] * s;
                 hc->H[h][(size_t)a * n + b] = v;
                 hc->H[h][(size_t)b * n + a] = v;
             }
     }
+    double *Hd = NULL; /* the double copy of Hessian Hd_of, made when a consumer needs it */
+    int Hd_of = -1;
+    ptq_status st = PTQ_OK;
     for (int r = 0; r < PTQ_LIN_COUNT; r++) {
         ptq_linear *lin = &m->blocks[l].lin[r];
         if (!lin->w) continue;
-        const double *H = hc->H[hessian_of((ptq_lin_role)r)];
+        int h = hessian_of((ptq_lin_role)r);
+        const float *H = hc->H[h];
+        if ((p->ggml || !p->skip_layer_error) && Hd_of != h) {
+            ptq_free(Hd);
+            Hd_of = (Hd = hessian_double(H, hc->dim[h], err)) ? h : -1;
+            if (!Hd) {
+                st = PTQ_ERR_NOMEM;
+                break;
+            }
+        }
         double t0 = now_s();
         if (p->ggml) {
             double rel = 0;
-            if (quantize_ggml(m, l, (ptq_lin_role)r, H, p, &rel, err) != PTQ_OK)
-                return ptq_fail_context(err, "quantizing %s", lin->name);
+            if (quantize_ggml(m, l, (ptq_lin_role)r, Hd, p, &rel, err) != PTQ_OK) {
+                st = ptq_fail_context(err, "quantizing %s", lin->name);
+                break;
+            }
             ptq_layer_report rep = {lin->name, l, lin->in, lin->out, now_s() - t0, rel};
             if (p->report) p->report(p->report_user, &rep);
             ptq_progress(&p->cb, stage, ++*done, total);
             continue;
         }
         ptq_qweight *q = calloc(1, sizeof *q);
-        if (!q) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory quantizing %s", lin->name);
+        if (!q) {
+            st = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory quantizing %s", lin->name);
+            break;
+        }
         /* with activation quantization, per-channel weights use the restricted symmetric grid, so the
            layer can run on the int8 kernels */
         int restricted = p->abits > 0 && p->group <= 0;
@@ -213,17 +225,19 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
         }
         if (s != PTQ_OK) {
             free(q);
-            return ptq_fail_context(err, "quantizing %s", lin->name);
+            st = ptq_fail_context(err, "quantizing %s", lin->name);
+            break;
         }
         lin->q = q;
         ptq_layer_report rep = {lin->name, l, lin->in, lin->out, now_s() - t0,
-                                p->skip_layer_error ? NAN : ptq_layer_rel_error(lin->w, q, lin->out, lin->in, H)};
+                                p->skip_layer_error ? NAN : ptq_layer_rel_error(lin->w, q, lin->out, lin->in, Hd)};
         if (p->report) p->report(p->report_user, &rep);
         ptq_progress(&p->cb, stage, ++*done, total);
         /* streamed weights: without BC or activation calibration nothing reads this float copy again */
         if (!p->bc_scope && !p->abits) ptq_linear_release(lin);
     }
-    return PTQ_OK;
+    ptq_free(Hd);
+    return st;
 }
 
 /* Embed a calibration set into a residual stream [n_seq * T][dim]: this process's share of its
@@ -283,6 +297,22 @@ static ptq_status advance(ptq_model *m, int l, float *x, int n_seq, int T, int f
     return PTQ_OK;
 }
 
+/* A float Hessian summed over the processes, in double, a slice at a time (every process makes the same calls). */
+static ptq_status dist_sum_floats(const ptq_dist *dist, float *buf, size_t n, ptq_error *err) {
+    enum { SLICE = 1 << 20 };
+    double *d = ptq_alloc(n < SLICE ? n : SLICE, sizeof(double), "Hessian sum", err);
+    if (!d) return PTQ_ERR_NOMEM;
+    ptq_status s = PTQ_OK;
+    for (size_t i = 0; s == PTQ_OK && i < n; i += SLICE) {
+        size_t k = n - i < SLICE ? n - i : SLICE;
+        for (size_t j = 0; j < k; j++) d[j] = buf[i + j];
+        s = ptq_dist_sum(dist, d, k, "a Hessian", err);
+        for (size_t j = 0; s == PTQ_OK && j < k; j++) buf[i + j] = (float)d[j];
+    }
+    ptq_free(d);
+    return s;
+}
+
 /* The Hessians of block l from this process's stream x; with a process split, summed over the processes
  * (each sums its own chunks in order, then the sums are added: equal to the single-process sums up to
  * the order of the additions). */
@@ -291,7 +321,7 @@ static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const f
     int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * m->cfg.dim;
     for (int h = 0; h < H_COUNT; h++) {
-        memset(hc->H[h], 0, (size_t)hc->dim[h] * hc->dim[h] * sizeof(double));
+        memset(hc->H[h], 0, (size_t)hc->dim[h] * hc->dim[h] * sizeof(float));
         hc->rows[h] = 0;
     }
     float *xs = ptq_alloc((size_t)chunk * per, sizeof(float), "calibration chunk", err);
@@ -303,10 +333,9 @@ static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const f
         s = ptq_block_forward(m, l, xs, k, T, 0, NULL, accumulate, hc, err);
     }
     ptq_free(xs);
-    if (s == PTQ_OK && hc->failed) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory accumulating Hessians");
     for (int h = 0; s == PTQ_OK && ptq_dist_on(dist) && h < H_COUNT; h++) {
         double rows = (double)hc->rows[h];
-        s = ptq_dist_sum(dist, hc->H[h], (size_t)hc->dim[h] * hc->dim[h], "a Hessian", err);
+        s = dist_sum_floats(dist, hc->H[h], (size_t)hc->dim[h] * hc->dim[h], err);
         if (s == PTQ_OK) s = ptq_dist_sum(dist, &rows, 1, "Hessian rows", err);
         hc->rows[h] = (int64_t)rows;
     }
@@ -525,7 +554,7 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     hc.dim[H_MLP_IN] = c->dim;
     hc.dim[H_DOWN_IN] = c->hidden_dim;
     for (int h = 0; h < H_COUNT && s == PTQ_OK; h++) {
-        hc.H[h] = ptq_alloc((size_t)hc.dim[h] * hc.dim[h], sizeof(double), "Hessian", err);
+        hc.H[h] = ptq_alloc((size_t)hc.dim[h] * hc.dim[h], sizeof(float), "Hessian", err);
         if (!hc.H[h]) s = PTQ_ERR_NOMEM;
     }
     int done = 0, total = 0;
@@ -552,7 +581,6 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS))
         s = ptq_bc_fit_logits(m, &cal, hp, p->dist, p->bc_report, p->report_user, err);
     for (int h = 0; h < H_COUNT; h++) ptq_free(hc.H[h]);
-    ptq_free(hc.xd);
     ptq_free(cal.xq);
     ptq_free(cal.xf);
     ptq_free(hold.xq);
