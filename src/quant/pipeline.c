@@ -136,7 +136,7 @@ static ptq_status quantize_ggml(ptq_model *m, int l, ptq_lin_role r, const doubl
     ptq_linear *lin = &m->blocks[l].lin[r];
     const ptq_config *c = &m->cfg;
     ptq_gguf_type_ctx tc = {(ptq_gguf_ftype)p->ggml_ftype, p->ggml_pure, c->n_layers, c->n_heads / c->n_kv_heads,
-                            m->head.w == m->tok_emb};
+                            m->tok_emb && m->head.w == m->tok_emb};
     uint32_t t = ptq_gguf_tensor_type(&tc, ggml_kind(r), l, lin->in);
     size_t nb = (size_t)lin->out * ptq_ggml_row_bytes(t, lin->in);
     if (!nb) return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: no ggml type for rows of %d", lin->name, lin->in);
@@ -585,5 +585,7 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     ptq_free(cal.xf);
     ptq_free(hold.xq);
     ptq_free(hold.xf);
+    /* streamed: the token embedding left the mapping only for the calibration tokens; the writer takes it whole */
+    if (s == PTQ_OK) s = ptq_embedding_materialize(m, m->src_st, err);
     return s;
 }
