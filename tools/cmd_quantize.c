@@ -15,6 +15,7 @@
 #include "kernels/qweight.h"
 #include "models/gguf_export.h"
 #include "ptq_mpi.h"
+#include "quant/calib_stream.h"
 
 typedef struct {
     int json;
@@ -156,8 +157,9 @@ static void print_calib_size(const ptq_model *m, const ptq_calib_data *d, const 
     if (qp->holdout && qp->bc_scope)
         rows += qp->holdout->images ? (double)qp->holdout->images->count * mi.max_seq
                                     : (double)qp->holdout->n_seqs * qp->holdout->seq_len;
-    double bytes = rows * mi.dim * sizeof(float) * (qp->bc_scope ? 2 : 1);
-    fprintf(stderr, "calibration activations between blocks: %.1f MB (float32)\n", bytes / 1e6);
+    double bytes = rows * mi.dim * (double)ptq_calib_dtype_size(qp->calib_dtype) * (qp->bc_scope ? 2 : 1);
+    const char *dt[] = {"float32", "bfloat16", "float16"};
+    fprintf(stderr, "calibration activations between blocks: %.1f MB (%s)\n", bytes / 1e6, dt[qp->calib_dtype]);
 }
 
 const char help_quantize[] =
@@ -188,6 +190,8 @@ const char help_quantize[] =
     "  --docs I:J                calibrate on documents I to J-1; needs --docs-sep\n"
     "  --calib-n N               number of calibration windows (default 32)\n"
     "  --calib-ctx T             tokens per window (default: the model's context, at most 2048)\n"
+    "  --calib-dtype D           f32 (default), bf16 or f16: how the calibration activations are kept between\n"
+    "                            blocks; bf16/f16 halve their memory (weight-only quantization without --bc)\n"
     "  --seed S                  seed of the window positions (default 1)\n"
     "  --calib-labels L          labels of the calibration images (optional; a folder is then read as the\n"
     "                            lines 'file label' of L)\n"
@@ -265,6 +269,9 @@ static int quantize(args *a, const ptq_dist *dist) {
     int pure = opt_flag(a, "--pure");
     int in_memory = opt_flag(a, "--in-memory");
     qp.skip_layer_error = opt_flag(a, "--no-layer-error");
+    const char *calib_dtype = opt_str(a, "--calib-dtype", "f32");
+    if (ptq_calib_dtype_parse(calib_dtype, &qp.calib_dtype))
+        return die("--calib-dtype must be f32, bf16 or f16, got '%s'", calib_dtype);
     const char *path = positional(a);
     if (check_unused(a)) return 2;
     size_t olen = out_path ? strlen(out_path) : 0;

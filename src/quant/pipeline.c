@@ -15,6 +15,7 @@
 #include "methods/bias_compensation.h"
 #include "methods/noisyquant.h"
 #include "quant/act_calib.h"
+#include "quant/calib_stream.h"
 #include "quant/dist.h"
 #include "models/forward.h"
 #include "models/gguf_export.h"
@@ -240,12 +241,12 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
     return st;
 }
 
-/* Embed a calibration set into a residual stream [n_seq * T][dim]: this process's share of its
- * sequences (all of them without a process split). */
-static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, const ptq_dist *dist, float **x, int *n_seq,
-                               int *T, ptq_error *err) {
+/* Embed a calibration set into a residual stream [n_seq * T][dim] stored as `dtype`: this process's share of its
+ * sequences (all of them without a process split); a compact stream is filled a sequence at a time. */
+static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, const ptq_dist *dist, ptq_calib_dtype dtype,
+                               ptq_calib_stream *cs, int *n_seq, int *T, ptq_error *err) {
     const ptq_config *c = &m->cfg;
-    *x = NULL;
+    memset(cs, 0, sizeof *cs);
     if (c->arch == PTQ_ARCH_VIT) {
         if (!d->images || d->images->count <= 0)
             return ptq_fail(err, PTQ_ERR_ARG, "%s: a ViT needs image calibration data", m->path);
@@ -268,20 +269,23 @@ static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, const ptq_
                         "process needs a batch", *n_seq, (*n_seq + chunk - 1) / chunk, chunk, dist->size);
     *n_seq = s1 - s0;
     size_t per = (size_t)*T * c->dim;
-    *x = ptq_alloc((size_t)*n_seq * per, sizeof(float), "calibration activations", err);
-    if (!*x) return PTQ_ERR_NOMEM;
-    ptq_status s = PTQ_OK;
-    if (c->arch == PTQ_ARCH_VIT) {
+    PTQ_TRY(ptq_calib_stream_alloc(cs, dtype, (size_t)*n_seq * per, err));
+    float *x = cs->f ? cs->f : ptq_alloc(per, sizeof(float), "calibration sequence", err);
+    ptq_status s = x ? PTQ_OK : PTQ_ERR_NOMEM;
+    if (s == PTQ_OK && c->arch == PTQ_ARCH_VIT && cs->f) {
         size_t img = (size_t)d->images->channels * d->images->height * d->images->width;
-        s = ptq_embed_images(m, d->images->pixels + (size_t)s0 * img, *n_seq, *x, err);
+        s = ptq_embed_images(m, d->images->pixels + (size_t)s0 * img, *n_seq, x, err);
     } else {
-        for (int i = 0; s == PTQ_OK && i < *n_seq; i++)
-            s = ptq_embed_tokens(m, d->tokens + (size_t)(s0 + i) * *T, *T, 0, *x + i * per, err);
+        size_t img = d->images ? (size_t)d->images->channels * d->images->height * d->images->width : 0;
+        for (int i = 0; s == PTQ_OK && i < *n_seq; i++) {
+            float *xi = cs->f ? x + i * per : x;
+            if (c->arch == PTQ_ARCH_VIT) s = ptq_embed_images(m, d->images->pixels + (size_t)(s0 + i) * img, 1, xi, err);
+            else s = ptq_embed_tokens(m, d->tokens + (size_t)(s0 + i) * *T, *T, 0, xi, err);
+            if (s == PTQ_OK && !cs->f) s = ptq_calib_stream_put(cs, i * per, per, x, err);
+        }
     }
-    if (s != PTQ_OK) {
-        ptq_free(*x);
-        *x = NULL;
-    }
+    if (!cs->f) ptq_free(x);
+    if (s != PTQ_OK) ptq_calib_stream_free(cs);
     return s;
 }
 
@@ -313,10 +317,28 @@ static ptq_status dist_sum_floats(const ptq_dist *dist, float *buf, size_t n, pt
     return s;
 }
 
+/* advance on a calibration stream: a compact one a batch at a time through a float32 copy, stored back rounded. */
+static ptq_status advance_stream(ptq_model *m, int l, ptq_calib_stream *cs, int n_seq, int T, ptq_error *err) {
+    if (cs->f) return advance(m, l, cs->f, n_seq, T, 0, err);
+    int chunk = ptq_calib_chunk(T);
+    size_t per = (size_t)T * m->cfg.dim;
+    float *x = ptq_alloc((size_t)chunk * per, sizeof(float), "calibration batch", err);
+    if (!x) return PTQ_ERR_NOMEM;
+    ptq_status s = PTQ_OK;
+    for (int i = 0; s == PTQ_OK && i < n_seq; i += chunk) {
+        int k = n_seq - i < chunk ? n_seq - i : chunk;
+        ptq_calib_stream_get(cs, i * per, k * per, x);
+        s = advance(m, l, x, k, T, 0, err);
+        if (s == PTQ_OK) s = ptq_calib_stream_put(cs, i * per, k * per, x, err);
+    }
+    ptq_free(x);
+    return s;
+}
+
 /* The Hessians of block l from this process's stream x; with a process split, summed over the processes
  * (each sums its own chunks in order, then the sums are added: equal to the single-process sums up to
  * the order of the additions). */
-static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const float *x, int n_seq, int T,
+static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const ptq_calib_stream *x, int n_seq, int T,
                                       const ptq_dist *dist, ptq_error *err) {
     int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * m->cfg.dim;
@@ -329,7 +351,7 @@ static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const f
     ptq_status s = PTQ_OK;
     for (int i = 0; s == PTQ_OK && i < n_seq; i += chunk) {
         int k = n_seq - i < chunk ? n_seq - i : chunk;
-        memcpy(xs, x + i * per, (size_t)k * per * sizeof(float));
+        ptq_calib_stream_get(x, i * per, k * per, xs);
         s = ptq_block_forward(m, l, xs, k, T, 0, NULL, accumulate, hc, err);
     }
     ptq_free(xs);
@@ -462,6 +484,10 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
                                 m->path, m->blocks[l].lin[r].name);
     if (p->ggml && (p->abits || p->noisyquant))
         return ptq_fail(err, PTQ_ERR_ARG, "quantization into ggml types is weight-only (no --abits, NoisyQuant)");
+    if (p->calib_dtype != PTQ_CALIB_F32 && (p->abits || p->bc_scope))
+        return ptq_fail(err, PTQ_ERR_ARG, "--calib-dtype %s stores the activations between blocks compactly for "
+                        "weight-only quantization; activation quantization and BC read float32 streams (use f32)",
+                        ptq_calib_dtype_name(p->calib_dtype));
     if (p->ggml && p->act_order)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
                         "--act-order cannot be used with ggml types: their blocks are runs of consecutive columns");
@@ -528,7 +554,9 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     const ptq_config *c = &m->cfg;
     int bc = p->bc_scope != 0;
     ptq_bc_streams cal = {0}, hold = {0};
-    PTQ_TRY(embed_stream(m, data, p->dist, &cal.xq, &cal.n_seq, &cal.seq_len, err));
+    ptq_calib_stream cs, hs = {0};
+    PTQ_TRY(embed_stream(m, data, p->dist, p->calib_dtype, &cs, &cal.n_seq, &cal.seq_len, err));
+    cal.xq = cs.f; /* float32: BC and the activation calibration read it */
     ptq_status s = PTQ_OK;
     if (bc) {
         size_t n = (size_t)cal.n_seq * cal.seq_len * c->dim;
@@ -536,7 +564,8 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
         if (!cal.xf) s = PTQ_ERR_NOMEM;
         else memcpy(cal.xf, cal.xq, n * sizeof(float));
         if (s == PTQ_OK && p->holdout) {
-            s = embed_stream(m, p->holdout, p->dist, &hold.xq, &hold.n_seq, &hold.seq_len, err);
+            s = embed_stream(m, p->holdout, p->dist, PTQ_CALIB_F32, &hs, &hold.n_seq, &hold.seq_len, err);
+            hold.xq = hs.f;
             if (s == PTQ_OK && p->bc_shape == PTQ_BC_POSITION && hold.seq_len != cal.seq_len)
                 s = ptq_fail(err, PTQ_ERR_ARG, "held-apart windows (%d tokens) differ from calibration windows (%d)",
                              hold.seq_len, cal.seq_len);
@@ -564,13 +593,13 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     const ptq_bc_streams *hp = hold.xq ? &hold : NULL;
     for (int l = 0; s == PTQ_OK && l < c->n_layers; l++) {
         s = ptq_block_materialize(m, l, err); /* streamed weights: this block's float32 copy (materialize.c) */
-        if (s == PTQ_OK) s = accumulate_hessians(m, l, &hc, cal.xq, cal.n_seq, cal.seq_len, p->dist, err);
+        if (s == PTQ_OK) s = accumulate_hessians(m, l, &hc, &cs, cal.n_seq, cal.seq_len, p->dist, err);
         if (s == PTQ_OK) s = quantize_block(m, l, &hc, p, &done, total, stage, err);
         if (s == PTQ_OK && p->abits) s = ptq_calibrate_block_acts(m, l, p, cal.xq, cal.n_seq, cal.seq_len, err);
         if (s == PTQ_OK && (bo.scope & (PTQ_BC_LINEAR | PTQ_BC_BLOCK)))
             s = ptq_bc_fit_block(m, l, &bo, &cal, hp, p->bc_report, p->report_user, err);
         /* the quantized block produces the next block's inputs; the float stream follows the float model */
-        if (s == PTQ_OK) s = advance(m, l, cal.xq, cal.n_seq, cal.seq_len, 0, err);
+        if (s == PTQ_OK) s = advance_stream(m, l, &cs, cal.n_seq, cal.seq_len, err);
         if (s == PTQ_OK && cal.xf) s = advance(m, l, cal.xf, cal.n_seq, cal.seq_len, 1, err);
         if (s == PTQ_OK && hp) s = advance(m, l, hold.xq, hold.n_seq, hold.seq_len, 0, err);
         if (s == PTQ_OK && hp) s = advance(m, l, hold.xf, hold.n_seq, hold.seq_len, 1, err);
@@ -581,9 +610,9 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS))
         s = ptq_bc_fit_logits(m, &cal, hp, p->dist, p->bc_report, p->report_user, err);
     for (int h = 0; h < H_COUNT; h++) ptq_free(hc.H[h]);
-    ptq_free(cal.xq);
+    ptq_calib_stream_free(&cs);
     ptq_free(cal.xf);
-    ptq_free(hold.xq);
+    ptq_calib_stream_free(&hs);
     ptq_free(hold.xf);
     /* streamed: the token embedding left the mapping only for the calibration tokens; the writer takes it whole */
     if (s == PTQ_OK) s = ptq_embedding_materialize(m, m->src_st, err);
