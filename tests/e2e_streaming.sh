@@ -31,6 +31,11 @@ same stories "$S/stories260K.bin" --tokenizer "$S/tok512.bin" --calib "$TXT" --c
 # a sharded bf16 model in Hugging Face's 7B layout, at a small shape
 if /usr/bin/python3 "$SRC/bench/make_llama7b_shape.py" "$TMP/bf16" 3 --dim 128 --ffn 352 --heads 4 --vocab 512 --ctx 128 > "$TMP/py.log" 2>&1; then
   same bf16 "$TMP/bf16" --tokenizer "$S/tok512.bin" --calib "$TXT" --calib-n 4 --calib-ctx 64 --wbits 4 --group 32
+  # the same model with its head tied to the embedding: streamed, the embedding then loads whole (it is the head)
+  mkdir -p "$TMP/tied" && cp "$TMP/bf16"/* "$TMP/tied/"
+  sed -i 's/"tie_word_embeddings": *false/"tie_word_embeddings": true/' "$TMP/tied/config.json"
+  grep -q '"tie_word_embeddings": *true' "$TMP/tied/config.json" || fail "could not tie the head in config.json"
+  same tied "$TMP/tied" --tokenizer "$S/tok512.bin" --calib "$TXT" --calib-n 4 --calib-ctx 64 --wbits 4 --group 32 --method rtn
   # the streamed file runs: perplexity equal to the in-memory file's (the same bytes), and finite
   p=$("$PTQ" eval "$TMP/bf16.s.ptq" --tokenizer "$S/tok512.bin" --text "$TXT" --docs-sep "<|endoftext|>" --docs 0:2 --json | json_num ppl)
   awk -v p="$p" 'BEGIN { exit !(p > 1 && p < 1e6) }' || fail "eval of the streamed bf16 file: ppl '$p'"
