@@ -1,8 +1,9 @@
 /* The weight-quantization pipeline: block by block over calibration data (DESIGN.md "the one data flow").
  * For each block: one forward pass accumulates, for every distinct linear-layer input, the Hessian
  * H = 2 X^T X / n in float32 (as the reference GPTQ does: half the memory of double, which on a 7B model's
- * block is 1.4 GB, and its codes barely move, RESULTS.md); every linear of the block is then quantized (RTN or GPTQ); a second pass
- * through the now-quantized block produces the next block's inputs. */
+ * block is 1.4 GB, and GPTQ's output error does not move, RESULTS.md); every linear of the block is then
+ * quantized (RTN or GPTQ); a second pass through the now-quantized block produces the next block's inputs.
+ * The stream between blocks is float32 or, with --calib-dtype, bf16/f16 (calib_stream.h). */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -122,8 +123,6 @@ static ptq_gguf_tensor_kind ggml_kind(ptq_lin_role r) {
     }
 }
 
-/* One linear into the ggml type llama.cpp's rules give it (GPTQ against the type's grid, or RTN = ggml's own
- * rounding); the runtime path then uses the dequantized weights. */
 /* A double copy of an n x n float Hessian, for the consumers that read double (GPTQ into ggml types, the layer
  * error): one at a time, freed by the caller. */
 static double *hessian_double(const float *H, int n, ptq_error *err) {
@@ -131,6 +130,9 @@ static double *hessian_double(const float *H, int n, ptq_error *err) {
     for (size_t i = 0; d && i < (size_t)n * n; i++) d[i] = H[i];
     return d;
 }
+
+/* One linear into the ggml type llama.cpp's rules give it (GPTQ against the type's grid, or RTN = ggml's own
+ * rounding); the runtime path then uses the dequantized weights. */
 
 static ptq_status quantize_ggml(ptq_model *m, int l, ptq_lin_role r, const double *H, const ptq_quant_params *p,
                                 double *rel, ptq_error *err) {
