@@ -16,6 +16,9 @@
 #include "models/gguf_export.h"
 #include "ptq_mpi.h"
 #include "quant/calib_stream.h"
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 typedef struct {
     int json;
@@ -233,6 +236,13 @@ int cmd_quantize(args *a) {
 }
 
 static int quantize(args *a, const ptq_dist *dist) {
+#ifdef __GLIBC__
+    /* Buffers of 1 MB and more straight from mmap, back to the system when freed. glibc's default raises its mmap
+       threshold to the size of each large buffer freed, after which the block-sized buffers of every block (up to
+       32 MB) come from its heap, which fragments and keeps growing: a streamed GPTQ of a 12-layer dim-1024 model
+       peaked at 761 MB instead of 356 MB, and the 7B shape's peak grew by 44 MB per block (docs/RESULTS.md). */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
     int writer = !dist || dist->rank == 0;
     int json = opt_flag(a, "--json") || !writer; /* other ranks: no progress */
     const char *calib = opt_str(a, "--calib", NULL), *out_path = opt_str(a, "-o", NULL);
