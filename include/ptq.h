@@ -255,6 +255,9 @@ ptq_status ptq_activation_stats(ptq_model *m, const ptq_calib_data *data, const 
 
 /* ---- weight quantization ---- */
 typedef enum { PTQ_WQ_RTN = 0, PTQ_WQ_GPTQ = 1 } ptq_wq_method;
+/* How the calibration activations between blocks are stored (--calib-dtype): float32, or bfloat16 / float16
+   (half the memory; each value rounded to nearest even when a block writes it). */
+typedef enum { PTQ_CALIB_F32 = 0, PTQ_CALIB_BF16, PTQ_CALIB_F16 } ptq_calib_dtype;
 
 /* One line per quantized layer, reported as soon as the layer is done. */
 typedef struct ptq_layer_report {
@@ -354,6 +357,8 @@ typedef struct ptq_quant_params {
        before calibration); 16 stores them as f16/bf16. Groups as `group` (0: per channel). A model whose head is
        its embedding table keeps one table: the two settings must then agree, or one of them be 0. */
     int head_bits, head_group, embed_bits, embed_group;
+    ptq_calib_dtype calib_dtype; /* the activations between blocks; compact ones only for weight-only quantization
+                                    without BC (those read float32 streams) */
 } ptq_quant_params;
 ptq_quant_params ptq_quant_default_params(void);
 

@@ -10,6 +10,7 @@
 #include "core/file.h"
 #include "io/safetensors.h"
 #include "io/safetensors_write.h"
+#include "models/forward.h"
 #include "models/model.h"
 #include "testutil.h"
 
@@ -88,7 +89,22 @@ static void streamed_load(const char *path) {
     CHECK_MSG(ptq_model_load_ex(path, &o, &lazy, &e) == PTQ_OK, "%s", e.msg);
     if (!whole || !lazy) return;
     CHECK(lazy->src_st != NULL && lazy->head.src != NULL && lazy->head.w == NULL);
-    CHECK(lazy->tok_emb != NULL && lazy->final_norm.w != NULL); /* embeddings and norms load whole */
+    CHECK(lazy->final_norm.w != NULL); /* norms load whole */
+    /* the token embedding stays in the mapping: rows looked up (any order, repeats) are the whole load's, and
+       so is the embedding once materialized */
+    CHECK(lazy->tok_emb == NULL && lazy->tok_emb_src != NULL);
+    int ed = whole->cfg.embed_dim, toks[5] = {7, 0, whole->cfg.vocab_size - 1, 7, 100};
+    float *rows = malloc(5 * (size_t)ed * sizeof *rows), *x = malloc(5 * (size_t)whole->cfg.dim * sizeof *x);
+    float *xw = malloc(5 * (size_t)whole->cfg.dim * sizeof *xw);
+    CHECK(rows && x && xw && ptq_embedding_rows(lazy, toks, 5, rows, &e) == PTQ_OK);
+    for (int i = 0; rows && i < 5; i++)
+        CHECK_MSG(!memcmp(rows + (size_t)i * ed, whole->tok_emb + (size_t)toks[i] * ed, (size_t)ed * sizeof(float)),
+                  "embedding row %d", toks[i]);
+    CHECK(x && xw && ptq_embed_tokens(lazy, toks, 5, 0, x, &e) == PTQ_OK && ptq_embed_tokens(whole, toks, 5, 0, xw, &e) == PTQ_OK);
+    CHECK(x && xw && !memcmp(x, xw, 5 * (size_t)whole->cfg.dim * sizeof *x));
+    toks[1] = whole->cfg.vocab_size; /* outside the vocabulary: an error naming the token */
+    CHECK(ptq_embed_tokens(lazy, toks, 5, 0, x, &e) == PTQ_ERR_ARG && strstr(e.msg, "outside the vocabulary"));
+    free(rows), free(x), free(xw);
     for (int l = 0; l < lazy->cfg.n_layers; l++) {
         for (int r = 0; r < PTQ_LIN_COUNT; r++) {
             ptq_linear *a = &lazy->blocks[l].lin[r], *b = &whole->blocks[l].lin[r];
@@ -111,6 +127,8 @@ static void streamed_load(const char *path) {
     CHECK(ptq_model_save(lazy, out, NULL, &e) != PTQ_OK);
     CHECK_MSG(strstr(e.msg, "streamed") != NULL, "%s", e.msg);
     CHECK(!ptq_file_exists(out));
+    CHECK(ptq_embedding_materialize(lazy, lazy->src_st, &e) == PTQ_OK && lazy->tok_emb && !lazy->tok_emb_src);
+    CHECK(lazy->tok_emb && !memcmp(lazy->tok_emb, whole->tok_emb, (size_t)whole->cfg.vocab_size * ed * sizeof(float)));
     CHECK(ptq_linear_materialize(lazy, &lazy->head, &e) == PTQ_OK);
     CHECK(lazy->head.w && !memcmp(lazy->head.w, whole->head.w, (size_t)whole->head.in * whole->head.out * 4));
     ptq_model_free(whole);

@@ -722,18 +722,11 @@ ptq_status ptq_st_check_shape(const ptq_safetensors *st, const ptq_st_tensor *t,
     return PTQ_OK;
 }
 
-ptq_status ptq_st_read_f32(const ptq_safetensors *st, const char *name, int ndim, const int64_t *shape,
-                           float *dst, ptq_error *err) {
-    if (!st || !name) return ptq_fail(err, PTQ_ERR_ARG, "ptq_st_read_f32: NULL argument");
-    const ptq_st_tensor *t = ptq_st_find(st, name);
-    if (!t)
-        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: no tensor named \"%s\"", st->path ? st->path : "safetensors",
-                        name);
-    const char *file = st->file_paths[t->file];
-    if (ndim >= 0) PTQ_TRY(ptq_st_check_shape(st, t, ndim, shape, err));
-    size_t n = (size_t)t->numel;
-    if (n && !dst) return ptq_fail(err, PTQ_ERR_ARG, "%s: tensor \"%s\": destination is NULL", file, name);
-    const unsigned char *p = t->data;
+/* Elements [i0, i0 + n) of t as float32, checked finite (flat indices in the messages). */
+static ptq_status convert_f32(const ptq_safetensors *st, const ptq_st_tensor *t, size_t i0, size_t n, float *dst,
+                              ptq_error *err) {
+    const char *file = st->file_paths[t->file], *name = t->name;
+    const unsigned char *p = t->data + i0 * ptq_dtype_size(t->dtype);
     switch (t->dtype) {
     case PTQ_DT_F32:
         if (n) memcpy(dst, p, n * 4);
@@ -758,11 +751,11 @@ ptq_status ptq_st_read_f32(const ptq_safetensors *st, const char *name, int ndim
             memcpy(&d, p + 8 * i, 8);
             if (!isfinite(d))
                 return ptq_fail(err, PTQ_ERR_NUMERIC, "%s: tensor %s has %s at flat index %zu", file, name,
-                                isnan(d) ? "NaN" : (d > 0 ? "+Inf" : "-Inf"), i);
+                                isnan(d) ? "NaN" : (d > 0 ? "+Inf" : "-Inf"), i0 + i);
             if (fabs(d) > FLT_MAX)
                 return ptq_fail(err, PTQ_ERR_NUMERIC,
                                 "%s: tensor %s value %g at flat index %zu is outside the float32 range", file, name,
-                                d, i);
+                                d, i0 + i);
             dst[i] = (float)d;
         }
         return PTQ_OK;
@@ -774,6 +767,30 @@ ptq_status ptq_st_read_f32(const ptq_safetensors *st, const char *name, int ndim
     for (size_t i = 0; i < n; i++)
         if (!isfinite(dst[i]))
             return ptq_fail(err, PTQ_ERR_NUMERIC, "%s: tensor %s has %s at flat index %zu", file, name,
-                            isnan(dst[i]) ? "NaN" : (dst[i] > 0 ? "+Inf" : "-Inf"), i);
+                            isnan(dst[i]) ? "NaN" : (dst[i] > 0 ? "+Inf" : "-Inf"), i0 + i);
     return PTQ_OK;
+}
+
+ptq_status ptq_st_read_f32(const ptq_safetensors *st, const char *name, int ndim, const int64_t *shape,
+                           float *dst, ptq_error *err) {
+    if (!st || !name) return ptq_fail(err, PTQ_ERR_ARG, "ptq_st_read_f32: NULL argument");
+    const ptq_st_tensor *t = ptq_st_find(st, name);
+    if (!t)
+        return ptq_fail(err, PTQ_ERR_FORMAT, "%s: no tensor named \"%s\"", st->path ? st->path : "safetensors",
+                        name);
+    const char *file = st->file_paths[t->file];
+    if (ndim >= 0) PTQ_TRY(ptq_st_check_shape(st, t, ndim, shape, err));
+    size_t n = (size_t)t->numel;
+    if (n && !dst) return ptq_fail(err, PTQ_ERR_ARG, "%s: tensor \"%s\": destination is NULL", file, name);
+    return convert_f32(st, t, 0, n, dst, err);
+}
+
+ptq_status ptq_st_read_f32_rows(const ptq_safetensors *st, const ptq_st_tensor *t, int64_t row0, int64_t n_rows,
+                                float *dst, ptq_error *err) {
+    if (!st || !t || t->ndim != 2 || row0 < 0 || n_rows < 0 || row0 + n_rows > t->shape[0] || (n_rows && !dst))
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: rows %lld..%lld of tensor %s (%lld rows) cannot be read",
+                        st ? st->file_paths[t ? t->file : 0] : "safetensors", (long long)row0,
+                        (long long)(row0 + n_rows - 1), t ? t->name : "(none)", t ? (long long)t->shape[0] : 0LL);
+    size_t cols = (size_t)t->shape[1];
+    return convert_f32(st, t, (size_t)row0 * cols, (size_t)n_rows * cols, dst, err);
 }

@@ -71,6 +71,10 @@ ptq_status ptq_st_check_shape(const ptq_safetensors *st, const ptq_st_tensor *t,
  * dtype (PTQ_ERR_UNSUPPORTED), or a NaN/Inf value or an F64 value beyond float range (PTQ_ERR_NUMERIC). */
 ptq_status ptq_st_read_f32(const ptq_safetensors *st, const char *name, int ndim, const int64_t *shape,
                            float *dst, ptq_error *err);
+/* Rows [row0, row0 + n_rows) of the 2-D float tensor t of st as float32, with ptq_st_read_f32's checks (e.g. one
+ * token's embedding from a mapped model). */
+ptq_status ptq_st_read_f32_rows(const ptq_safetensors *st, const ptq_st_tensor *t, int64_t row0, int64_t n_rows,
+                                float *dst, ptq_error *err);
 
 /* Conversions used by the reader (exposed for tests). f32 -> f16/bf16 round to nearest, ties to
  * even; overflow gives Inf; NaN stays NaN (quiet) with its sign. f16 subnormals are exact. */

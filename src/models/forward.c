@@ -71,13 +71,15 @@ ptq_status ptq_embed_tokens(const ptq_model *m, const int *tokens, int n, int po
         e = ptq_alloc((size_t)n * ed, sizeof(float), "embedding", err);
         if (!e) return PTQ_ERR_NOMEM;
     }
-    for (int i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= c->vocab_size) {
-            if (e != x) ptq_free(e);
-            return ptq_fail(err, PTQ_ERR_ARG, "token id %d at position %d is outside the vocabulary of %d", tokens[i],
-                            pos0 + i, c->vocab_size);
-        }
-        ptq_embed_row(m, tokens[i], e + (size_t)i * ed); /* float32, 16-bit or packed (quant/head_embed.c) */
+    ptq_status s = PTQ_OK;
+    for (int i = 0; s == PTQ_OK && i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            s = ptq_fail(err, PTQ_ERR_ARG, "token id %d at position %d is outside the vocabulary of %d", tokens[i],
+                         pos0 + i, c->vocab_size);
+    if (s == PTQ_OK) s = ptq_embedding_rows(m, tokens, n, e, err); /* streamed: converted from the mapping */
+    if (s != PTQ_OK) {
+        if (e != x) ptq_free(e);
+        return s;
     }
     if (e != x) {
         ptq_linear_forward(&m->proj_in, e, n, x);

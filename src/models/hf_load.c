@@ -38,6 +38,15 @@ ptq_status ptq_hf_read(ptq_model *m, const ptq_hf_src *src, const char *name, in
                         src->config_path);
     /* the shape first: config.json may imply a huge tensor, and only the file's (validated) one is allocated */
     PTQ_TRY(ptq_st_check_shape(src->st, t, ndim, shape, err));
+    if (src->stream && out == &m->tok_emb) { /* streamed: stays in the mapping (materialize.c) */
+        if (t->dtype != PTQ_DT_F32 && t->dtype != PTQ_DT_F16 && t->dtype != PTQ_DT_BF16 && t->dtype != PTQ_DT_F64)
+            return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; expected a float type",
+                            src->weights_path, name, ptq_dtype_name(t->dtype));
+        ptq_model_note_tensor(m, name, ptq_dtype_name(t->dtype), 2, t->shape);
+        m->tok_emb_src = t;
+        *out = NULL;
+        return PTQ_OK;
+    }
     size_t n = (size_t)t->numel;
     float *buf = ptq_model_floats(m, n, name, err);
     if (!buf) return err->status ? err->status : PTQ_ERR_NOMEM;
@@ -423,6 +432,7 @@ ptq_status ptq_load_safetensors_model_ex(const char *path, int stream, ptq_model
 
 ptq_status ptq_hf_lm_head(ptq_model *m, const ptq_hf_src *src, int tie, int in, int vocab, ptq_error *err) {
     if (!tie) return ptq_hf_linear(m, src, &m->head, "lm_head", in, vocab, 0, 0, err);
+    PTQ_TRY(ptq_embedding_materialize(m, src->st, err)); /* a tied head is the float32 embedding */
     snprintf(m->head.name, sizeof m->head.name, "lm_head");
     m->head.in = in;
     m->head.out = vocab;

@@ -129,6 +129,8 @@ struct ptq_model {
     char format[32];          /* "llama2c", "safetensors" */
 
     float *tok_emb;           /* LM: [vocab][embed_dim] */
+    const struct ptq_st_tensor *tok_emb_src; /* streamed: tok_emb still in the mapping (stored dtype; tok_emb NULL):
+                                                rows converted on lookup (materialize.c) */
     float *pos_emb;           /* learned positions [n_pos][dim] (+cls for ViT), or NULL */
     int n_pos;                /* rows of pos_emb */
     ptq_linear proj_in;       /* OPT: embed_dim -> dim (optional) */
@@ -184,6 +186,10 @@ ptq_status ptq_linear_materialize(ptq_model *m, ptq_linear *lin, ptq_error *err)
 void ptq_linear_release(ptq_linear *lin);
 ptq_status ptq_block_materialize(ptq_model *m, int l, ptq_error *err);
 void ptq_block_release(ptq_model *m, int l);
+/* Token embedding rows into dst [n][embed_dim] (ids checked by the caller), from tok_emb or, streamed, converted
+ * from the mapping; the whole float32 tok_emb (a model-owned buffer) once something needs it (the writer). */
+ptq_status ptq_embedding_rows(const ptq_model *m, const int *tokens, int n, float *dst, ptq_error *err);
+ptq_status ptq_embedding_materialize(ptq_model *m, const struct ptq_safetensors *st, ptq_error *err);
 
 /* Loaders (one per source format / family). */
 ptq_status ptq_load_llama2c(const char *path, ptq_model **out, ptq_error *err);

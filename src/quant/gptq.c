@@ -1,7 +1,8 @@
 /* GPTQ (METHODS.md section 4.1): quantize columns one at a time, spreading each column's error over the
  * columns not yet quantized through the upper Cholesky factor of the inverse Hessian, with lazy
- * batched updates in blocks of 128 columns: float32 with BLAS-3 updates, the inverse Hessian's Cholesky
- * factor in double. The earlier all-double version is kept as a reference in tests/gptq_double_ref.h. */
+ * batched updates in blocks of 128 columns: float32 throughout (Hessian, inverse-Hessian factor, BLAS-3
+ * updates), a double Cholesky only where float fails. The earlier all-double version is kept as a reference
+ * in tests/gptq_double_ref.h. */
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
@@ -35,55 +36,103 @@ static int cmp_diag_desc(const void *a, const void *b) {
     return x->j - y->j; /* stable: ties keep column order */
 }
 
-/* U = upper Cholesky factor of A^-1, A = Hp + damp I (in x in), in U (double) or, when Uf is not NULL, in
- * Uf (float; U is then workspace). Returns LAPACK info.
- * With J the reversal of the columns, J A J = L L^T gives A = R R^T with R = J L J upper triangular, so
- * A^-1 = R^-T R^-1 and U = R^-1: one factorization and one triangular inverse (2n^3/3 flops), where
- * factor, invert and factor again (dpotrf, dpotri, dpotrf) cost twice that. The factorization is in
- * double: that is where GPTQ's precision matters (a badly conditioned Hessian); the float version
- * inverts the factor in float (relative error about cond(R) * 6e-8, R's condition being the square root
- * of the damped Hessian's), as float is all its updates use. */
-static int inverse_cholesky(const double *H, const int *order, int in, double damp, double *U, float *Uf) {
-    size_t n = (size_t)in;
-    /* the lower triangle of J A J: A[a][b] = H[order[a]][order[b]], dead inputs with unit curvature */
-    for (size_t a = 0; a < n; a++) {
-        size_t oa = (size_t)(order ? order[n - 1 - a] : (int)(n - 1 - a));
-        for (size_t b = 0; b <= a; b++) {
-            size_t ob = (size_t)(order ? order[n - 1 - b] : (int)(n - 1 - b));
-            U[a * n + b] = H[oa * n + ob];
-        }
-        U[a * n + a] = (H[oa * n + oa] == 0 ? 1.0 : H[oa * n + oa]) + damp;
+/* A Hessian in double (ptq_gptq_inverse_hessian, GPTQ into ggml types) or in float (ptq_gptq_quantize). */
+typedef struct {
+    const double *d;
+    const float *f;
+} hess;
+
+static inline double hat(hess H, size_t i) { return H.d ? H.d[i] : (double)H.f[i]; }
+
+/* The Cholesky factorization J A J = L L^T, A = Hp + damp I, J the reversal of the columns, into U (row-major
+ * L; the upper triangle is left as it was). Returns LAPACK info. Why the reversal: with R = J L J, upper
+ * triangular, A = R R^T, so A^-1 = R^-T R^-1 and U = R^-1 is the upper factor GPTQ needs, in one
+ * factorization and one triangular inverse (2n^3/3 flops), where factor, invert and factor again (dpotrf,
+ * dpotri, dpotrf) cost twice that. */
+#define DEFINE_FACTOR(name, T, potrf)                                                                            \
+    static int name(hess H, const int *order, int in, double damp, T *U) {                                     \
+        size_t n = (size_t)in;                                                                                 \
+        for (size_t a = 0; a < n; a++) {                                                                       \
+            size_t oa = (size_t)(order ? order[n - 1 - a] : (int)(n - 1 - a));                                 \
+            for (size_t b = 0; b <= a; b++) {                                                                  \
+                size_t ob = (size_t)(order ? order[n - 1 - b] : (int)(n - 1 - b));                             \
+                U[a * n + b] = (T)hat(H, oa * n + ob);                                                         \
+            }                                                                                                  \
+            double d = hat(H, oa * n + oa); /* dead inputs: unit curvature */                                  \
+            U[a * n + a] = (T)((d == 0 ? 1.0 : d) + damp);                                                     \
+        }                                                                                                      \
+        return potrf(LAPACK_COL_MAJOR, 'U', in, U, in); /* column-major upper = row-major lower */             \
     }
-    int info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', in, U, in); /* row-major: J A J = L L^T */
+DEFINE_FACTOR(factor_d, double, LAPACKE_dpotrf_work)
+DEFINE_FACTOR(factor_f, float, LAPACKE_spotrf_work)
+
+/* R = J L J into the upper triangle, R[a][b] = L[n-1-a][n-1-b]: off the diagonal an upper element reads a
+ * strictly lower one, so nothing read is overwritten; then the diagonal is reversed. */
+#define DEFINE_REVERSE(name, T)                                                                                \
+    static void name(T *U, size_t n) {                                                                         \
+        for (size_t a = 0; a < n; a++)                                                                         \
+            for (size_t b = a + 1; b < n; b++) U[a * n + b] = U[(n - 1 - a) * n + (n - 1 - b)];                \
+        for (size_t a = 0; a < n / 2; a++) {                                                                   \
+            T t = U[a * n + a];                                                                                \
+            U[a * n + a] = U[(n - 1 - a) * n + (n - 1 - a)];                                                   \
+            U[(n - 1 - a) * n + (n - 1 - a)] = t;                                                              \
+        }                                                                                                      \
+        for (size_t a = 1; a < n; a++) memset(U + a * n, 0, a * sizeof *U);                                    \
+    }
+DEFINE_REVERSE(reverse_d, double)
+DEFINE_REVERSE(reverse_f, float)
+
+/* U = upper Cholesky factor of A^-1 in double. Returns LAPACK info. */
+static int inverse_cholesky_d(hess H, const int *order, int in, double damp, double *U) {
+    int info = factor_d(H, order, in, damp, U);
     if (info != 0) return info;
-    /* R = J L J into the upper triangle, R[a][b] = L[n-1-a][n-1-b]: off the diagonal an upper element
-       reads a strictly lower one, so nothing read is overwritten; then the diagonal is reversed */
-    for (size_t a = 0; a < n; a++)
-        for (size_t b = a + 1; b < n; b++) U[a * n + b] = U[(n - 1 - a) * n + (n - 1 - b)];
-    for (size_t a = 0; a < n / 2; a++) {
-        double t = U[a * n + a];
-        U[a * n + a] = U[(n - 1 - a) * n + (n - 1 - a)];
-        U[(n - 1 - a) * n + (n - 1 - a)] = t;
-    }
-    if (Uf) {
-        for (size_t a = 0; a < n; a++)
-            for (size_t b = 0; b < n; b++) Uf[a * n + b] = b < a ? 0.0f : (float)U[a * n + b];
-        return LAPACKE_strtri_work(LAPACK_COL_MAJOR, 'L', 'N', in, Uf, in); /* row-major: R^-1 */
-    }
-    info = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, 'L', 'N', in, U, in);
-    for (size_t a = 1; a < n && info == 0; a++) memset(U + a * n, 0, a * sizeof *U);
-    return info;
+    reverse_d(U, (size_t)in);
+    return LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, 'L', 'N', in, U, in); /* row-major upper: R^-1 */
 }
 
-static ptq_status inverse_factor(const double *H, int in, const int *order, double percdamp, double *U, float *Uf,
-                                 const ptq_callbacks *cb, ptq_error *err) {
+/* The same in float, all GPTQ's float32 updates need. The factorization is done in float (as the reference
+ * GPTQ does, in PyTorch's float32) unless `double_factor`; when float finds A not positive definite it is
+ * redone in double (n^2 doubles, for this matrix only), since a Hessian that is merely badly conditioned is
+ * where precision matters. The triangular inverse is float: its relative error is about cond(R) * 6e-8, R's
+ * condition being the square root of the damped Hessian's. */
+static int inverse_cholesky_f(hess H, const int *order, int in, double damp, int double_factor, float *Uf,
+                              int *oom, const ptq_callbacks *cb) {
+    size_t n = (size_t)in;
+    int info = double_factor ? 1 : factor_f(H, order, in, damp, Uf);
+    if (info != 0) {
+        if (!double_factor)
+            ptq_log(cb, PTQ_LOG_DEBUG, "GPTQ: float32 Cholesky failed (LAPACK info %d) for a %dx%d Hessian; redone in double",
+                    info, in, in);
+        double *U = ptq_alloc(n * n, sizeof(double), "GPTQ inverse Hessian (double)", NULL);
+        if (!U) {
+            *oom = 1;
+            return -1;
+        }
+        info = factor_d(H, order, in, damp, U);
+        for (size_t a = 0; info == 0 && a < n; a++)
+            for (size_t b = 0; b <= a; b++) Uf[a * n + b] = (float)U[a * n + b];
+        ptq_free(U);
+        if (info != 0) return info;
+    }
+    reverse_f(Uf, n);
+    return LAPACKE_strtri_work(LAPACK_COL_MAJOR, 'L', 'N', in, Uf, in);
+}
+
+/* Either factor of (Hp + damp I)^-1, in U (double) or Uf (float), with the damping raised tenfold up to 4
+ * times while the factorization fails. */
+static ptq_status inverse_factor(hess H, int in, const int *order, double percdamp, int double_factor, double *U,
+                                 float *Uf, const ptq_callbacks *cb, ptq_error *err) {
     double mean_diag = 0;
-    for (int j = 0; j < in; j++) mean_diag += H[(size_t)j * in + j] == 0 ? 1.0 : H[(size_t)j * in + j];
+    for (int j = 0; j < in; j++) {
+        double d = hat(H, (size_t)j * in + j);
+        mean_diag += d == 0 ? 1.0 : d;
+    }
     mean_diag /= in;
     double damp = percdamp * mean_diag;
-    int info = 0;
+    int info = 0, oom = 0;
     for (int attempt = 0; attempt < 5; attempt++) {
-        info = inverse_cholesky(H, order, in, damp, U, Uf);
+        info = Uf ? inverse_cholesky_f(H, order, in, damp, double_factor, Uf, &oom, cb) : inverse_cholesky_d(H, order, in, damp, U);
+        if (oom) return ptq_fail(err, PTQ_ERR_NOMEM, "GPTQ: out of memory for the %dx%d double Cholesky factor", in, in);
         if (info == 0) break;
         ptq_log(cb, PTQ_LOG_WARN, "GPTQ: Hessian not positive definite with damping %.3g (LAPACK info %d); retrying with %.3g",
                 damp, info, damp * 10);
@@ -96,7 +145,8 @@ static ptq_status inverse_factor(const double *H, int in, const int *order, doub
 
 ptq_status ptq_gptq_inverse_hessian(const double *H, int in, const int *order, double percdamp, double *U,
                                     const ptq_callbacks *cb, ptq_error *err) {
-    return inverse_factor(H, in, order, percdamp, U, NULL, cb, err);
+    hess h = {H, NULL};
+    return inverse_factor(h, in, order, percdamp, 1, U, NULL, cb, err);
 }
 
 /* Quantize the columns [i1, i1 + cnt) of one row: wr is the row (float, updated lazily up to i1), W1 the
@@ -129,18 +179,16 @@ static void quantize_row_block(const ptq_gptq_params *p, ptq_qweight *q, int r, 
 
 /* Float32 with BLAS-3 lazy updates: inside a block of B columns each row is updated column by column
  * (rows in parallel: they are independent); after the block, all later columns receive the block's
- * errors at once, W[:, i2:] -= Err U[i1:i2, i2:] (sgemm). Only the inverse Hessian's factor is computed
- * in double. Codes agree with the double version except where a weight lies within float rounding of a
- * rounding boundary (tests/test_gptq.c counts them). */
-ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, const ptq_gptq_params *p,
+ * errors at once, W[:, i2:] -= Err U[i1:i2, i2:] (sgemm). Codes agree with the double version except
+ * where a weight lies within float rounding of a rounding boundary (tests/test_gptq.c counts them). */
+ptq_status ptq_gptq_quantize(const float *W, int out, int in, const float *H, const ptq_gptq_params *p,
                              ptq_qweight *q, const ptq_callbacks *cb, ptq_error *err) {
     PTQ_TRY(ptq_qweight_alloc(q, p->wq.bits, p->wq.group, in, out, p->act_order, err));
     int G = q->group, B = p->block > 0 ? p->block : 128;
     if (B > in) B = in;
     ptq_status st = PTQ_OK;
     float *Wf = ptq_alloc((size_t)out * in, sizeof(float), "GPTQ weights", err);
-    double *U = Wf ? ptq_alloc((size_t)in * in, sizeof(double), "GPTQ inverse Hessian", err) : NULL;
-    float *Uf = U ? ptq_alloc((size_t)in * in, sizeof(float), "GPTQ inverse Hessian", err) : NULL;
+    float *Uf = Wf ? ptq_alloc((size_t)in * in, sizeof(float), "GPTQ inverse Hessian", err) : NULL;
     float *Err = Uf ? ptq_alloc((size_t)out * B, sizeof(float), "GPTQ errors", err) : NULL;
     uint8_t *codes = Err ? ptq_alloc((size_t)out * in, 1, "GPTQ codes", err) : NULL;
     float *rs = codes ? ptq_alloc((size_t)out, sizeof(float), "GPTQ scales", err) : NULL;
@@ -167,10 +215,9 @@ ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, c
     if (q->perm)
         for (int j = 0; j < in; j++) q->perm[j] = order[j];
 
-    st = inverse_factor(H, in, order, p->percdamp, U, Uf, cb, err);
+    hess h = {NULL, H};
+    st = inverse_factor(h, in, order, p->percdamp, p->double_factor, NULL, Uf, cb, err);
     if (st != PTQ_OK) goto done;
-    ptq_free(U);
-    U = NULL;
 
     /* per-channel grids come from the whole (dead-zeroed) row before any update, a per-tensor grid
        from the whole matrix */
@@ -226,7 +273,6 @@ ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, c
 
 done:
     ptq_free(Wf);
-    ptq_free(U);
     ptq_free(Uf);
     ptq_free(Err);
     ptq_free(codes);

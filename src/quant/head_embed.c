@@ -39,7 +39,7 @@ ptq_status ptq_head_embed_check(const ptq_model *m, const ptq_quant_params *p, p
                         "token_embd types follow llama.cpp's rules for --type");
     if (m->tok_emb_q || m->tok_emb_h || m->head.q)
         return ptq_fail(err, PTQ_ERR_ARG, "%s: the head or the embeddings are already quantized", m->path);
-    if (bits[1] && !m->tok_emb)
+    if (bits[1] && !m->tok_emb && !m->tok_emb_src)
         return ptq_fail(err, PTQ_ERR_ARG, "%s: --embed-bits: the model has no token embeddings (an image model)",
                         m->path);
     if (ptq_head_tied(m) && bits[0] && bits[1] && (bits[0] != bits[1] || group[0] != group[1]))
@@ -83,6 +83,8 @@ ptq_status ptq_embed_quantize(ptq_model *m, const ptq_quant_params *p, ptq_error
     int bits = p->embed_bits || !tied ? p->embed_bits : p->head_bits;
     int group = p->embed_bits || !tied ? p->embed_group : p->head_group;
     if (!bits) return PTQ_OK;
+    /* a streamed model's table is still in its file: quantizing it needs it whole, as float32 (materialize.c) */
+    PTQ_TRY(ptq_embedding_materialize(m, m->src_st, err));
     const ptq_config *c = &m->cfg;
     size_t n = (size_t)c->vocab_size * c->embed_dim;
     if (bits == 16) { /* the float table now holds exactly the stored values: calibration and a tied head see them */
@@ -169,7 +171,12 @@ ptq_status ptq_head_quantize(ptq_model *m, const ptq_quant_params *p, const floa
             gp.act_order = p->act_order;
             gp.percdamp = p->percdamp > 0 ? p->percdamp : 0.01;
             gp.reference_groups = !p->gptq_updated_groups;
-            s = ptq_gptq_quantize(head->w, head->out, head->in, H, &gp, q, &p->cb, err);
+            /* GPTQ takes a float32 Hessian (gptq.c); the double one stays for the error report */
+            float *Hf = ptq_alloc((size_t)head->in * head->in, sizeof(float), "the head's Hessian", err);
+            s = Hf ? PTQ_OK : PTQ_ERR_NOMEM;
+            for (size_t i = 0; s == PTQ_OK && i < (size_t)head->in * head->in; i++) Hf[i] = (float)H[i];
+            if (s == PTQ_OK) s = ptq_gptq_quantize(head->w, head->out, head->in, Hf, &gp, q, &p->cb, err);
+            ptq_free(Hf);
             if (s != PTQ_OK) free(q), q = NULL;
         }
         if (s == PTQ_OK && !p->skip_layer_error) rel = ptq_layer_rel_error(head->w, q, head->out, head->in, H);

@@ -1,7 +1,9 @@
 /* The weight-quantization pipeline: block by block over calibration data (DESIGN.md "the one data flow").
  * For each block: one forward pass accumulates, for every distinct linear-layer input, the Hessian
- * H = 2 X^T X / n in double; every linear of the block is then quantized (RTN or GPTQ); a second pass
- * through the now-quantized block produces the next block's inputs. */
+ * H = 2 X^T X / n in float32 (as the reference GPTQ does: half the memory of double, which on a 7B model's
+ * block is 1.4 GB, and GPTQ's output error does not move, RESULTS.md); every linear of the block is then
+ * quantized (RTN or GPTQ); a second pass through the now-quantized block produces the next block's inputs.
+ * The stream between blocks is float32 or, with --calib-dtype, bf16/f16 (calib_stream.h). */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "methods/bias_compensation.h"
 #include "methods/noisyquant.h"
 #include "quant/act_calib.h"
+#include "quant/calib_stream.h"
 #include "quant/dist.h"
 #include "models/forward.h"
 #include "models/gguf_export.h"
@@ -79,12 +82,9 @@ static int hessian_of(ptq_lin_role r) {
 
 typedef struct {
     const ptq_model *m;
-    double *H[H_COUNT];
+    float *H[H_COUNT];
     int dim[H_COUNT];
     int64_t rows[H_COUNT];
-    double *xd; /* conversion buffer */
-    size_t xd_cap;
-    int failed;
 } hess_ctx;
 
 static int accumulate(void *user, int layer, ptq_lin_role role, const ptq_linear *lin, const float *X,
@@ -97,19 +97,8 @@ static int accumulate(void *user, int layer, ptq_lin_role role, const ptq_linear
     const ptq_linear *L = c->m->blocks[layer].lin;
     if ((role == PTQ_LIN_K || role == PTQ_LIN_V) || (role == PTQ_LIN_UP && ptq_linear_present(&L[PTQ_LIN_GATE])))
         return 0;
-    int n = lin->in;
-    size_t need = (size_t)rows * n;
-    if (need > c->xd_cap) {
-        ptq_free(c->xd);
-        c->xd = ptq_alloc(need, sizeof(double), "Hessian input", NULL);
-        c->xd_cap = c->xd ? need : 0;
-        if (!c->xd) {
-            c->failed = 1;
-            return 1;
-        }
-    }
-    for (size_t i = 0; i < need; i++) c->xd[i] = X[i];
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, rows, 1.0, c->xd, n, 1.0, c->H[h], n);
+    /* one batch's X^T X is added to the float sum (a batch holds ptq_calib_chunk's 4096 tokens) */
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, lin->in, rows, 1.0f, X, lin->in, 1.0f, c->H[h], lin->in);
     c->rows[h] += rows;
     return 0;
 }
@@ -135,14 +124,23 @@ static ptq_gguf_tensor_kind ggml_kind(ptq_lin_role r) {
     }
 }
 
+/* A double copy of an n x n float Hessian, for the consumers that read double (GPTQ into ggml types, the layer
+ * error): one at a time, freed by the caller. */
+static double *hessian_double(const float *H, int n, ptq_error *err) {
+    double *d = ptq_alloc((size_t)n * n, sizeof(double), "Hessian (double copy)", err);
+    for (size_t i = 0; d && i < (size_t)n * n; i++) d[i] = H[i];
+    return d;
+}
+
 /* One linear into the ggml type llama.cpp's rules give it (GPTQ against the type's grid, or RTN = ggml's own
  * rounding); the runtime path then uses the dequantized weights. */
+
 static ptq_status quantize_ggml(ptq_model *m, int l, ptq_lin_role r, const double *H, const ptq_quant_params *p,
                                 double *rel, ptq_error *err) {
     ptq_linear *lin = &m->blocks[l].lin[r];
     const ptq_config *c = &m->cfg;
     ptq_gguf_type_ctx tc = {(ptq_gguf_ftype)p->ggml_ftype, p->ggml_pure, c->n_layers, c->n_heads / c->n_kv_heads,
-                            m->head.w == m->tok_emb};
+                            m->tok_emb && m->head.w == m->tok_emb};
     uint32_t t = ptq_gguf_tensor_type(&tc, ggml_kind(r), l, lin->in);
     size_t nb = (size_t)lin->out * ptq_ggml_row_bytes(t, lin->in);
     if (!nb) return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: no ggml type for rows of %d", lin->name, lin->in);
@@ -173,30 +171,47 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
     /* finish the Hessians: mirror the upper triangle, scale by 2/n */
     for (int h = 0; h < H_COUNT; h++) {
         int n = hc->dim[h];
-        double s = hc->rows[h] > 0 ? 2.0 / (double)hc->rows[h] : 0;
+        float s = hc->rows[h] > 0 ? (float)(2.0 / (double)hc->rows[h]) : 0;
         for (int a = 0; a < n; a++)
             for (int b = a; b < n; b++) {
-                double v = hc->H[h][(size_t)a * n + b] * s;
+                float v = hc->H[h][(size_t)a * n + b] * s;
                 hc->H[h][(size_t)a * n + b] = v;
                 hc->H[h][(size_t)b * n + a] = v;
             }
     }
+    double *Hd = NULL; /* the double copy of Hessian Hd_of, made when a consumer needs it */
+    int Hd_of = -1;
+    ptq_status st = PTQ_OK;
     for (int r = 0; r < PTQ_LIN_COUNT; r++) {
         ptq_linear *lin = &m->blocks[l].lin[r];
         if (!lin->w) continue;
-        const double *H = hc->H[hessian_of((ptq_lin_role)r)];
+        int h = hessian_of((ptq_lin_role)r);
+        const float *H = hc->H[h];
+        if ((p->ggml || !p->skip_layer_error) && Hd_of != h) {
+            ptq_free(Hd);
+            Hd_of = (Hd = hessian_double(H, hc->dim[h], err)) ? h : -1;
+            if (!Hd) {
+                st = PTQ_ERR_NOMEM;
+                break;
+            }
+        }
         double t0 = now_s();
         if (p->ggml) {
             double rel = 0;
-            if (quantize_ggml(m, l, (ptq_lin_role)r, H, p, &rel, err) != PTQ_OK)
-                return ptq_fail_context(err, "quantizing %s", lin->name);
+            if (quantize_ggml(m, l, (ptq_lin_role)r, Hd, p, &rel, err) != PTQ_OK) {
+                st = ptq_fail_context(err, "quantizing %s", lin->name);
+                break;
+            }
             ptq_layer_report rep = {lin->name, l, lin->in, lin->out, now_s() - t0, rel};
             if (p->report) p->report(p->report_user, &rep);
             ptq_progress(&p->cb, stage, ++*done, total);
             continue;
         }
         ptq_qweight *q = calloc(1, sizeof *q);
-        if (!q) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory quantizing %s", lin->name);
+        if (!q) {
+            st = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory quantizing %s", lin->name);
+            break;
+        }
         /* with activation quantization, per-channel weights use the restricted symmetric grid, so the
            layer can run on the int8 kernels */
         int restricted = p->abits > 0 && p->group <= 0;
@@ -214,25 +229,27 @@ static ptq_status quantize_block(ptq_model *m, int l, hess_ctx *hc, const ptq_qu
         }
         if (s != PTQ_OK) {
             free(q);
-            return ptq_fail_context(err, "quantizing %s", lin->name);
+            st = ptq_fail_context(err, "quantizing %s", lin->name);
+            break;
         }
         lin->q = q;
         ptq_layer_report rep = {lin->name, l, lin->in, lin->out, now_s() - t0,
-                                p->skip_layer_error ? NAN : ptq_layer_rel_error(lin->w, q, lin->out, lin->in, H)};
+                                p->skip_layer_error ? NAN : ptq_layer_rel_error(lin->w, q, lin->out, lin->in, Hd)};
         if (p->report) p->report(p->report_user, &rep);
         ptq_progress(&p->cb, stage, ++*done, total);
         /* streamed weights: without BC or activation calibration nothing reads this float copy again */
         if (!p->bc_scope && !p->abits) ptq_linear_release(lin);
     }
-    return PTQ_OK;
+    ptq_free(Hd);
+    return st;
 }
 
-/* Embed a calibration set into a residual stream [n_seq * T][dim]: this process's share of its
- * sequences (all of them without a process split). */
-static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, const ptq_dist *dist, float **x, int *n_seq,
-                               int *T, ptq_error *err) {
+/* Embed a calibration set into a residual stream [n_seq * T][dim] stored as `dtype`: this process's share of its
+ * sequences (all of them without a process split); a compact stream is filled a sequence at a time. */
+static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, const ptq_dist *dist, ptq_calib_dtype dtype,
+                               ptq_calib_stream *cs, int *n_seq, int *T, ptq_error *err) {
     const ptq_config *c = &m->cfg;
-    *x = NULL;
+    memset(cs, 0, sizeof *cs);
     if (c->arch == PTQ_ARCH_VIT) {
         if (!d->images || d->images->count <= 0)
             return ptq_fail(err, PTQ_ERR_ARG, "%s: a ViT needs image calibration data", m->path);
@@ -255,20 +272,23 @@ static ptq_status embed_stream(ptq_model *m, const ptq_calib_data *d, const ptq_
                         "process needs a batch", *n_seq, (*n_seq + chunk - 1) / chunk, chunk, dist->size);
     *n_seq = s1 - s0;
     size_t per = (size_t)*T * c->dim;
-    *x = ptq_alloc((size_t)*n_seq * per, sizeof(float), "calibration activations", err);
-    if (!*x) return PTQ_ERR_NOMEM;
-    ptq_status s = PTQ_OK;
-    if (c->arch == PTQ_ARCH_VIT) {
+    PTQ_TRY(ptq_calib_stream_alloc(cs, dtype, (size_t)*n_seq * per, err));
+    float *x = cs->f ? cs->f : ptq_alloc(per, sizeof(float), "calibration sequence", err);
+    ptq_status s = x ? PTQ_OK : PTQ_ERR_NOMEM;
+    if (s == PTQ_OK && c->arch == PTQ_ARCH_VIT && cs->f) {
         size_t img = (size_t)d->images->channels * d->images->height * d->images->width;
-        s = ptq_embed_images(m, d->images->pixels + (size_t)s0 * img, *n_seq, *x, err);
+        s = ptq_embed_images(m, d->images->pixels + (size_t)s0 * img, *n_seq, x, err);
     } else {
-        for (int i = 0; s == PTQ_OK && i < *n_seq; i++)
-            s = ptq_embed_tokens(m, d->tokens + (size_t)(s0 + i) * *T, *T, 0, *x + i * per, err);
+        size_t img = d->images ? (size_t)d->images->channels * d->images->height * d->images->width : 0;
+        for (int i = 0; s == PTQ_OK && i < *n_seq; i++) {
+            float *xi = cs->f ? x + i * per : x;
+            if (c->arch == PTQ_ARCH_VIT) s = ptq_embed_images(m, d->images->pixels + (size_t)(s0 + i) * img, 1, xi, err);
+            else s = ptq_embed_tokens(m, d->tokens + (size_t)(s0 + i) * *T, *T, 0, xi, err);
+            if (s == PTQ_OK && !cs->f) s = ptq_calib_stream_put(cs, i * per, per, x, err);
+        }
     }
-    if (s != PTQ_OK) {
-        ptq_free(*x);
-        *x = NULL;
-    }
+    if (!cs->f) ptq_free(x);
+    if (s != PTQ_OK) ptq_calib_stream_free(cs);
     return s;
 }
 
@@ -284,15 +304,49 @@ static ptq_status advance(ptq_model *m, int l, float *x, int n_seq, int T, int f
     return PTQ_OK;
 }
 
+/* A float Hessian summed over the processes, in double, a slice at a time (every process makes the same calls). */
+static ptq_status dist_sum_floats(const ptq_dist *dist, float *buf, size_t n, ptq_error *err) {
+    enum { SLICE = 1 << 20 };
+    double *d = ptq_alloc(n < SLICE ? n : SLICE, sizeof(double), "Hessian sum", err);
+    if (!d) return PTQ_ERR_NOMEM;
+    ptq_status s = PTQ_OK;
+    for (size_t i = 0; s == PTQ_OK && i < n; i += SLICE) {
+        size_t k = n - i < SLICE ? n - i : SLICE;
+        for (size_t j = 0; j < k; j++) d[j] = buf[i + j];
+        s = ptq_dist_sum(dist, d, k, "a Hessian", err);
+        for (size_t j = 0; s == PTQ_OK && j < k; j++) buf[i + j] = (float)d[j];
+    }
+    ptq_free(d);
+    return s;
+}
+
+/* advance on a calibration stream: a compact one a batch at a time through a float32 copy, stored back rounded. */
+static ptq_status advance_stream(ptq_model *m, int l, ptq_calib_stream *cs, int n_seq, int T, ptq_error *err) {
+    if (cs->f) return advance(m, l, cs->f, n_seq, T, 0, err);
+    int chunk = ptq_calib_chunk(T);
+    size_t per = (size_t)T * m->cfg.dim;
+    float *x = ptq_alloc((size_t)chunk * per, sizeof(float), "calibration batch", err);
+    if (!x) return PTQ_ERR_NOMEM;
+    ptq_status s = PTQ_OK;
+    for (int i = 0; s == PTQ_OK && i < n_seq; i += chunk) {
+        int k = n_seq - i < chunk ? n_seq - i : chunk;
+        ptq_calib_stream_get(cs, i * per, k * per, x);
+        s = advance(m, l, x, k, T, 0, err);
+        if (s == PTQ_OK) s = ptq_calib_stream_put(cs, i * per, k * per, x, err);
+    }
+    ptq_free(x);
+    return s;
+}
+
 /* The Hessians of block l from this process's stream x; with a process split, summed over the processes
  * (each sums its own chunks in order, then the sums are added: equal to the single-process sums up to
  * the order of the additions). */
-static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const float *x, int n_seq, int T,
+static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const ptq_calib_stream *x, int n_seq, int T,
                                       const ptq_dist *dist, ptq_error *err) {
     int chunk = ptq_calib_chunk(T); /* the batches a process split keeps whole (dist.h) */
     size_t per = (size_t)T * m->cfg.dim;
     for (int h = 0; h < H_COUNT; h++) {
-        memset(hc->H[h], 0, (size_t)hc->dim[h] * hc->dim[h] * sizeof(double));
+        memset(hc->H[h], 0, (size_t)hc->dim[h] * hc->dim[h] * sizeof(float));
         hc->rows[h] = 0;
     }
     float *xs = ptq_alloc((size_t)chunk * per, sizeof(float), "calibration chunk", err);
@@ -300,14 +354,13 @@ static ptq_status accumulate_hessians(ptq_model *m, int l, hess_ctx *hc, const f
     ptq_status s = PTQ_OK;
     for (int i = 0; s == PTQ_OK && i < n_seq; i += chunk) {
         int k = n_seq - i < chunk ? n_seq - i : chunk;
-        memcpy(xs, x + i * per, (size_t)k * per * sizeof(float));
+        ptq_calib_stream_get(x, i * per, k * per, xs);
         s = ptq_block_forward(m, l, xs, k, T, 0, NULL, accumulate, hc, err);
     }
     ptq_free(xs);
-    if (s == PTQ_OK && hc->failed) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory accumulating Hessians");
     for (int h = 0; s == PTQ_OK && ptq_dist_on(dist) && h < H_COUNT; h++) {
         double rows = (double)hc->rows[h];
-        s = ptq_dist_sum(dist, hc->H[h], (size_t)hc->dim[h] * hc->dim[h], "a Hessian", err);
+        s = dist_sum_floats(dist, hc->H[h], (size_t)hc->dim[h] * hc->dim[h], err);
         if (s == PTQ_OK) s = ptq_dist_sum(dist, &rows, 1, "Hessian rows", err);
         hc->rows[h] = (int64_t)rows;
     }
@@ -434,6 +487,13 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
                                 m->path, m->blocks[l].lin[r].name);
     if (p->ggml && (p->abits || p->noisyquant))
         return ptq_fail(err, PTQ_ERR_ARG, "quantization into ggml types is weight-only (no --abits, NoisyQuant)");
+    if (p->calib_dtype != PTQ_CALIB_F32 && p->method == PTQ_WQ_GPTQ && p->head_bits && p->head_bits != 16)
+        return ptq_fail(err, PTQ_ERR_ARG, "--calib-dtype %s: GPTQ on the head (--head-bits) reads the float32 stream "
+                        "after the last block (use f32, or --method rtn)", ptq_calib_dtype_name(p->calib_dtype));
+    if (p->calib_dtype != PTQ_CALIB_F32 && (p->abits || p->bc_scope))
+        return ptq_fail(err, PTQ_ERR_ARG, "--calib-dtype %s stores the activations between blocks compactly for "
+                        "weight-only quantization; activation quantization and BC read float32 streams (use f32)",
+                        ptq_calib_dtype_name(p->calib_dtype));
     if (p->ggml && p->act_order)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
                         "--act-order cannot be used with ggml types: their blocks are runs of consecutive columns");
@@ -501,7 +561,9 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     const ptq_config *c = &m->cfg;
     int bc = p->bc_scope != 0;
     ptq_bc_streams cal = {0}, hold = {0};
-    PTQ_TRY(embed_stream(m, data, p->dist, &cal.xq, &cal.n_seq, &cal.seq_len, err));
+    ptq_calib_stream cs, hs = {0};
+    PTQ_TRY(embed_stream(m, data, p->dist, p->calib_dtype, &cs, &cal.n_seq, &cal.seq_len, err));
+    cal.xq = cs.f; /* float32: BC and the activation calibration read it */
     ptq_status s = PTQ_OK;
     if (bc) {
         size_t n = (size_t)cal.n_seq * cal.seq_len * c->dim;
@@ -509,7 +571,8 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
         if (!cal.xf) s = PTQ_ERR_NOMEM;
         else memcpy(cal.xf, cal.xq, n * sizeof(float));
         if (s == PTQ_OK && p->holdout) {
-            s = embed_stream(m, p->holdout, p->dist, &hold.xq, &hold.n_seq, &hold.seq_len, err);
+            s = embed_stream(m, p->holdout, p->dist, PTQ_CALIB_F32, &hs, &hold.n_seq, &hold.seq_len, err);
+            hold.xq = hs.f;
             if (s == PTQ_OK && p->bc_shape == PTQ_BC_POSITION && hold.seq_len != cal.seq_len)
                 s = ptq_fail(err, PTQ_ERR_ARG, "held-apart windows (%d tokens) differ from calibration windows (%d)",
                              hold.seq_len, cal.seq_len);
@@ -527,7 +590,7 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     hc.dim[H_MLP_IN] = c->dim;
     hc.dim[H_DOWN_IN] = c->hidden_dim;
     for (int h = 0; h < H_COUNT && s == PTQ_OK; h++) {
-        hc.H[h] = ptq_alloc((size_t)hc.dim[h] * hc.dim[h], sizeof(double), "Hessian", err);
+        hc.H[h] = ptq_alloc((size_t)hc.dim[h] * hc.dim[h], sizeof(float), "Hessian", err);
         if (!hc.H[h]) s = PTQ_ERR_NOMEM;
     }
     int done = 0, total = 0;
@@ -537,13 +600,13 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     const ptq_bc_streams *hp = hold.xq ? &hold : NULL;
     for (int l = 0; s == PTQ_OK && l < c->n_layers; l++) {
         s = ptq_block_materialize(m, l, err); /* streamed weights: this block's float32 copy (materialize.c) */
-        if (s == PTQ_OK) s = accumulate_hessians(m, l, &hc, cal.xq, cal.n_seq, cal.seq_len, p->dist, err);
+        if (s == PTQ_OK) s = accumulate_hessians(m, l, &hc, &cs, cal.n_seq, cal.seq_len, p->dist, err);
         if (s == PTQ_OK) s = quantize_block(m, l, &hc, p, &done, total, stage, err);
         if (s == PTQ_OK && p->abits) s = ptq_calibrate_block_acts(m, l, p, cal.xq, cal.n_seq, cal.seq_len, err);
         if (s == PTQ_OK && (bo.scope & (PTQ_BC_LINEAR | PTQ_BC_BLOCK)))
             s = ptq_bc_fit_block(m, l, &bo, &cal, hp, p->bc_report, p->report_user, err);
         /* the quantized block produces the next block's inputs; the float stream follows the float model */
-        if (s == PTQ_OK) s = advance(m, l, cal.xq, cal.n_seq, cal.seq_len, 0, err);
+        if (s == PTQ_OK) s = advance_stream(m, l, &cs, cal.n_seq, cal.seq_len, err);
         if (s == PTQ_OK && cal.xf) s = advance(m, l, cal.xf, cal.n_seq, cal.seq_len, 1, err);
         if (s == PTQ_OK && hp) s = advance(m, l, hold.xq, hold.n_seq, hold.seq_len, 0, err);
         if (s == PTQ_OK && hp) s = advance(m, l, hold.xf, hold.n_seq, hold.seq_len, 1, err);
@@ -555,10 +618,11 @@ static ptq_status quantize_pass(ptq_model *m, const ptq_calib_data *data, const 
     if (s == PTQ_OK && (bo.scope & PTQ_BC_LOGITS))
         s = ptq_bc_fit_logits(m, &cal, hp, p->dist, p->bc_report, p->report_user, err);
     for (int h = 0; h < H_COUNT; h++) ptq_free(hc.H[h]);
-    ptq_free(hc.xd);
-    ptq_free(cal.xq);
+    ptq_calib_stream_free(&cs);
     ptq_free(cal.xf);
-    ptq_free(hold.xq);
+    ptq_calib_stream_free(&hs);
     ptq_free(hold.xf);
+    /* streamed: the token embedding left the mapping only for the calibration tokens; the writer takes it whole */
+    if (s == PTQ_OK) s = ptq_embedding_materialize(m, m->src_st, err);
     return s;
 }

@@ -44,20 +44,15 @@ typedef struct ptq_gptq_params {
     double percdamp;      /* damping as a fraction of the mean diagonal (0.01) */
     int reference_groups; /* 1: group grids from the globally updated W, as the reference code does (its quirk);
                              0: from the fully updated weights */
+    int double_factor;    /* 1: the inverse Hessian's Cholesky factorization in double (in^2 doubles of memory
+                             for the call); 0: in float32, redone in double only where float fails */
 } ptq_gptq_params;
 ptq_gptq_params ptq_gptq_default_params(void);
 
-/* GPTQ on W [out][in] given the Hessian H = 2 X^T X / n [in][in] (row-major, full symmetric, double).
+/* GPTQ on W [out][in] given the Hessian H = 2 X^T X / n [in][in] (row-major, full symmetric, float32).
  * H is not modified. On Cholesky failure the damping is raised tenfold (up to 4 times) with a warning. */
-ptq_status ptq_gptq_quantize(const float *W, int out, int in, const double *H, const ptq_gptq_params *p,
+ptq_status ptq_gptq_quantize(const float *W, int out, int in, const float *H, const ptq_gptq_params *p,
                              ptq_qweight *q, const ptq_callbacks *cb, ptq_error *err);
-
-/* GPTQ's preparation (shared with GPTQ into ggml types): U = upper Cholesky factor of (Hp + damp I)^-1 [in][in],
- * Hp = H with rows and columns in `order` (NULL: as they are), dead inputs (zero diagonal) given unit
- * curvature, damp = percdamp * mean diagonal, raised tenfold up to 4 times with a warning when the
- * factorization fails (then PTQ_ERR_NUMERIC). */
-ptq_status ptq_gptq_inverse_hessian(const double *H, int in, const int *order, double percdamp, double *U,
-                                    const ptq_callbacks *cb, ptq_error *err);
 
 /* GPTQ's preparation (shared with GPTQ into ggml types): U = upper Cholesky factor of (Hp + damp I)^-1 [in][in],
  * Hp = H with rows and columns in `order` (NULL: as they are), dead inputs (zero diagonal) given unit
