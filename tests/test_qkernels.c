@@ -20,6 +20,7 @@
 #include "io/safetensors.h"
 #include "kernels/qgemm_impl.h"
 #include "kernels/qweight.h"
+#include "qlayer.h"
 #include "testutil.h"
 
 static uint64_t rng_state = 0x1234567887654321ULL;
@@ -88,55 +89,13 @@ static void test_packing(void) {
     CHECK(ptq_qweight_row_bytes(4, 0) == 0);
 }
 
-/* A random quantized layer; q_out receives the codes [out][in] in packed column order. */
-typedef struct {
-    ptq_qweight w;
-    uint8_t *q;
-} layer;
+typedef tu_layer layer;
 
 static layer make_layer(int bits, int in, int out, int group, int with_perm) {
-    layer L;
-    memset(&L, 0, sizeof L);
-    ptq_qweight *w = &L.w;
-    w->bits = bits;
-    w->in = in;
-    w->out = out;
-    w->group = group;
-    w->n_groups = (in + group - 1) / group;
-    w->row_bytes = ptq_qweight_row_bytes(bits, in);
-    w->codes = malloc((size_t)out * w->row_bytes);
-    w->scales = malloc((size_t)out * (size_t)w->n_groups * sizeof(uint16_t));
-    w->zeros = malloc((size_t)out * (size_t)w->n_groups);
-    L.q = malloc((size_t)out * (size_t)in);
-    const unsigned qmax = (1u << bits) - 1u;
-    for (size_t i = 0; i < (size_t)out * (size_t)in; i++) L.q[i] = (uint8_t)(rnd() & qmax);
-    for (size_t i = 0; i < (size_t)out * (size_t)w->n_groups; i++) {
-        float s = urand(0.002f, 0.05f) * ((rnd() & 7) == 0 ? -1.0f : 1.0f);
-        w->scales[i] = ptq_f32_to_f16(s);
-        w->zeros[i] = (uint8_t)(rnd() % (qmax + 1));
-    }
-    for (int o = 0; o < out; o++)
-        ptq_pack_row(bits, L.q + (size_t)o * (size_t)in, in, w->codes + (size_t)o * w->row_bytes);
-    if (with_perm) {
-        w->perm = malloc((size_t)in * sizeof(int32_t));
-        for (int j = 0; j < in; j++) w->perm[j] = j;
-        for (int j = in - 1; j > 0; j--) {
-            int k = (int)(rnd() % (uint64_t)(j + 1));
-            int32_t t = w->perm[j];
-            w->perm[j] = w->perm[k];
-            w->perm[k] = t;
-        }
-    }
-    return L;
+    return tu_make_layer(&rng_state, bits, in, out, group, with_perm);
 }
 
-static void free_layer(layer *L) {
-    free(L->w.codes);
-    free(L->w.scales);
-    free(L->w.zeros);
-    free(L->w.perm);
-    free(L->q);
-}
+#define free_layer tu_free_layer
 
 /* Weight of packed column j of row o, from the generated codes. */
 static double ref_weight(const layer *L, int o, int j) {
