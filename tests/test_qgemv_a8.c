@@ -33,12 +33,9 @@
 
 static uint64_t rng_state = 0x5eed5eed12345678ULL;
 
-static uint64_t rnd(void) {
-    rng_state = tu_splitmix64(rng_state);
-    return rng_state;
-}
+static uint64_t rnd(void) { return tu_next(&rng_state); }
 
-static float urand(float lo, float hi) { return lo + (hi - lo) * (float)((double)(rnd() >> 11) / 9007199254740992.0); }
+static float urand(float lo, float hi) { return tu_urand(&rng_state, lo, hi); }
 
 typedef tu_layer layer;
 
