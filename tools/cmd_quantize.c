@@ -1,9 +1,6 @@
 /* ptq quantize: weight quantization (RTN, GPTQ) with Bias Compensation, and its reports. */
 #include <cJSON.h>
 #include <limits.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -166,14 +163,7 @@ static int parse_head_embed(const char *bits_opt, const char *b, const char *gro
 }
 
 static ptq_status stream_block(void *user, ptq_model *m, int layer, ptq_error *err) {
-    ptq_status s = ptq_model_stream_block(user, m, layer, err);
-#ifdef __GLIBC__
-    /* The block's float copy and packed codes are freed now. glibc serves buffers below its (self-raising) mmap
-     * threshold from the heap and keeps the freed ones resident: without this the resident set grew by 43 MiB a
-     * block on a 7B shape (docs/RESULTS.md §15). */
-    malloc_trim(0);
-#endif
-    return s;
+    return ptq_model_stream_block(user, m, layer, err);
 }
 
 /* A streamed model's blocks are freed as they are written: the stream kept their summary. */
