@@ -15,7 +15,8 @@
  *   addition is exact in any order: this pins the integer dot products (incl. AVX2's 8-bit sign
  *   trick and the 3-bit plane shuffles) bit for bit;
  * - the whole call (ptq_qgemm_a8_isa, stack and heap scratch) is within the int8-activation error
- *   bound of the exact float product: |y - W x| <= sum_c |s| d_c / 2 sum_j |q - z| + 1e-5 sum |w x|.
+ *   bound of the exact float product: |y - W x| <= sum_c |s| d_c / 2 sum_j |q - z| + 1e-5 sum |w x|;
+ * - several weights in one call (ptq_qgemm_a8_multi, a decode step's q, k and v) equal one call each.
  */
 #include <math.h>
 #include <stdint.h>
@@ -289,9 +290,53 @@ static void test_large(void) {
     free_layer(&L);
 }
 
+/* ptq_qgemm_a8_multi (q, k and v of a decode step in one call) gives exactly (memcmp) what one
+ * ptq_qgemm_a8_isa call per weight gives, for every ISA, whether the weights share the activation codes
+ * (same input width, permutation content and storage order: one quantization, one parallel region) or
+ * not (one call each); and ptq_a8_can_share says which is which. */
+static void test_multi(void) {
+    const int in = 2048 + 96 + 5; /* enough work for the threaded loop */
+    const ptq_isa isas[3] = {PTQ_ISA_SCALAR, PTQ_ISA_AVX2, PTQ_ISA_AVX512};
+    layer L[4] = {make_layer(4, in, 300, 32, 1), make_layer(4, in, 37, 32, 1), make_layer(4, in, 70, 128, 1),
+                  make_layer(8, in, 50, 32, 0)};
+    memcpy(L[1].w.perm, L[0].w.perm, (size_t)in * sizeof(int32_t)); /* same permutation, another pointer */
+    memcpy(L[2].w.perm, L[0].w.perm, (size_t)in * sizeof(int32_t));
+    CHECK(ptq_a8_can_share(PTQ_ISA_AVX512, &L[0].w, &L[1].w) && ptq_a8_can_share(PTQ_ISA_AVX512, &L[0].w, &L[2].w));
+    CHECK(!ptq_a8_can_share(PTQ_ISA_AVX512, &L[0].w, &L[3].w)); /* 4- vs 8-bit order, and no permutation */
+    CHECK(!ptq_a8_can_share(PTQ_ISA_SCALAR, &L[0].w, &L[3].w));  /* permuted vs natural columns */
+    int cases = 0;
+    for (int rows = 1; rows <= 3; rows += 2) {
+        float *x = malloc((size_t)rows * in * sizeof(float));
+        for (int i = 0; i < rows * in; i++) x[i] = urand(-2.0f, 2.0f);
+        float *ys[4], *yr[4];
+        for (int i = 0; i < 4; i++) {
+            ys[i] = malloc((size_t)rows * (size_t)L[i].w.out * sizeof(float));
+            yr[i] = malloc((size_t)rows * (size_t)L[i].w.out * sizeof(float));
+        }
+        for (int k = 0; k < 3; k++) {
+            if (!ptq_a8_supported(isas[k])) continue;
+            for (int n = 3; n <= 4; n++) { /* sharing (q, k, v), then with a weight that cannot share */
+                const ptq_qweight *ws[4] = {&L[0].w, &L[1].w, &L[2].w, &L[3].w};
+                for (int i = 0; i < n; i++) memset(ys[i], 0xff, (size_t)rows * (size_t)L[i].w.out * sizeof(float));
+                ptq_qgemm_a8_multi(isas[k], ws, n, x, rows, ys);
+                for (int i = 0; i < n; i++) {
+                    ptq_qgemm_a8_isa(isas[k], ws[i], x, rows, yr[i]);
+                    CHECK(memcmp(ys[i], yr[i], (size_t)rows * (size_t)L[i].w.out * sizeof(float)) == 0);
+                }
+                cases++;
+            }
+        }
+        for (int i = 0; i < 4; i++) free(ys[i]), free(yr[i]);
+        free(x);
+    }
+    CHECK(cases >= 4);
+    for (int i = 0; i < 4; i++) free_layer(&L[i]);
+}
+
 int main(void) {
     test_shapes();
     test_exact();
     test_large();
+    test_multi();
     return tu_done("test_qgemv_a8");
 }

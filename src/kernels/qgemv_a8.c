@@ -132,32 +132,71 @@ void ptq_qgemv_a8_scalar(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0
 
 typedef void (*a8_fn)(const ptq_qweight *, const ptq_a8 *, float *, int, int);
 
-void ptq_qgemm_a8_isa(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y) {
-    if (rows <= 0 || w->out <= 0 || w->in <= 0) return;
-    if (!ptq_a8_supported(isa)) isa = ptq_a8_isa_best();
-    if (isa == PTQ_ISA_AVX512 && rows >= PTQ_QGEMM_A8_MIN_ROWS && ptq_qgemm_a8_tiled(w, x, rows, y)) return; /* prefill */
-    const size_t need = ptq_a8_scratch_bytes(w->in, rows);
+static a8_fn kernel_of(ptq_isa isa) {
+    if (isa == PTQ_ISA_AVX512) return ptq_qgemv_a8_avx512;
+    if (isa == PTQ_ISA_AVX2) return ptq_cpu_has(PTQ_CPU_AVXVNNI) ? ptq_qgemv_a8_avxvnni : ptq_qgemv_a8_avx2;
+    return ptq_qgemv_a8_scalar;
+}
+
+/* The activation order a weight's kernel reads (qgemv_a8.h): 2 and 3 bits share one. */
+static int order_of(ptq_isa isa, const ptq_qweight *w) { return isa == PTQ_ISA_SCALAR ? 8 : w->bits == 3 ? 2 : w->bits; }
+
+int ptq_a8_can_share(ptq_isa isa, const ptq_qweight *a, const ptq_qweight *b) {
+    if (a->in != b->in || order_of(isa, a) != order_of(isa, b)) return 0;
+    if (a->perm == b->perm) return 1;
+    return a->perm && b->perm && memcmp(a->perm, b->perm, (size_t)a->in * sizeof *a->perm) == 0;
+}
+
+/* Work items of GEMV_BLOCK rows over all n weights, in order; one parallel region for all. */
+static void gemv_many(a8_fn fn, const ptq_qweight *const *ws, int n, const ptq_a8 *a, float *const *ys) {
+    int first[PTQ_A8_MULTI + 1] = {0}; /* first work item of each weight */
+    double work = 0.0;
+    for (int i = 0; i < n; i++) {
+        first[i + 1] = first[i] + (ws[i]->out + GEMV_BLOCK - 1) / GEMV_BLOCK;
+        work += (double)ws[i]->out * (double)ws[i]->in * (double)a->rows;
+    }
+    const int nblk = first[n], par = work >= PAR_MIN_WORK && nblk > 1;
+#pragma omp parallel for schedule(static) if (par)
+    for (int b = 0; b < nblk; b++) {
+        int i = 0;
+        while (b >= first[i + 1]) i++;
+        const int o0 = (b - first[i]) * GEMV_BLOCK;
+        const int o1 = o0 + GEMV_BLOCK < ws[i]->out ? o0 + GEMV_BLOCK : ws[i]->out;
+        fn(ws[i], a, ys[i], o0, o1);
+    }
+}
+
+/* ws all share x's codes (ptq_a8_can_share): quantize x once, then every row of every weight. */
+static void gemv_shared(ptq_isa isa, const ptq_qweight *const *ws, int n, const float *x, int rows, float *const *ys) {
+    const size_t need = ptq_a8_scratch_bytes(ws[0]->in, rows);
     _Alignas(64) uint8_t stack[PTQ_A8_STACK]; /* decode: no allocation per call */
     void *heap = NULL, *buf = stack;
     if (need > sizeof stack) {
         buf = heap = aligned_alloc(64, need);
         if (!heap) {
-            ptq_qgemm_path_isa(PTQ_QGEMM_DIRECT, PTQ_ISA_SCALAR, w, x, rows, y);
+            for (int i = 0; i < n; i++) ptq_qgemm_path_isa(PTQ_QGEMM_DIRECT, PTQ_ISA_SCALAR, ws[i], x, rows, ys[i]);
             return;
         }
     }
     ptq_a8 a;
-    ptq_a8_quantize(isa, w, x, rows, buf, &a);
-    const a8_fn fn = isa == PTQ_ISA_AVX512 ? ptq_qgemv_a8_avx512
-                     : isa == PTQ_ISA_AVX2  ? (ptq_cpu_has(PTQ_CPU_AVXVNNI) ? ptq_qgemv_a8_avxvnni : ptq_qgemv_a8_avx2)
-                                            : ptq_qgemv_a8_scalar;
-    const int nblk = (w->out + GEMV_BLOCK - 1) / GEMV_BLOCK;
-    const int par = (double)w->out * (double)w->in * (double)rows >= PAR_MIN_WORK && nblk > 1;
-#pragma omp parallel for schedule(static) if (par)
-    for (int b = 0; b < nblk; b++) {
-        const int o0 = b * GEMV_BLOCK;
-        const int o1 = o0 + GEMV_BLOCK < w->out ? o0 + GEMV_BLOCK : w->out;
-        fn(w, &a, y, o0, o1);
-    }
+    ptq_a8_quantize(isa, ws[0], x, rows, buf, &a);
+    gemv_many(kernel_of(isa), ws, n, &a, ys);
     free(heap);
+}
+
+void ptq_qgemm_a8_isa(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y) {
+    if (rows <= 0 || w->out <= 0 || w->in <= 0) return;
+    if (!ptq_a8_supported(isa)) isa = ptq_a8_isa_best();
+    if (isa == PTQ_ISA_AVX512 && rows >= PTQ_QGEMM_A8_MIN_ROWS && ptq_qgemm_a8_tiled(w, x, rows, y)) return; /* prefill */
+    gemv_shared(isa, &w, 1, x, rows, &y);
+}
+
+void ptq_qgemm_a8_multi(ptq_isa isa, const ptq_qweight *const *ws, int n, const float *x, int rows, float *const *ys) {
+    if (n <= 0 || rows <= 0) return;
+    if (!ptq_a8_supported(isa)) isa = ptq_a8_isa_best();
+    int shared = n <= PTQ_A8_MULTI && (isa != PTQ_ISA_AVX512 || rows < PTQ_QGEMM_A8_MIN_ROWS);
+    for (int i = 0; shared && i < n; i++) shared = ws[i]->out > 0 && ptq_a8_can_share(isa, ws[0], ws[i]);
+    if (shared) gemv_shared(isa, ws, n, x, rows, ys);
+    else /* one call each: prefill's tiled GEMM, or weights that read differently ordered codes */
+        for (int i = 0; i < n; i++) ptq_qgemm_a8_isa(isa, ws[i], x, rows, ys[i]);
 }

@@ -184,6 +184,7 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
         const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
         const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
         __m256 sc[MAXT][2];
+        if (R == 1) ptq_a8_prefetch_super(w, o, c0, g0, sb);
 #pragma GCC unroll 4
         for (int i = 0; i < O; i++) {
             __m256 s[2];

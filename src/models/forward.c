@@ -219,6 +219,16 @@ static ptq_status add_pos_bias(float *y, const float *bias, int len, int n, int 
     return PTQ_OK;
 }
 
+/* After a linear's product: its position-dependent bias, then the hook. */
+static ptq_status finish_linear(const lin_ctx *lc, const ptq_linear *lin, ptq_lin_role role, const float *x, int rows,
+                                float *y, ptq_error *err) {
+    if (!lc->float_weights && lin->bc_pos)
+        PTQ_TRY(add_pos_bias(y, lin->bc_pos, lin->bc_len, lin->out, rows, lc->seq_len, lc->pos0, lin->name, err));
+    if (lc->hook && lc->hook(lc->user, lc->layer, role, lin, x, y, rows))
+        return ptq_fail(err, PTQ_ERR_CALLBACK, "stopped by callback at %s", lin->name);
+    return PTQ_OK;
+}
+
 static ptq_status run_linear(const lin_ctx *lc, ptq_lin_role role, const float *x, int rows, float *y,
                              ptq_error *err) {
     const ptq_linear *lin = &lc->m->blocks[lc->layer].lin[role];
@@ -228,11 +238,20 @@ static ptq_status run_linear(const lin_ctx *lc, ptq_lin_role role, const float *
         ptq_linear_forward_float(lin, x, rows, y);
     } else {
         ptq_linear_forward(lin, x, rows, y);
-        if (lin->bc_pos)
-            PTQ_TRY(add_pos_bias(y, lin->bc_pos, lin->bc_len, lin->out, rows, lc->seq_len, lc->pos0, lin->name, err));
     }
-    if (lc->hook && lc->hook(lc->user, lc->layer, role, lin, x, y, rows))
-        return ptq_fail(err, PTQ_ERR_CALLBACK, "stopped by callback at %s", lin->name);
+    return finish_linear(lc, lin, role, x, rows, y, err);
+}
+
+/* n linears on the same input (q, k, v; gate, up): one call, so that decoding shares their work. */
+static ptq_status run_linears(const lin_ctx *lc, const ptq_lin_role *roles, int n, const float *x, int rows,
+                              float *const *ys, ptq_error *err) {
+    const ptq_linear *lins[3];
+    for (int i = 0; i < n; i++) lins[i] = &lc->m->blocks[lc->layer].lin[roles[i]];
+    if (lc->float_weights || !ptq_linear_forward_many(lins, n, x, rows, ys)) {
+        for (int i = 0; i < n; i++) PTQ_TRY(run_linear(lc, roles[i], x, rows, ys[i], err));
+        return PTQ_OK;
+    }
+    for (int i = 0; i < n; i++) PTQ_TRY(finish_linear(lc, lins[i], roles[i], x, rows, ys[i], err));
     return PTQ_OK;
 }
 
@@ -258,9 +277,9 @@ static ptq_status attention_part(const lin_ctx *lc, scratch *s, const float *h, 
         v = k + (size_t)rows * kvd;
         qs = qd;
         ks = vs = kvd;
-        PTQ_TRY(run_linear(lc, PTQ_LIN_Q, h, rows, q, err));
-        PTQ_TRY(run_linear(lc, PTQ_LIN_K, h, rows, k, err));
-        PTQ_TRY(run_linear(lc, PTQ_LIN_V, h, rows, v, err));
+        const ptq_lin_role roles[3] = {PTQ_LIN_Q, PTQ_LIN_K, PTQ_LIN_V};
+        float *const ys[3] = {q, k, v};
+        PTQ_TRY(run_linears(lc, roles, 3, h, rows, ys, err));
     }
     ptq_rope(c->rope, q, rows, T, qs, c->n_heads, c->head_dim, pos0, c->rope_theta);
     ptq_rope(c->rope, k, rows, T, ks, c->n_kv_heads, c->head_dim, pos0, c->rope_theta);
@@ -297,8 +316,9 @@ static ptq_status mlp_part(const lin_ctx *lc, scratch *s, const float *h, int ro
     const ptq_config *c = &lc->m->cfg;
     size_t n = (size_t)rows * c->hidden_dim;
     if (c->gated_mlp) {
-        PTQ_TRY(run_linear(lc, PTQ_LIN_GATE, h, rows, s->gate, err));
-        PTQ_TRY(run_linear(lc, PTQ_LIN_UP, h, rows, s->up, err));
+        const ptq_lin_role roles[2] = {PTQ_LIN_GATE, PTQ_LIN_UP};
+        float *const ys[2] = {s->gate, s->up};
+        PTQ_TRY(run_linears(lc, roles, 2, h, rows, ys, err));
         ptq_act_inplace(c->act, s->gate, n);
         for (size_t i = 0; i < n; i++) s->up[i] *= s->gate[i];
     } else {

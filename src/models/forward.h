@@ -32,6 +32,11 @@ void ptq_kv_cache_free(ptq_kv_cache *c);
 /* The runtime path: y[rows][out] = x[rows][in] W^T + b (+ bc), with the packed weights when the layer
  * has them (else BLAS on the float weights). Position-dependent biases are applied by the block. */
 void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *y);
+/* ptq_linear_forward of n linears on the same input x (q, k, v; gate, up) into ys[i], in one call when
+ * all are plain int8-activation layers (--act8, no activation quantizer): a decode step then shares
+ * one activation quantization and one parallel region (ptq_qgemm_a8_multi). Returns 1 when done,
+ * 0 (nothing done) for other layers, which the caller runs one by one. */
+int ptq_linear_forward_many(const ptq_linear *const *lins, int n, const float *x, int rows, float *const *ys);
 /* The runtime path with simulated (fake-quantized) activations even where int8 kernels exist. */
 void ptq_linear_forward_simulated(const ptq_linear *lin, const float *x, int rows, float *y);
 /* The float reference path: float weights and the original bias only. Requires lin->w. */

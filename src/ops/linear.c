@@ -42,6 +42,11 @@ static int try_integer(const ptq_linear *lin, const float *x, int rows, float *y
     return s == PTQ_OK;
 }
 
+/* Whether lin runs as plain int8-activation GEMV (packed weights, --act8, no activation quantizer). */
+static int plain_act8(const ptq_linear *lin) {
+    return lin->q && lin->q->act8 && !lin->aq && ptq_a8_isa_best() != PTQ_ISA_SCALAR;
+}
+
 void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *y) {
     if (lin->aq && try_integer(lin, x, rows, y)) {
         /* done: y holds the integer product */
@@ -51,7 +56,7 @@ void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *
             ptq_actq_apply(lin->aq, x, rows, lin->in, xq); /* simulated (fake-quant) activations */
             x = xq;
         }
-        if (lin->q && lin->q->act8 && !xq && ptq_a8_isa_best() != PTQ_ISA_SCALAR)
+        if (!xq && plain_act8(lin))
             ptq_qgemm_a8_isa(ptq_a8_isa_best(), lin->q, x, rows, y); /* int8 activations (AVX2 or VNNI CPUs) */
         else if (lin->q) ptq_qgemm(lin->q, x, rows, y);
         else float_gemm(lin, lin->wq ? lin->wq : lin->w, x, rows, y); /* wq: weights on a ggml grid */
@@ -60,6 +65,22 @@ void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *
     if (lin->b) add_rows(y, lin->b, rows, lin->out);
     if (lin->bc) add_rows(y, lin->bc, rows, lin->out);
     if (lin->aq && lin->aq->noise_bias) add_rows(y, lin->aq->noise_bias, rows, lin->out);
+}
+
+int ptq_linear_forward_many(const ptq_linear *const *lins, int n, const float *x, int rows, float *const *ys) {
+    const ptq_qweight *ws[PTQ_A8_MULTI];
+    int fused = n > 1 && n <= PTQ_A8_MULTI;
+    for (int i = 0; fused && i < n; i++) {
+        fused = plain_act8(lins[i]);
+        ws[i] = lins[i]->q;
+    }
+    if (!fused) return 0;
+    ptq_qgemm_a8_multi(ptq_a8_isa_best(), ws, n, x, rows, ys);
+    for (int i = 0; i < n; i++) {
+        if (lins[i]->b) add_rows(ys[i], lins[i]->b, rows, lins[i]->out);
+        if (lins[i]->bc) add_rows(ys[i], lins[i]->bc, rows, lins[i]->out);
+    }
+    return 1;
 }
 
 void ptq_linear_forward_simulated(const ptq_linear *lin, const float *x, int rows, float *y) {
