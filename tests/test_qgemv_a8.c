@@ -16,6 +16,7 @@
  *   trick and the 3-bit plane shuffles) bit for bit;
  * - the whole call (ptq_qgemm_a8_isa, stack and heap scratch) is within the int8-activation error
  *   bound of the exact float product: |y - W x| <= sum_c |s| d_c / 2 sum_j |q - z| + 1e-5 sum |w x|;
+ * - NaN and infinite activations quantize the same way in every quantizer (0 codes, Inf scale);
  * - several weights in one call (ptq_qgemm_a8_multi, a decode step's q, k and v) equal one call each.
  */
 #include <math.h>
@@ -333,7 +334,44 @@ static void test_multi(void) {
     for (int i = 0; i < 4; i++) free_layer(&L[i]);
 }
 
+/* Non-finite activations: NaN counts as 0; an infinite value makes its chunk d = Inf with every code 0
+ * (qsum 0), in the scalar quantizer and, byte for byte, in each SIMD one (8-bit storage: the natural order
+ * for all of them); the other chunks are unaffected. */
+static void test_nonfinite(void) {
+    const int in = 4 * 32 + 7;
+    layer L = make_layer(8, in, 3, 32, 0);
+    float x[4 * 32 + 7];
+    for (int j = 0; j < in; j++) x[j] = urand(-1.0f, 1.0f);
+    x[3] = NAN;       /* chunk 0: NaN only */
+    x[40] = INFINITY; /* chunk 1: +Inf and a NaN */
+    x[41] = NAN;
+    x[70] = -INFINITY; /* chunk 2: -Inf */
+    const ptq_isa isas[3] = {PTQ_ISA_SCALAR, PTQ_ISA_AVX2, PTQ_ISA_AVX512};
+    void *buf[3];
+    ptq_a8 a[3];
+    for (int k = 0; k < 3; k++) {
+        buf[k] = scratch_for(in, 1);
+        if (ptq_a8_supported(isas[k])) ptq_a8_quantize(isas[k], &L.w, x, 1, buf[k], &a[k]);
+    }
+    const ptq_a8 *r = &a[0];
+    CHECK(isinf(r->d[1]) && isinf(r->d[2]) && r->qsum[1] == 0 && r->qsum[2] == 0);
+    int zero = 1;
+    for (int j = 32; j < 96; j++) zero &= r->q[j] == 0;
+    CHECK(zero);
+    CHECK(r->q[3] == 0 && isfinite(r->d[0]) && r->d[0] > 0.0f && isfinite(r->d[3]) && isfinite(r->d[4]));
+    for (int k = 1; k < 3; k++) {
+        if (!ptq_a8_supported(isas[k])) continue;
+        const size_t nc = (size_t)r->nsuper * PTQ_A8_SUPER;
+        CHECK(memcmp(a[k].q, r->q, r->ld) == 0);
+        CHECK(memcmp(a[k].d, r->d, nc * sizeof(float)) == 0);
+        CHECK(memcmp(a[k].qsum, r->qsum, nc * sizeof(int32_t)) == 0);
+    }
+    for (int k = 0; k < 3; k++) free(buf[k]);
+    free_layer(&L);
+}
+
 int main(void) {
+    test_nonfinite();
     test_shapes();
     test_exact();
     test_large();

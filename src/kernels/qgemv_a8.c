@@ -92,7 +92,8 @@ void ptq_a8_quantize(ptq_isa isa, const ptq_qweight *w, const float *x, int rows
             const float id = d > 0.0f ? 1.0f / d : 0.0f; /* Inf amax: id = 0, codes 0 */
             int32_t s = 0;
             for (int k = 0; k < PTQ_QCHUNK; k++) {
-                float t = nearbyintf(v[k] * id); /* current rounding mode: to nearest even */
+                float t = v[k] * id; /* Inf * 0 (an infinite x): code 0, as the SIMD quantizers */
+                t = isnan(t) ? 0.0f : nearbyintf(t); /* current rounding mode: to nearest even */
                 t = t > 127.0f ? 127.0f : (t < -127.0f ? -127.0f : t);
                 const int8_t q = (int8_t)t;
                 qr[pos_of(order, c, k)] = q;

@@ -84,7 +84,8 @@ size_t ptq_a8_scratch_bytes(int in, int rows);
 
 /* Quantizes x [rows][in] (permuted by w->perm when set) into a, whose arrays are carved from
  * scratch (at least ptq_a8_scratch_bytes(w->in, rows) bytes, 64-byte aligned), in the order of the
- * kernel for (isa, w->bits). NaN becomes 0; an infinite x gives the chunk d = Inf, codes 0. */
+ * kernel for (isa, w->bits). NaN becomes 0; an infinite x gives its chunk d = Inf and codes 0
+ * (so the chunk's terms, and the outputs, are NaN or infinite: no finite answer hides it). */
 void ptq_a8_quantize(ptq_isa isa, const ptq_qweight *w, const float *x, int rows, void *scratch, ptq_a8 *a);
 
 /* ptq_a8_quantize's work after the layout is set, for isa AVX-512 / AVX2 (the same codes and scales). */

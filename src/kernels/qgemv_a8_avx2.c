@@ -336,7 +336,9 @@ void ptq_a8_quant_rows_avx2(const ptq_qweight *w, const float *x, int rows, ptq_
             const __m256 id = _mm256_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
             __m256i q[4], s = _mm256_setzero_si256();
             for (int i = 0; i < 4; i++) {
-                const __m256 rq = _mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                __m256 p = _mm256_mul_ps(v[i], id);
+                p = _mm256_and_ps(p, _mm256_cmp_ps(p, p, _CMP_ORD_Q)); /* Inf * 0 -> 0 */
+                const __m256 rq = _mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
                 q[i] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(rq, nlim), lim));
                 s = _mm256_add_epi32(s, q[i]);
             }

@@ -271,10 +271,13 @@ void ptq_a8_quant_rows_avx512(const ptq_qweight *w, const float *x, int rows, pt
             const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
             const float d = amax / 127.0f;
             const __m512 id = _mm512_set1_ps(d > 0.0f ? 1.0f / d : 0.0f);
-            __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(
-                _mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v0, id), RND), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
-            __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(
-                _mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(v1, id), RND), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+            __m512 p0 = _mm512_mul_ps(v0, id), p1 = _mm512_mul_ps(v1, id);
+            p0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(p0, p0, _CMP_ORD_Q), p0); /* Inf * 0 -> 0 */
+            p1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(p1, p1, _CMP_ORD_Q), p1);
+            __m512i q0 = _mm512_cvtps_epi32(
+                _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(p0, RND), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+            __m512i q1 = _mm512_cvtps_epi32(
+                _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(p1, RND), _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
             dr[c] = d;
             sr[c] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
             const __m128i b0 = _mm512_cvtepi32_epi8(q0), b1 = _mm512_cvtepi32_epi8(q1); /* columns 0-15, 16-31 */
