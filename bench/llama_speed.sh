@@ -5,38 +5,61 @@
 #   ptq float (the model itself)  vs  llama.cpp F32
 # and ptq running llama.cpp's own Q4_0 / Q8_0 files (the same bytes) beside llama-bench on them.
 # llama.cpp's files come from its own llama-quantize, from the F32 GGUF ptq exports (exactly the model's weights).
+# Like for like by default: llama.cpp's Q4_0 keeps the output head in Q6_K and the token embeddings in Q4_0, its
+# Q8_0 both in Q8_0, and it multiplies quantized weights with 8-bit activations; so ptq's W4 file takes
+# --head-bits 8 --embed-bits 4, its W8 file --head-bits 8 --embed-bits 8, and ptq bench runs with --act8.
 # The tools run alternately, ROUNDS times; the table holds the medians. Needs ./scripts/refs.sh and
 # ./bench/llama_tools.sh (llama-bench, llama-quantize).
-#   bench/llama_speed.sh MODEL_DIR [ROUNDS]        PTQ_QUANT_OPTS: extra options for ptq quantize (e.g. --head-bits 8)
+#   bench/llama_speed.sh MODEL_DIR [ROUNDS]        (ROUNDS 0: prepare the files only)
+# Environment:
+#   PTQ_SPEED_DIR   keep the prepared files in this folder and reuse them (default: a temporary folder)
+#   PTQ_W4_OPTS     ptq quantize options of the W4 file (default: --wbits 4 --group 32 --head-bits 8 --embed-bits 4)
+#   PTQ_W8_OPTS     the same for W8 (default: --wbits 8 --group 32 --head-bits 8 --embed-bits 8)
+#   PTQ_BENCH_OPTS  ptq bench options for the quantized files (default: --act8; empty: float activations)
 # MODEL_DIR: a LLaMA-architecture model ptq reads (safetensors + config.json); bench/make_llama7b_shape.py writes the
 # TinyLlama- and 7B-shaped ones used in RESULTS. Prefill: 256 tokens; decode: 64 tokens; threads: all cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:?usage: bench/llama_speed.sh MODEL_DIR [ROUNDS]}"
 rounds="${2:-3}"
-ptq=build/ptq
+ptq=${PTQ:-build/ptq}
 bins=$(./bench/llama_tools.sh)
 threads=$(nproc)
+w4opts=${PTQ_W4_OPTS:---wbits 4 --group 32 --head-bits 8 --embed-bits 4}
+w8opts=${PTQ_W8_OPTS:---wbits 8 --group 32 --head-bits 8 --embed-bits 8}
+benchopts=${PTQ_BENCH_OPTS---act8}
 tmp=$(mktemp -d /tmp/ptq-llama-speed-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+files=${PTQ_SPEED_DIR:-$tmp}
+mkdir -p "$files"
 
-# RTN needs no calibration, but ptq quantize reads a little text for its per-layer error report; a synthetic
-# model folder without a tokenizer borrows llama.cpp's 32000-token test vocabulary (PTQ_REFS) to read it
+# RTN needs no calibration, but ptq quantize reads a little text; a synthetic model folder without a tokenizer
+# borrows llama.cpp's 32000-token test vocabulary (PTQ_REFS) to read it
 printf 'Once upon a time there was a model.\n' > "$tmp/calib.txt"
 tok=()
 if [ -d "$model" ] && ! ls "$model"/tokenizer.json "$model"/tokenizer.bin "$model"/tok*.bin "$model"/vocab.json \
      > /dev/null 2>&1; then
   tok=(--tokenizer "${PTQ_REFS:-$(pwd)/build-ref}/llama.cpp/models/ggml-vocab-llama-spm.gguf")
 fi
-q() { "$ptq" quantize "$model" "${tok[@]}" --calib "$tmp/calib.txt" --calib-n 1 --calib-ctx 8 --method rtn \
-        ${PTQ_QUANT_OPTS:-} "$@" --json > /dev/null; }
-echo "preparing the files in $tmp ..." >&2
-q --type F32 -o "$tmp/f32.gguf"
+q() { # q OUT OPTIONS...: unless OUT exists already
+  local out=$1; shift
+  [ -s "$out" ] && return 0
+  echo "preparing $out ..." >&2
+  "$ptq" quantize "$model" "${tok[@]}" --calib "$tmp/calib.txt" --calib-n 1 --calib-ctx 8 --method rtn \
+    --no-layer-error "$@" -o "$out" --json > /dev/null
+}
+q "$files/f32.gguf" --type F32
 for t in Q4_0 Q4_K_M Q8_0; do
-  "$bins/llama-quantize" "$tmp/f32.gguf" "$tmp/$t.gguf" "$t" > "$tmp/lq.log" 2>&1 || { tail -3 "$tmp/lq.log"; exit 1; }
+  [ -s "$files/$t.gguf" ] && continue
+  echo "preparing $files/$t.gguf ..." >&2
+  "$bins/llama-quantize" "$files/f32.gguf" "$files/$t.gguf" "$t" > "$tmp/lq.log" 2>&1 ||
+    { rm -f "$files/$t.gguf"; tail -3 "$tmp/lq.log"; exit 1; }
 done
-q --wbits 4 --group 32 -o "$tmp/w4.ptq"
-q --wbits 8 --group 32 -o "$tmp/w8.ptq"
+# shellcheck disable=SC2086 # the options are word lists
+q "$files/w4.ptq" $w4opts
+# shellcheck disable=SC2086
+q "$files/w8.ptq" $w8opts
+[ "$rounds" = 0 ] && { echo "prepared the files in $files" >&2; exit 0; }  # ROUNDS 0: prepare only
 
 # one measurement: prints "prefill decode rss_kib"
 run_llama() {
@@ -50,8 +73,10 @@ tg = [x["avg_ts"] for x in r if x["n_gen"] > 0][0]
 print(pp, tg, sys.argv[2])
 EOF
 }
-run_ptq() {
-  /usr/bin/time -f %M -o "$tmp/rss" "$ptq" bench "$1" --tokens 256 --steps 64 --reps 1 --no-bandwidth --json > "$tmp/pb.json"
+run_ptq() { # run_ptq FILE [OPTIONS]
+  # shellcheck disable=SC2086
+  /usr/bin/time -f %M -o "$tmp/rss" "$ptq" bench "$1" --tokens 256 --steps 64 --reps 1 --no-bandwidth ${2:-} --json \
+    > "$tmp/pb.json"
   python3 - "$tmp/pb.json" "$(cat "$tmp/rss")" << 'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -60,18 +85,19 @@ EOF
 }
 
 # label | ptq file | llama.cpp file
-pairs=("ptq W4 g32 vs Q4_0|$tmp/w4.ptq|$tmp/Q4_0.gguf"
-       "ptq W4 g32 vs Q4_K_M|$tmp/w4.ptq|$tmp/Q4_K_M.gguf"
-       "ptq W8 g32 vs Q8_0|$tmp/w8.ptq|$tmp/Q8_0.gguf"
-       "float vs F32|$model|$tmp/f32.gguf"
-       "ptq on Q4_0.gguf vs Q4_0|$tmp/Q4_0.gguf|$tmp/Q4_0.gguf"
-       "ptq on Q8_0.gguf vs Q8_0|$tmp/Q8_0.gguf|$tmp/Q8_0.gguf")
+pairs=("ptq W4 g32 vs Q4_0|$files/w4.ptq|$files/Q4_0.gguf"
+       "ptq W4 g32 vs Q4_K_M|$files/w4.ptq|$files/Q4_K_M.gguf"
+       "ptq W8 g32 vs Q8_0|$files/w8.ptq|$files/Q8_0.gguf"
+       "float vs F32|$model|$files/f32.gguf"
+       "ptq on Q4_0.gguf vs Q4_0|$files/Q4_0.gguf|$files/Q4_0.gguf"
+       "ptq on Q8_0.gguf vs Q8_0|$files/Q8_0.gguf|$files/Q8_0.gguf")
 load0=$(cut -d' ' -f1 /proc/loadavg)
 for ((r = 1; r <= rounds; r++)); do
   for i in "${!pairs[@]}"; do
     IFS='|' read -r label pf lf <<< "${pairs[$i]}"
     echo "round $r/$rounds: $label" >&2
-    echo "$i ptq $(run_ptq "$pf")" >> "$tmp/results"
+    opts=$benchopts; [ "$pf" = "$model" ] && opts=""  # the float model has no packed layers
+    echo "$i ptq $(run_ptq "$pf" "$opts")" >> "$tmp/results"
     echo "$i llama $(run_llama "$lf")" >> "$tmp/results"
   done
 done
@@ -88,6 +114,7 @@ params=$("$ptq" inspect "$model" --json | sed -n 's/.*"params":[[:space:]]*\([0-
 
 echo "model: $model ($params parameters), $threads threads, prefill 256 tokens, decode 64, medians of $rounds" \
      "alternating rounds, 1-minute load $load0 before, $load1 after"
+echo "ptq W4: $w4opts; W8: $w8opts; ptq bench ${benchopts:-(float activations)}"
 echo
 echo "| pair (ptq vs llama.cpp) | bits/weight (file) | prefill tok/s | decode tok/s | ratio ptq/llama.cpp (prefill, decode) | peak RSS |"
 echo "|---|---|---|---|---|---|"
