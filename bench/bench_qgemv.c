@@ -21,10 +21,12 @@
  *    threading strategies (parallel 64-row tiles with single-threaded sgemm; 256-row tiles with a
  *    parallel dequantize and threaded sgemm), and at 4..32 rows the fused GEMV path vs the tiled
  *    one (where ptq_qgemm_min_rows() should be).
+ * --thp: the weight copies advised for transparent huge pages (madvise), to see what TLB misses cost.
  * On a machine shared with other busy processes run it with OMP_WAIT_POLICY=passive.
  *
  * The table goes to stdout; with --json it goes to stderr and stdout gets one JSON object.
  */
+#define _DEFAULT_SOURCE /* madvise */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -32,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "bench_common.h"
@@ -89,7 +92,16 @@ static void fill_floats(float *p, size_t n, uint64_t seed) {
     }
 }
 
-static void *big_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
+/* --thp: the weight copies in 2 MB-aligned memory advised for transparent huge pages (fewer TLB misses while
+ * streaming; the kernel decides whether it grants them). */
+static int g_thp;
+static void *big_alloc(size_t bytes) {
+    if (!g_thp) return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    const size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) / huge * huge;
+    void *p = aligned_alloc(huge, n);
+    if (p) madvise(p, n, MADV_HUGEPAGE);
+    return p;
+}
 
 /* The shared probe (src/kernels/membw.h): 1 GiB, best of 5 passes. */
 static double read_bandwidth(void) {
@@ -441,10 +453,12 @@ int main(int argc, char **argv) {
             g_decode_only = 1, do_gemm = 0;
         else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc && atoi(argv[i + 1]) >= 1)
             g_gemm_rows = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--thp") == 0)
+            g_thp = 1;
         else if (strcmp(argv[i], "--fmt") == 0 && i + 1 < argc)
             g_only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME]\n"
+            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME] [--thp]\n"
                             "       env PTQ_ISA=scalar|avx2|avx512 measures that ISA only\n");
             return 2;
         }

@@ -136,7 +136,8 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
         const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
         const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
         __m512 sc[MAXR]; /* s * d of every (weight row, activation row) pair, t = i * R + r */
-        if (R == 1) ptq_a8_prefetch_super(w, o, c0, g0, sb);
+        if (R == 1)
+            for (int i = 0; i < O; i++) ptq_a8_prefetch_super(w, o + i, c0, g0, sb);
 #pragma GCC unroll 4
         for (int i = 0; i < O; i++) {
             __m512 s;
