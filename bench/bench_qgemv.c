@@ -14,7 +14,8 @@
  *    Effective GB/s = bytes of codes + fp16 scales + uint8 zeros per call / time; the fraction is
  *    against the read bandwidth of step 1; the speed-up is against cold float sgemv.
  *    "a8-<isa>": the same weights with int8 activations (qgemv_a8.h); --decode times only the best float
- *    ISA and the a8 kernels for W8 per channel / g32, W4 g32 / g128, W3 g32 and W2 g32 on the issue's
+ *    ISA and the a8 kernels for W8 per channel / g32, W4 g32 / g128, W3 g32, W2 g32 and W5-W7 g32 (5-7-bit
+ *    codes stored tightly) on the issue's
  *    shapes 4096x14336 and 14336x4096, re-measuring the read bandwidth beside each format (the
  *    fraction is against that number; the load average is printed with it). --fmt NAME: one format.
  * 3. 64 input rows (--rows N; prefill): cblas_sgemm on the float matrix vs the tiled quantized GEMM, both
@@ -268,17 +269,18 @@ typedef struct {
 } qformat;
 
 static const qformat g_fmts[] = {{"W4g32", 4, 32}, {"W8pc", 8, 0},   {"W8g128", 8, 128}, {"W8g32", 8, 32},
-                                 {"W3g32", 3, 32}, {"W2g32", 2, 32}, {"W4g128", 4, 128}};
+                                 {"W3g32", 3, 32}, {"W2g32", 2, 32}, {"W4g128", 4, 128}, {"W5g32", 5, 32},
+                                 {"W6g32", 6, 32}, {"W7g32", 7, 32}};
 #define N_FMTS ((int)(sizeof g_fmts / sizeof g_fmts[0]))
 static int g_decode_only;    /* --decode: the best float ISA and the a8 kernels only, the shapes */
 static const char *g_only;   /* --fmt NAME: that format only */
 static int g_isa_on[3];
 static double g_bw;
 
-/* Formats of the full run (W4g128 only with --decode) and of --decode (not W8g128). */
+/* Formats of the full run (W4g128 and W5-W7 only with --decode) and of --decode (not W8g128). */
 static int fmt_on(int fi) {
     if (g_only) return strcmp(g_only, g_fmts[fi].name) == 0;
-    return g_decode_only ? fi != 2 : fi != 6;
+    return g_decode_only ? fi != 2 : fi < 6;
 }
 
 static void oom(void) {

@@ -50,7 +50,7 @@ static void same_floats(uint32_t type, const void *bytes, int rows, int cols, co
     printf("%-5s %-12s %d x %d: %ld of %ld floats differ from ggml's dequantization\n", tn, what, rows, cols, bad,
            (long)rows * cols);
     CHECK_MSG(bad == 0, "%s %s: %ld floats differ", tn, what, bad);
-    CHECK(q.group == 32 && q.bits == (type == PTQ_GGML_Q4_0 ? 4 : 8));
+    CHECK(q.group == 32 && q.bits == (type == PTQ_GGML_Q4_0 ? 4 : type == PTQ_GGML_Q5_0 ? 5 : 8));
 
     /* 2: the packed GEMM against a double product with the same floats */
     enum { X = 3 };

@@ -291,8 +291,8 @@ static void test_options(const char *path) {
     if (!m) return;
     ptq_error e;
     ptq_quant_params p = params(4, PTQ_WQ_RTN);
-    p.head_bits = 5;
-    CHECK(ptq_head_embed_check(m, &p, &e) == PTQ_ERR_ARG && strstr(e.msg, "--head-bits 5"));
+    p.head_bits = 9;
+    CHECK(ptq_head_embed_check(m, &p, &e) == PTQ_ERR_ARG && strstr(e.msg, "--head-bits 9"));
     p.head_bits = 4;
     p.head_group = 48;
     CHECK(ptq_head_embed_check(m, &p, &e) == PTQ_ERR_ARG && strstr(e.msg, "--head-group 48"));

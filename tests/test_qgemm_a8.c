@@ -116,9 +116,9 @@ int main(void) {
         printf("test_qgemm_a8: SKIPPED (CPU lacks AVX-512 VNNI)\n");
         return 77;
     }
-    const int bits_list[4] = {2, 3, 4, 8};
+    const int bits_list[7] = {2, 3, 4, 5, 6, 7, 8};
     /* every bits x group x act-order on a small odd shape, a few row counts */
-    for (int bi = 0; bi < 4; bi++)
+    for (int bi = 0; bi < 7; bi++)
         for (int gi = 0; gi < 5; gi++)
             for (int perm = 0; perm < 2; perm++) {
                 const int in = 300, groups[5] = {32, 64, 96, 128, in};
@@ -130,9 +130,10 @@ int main(void) {
     for (int i = 0; i < 8; i++) {
         check_case(4, 200, 130, 32, 0, rows_list[i]);
         check_case(2 + (i % 3 == 2 ? 6 : i % 3), 100, 17, 64, i & 1, rows_list[i]);
+        check_case(5 + i % 3, 100, 17, 64, i & 1, rows_list[i]);
     }
     /* more than one K block (2100 columns = 66 chunks > PTQ_QA8_KC), every width */
-    for (int bi = 0; bi < 4; bi++) check_case(bits_list[bi], 2100, 80, bi == 1 ? 2100 : 32, bi & 1, 23);
+    for (int bi = 0; bi < 7; bi++) check_case(bits_list[bi], 2100, 80, bi == 1 ? 2100 : 32, bi & 1, 23);
     printf("test_qgemm_a8: %ld of %ld outputs bit-identical to ptq_qgemv_a8_scalar\n", g_exact, g_compared);
     return tu_done("test_qgemm_a8");
 }

@@ -49,7 +49,7 @@ static layer make_layer(int bits, int in, int out, int group, int with_perm) {
 
 /* Column j of chunk c in the SIMD order for `bits`, from the table in qgemv_a8.h. */
 static size_t spec_pos(int bits, int c, int j) {
-    if (bits == 4) return (size_t)(c / 4) * 128 + (j < 16 ? (size_t)(16 * (c % 4) + j) : (size_t)(64 + 16 * (c % 4) + j - 16));
+    if (bits >= 4 && bits <= 7) return (size_t)(c / 4) * 128 + (j < 16 ? (size_t)(16 * (c % 4) + j) : (size_t)(64 + 16 * (c % 4) + j - 16));
     if (bits == 2 || bits == 3) return (size_t)(c / 8) * 256 + (size_t)(64 * (j / 8) + 8 * (c % 8) + j % 8);
     return (size_t)(32 * c + j);
 }
@@ -154,7 +154,7 @@ static void reference_float(const layer *L, const float *x, int rows, const ptq_
 }
 
 static void test_shapes(void) {
-    const int bits_list[] = {2, 3, 4, 8};
+    const int bits_list[] = {2, 3, 4, 5, 6, 7, 8};
     const int ins[] = {32, 33, 100, 160, 544 + 7, 1000};
     const int outs[] = {1, 17, 35};
     const int rows_list[] = {1, 2, 3, 5};
@@ -163,7 +163,7 @@ static void test_shapes(void) {
     if (nk == 0) fprintf(stderr, "test_qgemv_a8: no AVX2 here; scalar kernel only\n");
     double worst_scalar = 0, worst_simd = 0;
     int cases = 0;
-    for (int bi = 0; bi < 4; bi++)
+    for (int bi = 0; bi < 7; bi++)
         for (int ii = 0; ii < 6; ii++)
             for (int gi = 0; gi < 5; gi++) {
                 const int bits = bits_list[bi], in = ins[ii];
@@ -231,9 +231,9 @@ static void test_shapes(void) {
 static void test_exact(void) {
     simd_kernel ks[3];
     const int nk = simd_kernels(ks);
-    const int bits_list[] = {2, 3, 4, 8}, ins[] = {100, 512, 480 + 7}, groups[] = {32, 64, 0};
+    const int bits_list[] = {2, 3, 4, 5, 6, 7, 8}, ins[] = {100, 512, 480 + 7}, groups[] = {32, 64, 0};
     int cases = 0;
-    for (int bi = 0; bi < 4; bi++)
+    for (int bi = 0; bi < 7; bi++)
         for (int ii = 0; ii < 3; ii++)
             for (int gi = 0; gi < 3; gi++) {
                 const int bits = bits_list[bi], in = ins[ii], group = groups[gi] ? groups[gi] : in;
@@ -267,6 +267,42 @@ static void test_exact(void) {
                 free_layer(&L);
             }
     fprintf(stderr, "test_qgemv_a8: %d exact cases x %d SIMD kernels\n", cases, nk);
+}
+
+/* The largest products: every code at its maximum against activation codes all 127 (or all -127), where
+ * an int16 sum of two vpmaddubsw pairs would overflow for 7 bits (2 * 2 * 127 * 127 > 32767). Exact. */
+static void test_extreme(void) {
+    simd_kernel ks[3];
+    const int nk = simd_kernels(ks);
+    for (int bits = 4; bits <= 8; bits++)
+        for (int sign = -1; sign <= 1; sign += 2) {
+            const int in = 320, out = 5, rows = 2;
+            layer L = make_layer(bits, in, out, 64, 0);
+            memset(L.q, (1 << bits) - 1, (size_t)out * in);
+            for (int o = 0; o < out; o++) ptq_pack_row(bits, L.q + (size_t)o * in, in, L.w.codes + (size_t)o * L.w.row_bytes);
+            for (size_t i = 0; i < (size_t)out * (size_t)L.w.n_groups; i++) {
+                L.w.scales[i] = ptq_f32_to_f16(0x1p-6f);
+                L.w.zeros[i] = 0;
+            }
+            float *x = malloc((size_t)rows * in * sizeof(float));
+            for (int i = 0; i < rows * in; i++) x[i] = (float)sign;
+            void *buf = scratch_for(in, rows);
+            ptq_a8 a;
+            const size_t n = (size_t)rows * (size_t)out;
+            float *ys = malloc(n * sizeof(float)), *yv = malloc(n * sizeof(float));
+            ptq_a8_quantize(PTQ_ISA_SCALAR, &L.w, x, rows, buf, &a);
+            ptq_qgemv_a8_scalar(&L.w, &a, ys, 0, out);
+            /* all codes 127 * sign, d = 1/127: y = 2^-6 * qmax * in * sign, exactly as far as float goes */
+            CHECK_MSG(fabs(ys[0] - 0x1p-6 * ((1 << bits) - 1) * in * sign) <= 1e-3 * fabs(ys[0]), "extreme scalar bits %d",
+                      bits);
+            for (int ki = 0; ki < nk; ki++) {
+                ptq_a8_quantize(ks[ki].isa, &L.w, x, rows, buf, &a);
+                ks[ki].fn(&L.w, &a, yv, 0, out);
+                CHECK_MSG(memcmp(ys, yv, n * sizeof(float)) == 0, "extreme %s bits %d sign %d", ks[ki].name, bits, sign);
+            }
+            free(ys), free(yv), free(buf), free(x);
+            free_layer(&L);
+        }
 }
 
 /* Beyond the stack scratch (heap path) and enough rows and outputs for the threaded loop. */
@@ -374,6 +410,7 @@ int main(void) {
     test_nonfinite();
     test_shapes();
     test_exact();
+    test_extreme();
     test_large();
     test_multi();
     return tu_done("test_qgemv_a8");

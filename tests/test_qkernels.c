@@ -47,14 +47,26 @@ static unsigned spec_code(int bits, const uint8_t *row, int j) {
         uint32_t plane = (uint32_t)ch[8] | (uint32_t)ch[9] << 8 | (uint32_t)ch[10] << 16 | (uint32_t)ch[11] << 24;
         return lo | ((plane >> k) & 1u) << 2;
     }
+    case 5:
+    case 6:
+    case 7: { /* low nibble as 4 bits; bits 4-5 as the 2-bit layout at byte 16; the last bit as a plane */
+        unsigned v = k < 16 ? (ch[k] & 15u) : (unsigned)(ch[k - 16] >> 4);
+        if (bits >= 6) v |= ((ch[16 + k % 8] >> (2 * (k / 8))) & 3u) << 4;
+        if (bits != 6) {
+            const uint8_t *pl = ch + (bits == 5 ? 16 : 24);
+            uint32_t plane = (uint32_t)pl[0] | (uint32_t)pl[1] << 8 | (uint32_t)pl[2] << 16 | (uint32_t)pl[3] << 24;
+            v |= ((plane >> k) & 1u) << (bits - 1);
+        }
+        return v;
+    }
     }
     return 0xffffu;
 }
 
 static void test_packing(void) {
-    const int bits_list[] = {2, 3, 4, 8};
+    const int bits_list[] = {2, 3, 4, 5, 6, 7, 8};
     const int ins[] = {1, 31, 32, 33, 172, 4096 + 17};
-    for (int bi = 0; bi < 4; bi++)
+    for (int bi = 0; bi < 7; bi++)
         for (int ii = 0; ii < 6; ii++) {
             const int bits = bits_list[bi], in = ins[ii];
             const size_t rb = ptq_qweight_row_bytes(bits, in);
@@ -85,7 +97,7 @@ static void test_packing(void) {
             free(back);
             free(buf);
         }
-    CHECK(ptq_qweight_row_bytes(5, 32) == 0);
+    CHECK(ptq_qweight_row_bytes(9, 32) == 0 && ptq_qweight_row_bytes(1, 32) == 0);
     CHECK(ptq_qweight_row_bytes(4, 0) == 0);
 }
 
@@ -107,8 +119,8 @@ static double ref_weight(const layer *L, int o, int j) {
 }
 
 static void test_dequant_row(void) {
-    const int bits_list[] = {2, 3, 4, 8};
-    for (int bi = 0; bi < 4; bi++)
+    const int bits_list[] = {2, 3, 4, 5, 6, 7, 8};
+    for (int bi = 0; bi < 7; bi++)
         for (int with_perm = 0; with_perm < 2; with_perm++) {
             const int in = 172, out = 5, group = 64;
             layer L = make_layer(bits_list[bi], in, out, group, with_perm);
@@ -216,11 +228,11 @@ static void test_qgemm(void) {
         if (!have[i]) printf(" %s", ptq_isa_name((ptq_isa)i));
     printf("\n");
 
-    const int bits_list[] = {2, 3, 4, 8};
+    const int bits_list[] = {2, 3, 4, 5, 6, 7, 8};
     const int shapes[][2] = {{32, 1}, {172, 64}, {100, 3}, {4096, 17}, {1000, 33}};
     const int rows_list[] = {1, 3, 8, 17};
     stats st = {0, 0, 0.0, 0.0};
-    for (int bi = 0; bi < 4; bi++)
+    for (int bi = 0; bi < 7; bi++)
         for (int si = 0; si < 5; si++)
             for (int gi = 0; gi < 4; gi++) {
                 const int in = shapes[si][0], out = shapes[si][1];
@@ -313,7 +325,7 @@ static void test_validate(void) {
     w.row_bytes += 1;
     CHECK(ptq_qweight_validate(&w, "blk.0.wq", &err) == PTQ_ERR_FORMAT);
     w = L.w;
-    w.bits = 5;
+    w.bits = 9;
     CHECK(ptq_qweight_validate(&w, "blk.0.wq", &err) == PTQ_ERR_UNSUPPORTED);
     uint8_t z = L.w.zeros[2];
     L.w.zeros[2] = 8; /* 3 bits: zero points 0..7 */

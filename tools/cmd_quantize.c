@@ -147,16 +147,16 @@ static int parse_group_opt(const char *opt, const char *s, int *group) {
 
 static int parse_group(const char *s, int *group) { return parse_group_opt("--group", s, group); }
 
-/* --head-bits / --embed-bits N [--head-group / --embed-group G] (quant/head_embed.h): N 2, 3, 4, 8 or 16; the group
+/* --head-bits / --embed-bits N [--head-group / --embed-group G] (quant/head_embed.h): N 2 to 8 or 16; the group
    defaults to 32. Checked before any work. */
 static int parse_head_embed(const char *bits_opt, const char *b, const char *group_opt, const char *g, int *bits,
                             int *group) {
     *bits = 0;
     *group = 32;
     if (!b) return g ? die("%s needs %s", group_opt, bits_opt) : 0;
-    if (!strcmp(b, "2") || !strcmp(b, "3") || !strcmp(b, "4") || !strcmp(b, "8") || !strcmp(b, "16")) *bits = atoi(b);
+    if ((strlen(b) == 1 && b[0] >= '2' && b[0] <= '8') || !strcmp(b, "16")) *bits = atoi(b);
     else
-        return die("%s expects 2, 3, 4 or 8 (packed like the blocks' weights) or 16 (stored as f16/bf16), got '%s'; "
+        return die("%s expects 2 to 8 (packed like the blocks' weights) or 16 (stored as f16/bf16), got '%s'; "
                    "leave it out to keep float32", bits_opt, b);
     if (g && *bits == 16) return die("%s does not apply to %s 16 (no grid)", group_opt, bits_opt);
     return g ? parse_group_opt(group_opt, g, group) : 0;
@@ -209,11 +209,11 @@ const char help_quantize[] =
     "  --act-order               GPTQ in order of decreasing Hessian diagonal\n"
     "  --damp D                  GPTQ dampening, a fraction of the mean Hessian diagonal (default 0.01)\n"
     "  --gptq-updated-groups     take a group's grid from the GPTQ-updated weights\n"
-    "  --head-bits N             the LM head (or classifier) packed at N = 2, 3, 4 or 8 bits (RTN, or GPTQ on the\n"
+    "  --head-bits N             the LM head (or classifier) packed at N = 2 to 8 bits (RTN, or GPTQ on the\n"
     "                            final-norm activations with --method gptq), or N = 16: stored as f16/bf16;\n"
     "                            default: float32\n"
     "  --head-group G            the head's group, as --group (default 32)\n"
-    "  --embed-bits N            the token embeddings packed at N = 2, 3, 4 or 8 bits (RTN, before calibration), or\n"
+    "  --embed-bits N            the token embeddings packed at N = 2 to 8 bits (RTN, before calibration), or\n"
     "                            16: f16/bf16 (kept so in memory); default float32. A model whose head is its\n"
     "                            embedding table keeps one table: give one of the two options, or equal ones\n"
     "  --embed-group G           the embeddings' group, as --group (default 32)\n"

@@ -28,6 +28,10 @@
  * that older readers keep reading what they can. */
 #define PTQ_FORMAT_VERSION "3"
 #define PTQ_FORMAT_VERSION_BASE "2"
+/* Version 4 stores 5-, 6- and 7-bit codes at their own width (kernels/qweight.h); versions 2 and 3 stored them
+ * in 8 bits (read here and repacked). Written only by files that hold such a matrix, so that older readers
+ * refuse exactly the files they would misread. */
+#define PTQ_FORMAT_VERSION_TIGHT "4"
 #define CHECKSUMS_KEY "ptq.checksums"
 #define META_CRC_KEY "ptq.metadata_crc32c"
 
@@ -226,6 +230,7 @@ typedef struct {
     ptq_st_writer *w;
     ptq_error *err;
     ptq_status s;
+    int tight; /* a packed matrix of 5-7-bit codes went in: format version 4 */
 } saver;
 
 static void put_f32(saver *sv, const char *name, const float *data, int ndim, int64_t d0, int64_t d1) {
@@ -271,6 +276,7 @@ static cJSON *put_packed(saver *sv, const char *prefix, const ptq_qweight *q) {
         snprintf(n, sizeof n, "%s.perm", prefix);
         put_raw(sv, n, PTQ_DT_I32, q->perm, 1, q->in, 0);
     }
+    if (q->bits >= 5 && q->bits <= 7) sv->tight = 1;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "bits", q->grid_bits);
     cJSON_AddNumberToObject(o, "group", q->group);
@@ -411,7 +417,7 @@ static ptq_status put_back_and_save(saver *sv, const ptq_model *m, const char *p
                 sv->s = ptq_fail(err, PTQ_ERR_UNSUPPORTED, "block BC cannot be folded into a post-norm RMS block");
     char *cfg = config_json(c), *lj = cJSON_PrintUnformatted(linears), *nj = cJSON_PrintUnformatted(names);
     meta(sv, "format", "ptq");
-    meta(sv, "ptq.format_version", v3 ? PTQ_FORMAT_VERSION : PTQ_FORMAT_VERSION_BASE);
+    meta(sv, "ptq.format_version", sv->tight ? PTQ_FORMAT_VERSION_TIGHT : v3 ? PTQ_FORMAT_VERSION : PTQ_FORMAT_VERSION_BASE);
     meta(sv, "ptq.version", ptq_version());
     meta(sv, "ptq.config", cfg);
     meta(sv, "ptq.linears", lj);
@@ -468,7 +474,7 @@ static ptq_status put_back_and_save(saver *sv, const ptq_model *m, const char *p
 }
 
 ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_info *info, ptq_error *err) {
-    saver sv = {NULL, err, PTQ_OK};
+    saver sv = {NULL, err, PTQ_OK, 0};
     PTQ_TRY(ptq_st_writer_new(&sv.w, err));
     cJSON *linears = cJSON_CreateObject(), *names = cJSON_CreateObject();
     cJSON *blin = cJSON_CreateObject(), *bnames = cJSON_CreateObject();
@@ -738,6 +744,7 @@ typedef struct {
     int act_order;       /* every packed linear carries a permutation */
     int noisy;           /* every static, non-twin activation quantizer carries NoisyQuant noise */
     int head_tied;       /* the head is tok_emb: no head.weight */
+    int wide;            /* format version 2 or 3: 5-7-bit codes are stored in 8 bits (repacked on load) */
 } loader;
 
 /* The stored tensor `name`, checked to have dtype dt and exactly the shape [d0] or [d0, d1] before any
@@ -910,6 +917,27 @@ static ptq_status linear_int(loader *ld, const cJSON *qinfo, const char *prefix,
     return PTQ_OK;
 }
 
+/* A version 2/3 file's 8-bit codes of a 5-7-bit grid into q's tight storage; a code above the grid is damage. */
+static ptq_status repack_wide(loader *ld, const char *prefix, const uint8_t *src, ptq_qweight *q) {
+    const size_t rb8 = ptq_qweight_row_bytes(8, q->in);
+    uint8_t *row = ptq_alloc((size_t)q->in, 1, prefix, ld->err);
+    if (!row) return PTQ_ERR_NOMEM;
+    const unsigned maxq = (1u << q->bits) - 1u;
+    for (int o = 0; o < q->out; o++) {
+        const uint8_t *r8 = src + (size_t)o * rb8;
+        for (int j = 0; j < q->in; j++)
+            if (r8[j] > maxq) {
+                ptq_free(row);
+                return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s.qweight has code %u at row %d column %d, above "
+                                "%u for %d bits", ld->file, prefix, r8[j], o, j, maxq, q->bits);
+            }
+        memcpy(row, r8, (size_t)q->in);
+        ptq_pack_row(q->bits, row, q->in, q->codes + (size_t)o * q->row_bytes);
+    }
+    ptq_free(row);
+    return PTQ_OK;
+}
+
 /* A packed linear: every tensor's shape is checked against ptq.linears before its buffers are allocated. */
 /* head_like: the head or the embeddings, which carry a perm only when GPTQ with act-order made the head (never
  * required: ptq.act_order describes the blocks). */
@@ -928,7 +956,9 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
     const ptq_st_tensor *tq, *ts, *tz, *tp = NULL;
     char n[300];
     snprintf(n, sizeof n, "%s.qweight", prefix);
-    PTQ_TRY(find_tensor(ld, n, 1, NULL, PTQ_DT_U8, 2, out, (int64_t)shape.row_bytes, &tq));
+    const int wide = ld->wide && bits >= 5 && bits <= 7;
+    const size_t stored_rb = wide ? ptq_qweight_row_bytes(8, in) : shape.row_bytes;
+    PTQ_TRY(find_tensor(ld, n, 1, NULL, PTQ_DT_U8, 2, out, (int64_t)stored_rb, &tq));
     snprintf(n, sizeof n, "%s.scales", prefix);
     PTQ_TRY(find_tensor(ld, n, 1, NULL, PTQ_DT_F16, 2, out, shape.n_groups, &ts));
     snprintf(n, sizeof n, "%s.zeros", prefix);
@@ -943,7 +973,8 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
         return ptq_fail_context(ld->err, "%s: %s", ld->file, prefix);
     }
     lin->q = q; /* owned by the model from here on */
-    memcpy(q->codes, tq->data, tq->nbytes);
+    if (wide) PTQ_TRY(repack_wide(ld, prefix, tq->data, q));
+    else memcpy(q->codes, tq->data, tq->nbytes);
     memcpy(q->scales, ts->data, ts->nbytes);
     memcpy(q->zeros, tz->data, tz->nbytes);
     if (tp) memcpy(q->perm, tp->data, tp->nbytes);
@@ -1182,9 +1213,10 @@ ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, const pt
     if (ver && strcmp(ver, "1") == 0)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version 1 predates the per-tensor checksums of "
                         "version %s; quantize the model again with this ptq", path, PTQ_FORMAT_VERSION);
-    if (!ver || (strcmp(ver, PTQ_FORMAT_VERSION) != 0 && strcmp(ver, PTQ_FORMAT_VERSION_BASE) != 0))
-        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version %s, this ptq reads versions %s and %s",
-                        path, ver ? ver : "(missing)", PTQ_FORMAT_VERSION_BASE, PTQ_FORMAT_VERSION);
+    if (!ver || (strcmp(ver, PTQ_FORMAT_VERSION) != 0 && strcmp(ver, PTQ_FORMAT_VERSION_BASE) != 0 &&
+                 strcmp(ver, PTQ_FORMAT_VERSION_TIGHT) != 0))
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version %s, this ptq reads versions %s to %s",
+                        path, ver ? ver : "(missing)", PTQ_FORMAT_VERSION_BASE, PTQ_FORMAT_VERSION_TIGHT);
     PTQ_TRY(check_integrity(path, st, !opt || opt->verify_checksums, err));
     const char *cfg = ptq_st_metadata(st, "ptq.config");
     if (!cfg) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ has no ptq.config", path);
@@ -1205,7 +1237,8 @@ ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, const pt
     unsigned char *used = calloc((size_t)(st->n_tensors ? st->n_tensors : 1), 1);
     if (s == PTQ_OK && !used) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
     if (s == PTQ_OK) {
-        loader ld = {m, st, path, err, used, m->quant.act_order, m->quant.noisyquant, head_tied};
+        loader ld = {m, st, path, err, used, m->quant.act_order, m->quant.noisyquant, head_tied,
+                     strcmp(ver, PTQ_FORMAT_VERSION_TIGHT) != 0};
         s = load_body(&ld, linears, names);
     }
     free(used);

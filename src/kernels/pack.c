@@ -8,33 +8,44 @@
 #include "kernels/qweight.h"
 
 size_t ptq_qweight_row_bytes(int bits, int in) {
-    if (in <= 0 || (bits != 2 && bits != 3 && bits != 4 && bits != 8)) return 0;
+    if (in <= 0 || bits < 2 || bits > 8) return 0;
     return (size_t)((in + PTQ_QCHUNK - 1) / PTQ_QCHUNK) * 4u * (size_t)bits;
 }
 
-/* One chunk: q holds 32 codes (already masked to `bits`). */
+/* The 2-bit layout of the low two bits of q[0..31] into 8 bytes. */
+static void pack2(const uint8_t *q, uint8_t *dst) {
+    for (int k = 0; k < 8; k++) {
+        unsigned b = 0;
+        for (int i = 0; i < 4; i++) b |= (unsigned)(q[k + 8 * i] & 3u) << (2 * i);
+        dst[k] = (uint8_t)b;
+    }
+}
+
+/* A 32-bit plane (little-endian): bit j = bit `bit` of q[j]. */
+static void pack_plane(const uint8_t *q, int bit, uint8_t *dst) {
+    uint32_t hi = 0;
+    for (int j = 0; j < 32; j++) hi |= (uint32_t)((q[j] >> bit) & 1u) << j;
+    for (int b = 0; b < 4; b++) dst[b] = (uint8_t)(hi >> (8 * b));
+}
+
+/* One chunk: q holds 32 codes (already masked to `bits`). 5-7 bits: the 4-bit layout of the low
+ * nibbles, then the high bits (q >> 4) in the 1-bit plane / 2-bit / 3-bit layout. */
 static void pack_chunk(int bits, const uint8_t *q, uint8_t *dst) {
-    switch (bits) {
-    case 8: memcpy(dst, q, 32); break;
-    case 4:
-        for (int k = 0; k < 16; k++) dst[k] = (uint8_t)(q[k] | q[k + 16] << 4);
-        break;
-    case 2:
-    case 3: {
-        for (int k = 0; k < 8; k++) {
-            unsigned b = 0;
-            for (int i = 0; i < 4; i++) b |= (unsigned)(q[k + 8 * i] & 3u) << (2 * i);
-            dst[k] = (uint8_t)b;
-        }
-        if (bits == 3) {
-            uint32_t hi = 0;
-            for (int j = 0; j < 32; j++) hi |= (uint32_t)((q[j] >> 2) & 1u) << j;
-            for (int b = 0; b < 4; b++) dst[8 + b] = (uint8_t)(hi >> (8 * b));
-        }
-        break;
+    if (bits == 8) {
+        memcpy(dst, q, 32);
+        return;
     }
-    default: break;
+    if (bits >= 4) {
+        uint8_t hi[PTQ_QCHUNK];
+        for (int k = 0; k < 16; k++) dst[k] = (uint8_t)((q[k] & 15u) | (q[k + 16] & 15u) << 4);
+        for (int j = 0; j < PTQ_QCHUNK; j++) hi[j] = (uint8_t)(q[j] >> 4);
+        if (bits == 5) pack_plane(hi, 0, dst + 16);
+        if (bits >= 6) pack2(hi, dst + 16);
+        if (bits == 7) pack_plane(hi, 2, dst + 24);
+        return;
     }
+    pack2(q, dst);
+    if (bits == 3) pack_plane(q, 2, dst + 8);
 }
 
 void ptq_pack_row(int bits, const uint8_t *q, int in, uint8_t *dst) {
@@ -82,8 +93,8 @@ void ptq_qweight_dequant_row(const ptq_qweight *w, int row, float *dst) {
 ptq_status ptq_qweight_validate(const ptq_qweight *w, const char *name, ptq_error *err) {
     if (!name) name = "quantized weight";
     if (!w) return ptq_fail(err, PTQ_ERR_ARG, "%s: no weight given", name);
-    if (w->bits != 2 && w->bits != 3 && w->bits != 4 && w->bits != 8)
-        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: %d-bit codes; expected 2, 3, 4 or 8", name, w->bits);
+    if (w->bits < 2 || w->bits > 8)
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: %d-bit codes; expected 2 to 8", name, w->bits);
     if (w->in <= 0 || w->out <= 0)
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: shape [%d][%d]; expected positive out and in", name, w->out, w->in);
     if (w->group <= 0 || (w->group % PTQ_QCHUNK != 0 && w->group != w->in))

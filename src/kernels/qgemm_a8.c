@@ -17,7 +17,7 @@ void ptq_qgemm_a8_quantize(const ptq_qweight *w, const float *x, int rows, void 
 }
 
 int ptq_qgemm_a8_gemm(const ptq_qweight *w, const ptq_a8 *a, float *y) {
-    if (!ptq_qgemm_a8_supported() || (w->bits != 2 && w->bits != 3 && w->bits != 4 && w->bits != 8)) return 0;
+    if (!ptq_qgemm_a8_supported() || w->bits < 2 || w->bits > 8) return 0;
     if (a->rows <= 0 || w->out <= 0) return 1;
     const int nt = omp_get_max_threads();
     const int nob = (w->out + PTQ_QA8_NB - 1) / PTQ_QA8_NB;

@@ -37,7 +37,7 @@ int ptq_qgemm_a8_supported(void);
 
 /* y [a->rows][w->out] from activations a quantized in the natural order (ptq_a8_quantize with
  * PTQ_ISA_SCALAR, or ptq_qgemm_a8_quantize), threaded. Returns 0 when it could not run (CPU without
- * the instructions, bits other than 2, 3, 4, 8, no memory for the per-thread tiles); y is then
+ * the instructions, bits outside 2..8, no memory for the per-thread tiles); y is then
  * unspecified. */
 int ptq_qgemm_a8_gemm(const ptq_qweight *w, const ptq_a8 *a, float *y);
 

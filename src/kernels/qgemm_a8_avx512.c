@@ -5,7 +5,7 @@
  * Per work item (64 outputs, a range of activation rows) and K block of KC chunks:
  *   unpack: into the panel layout (quad k of a chunk: dword i = output i's columns 4k..4k+3), by a
  *           16 x 16 dword transpose of 64 contiguous code bytes per output (4 and 8 bits), or by dword
- *           gathers of the packed chunk (2 and 3 bits), then a shift and mask per quad; scales to float
+ *           gathers of the packed chunk (2, 3, 5, 6, 7 bits), then a shift and mask per quad; scales to float
  *           and zero points to int32, one of each per (chunk, output). Up to 1/8 of the time at 256
  *           rows, most of it at 8 (docs/RESULTS.md);
  *   multiply: MR = 4 activation rows x NR = 2 panels (32 outputs): 8 int32 + 8 float accumulators
@@ -36,7 +36,9 @@ size_t ptq_qa8_tile_bytes(void) { return CODE_BYTES + 2 * SZ_BYTES; }
  * dst, from dword gathers of the packed chunk: quad q holds columns 4q..4q+3, which are
  *   8 bits: dword q;  4 bits: the low (q < 4) or high nibbles of dword q % 4;
  *   2 bits: dword q % 2 shifted right by 2 (q / 2), masked;  3 bits: the same, plus bit 2 from the
- *   third-bit plane (dword 2): its bits 4q..4q+3 spread to the 4 bytes by a multiply. */
+ *   third-bit plane (dword 2): its bits 4q..4q+3 spread to the 4 bytes by a multiply;
+ *   5-7 bits: the nibbles as 4 bits, bits 4-5 (6, 7 bits) as 2 bits from dwords 4 and 5 shifted left
+ *   by 4, the top bit (5, 7 bits: dword B - 1) spread as for 3 bits. */
 INLINE void unpack_chunk16(const int B, const uint8_t *base, __m512i offs, __mmask16 m, uint8_t *dst) {
     const __m512i zero = _mm512_setzero_si512();
 #define GATHER(dw) _mm512_mask_i32gather_epi32(zero, m, offs, base + 4 * (dw), 1)
@@ -50,6 +52,28 @@ INLINE void unpack_chunk16(const int B, const uint8_t *base, __m512i offs, __mma
             const __m512i g = GATHER(q);
             _mm512_store_si512(dst + 64 * q, _mm512_and_si512(g, m4));
             _mm512_store_si512(dst + 64 * (q + 4), _mm512_and_si512(_mm512_srli_epi16(g, 4), m4));
+        }
+        return;
+    }
+    if (B >= 5 && B <= 7) { /* nibbles as 4 bits; bits 4-5 as 2 bits from dwords 4, 5; the top bit's plane */
+        const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x03);
+        const __m512i h0 = B >= 6 ? GATHER(4) : zero, h1 = B >= 6 ? GATHER(5) : zero;
+        const __m512i pl = B != 6 ? GATHER(B - 1) : zero;
+        for (int q = 0; q < 8; q++) {
+            const __m512i g = GATHER(q % 4);
+            __m512i v = _mm512_and_si512(q < 4 ? g : _mm512_srli_epi16(g, 4), m4);
+            if (B >= 6) {
+                const __m512i h = _mm512_and_si512(_mm512_srli_epi32(q & 1 ? h1 : h0, 2 * (q / 2)), m2);
+                v = _mm512_or_si512(v, _mm512_slli_epi32(h, 4));
+            }
+            if (B != 6) /* as for 3 bits below: bits 4q..4q+3 of the plane to bit B - 1 of bytes 0..3 */
+                v = _mm512_or_si512(v, _mm512_and_si512(_mm512_slli_epi32(_mm512_mullo_epi32(_mm512_and_si512(
+                                                                                _mm512_srli_epi32(pl, 4 * q),
+                                                                                _mm512_set1_epi32(15)),
+                                                                            _mm512_set1_epi32(0x00204081)),
+                                                                        B - 1),
+                                                       _mm512_set1_epi32(0x01010101 << (B - 1))));
+            _mm512_store_si512(dst + 64 * q, v);
         }
         return;
     }
@@ -296,6 +320,9 @@ void ptq_qgemm_a8_block_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, 
     case 2: block_bits(2, w, a, y, r0, r1, o0, o1, tile); break;
     case 3: block_bits(3, w, a, y, r0, r1, o0, o1, tile); break;
     case 4: block_bits(4, w, a, y, r0, r1, o0, o1, tile); break;
+    case 5: block_bits(5, w, a, y, r0, r1, o0, o1, tile); break;
+    case 6: block_bits(6, w, a, y, r0, r1, o0, o1, tile); break;
+    case 7: block_bits(7, w, a, y, r0, r1, o0, o1, tile); break;
     case 8: block_bits(8, w, a, y, r0, r1, o0, o1, tile); break;
     default: break;
     }

@@ -4,7 +4,9 @@
  * A 32-column chunk of codes becomes four __m256 of 8 floats (columns 0-7, 8-15, 16-23, 24-31):
  *   8 bits: four zero-extending 8-byte loads;  4 bits: bytes 0-7 and 8-15, low then high nibbles;
  *   2 bits: the 8 bytes shifted by 0, 2, 4, 6, then an 8-entry table lookup (vpermps: i -> i & 3);
- *   3 bits: as 2 bits, plus 4 where bit j of the third-bit plane is set.
+ *   3 bits: as 2 bits, plus 4 where bit j of the third-bit plane is set;
+ *   5-7 bits: the nibbles as 4 bits in integers, bits 4-5 (6, 7 bits) as 2 bits shifted left by 4,
+ *           the top bit's plane (5, 7 bits) or-ed in through a lane compare, then convert.
  * Same structure as the AVX-512 kernels (see there); with 16 registers, rows of x go 2 at a time.
  */
 #include <stdint.h>
@@ -18,8 +20,38 @@
 
 /* Codes of the chunk at p as floats, columns 8k..8k+7 in q[k]. For 2 and 3 bits the low two bits
  * go through an 8-entry table (vpermps reads only the low 3 bits of each index): i -> i & 3. */
+/* Where bit 8k + i of the plane t is set, lane i of v[k] gets `top` or-ed in. */
+INLINE void or_plane(uint32_t t, int top, __m256i v[4]) {
+    const __m256i hv = _mm256_set1_epi32((int)t);
+    const __m256i bit0 = _mm256_set_epi32(128, 64, 32, 16, 8, 4, 2, 1);
+    const __m256i tv = _mm256_set1_epi32(top);
+    for (int k = 0; k < 4; k++) {
+        const __m256i bk = _mm256_slli_epi32(bit0, 8 * k);
+        const __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(hv, bk), bk);
+        v[k] = _mm256_or_si256(v[k], _mm256_and_si256(set, tv));
+    }
+}
+
 INLINE void unpack_f(const int B, const uint8_t *p, __m256 q[4]) {
-    if (B == 8) {
+    if (B >= 5 && B <= 7) {
+        const __m256i m = _mm256_set1_epi32(15);
+        const __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+        const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8)));
+        __m256i v[4] = {_mm256_and_si256(a, m), _mm256_and_si256(b, m), _mm256_srli_epi32(a, 4),
+                        _mm256_srli_epi32(b, 4)};
+        if (B >= 6) { /* bits 4-5 of columns 8k + i: bits 2k..2k+1 of byte i at p + 16 */
+            const __m256i h = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 16)));
+            const __m256i m2 = _mm256_set1_epi32(3);
+            for (int k = 0; k < 4; k++)
+                v[k] = _mm256_or_si256(v[k], _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * k), m2), 4));
+        }
+        if (B != 6) {
+            uint32_t t;
+            memcpy(&t, p + (B == 5 ? 16 : 24), 4);
+            or_plane(t, 1 << (B - 1), v);
+        }
+        for (int k = 0; k < 4; k++) q[k] = _mm256_cvtepi32_ps(v[k]);
+    } else if (B == 8) {
         for (int k = 0; k < 4; k++)
             q[k] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * k))));
     } else if (B == 4) {
@@ -199,6 +231,9 @@ void ptq_qgemv_avx2(const ptq_qgemv_args *a, int o0, int o1) {
     case 2: gemv_bits(2, a, o0, o1); break;
     case 3: gemv_bits(3, a, o0, o1); break;
     case 4: gemv_bits(4, a, o0, o1); break;
+    case 5: gemv_bits(5, a, o0, o1); break;
+    case 6: gemv_bits(6, a, o0, o1); break;
+    case 7: gemv_bits(7, a, o0, o1); break;
     case 8: gemv_bits(8, a, o0, o1); break;
     default: break;
     }
@@ -233,6 +268,9 @@ void ptq_qdequant_avx2(const ptq_qweight *w, int o0, int o1, float *dst, size_t 
     case 2: dequant_bits(2, w, o0, o1, dst, ld); break;
     case 3: dequant_bits(3, w, o0, o1, dst, ld); break;
     case 4: dequant_bits(4, w, o0, o1, dst, ld); break;
+    case 5: dequant_bits(5, w, o0, o1, dst, ld); break;
+    case 6: dequant_bits(6, w, o0, o1, dst, ld); break;
+    case 7: dequant_bits(7, w, o0, o1, dst, ld); break;
     case 8: dequant_bits(8, w, o0, o1, dst, ld); break;
     default: break;
     }

@@ -8,7 +8,9 @@
  *   4 bits: one 16-byte load, low nibbles / high nibbles; the GEMV kernel instead broadcasts the 16
  *           bytes and shifts per lane, reading x in a 4x4-transposed order (ptq_qgemv_x_transposed);
  *   2 bits: the 8 bytes twice, shifted by 0/2 (columns 0-15) and 4/6 (16-31), table i -> i & 3;
- *   3 bits: as 2 bits, then the 32-bit plane of third bits adds 4 through a lane mask.
+ *   3 bits: as 2 bits, then the 32-bit plane of third bits adds 4 through a lane mask;
+ *   5-7 bits: the low nibbles as 4 bits, in integers; bits 4-5 (6, 7 bits) as 2 bits shifted left
+ *           by 4; the plane of the top bit (5, 7 bits) adds 16 or 64 through a lane mask; then convert.
  * GEMV: per weight row and group, dot products against xp accumulate in two chains per (weight row,
  * input row) and are scaled by the group's scale into two accumulators (g32: one chunk per group,
  * dot = q0.x0 + q1.x1 then acc += s * dot); the zero-point term is one vector pass over the groups
@@ -29,7 +31,29 @@
  * int-to-float step is a 16-entry table lookup (vpermps reads only the low 4 bits of each index,
  * which also does the masking): the table holds i for 4 bits and i & 3 for 2 and 3 bits. */
 INLINE void unpack_f(const int B, const uint8_t *p, __m512 *q0, __m512 *q1) {
-    if (B == 8) {
+    if (B >= 5 && B <= 7) {
+        const __m512i m4 = _mm512_set1_epi32(15);
+        const __m512i a = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+        __m512i i0 = _mm512_and_si512(a, m4), i1 = _mm512_srli_epi32(a, 4);
+        if (B >= 6) { /* bits 4-5: byte m % 8 of the 2-bit layout, shifted by 2 (m / 8) */
+            const __m128i b = _mm_loadl_epi64((const __m128i *)(p + 16));
+            const __m512i h = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(b, b));
+            const __m512i m2 = _mm512_set1_epi32(3);
+            const __m512i sh0 = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+            const __m512i sh1 = _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4);
+            i0 = _mm512_or_si512(i0, _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(h, sh0), m2), 4));
+            i1 = _mm512_or_si512(i1, _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(h, sh1), m2), 4));
+        }
+        if (B != 6) { /* the top bit's plane */
+            uint32_t t;
+            memcpy(&t, p + (B == 5 ? 16 : 24), 4);
+            const __m512i top = _mm512_set1_epi32(1 << (B - 1));
+            i0 = _mm512_mask_or_epi32(i0, (__mmask16)(t & 0xffffu), i0, top);
+            i1 = _mm512_mask_or_epi32(i1, (__mmask16)(t >> 16), i1, top);
+        }
+        *q0 = _mm512_cvtepi32_ps(i0);
+        *q1 = _mm512_cvtepi32_ps(i1);
+    } else if (B == 8) {
         *q0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)));
         *q1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 16))));
     } else if (B == 4) {
@@ -211,6 +235,9 @@ void ptq_qgemv_avx512(const ptq_qgemv_args *a, int o0, int o1) {
     case 2: gemv_bits(2, a, o0, o1); break;
     case 3: gemv_bits(3, a, o0, o1); break;
     case 4: gemv_bits(4, a, o0, o1); break;
+    case 5: gemv_bits(5, a, o0, o1); break;
+    case 6: gemv_bits(6, a, o0, o1); break;
+    case 7: gemv_bits(7, a, o0, o1); break;
     case 8: gemv_bits(8, a, o0, o1); break;
     default: break;
     }
@@ -245,6 +272,9 @@ void ptq_qdequant_avx512(const ptq_qweight *w, int o0, int o1, float *dst, size_
     case 2: dequant_bits(2, w, o0, o1, dst, ld); break;
     case 3: dequant_bits(3, w, o0, o1, dst, ld); break;
     case 4: dequant_bits(4, w, o0, o1, dst, ld); break;
+    case 5: dequant_bits(5, w, o0, o1, dst, ld); break;
+    case 6: dequant_bits(6, w, o0, o1, dst, ld); break;
+    case 7: dequant_bits(7, w, o0, o1, dst, ld); break;
     case 8: dequant_bits(8, w, o0, o1, dst, ld); break;
     default: break;
     }

@@ -65,32 +65,36 @@ int ptq_qgemm_min_rows(ptq_isa isa);
  * ptq_qweight from a file (proposed for qweight.h). */
 ptq_status ptq_qweight_validate(const ptq_qweight *w, const char *name, ptq_error *err);
 
-/* Codes of one 32-column chunk (4 * bits bytes) into q[0..31]. */
+/* Codes of one 32-column chunk (4 * bits bytes) into q[0..31] (layouts in qweight.h). */
 static inline __attribute__((always_inline)) void ptq_unpack_chunk(int bits, const uint8_t *src, uint8_t *q) {
-    switch (bits) {
-    case 8:
+    if (bits == 8) {
         for (int j = 0; j < 32; j++) q[j] = src[j];
-        break;
-    case 4:
+        return;
+    }
+    if (bits < 2 || bits > 8) {
+        for (int j = 0; j < 32; j++) q[j] = 0;
+        return;
+    }
+    const int lo = bits >= 4 ? 4 : 2; /* width of the low part: nibbles or the 2-bit layout */
+    const int nb = bits - lo;         /* high bits: 0, 1 (a 32-bit plane), 2 or 3 (2-bit layout + plane) */
+    const uint8_t *h = src + 4 * lo;
+    if (lo == 4)
         for (int k = 0; k < 16; k++) {
             q[k] = src[k] & 15u;
             q[k + 16] = src[k] >> 4;
         }
-        break;
-    case 2:
+    else
         for (int k = 0; k < 8; k++)
             for (int i = 0; i < 4; i++) q[k + 8 * i] = (src[k] >> (2 * i)) & 3u;
-        break;
-    case 3: {
-        uint32_t hi = (uint32_t)src[8] | (uint32_t)src[9] << 8 | (uint32_t)src[10] << 16 | (uint32_t)src[11] << 24;
+    if (nb >= 2) {
         for (int k = 0; k < 8; k++)
-            for (int i = 0; i < 4; i++) q[k + 8 * i] = (src[k] >> (2 * i)) & 3u;
-        for (int j = 0; j < 32; j++) q[j] |= (uint8_t)(((hi >> j) & 1u) << 2);
-        break;
+            for (int i = 0; i < 4; i++) q[k + 8 * i] |= (uint8_t)(((h[k] >> (2 * i)) & 3u) << lo);
+        h += 8;
     }
-    default:
-        for (int j = 0; j < 32; j++) q[j] = 0;
-        break;
+    if (nb == 1 || nb == 3) {
+        const uint32_t p = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+        const int at = lo + (nb == 3 ? 2 : 0);
+        for (int j = 0; j < 32; j++) q[j] |= (uint8_t)(((p >> j) & 1u) << at);
     }
 }
 

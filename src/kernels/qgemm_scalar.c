@@ -43,6 +43,9 @@ void ptq_qgemv_scalar(const ptq_qgemv_args *a, int o0, int o1) {
     case 2: gemv_bits(2, a, o0, o1); break;
     case 3: gemv_bits(3, a, o0, o1); break;
     case 4: gemv_bits(4, a, o0, o1); break;
+    case 5: gemv_bits(5, a, o0, o1); break;
+    case 6: gemv_bits(6, a, o0, o1); break;
+    case 7: gemv_bits(7, a, o0, o1); break;
     case 8: gemv_bits(8, a, o0, o1); break;
     default: break;
     }

@@ -39,7 +39,10 @@ size_t ptq_a8_scratch_bytes(int in, int rows) {
  * scalar kernel use the natural order. */
 static size_t pos_of(int order_bits, int c, int j) {
     switch (order_bits) {
-    case 4: return (size_t)(c / 4) * 128 + (size_t)(j / 16) * 64 + (size_t)(c % 4) * 16 + (size_t)(j % 16);
+    case 4:
+    case 5:
+    case 6:
+    case 7: return (size_t)(c / 4) * 128 + (size_t)(j / 16) * 64 + (size_t)(c % 4) * 16 + (size_t)(j % 16);
     case 2:
     case 3: return (size_t)(c / 8) * 256 + (size_t)(j / 8) * 64 + (size_t)(c % 8) * 8 + (size_t)(j % 8);
     default: return (size_t)c * 32 + (size_t)j;

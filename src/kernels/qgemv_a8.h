@@ -19,7 +19,7 @@
  *
  * Activation layouts ("order"), so that one 64-byte load of codes lines up with 64 activation codes:
  *   natural (scalar, and 8 bits): column j of chunk c at 32 c + j;
- *   4 bits, blocks of 4 chunks (128 columns): the low nibbles of the 64 code bytes are columns 0-15
+ *   4 bits (and 5-7 bits, whose low nibbles are laid out as 4 bits), blocks of 4 chunks (128 columns): the low nibbles of the 64 code bytes are columns 0-15
  *           of chunks 0-3, the high nibbles columns 16-31: column j of chunk c (c < 4) sits at
  *           16 c + j (j < 16) or 64 + 16 c + j - 16;
  *   2 and 3 bits, blocks of 8 chunks (256 columns): shifting the 64 (2-bit) low-bit bytes by 2i gives

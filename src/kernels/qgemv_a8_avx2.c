@@ -4,12 +4,15 @@
  * CPUID reports the features.
  *
  * The activation codes are in the same order as for AVX-512 (qgemv_a8.h), read as 32-byte halves:
- * one 32-byte vector of unpacked codes holds CPB chunks (8 bits: 1, 4 bits: 2, 2 and 3 bits: 4).
+ * one 32-byte vector of unpacked codes holds CPB chunks (8 bits: 1, 4-7 bits: 2, 2 and 3 bits: 4).
+ * 5-7 bits: the nibbles of 2 chunks as 4 bits, bits 4-5 (6, 7 bits) shifted per qword into place, the
+ * top bit's plane (5, 7 bits) spread to bytes as for 3 bits.
  * Dot products of unsigned codes u and signed activation codes a:
  *   AVX-VNNI: vpdpbusd, exact in int32;
  *   AVX2, 2-4 bits: vpmaddubsw (u * a pairs into int16: |2 * 15 * 127| = 3810, no saturation), the
  *         int16 sums of the NV vectors of a block added (at most 4 * 1778 = 7112 for 3 bits), then one
- *         vpmaddwd by 1 into int32: exact;
+ *         vpmaddwd by 1 into int32: exact; 5-7 bits likewise (2 * 127 * 127 = 32258 per pair), but
+ *         7 bits goes to int32 per vector (two pairs' sums could reach 64516);
  *   AVX2, 8 bits: u up to 255 would saturate vpmaddubsw (2 * 255 * 127 > 32767), so the codes are
  *         taken as u - 128 (xor 0x80) and their sign moved to the activation: vpmaddubsw(|u - 128|,
  *         sign(a, u - 128)) sums pairs of (u - 128) a, at most 2 * 128 * 127 = 32512: exact (|u - 128|
@@ -39,7 +42,46 @@
 
 /* The codes of one block (32 bytes; 48 for 3 bits) as NV 32-byte vectors of unsigned codes in the
  * activation order. */
+/* 5-7 bits: two chunks as 4 bits plus the high bits (layout in qweight.h), in the 4-bit order. */
+INLINE void unpack_block_hi(const int B, const uint8_t *p, __m256i v[4]) {
+    const size_t cb = 4u * (size_t)B;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)),
+                                               _mm_loadu_si128((const __m128i *)(p + cb)), 1);
+    v[0] = _mm256_and_si256(lo, m4);
+    v[1] = _mm256_and_si256(_mm256_srli_epi16(lo, 4), m4);
+    if (B >= 6) { /* byte m of lane L: column m (v[0]) or 16 + m (v[1]) of chunk L, bits at 2 (m / 8) (+ 4) */
+        const __m256i h2 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(p + 16))),
+                                                   _mm_loadl_epi64((const __m128i *)(p + cb + 16)), 1);
+        const __m256i h = _mm256_unpacklo_epi64(h2, h2);
+        const __m256i m30 = _mm256_set1_epi8(0x30);
+        v[0] = _mm256_or_si256(
+            v[0], _mm256_and_si256(_mm256_slli_epi16(_mm256_srlv_epi64(h, _mm256_setr_epi64x(0, 2, 0, 2)), 4), m30));
+        v[1] = _mm256_or_si256(
+            v[1], _mm256_and_si256(_mm256_slli_epi16(_mm256_srlv_epi64(h, _mm256_setr_epi64x(4, 6, 4, 6)), 4), m30));
+    }
+    if (B != 6) { /* byte m of lane L of v[i]: bit m % 8 of byte 2 i + m / 8 of chunk L's plane */
+        uint32_t t0, t1;
+        memcpy(&t0, p + cb - 4, 4);
+        memcpy(&t1, p + 2 * cb - 4, 4);
+        const __m256i hv = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_cvtsi32_si128((int)t0)),
+                                                   _mm_cvtsi32_si128((int)t1), 1);
+        const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+        const __m256i top = _mm256_set1_epi8((char)(1 << (B - 1)));
+        for (int i = 0; i < 2; i++) {
+            const __m256i idx = _mm256_broadcastsi128_si256(
+                _mm_set_epi64x(0x0101010101010101LL * (2 * i + 1), 0x0101010101010101LL * (2 * i)));
+            const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(hv, idx), bit), bit);
+            v[i] = _mm256_or_si256(v[i], _mm256_and_si256(set, top));
+        }
+    }
+}
+
 INLINE void unpack_block(const int B, const uint8_t *p, __m256i v[4]) {
+    if (B >= 5 && B <= 7) {
+        unpack_block_hi(B, p, v);
+        return;
+    }
     if (B == 8) {
         v[0] = _mm256_loadu_si256((const __m256i *)p);
         return;
@@ -87,7 +129,7 @@ __attribute__((target("avx2,avxvnni"))) static inline __m256i dot_vnni(__m256i a
 
 /* int32 dot products of a block's NV code vectors with its NV activation vectors (lanes as vpdpbusd). */
 INLINE __m256i block_dot(const int B, const int VNNI, const __m256i *v, const __m256i *x) {
-    const int NV = B == 8 ? 1 : (B == 4 ? 2 : 4);
+    const int NV = B == 8 ? 1 : (B >= 4 ? 2 : 4);
     if (VNNI) {
         __m256i d = dot_vnni(_mm256_setzero_si256(), v[0], x[0]);
         for (int j = 1; j < NV; j++) d = dot_vnni(d, v[j], x[j]);
@@ -97,6 +139,10 @@ INLINE __m256i block_dot(const int B, const int VNNI, const __m256i *v, const __
     if (B == 8) {
         const __m256i qs = _mm256_xor_si256(v[0], _mm256_set1_epi8((char)0x80)); /* u - 128 as int8 */
         p = _mm256_maddubs_epi16(_mm256_abs_epi8(qs), _mm256_sign_epi8(x[0], qs)); /* |u - 128| as uint8 */
+    } else if (B == 7) { /* int16 pair sums up to 32258 each: to int32 before adding */
+        const __m256i one = _mm256_set1_epi16(1);
+        return _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(v[0], x[0]), one),
+                                _mm256_madd_epi16(_mm256_maddubs_epi16(v[1], x[1]), one));
     } else {
         p = _mm256_maddubs_epi16(v[0], x[0]);
         for (int j = 1; j < NV; j++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(v[j], x[j]));
@@ -160,15 +206,15 @@ INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, int g
  * of qgemv_a8.h (whose 4-bit blocks are 128 bytes and 2/3-bit blocks 256 bytes: two of ours each). */
 INLINE size_t act_offset(const int B, int k, int j) {
     if (B == 8) return (size_t)k * 32;
-    if (B == 4) return (size_t)(k / 2) * 128 + (size_t)j * 64 + (size_t)(k % 2) * 32;
+    if (B >= 4) return (size_t)(k / 2) * 128 + (size_t)j * 64 + (size_t)(k % 2) * 32;
     return (size_t)(k / 2) * 256 + (size_t)j * 64 + (size_t)(k % 2) * 32;
 }
 
 /* Weight rows o .. o+O-1 against activation rows r0 .. r0+R-1 (R * O <= MAXT), as the AVX-512 tile. */
 INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, const ptq_qweight *w, const ptq_a8 *a,
                         const __m256i gidx[2], float *y, int o, int r0) {
-    const int CPB = B == 8 ? 1 : (B == 4 ? 2 : 4); /* chunks per block */
-    const int NV = B == 8 ? 1 : (B == 4 ? 2 : 4);  /* 32-byte code vectors per block */
+    const int CPB = B == 8 ? 1 : (B >= 4 ? 2 : 4); /* chunks per block */
+    const int NV = B == 8 ? 1 : (B >= 4 ? 2 : 4);  /* 32-byte code vectors per block */
     const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
     const int nch = a->nchunks;
     const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
@@ -283,6 +329,9 @@ void ptq_qgemv_a8_avx2(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, 
     case 2: gemv_bits(2, 0, w, a, y, o0, o1); break;
     case 3: gemv_bits(3, 0, w, a, y, o0, o1); break;
     case 4: gemv_bits(4, 0, w, a, y, o0, o1); break;
+    case 5: gemv_bits(5, 0, w, a, y, o0, o1); break;
+    case 6: gemv_bits(6, 0, w, a, y, o0, o1); break;
+    case 7: gemv_bits(7, 0, w, a, y, o0, o1); break;
     case 8: gemv_bits(8, 0, w, a, y, o0, o1); break;
     default: break;
     }
@@ -294,6 +343,9 @@ __attribute__((target("avx2,fma,f16c,avxvnni"))) void ptq_qgemv_a8_avxvnni(const
     case 2: gemv_bits(2, 1, w, a, y, o0, o1); break;
     case 3: gemv_bits(3, 1, w, a, y, o0, o1); break;
     case 4: gemv_bits(4, 1, w, a, y, o0, o1); break;
+    case 5: gemv_bits(5, 1, w, a, y, o0, o1); break;
+    case 6: gemv_bits(6, 1, w, a, y, o0, o1); break;
+    case 7: gemv_bits(7, 1, w, a, y, o0, o1); break;
     case 8: gemv_bits(8, 1, w, a, y, o0, o1); break;
     default: break;
     }
@@ -352,7 +404,7 @@ void ptq_a8_quant_rows_avx2(const ptq_qweight *w, const float *x, int rows, ptq_
             const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b),
                                                            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
             const __m128i b0 = _mm256_castsi256_si128(p8), b1 = _mm256_extracti128_si256(p8, 1); /* 0-15, 16-31 */
-            if (B == 4) {
+            if (B >= 4 && B <= 7) {
                 int8_t *p = qr + (size_t)(c / 4) * 128 + (size_t)(c % 4) * 16;
                 _mm_storeu_si128((__m128i *)p, b0);
                 _mm_storeu_si128((__m128i *)(p + 64), b1);

@@ -13,6 +13,10 @@
  *   3 bits: the 2-bit planes of 8 chunks gathered from 96 bytes with one vpermt2d; the third bit of
  *           each code (a 32-bit plane per chunk) is spread to bytes by vpshufb and tested against
  *           a per-byte bit mask, and adds 4 through the resulting byte mask.
+ *   5-7 bits: blocks of 4 chunks as 4 bits (the same activation order): the 16 nibble bytes of each
+ *           chunk gathered into one vector with one vpermt2d, then as 4 bits; bits 4-5 (6, 7 bits:
+ *           the 2-bit layout, one qword per chunk, doubled) shifted per qword into place; the plane of
+ *           the top bit (5, 7 bits) becomes two 64-bit byte masks (one vpshufb) and is added.
  * The last partial block of a row is copied into a zeroed buffer (never read past the weights).
  */
 #include <stdint.h>
@@ -43,7 +47,45 @@
 
 /* The codes of one block (64 bytes; 96 for 3 bits) as NV 64-byte vectors of unsigned codes, in the
  * activation order of qgemv_a8.h. */
+/* For 5-7 bits: the dword d of a 4-chunk block (4 B dwords) as an index into (a, b), a = dwords 0-15 and
+ * b = the last 16 dwords of the block. */
+INLINE int blk_dword(const int B, int d) { return d < 16 ? d : 16 + d - (4 * B - 16); }
+
+/* 5-7 bits: codes as 4 bits plus the high bits (layout in qweight.h), in the 4-bit order. */
+INLINE void unpack_block_hi(const int B, const uint8_t *p, __m512i v[4]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512(p + 16 * B - 64);
+    int32_t ilo[16], ihi[16], ipl[16];
+    for (int L = 0; L < 4; L++)
+        for (int i = 0; i < 4; i++) {
+            ilo[4 * L + i] = blk_dword(B, B * L + i);          /* the nibbles of chunk L into lane L */
+            ihi[4 * L + i] = blk_dword(B, B * L + 4 + (i & 1)); /* its 2-bit layout, twice */
+            ipl[4 * L + i] = blk_dword(B, B * i + B - 1);       /* every chunk's top-bit plane */
+        }
+    const __m512i lo = _mm512_permutex2var_epi32(a, _mm512_loadu_si512(ilo), b);
+    v[0] = _mm512_and_si512(lo, m4);
+    v[1] = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m4);
+    if (B >= 6) { /* byte m of lane L: column m (v[0]) or 16 + m (v[1]) of chunk L, bits at 2 (m / 8) (+ 4) */
+        const __m512i h = _mm512_permutex2var_epi32(a, _mm512_loadu_si512(ihi), b);
+        const __m512i m30 = _mm512_set1_epi8(0x30);
+        const __m512i s0 = _mm512_set_epi64(2, 0, 2, 0, 2, 0, 2, 0), s1 = _mm512_set_epi64(6, 4, 6, 4, 6, 4, 6, 4);
+        v[0] = _mm512_or_si512(v[0], _mm512_and_si512(_mm512_slli_epi16(_mm512_srlv_epi64(h, s0), 4), m30));
+        v[1] = _mm512_or_si512(v[1], _mm512_and_si512(_mm512_slli_epi16(_mm512_srlv_epi64(h, s1), 4), m30));
+    }
+    if (B != 6) { /* bit m of lane L's half: low halves of the 4 planes into mask 0, high halves into mask 1 */
+        const __m128i pl = _mm512_castsi512_si128(_mm512_permutex2var_epi32(a, _mm512_loadu_si512(ipl), b));
+        const __m128i hw = _mm_shuffle_epi8(pl, _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+        const __m512i top = _mm512_set1_epi8((char)(1 << (B - 1)));
+        v[0] = _mm512_mask_add_epi8(v[0], (__mmask64)_mm_cvtsi128_si64(hw), v[0], top);
+        v[1] = _mm512_mask_add_epi8(v[1], (__mmask64)_mm_extract_epi64(hw, 1), v[1], top);
+    }
+}
+
 INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
+    if (B >= 5 && B <= 7) {
+        unpack_block_hi(B, p, v);
+        return;
+    }
     if (B == 8) {
         v[0] = _mm512_loadu_si512(p);
         return;
@@ -120,8 +162,8 @@ INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, int g
  * accumulators stay in registers. */
 INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight *w, const ptq_a8 *a,
                         const __m512i *lane_idx, __m512i gidx, float *y, int o, int r0) {
-    const int CPB = B == 8 ? 2 : (B == 4 ? 4 : 8); /* chunks per block */
-    const int NV = B == 8 ? 1 : (B == 4 ? 2 : 4);  /* 64-byte code vectors per block */
+    const int CPB = B == 8 ? 2 : (B >= 4 ? 4 : 8); /* chunks per block */
+    const int NV = B == 8 ? 1 : (B >= 4 ? 2 : 4);  /* 64-byte code vectors per block */
     const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
     const int nch = a->nchunks;
     const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
@@ -197,7 +239,7 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
 
 INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
     /* lane m of block k of a superblock takes the scale of chunk CPB k + m / (16 / CPB) */
-    const int CPB = B == 8 ? 2 : (B == 4 ? 4 : 8);
+    const int CPB = B == 8 ? 2 : (B >= 4 ? 4 : 8);
     __m512i lane_idx[8];
     for (int k = 0; k < PTQ_A8_SUPER / CPB; k++) {
         int32_t t[16];
@@ -235,6 +277,9 @@ void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0
     case 2: gemv_bits(2, w, a, y, o0, o1); break;
     case 3: gemv_bits(3, w, a, y, o0, o1); break;
     case 4: gemv_bits(4, w, a, y, o0, o1); break;
+    case 5: gemv_bits(5, w, a, y, o0, o1); break;
+    case 6: gemv_bits(6, w, a, y, o0, o1); break;
+    case 7: gemv_bits(7, w, a, y, o0, o1); break;
     case 8: gemv_bits(8, w, a, y, o0, o1); break;
     default: break;
     }
@@ -282,7 +327,7 @@ void ptq_a8_quant_rows_avx512(const ptq_qweight *w, const float *x, int rows, pt
             dr[c] = d;
             sr[c] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
             const __m128i b0 = _mm512_cvtepi32_epi8(q0), b1 = _mm512_cvtepi32_epi8(q1); /* columns 0-15, 16-31 */
-            if (B == 4) {
+            if (B >= 4 && B <= 7) {
                 int8_t *p = qr + (size_t)(c / 4) * 128 + (size_t)(c % 4) * 16;
                 _mm_storeu_si128((__m128i *)p, b0);
                 _mm_storeu_si128((__m128i *)(p + 64), b1);

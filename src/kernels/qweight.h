@@ -12,6 +12,11 @@
  *   2 bits: byte k (0..7): bits 2i..2i+1 = column k + 8i (i = 0..3).
  *   3 bits: 8 bytes of the low two bits laid out as 2 bits, then 4 bytes (a little-endian uint32)
  *           whose bit j is bit 2 of column j's code.
+ *   5, 6, 7 bits: 16 bytes of the low four bits laid out as 4 bits, then the high bits h = q >> 4 of
+ *           the 32 columns laid out as 1, 2 or 3 bits: 5 = 4 + a 32-bit plane of bit 4 (4 bytes);
+ *           6 = 4 + 2 (8 bytes: bits 4-5 as the 2-bit layout); 7 = 4 + 3 (8 bytes of bits 4-5 as
+ *           2 bits, then a 32-bit plane of bit 6). The kernels read the low nibbles as 4-bit codes
+ *           and add the high bits on top (the int8-activation kernels use the 4-bit activation order).
  * With act-order, `perm` (length in) gives the input column each packed column reads:
  * packed column j multiplies x[perm[j]].
  *
@@ -29,8 +34,8 @@
 #define PTQ_QCHUNK 32
 
 typedef struct ptq_qweight {
-    int bits;          /* storage width of the codes: 2, 3, 4 or 8 */
-    int grid_bits;     /* the quantizer's width (<= bits): 5-7 bit grids are stored in 8-bit codes */
+    int bits;          /* storage width of the codes: 2 to 8 */
+    int grid_bits;     /* the quantizer's width (<= bits); equal to bits since 5-7 bits are stored tightly */
     int in, out;
     int group;         /* columns per group: a multiple of 32, or == in */
     int n_groups;      /* ceil(in / group) */

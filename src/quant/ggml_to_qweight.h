@@ -2,7 +2,7 @@
  *
  * Q4_0, Q5_0 and Q8_0 store, per block of 32 consecutive columns, an fp16 step d and codes q with the value
  * d * (q - zero) (zero 8, 16, and 128 for Q8_0's int8 read as q + 128): exactly ptq's w = s * (q - z) with
- * group 32, s = d and z = zero, in 4-bit codes (Q4_0) or 8-bit codes (Q5_0's 5-bit grid, Q8_0). Both
+ * group 32, s = d and z = zero, in 4-, 5- and 8-bit codes (5 bits stored tightly: 20 bytes a block, as Q5_0's 22). Both
  * dequantize as float(d) * float(q - zero), so the converted weight holds the very same values, bit for bit,
  * and runs on ptq's packed GEMV/GEMM kernels without a float copy.
  *

@@ -19,7 +19,7 @@ int ptq_head_tied(const ptq_model *m) {
     return (m->head.w && m->head.w == m->tok_emb) || (m->head.q && m->head.q == m->tok_emb_q);
 }
 
-static int bits_ok(int b) { return b == 0 || b == 2 || b == 3 || b == 4 || b == 8 || b == 16; }
+static int bits_ok(int b) { return b == 0 || (b >= 2 && b <= 8) || b == 16; }
 static int group_ok(int g) { return g == 0 || g == PTQ_GROUP_TENSOR || (g > 0 && g % PTQ_QCHUNK == 0); }
 
 ptq_status ptq_head_embed_check(const ptq_model *m, const ptq_quant_params *p, ptq_error *err) {
@@ -27,7 +27,7 @@ ptq_status ptq_head_embed_check(const ptq_model *m, const ptq_quant_params *p, p
     const int bits[2] = {p->head_bits, p->embed_bits}, group[2] = {p->head_group, p->embed_group};
     for (int i = 0; i < 2; i++) {
         if (!bits_ok(bits[i]))
-            return ptq_fail(err, PTQ_ERR_ARG, "%s %d: use 2, 3, 4 or 8 (packed), 16 (f16/bf16), or leave it out "
+            return ptq_fail(err, PTQ_ERR_ARG, "%s %d: use 2 to 8 (packed), 16 (f16/bf16), or leave it out "
                             "(float32)", opt[i], bits[i]);
         if (!group_ok(group[i]))
             return ptq_fail(err, PTQ_ERR_ARG, "%s %d: use 0 (per channel), -1 (per tensor) or a multiple of %d",

@@ -16,7 +16,7 @@
 /* 1 when the head reads the token embedding table itself (float or packed). */
 int ptq_head_tied(const ptq_model *m);
 
-/* The quant params' head/embedding settings against the model: widths 0, 2, 3, 4, 8 or 16, groups as --group,
+/* The quant params' head/embedding settings against the model: widths 0, 2 to 8 or 16, groups as --group,
  * no embeddings on a ViT, agreeing settings for a tied table, none with ggml types. Errors name the options. */
 ptq_status ptq_head_embed_check(const ptq_model *m, const ptq_quant_params *p, ptq_error *err);
 

@@ -73,7 +73,7 @@ ptq_status ptq_qweight_shape(ptq_qweight *q, int bits, int group, int in, int ou
     else if (group % PTQ_QCHUNK != 0)
         return ptq_fail(err, PTQ_ERR_ARG, "group size %d is not a multiple of %d", group, PTQ_QCHUNK);
     q->grid_bits = bits;
-    q->bits = bits > 4 ? 8 : bits; /* 5-7 bit grids live in 8-bit codes */
+    q->bits = bits; /* stored at its own width (5-7 bits tightly: kernels/qweight.h) */
     q->in = in;
     q->out = out;
     q->group = group;
