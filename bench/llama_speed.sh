@@ -17,7 +17,8 @@
 #   PTQ_W8_OPTS     the same for W8 (default: --wbits 8 --group 32 --head-bits 8 --embed-bits 8)
 #   PTQ_BENCH_OPTS  ptq bench options for the quantized files (default: --act8; empty: float activations)
 # MODEL_DIR: a LLaMA-architecture model ptq reads (safetensors + config.json); bench/make_llama7b_shape.py writes the
-# TinyLlama- and 7B-shaped ones used in RESULTS. Prefill: 256 tokens; decode: 64 tokens; threads: all cores.
+# TinyLlama- and 7B-shaped ones used in RESULTS. Prefill: 256 tokens; decode: 64 tokens from an empty context (both
+# tools); threads: all cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:?usage: bench/llama_speed.sh MODEL_DIR [ROUNDS]}"
@@ -73,14 +74,18 @@ tg = [x["avg_ts"] for x in r if x["n_gen"] > 0][0]
 print(pp, tg, sys.argv[2])
 EOF
 }
-run_ptq() { # run_ptq FILE [OPTIONS]
+run_ptq() { # run_ptq FILE [OPTIONS]: prefill of 256 tokens, then (a second run) decode of 64 from an empty
+  # context, as llama-bench's pp256 and tg64 tests; the peak RSS is the larger of the two runs
   # shellcheck disable=SC2086
-  /usr/bin/time -f %M -o "$tmp/rss" "$ptq" bench "$1" --tokens 256 --steps 64 --reps 1 --no-bandwidth ${2:-} --json \
+  /usr/bin/time -f %M -o "$tmp/rss" "$ptq" bench "$1" --tokens 256 --steps 1 --reps 1 --no-bandwidth ${2:-} --json \
     > "$tmp/pb.json"
-  python3 - "$tmp/pb.json" "$(cat "$tmp/rss")" << 'EOF'
+  # shellcheck disable=SC2086
+  /usr/bin/time -f %M -o "$tmp/rss2" "$ptq" bench "$1" --tokens 1 --steps 64 --reps 1 --no-bandwidth ${2:-} --json \
+    > "$tmp/pb2.json"
+  python3 - "$tmp/pb.json" "$tmp/pb2.json" "$(cat "$tmp/rss")" "$(cat "$tmp/rss2")" << 'EOF'
 import json, sys
-r = json.load(open(sys.argv[1]))
-print(r["prefill_tok_per_s"], r["decode_tok_per_s"], sys.argv[2])
+p, d = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+print(p["prefill_tok_per_s"], d["decode_tok_per_s"], max(int(sys.argv[3]), int(sys.argv[4])))
 EOF
 }
 

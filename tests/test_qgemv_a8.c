@@ -329,12 +329,12 @@ static void test_large(void) {
 
 /* ptq_qgemm_a8_multi (q, k and v of a decode step in one call) gives exactly (memcmp) what one
  * ptq_qgemm_a8_isa call per weight gives, for every ISA, whether the weights share the activation codes
- * (same input width, permutation content and storage order: one quantization, one parallel region) or
- * not (one call each); and ptq_a8_can_share says which is which. */
+ * (same input width, permutation content and activation order, 4 and 6 bits here: one quantization, one
+ * parallel region) or not (one call each); and ptq_a8_can_share says which is which. */
 static void test_multi(void) {
     const int in = 2048 + 96 + 5; /* enough work for the threaded loop */
     const ptq_isa isas[3] = {PTQ_ISA_SCALAR, PTQ_ISA_AVX2, PTQ_ISA_AVX512};
-    layer L[4] = {make_layer(4, in, 300, 32, 1), make_layer(4, in, 37, 32, 1), make_layer(4, in, 70, 128, 1),
+    layer L[4] = {make_layer(4, in, 300, 32, 1), make_layer(4, in, 37, 32, 1), make_layer(6, in, 70, 128, 1),
                   make_layer(8, in, 50, 32, 0)};
     memcpy(L[1].w.perm, L[0].w.perm, (size_t)in * sizeof(int32_t)); /* same permutation, another pointer */
     memcpy(L[2].w.perm, L[0].w.perm, (size_t)in * sizeof(int32_t));

@@ -2,11 +2,14 @@
  * with one stream of SSE loads reached only ~38 GB/s where the machine reads ~55-70, so the sum is
  * compiled for AVX2 and AVX-512 too and picked at run time, and each thread reads 8 streams at once
  * (more memory requests in flight). */
+#define _DEFAULT_SOURCE /* madvise */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "kernels/cpu.h"
 #include "kernels/membw.h"
@@ -69,7 +72,10 @@ ptq_status ptq_read_bandwidth(size_t bytes, int reps, double *gbs, ptq_error *er
         return ptq_fail(err, PTQ_ERR_ARG, "read bandwidth probe: %zu bytes, %d passes; expected >= 1 MiB and >= 1",
                         bytes, reps);
     const size_t n = bytes / sizeof(float) / 64 * 64;
-    float *a = aligned_alloc(64, n * sizeof(float));
+    /* in huge pages where the kernel grants them, as ptq_alloc gives the weights (core/alloc.h) */
+    const size_t whole = (n * sizeof(float) + PTQ_HUGE_PAGE - 1) / PTQ_HUGE_PAGE * PTQ_HUGE_PAGE;
+    float *a = aligned_alloc(PTQ_HUGE_PAGE, whole);
+    if (a) madvise(a, whole, MADV_HUGEPAGE);
     if (!a) return ptq_fail(err, PTQ_ERR_NOMEM, "read bandwidth probe: cannot allocate %zu bytes", bytes);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) a[i] = (float)(i & 1023) * 0x1p-10f; /* each thread's pages are its own */

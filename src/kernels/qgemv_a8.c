@@ -35,16 +35,19 @@ size_t ptq_a8_scratch_bytes(int in, int rows) {
     return round64((size_t)rows * ns * PTQ_QCHUNK) + 2 * round64((size_t)rows * ns * 4);
 }
 
-/* Position of column j of chunk c (within its block) in the kernel order for `bits`; 8 bits and the
- * scalar kernel use the natural order. */
-static size_t pos_of(int order_bits, int c, int j) {
-    switch (order_bits) {
-    case 4:
-    case 5:
-    case 6:
-    case 7: return (size_t)(c / 4) * 128 + (size_t)(j / 16) * 64 + (size_t)(c % 4) * 16 + (size_t)(j % 16);
-    case 2:
-    case 3: return (size_t)(c / 8) * 256 + (size_t)(j / 8) * 64 + (size_t)(c % 8) * 8 + (size_t)(j % 8);
+/* The activation order the kernel for (isa, bits) reads (qgemv_a8.h): the natural one (named 8) for the
+ * scalar kernel and 8-bit codes, the 2-bit one for 2 and 3 bits, the 4-bit one for 4 to 7 bits (their
+ * low nibbles are laid out as 4-bit codes). */
+static int order_of(ptq_isa isa, int bits) {
+    if (isa == PTQ_ISA_SCALAR || bits == 8) return 8;
+    return bits <= 3 ? 2 : 4;
+}
+
+/* Position of column j of chunk c (within its block) in an activation order. */
+static size_t pos_of(int order, int c, int j) {
+    switch (order) {
+    case 4: return (size_t)(c / 4) * 128 + (size_t)(j / 16) * 64 + (size_t)(c % 4) * 16 + (size_t)(j % 16);
+    case 2: return (size_t)(c / 8) * 256 + (size_t)(j / 8) * 64 + (size_t)(c % 8) * 8 + (size_t)(j % 8);
     default: return (size_t)c * 32 + (size_t)j;
     }
 }
@@ -69,7 +72,7 @@ void ptq_a8_quantize(ptq_isa isa, const ptq_qweight *w, const float *x, int rows
         ptq_a8_quant_rows_avx2(w, x, rows, a);
         return;
     }
-    const int order = isa == PTQ_ISA_SCALAR ? 8 : w->bits;
+    const int order = order_of(isa, w->bits);
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * (size_t)w->in;
         int8_t *qr = a->q + (size_t)r * a->ld;
@@ -142,11 +145,8 @@ static a8_fn kernel_of(ptq_isa isa) {
     return ptq_qgemv_a8_scalar;
 }
 
-/* The activation order a weight's kernel reads (qgemv_a8.h): 2 and 3 bits share one. */
-static int order_of(ptq_isa isa, const ptq_qweight *w) { return isa == PTQ_ISA_SCALAR ? 8 : w->bits == 3 ? 2 : w->bits; }
-
 int ptq_a8_can_share(ptq_isa isa, const ptq_qweight *a, const ptq_qweight *b) {
-    if (a->in != b->in || order_of(isa, a) != order_of(isa, b)) return 0;
+    if (a->in != b->in || order_of(isa, a->bits) != order_of(isa, b->bits)) return 0;
     if (a->perm == b->perm) return 1;
     return a->perm && b->perm && memcmp(a->perm, b->perm, (size_t)a->in * sizeof *a->perm) == 0;
 }
