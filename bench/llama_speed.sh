@@ -113,7 +113,7 @@ med() { # median of field $3 for pair $1, tool $2
     awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 bpw() { # bits per parameter of a file, or of a model folder's *.safetensors
-  local b; if [ -d "$1" ]; then b=$(cat "$1"/*.safetensors | wc -c); else b=$(stat -c %s "$1"); fi
+  local b; if [ -d "$1" ]; then b=$(cat "$1"/*.safetensors | wc -c); else b=$(stat -L -c %s "$1"); fi
   awk -v b="$b" -v p="$params" 'BEGIN { printf "%.2f", 8 * b / p }'; }
 params=$("$ptq" inspect "$model" --json | sed -n 's/.*"params":[[:space:]]*\([0-9]*\).*/\1/p')
 
