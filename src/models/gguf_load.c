@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "quant/ggml_to_qweight.h"
 #include "text/gguf_vocab.h"
 
@@ -46,6 +47,7 @@ ptq_status ptq_gguf_src_take(ptq_gguf_src *s, const char *name, int ndim, const 
     float *buf = ptq_model_floats(s->m, (size_t)t->numel, name, err);
     if (!buf) return err->status ? err->status : PTQ_ERR_NOMEM;
     PTQ_TRY(ptq_gguf_read_f32(s->g, t, buf, err));
+    ptq_mmap_drop(t->data, t->nbytes); /* converted: the file's pages need not stay resident too */
     s->used[t - s->g->tensors] = 1;
     /* inspect shows PyTorch order ([out, in]), as for safetensors models */
     int64_t shape[PTQ_GGUF_MAX_DIMS];
@@ -98,6 +100,7 @@ static ptq_status packed(ptq_gguf_src *s, const ptq_gguf_tensor *t, ptq_linear *
         free(q);
         return ptq_fail_context(err, "%s", s->g->path);
     }
+    ptq_mmap_drop(t->data, t->nbytes);
     lin->q = q;
     lin->w = NULL;
     s->used[t - s->g->tensors] = 1;
