@@ -42,11 +42,11 @@ void *ptq_alloc(size_t count, size_t size, const char *what, ptq_error *err) {
     void *p;
     if (bytes >= PTQ_HUGE_PAGE) {
         /* Weights stream through decoding once per token: in 2 MB pages the TLB covers them (4 KB pages
-         * miss every 64 cache lines). Advice only: the kernel gives huge pages where it can (THP "madvise"
-         * or "always"); the last page may hold up to 2 MB that nothing uses. */
-        const size_t whole = (bytes + PTQ_HUGE_PAGE - 1) / PTQ_HUGE_PAGE * PTQ_HUGE_PAGE;
-        p = aligned_alloc(PTQ_HUGE_PAGE, whole);
-        if (p) madvise(p, whole, MADV_HUGEPAGE);
+         * miss every 64 cache lines). Advice only, for the whole 2 MB pages of the block (the tail stays in
+         * small pages, so no memory is wasted): the kernel gives huge pages where it can (THP "madvise" or
+         * "always"). */
+        p = aligned_alloc(PTQ_HUGE_PAGE, rounded);
+        if (p) madvise(p, rounded / PTQ_HUGE_PAGE * PTQ_HUGE_PAGE, MADV_HUGEPAGE);
     } else {
         p = aligned_alloc(64, rounded);
     }

@@ -6,8 +6,8 @@
 #include "ptq.h"
 
 /* 64-byte aligned, zeroed; NULL on overflow or failure (err filled, naming `what`). From PTQ_HUGE_PAGE
- * bytes on, aligned to it and advised for transparent huge pages (decode streams the weights: measured
- * +5-10% tokens/s on the TinyLlama shape, docs/RESULTS.md). */
+ * bytes on, aligned to it and its whole 2 MB pages advised for transparent huge pages (decode streams the
+ * weights; docs/RESULTS.md §21 has what it gained). */
 #define PTQ_HUGE_PAGE ((size_t)2 << 20)
 void *ptq_alloc(size_t count, size_t size, const char *what, ptq_error *err);
 void ptq_free(void *p);

@@ -73,9 +73,8 @@ ptq_status ptq_read_bandwidth(size_t bytes, int reps, double *gbs, ptq_error *er
                         bytes, reps);
     const size_t n = bytes / sizeof(float) / 64 * 64;
     /* in huge pages where the kernel grants them, as ptq_alloc gives the weights (core/alloc.h) */
-    const size_t whole = (n * sizeof(float) + PTQ_HUGE_PAGE - 1) / PTQ_HUGE_PAGE * PTQ_HUGE_PAGE;
-    float *a = aligned_alloc(PTQ_HUGE_PAGE, whole);
-    if (a) madvise(a, whole, MADV_HUGEPAGE);
+    float *a = aligned_alloc(PTQ_HUGE_PAGE, n * sizeof(float));
+    if (a) madvise(a, n * sizeof(float) / PTQ_HUGE_PAGE * PTQ_HUGE_PAGE, MADV_HUGEPAGE);
     if (!a) return ptq_fail(err, PTQ_ERR_NOMEM, "read bandwidth probe: cannot allocate %zu bytes", bytes);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) a[i] = (float)(i & 1023) * 0x1p-10f; /* each thread's pages are its own */
