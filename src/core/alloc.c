@@ -1,4 +1,4 @@
-#define _DEFAULT_SOURCE /* madvise */
+#define _DEFAULT_SOURCE /* madvise, posix_memalign */
 #include "core/alloc.h"
 
 #include <stdlib.h>
@@ -45,7 +45,7 @@ void *ptq_alloc(size_t count, size_t size, const char *what, ptq_error *err) {
          * miss every 64 cache lines). Advice only, for the whole 2 MB pages of the block (the tail stays in
          * small pages, so no memory is wasted): the kernel gives huge pages where it can (THP "madvise" or
          * "always"). */
-        p = aligned_alloc(PTQ_HUGE_PAGE, rounded);
+        if (posix_memalign(&p, PTQ_HUGE_PAGE, rounded) != 0) p = NULL; /* aligned_alloc wants whole pages */
         if (p) madvise(p, rounded / PTQ_HUGE_PAGE * PTQ_HUGE_PAGE, MADV_HUGEPAGE);
     } else {
         p = aligned_alloc(64, rounded);

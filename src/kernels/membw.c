@@ -2,7 +2,7 @@
  * with one stream of SSE loads reached only ~38 GB/s where the machine reads ~55-70, so the sum is
  * compiled for AVX2 and AVX-512 too and picked at run time, and each thread reads 8 streams at once
  * (more memory requests in flight). */
-#define _DEFAULT_SOURCE /* madvise */
+#define _DEFAULT_SOURCE /* madvise, posix_memalign */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +73,9 @@ ptq_status ptq_read_bandwidth(size_t bytes, int reps, double *gbs, ptq_error *er
                         bytes, reps);
     const size_t n = bytes / sizeof(float) / 64 * 64;
     /* in huge pages where the kernel grants them, as ptq_alloc gives the weights (core/alloc.h) */
-    float *a = aligned_alloc(PTQ_HUGE_PAGE, n * sizeof(float));
+    void *mem = NULL;
+    if (posix_memalign(&mem, PTQ_HUGE_PAGE, n * sizeof(float)) != 0) mem = NULL;
+    float *a = mem;
     if (a) madvise(a, n * sizeof(float) / PTQ_HUGE_PAGE * PTQ_HUGE_PAGE, MADV_HUGEPAGE);
     if (!a) return ptq_fail(err, PTQ_ERR_NOMEM, "read bandwidth probe: cannot allocate %zu bytes", bytes);
 #pragma omp parallel for schedule(static)

@@ -40,7 +40,8 @@
 #ifndef DO
 /* Weight rows per decode tile. Measured (2 threads, AMD Zen 5): 4 rows per tile ran W8/W4 1.3-2x faster
  * with the weights in cache, but 20-40% slower when they stream from memory (each call on a new copy,
- * as in a model's decode step), and 2 or 3 bits ran out of registers: one row at a time. */
+ * as in a model's decode step), and still slower with the software prefetch (W4 g32: 37-49% of the read
+ * bandwidth against 58-73%); 2 or 3 bits ran out of registers: one row at a time. */
 #define DO(B) 1
 #endif
 #define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
