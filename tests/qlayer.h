@@ -1,5 +1,6 @@
 /* A random packed low-bit layer for the kernel tests (test_qkernels, test_qgemv_a8, test_qgemm_a8): random codes,
- * fp16 scales in [0.002, 0.05) with one in eight negative, random zero points, optionally a random act-order
+ * fp16 scales in [0.002, 0.05) with one in eight negative, random zero points (or none: tu_drop_zeros), optionally
+ * a random act-order
  * permutation; the codes are also kept unpacked, [out][in] in packed column order, for the references. */
 #ifndef PTQ_TESTS_QLAYER_H
 #define PTQ_TESTS_QLAYER_H
@@ -62,10 +63,20 @@ static inline tu_layer tu_make_layer(uint64_t *rng, int bits, int in, int out, i
     return L;
 }
 
+/* The same codes and scales on a symmetric grid: every zero point 2^(bits-1), none stored (qweight.h). */
+static inline void tu_drop_zeros(tu_layer *L) {
+    ptq_qweight *w = &L->w;
+    free(w->zeros);
+    w->zeros = NULL;
+    w->zero_row = malloc((size_t)w->n_groups);
+    memset(w->zero_row, 1 << (w->grid_bits - 1), (size_t)w->n_groups);
+}
+
 static inline void tu_free_layer(tu_layer *L) {
     free(L->w.codes);
     free(L->w.scales);
     free(L->w.zeros);
+    free(L->w.zero_row);
     free(L->w.perm);
     free(L->q);
 }

@@ -102,7 +102,7 @@ int main(void) {
             for (int j = 0; j < IN; j++) code_diff += row[j] != (int)codes[r * IN + j];
             for (int g = 0; g < ng; g++) {
                 scale_diff += ptq_f16_to_f32(q.scales[r * ng + g]) != (float)scales[r * ng + g];
-                zero_diff += q.zeros[r * ng + g] != (int)zeros[r * ng + g];
+                zero_diff += ptq_qweight_zeros_of(&q, r)[g] != (int)zeros[r * ng + g];
             }
         }
         for (int j = 0; j < IN; j++) perm_diff += (q.perm ? q.perm[j] : j) != (int)perm[j];

@@ -182,7 +182,8 @@ static int same_qweight(const ptq_qweight *a, const ptq_qweight *b) {
     if (!a || !b || a->bits != b->bits || a->group != b->group || a->in != b->in || a->out != b->out) return 0;
     size_t ng = (size_t)a->out * a->n_groups;
     return !memcmp(a->codes, b->codes, (size_t)a->out * a->row_bytes) && !memcmp(a->scales, b->scales, 2 * ng) &&
-           !memcmp(a->zeros, b->zeros, ng) && !a->perm == !b->perm &&
+           !a->zeros == !b->zeros && !memcmp(ptq_qweight_zeros_of(a, 0), ptq_qweight_zeros_of(b, 0), a->zeros ? ng : (size_t)a->n_groups) &&
+           !a->perm == !b->perm &&
            (!a->perm || !memcmp(a->perm, b->perm, sizeof(int32_t) * (size_t)a->in));
 }
 

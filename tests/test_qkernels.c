@@ -103,8 +103,12 @@ static void test_packing(void) {
 
 typedef tu_layer layer;
 
+static int sym_pass; /* 1: the layers stored without zero points (a symmetric grid), as quantize --sym makes them */
+
 static layer make_layer(int bits, int in, int out, int group, int with_perm) {
-    return tu_make_layer(&rng_state, bits, in, out, group, with_perm);
+    layer L = tu_make_layer(&rng_state, bits, in, out, group, with_perm);
+    if (sym_pass) tu_drop_zeros(&L);
+    return L;
 }
 
 #define free_layer tu_free_layer
@@ -115,7 +119,7 @@ static double ref_weight(const layer *L, int o, int j) {
     const int g = j / w->group;
     const size_t gi = (size_t)o * (size_t)w->n_groups + (size_t)g;
     return (double)ptq_f16_to_f32(w->scales[gi]) *
-           ((double)L->q[(size_t)o * (size_t)w->in + (size_t)j] - (double)w->zeros[gi]);
+           ((double)L->q[(size_t)o * (size_t)w->in + (size_t)j] - (double)ptq_qweight_zeros_of(w, o)[g]);
 }
 
 static void test_dequant_row(void) {
@@ -133,7 +137,7 @@ static void test_dequant_row(void) {
                     const int dst = with_perm ? L.w.perm[j] : j;
                     const size_t gi = (size_t)o * (size_t)L.w.n_groups + (size_t)(j / group);
                     const float want = ptq_f16_to_f32(L.w.scales[gi]) *
-                                       (float)((int)L.q[(size_t)o * (size_t)in + (size_t)j] - (int)L.w.zeros[gi]);
+                                       (float)((int)L.q[(size_t)o * (size_t)in + (size_t)j] - (int)ptq_qweight_zeros_of(&L.w, o)[j / group]);
                     bad += !(d[dst] == want);
                 }
             }
@@ -168,7 +172,7 @@ static reference make_reference(const layer *L, const float *x, int rows) {
                 ref += wv * xv;
                 mag += fabs(wv * xv);
                 terms += fabs((double)ptq_f16_to_f32(w->scales[gi])) *
-                         ((double)L->q[(size_t)o * (size_t)w->in + (size_t)j] + (double)w->zeros[gi]) * fabs(xv);
+                         ((double)L->q[(size_t)o * (size_t)w->in + (size_t)j] + (double)ptq_qweight_zeros_of(w, o)[j / w->group]) * fabs(xv);
             }
             const size_t i = (size_t)r * (size_t)w->out + (size_t)o;
             R.ref[i] = ref;
@@ -352,7 +356,9 @@ int main(int argc, char **argv) {
     if (!getenv("OMP_WAIT_POLICY") && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) execv("/proc/self/exe", argv);
     test_validate();
     test_packing();
-    test_dequant_row();
-    test_qgemm();
+    for (sym_pass = 0; sym_pass < 2; sym_pass++) {
+        test_dequant_row();
+        test_qgemm();
+    }
     return tu_done("test_qkernels");
 }

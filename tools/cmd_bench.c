@@ -14,10 +14,10 @@
 #include "models/model.h"
 
 /* Bytes of weights one decoded token reads: every block linear and the head, as stored (packed codes
- * with their scales and zeros, int8 codes, or floats), plus one embedding row. */
+ * with their scales and any stored zero points, int8 codes, or floats), plus one embedding row. */
 static double linear_bytes(const ptq_linear *l) {
     if (l->q)
-        return (double)l->q->out * ((double)l->q->row_bytes + 3.0 * l->q->n_groups) +
+        return (double)l->q->out * ((double)l->q->row_bytes + (l->q->zeros ? 3.0 : 2.0) * l->q->n_groups) +
                (l->q->perm ? 4.0 * l->q->in : 0.0);
     if (l->i8) return (double)l->out * l->in + 4.0 * l->out;
     if (l->w || l->wq) return 4.0 * l->out * l->in;

@@ -83,7 +83,7 @@ int cmd_inspect(args *a) {
         cJSON_AddNumberToObject(root, "quantized_weights", (double)qs.weights);
         cJSON_AddNumberToObject(root, "bits_per_weight", qs.bits_per_weight);
         if (!json)
-            printf("  %d packed linear layers, %lld weights, %.3f bits per weight (codes + scales + zero points)\n",
+            printf("  %d packed linear layers, %lld weights, %.3f bits per weight (codes + scales + any stored zero points)\n",
                    qs.linears, (long long)qs.weights, qs.bits_per_weight);
     }
     cJSON *tensors = cJSON_AddArrayToObject(root, "tensors");

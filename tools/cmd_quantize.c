@@ -204,7 +204,7 @@ const char help_quantize[] =
     "  --pure                    with --format gguf: every matrix in T itself (llama-quantize --pure)\n"
     "  --group G                 G a multiple of 32, 'channel' or 0 (one grid per output channel, the default),\n"
     "                            or 'tensor' (one grid per matrix)\n"
-    "  --sym                     symmetric grids (no zero point)\n"
+    "  --sym                     symmetric grids, also of --head-bits/--embed-bits (no zero points stored)\n"
     "  --method M                gptq (default) or rtn\n"
     "  --act-order               GPTQ in order of decreasing Hessian diagonal\n"
     "  --damp D                  GPTQ dampening, a fraction of the mean Hessian diagonal (default 0.01)\n"

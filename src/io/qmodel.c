@@ -32,6 +32,10 @@
  * in 8 bits (read here and repacked). Written only by files that hold such a matrix, so that older readers
  * refuse exactly the files they would misread. */
 #define PTQ_FORMAT_VERSION_TIGHT "4"
+/* Version 5 leaves out the zero points of a symmetric packed matrix (every one 2^(bits-1): "sym": 1 in its
+ * ptq.linears entry, no .zeros tensor); written only by files that hold such a matrix. Older files with stored
+ * zero points that happen to be all 2^(bits-1) load into the same zero-less form. */
+#define PTQ_FORMAT_VERSION_SYM "5"
 #define CHECKSUMS_KEY "ptq.checksums"
 #define META_CRC_KEY "ptq.metadata_crc32c"
 
@@ -231,6 +235,7 @@ typedef struct {
     ptq_error *err;
     ptq_status s;
     int tight; /* a packed matrix of 5-7-bit codes went in: format version 4 */
+    int sym;   /* a packed matrix without stored zero points went in: format version 5 */
 } saver;
 
 static void put_f32(saver *sv, const char *name, const float *data, int ndim, int64_t d0, int64_t d1) {
@@ -270,8 +275,12 @@ static cJSON *put_packed(saver *sv, const char *prefix, const ptq_qweight *q) {
     put_raw(sv, n, PTQ_DT_U8, q->codes, 2, q->out, (int64_t)q->row_bytes);
     snprintf(n, sizeof n, "%s.scales", prefix);
     put_raw(sv, n, PTQ_DT_F16, q->scales, 2, q->out, q->n_groups);
-    snprintf(n, sizeof n, "%s.zeros", prefix);
-    put_raw(sv, n, PTQ_DT_U8, q->zeros, 2, q->out, q->n_groups);
+    if (q->zeros) {
+        snprintf(n, sizeof n, "%s.zeros", prefix);
+        put_raw(sv, n, PTQ_DT_U8, q->zeros, 2, q->out, q->n_groups);
+    } else {
+        sv->sym = 1;
+    }
     if (q->perm) {
         snprintf(n, sizeof n, "%s.perm", prefix);
         put_raw(sv, n, PTQ_DT_I32, q->perm, 1, q->in, 0);
@@ -282,6 +291,7 @@ static cJSON *put_packed(saver *sv, const char *prefix, const ptq_qweight *q) {
     cJSON_AddNumberToObject(o, "group", q->group);
     cJSON_AddNumberToObject(o, "in", q->in);
     cJSON_AddNumberToObject(o, "out", q->out);
+    if (!q->zeros) cJSON_AddNumberToObject(o, "sym", 1);
     return o;
 }
 
@@ -417,7 +427,10 @@ static ptq_status put_back_and_save(saver *sv, const ptq_model *m, const char *p
                 sv->s = ptq_fail(err, PTQ_ERR_UNSUPPORTED, "block BC cannot be folded into a post-norm RMS block");
     char *cfg = config_json(c), *lj = cJSON_PrintUnformatted(linears), *nj = cJSON_PrintUnformatted(names);
     meta(sv, "format", "ptq");
-    meta(sv, "ptq.format_version", sv->tight ? PTQ_FORMAT_VERSION_TIGHT : v3 ? PTQ_FORMAT_VERSION : PTQ_FORMAT_VERSION_BASE);
+    meta(sv, "ptq.format_version", sv->sym     ? PTQ_FORMAT_VERSION_SYM
+                                   : sv->tight ? PTQ_FORMAT_VERSION_TIGHT
+                                   : v3        ? PTQ_FORMAT_VERSION
+                                               : PTQ_FORMAT_VERSION_BASE);
     meta(sv, "ptq.version", ptq_version());
     meta(sv, "ptq.config", cfg);
     meta(sv, "ptq.linears", lj);
@@ -474,7 +487,7 @@ static ptq_status put_back_and_save(saver *sv, const ptq_model *m, const char *p
 }
 
 ptq_status ptq_model_save(const ptq_model *m, const char *path, const ptq_save_info *info, ptq_error *err) {
-    saver sv = {NULL, err, PTQ_OK, 0};
+    saver sv = {NULL, err, PTQ_OK, 0, 0};
     PTQ_TRY(ptq_st_writer_new(&sv.w, err));
     cJSON *linears = cJSON_CreateObject(), *names = cJSON_CreateObject();
     cJSON *blin = cJSON_CreateObject(), *bnames = cJSON_CreateObject();
@@ -745,6 +758,7 @@ typedef struct {
     int noisy;           /* every static, non-twin activation quantizer carries NoisyQuant noise */
     int head_tied;       /* the head is tok_emb: no head.weight */
     int wide;            /* format version 2 or 3: 5-7-bit codes are stored in 8 bits (repacked on load) */
+    int sym_ok;          /* format version 5: a packed matrix may leave out its zero points ("sym": 1) */
 } loader;
 
 /* The stored tensor `name`, checked to have dtype dt and exactly the shape [d0] or [d0, d1] before any
@@ -942,7 +956,7 @@ static ptq_status repack_wide(loader *ld, const char *prefix, const uint8_t *src
 /* head_like: the head or the embeddings, which carry a perm only when GPTQ with act-order made the head (never
  * required: ptq.act_order describes the blocks). */
 static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, const cJSON *qinfo, int head_like) {
-    int in = lin->in, out = lin->out, bits = 0, group = 0, jin = 0, jout = 0;
+    int in = lin->in, out = lin->out, bits = 0, group = 0, jin = 0, jout = 0, sym = 0;
     PTQ_TRY(linear_int(ld, qinfo, prefix, "in", 1, INT32_MAX, &jin));
     PTQ_TRY(linear_int(ld, qinfo, prefix, "out", 1, INT32_MAX, &jout));
     if (jin != in || jout != out)
@@ -950,10 +964,14 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
                         prefix, jout, jin, out, in);
     PTQ_TRY(linear_int(ld, qinfo, prefix, "bits", 2, 8, &bits));
     PTQ_TRY(linear_int(ld, qinfo, prefix, "group", 1, in, &group));
+    if (cJSON_GetObjectItemCaseSensitive(qinfo, "sym")) PTQ_TRY(linear_int(ld, qinfo, prefix, "sym", 0, 1, &sym));
+    if (sym && !ld->sym_ok)
+        return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: ptq.linears %s.sym is set in a file of format version < %s",
+                        ld->file, prefix, PTQ_FORMAT_VERSION_SYM);
     ptq_qweight shape;
     if (ptq_qweight_shape(&shape, bits, group, in, out, ld->err) != PTQ_OK)
         return ptq_fail_context(ld->err, "%s: %s", ld->file, prefix);
-    const ptq_st_tensor *tq, *ts, *tz, *tp = NULL;
+    const ptq_st_tensor *tq, *ts, *tz = NULL, *tp = NULL;
     char n[300];
     snprintf(n, sizeof n, "%s.qweight", prefix);
     const int wide = ld->wide && bits >= 5 && bits <= 7;
@@ -962,7 +980,7 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
     snprintf(n, sizeof n, "%s.scales", prefix);
     PTQ_TRY(find_tensor(ld, n, 1, NULL, PTQ_DT_F16, 2, out, shape.n_groups, &ts));
     snprintf(n, sizeof n, "%s.zeros", prefix);
-    PTQ_TRY(find_tensor(ld, n, 1, NULL, PTQ_DT_U8, 2, out, shape.n_groups, &tz));
+    if (!sym) PTQ_TRY(find_tensor(ld, n, 1, NULL, PTQ_DT_U8, 2, out, shape.n_groups, &tz));
     snprintf(n, sizeof n, "%s.perm", prefix);
     if (ld->act_order || head_like)
         PTQ_TRY(find_tensor(ld, n, !head_like, "ptq.act_order is 1", PTQ_DT_I32, 1, in, 0, &tp));
@@ -976,7 +994,8 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
     if (wide) PTQ_TRY(repack_wide(ld, prefix, tq->data, q));
     else memcpy(q->codes, tq->data, tq->nbytes);
     memcpy(q->scales, ts->data, ts->nbytes);
-    memcpy(q->zeros, tz->data, tz->nbytes);
+    if (tz) memcpy(q->zeros, tz->data, tz->nbytes);
+    else memset(q->zeros, 1 << (q->grid_bits - 1), (size_t)out * (size_t)q->n_groups);
     if (tp) memcpy(q->perm, tp->data, tp->nbytes);
     ptq_mmap_drop(tq->data, tq->nbytes); /* copied: the file's pages need not stay resident too */
     int maxq = (1 << q->grid_bits) - 1;
@@ -989,6 +1008,7 @@ static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, co
             return ptq_fail(ld->err, PTQ_ERR_FORMAT, "%s: tensor %s.zeros has %d at index %zu, above %d for %d bits",
                             ld->file, prefix, q->zeros[i], i, maxq, q->grid_bits);
     }
+    PTQ_TRY(ptq_qweight_drop_sym_zeros(q, ld->err)); /* stored or not, a symmetric grid keeps none in memory */
     if (q->perm) {
         char *seen = calloc((size_t)in, 1);
         if (!seen) return ptq_fail(ld->err, PTQ_ERR_NOMEM, "out of memory");
@@ -1214,9 +1234,9 @@ ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, const pt
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version 1 predates the per-tensor checksums of "
                         "version %s; quantize the model again with this ptq", path, PTQ_FORMAT_VERSION);
     if (!ver || (strcmp(ver, PTQ_FORMAT_VERSION) != 0 && strcmp(ver, PTQ_FORMAT_VERSION_BASE) != 0 &&
-                 strcmp(ver, PTQ_FORMAT_VERSION_TIGHT) != 0))
+                 strcmp(ver, PTQ_FORMAT_VERSION_TIGHT) != 0 && strcmp(ver, PTQ_FORMAT_VERSION_SYM) != 0))
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: ptq file format version %s, this ptq reads versions %s to %s",
-                        path, ver ? ver : "(missing)", PTQ_FORMAT_VERSION_BASE, PTQ_FORMAT_VERSION_TIGHT);
+                        path, ver ? ver : "(missing)", PTQ_FORMAT_VERSION_BASE, PTQ_FORMAT_VERSION_SYM);
     PTQ_TRY(check_integrity(path, st, !opt || opt->verify_checksums, err));
     const char *cfg = ptq_st_metadata(st, "ptq.config");
     if (!cfg) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: __metadata__ has no ptq.config", path);
@@ -1238,7 +1258,8 @@ ptq_status ptq_qmodel_load(const char *path, const ptq_safetensors *st, const pt
     if (s == PTQ_OK && !used) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
     if (s == PTQ_OK) {
         loader ld = {m, st, path, err, used, m->quant.act_order, m->quant.noisyquant, head_tied,
-                     strcmp(ver, PTQ_FORMAT_VERSION_TIGHT) != 0};
+                     strcmp(ver, PTQ_FORMAT_VERSION_TIGHT) != 0 && strcmp(ver, PTQ_FORMAT_VERSION_SYM) != 0,
+                     strcmp(ver, PTQ_FORMAT_VERSION_SYM) == 0};
         s = load_body(&ld, linears, names);
     }
     free(used);

@@ -148,7 +148,7 @@ static void qgemm_direct(const ptq_qweight *w, const float *x, int rows, float *
                     }
                 }
                 const size_t gi = (size_t)o * (size_t)w->n_groups + (size_t)g;
-                acc += (double)ptq_f16_to_f32(w->scales[gi]) * (dot - (double)w->zeros[gi] * xs);
+                acc += (double)ptq_f16_to_f32(w->scales[gi]) * (dot - (double)ptq_qweight_zeros_of(w, o)[g] * xs);
             }
             y[(size_t)r * (size_t)w->out + (size_t)o] = (float)acc;
         }

@@ -75,7 +75,7 @@ void ptq_unpack_row(int bits, const uint8_t *src, int in, uint8_t *q) {
 void ptq_qweight_dequant_row(const ptq_qweight *w, int row, float *dst) {
     const uint8_t *src = w->codes + (size_t)row * w->row_bytes;
     const uint16_t *sr = w->scales + (size_t)row * (size_t)w->n_groups;
-    const uint8_t *zr = w->zeros + (size_t)row * (size_t)w->n_groups;
+    const uint8_t *zr = ptq_qweight_zeros_of(w, row);
     const int nch = (w->in + PTQ_QCHUNK - 1) / PTQ_QCHUNK;
     for (int c = 0; c < nch; c++) {
         uint8_t q[PTQ_QCHUNK];
@@ -107,13 +107,15 @@ ptq_status ptq_qweight_validate(const ptq_qweight *w, const char *name, ptq_erro
     if (w->row_bytes != ptq_qweight_row_bytes(w->bits, w->in))
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: row_bytes %zu; expected %zu for %d columns of %d bits", name,
                         w->row_bytes, ptq_qweight_row_bytes(w->bits, w->in), w->in, w->bits);
-    if (!w->codes || !w->scales || !w->zeros)
-        return ptq_fail(err, PTQ_ERR_ARG, "%s: codes, scales and zeros must all be present", name);
+    if (!w->codes || !w->scales || (!w->zeros && !w->zero_row))
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: codes, scales and zero points (stored or one shared row) must all be present",
+                        name);
     const size_t n = (size_t)w->out * (size_t)ng;
     for (size_t i = 0; i < n; i++) {
-        if (w->zeros[i] >> w->bits)
-            return ptq_fail(err, PTQ_ERR_FORMAT, "%s: zero point %u at row %zu group %zu; expected < %u", name,
-                            w->zeros[i], i / (size_t)ng, i % (size_t)ng, 1u << w->bits);
+        const uint8_t z = ptq_qweight_zeros_of(w, (int)(i / (size_t)ng))[i % (size_t)ng];
+        if (z >> w->bits)
+            return ptq_fail(err, PTQ_ERR_FORMAT, "%s: zero point %u at row %zu group %zu; expected < %u", name, z,
+                            i / (size_t)ng, i % (size_t)ng, 1u << w->bits);
         if ((w->scales[i] & 0x7c00u) == 0x7c00u)
             return ptq_fail(err, PTQ_ERR_NUMERIC, "%s: scale at row %zu group %zu is Inf or NaN (fp16 0x%04x)", name,
                             i / (size_t)ng, i % (size_t)ng, w->scales[i]);

@@ -175,7 +175,7 @@ INLINE void unpack_tile(const int B, const ptq_qweight *w, int o0, int o1, int c
         }
         _Alignas(64) float sf[PTQ_QA8_KC];
         const uint16_t *sr = w->scales + (size_t)o * (size_t)ng + (size_t)g0;
-        const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng + (size_t)g0;
+        const uint8_t *zr = ptq_qweight_zeros_of(w, o) + g0;
         for (int g = 0; g <= g1 - g0; g += 16) {
             const int left = g1 - g0 + 1 - g;
             const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);

@@ -123,7 +123,7 @@ INLINE void gemv_block(const int B, const int R, const int O, const ptq_qgemv_ar
     for (int u = 0; u < O; u++) {
         cp[u] = w->codes + (size_t)(o + u) * w->row_bytes;
         sp[u] = w->scales + (size_t)(o + u) * (size_t)ng;
-        zp[u] = w->zeros + (size_t)(o + u) * (size_t)ng;
+        zp[u] = ptq_qweight_zeros_of(w, o + u);
         for (int r = 0; r < R; r++) {
             acc[u][r][0] = acc[u][r][1] = _mm512_setzero_ps();
             zt[u][r] = _mm512_setzero_ps();
@@ -250,7 +250,7 @@ INLINE void dequant_bits(const int B, const ptq_qweight *w, int o0, int o1, floa
     for (int o = o0; o < o1; o++) {
         const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
         const uint16_t *sr = w->scales + (size_t)o * (size_t)w->n_groups;
-        const uint8_t *zr = w->zeros + (size_t)o * (size_t)w->n_groups;
+        const uint8_t *zr = ptq_qweight_zeros_of(w, o);
         float *d = dst + (size_t)(o - o0) * ld;
         for (int c0 = 0, g = 0; c0 < nch; c0 += cpg, g++) {
             const int c1 = c0 + cpg < nch ? c0 + cpg : nch;

@@ -11,7 +11,7 @@ static inline __attribute__((always_inline)) void gemv_bits(const int B, const p
     for (int o = o0; o < o1; o++) {
         const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
         const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
-        const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng;
+        const uint8_t *zr = ptq_qweight_zeros_of(w, o);
         for (int r = 0; r < a->rows; r++) {
             const float *xr = a->xp + (size_t)r * a->ldx;
             const float *xs = a->xsum + (size_t)r * (size_t)ng;
@@ -58,7 +58,7 @@ void ptq_qdequant_scalar(const ptq_qweight *w, int o0, int o1, float *dst, size_
     for (int o = o0; o < o1; o++) {
         const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
         const uint16_t *sr = w->scales + (size_t)o * (size_t)w->n_groups;
-        const uint8_t *zr = w->zeros + (size_t)o * (size_t)w->n_groups;
+        const uint8_t *zr = ptq_qweight_zeros_of(w, o);
         float *d = dst + (size_t)(o - o0) * ld;
         for (int c = 0; c < nch; c++) {
             const int g = c / cpg;

@@ -119,7 +119,7 @@ void ptq_qgemv_a8_scalar(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0
     for (int o = o0; o < o1; o++) {
         const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
         const uint16_t *sr = w->scales + (size_t)o * (size_t)w->n_groups;
-        const uint8_t *zr = w->zeros + (size_t)o * (size_t)w->n_groups;
+        const uint8_t *zr = ptq_qweight_zeros_of(w, o);
         for (int r = 0; r < a->rows; r++) {
             const int8_t *ar = a->q + (size_t)r * a->ld;
             float acc = 0.0f;

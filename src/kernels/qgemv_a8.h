@@ -68,7 +68,7 @@ static inline void ptq_a8_prefetch_super(const ptq_qweight *w, int o, int c0, in
         const size_t ahead = (size_t)PTQ_A8_PREFETCH * (size_t)w->n_groups / w->row_bytes; /* groups */
         const size_t g = (size_t)o * (size_t)w->n_groups + (size_t)g0 + ahead;
         __builtin_prefetch(w->scales + g, 0, 3);
-        __builtin_prefetch(w->zeros + g, 0, 3);
+        if (w->zeros) __builtin_prefetch(w->zeros + g, 0, 3);
     }
 }
 

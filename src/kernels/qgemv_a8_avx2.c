@@ -166,7 +166,7 @@ INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, int g
                       __m256 s[2], __m256i z[2]) {
     const int ng = w->n_groups;
     const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
-    const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng;
+    const uint8_t *zr = ptq_qweight_zeros_of(w, o);
     if (cpg == 1 && n == PTQ_A8_SUPER) {
         s[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sr + c0)));
         s[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sr + c0 + 8)));

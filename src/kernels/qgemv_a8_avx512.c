@@ -132,7 +132,7 @@ INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, int g
                       __m512i *z) {
     const int ng = w->n_groups;
     const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
-    const uint8_t *zr = w->zeros + (size_t)o * (size_t)ng;
+    const uint8_t *zr = ptq_qweight_zeros_of(w, o);
     const __mmask16 m = (__mmask16)((1u << n) - 1u);
     if (cpg == 1) {
         *s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr + c0));

@@ -3,6 +3,9 @@
  * A quantized linear layer W [out][in] has, per row o and per group g of `group` input columns,
  * an fp16 scale s[o][g] and an integer zero point z[o][g] (uint8, 0..2^bits-1); the weight is
  *     w[o][j] = s[o][g(j)] * (q[o][j] - z[o][g(j)])      with q in 0..2^bits-1.
+ * A symmetric grid (every z = 2^(bits-1), as llama.cpp's Q4_0/Q8_0) stores no zero points: `zeros` is NULL and
+ * the kernels read `zero_row`, one row of 2^(bits-1) (ptq_qweight_zeros_of): 0.25 bits per weight less to read
+ * at group 32.
  * `group` is a multiple of 32, or equal to `in` (one group per row: per-channel quantization).
  *
  * Codes are packed per row in chunks of 32 input columns (rows padded with zero codes to a whole
@@ -42,7 +45,8 @@ typedef struct ptq_qweight {
     size_t row_bytes;  /* ceil(in / 32) * 4 * bits */
     uint8_t *codes;    /* [out][row_bytes] */
     uint16_t *scales;  /* fp16 [out][n_groups] */
-    uint8_t *zeros;    /* [out][n_groups] */
+    uint8_t *zeros;    /* [out][n_groups], or NULL: every zero point is 2^(bits-1) */
+    uint8_t *zero_row; /* with zeros NULL: [n_groups] copies of 2^(bits-1), what the kernels read for every row */
     int32_t *perm;     /* NULL, or [in] (act-order) */
     /* Runtime choice, not part of the stored weight: 1 runs this layer's products (ptq_linear_forward)
        with int8 activations (qgemv_a8.h: faster, not exact) on CPUs with AVX2 or AVX-512 VNNI; 0 (default) keeps
@@ -51,6 +55,11 @@ typedef struct ptq_qweight {
 } ptq_qweight;
 
 size_t ptq_qweight_row_bytes(int bits, int in);
+
+/* Row o's zero points (n_groups of them): stored, or the shared row of 2^(bits-1). */
+static inline const uint8_t *ptq_qweight_zeros_of(const ptq_qweight *w, int o) {
+    return w->zeros ? w->zeros + (size_t)o * (size_t)w->n_groups : w->zero_row;
+}
 
 /* Pack / unpack one row of codes (in values, each < 2^bits) into / from row_bytes bytes. */
 void ptq_pack_row(int bits, const uint8_t *q, int in, uint8_t *dst);

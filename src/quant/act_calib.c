@@ -137,7 +137,7 @@ static void requantize_scaled(ptq_linear *lin, const float *base_scales, double 
         s = ptq_f16_to_f32(ptq_f32_to_f16(s));
         if (!(s > 0)) s = base_scales[r];
         q->scales[r] = ptq_f32_to_f16(s);
-        for (int j = 0; j < in; j++) codes[j] = (uint8_t)ptq_wq_code(lin->w[(size_t)r * in + j], s, q->zeros[r], 1, maxq);
+        for (int j = 0; j < in; j++) codes[j] = (uint8_t)ptq_wq_code(lin->w[(size_t)r * in + j], s, ptq_qweight_zeros_of(q, r)[0], 1, maxq);
         ptq_qweight_set_row(q, r, codes);
     }
     free(codes);
@@ -199,7 +199,7 @@ ptq_status ptq_linear_prepare_i8(ptq_linear *lin, ptq_error *err) {
     if (!q || !lin->aq || !lin->aq->sym || lin->aq->twin || lin->i8 || q->n_groups != 1 || q->perm) return PTQ_OK;
     int half = 1 << ((q->grid_bits ? q->grid_bits : q->bits) - 1);
     for (int r = 0; r < q->out; r++)
-        if (q->zeros[r] != half) return PTQ_OK; /* not a symmetric grid: stays simulated */
+        if (ptq_qweight_zeros_of(q, r)[0] != half) return PTQ_OK; /* not a symmetric grid: stays simulated */
     int8_t *codes = malloc((size_t)q->out * q->in);
     float *scales = malloc((size_t)q->out * sizeof *scales);
     uint8_t *row = malloc((size_t)q->in);

@@ -50,5 +50,7 @@ ptq_status ptq_ggml_to_qweight(uint32_t type, const void *src, int rows, int col
         ptq_qweight_set_row(out, r, codes);
     }
     ptq_free(codes);
-    return PTQ_OK;
+    ptq_status st = ptq_qweight_drop_sym_zeros(out, err); /* Q4_0, Q5_0 and Q8_0 are symmetric: none stored */
+    if (st != PTQ_OK) ptq_qweight_free(out);
+    return st;
 }

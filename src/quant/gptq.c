@@ -270,6 +270,7 @@ ptq_status ptq_gptq_quantize(const float *W, int out, int in, const float *H, co
                         Uf + (size_t)i1 * in + i2, in, 1.0f, Wf + i2, in);
     }
     for (int r = 0; r < out; r++) ptq_qweight_set_row(q, r, codes + (size_t)r * in);
+    st = ptq_qweight_drop_sym_zeros(q, err);
 
 done:
     ptq_free(Wf);

@@ -64,10 +64,10 @@ void ptq_round16(float *w, size_t n, ptq_dtype dt) {
         w[i] = dt == PTQ_DT_BF16 ? ptq_bf16_to_f32(ptq_f32_to_bf16(w[i])) : ptq_f16_to_f32(ptq_f32_to_f16(w[i]));
 }
 
-static ptq_status rtn(const float *w, int out, int in, int bits, int group, ptq_qweight **q, ptq_error *err) {
+static ptq_status rtn(const float *w, int out, int in, int bits, int group, int sym, ptq_qweight **q, ptq_error *err) {
     *q = calloc(1, sizeof **q);
     if (!*q) return ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
-    ptq_wq_params wq = {bits, group, 0, 0};
+    ptq_wq_params wq = {bits, group, sym, 0};
     ptq_status s = ptq_rtn_quantize(w, out, in, &wq, *q, err);
     if (s != PTQ_OK) {
         free(*q);
@@ -95,7 +95,7 @@ ptq_status ptq_embed_quantize(ptq_model *m, const ptq_quant_params *p, ptq_error
     if (tied && p->method == PTQ_WQ_GPTQ)
         ptq_log(&p->cb, PTQ_LOG_INFO, "the head shares the token embeddings: their one table is rounded to nearest "
                 "(RTN) before calibration; GPTQ applies to the blocks");
-    if (rtn(m->tok_emb, c->vocab_size, c->embed_dim, bits, group, &m->tok_emb_q, err) != PTQ_OK)
+    if (rtn(m->tok_emb, c->vocab_size, c->embed_dim, bits, group, p->sym, &m->tok_emb_q, err) != PTQ_OK)
         return ptq_fail_context(err, "quantizing the token embeddings");
     if (tied) m->head.q = m->tok_emb_q; /* freed once, as the head's (ptq_model_free) */
     return PTQ_OK;
@@ -167,7 +167,7 @@ ptq_status ptq_head_quantize(ptq_model *m, const ptq_quant_params *p, const floa
         if (s == PTQ_OK && !q) s = ptq_fail(err, PTQ_ERR_NOMEM, "out of memory");
         if (s == PTQ_OK) {
             ptq_gptq_params gp = ptq_gptq_default_params();
-            gp.wq = (ptq_wq_params){p->head_bits, p->head_group, 0, 0};
+            gp.wq = (ptq_wq_params){p->head_bits, p->head_group, p->sym, 0};
             gp.act_order = p->act_order;
             gp.percdamp = p->percdamp > 0 ? p->percdamp : 0.01;
             gp.reference_groups = !p->gptq_updated_groups;
@@ -182,7 +182,7 @@ ptq_status ptq_head_quantize(ptq_model *m, const ptq_quant_params *p, const floa
         if (s == PTQ_OK && !p->skip_layer_error) rel = ptq_layer_rel_error(head->w, q, head->out, head->in, H);
         ptq_free(H);
     } else {
-        s = rtn(head->w, head->out, head->in, p->head_bits, p->head_group, &q, err);
+        s = rtn(head->w, head->out, head->in, p->head_bits, p->head_group, p->sym, &q, err);
     }
     if (s != PTQ_OK) return ptq_fail_context(err, "quantizing the head %s", head->name);
     head->q = q;

@@ -53,7 +53,8 @@ static void add_summary(const ptq_linear *lin, ptq_quant_summary *s) {
     if (!q) return;
     s->linears++;
     s->weights += (int64_t)q->in * q->out;
-    s->bits += (double)q->bits * q->in * q->out + (16.0 + 8.0) * q->out * q->n_groups + (q->perm ? 32.0 * q->in : 0);
+    s->bits += (double)q->bits * q->in * q->out + (q->zeros ? 24.0 : 16.0) * q->out * q->n_groups +
+               (q->perm ? 32.0 * q->in : 0);
 }
 
 void ptq_model_quant_summary(const ptq_model *m, ptq_quant_summary *s) {

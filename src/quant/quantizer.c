@@ -99,8 +99,24 @@ void ptq_qweight_free(ptq_qweight *q) {
     ptq_free(q->codes);
     ptq_free(q->scales);
     ptq_free(q->zeros);
+    ptq_free(q->zero_row);
     ptq_free(q->perm);
     memset(q, 0, sizeof *q);
+}
+
+ptq_status ptq_qweight_drop_sym_zeros(ptq_qweight *q, ptq_error *err) {
+    if (!q->zeros) return PTQ_OK;
+    const uint8_t half = (uint8_t)(1 << (q->grid_bits - 1));
+    const size_t n = (size_t)q->out * (size_t)q->n_groups;
+    for (size_t i = 0; i < n; i++)
+        if (q->zeros[i] != half) return PTQ_OK;
+    uint8_t *row = ptq_alloc((size_t)q->n_groups, 1, "zero points", err);
+    if (!row) return PTQ_ERR_NOMEM;
+    memset(row, half, (size_t)q->n_groups);
+    ptq_free(q->zeros);
+    q->zeros = NULL;
+    q->zero_row = row;
+    return PTQ_OK;
 }
 
 void ptq_qweight_set_row(ptq_qweight *q, int r, const uint8_t *codes) {
@@ -139,6 +155,7 @@ ptq_status ptq_rtn_quantize(const float *W, int out, int in, const ptq_wq_params
         free(row);
         free(codes);
     }
+    if (st == PTQ_OK) st = ptq_qweight_drop_sym_zeros(q, err);
     if (st != PTQ_OK) ptq_qweight_free(q);
     return st;
 }

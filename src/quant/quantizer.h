@@ -31,6 +31,9 @@ ptq_status ptq_qweight_shape(ptq_qweight *q, int bits, int group, int in, int ou
 /* ptq_qweight_shape, then allocate codes, scales, zeros (and perm when with_perm). */
 ptq_status ptq_qweight_alloc(ptq_qweight *q, int bits, int group, int in, int out, int with_perm, ptq_error *err);
 void ptq_qweight_free(ptq_qweight *q);
+/* When every zero point is 2^(bits-1) (a symmetric grid), free them and let the kernels read one shared row
+ * (qweight.h): the same weights, 0.25 bits per weight fewer at group 32. Otherwise nothing changes. */
+ptq_status ptq_qweight_drop_sym_zeros(ptq_qweight *q, ptq_error *err);
 /* Set row r's codes (unpacked, in values) into the packed storage. */
 void ptq_qweight_set_row(ptq_qweight *q, int r, const uint8_t *codes);
 
