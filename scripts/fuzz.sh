@@ -41,14 +41,15 @@ done
 echo "== seeds (from $data and tests/data)"
 rm -rf fuzz/seeds
 python3 fuzz/make_seeds.py "$data" fuzz/seeds
-# .ptq seeds: a tiny checkpoint with stories260K's vocabulary, quantized seven ways (two with tightly stored 5-7-bit codes: format version 4), three with a packed or 16-bit head/embedding table (first byte: the flags)
+# .ptq seeds: a tiny checkpoint with stories260K's vocabulary, quantized eight ways (two with tightly stored 5-7-bit codes: format version 4; two symmetric, without zero points: version 5), four with a packed or 16-bit head/embedding table (first byte: the flags)
 if [ -f "$data/stories260K/tok512.bin" ]; then
   mkdir -p fuzz/seeds/fuzz_ptq
   i=0
   for opts in "--wbits 3 --act-order" "--wbits 8 --group channel --sym --method rtn --abits 8 --bc" \
               "--wbits 2 --group 32 --abits 4 --act-per-token --quant-attn" \
               "--wbits 4 --method rtn --head-bits 4 --head-group 32" "--wbits 4 --method rtn --embed-bits 16" \
-              "--wbits 5 --method rtn --head-bits 6 --head-group 32" "--wbits 7 --act-order"; do
+              "--wbits 5 --method rtn --head-bits 6 --head-group 32" "--wbits 7 --act-order" \
+              "--wbits 4 --group 32 --sym --method rtn --head-bits 6 --embed-bits 4"; do
     i=$((i + 1))
     # shellcheck disable=SC2086
     ASAN_OPTIONS=detect_leaks=0 build-fuzz/ptq quantize fuzz/seeds/fuzz_llama2c/tiny-v512 --tokenizer \

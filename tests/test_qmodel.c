@@ -17,7 +17,7 @@
 #include "quant/quantizer.h"
 #include "testutil.h"
 
-static ptq_model *quantized(const char *path, int bits, int group, ptq_wq_method method, int act_order) {
+static ptq_model *quantized_sym(const char *path, int bits, int group, ptq_wq_method method, int act_order, int sym) {
     ptq_error e;
     ptq_model *m;
     if (ptq_model_load(path, &m, &e) != PTQ_OK) return NULL;
@@ -29,12 +29,17 @@ static ptq_model *quantized(const char *path, int bits, int group, ptq_wq_method
     p.group = group;
     p.method = method;
     p.act_order = act_order;
+    p.sym = sym;
     if (ptq_quantize_model(m, &d, &p, &e) != PTQ_OK) {
         fprintf(stderr, "quantize: %s\n", e.msg);
         ptq_model_free(m);
         return NULL;
     }
     return m;
+}
+
+static ptq_model *quantized(const char *path, int bits, int group, ptq_wq_method method, int act_order) {
+    return quantized_sym(path, bits, group, method, act_order, 0);
 }
 
 static double max_rel_diff(const float *a, const float *b, size_t n) {
@@ -299,6 +304,26 @@ static void test_structure(const char *path, const char *tmp) {
     free(more);
 }
 
+/* A version 5 file (symmetric grids, no zero points stored): a "sym" entry in an earlier version, and a .zeros
+ * tensor beside "sym": 1, are refused naming the layer. */
+static void test_sym(const char *src, const char *tmp) {
+    ptq_model *m = quantized_sym(src, 4, 32, PTQ_WQ_RTN, 0, 1);
+    CHECK(m != NULL);
+    if (!m) return;
+    char path[512], bad[512];
+    snprintf(path, sizeof path, "%s/sym.ptq", tmp);
+    snprintf(bad, sizeof bad, "%s/sym_bad.ptq", tmp);
+    ptq_error e;
+    CHECK(ptq_model_save(m, path, NULL, &e) == PTQ_OK);
+    ptq_model_free(m);
+    CHECK(rewrite(path, bad, NULL, "ptq.format_version", "4") == 0);
+    expect_fail(bad, PTQ_ERR_FORMAT, "sym is set in a file of format version < 5");
+    CHECK(rewrite_ex(path, bad, NULL, NULL, NULL, "blocks.1.q.zeros", 1) == 0);
+    expect_fail(bad, PTQ_ERR_FORMAT, "unexpected tensor blocks.1.q.zeros");
+    remove(path);
+    remove(bad);
+}
+
 /* Defect 10: activation steps and other numbers of the metadata outside their ranges are refused, naming
  * the field and the accepted range. */
 static void test_act_ranges(const char *path, const char *tmp) {
@@ -466,6 +491,7 @@ int main(void) {
 
     test_checksums(path, tmp, seq);
     test_structure(path, tmp);
+    test_sym(src, tmp);
     test_act_ranges(path, tmp);
     test_sizes(path, tmp);
 
