@@ -5,16 +5,19 @@
 #   ptq float (the model itself)  vs  llama.cpp F32
 # and ptq running llama.cpp's own Q4_0 / Q8_0 files (the same bytes) beside llama-bench on them.
 # llama.cpp's files come from its own llama-quantize, from the F32 GGUF ptq exports (exactly the model's weights).
-# Like for like by default: llama.cpp's Q4_0 keeps the output head in Q6_K and the token embeddings in Q4_0, its
-# Q8_0 both in Q8_0, and it multiplies quantized weights with 8-bit activations; so ptq's W4 file takes
-# --head-bits 8 --embed-bits 4, its W8 file --head-bits 8 --embed-bits 8, and ptq bench runs with --act8.
+# Like for like by default: llama.cpp's Q4_0 is a symmetric grid with an fp16 scale per 32 weights (4.5 bits),
+# keeps the output head in Q6_K (6.56 bits) and the token embeddings in Q4_0, its Q8_0 all in Q8_0 (8.5 bits), and
+# it multiplies quantized weights with 8-bit activations; so ptq's W4 file is --sym g32 with --head-bits 6
+# --embed-bits 4 (4.5, 6.5 and 4.5 bits), its W8 file --sym g32 with --head-bits 8 --embed-bits 8 (8.5 bits), and
+# ptq bench runs with --act8.
 # The tools run alternately, ROUNDS times; the table holds the medians. Needs ./scripts/refs.sh and
 # ./bench/llama_tools.sh (llama-bench, llama-quantize).
 #   bench/llama_speed.sh MODEL_DIR [ROUNDS]        (ROUNDS 0: prepare the files only)
 # Environment:
 #   PTQ_SPEED_DIR   keep the prepared files in this folder and reuse them (default: a temporary folder)
-#   PTQ_W4_OPTS     ptq quantize options of the W4 file (default: --wbits 4 --group 32 --head-bits 8 --embed-bits 4)
-#   PTQ_W8_OPTS     the same for W8 (default: --wbits 8 --group 32 --head-bits 8 --embed-bits 8)
+#   PTQ_W4_OPTS     ptq quantize options of the W4 file (default: --wbits 4 --group 32 --sym --head-bits 6 --embed-bits 4)
+#   PTQ_W8_OPTS     the same for W8 (default: --wbits 8 --group 32 --sym --head-bits 8 --embed-bits 8)
+#   (the prepared ptq files are named after a hash of their options, so changing them prepares new ones)
 #   PTQ_BENCH_OPTS  ptq bench options for the quantized files (default: --act8; empty: float activations)
 # MODEL_DIR: a LLaMA-architecture model ptq reads (safetensors + config.json); bench/make_llama7b_shape.py writes the
 # TinyLlama- and 7B-shaped ones used in RESULTS. Prefill: 256 tokens; decode: 64 tokens from an empty context (both
@@ -26,8 +29,8 @@ rounds="${2:-3}"
 ptq=${PTQ:-build/ptq}
 bins=$(./bench/llama_tools.sh)
 threads=$(nproc)
-w4opts=${PTQ_W4_OPTS:---wbits 4 --group 32 --head-bits 8 --embed-bits 4}
-w8opts=${PTQ_W8_OPTS:---wbits 8 --group 32 --head-bits 8 --embed-bits 8}
+w4opts=${PTQ_W4_OPTS:---wbits 4 --group 32 --sym --head-bits 6 --embed-bits 4}
+w8opts=${PTQ_W8_OPTS:---wbits 8 --group 32 --sym --head-bits 8 --embed-bits 8}
 benchopts=${PTQ_BENCH_OPTS---act8}
 tmp=$(mktemp -d /tmp/ptq-llama-speed-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -56,10 +59,12 @@ for t in Q4_0 Q4_K_M Q8_0; do
   "$bins/llama-quantize" "$files/f32.gguf" "$files/$t.gguf" "$t" > "$tmp/lq.log" 2>&1 ||
     { rm -f "$files/$t.gguf"; tail -3 "$tmp/lq.log"; exit 1; }
 done
+w4="$files/w4-$(printf %s "$w4opts" | md5sum | cut -c1-8).ptq"
+w8="$files/w8-$(printf %s "$w8opts" | md5sum | cut -c1-8).ptq"
 # shellcheck disable=SC2086 # the options are word lists
-q "$files/w4.ptq" $w4opts
+q "$w4" $w4opts
 # shellcheck disable=SC2086
-q "$files/w8.ptq" $w8opts
+q "$w8" $w8opts
 [ "$rounds" = 0 ] && { echo "prepared the files in $files" >&2; exit 0; }  # ROUNDS 0: prepare only
 
 # one measurement: prints "prefill decode rss_kib"
@@ -90,9 +95,9 @@ EOF
 }
 
 # label | ptq file | llama.cpp file
-pairs=("ptq W4 g32 vs Q4_0|$files/w4.ptq|$files/Q4_0.gguf"
-       "ptq W4 g32 vs Q4_K_M|$files/w4.ptq|$files/Q4_K_M.gguf"
-       "ptq W8 g32 vs Q8_0|$files/w8.ptq|$files/Q8_0.gguf"
+pairs=("ptq W4 g32 vs Q4_0|$w4|$files/Q4_0.gguf"
+       "ptq W4 g32 vs Q4_K_M|$w4|$files/Q4_K_M.gguf"
+       "ptq W8 g32 vs Q8_0|$w8|$files/Q8_0.gguf"
        "float vs F32|$model|$files/f32.gguf"
        "ptq on Q4_0.gguf vs Q4_0|$files/Q4_0.gguf|$files/Q4_0.gguf"
        "ptq on Q8_0.gguf vs Q8_0|$files/Q8_0.gguf|$files/Q8_0.gguf")

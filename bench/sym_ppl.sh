@@ -31,16 +31,15 @@ PY
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| llama-shakespeare-256, g32 | file bytes | bits/weight (blocks) | mean CE (nats) | ppl |"
+echo "| llama-shakespeare-256, g32 | file bytes | bits/weight (blocks + head) | mean CE (nats) | ppl |"
 echo "|---|---|---|---|---|"
 f=$("$ptq" eval "$S" --tokenizer "$S/tokenizer.bin" "${ev[@]}" --json)
 python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"| float model | | | {r['mean_ce']:.6f} | {r['ppl']:.4f} |\")" "$f"
 for method in rtn gptq; do
-  for he in "6 4" "8 4"; do
-    set -- $he
-    row "W4 $method, head $1-bit, embeddings $2-bit" --wbits 4 --group 32 --method "$method" --head-bits "$1" --embed-bits "$2"
-    row "W4 $method **--sym**, head $1-bit, embeddings $2-bit" --wbits 4 --group 32 --method "$method" --sym \
-      --head-bits "$1" --embed-bits "$2"
+  for h in 6 8; do
+    row "W4 $method, head $h-bit, embeddings 4-bit" --wbits 4 --group 32 --method "$method" --head-bits "$h" --embed-bits 4
+    row "W4 $method **--sym**, head $h-bit, embeddings 4-bit" --wbits 4 --group 32 --method "$method" --sym \
+      --head-bits "$h" --embed-bits 4
   done
   row "W8 $method, head 8-bit, embeddings 8-bit" --wbits 8 --group 32 --method "$method" --head-bits 8 --embed-bits 8
   row "W8 $method **--sym**, head 8-bit, embeddings 8-bit" --wbits 8 --group 32 --method "$method" --sym --head-bits 8 \
