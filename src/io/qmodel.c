@@ -17,6 +17,7 @@
 #include "io/qmodel_tokenizer.h"
 #include "io/safetensors.h"
 #include "io/safetensors_write.h"
+#include "models/embed_map.h"
 #include "quant/act_calib.h"
 #include "quant/actq.h"
 #include "quant/head_embed.h"
@@ -820,6 +821,7 @@ static ptq_status get_embeddings(loader *ld, cJSON *linears) {
                            : get_packed(ld, "tok_emb", &tmp, qinfo, 1);
         cJSON_Delete(qinfo);
         m->tok_emb_q = tmp.q;
+        if (s == PTQ_OK && !ld->head_tied) ptq_embed_map(m, ld->st, "tok_emb"); /* a lookup reads one row */
         return s;
     }
     const ptq_st_tensor *t = ptq_st_find(ld->st, "tok_emb");

@@ -1,0 +1,159 @@
+/* Packed token embeddings left in the .ptq file (models/embed_map.c):
+ * - an untied packed table loaded from a file points into the model's read-only mapping, and the logits equal
+ *   bit for bit those of the model quantized in memory (never saved: its own heap copy of the table) and of the
+ *   same file with the table copied back into model memory (ptq_embed_unmap), at 8 bits per channel, 4 bits in
+ *   groups of 32 and 3 bits;
+ * - after the load none of the mapping is resident (/proc/self/smaps: the checks' pages were dropped), after one
+ *   lookup some of it (how much is the kernel's fault-around, 64 KB windows here: this model's tables are too small
+ *   to tell that from the whole table; TinyLlama's 70 MB table, docs/RESULTS.md, is not);
+ * - ptq_model_free unmaps it (gone from /proc/self/maps; ASan/LSan see the rest);
+ * - a tied table (the head reads every row) stays a copy. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/file.h"
+#include "kernels/qweight.h"
+#include "models/embed_map.h"
+#include "models/forward.h"
+#include "quant/head_embed.h"
+#include "quant/quantizer.h"
+#include "testutil.h"
+
+#define NTOK 12
+
+static ptq_model *load(const char *path) {
+    ptq_model *m = NULL;
+    ptq_error e;
+    if (ptq_model_load(path, &m, &e) != PTQ_OK) fprintf(stderr, "%s: %s\n", path, e.msg);
+    return m;
+}
+
+static ptq_status quantize(ptq_model *m, int embed_bits, int embed_group, int head_bits, ptq_error *e) {
+    static int toks[4 * 32];
+    for (int i = 0; i < 4 * 32; i++) toks[i] = i % 32 == 0 ? 1 : 3 + (i * 7919) % 500;
+    ptq_calib_data d = {toks, 4, 32, NULL};
+    ptq_quant_params p = ptq_quant_default_params();
+    p.wbits = 4;
+    p.group = 32;
+    p.method = PTQ_WQ_RTN;
+    p.embed_bits = embed_bits;
+    p.embed_group = embed_group;
+    p.head_bits = head_bits;
+    return ptq_quantize_model(m, &d, &p, e);
+}
+
+static void logits_of(const ptq_model *m, float *out) {
+    int toks[NTOK];
+    for (int i = 0; i < NTOK; i++) toks[i] = (1 + i * 37) % m->cfg.vocab_size;
+    ptq_error e;
+    CHECK(ptq_forward_tokens(m, toks, NTOK, out, &e) == PTQ_OK);
+}
+
+/* Resident kB of the mapping that contains p (/proc/self/smaps), -1 when no mapping contains it, -2 when
+ * smaps cannot be read. */
+static long resident_kb(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -2;
+    char line[512];
+    int in = 0;
+    long kb = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+            continue;
+        }
+        if (in && sscanf(line, "Rss: %ld kB", &kb) == 1) break;
+    }
+    fclose(f);
+    return kb;
+}
+
+static int inside(const ptq_model *m, const void *p) {
+    const unsigned char *b = p;
+    return m->map && b >= m->map->data && b < m->map->data + m->map->size;
+}
+
+static void test_untied(const char *src, int bits, int group) {
+    char what[64], path[4096];
+    snprintf(what, sizeof what, "%d-bit embeddings, group %d", bits, group);
+    snprintf(path, sizeof path, "%s/untied-e%d-g%d.ptq", tu_tmpdir(), bits, group);
+    ptq_model *m = load(src);
+    if (!m) {
+        CHECK(0);
+        return;
+    }
+    ptq_error e;
+    CHECK_MSG(quantize(m, bits, group, 8, &e) == PTQ_OK, "%s: %s", what, e.msg);
+    CHECK_MSG(ptq_model_save(m, path, NULL, &e) == PTQ_OK, "%s: %s", what, e.msg);
+    CHECK(!m->map && m->tok_emb_q && !ptq_head_tied(m)); /* quantized in memory: its own copy */
+    ptq_model *a = load(path), *b = load(path);
+    CHECK(a && b);
+    if (!a || !b) {
+        ptq_model_free(a);
+        ptq_model_free(b);
+        ptq_model_free(m);
+        return;
+    }
+    const ptq_qweight *q = a->tok_emb_q;
+    CHECK_MSG(ptq_embed_is_mapped(a) && inside(a, q->codes) && (!q->zeros || inside(a, q->zeros)), "%s: the table was copied", what);
+    /* scales are 2-byte aligned in the file whenever the writer aligned them; either way, correct */
+    long r0 = resident_kb(a->tok_emb_q->codes);
+    if (r0 != -2) {
+        CHECK_MSG(r0 == 0, "%s: %ld kB of the mapping resident after the load, expected none", what, r0);
+        int tok = a->cfg.vocab_size / 2;
+        float *x = malloc(sizeof(float) * (size_t)a->cfg.embed_dim);
+        CHECK(ptq_embed_tokens(a, &tok, 1, 0, x, &e) == PTQ_OK);
+        free(x);
+        long r1 = resident_kb(a->tok_emb_q->codes);
+        CHECK_MSG(r1 > 0, "%s: nothing of the mapping resident after a lookup: the row was not read from it", what);
+    }
+    CHECK(ptq_embed_unmap(b, &e) == PTQ_OK);
+    CHECK(!b->map && !ptq_embed_is_mapped(b) && b->tok_emb_q && b->tok_emb_q->codes);
+    size_t n = (size_t)NTOK * m->cfg.vocab_size;
+    float *lm = malloc(n * sizeof *lm), *la = malloc(n * sizeof *la), *lb = malloc(n * sizeof *lb);
+    logits_of(m, lm);
+    logits_of(a, la);
+    logits_of(b, lb);
+    CHECK_MSG(!memcmp(la, lm, n * sizeof *la), "%s: mapped logits differ from the model quantized in memory", what);
+    CHECK_MSG(!memcmp(la, lb, n * sizeof *la), "%s: mapped logits differ from the copied table's", what);
+    free(lm);
+    free(la);
+    free(lb);
+    /* ptq_model_free unmaps: the address is in no mapping any more (nothing else is mapped meanwhile) */
+    const void *at = a->map ? a->map->data : NULL;
+    ptq_model_free(a);
+    if (at && r0 != -2) CHECK_MSG(resident_kb(at) == -1, "%s: the mapping outlives ptq_model_free", what);
+    ptq_model_free(b);
+    ptq_model_free(m);
+}
+
+static void test_tied(const char *src) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tied.ptq", tu_tmpdir());
+    ptq_model *m = load(src);
+    if (!m) {
+        CHECK(0);
+        return;
+    }
+    ptq_error e;
+    CHECK(quantize(m, 0, 0, 8, &e) == PTQ_OK);
+    CHECK(ptq_model_save(m, path, NULL, &e) == PTQ_OK);
+    ptq_model *a = load(path);
+    CHECK(a && ptq_head_tied(a) && a->tok_emb_q && !a->map && !ptq_embed_is_mapped(a));
+    ptq_model_free(a);
+    ptq_model_free(m);
+}
+
+int main(void) {
+    char *untied = tu_data_path("llama-shakespeare-256/model.safetensors");
+    char *tied = tu_data_path("stories260K/stories260K.bin");
+    test_untied(untied, 8, 0);
+    test_untied(untied, 4, 32);
+    test_untied(untied, 3, 64);
+    test_tied(tied);
+    free(untied);
+    free(tied);
+    return tu_done("test_embed_map");
+}
