@@ -7,12 +7,19 @@
  *   lookup some of it (how much is the kernel's fault-around, 64 KB windows here: this model's tables are too small
  *   to tell that from the whole table; TinyLlama's 70 MB table, docs/RESULTS.md, is not);
  * - ptq_model_free unmaps it (gone from /proc/self/maps; ASan/LSan see the rest);
- * - a tied table (the head reads every row) stays a copy. */
+ * - a tied table (the head reads every row) stays a copy;
+ * - a GGUF's untied Q4_0 / Q8_0 token_embd (ptq's export of llama-shakespeare-256, llama.cpp's RTN) loads packed
+ *   (tok_emb_q, no float32 table): every row dequantizes to the floats ggml's dequantizer gives for the file's bytes
+ *   (ptq_gguf_read_f32, proved equal to ggml's to_float by test_ggml_quants.c), and the logits equal bit for bit
+ *   those of the same model with the table widened to float32. (test_gguf.c compares such a file's logits with
+ *   llama.cpp's.) */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/file.h"
+#include "io/gguf.h"
+#include "models/gguf_export.h"
 #include "kernels/qweight.h"
 #include "models/embed_map.h"
 #include "models/forward.h"
@@ -147,6 +154,62 @@ static void test_tied(const char *src) {
     ptq_model_free(m);
 }
 
+static void test_gguf(const char *src, const char *tokfile, ptq_gguf_ftype ft) {
+    const char *tn = ptq_gguf_ftype_name(ft);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/shakespeare-%s.gguf", tu_tmpdir(), tn);
+    ptq_model *m = load(src);
+    ptq_tokenizer *tok = NULL;
+    ptq_error e = {0};
+    if (!m || ptq_tokenizer_load_for_model(m, tokfile, &tok, &e) != PTQ_OK) {
+        CHECK_MSG(0, "%s", e.msg);
+        ptq_model_free(m);
+        return;
+    }
+    ptq_gguf_export_opts o = {0};
+    o.ftype = ft;
+    o.tokenizer = tok;
+    CHECK_MSG(ptq_gguf_export(m, path, &o, NULL, &e) == PTQ_OK, "%s: %s", tn, e.msg);
+    ptq_model *g = load(path), *w = load(path);
+    ptq_gguf f;
+    int opened = ptq_gguf_open(path, &f, &e) == PTQ_OK;
+    CHECK_MSG(g && w && opened, "%s: %s", tn, e.msg);
+    const ptq_gguf_tensor *t = opened ? ptq_gguf_find(&f, "token_embd.weight") : NULL;
+    if (g && w && t) {
+        CHECK_MSG(g->tok_emb_q && !g->tok_emb && !ptq_head_tied(g), "%s: token_embd was not kept packed", tn);
+        const int V = g->cfg.vocab_size, D = g->cfg.embed_dim;
+        float *file = ptq_model_floats(w, (size_t)V * D, "token_embd", &e), *row = malloc(sizeof(float) * (size_t)D);
+        CHECK(file && ptq_gguf_read_f32(&f, t, file, &e) == PTQ_OK);
+        int bad = 0;
+        for (int r = 0; g->tok_emb_q && file && r < V; r++) {
+            ptq_qweight_dequant_row(g->tok_emb_q, r, row);
+            bad += memcmp(row, file + (size_t)r * D, sizeof(float) * (size_t)D) != 0;
+        }
+        CHECK_MSG(bad == 0, "%s: %d rows of the packed table differ from the file's floats", tn, bad);
+        /* w: the same model with the table widened to float32, as before */
+        if (w->tok_emb_q && file) {
+            ptq_qweight_free(w->tok_emb_q);
+            free(w->tok_emb_q);
+            w->tok_emb_q = NULL;
+            w->tok_emb = file;
+            size_t n = (size_t)NTOK * V;
+            float *lg = malloc(n * sizeof *lg), *lw = malloc(n * sizeof *lw);
+            logits_of(g, lg);
+            logits_of(w, lw);
+            CHECK_MSG(!memcmp(lg, lw, n * sizeof *lg), "%s: packed token_embd changes the logits", tn);
+            free(lg);
+            free(lw);
+        }
+        free(row);
+    }
+    if (opened) ptq_gguf_close(&f);
+    ptq_model_free(g);
+    ptq_model_free(w);
+    ptq_model_free(m);
+    ptq_tokenizer_free(tok);
+    remove(path);
+}
+
 int main(void) {
     char *untied = tu_data_path("llama-shakespeare-256/model.safetensors");
     char *tied = tu_data_path("stories260K/stories260K.bin");
@@ -154,6 +217,10 @@ int main(void) {
     test_untied(untied, 4, 32);
     test_untied(untied, 3, 64);
     test_tied(tied);
+    char *tok = tu_data_path("llama-shakespeare-256/tokenizer.bin");
+    test_gguf(untied, tok, PTQ_FT_Q4_0);
+    test_gguf(untied, tok, PTQ_FT_Q8_0);
+    free(tok);
     free(untied);
     free(tied);
     return tu_done("test_embed_map");
