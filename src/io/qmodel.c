@@ -17,6 +17,7 @@
 #include "io/qmodel_tokenizer.h"
 #include "io/safetensors.h"
 #include "io/safetensors_write.h"
+#include "models/embed_map.h"
 #include "quant/act_calib.h"
 #include "quant/actq.h"
 #include "quant/head_embed.h"
@@ -817,6 +818,18 @@ static ptq_status get_float16(loader *ld, const char *name, int required, int64_
 
 static ptq_status get_packed(loader *ld, const char *prefix, ptq_linear *lin, const cJSON *qinfo, int head_like);
 
+/* After get_packed: the file pages of the scales, zero points and permutation it copied leave the resident set too
+ * (it drops the codes'), else they stay until the file is closed and add ~3/32 byte per weight to the load's peak. */
+static void drop_packed_rest(loader *ld, const char *prefix) {
+    static const char *rest[] = {"scales", "zeros", "perm"};
+    for (int i = 0; i < 3; i++) {
+        char n[300];
+        snprintf(n, sizeof n, "%s.%s", prefix, rest[i]);
+        const ptq_st_tensor *t = ptq_st_find(ld->st, n);
+        if (t) ptq_mmap_drop(t->data, t->nbytes);
+    }
+}
+
 /* The token embeddings: packed (a ptq.linears entry "tok_emb"), F16/BF16 (kept so in memory, unless a tied head
  * needs them as float32 weights), or F32. */
 static ptq_status get_embeddings(loader *ld, cJSON *linears) {
@@ -833,7 +846,9 @@ static ptq_status get_embeddings(loader *ld, cJSON *linears) {
                                       "but a table lookup has no input", ld->file)
                            : get_packed(ld, "tok_emb", &tmp, qinfo, 1);
         cJSON_Delete(qinfo);
+        drop_packed_rest(ld, "tok_emb");
         m->tok_emb_q = tmp.q;
+        if (s == PTQ_OK && !ld->head_tied) ptq_embed_map(m, ld->st, "tok_emb"); /* a lookup reads one row */
         return s;
     }
     const ptq_st_tensor *t = ptq_st_find(ld->st, "tok_emb");
@@ -1049,6 +1064,7 @@ static ptq_status get_linear(loader *ld, const char *prefix, ptq_linear *lin, in
     }
     ptq_status s = get_packed(ld, prefix, lin, qinfo, head_like);
     cJSON_Delete(qinfo);
+    drop_packed_rest(ld, prefix);
     return s;
 }
 

@@ -143,7 +143,19 @@ static ptq_status build(src *s, ptq_error *err) {
     snprintf(m->format, sizeof m->format, "gguf");
 
     const int64_t emb_ne[2] = {dim, vocab};
-    PTQ_TRY(ptq_gguf_src_take(s, "token_embd.weight", 2, emb_ne, &m->tok_emb, err));
+    if (ptq_gguf_find(g, "output.weight")) {
+        /* untied: a lookup reads one row, so a Q4_0/Q5_0/Q8_0 table stays packed (tok_emb_q, the very values)
+           instead of becoming float32; a tied one serves the head's float path (below) */
+        ptq_linear emb;
+        memset(&emb, 0, sizeof emb);
+        ptq_status st = ptq_gguf_src_linear(s, &emb, "token_embd", dim, vocab, 0, 0, err);
+        m->tok_emb = emb.w; /* model-owned */
+        m->tok_emb_q = emb.q; /* freed by ptq_model_free */
+        PTQ_TRY(st);
+        if (emb.b) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: unexpected tensor token_embd.bias", g->path);
+    } else {
+        PTQ_TRY(ptq_gguf_src_take(s, "token_embd.weight", 2, emb_ne, &m->tok_emb, err));
+    }
     m->blocks = calloc((size_t)n_layers, sizeof *m->blocks);
     if (!m->blocks) return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate %d blocks", n_layers);
     const int q_out = n_heads * head_dim, kv_out = n_kv * head_dim;

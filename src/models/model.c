@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "kernels/i8gemm.h"
+#include "models/embed_map.h"
 #include "quant/actq.h"
 #include "quant/head_embed.h"
 #include "quant/quantizer.h"
@@ -89,6 +90,7 @@ void ptq_model_free(ptq_model *m) {
         for (int r = 0; r < PTQ_LIN_COUNT; r++) ptq_linear_drop_quant(&m->blocks[l].lin[r]);
         ptq_block_release(m, l);
     }
+    ptq_embed_map_close(m); /* first: tok_emb_q's arrays in the mapping are not freed */
     if (m->tok_emb_q && m->tok_emb_q != m->head.q) { /* a tied head's table is freed as the head's */
         ptq_qweight_free(m->tok_emb_q);
         free(m->tok_emb_q);

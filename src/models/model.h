@@ -148,6 +148,10 @@ struct ptq_model {
     int tok_emb_dt, head_dt;  /* ptq_dtype of tok_emb / head.weight in a .ptq file: PTQ_DT_F32 (0), F16 or BF16 */
 
     struct ptq_safetensors *src_st; /* the mapped source of streamed weights (owned), or NULL */
+    /* A read-only mapping of the .ptq file that tok_emb_q's arrays point into (owned, unmapped by ptq_model_free;
+       models/embed_map.h), or NULL: those pages are PROT_READ, so anything that changes tok_emb_q in place calls
+       ptq_embed_unmap first. */
+    struct ptq_mmap *map;
 
     /* every buffer this model owns, freed by ptq_model_free */
     void **owned;
