@@ -23,6 +23,7 @@
  *    parallel dequantize and threaded sgemm), and at 4..32 rows the fused GEMV path vs the tiled
  *    one (where ptq_qgemm_min_rows() should be).
  * --thp: the weight copies advised for transparent huge pages (madvise), to see what TLB misses cost.
+ * --sym: symmetric weights, no zero points stored (every one 2^(bits-1), read from one shared row: qweight.h).
  * On a machine shared with other busy processes run it with OMP_WAIT_POLICY=passive.
  *
  * The table goes to stdout; with --json it goes to stderr and stdout gets one JSON object.
@@ -96,6 +97,7 @@ static void fill_floats(float *p, size_t n, uint64_t seed) {
 /* --thp: the weight copies in 2 MB-aligned memory advised for transparent huge pages (fewer TLB misses while
  * streaming; the kernel decides whether it grants them). */
 static int g_thp;
+static int g_sym; /* --sym */
 static void *big_alloc(size_t bytes) {
     if (!g_thp) return aligned_alloc(64, (bytes + 63) / 64 * 64);
     const size_t huge = (size_t)2 << 20, n = (bytes + huge - 1) / huge * huge;
@@ -122,7 +124,7 @@ static double read_bandwidth(void) {
 typedef struct {
     int ncopies;
     ptq_qweight *w; /* [ncopies], sharing the pools below */
-    uint8_t *codes, *zeros;
+    uint8_t *codes, *zeros, *zero_row;
     uint16_t *scales;
     size_t bytes; /* packed bytes of one copy */
 } qset;
@@ -132,7 +134,7 @@ static int make_qset(qset *qs, int bits, int out, int in, int group, int max_cop
     const int ng = (in + group - 1) / group;
     const size_t rb = ptq_qweight_row_bytes(bits, in);
     const size_t nc = (size_t)out * rb, ns = (size_t)out * (size_t)ng;
-    qs->bytes = nc + ns * 3;
+    qs->bytes = nc + ns * (g_sym ? 2 : 3);
     int k = (int)((COLD_BYTES + qs->bytes - 1) / qs->bytes);
     if (k > max_copies) k = max_copies;
     if (k < 1) k = 1;
@@ -141,7 +143,9 @@ static int make_qset(qset *qs, int bits, int out, int in, int group, int max_cop
     qs->codes = big_alloc(nc * (size_t)k);
     qs->scales = big_alloc(ns * (size_t)k * 2);
     qs->zeros = big_alloc(ns * (size_t)k);
-    if (!qs->w || !qs->codes || !qs->scales || !qs->zeros) return -1;
+    qs->zero_row = malloc((size_t)ng);
+    if (!qs->w || !qs->codes || !qs->scales || !qs->zeros || !qs->zero_row) return -1;
+    memset(qs->zero_row, 1 << (bits - 1), (size_t)ng);
     fill_bytes(qs->codes, nc * (size_t)k, 11);
     fill_bytes(qs->zeros, ns * (size_t)k, 13);
     const uint8_t zmask = (uint8_t)((1u << bits) - 1u);
@@ -159,7 +163,8 @@ static int make_qset(qset *qs, int bits, int out, int in, int group, int max_cop
         w->row_bytes = rb;
         w->codes = qs->codes + nc * (size_t)c;
         w->scales = qs->scales + ns * (size_t)c;
-        w->zeros = qs->zeros + ns * (size_t)c;
+        w->zeros = g_sym ? NULL : qs->zeros + ns * (size_t)c;
+        w->zero_row = qs->zero_row;
         w->perm = NULL;
     }
     return 0;
@@ -170,6 +175,7 @@ static void free_qset(qset *qs) {
     free(qs->codes);
     free(qs->scales);
     free(qs->zeros);
+    free(qs->zero_row);
 }
 
 /* ---------------------------------------------------------------- timing loops */
@@ -457,10 +463,12 @@ int main(int argc, char **argv) {
             g_gemm_rows = atoi(argv[++i]);
         else if (strcmp(argv[i], "--thp") == 0)
             g_thp = 1;
+        else if (strcmp(argv[i], "--sym") == 0)
+            g_sym = 1;
         else if (strcmp(argv[i], "--fmt") == 0 && i + 1 < argc)
             g_only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME] [--thp]\n"
+            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME] [--thp] [--sym]\n"
                             "       env PTQ_ISA=scalar|avx2|avx512 measures that ISA only\n");
             return 2;
         }
