@@ -36,7 +36,7 @@ static ptq_model *load(const char *path) {
     return m;
 }
 
-static ptq_status quantize(ptq_model *m, int embed_bits, int embed_group, int head_bits, ptq_error *e) {
+static ptq_status quantize(ptq_model *m, int embed_bits, int embed_group, int head_bits, int sym, ptq_error *e) {
     static int toks[4 * 32];
     for (int i = 0; i < 4 * 32; i++) toks[i] = i % 32 == 0 ? 1 : 3 + (i * 7919) % 500;
     ptq_calib_data d = {toks, 4, 32, NULL};
@@ -47,6 +47,7 @@ static ptq_status quantize(ptq_model *m, int embed_bits, int embed_group, int he
     p.embed_bits = embed_bits;
     p.embed_group = embed_group;
     p.head_bits = head_bits;
+    p.sym = sym;
     return ptq_quantize_model(m, &d, &p, e);
 }
 
@@ -82,17 +83,17 @@ static int inside(const ptq_model *m, const void *p) {
     return m->map && b >= m->map->data && b < m->map->data + m->map->size;
 }
 
-static void test_untied(const char *src, int bits, int group) {
+static void test_untied(const char *src, int bits, int group, int sym) {
     char what[64], path[4096];
-    snprintf(what, sizeof what, "%d-bit embeddings, group %d", bits, group);
-    snprintf(path, sizeof path, "%s/untied-e%d-g%d.ptq", tu_tmpdir(), bits, group);
+    snprintf(what, sizeof what, "%d-bit embeddings, group %d%s", bits, group, sym ? ", symmetric" : "");
+    snprintf(path, sizeof path, "%s/untied-e%d-g%d-s%d.ptq", tu_tmpdir(), bits, group, sym);
     ptq_model *m = load(src);
     if (!m) {
         CHECK(0);
         return;
     }
     ptq_error e;
-    CHECK_MSG(quantize(m, bits, group, 8, &e) == PTQ_OK, "%s: %s", what, e.msg);
+    CHECK_MSG(quantize(m, bits, group, 8, sym, &e) == PTQ_OK, "%s: %s", what, e.msg);
     CHECK_MSG(ptq_model_save(m, path, NULL, &e) == PTQ_OK, "%s: %s", what, e.msg);
     CHECK(!m->map && m->tok_emb_q && !ptq_head_tied(m)); /* quantized in memory: its own copy */
     ptq_model *a = load(path), *b = load(path);
@@ -107,6 +108,7 @@ static void test_untied(const char *src, int bits, int group) {
     /* ptq's writer pads the header to 8 bytes and stores 2-byte dtypes before 1-byte ones: the scales are aligned */
     CHECK_MSG(ptq_embed_is_mapped(a) && inside(a, q->codes) && inside(a, q->scales) &&
               (!q->zeros || inside(a, q->zeros)), "%s: the table was copied", what);
+    CHECK_MSG((q->zeros == NULL) == sym, "%s: zero points %s", what, q->zeros ? "stored" : "not stored");
     long r0 = resident_kb(a->tok_emb_q->codes);
     if (r0 != -2) {
         CHECK_MSG(r0 == 0, "%s: %ld kB of the mapping resident after the load, expected none", what, r0);
@@ -146,7 +148,7 @@ static void test_tied(const char *src) {
         return;
     }
     ptq_error e;
-    CHECK(quantize(m, 0, 0, 8, &e) == PTQ_OK);
+    CHECK(quantize(m, 0, 0, 8, 0, &e) == PTQ_OK);
     CHECK(ptq_model_save(m, path, NULL, &e) == PTQ_OK);
     ptq_model *a = load(path);
     CHECK(a && ptq_head_tied(a) && a->tok_emb_q && !a->map && !ptq_embed_is_mapped(a));
@@ -213,9 +215,10 @@ static void test_gguf(const char *src, const char *tokfile, ptq_gguf_ftype ft) {
 int main(void) {
     char *untied = tu_data_path("llama-shakespeare-256/model.safetensors");
     char *tied = tu_data_path("stories260K/stories260K.bin");
-    test_untied(untied, 8, 0);
-    test_untied(untied, 4, 32);
-    test_untied(untied, 3, 64);
+    test_untied(untied, 8, 0, 0);
+    test_untied(untied, 4, 32, 0);
+    test_untied(untied, 3, 64, 0);
+    test_untied(untied, 4, 32, 1); /* no zero points stored: codes and scales mapped */
     test_tied(tied);
     char *tok = tu_data_path("llama-shakespeare-256/tokenizer.bin");
     test_gguf(untied, tok, PTQ_FT_Q4_0);
