@@ -108,8 +108,7 @@ ptq_status ptq_qweight_validate(const ptq_qweight *w, const char *name, ptq_erro
         return ptq_fail(err, PTQ_ERR_FORMAT, "%s: row_bytes %zu; expected %zu for %d columns of %d bits", name,
                         w->row_bytes, ptq_qweight_row_bytes(w->bits, w->in), w->in, w->bits);
     if (!w->codes || !w->scales || (!w->zeros && !w->zero_row))
-        return ptq_fail(err, PTQ_ERR_ARG, "%s: codes, scales and zero points (stored or one shared row) must all be present",
-                        name);
+        return ptq_fail(err, PTQ_ERR_ARG, "%s: codes, scales and zero points (or their shared row) must be present", name);
     const size_t n = (size_t)w->out * (size_t)ng;
     for (size_t i = 0; i < n; i++) {
         const uint8_t z = ptq_qweight_zeros_of(w, (int)(i / (size_t)ng))[i % (size_t)ng];
