@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "io/safetensors.h"
@@ -19,43 +18,11 @@
 #include "models/forward.h"
 #include "models/model.h"
 #include "quant/quantizer.h"
+#include "stories_quant.h"
 #include "testutil.h"
 
 #define T 40
 #define VOCAB 512
-
-static ptq_model *quantized(const char *src, int bits, int sym) {
-    ptq_error e;
-    ptq_model *m;
-    if (ptq_model_load(src, &m, &e) != PTQ_OK) return NULL;
-    int toks[2 * 64];
-    for (int i = 0; i < 2 * 64; i++) toks[i] = i % 64 == 0 ? 1 : 3 + (i * 7919) % 500;
-    ptq_calib_data d = {toks, 2, 64, NULL};
-    ptq_quant_params p = ptq_quant_default_params();
-    p.wbits = bits;
-    p.group = 32;
-    p.sym = sym;
-    p.method = PTQ_WQ_RTN;
-    p.head_bits = bits;
-    p.embed_bits = bits;
-    if (ptq_quantize_model(m, &d, &p, &e) != PTQ_OK) {
-        fprintf(stderr, "quantize: %s\n", e.msg);
-        ptq_model_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-/* Every packed matrix of m (a tied table once), up to 64. */
-static int packed(ptq_model *m, ptq_qweight **qs) {
-    int n = 0;
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int r = 0; r < PTQ_LIN_COUNT; r++)
-            if (m->blocks[l].lin[r].q && n < 64) qs[n++] = m->blocks[l].lin[r].q;
-    if (m->tok_emb_q && n < 64) qs[n++] = m->tok_emb_q;
-    if (m->head.q && m->head.q != m->tok_emb_q && n < 64) qs[n++] = m->head.q;
-    return n;
-}
 
 /* Whether q stores no zero points and its shared row is all 2^(bits-1). */
 static int zero_less(const ptq_qweight *q) {
@@ -72,11 +39,6 @@ static void store_zeros(ptq_qweight *q) {
     memset(q->zeros, 1 << (q->bits - 1), n);
     ptq_free(q->zero_row);
     q->zero_row = NULL;
-}
-
-static long file_size(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
 }
 
 /* The file's format version is `want`, and it has a tensor named *.zeros exactly when `zeros`. */
@@ -96,14 +58,6 @@ static int file_is(const char *path, const char *want, int zeros) {
     return ok;
 }
 
-static double ppl(ptq_model *m, const int *toks, int n) {
-    ptq_ppl_params pp = ptq_ppl_default_params();
-    pp.ctx = 31;
-    ptq_ppl_result r;
-    ptq_error e;
-    return ptq_eval_perplexity(m, toks, n, &pp, &r, &e) == PTQ_OK ? r.ppl : -1.0;
-}
-
 static void forward_equal(ptq_model *m, const int *seq, const float *want, const char *what, int bits) {
     float *y = malloc(sizeof(float) * T * VOCAB);
     ptq_error e;
@@ -118,7 +72,7 @@ static void check_loaded(const char *path, const int *seq, const float *want, co
     CHECK_MSG(ptq_model_load(path, &l, &e) == PTQ_OK, "W%d: loading %s: %s", bits, what, e.msg);
     if (!l) return;
     ptq_qweight *qs[64];
-    const int n = packed(l, qs);
+    const int n = tu_packed(l, qs);
     int all = n > 0;
     for (int i = 0; i < n; i++) all &= zero_less(qs[i]);
     CHECK_MSG(all, "W%d: %s: a loaded matrix holds zero points", bits, what);
@@ -135,11 +89,11 @@ int main(void) {
     float *a = malloc(sizeof(float) * T * VOCAB);
     ptq_error e;
     for (int bits = 4; bits <= 8; bits += 4) {
-        ptq_model *m = quantized(src, bits, 1);
+        ptq_model *m = tu_quantize_stories(src, bits, bits, 1);
         CHECK(m != NULL);
         if (!m) continue;
         ptq_qweight *qs[64];
-        const int nq = packed(m, qs);
+        const int nq = tu_packed(m, qs);
         long zero_bytes = 0;
         int all = nq > 1;
         for (int i = 0; i < nq; i++) {
@@ -150,7 +104,7 @@ int main(void) {
         ptq_quant_summary qsum;
         ptq_model_quant_summary(m, &qsum);
         CHECK(ptq_forward_tokens(m, seq, T, a, &e) == PTQ_OK);
-        const double ppl_sym = ppl(m, toks, 96);
+        const double ppl_sym = tu_ppl31(m, toks, 96);
         CHECK(ppl_sym > 1.0);
 
         char sym[512], stored[512];
@@ -167,12 +121,12 @@ int main(void) {
         CHECK_MSG(qstored.weights == qsum.weights && qstored.bits - qsum.bits == 8.0 * (double)zero_bytes,
                   "W%d: the summary counts %.0f bits more with stored zero points, expected %ld", bits,
                   qstored.bits - qsum.bits, 8 * zero_bytes);
-        const double ppl_stored = ppl(m, toks, 96);
+        const double ppl_stored = tu_ppl31(m, toks, 96);
         CHECK_MSG(ppl_stored == ppl_sym, "W%d: perplexity %.9g with stored zero points, %.9g without", bits, ppl_stored,
                   ppl_sym);
         CHECK(ptq_model_save(m, stored, NULL, &e) == PTQ_OK);
         CHECK_MSG(file_is(stored, "3", 1), "W%d: the stored-zero file is not version 3 with .zeros tensors", bits);
-        const long s5 = file_size(sym), s3 = file_size(stored);
+        const long s5 = tu_file_size(sym), s3 = tu_file_size(stored);
         CHECK_MSG(s3 - s5 >= zero_bytes && s3 - s5 <= zero_bytes + 256L * nq,
                   "W%d: files %ld (no zero points) and %ld (stored) bytes: %ld apart, expected %ld (zero points) plus "
                   "at most %d (their headers)", bits, s5, s3, s3 - s5, zero_bytes, 256 * nq);
@@ -185,11 +139,11 @@ int main(void) {
         remove(stored);
     }
     /* an asymmetric grid keeps its zero points */
-    ptq_model *m = quantized(src, 4, 0);
+    ptq_model *m = tu_quantize_stories(src, 4, 4, 0);
     CHECK(m != NULL);
     if (m) {
         ptq_qweight *qs[64];
-        const int nq = packed(m, qs);
+        const int nq = tu_packed(m, qs);
         int stored = 0;
         for (int i = 0; i < nq; i++) stored += qs[i]->zeros != NULL;
         CHECK_MSG(stored == nq, "W4 asymmetric: %d of %d matrices keep their zero points", stored, nq);

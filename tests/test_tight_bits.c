@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "io/safetensors.h"
@@ -20,42 +19,11 @@
 #include "models/forward.h"
 #include "models/model.h"
 #include "quant/quantizer.h"
+#include "stories_quant.h"
 #include "testutil.h"
 
 #define T 40
 #define VOCAB 512
-
-static ptq_model *quantized(const char *src, int bits, int head_bits) {
-    ptq_error e;
-    ptq_model *m;
-    if (ptq_model_load(src, &m, &e) != PTQ_OK) return NULL;
-    int toks[2 * 64];
-    for (int i = 0; i < 2 * 64; i++) toks[i] = i % 64 == 0 ? 1 : 3 + (i * 7919) % 500;
-    ptq_calib_data d = {toks, 2, 64, NULL};
-    ptq_quant_params p = ptq_quant_default_params();
-    p.wbits = bits;
-    p.group = 32;
-    p.method = PTQ_WQ_RTN;
-    p.head_bits = head_bits;
-    p.embed_bits = head_bits;
-    if (ptq_quantize_model(m, &d, &p, &e) != PTQ_OK) {
-        fprintf(stderr, "quantize: %s\n", e.msg);
-        ptq_model_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-/* Every packed matrix of m (a tied table once), up to 64. */
-static int packed(ptq_model *m, ptq_qweight **qs) {
-    int n = 0;
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int r = 0; r < PTQ_LIN_COUNT; r++)
-            if (m->blocks[l].lin[r].q && n < 64) qs[n++] = m->blocks[l].lin[r].q;
-    if (m->tok_emb_q && n < 64) qs[n++] = m->tok_emb_q;
-    if (m->head.q && m->head.q != m->tok_emb_q && n < 64) qs[n++] = m->head.q;
-    return n;
-}
 
 /* The same codes in 8-bit storage, as format versions 2 and 3 held 5-7-bit grids. */
 static void widen(ptq_qweight *q) {
@@ -73,29 +41,6 @@ static void widen(ptq_qweight *q) {
     q->row_bytes = rb8;
     free(c8);
     free(row);
-}
-
-static long file_size(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
-}
-
-static int version_is(const char *path, const char *want) {
-    ptq_safetensors st;
-    ptq_error e;
-    if (ptq_st_open(path, &st, &e) != PTQ_OK) return 0;
-    const char *v = ptq_st_metadata(&st, "ptq.format_version");
-    const int ok = v && strcmp(v, want) == 0;
-    ptq_st_close(&st);
-    return ok;
-}
-
-static double ppl(ptq_model *m, const int *toks, int n) {
-    ptq_ppl_params pp = ptq_ppl_default_params();
-    pp.ctx = 31;
-    ptq_ppl_result r;
-    ptq_error e;
-    return ptq_eval_perplexity(m, toks, n, &pp, &r, &e) == PTQ_OK ? r.ppl : -1.0;
 }
 
 static int forward_equal(ptq_model *m, const int *seq, const float *want, const char *what, int bits) {
@@ -117,11 +62,11 @@ int main(void) {
     ptq_error e;
     for (int bits = 5; bits <= 7; bits++) {
         const int head_bits = bits == 5 ? 6 : 0; /* a 6-bit table (tied head) in the W5 file */
-        ptq_model *m = quantized(src, bits, head_bits);
+        ptq_model *m = tu_quantize_stories(src, bits, head_bits, 0);
         CHECK(m != NULL);
         if (!m) continue;
         ptq_qweight *qs[64];
-        const int nq = packed(m, qs);
+        const int nq = tu_packed(m, qs);
         long code_saving = 0;
         int shapes_ok = nq > 0;
         for (int i = 0; i < nq; i++) {
@@ -133,7 +78,7 @@ int main(void) {
         CHECK_MSG(shapes_ok, "W%d: a packed matrix is not stored at its own width", bits);
         if (head_bits) CHECK(m->tok_emb_q && m->tok_emb_q->bits == head_bits);
         CHECK(ptq_forward_tokens(m, seq, T, a, &e) == PTQ_OK);
-        const double ppl_tight = ppl(m, toks, 96);
+        const double ppl_tight = tu_ppl31(m, toks, 96);
         CHECK(ppl_tight > 1.0);
 
         char tight[512], wide[512], bad[512];
@@ -141,16 +86,16 @@ int main(void) {
         snprintf(wide, sizeof wide, "%s/w%d_wide.ptq", tmp, bits);
         snprintf(bad, sizeof bad, "%s/w%d_bad.ptq", tmp, bits);
         CHECK(ptq_model_save(m, tight, NULL, &e) == PTQ_OK);
-        CHECK_MSG(version_is(tight, "4"), "W%d: the tight file is not format version 4", bits);
+        CHECK_MSG(tu_version_is(tight, "4"), "W%d: the tight file is not format version 4", bits);
 
         /* the same codes in 8-bit storage: identical logits and perplexity; saved as version 2/3 */
         for (int i = 0; i < nq; i++) widen(qs[i]);
         forward_equal(m, seq, a, "8-bit storage of the same codes", bits);
-        CHECK_MSG(ppl(m, toks, 96) == ppl_tight, "W%d: perplexity %.9g with 8-bit storage, %.9g tight", bits,
-                  ppl(m, toks, 96), ppl_tight);
+        CHECK_MSG(tu_ppl31(m, toks, 96) == ppl_tight, "W%d: perplexity %.9g with 8-bit storage, %.9g tight", bits,
+                  tu_ppl31(m, toks, 96), ppl_tight);
         CHECK(ptq_model_save(m, wide, NULL, &e) == PTQ_OK);
-        CHECK_MSG(version_is(wide, head_bits ? "3" : "2"), "W%d: the 8-bit-stored file is not version 2/3", bits);
-        const long st = file_size(tight), sw = file_size(wide);
+        CHECK_MSG(tu_version_is(wide, head_bits ? "3" : "2"), "W%d: the 8-bit-stored file is not version 2/3", bits);
+        const long st = tu_file_size(tight), sw = tu_file_size(wide);
         CHECK_MSG(labs(sw - st - code_saving) <= 256, "W%d: files %ld (tight) and %ld (8-bit) bytes: %ld apart, "
                   "expected %ld (codes) within 256 (header)", bits, st, sw, sw - st, code_saving);
         printf("W%d g32: tight file %ld bytes, 8-bit storage %ld bytes (%.3f), perplexity %.6f both\n", bits, st, sw,
@@ -169,7 +114,7 @@ int main(void) {
         CHECK(ptq_model_load(wide, &l, &e) == PTQ_OK);
         if (l) {
             ptq_qweight *lq[64];
-            const int n = packed(l, lq);
+            const int n = tu_packed(l, lq);
             int repacked = n == nq;
             for (int i = 0; i < n; i++) repacked &= lq[i]->bits == lq[i]->grid_bits && lq[i]->bits < 8;
             CHECK_MSG(repacked, "W%d: the version 2 file's codes were not repacked to their width", bits);
