@@ -24,6 +24,7 @@
  *    one (where ptq_qgemm_min_rows() should be).
  * --thp: the weight copies advised for transparent huge pages (madvise), to see what TLB misses cost.
  * --sym: symmetric weights, no zero points stored (every one 2^(bits-1), read from one shared row: qweight.h).
+ * --shape OUTxIN (with --decode): that one shape instead of the two above (e.g. 5632x2048, TinyLlama's gate/up).
  * On a machine shared with other busy processes run it with OMP_WAIT_POLICY=passive.
  *
  * The table goes to stdout; with --json it goes to stderr and stdout gets one JSON object.
@@ -279,6 +280,7 @@ static const qformat g_fmts[] = {{"W4g32", 4, 32}, {"W8pc", 8, 0},   {"W8g128", 
                                  {"W6g32", 6, 32}, {"W7g32", 7, 32}};
 #define N_FMTS ((int)(sizeof g_fmts / sizeof g_fmts[0]))
 static int g_decode_only;    /* --decode: the best float ISA and the a8 kernels only, the shapes */
+static int g_shape[2];       /* --shape OUTxIN: that shape instead of --decode's two */
 static const char *g_only;   /* --fmt NAME: that format only */
 static int g_isa_on[3];
 static double g_bw;
@@ -465,10 +467,13 @@ int main(int argc, char **argv) {
             g_thp = 1;
         else if (strcmp(argv[i], "--sym") == 0)
             g_sym = 1;
+        else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc &&
+                 sscanf(argv[i + 1], "%dx%d", &g_shape[0], &g_shape[1]) == 2 && g_shape[0] > 0 && g_shape[1] > 0)
+            i++;
         else if (strcmp(argv[i], "--fmt") == 0 && i + 1 < argc)
             g_only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME] [--thp] [--sym]\n"
+            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME] [--thp] [--sym] [--shape OUTxIN]\n"
                             "       env PTQ_ISA=scalar|avx2|avx512 measures that ISA only\n");
             return 2;
         }
@@ -524,6 +529,11 @@ int main(int argc, char **argv) {
     }
     const int shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 14336}};
     const int decode_shapes[2][2] = {{4096, 14336}, {14336, 4096}}; /* the issue's: FFN down and up */
+    if (g_decode_only && g_shape[0]) {
+        bench_gemv(g_shape[0], g_shape[1]);
+        if (json) bench_print_json(&g_res, stdout);
+        return 0;
+    }
     for (int si = 0; si < (g_decode_only ? 2 : 3); si++) {
         const int *sh = g_decode_only ? decode_shapes[si] : shapes[si];
         if (do_gemv) bench_gemv(sh[0], sh[1]);

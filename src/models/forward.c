@@ -40,9 +40,11 @@ ptq_status ptq_kv_cache_reserve(ptq_kv_cache *c, int need, int limit, ptq_error 
         ptq_free(k);
         return PTQ_ERR_NOMEM;
     }
-    for (int l = 0; l < c->n_layers; l++) { /* the layout is [layer][position]: copy each layer's rows */
-        memcpy(k + (size_t)l * cap * c->kv_dim, c->k + (size_t)l * c->max_seq * c->kv_dim, row * c->max_seq);
+    for (int l = 0; l < c->n_layers; l++) { /* values [layer][position][dim]: each layer's rows */
         memcpy(v + (size_t)l * cap * c->kv_dim, c->v + (size_t)l * c->max_seq * c->kv_dim, row * c->max_seq);
+        for (size_t r = 0; r < (size_t)c->kv_dim; r++) /* keys [layer][dim][position]: each dimension's positions */
+            memcpy(k + ((size_t)l * c->kv_dim + r) * cap, c->k + ((size_t)l * c->kv_dim + r) * c->max_seq,
+                   (size_t)c->max_seq * sizeof(float));
     }
     ptq_free(c->k); /* not ptq_kv_cache_free: the block scratch stays */
     ptq_free(c->v);
@@ -292,15 +294,16 @@ static ptq_status attention_part(const lin_ctx *lc, scratch *s, const float *h, 
         pbits = blk->attn_bits;
     }
     if (cache) {
-        /* one sequence: append its keys/values, attend over everything cached */
-        float *ck = cache->k + ((size_t)lc->layer * cache->max_seq) * kvd;
-        float *cv = cache->v + ((size_t)lc->layer * cache->max_seq) * kvd;
+        /* one sequence: append its keys (by dimension) and values, attend over everything cached */
+        const size_t ms = (size_t)cache->max_seq;
+        float *ckt = cache->k + (size_t)lc->layer * ms * kvd;
+        float *cv = cache->v + (size_t)lc->layer * ms * kvd;
         for (int i = 0; i < T; i++) {
-            memcpy(ck + (size_t)(pos0 + i) * kvd, k + (size_t)i * ks, (size_t)kvd * sizeof(float));
+            for (int r = 0; r < kvd; r++) ckt[(size_t)r * ms + (size_t)(pos0 + i)] = k[(size_t)i * ks + (size_t)r];
             memcpy(cv + (size_t)(pos0 + i) * kvd, v + (size_t)i * vs, (size_t)kvd * sizeof(float));
         }
-        ptq_attention_q(q, qs, ck, kvd, cv, kvd, s->att, qd, T, pos0 + T, pos0, c->n_heads, c->n_kv_heads,
-                        c->head_dim, c->causal, pbits);
+        ptq_attention_kt(q, qs, ckt, ms, cv, kvd, s->att, qd, T, pos0 + T, pos0, c->n_heads, c->n_kv_heads,
+                         c->head_dim, c->causal, pbits);
     } else {
         for (int b = 0; b < n_seq; b++) {
             size_t r0 = (size_t)b * T;

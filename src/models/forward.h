@@ -17,7 +17,8 @@ typedef int (*ptq_linear_hook)(void *user, int layer, ptq_lin_role role, const p
 
 typedef struct ptq_kv_cache {
     int n_layers, max_seq, kv_dim;
-    float *k, *v; /* [n_layers][max_seq][kv_dim] */
+    float *k;     /* [n_layers][kv_dim][max_seq]: keys by dimension, for the decode's scores (ptq_attention_kt) */
+    float *v;     /* [n_layers][max_seq][kv_dim] */
     /* block activations, kept between calls (sized for the most rows seen) so a decode step allocates
        nothing; owned, freed with the cache */
     float *scratch;

@@ -30,6 +30,20 @@ void ptq_attention(const float *q, int qs, const float *k, int ks, const float *
 void ptq_attention_impl(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
                         int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
                         int prob_bits, float *probs);
+/* Attention over keys stored by dimension: key j's dimension d of kv head kh at kt[(kh * head_dim + d) * ld + j]
+ * (the KV cache's layout: a decode step's scores read sixteen consecutive keys at once). Otherwise as
+ * ptq_attention_q, and the same bits: the scores sum over d in the same order. */
+void ptq_attention_kt(const float *q, int qs, const float *kt, size_t ld, const float *v, int vs, float *out, int os,
+                      int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
+                      int prob_bits);
+/* The pieces, scalar and AVX-512 (head_dim a multiple of 16), equal bit for bit (tests/test_attention_kt.c):
+ * p[j] = scale * sum_d qi[d] * kt[d * ld + j] for j < n, and o[d] = sum_j p[j] * v[j * vs + d]. */
+void ptq_attn_scores_cols_scalar(const float *qi, const float *kt, size_t ld, int n, int head_dim, float scale,
+                                 float *p);
+void ptq_attn_scores_cols_avx512(const float *qi, const float *kt, size_t ld, int n, int head_dim, float scale,
+                                 float *p);
+void ptq_attn_pv_scalar(const float *p, const float *v, size_t vs, int n, int head_dim, float *o);
+void ptq_attn_pv_avx512(const float *p, const float *v, size_t vs, int n, int head_dim, float *o);
 /* The same with the softmax probabilities fake-quantized to prob_bits (0 = off) before the product with V. */
 void ptq_attention_q(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
                      int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
