@@ -49,7 +49,7 @@ if [ -f "$data/stories260K/tok512.bin" ]; then
               "--wbits 2 --group 32 --abits 4 --act-per-token --quant-attn" \
               "--wbits 4 --method rtn --head-bits 4 --head-group 32" "--wbits 4 --method rtn --embed-bits 16" \
               "--wbits 5 --method rtn --head-bits 6 --head-group 32" "--wbits 7 --act-order" \
-              "--wbits 4 --group 32 --sym --method rtn --head-bits 6 --embed-bits 4"; do
+              "--wbits 4 --group 32 --sym --method rtn --head-bits 6"; do
     i=$((i + 1))
     # shellcheck disable=SC2086
     ASAN_OPTIONS=detect_leaks=0 build-fuzz/ptq quantize fuzz/seeds/fuzz_llama2c/tiny-v512 --tokenizer \
