@@ -151,13 +151,26 @@ int ptq_a8_can_share(ptq_isa isa, const ptq_qweight *a, const ptq_qweight *b) {
     return a->perm && b->perm && memcmp(a->perm, b->perm, (size_t)a->in * sizeof *a->perm) == 0;
 }
 
+/* The kernel that runs w's GEMV for isa. Where the CPU has both, the 256-bit AVX-VNNI kernel ran 4-bit weights
+ * 5-12% faster than the AVX-512 one on rows up to 5632 wide, and the AVX-512 one 12% faster on 14336-wide rows;
+ * other widths were even or mixed (AMD Zen 5, weights streaming from memory: `bench_qgemv --decode --shape
+ * OUTxIN`, docs/RESULTS.md §23). Both read the same activation order. */
+#define PTQ_A8_YMM_MAX_IN 8192
+static a8_fn gemv_kernel(ptq_isa isa, const ptq_qweight *w) {
+    if (isa == PTQ_ISA_AVX512 && w->bits == 4 && w->in <= PTQ_A8_YMM_MAX_IN && ptq_cpu_has(PTQ_CPU_AVXVNNI))
+        return ptq_qgemv_a8_avxvnni;
+    return kernel_of(isa);
+}
+
 /* Work items of GEMV_BLOCK rows over all n weights, in order; one parallel region for all. */
-static void gemv_many(a8_fn fn, const ptq_qweight *const *ws, int n, const ptq_a8 *a, float *const *ys) {
+static void gemv_many(ptq_isa isa, const ptq_qweight *const *ws, int n, const ptq_a8 *a, float *const *ys) {
     int first[PTQ_A8_MULTI + 1] = {0}; /* first work item of each weight */
+    a8_fn fn[PTQ_A8_MULTI];
     double work = 0.0;
     for (int i = 0; i < n; i++) {
         first[i + 1] = first[i] + (ws[i]->out + GEMV_BLOCK - 1) / GEMV_BLOCK;
         work += (double)ws[i]->out * (double)ws[i]->in * (double)a->rows;
+        fn[i] = gemv_kernel(isa, ws[i]);
     }
     const int nblk = first[n], par = work >= PAR_MIN_WORK && nblk > 1;
 #pragma omp parallel for schedule(static) if (par)
@@ -166,7 +179,7 @@ static void gemv_many(a8_fn fn, const ptq_qweight *const *ws, int n, const ptq_a
         while (b >= first[i + 1]) i++;
         const int o0 = (b - first[i]) * GEMV_BLOCK;
         const int o1 = o0 + GEMV_BLOCK < ws[i]->out ? o0 + GEMV_BLOCK : ws[i]->out;
-        fn(ws[i], a, ys[i], o0, o1);
+        fn[i](ws[i], a, ys[i], o0, o1);
     }
 }
 
@@ -184,7 +197,7 @@ static void gemv_shared(ptq_isa isa, const ptq_qweight *const *ws, int n, const 
     }
     ptq_a8 a;
     ptq_a8_quantize(isa, ws[0], x, rows, buf, &a);
-    gemv_many(kernel_of(isa), ws, n, &a, ys);
+    gemv_many(isa, ws, n, &a, ys);
     free(heap);
 }
 
