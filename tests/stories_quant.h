@@ -4,13 +4,37 @@
 #define PTQ_TESTS_STORIES_QUANT_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "io/safetensors.h"
 #include "kernels/qweight.h"
 #include "models/model.h"
+#include "models/forward.h"
 #include "ptq.h"
+#include "testutil.h"
+
+#define TU_STORIES_T 40      /* tokens of the logits sequence */
+#define TU_STORIES_VOCAB 512 /* stories260K's vocabulary */
+#define TU_STORIES_PPL_N 96  /* tokens of the perplexity text */
+
+/* The logits sequence seq[TU_STORIES_T] and the perplexity text toks[TU_STORIES_PPL_N], BOS-separated. */
+static inline void tu_stories_tokens(int *seq, int *toks) {
+    for (int i = 0; i < TU_STORIES_T; i++) seq[i] = i == 0 ? 1 : 3 + (i * 104729) % 500;
+    for (int i = 0; i < TU_STORIES_PPL_N; i++) toks[i] = i % 50 == 0 ? 1 : 3 + (i * 31337) % 500;
+}
+
+/* m's logits on seq are bit for bit `want` (a failed check names `what` and the width). */
+static inline int tu_logits_equal(ptq_model *m, const int *seq, const float *want, const char *what, int bits) {
+    float *y = malloc(sizeof(float) * TU_STORIES_T * TU_STORIES_VOCAB);
+    ptq_error e;
+    const int ok = y && ptq_forward_tokens(m, seq, TU_STORIES_T, y, &e) == PTQ_OK &&
+                   memcmp(y, want, sizeof(float) * TU_STORIES_T * TU_STORIES_VOCAB) == 0;
+    CHECK_MSG(ok, "W%d: %s: logits differ from the model quantized in memory", bits, what);
+    free(y);
+    return ok;
+}
 
 /* RTN W`bits` g32 blocks, head and embeddings at `table_bits` (0: float), symmetric grids when `sym`. */
 static inline ptq_model *tu_quantize_stories(const char *src, int bits, int table_bits, int sym) {

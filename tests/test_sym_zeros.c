@@ -21,8 +21,8 @@
 #include "stories_quant.h"
 #include "testutil.h"
 
-#define T 40
-#define VOCAB 512
+#define T TU_STORIES_T
+#define VOCAB TU_STORIES_VOCAB
 
 /* Whether q stores no zero points and its shared row is all 2^(bits-1). */
 static int zero_less(const ptq_qweight *q) {
@@ -58,14 +58,6 @@ static int file_is(const char *path, const char *want, int zeros) {
     return ok;
 }
 
-static void forward_equal(ptq_model *m, const int *seq, const float *want, const char *what, int bits) {
-    float *y = malloc(sizeof(float) * T * VOCAB);
-    ptq_error e;
-    const int ok = ptq_forward_tokens(m, seq, T, y, &e) == PTQ_OK && memcmp(y, want, sizeof(float) * T * VOCAB) == 0;
-    CHECK_MSG(ok, "W%d: %s: logits differ from the zero-less in-memory model's", bits, what);
-    free(y);
-}
-
 static void check_loaded(const char *path, const int *seq, const float *want, const char *what, int bits) {
     ptq_model *l = NULL;
     ptq_error e;
@@ -76,16 +68,15 @@ static void check_loaded(const char *path, const int *seq, const float *want, co
     int all = n > 0;
     for (int i = 0; i < n; i++) all &= zero_less(qs[i]);
     CHECK_MSG(all, "W%d: %s: a loaded matrix holds zero points", bits, what);
-    forward_equal(l, seq, want, what, bits);
+    tu_logits_equal(l, seq, want, what, bits);
     ptq_model_free(l);
 }
 
 int main(void) {
     char *src = tu_data_path("stories260K/stories260K.bin");
     const char *tmp = tu_tmpdir();
-    int seq[T], toks[96];
-    for (int i = 0; i < T; i++) seq[i] = i == 0 ? 1 : 3 + (i * 104729) % 500;
-    for (int i = 0; i < 96; i++) toks[i] = i % 50 == 0 ? 1 : 3 + (i * 31337) % 500;
+    int seq[T], toks[TU_STORIES_PPL_N];
+    tu_stories_tokens(seq, toks);
     float *a = malloc(sizeof(float) * T * VOCAB);
     ptq_error e;
     for (int bits = 4; bits <= 8; bits += 4) {
@@ -104,7 +95,7 @@ int main(void) {
         ptq_quant_summary qsum;
         ptq_model_quant_summary(m, &qsum);
         CHECK(ptq_forward_tokens(m, seq, T, a, &e) == PTQ_OK);
-        const double ppl_sym = tu_ppl31(m, toks, 96);
+        const double ppl_sym = tu_ppl31(m, toks, TU_STORIES_PPL_N);
         CHECK(ppl_sym > 1.0);
 
         char sym[512], stored[512];
@@ -115,13 +106,13 @@ int main(void) {
 
         /* the same codes with their zero points stored: identical logits and perplexity; saved as before */
         for (int i = 0; i < nq; i++) store_zeros(qs[i]);
-        forward_equal(m, seq, a, "stored zero points", bits);
+        tu_logits_equal(m, seq, a, "stored zero points", bits);
         ptq_quant_summary qstored;
         ptq_model_quant_summary(m, &qstored);
         CHECK_MSG(qstored.weights == qsum.weights && qstored.bits - qsum.bits == 8.0 * (double)zero_bytes,
                   "W%d: the summary counts %.0f bits more with stored zero points, expected %ld", bits,
                   qstored.bits - qsum.bits, 8 * zero_bytes);
-        const double ppl_stored = tu_ppl31(m, toks, 96);
+        const double ppl_stored = tu_ppl31(m, toks, TU_STORIES_PPL_N);
         CHECK_MSG(ppl_stored == ppl_sym, "W%d: perplexity %.9g with stored zero points, %.9g without", bits, ppl_stored,
                   ppl_sym);
         CHECK(ptq_model_save(m, stored, NULL, &e) == PTQ_OK);

@@ -22,8 +22,8 @@
 #include "stories_quant.h"
 #include "testutil.h"
 
-#define T 40
-#define VOCAB 512
+#define T TU_STORIES_T
+#define VOCAB TU_STORIES_VOCAB
 
 /* The same codes in 8-bit storage, as format versions 2 and 3 held 5-7-bit grids. */
 static void widen(ptq_qweight *q) {
@@ -43,21 +43,11 @@ static void widen(ptq_qweight *q) {
     free(row);
 }
 
-static int forward_equal(ptq_model *m, const int *seq, const float *want, const char *what, int bits) {
-    float *y = malloc(sizeof(float) * T * VOCAB);
-    ptq_error e;
-    const int ok = ptq_forward_tokens(m, seq, T, y, &e) == PTQ_OK && memcmp(y, want, sizeof(float) * T * VOCAB) == 0;
-    CHECK_MSG(ok, "W%d: %s: logits differ from the tight in-memory model's", bits, what);
-    free(y);
-    return ok;
-}
-
 int main(void) {
     char *src = tu_data_path("stories260K/stories260K.bin");
     const char *tmp = tu_tmpdir();
-    int seq[T], toks[96];
-    for (int i = 0; i < T; i++) seq[i] = i == 0 ? 1 : 3 + (i * 104729) % 500;
-    for (int i = 0; i < 96; i++) toks[i] = i % 50 == 0 ? 1 : 3 + (i * 31337) % 500;
+    int seq[T], toks[TU_STORIES_PPL_N];
+    tu_stories_tokens(seq, toks);
     float *a = malloc(sizeof(float) * T * VOCAB);
     ptq_error e;
     for (int bits = 5; bits <= 7; bits++) {
@@ -78,7 +68,7 @@ int main(void) {
         CHECK_MSG(shapes_ok, "W%d: a packed matrix is not stored at its own width", bits);
         if (head_bits) CHECK(m->tok_emb_q && m->tok_emb_q->bits == head_bits);
         CHECK(ptq_forward_tokens(m, seq, T, a, &e) == PTQ_OK);
-        const double ppl_tight = tu_ppl31(m, toks, 96);
+        const double ppl_tight = tu_ppl31(m, toks, TU_STORIES_PPL_N);
         CHECK(ppl_tight > 1.0);
 
         char tight[512], wide[512], bad[512];
@@ -90,9 +80,9 @@ int main(void) {
 
         /* the same codes in 8-bit storage: identical logits and perplexity; saved as version 2/3 */
         for (int i = 0; i < nq; i++) widen(qs[i]);
-        forward_equal(m, seq, a, "8-bit storage of the same codes", bits);
-        CHECK_MSG(tu_ppl31(m, toks, 96) == ppl_tight, "W%d: perplexity %.9g with 8-bit storage, %.9g tight", bits,
-                  tu_ppl31(m, toks, 96), ppl_tight);
+        tu_logits_equal(m, seq, a, "8-bit storage of the same codes", bits);
+        CHECK_MSG(tu_ppl31(m, toks, TU_STORIES_PPL_N) == ppl_tight, "W%d: perplexity %.9g with 8-bit storage, %.9g tight", bits,
+                  tu_ppl31(m, toks, TU_STORIES_PPL_N), ppl_tight);
         CHECK(ptq_model_save(m, wide, NULL, &e) == PTQ_OK);
         CHECK_MSG(tu_version_is(wide, head_bits ? "3" : "2"), "W%d: the 8-bit-stored file is not version 2/3", bits);
         const long st = tu_file_size(tight), sw = tu_file_size(wide);
@@ -108,7 +98,7 @@ int main(void) {
 
         ptq_model *l = NULL;
         CHECK(ptq_model_load(tight, &l, &e) == PTQ_OK);
-        if (l) forward_equal(l, seq, a, "the version 4 file", bits);
+        if (l) tu_logits_equal(l, seq, a, "the version 4 file", bits);
         ptq_model_free(l);
         l = NULL;
         CHECK(ptq_model_load(wide, &l, &e) == PTQ_OK);
@@ -118,7 +108,7 @@ int main(void) {
             int repacked = n == nq;
             for (int i = 0; i < n; i++) repacked &= lq[i]->bits == lq[i]->grid_bits && lq[i]->bits < 8;
             CHECK_MSG(repacked, "W%d: the version 2 file's codes were not repacked to their width", bits);
-            forward_equal(l, seq, a, "the version 2 file (8-bit codes, repacked on load)", bits);
+            tu_logits_equal(l, seq, a, "the version 2 file (8-bit codes, repacked on load)", bits);
         }
         ptq_model_free(l);
         l = NULL;
