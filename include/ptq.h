@@ -201,7 +201,8 @@ typedef struct ptq_session ptq_session;
 ptq_status ptq_session_new(ptq_model *m, int max_tokens, ptq_session **out, ptq_error *err);
 void ptq_session_free(ptq_session *s);
 /* Feed n tokens at the current position; returns the logits of the last one (vocab floats,
- * owned by the session, valid until the next call). */
+ * owned by the session, valid until the next call). A prompt longer than 128 tokens runs in chunks of 128,
+ * so its activations take the memory of 128 rows; on failure the position is unchanged. */
 ptq_status ptq_session_feed(ptq_session *s, const int *tokens, int n, const float **logits, ptq_error *err);
 int ptq_session_pos(const ptq_session *s);
 /* Positions the KV cache has room for now (it grows as tokens are fed, up to max_tokens). */

@@ -105,6 +105,21 @@ int main(void) {
     float maxd = 0;
     for (int v = 0; v < 512; v++) maxd = fmaxf(maxd, fabsf(all[(size_t)199 * 512 + v] - logits[v]));
     CHECK_MSG(maxd < 1e-3f, "cache vs full forward differ by %g", (double)maxd);
+    ptq_session_free(s);
+
+    /* the 200 tokens as one prompt: it runs in chunks of 128 and 72 through the cache, and predicts the
+       reference's next greedy token; a bad id in the second chunk fails the feed and leaves the position at 0 */
+    CHECK(ptq_session_new(m, 0, &s, &e) == PTQ_OK);
+    int bad_seq[200];
+    memcpy(bad_seq, seq, sizeof bad_seq);
+    bad_seq[150] = 512;
+    CHECK(ptq_session_feed(s, bad_seq, 200, &logits, &e) == PTQ_ERR_ARG && strstr(e.msg, "position 150") != NULL);
+    CHECK(ptq_session_pos(s) == 0);
+    CHECK(ptq_session_feed(s, seq, 200, &logits, &e) == PTQ_OK && ptq_session_pos(s) == 200);
+    maxd = 0;
+    for (int v = 0; v < 512; v++) maxd = fmaxf(maxd, fabsf(all[(size_t)199 * 512 + v] - logits[v]));
+    CHECK_MSG(maxd < 1e-3f, "chunked prompt vs full forward differ by %g", (double)maxd);
+    CHECK(ptq_sample(logits, 512, &sp, &rng) == greedy[199]);
     free(all);
     ptq_session_free(s);
 

@@ -10,6 +10,9 @@
 /* Memory follows use: the KV cache starts small and doubles when a feed needs more positions (up to
  * max_tokens), so a model with a long context costs what a generation uses, not its whole context. */
 #define SESSION_FIRST_CAPACITY 256
+#ifndef PTQ_SESSION_CHUNK
+#define PTQ_SESSION_CHUNK 128 /* prompt tokens per forward: see ptq_session_feed */
+#endif
 
 struct ptq_session {
     ptq_model *m;
@@ -60,17 +63,26 @@ ptq_status ptq_session_feed(ptq_session *s, const int *tokens, int n, const floa
         return ptq_fail(err, PTQ_ERR_ARG, "context full: %d + %d tokens exceeds %d", s->pos, n, s->max_tokens);
     const ptq_model *m = s->m;
     PTQ_TRY(ptq_kv_cache_reserve(&s->cache, s->pos + n, s->max_tokens, err));
-    if (n > s->max_chunk) {
-        float *x = ptq_alloc((size_t)n * m->cfg.dim, sizeof(float), "session activations", err);
+    const int chunk = n < PTQ_SESSION_CHUNK ? n : PTQ_SESSION_CHUNK;
+    if (chunk > s->max_chunk) {
+        float *x = ptq_alloc((size_t)chunk * m->cfg.dim, sizeof(float), "session activations", err);
         if (!x) return PTQ_ERR_NOMEM;
         ptq_free(s->x);
         s->x = x;
-        s->max_chunk = n;
+        s->max_chunk = chunk;
     }
-    PTQ_TRY(ptq_embed_tokens(m, tokens, n, s->pos, s->x, err));
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        PTQ_TRY(ptq_block_forward(m, l, s->x, 1, n, s->pos, &s->cache, NULL, NULL, err));
-    PTQ_TRY(ptq_head_forward(m, s->x + (size_t)(n - 1) * m->cfg.dim, 1, s->logits, err));
+    /* a long prompt runs in chunks through the cache: the block activations are sized for a chunk (the
+       results are those of one forward over the whole prompt, within float rounding); a failure leaves the
+       position where it was, and what the chunks before it cached is written again by the next feed */
+    for (int t = 0; t < n; t += chunk) {
+        const int c = n - t < chunk ? n - t : chunk;
+        ptq_status st = ptq_embed_tokens(m, tokens + t, c, s->pos + t, s->x, err);
+        for (int l = 0; st == PTQ_OK && l < m->cfg.n_layers; l++)
+            st = ptq_block_forward(m, l, s->x, 1, c, s->pos + t, &s->cache, NULL, NULL, err);
+        if (st == PTQ_OK && t + c == n)
+            st = ptq_head_forward(m, s->x + (size_t)(c - 1) * m->cfg.dim, 1, s->logits, err);
+        if (st != PTQ_OK) return st;
+    }
     s->pos += n;
     *logits = s->logits;
     return PTQ_OK;

@@ -33,6 +33,11 @@ ptq_status ptq_kv_cache_reserve(ptq_kv_cache *c, int need, int limit, ptq_error 
         return ptq_fail(err, PTQ_ERR_ARG, "KV cache: %d positions requested, the limit is %d", need, limit);
     int cap = c->max_seq > limit / 2 ? limit : 2 * c->max_seq; /* double, so growing costs O(1) per token */
     if (cap < need) cap = need;
+    /* the block scratch (sized for the largest chunk seen, a prompt's) goes first: the old and the new cache
+       live side by side during the copy, and the next block call allocates the scratch it needs */
+    ptq_free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_floats = 0;
     size_t n = (size_t)c->n_layers * cap * c->kv_dim, row = (size_t)c->kv_dim * sizeof(float);
     float *k = ptq_alloc(n, sizeof(float), "KV cache", err);
     float *v = k ? ptq_alloc(n, sizeof(float), "KV cache", err) : NULL;
@@ -46,7 +51,7 @@ ptq_status ptq_kv_cache_reserve(ptq_kv_cache *c, int need, int limit, ptq_error 
             memcpy(k + ((size_t)l * c->kv_dim + r) * cap, c->k + ((size_t)l * c->kv_dim + r) * c->max_seq,
                    (size_t)c->max_seq * sizeof(float));
     }
-    ptq_free(c->k); /* not ptq_kv_cache_free: the block scratch stays */
+    ptq_free(c->k);
     ptq_free(c->v);
     c->k = k;
     c->v = v;

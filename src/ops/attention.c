@@ -66,6 +66,8 @@ typedef struct {
     size_t ks, ld;
 } key_store;
 
+#define ATT_STACK 4096 /* floats */
+
 static void attention(const float *q, int qs, key_store keys, const float *v, int vs, float *out, int os, int n_q,
                       int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal, int prob_bits,
                       float *probs) {
@@ -77,7 +79,10 @@ static void attention(const float *q, int qs, key_store keys, const float *v, in
     const int wide = ptq_cpu_has(PTQ_CPU_AVX512F) && head_dim % 16 == 0;
 #pragma omp parallel
     {
-        float *scratch = probs ? NULL : malloc((size_t)n_kv * sizeof(float));
+        /* this thread's probability row: on the stack up to ATT_STACK keys (a decode step allocates nothing) */
+        float stack_row[ATT_STACK];
+        float *heap = probs || n_kv <= ATT_STACK ? NULL : malloc((size_t)n_kv * sizeof(float));
+        float *scratch = probs ? NULL : (n_kv <= ATT_STACK ? stack_row : heap);
 #pragma omp for collapse(2) schedule(dynamic, 4)
         for (int h = 0; h < n_heads; h++) {
             for (int i = 0; i < n_q; i++) {
@@ -115,7 +120,7 @@ static void attention(const float *q, int qs, key_store keys, const float *v, in
                 else ptq_attn_pv_scalar(p, vh, (size_t)vs, last + 1, head_dim, o);
             }
         }
-        free(scratch);
+        free(heap);
     }
 }
 
