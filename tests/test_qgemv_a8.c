@@ -19,6 +19,7 @@
  * - NaN and infinite activations quantize the same way in every quantizer (0 codes, Inf scale);
  * - several weights in one call (ptq_qgemm_a8_multi, a decode step's q, k and v) equal one call each.
  */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -95,7 +96,9 @@ static int check_quant(const layer *L, const float *x, int rows, const ptq_a8 *a
                 amax = fmaxf(amax, fabsf(xv));
                 s += q;
                 ok &= q >= -127; /* int8: <= 127 by type */
-                ok &= fabs((double)xv - (double)d * q) <= 0.5000001 * d;
+                /* x * (1 / d) in float, rounded: within a few ulps of |x / d| <= 127 of d / 2 (a value just past a
+                   half, x / d = 18.5000003, rounds down to 18) */
+                ok &= fabs((double)xv - (double)d * q) <= (0.5 + 127 * 4 * (double)FLT_EPSILON) * d;
             }
             ok &= d == amax / 127.0f && s == a->qsum[(size_t)r * nc + c];
         }
@@ -167,66 +170,83 @@ static void test_shapes(void) {
     if (nk == 0) fprintf(stderr, "test_qgemv_a8: no AVX2 here; scalar kernel only\n");
     double worst_scalar = 0, worst_simd = 0;
     int cases = 0;
+    struct {
+        int bits, in, group, out, rows, perm;
+    } cs[7 * 6 * 5 + 7 * 3 * 2];
+    int ncs = 0;
     for (int bi = 0; bi < 7; bi++)
         for (int ii = 0; ii < 6; ii++)
             for (int gi = 0; gi < 5; gi++) {
-                const int bits = bits_list[bi], in = ins[ii];
+                const int in = ins[ii];
                 const int groups[5] = {32, 128, in, 64, 96}; /* 96: groups straddle the 16-chunk superblocks */
-                const int group = groups[gi];
-                if (group > in && group != in) continue;
-                const int out = outs[(ii + gi) % 3], rows = rows_list[(bi + ii + gi) % 4];
-                const int perm = (ii + bi) % 2;
-                layer L = make_layer(bits, in, out, group, perm);
-                float *x = malloc((size_t)rows * in * sizeof(float));
-                for (int i = 0; i < rows * in; i++) x[i] = urand(-1.0f, 1.0f) * ((rnd() & 15) == 0 ? 8.0f : 1.0f);
-                if (in >= 64) x[5] = 0.0f; /* exact zeros and an all-zero chunk */
-                if (rows > 1 && in >= 64)
-                    for (int j = 0; j < 32; j++) x[(size_t)in + (size_t)j] = 0.0f;
-                void *buf = scratch_for(in, rows), *buf2 = scratch_for(in, rows);
-                ptq_a8 a, a2;
-                ptq_a8_quantize(PTQ_ISA_SCALAR, &L.w, x, rows, buf, &a);
-                CHECK_MSG(check_quant(&L, x, rows, &a), "quantize bits %d in %d rows %d perm %d", bits, in, rows, perm);
-                const size_t n = (size_t)rows * (size_t)out;
-                double *yref = malloc(n * sizeof(double)), *sa = malloc(n * sizeof(double));
-                double *yf = malloc(n * sizeof(double)), *bound = malloc(n * sizeof(double));
-                float *ys = malloc(n * sizeof(float)), *yv = malloc(n * sizeof(float)), *yd = malloc(n * sizeof(float));
-                reference_a8(&L, &a, yref, sa);
-                ptq_qgemv_a8_scalar(&L.w, &a, ys, 0, out);
-                CHECK_MSG(within(ys, yref, sa, n, 1e-5, &worst_scalar), "scalar bits %d in %d out %d group %d rows %d",
-                          bits, in, out, group, rows);
-                reference_float(&L, x, rows, &a, yf, bound);
-                ptq_qgemm_a8_isa(PTQ_ISA_SCALAR, &L.w, x, rows, yd);
-                int okb = 1;
-                for (size_t i = 0; i < n; i++) okb &= fabs((double)yd[i] - yf[i]) <= bound[i];
-                CHECK_MSG(okb, "scalar call vs float bound bits %d in %d", bits, in);
-                for (int ki = 0; ki < nk; ki++) {
-                    ptq_a8_quantize(ks[ki].isa, &L.w, x, rows, buf2, &a2);
-                    int same = 1;
-                    for (int r = 0; r < rows; r++)
-                        for (int c = 0; c < a.nsuper * 16; c++)
-                            for (int j = 0; j < 32; j++)
-                                same &= a2.q[(size_t)r * a2.ld + spec_pos(bits, c, j)] ==
-                                        a.q[(size_t)r * a.ld + (size_t)(32 * c + j)];
-                    same &= memcmp(a.d, a2.d, (size_t)rows * a.nsuper * 16 * sizeof(float)) == 0;
-                    same &= memcmp(a.qsum, a2.qsum, (size_t)rows * a.nsuper * 16 * sizeof(int32_t)) == 0;
-                    CHECK_MSG(same, "%s activation order bits %d in %d", ks[ki].name, bits, in);
-                    for (size_t i = 0; i < n; i++) yv[i] = NAN;
-                    ks[ki].fn(&L.w, &a2, yv, 0, out);
-                    double *ysd = malloc(n * sizeof(double));
-                    for (size_t i = 0; i < n; i++) ysd[i] = ys[i];
-                    CHECK_MSG(within(yv, ysd, sa, n, 2e-5, &worst_simd), "%s bits %d in %d out %d group %d rows %d",
-                              ks[ki].name, bits, in, out, group, rows);
-                    free(ysd);
-                    ptq_qgemm_a8_isa(ks[ki].isa, &L.w, x, rows, yd);
-                    okb = 1;
-                    for (size_t i = 0; i < n; i++) okb &= fabs((double)yd[i] - yf[i]) <= bound[i];
-                    CHECK_MSG(okb, "%s call vs float bound bits %d in %d", ks[ki].name, bits, in);
-                }
-                cases++;
-                free(yref), free(sa), free(yf), free(bound), free(ys), free(yv), free(yd);
-                free(buf), free(buf2), free(x);
-                free_layer(&L);
+                if (groups[gi] > in && groups[gi] != in) continue;
+                cs[ncs].bits = bits_list[bi], cs[ncs].in = in, cs[ncs].group = groups[gi];
+                cs[ncs].out = outs[(ii + gi) % 3], cs[ncs].rows = rows_list[(bi + ii + gi) % 4];
+                cs[ncs++].perm = (ii + bi) % 2;
             }
+    /* decode rows wider than 12288 (8 bits: 8192) run in tiles of 2 weight rows on AVX-512: 7 rows leave one to
+       the single-row kernel; a partial chunk and a partial superblock end each row */
+    for (int bi = 0; bi < 7; bi++)
+        for (int gi = 0; gi < 3; gi++)
+            for (int perm = 0; perm < 2; perm++) {
+                const int in = 12288 + 9 * 32 + 5, groups[3] = {32, 96, in};
+                cs[ncs].bits = bits_list[bi], cs[ncs].in = in, cs[ncs].group = groups[gi];
+                cs[ncs].out = 7, cs[ncs].rows = 1, cs[ncs++].perm = perm;
+            }
+    for (int ci = 0; ci < ncs; ci++) {
+        const int bits = cs[ci].bits, in = cs[ci].in, group = cs[ci].group, out = cs[ci].out;
+        const int rows = cs[ci].rows, perm = cs[ci].perm;
+        layer L = make_layer(bits, in, out, group, perm);
+        float *x = malloc((size_t)rows * in * sizeof(float));
+        for (int i = 0; i < rows * in; i++) x[i] = urand(-1.0f, 1.0f) * ((rnd() & 15) == 0 ? 8.0f : 1.0f);
+        if (in >= 64) x[5] = 0.0f; /* exact zeros and an all-zero chunk */
+        if (rows > 1 && in >= 64)
+            for (int j = 0; j < 32; j++) x[(size_t)in + (size_t)j] = 0.0f;
+        void *buf = scratch_for(in, rows), *buf2 = scratch_for(in, rows);
+        ptq_a8 a, a2;
+        ptq_a8_quantize(PTQ_ISA_SCALAR, &L.w, x, rows, buf, &a);
+        CHECK_MSG(check_quant(&L, x, rows, &a), "quantize bits %d in %d rows %d perm %d", bits, in, rows, perm);
+        const size_t n = (size_t)rows * (size_t)out;
+        double *yref = malloc(n * sizeof(double)), *sa = malloc(n * sizeof(double));
+        double *yf = malloc(n * sizeof(double)), *bound = malloc(n * sizeof(double));
+        float *ys = malloc(n * sizeof(float)), *yv = malloc(n * sizeof(float)), *yd = malloc(n * sizeof(float));
+        reference_a8(&L, &a, yref, sa);
+        ptq_qgemv_a8_scalar(&L.w, &a, ys, 0, out);
+        CHECK_MSG(within(ys, yref, sa, n, 1e-5, &worst_scalar), "scalar bits %d in %d out %d group %d rows %d",
+                  bits, in, out, group, rows);
+        reference_float(&L, x, rows, &a, yf, bound);
+        ptq_qgemm_a8_isa(PTQ_ISA_SCALAR, &L.w, x, rows, yd);
+        int okb = 1;
+        for (size_t i = 0; i < n; i++) okb &= fabs((double)yd[i] - yf[i]) <= bound[i];
+        CHECK_MSG(okb, "scalar call vs float bound bits %d in %d", bits, in);
+        for (int ki = 0; ki < nk; ki++) {
+            ptq_a8_quantize(ks[ki].isa, &L.w, x, rows, buf2, &a2);
+            int same = 1;
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < a.nsuper * 16; c++)
+                    for (int j = 0; j < 32; j++)
+                        same &= a2.q[(size_t)r * a2.ld + spec_pos(bits, c, j)] ==
+                                a.q[(size_t)r * a.ld + (size_t)(32 * c + j)];
+            same &= memcmp(a.d, a2.d, (size_t)rows * a.nsuper * 16 * sizeof(float)) == 0;
+            same &= memcmp(a.qsum, a2.qsum, (size_t)rows * a.nsuper * 16 * sizeof(int32_t)) == 0;
+            CHECK_MSG(same, "%s activation order bits %d in %d", ks[ki].name, bits, in);
+            for (size_t i = 0; i < n; i++) yv[i] = NAN;
+            ks[ki].fn(&L.w, &a2, yv, 0, out);
+            double *ysd = malloc(n * sizeof(double));
+            for (size_t i = 0; i < n; i++) ysd[i] = ys[i];
+            CHECK_MSG(within(yv, ysd, sa, n, 2e-5, &worst_simd), "%s bits %d in %d out %d group %d rows %d",
+                      ks[ki].name, bits, in, out, group, rows);
+            free(ysd);
+            ptq_qgemm_a8_isa(ks[ki].isa, &L.w, x, rows, yd);
+            okb = 1;
+            for (size_t i = 0; i < n; i++) okb &= fabs((double)yd[i] - yf[i]) <= bound[i];
+            CHECK_MSG(okb, "%s call vs float bound bits %d in %d", ks[ki].name, bits, in);
+        }
+        cases++;
+        free(yref), free(sa), free(yf), free(bound), free(ys), free(yv), free(yd);
+        free(buf), free(buf2), free(x);
+        free_layer(&L);
+    }
     fprintf(stderr, "test_qgemv_a8: %d cases x %d SIMD kernels, worst |scalar - ref| / sum|terms| %.2e, |simd - scalar| %.2e\n",
             cases, nk, worst_scalar, worst_simd);
 }

@@ -72,6 +72,24 @@ static inline void ptq_a8_prefetch_super(const ptq_qweight *w, int o, int c0, in
     }
 }
 
+/* The same for stream i of a decode tile of O weight rows o .. o+O-1 (read side by side, qgemv_a8_avx512.c):
+ * each stream fetches PTQ_A8_PREFETCH / O bytes ahead in its own row, and past the row's end in row i + O,
+ * which the next tile reads at the same place (the rows right after this row belong to this tile's other
+ * streams, already being read). cb: code bytes per chunk; shift: ptq_a8_group_shift(cpg). */
+static inline void ptq_a8_prefetch_tile(const ptq_qweight *w, int o, int i, int O, size_t cb, int c0, int sb, int cpg,
+                                        int shift) {
+    const size_t rb = w->row_bytes;
+    size_t row = (size_t)(o + i), off = (size_t)c0 * cb + (size_t)PTQ_A8_PREFETCH / (size_t)O;
+    while (off >= rb) off -= rb, row += (size_t)O;
+    const char *p = (const char *)(w->codes + row * rb + off);
+    for (size_t l = 0; l < (size_t)PTQ_A8_SUPER * cb; l += 64) __builtin_prefetch(p + l, 0, 3);
+    if (sb % 2 == 0) {
+        const size_t g = row * (size_t)w->n_groups + (size_t)ptq_a8_group_of((int)(off / cb), cpg, shift);
+        __builtin_prefetch(w->scales + g, 0, 3);
+        if (w->zeros) __builtin_prefetch(w->zeros + g, 0, 3);
+    }
+}
+
 /* Whether the int8-activation kernels run for isa on this CPU (AVX-512 needs VNNI too; AVX2 takes
  * AVX-VNNI where the CPU has it, else vpmaddubsw). */
 int ptq_a8_supported(ptq_isa isa);

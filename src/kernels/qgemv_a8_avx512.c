@@ -37,13 +37,15 @@
 #define UNROLL_BLOCKS _Pragma("GCC unroll 8")
 #endif
 #define MAXR 4
-#ifndef DO
-/* Weight rows per decode tile. Measured (2 threads, AMD Zen 5): 4 rows per tile ran W8/W4 1.3-2x faster
- * with the weights in cache, but 20-40% slower when they stream from memory (each call on a new copy,
- * as in a model's decode step), and still slower with the software prefetch (W4 g32: 37-49% of the read
- * bandwidth against 58-73%); 2 or 3 bits ran out of registers: one row at a time. */
-#define DO(B) 1
-#endif
+/* Weight rows per decode tile: two rows read side by side share each load of activation codes (each row's
+ * stream prefetched on its own: ptq_a8_prefetch_tile). That pays only on wide rows, where the activation codes
+ * of a row (in bytes) no longer sit comfortably in L1 beside the streaming weights. Measured with the weights
+ * streaming from memory (2 threads, AMD Zen 5, a new copy of the weights per call, best of 6-8 alternating
+ * rounds in one process, two phases of the host's speed): 8 bits 4096x14336 +28-74%, 4096x11008 +15-50%;
+ * 4 bits 4096x14336 +11-20%, W6/W2/W3 there +20-35%; 4096x11008 at 4 bits and every row up to 5632 wide
+ * (TinyLlama's shapes, heads of 2048) even or slower (W4 2048x2048 -5 to -30%), so they stay one row at a
+ * time. Four rows per tile measured no better than two. */
+static int decode_tile_rows(int B, int in) { return in > (B == 8 ? 8192 : 12288) ? 2 : 1; }
 #define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
 
 /* The codes of one block (64 bytes; 96 for 3 bits) as NV 64-byte vectors of unsigned codes, in the
@@ -159,7 +161,7 @@ INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, int g
 
 /* Weight rows o .. o+O-1 against the R activation rows r0 .. r0+R-1 of a (R * O <= 4). Each block of
  * codes is unpacked once for the R activation rows, each block of activation codes loaded once for
- * the O weight rows (decode: O = 4, R = 1). The blocks of a superblock are unrolled, so the
+ * the O weight rows (decode: O = 1 or 2, R = 1). The blocks of a superblock are unrolled, so the
  * accumulators stay in registers. */
 INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight *w, const ptq_a8 *a,
                         const __m512i *lane_idx, __m512i gidx, float *y, int o, int r0) {
@@ -179,8 +181,9 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
         const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
         const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
         __m512 sc[MAXR]; /* s * d of every (weight row, activation row) pair, t = i * R + r */
-        if (R == 1)
-            for (int i = 0; i < O; i++) ptq_a8_prefetch_super(w, o + i, c0, g0, sb);
+        if (R == 1 && O == 1) ptq_a8_prefetch_super(w, o, c0, g0, sb);
+        if (R == 1 && O > 1)
+            for (int i = 0; i < O; i++) ptq_a8_prefetch_tile(w, o, i, O, cb, c0, sb, cpg, gshift);
 #pragma GCC unroll 4
         for (int i = 0; i < O; i++) {
             __m512 s;
@@ -254,9 +257,10 @@ INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float 
         for (int k = 0; k < 16; k++) t[k] = k / cpg;
         gidx = _mm512_loadu_si512(t);
     }
-    if (a->rows == 1) { /* decode: DO weight rows would share each load of activation codes */
+    if (a->rows == 1) { /* decode */
+        const int tile = decode_tile_rows(B, w->in);
         int o = o0;
-        for (; o + DO(B) <= o1; o += DO(B)) tile_kernel(B, 1, DO(B), w, a, lane_idx, gidx, y, o, 0);
+        for (; tile == 2 && o + 2 <= o1; o += 2) tile_kernel(B, 1, 2, w, a, lane_idx, gidx, y, o, 0);
         for (; o < o1; o++) tile_kernel(B, 1, 1, w, a, lane_idx, gidx, y, o, 0);
         return;
     }
