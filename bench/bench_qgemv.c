@@ -25,12 +25,15 @@
  * --thp: the weight copies advised for transparent huge pages (madvise), to see what TLB misses cost.
  * --sym: symmetric weights, no zero points stored (every one 2^(bits-1), read from one shared row: qweight.h).
  * --shape OUTxIN (with --decode): that one shape instead of the two above (e.g. 5632x2048, TinyLlama's gate/up).
+ * --decode also times "stream": the same bytes read in the kernels' order and prefetch with no arithmetic (AVX2),
+ * the most this layout and access pattern can stream here; a kernel's GB/s over it is how much of that it keeps.
  * On a machine shared with other busy processes run it with OMP_WAIT_POLICY=passive.
  *
  * The table goes to stdout; with --json it goes to stderr and stdout gets one JSON object.
  */
 #define _DEFAULT_SOURCE /* madvise */
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -183,9 +186,44 @@ static void free_qset(qset *qs) {
 
 /* The int8-activation GEMV (qgemv_a8.h), timed beside the paths of ptq_qgemm_path_isa. */
 #define PATH_A8 ((ptq_qgemm_path)100)
+/* No arithmetic: the same bytes read in the same order as the decode GEMV (codes and scales of each weight row, zero
+ * points if stored, rows split into contiguous halves between the threads, the kernels' prefetch at each 512-column
+ * superblock): the most a kernel could stream with this layout and access pattern on this machine. */
+#define PATH_STREAM ((ptq_qgemm_path)101)
+
+__attribute__((target("avx2"))) static uint64_t stream_rows_avx2(const ptq_qweight *w, int o0, int o1) {
+    __m256i acc = _mm256_setzero_si256();
+    const size_t sb = (size_t)PTQ_A8_SUPER * 4u * (size_t)w->bits; /* code bytes of a superblock */
+    for (int o = o0; o < o1; o++) {
+        const uint8_t *p = w->codes + (size_t)o * w->row_bytes;
+        for (size_t b = 0, s = 0; b < w->row_bytes; b += 32) {
+            if (b % sb == 0) ptq_a8_prefetch_super(w, o, (int)(b / (4u * (size_t)w->bits)), 0, (int)s++);
+            if (b + 32 <= w->row_bytes) acc = _mm256_add_epi64(acc, _mm256_loadu_si256((const __m256i *)(p + b)));
+        }
+        const uint8_t *sc = (const uint8_t *)(w->scales + (size_t)o * (size_t)w->n_groups);
+        for (size_t b = 0; b + 32 <= 2u * (size_t)w->n_groups; b += 32)
+            acc = _mm256_add_epi64(acc, _mm256_loadu_si256((const __m256i *)(sc + b)));
+        if (w->zeros)
+            for (size_t b = 0; b + 32 <= (size_t)w->n_groups; b += 32)
+                acc = _mm256_add_epi64(acc, _mm256_loadu_si256((const __m256i *)(w->zeros + (size_t)o * w->n_groups + b)));
+    }
+    uint64_t t[4];
+    _mm256_storeu_si256((__m256i *)t, acc);
+    return t[0] + t[1] + t[2] + t[3];
+}
+
+static void stream_read(const ptq_qweight *w, float *y) {
+#pragma omp parallel
+    {
+        const int T = omp_get_num_threads(), t = omp_get_thread_num();
+        const int o0 = (int)((long)w->out * t / T), o1 = (int)((long)w->out * (t + 1) / T);
+        y[o0 < w->out ? o0 : 0] = (float)stream_rows_avx2(w, o0, o1); /* keeps the reads */
+    }
+}
 
 static void run_path(ptq_qgemm_path path, ptq_isa isa, const ptq_qweight *w, const float *x, int rows, float *y) {
     if (path == PATH_A8) ptq_qgemm_a8_isa(isa, w, x, rows, y);
+    else if (path == PATH_STREAM) stream_read(w, y);
     else ptq_qgemm_path_isa(path, isa, w, x, rows, y);
 }
 
@@ -359,6 +397,14 @@ static void bench_gemv(int out, int in) {
             rec(key, tf.cold_s / t.cold_s);
             snprintf(key, sizeof key, "gemv_%dx%d_%s_%s_hot_gbs", out, in, name, isan);
             rec(key, qs.bytes / t.hot_s / 1e9);
+        }
+        if (g_decode_only && __builtin_cpu_supports("avx2")) {
+            const timing t = time_pass(PATH_STREAM, PTQ_ISA_AVX2, &qs, x, 1, y);
+            const double gbs = qs.bytes / t.cold_s / 1e9;
+            fprintf(g_tab, "  %-8s %-11s %9.3f %9.2f %7.0f%% %9s %9.2f   (the same bytes, no arithmetic)\n",
+                    g_fmts[fi].name, "stream", t.cold_s * 1e3, gbs, 100.0 * gbs / g_bw, "", qs.bytes / t.hot_s / 1e9);
+            snprintf(key, sizeof key, "gemv_%dx%d_%s_stream_cold_gbs", out, in, g_fmts[fi].name);
+            rec(key, gbs);
         }
         free_qset(&qs);
     }
