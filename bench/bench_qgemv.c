@@ -25,6 +25,8 @@
  * --thp: the weight copies advised for transparent huge pages (madvise), to see what TLB misses cost.
  * --sym: symmetric weights, no zero points stored (every one 2^(bits-1), read from one shared row: qweight.h).
  * --shape OUTxIN (with --decode): that one shape instead of the two above (e.g. 5632x2048, TinyLlama's gate/up).
+ * --tiles [--shape OUTxIN] [--fmt NAME] [--sym]: the AVX-512 decode kernel with 1 and 2 weight rows per tile, the
+ * AVX-VNNI kernel and the plain read, alternated pass by pass in one process (docs/RESULTS.md §24).
  * --decode also times "stream": the same bytes read in the kernels' order and prefetch with no arithmetic (AVX2),
  * the most this layout and access pattern can stream here; a kernel's GB/s over it is how much of that it keeps.
  * On a machine shared with other busy processes run it with OMP_WAIT_POLICY=passive.
@@ -45,6 +47,7 @@
 
 #include "bench_common.h"
 #include "io/safetensors.h"
+#include "kernels/cpu.h"
 #include "kernels/membw.h"
 #include "kernels/qgemm_impl.h"
 #include "kernels/qgemv_a8.h"
@@ -412,6 +415,73 @@ static void bench_gemv(int out, int in) {
     free(y);
 }
 
+/* --tiles (with --decode): the AVX-512 decode kernel with one and with two weight rows per tile, the AVX-VNNI
+ * kernel and the plain read ("stream"), alternated pass by pass in one process for TILE_ROUNDS rounds, the best
+ * pass of each reported: on a host whose speed moves between phases, kernels compared in separate passes minutes
+ * apart (the table above) can differ by the phase alone. Rows split into contiguous halves between threads. */
+#define TILE_ROUNDS 8
+static int g_tiles;
+
+static void tile_call(int v, const ptq_qweight *w, const ptq_a8 *a, float *y) {
+    if (v == 3) {
+        stream_read(w, y);
+        return;
+    }
+#pragma omp parallel
+    {
+        const int T = omp_get_num_threads(), t = omp_get_thread_num();
+        const int o0 = (int)((long)w->out * t / T) & ~1, o1 = t == T - 1 ? w->out : (int)((long)w->out * (t + 1) / T) & ~1;
+        if (v == 2) ptq_qgemv_a8_avxvnni(w, a, y, o0, o1);
+        else ptq_qgemv_a8_avx512_tiled(w, a, y, o0, o1, v + 1);
+    }
+}
+
+static void bench_tiles(int out, int in) {
+    fprintf(g_tab, "\n== decode GEMV %d x %d, kernels alternated pass by pass (best of %d), GB/s ==\n", out, in,
+            TILE_ROUNDS);
+    const char *names[4] = {"avx512 1 row", "avx512 2 rows", "avx-vnni", "stream"};
+    fprintf(g_tab, "  %-8s %14s %14s %14s %14s\n", "weights", names[0], names[1], names[2], names[3]);
+    float *x = big_alloc(sizeof(float) * (size_t)in), *y = big_alloc(sizeof(float) * (size_t)out);
+    if (!x || !y) oom();
+    fill_floats(x, (size_t)in, 3);
+    const int have_vnni = ptq_cpu_has(PTQ_CPU_AVXVNNI);
+    for (int fi = 0; fi < N_FMTS; fi++) {
+        if (!fmt_on(fi)) continue;
+        qset qs;
+        const int group = g_fmts[fi].group ? g_fmts[fi].group : in;
+        if (make_qset(&qs, g_fmts[fi].bits, out, in, group, 1000) != 0) oom();
+        void *buf = aligned_alloc(64, (ptq_a8_scratch_bytes(in, 1) + 63) / 64 * 64);
+        if (!buf) oom();
+        ptq_a8 a;
+        ptq_a8_quantize(PTQ_ISA_AVX512, &qs.w[0], x, 1, buf, &a);
+        double best[4] = {1e30, 1e30, 1e30, 1e30};
+        for (int r = 0; r < TILE_ROUNDS; r++)
+            for (int v = 0; v < 4; v++) {
+                if (v == 2 && !have_vnni) continue;
+                const double t0 = now_s();
+                for (int c = 0; c < qs.ncopies; c++) tile_call(v, &qs.w[c], &a, y);
+                const double dt = (now_s() - t0) / qs.ncopies;
+                if (dt < best[v]) best[v] = dt;
+            }
+        char key[96];
+        fprintf(g_tab, "  %-8s", g_fmts[fi].name);
+        for (int v = 0; v < 4; v++) {
+            if (v == 2 && !have_vnni) {
+                fprintf(g_tab, " %14s", "-");
+                continue;
+            }
+            fprintf(g_tab, " %14.2f", qs.bytes / best[v] / 1e9);
+            snprintf(key, sizeof key, "tiles_%dx%d_%s_%d_gbs", out, in, g_fmts[fi].name, v);
+            rec(key, qs.bytes / best[v] / 1e9);
+        }
+        fprintf(g_tab, "   (load %.2f)\n", loadavg());
+        free(buf);
+        free_qset(&qs);
+    }
+    free(x);
+    free(y);
+}
+
 /* 64 input rows: sgemm against both tiled strategies; then the GEMV/tiled crossover in rows. */
 static int g_gemm_rows = 64; /* --rows N */
 
@@ -509,6 +579,8 @@ int main(int argc, char **argv) {
             g_decode_only = 1, do_gemm = 0;
         else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc && atoi(argv[i + 1]) >= 1)
             g_gemm_rows = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--tiles") == 0)
+            g_tiles = 1, g_decode_only = 1, do_gemm = 0;
         else if (strcmp(argv[i], "--thp") == 0)
             g_thp = 1;
         else if (strcmp(argv[i], "--sym") == 0)
@@ -519,7 +591,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--fmt") == 0 && i + 1 < argc)
             g_only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME] [--thp] [--sym] [--shape OUTxIN]\n"
+            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME] [--thp] [--sym] [--shape OUTxIN] [--tiles]\n"
                             "       env PTQ_ISA=scalar|avx2|avx512 measures that ISA only\n");
             return 2;
         }
@@ -575,6 +647,17 @@ int main(int argc, char **argv) {
     }
     const int shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 14336}};
     const int decode_shapes[2][2] = {{4096, 14336}, {14336, 4096}}; /* the issue's: FFN down and up */
+    if (g_tiles) {
+        if (!ptq_a8_supported(PTQ_ISA_AVX512)) {
+            fprintf(stderr, "bench_qgemv --tiles: needs AVX-512 VNNI\n");
+            return 2;
+        }
+        if (g_shape[0]) bench_tiles(g_shape[0], g_shape[1]);
+        else
+            for (int si = 0; si < 2; si++) bench_tiles(decode_shapes[si][0], decode_shapes[si][1]);
+        if (json) bench_print_json(&g_res, stdout);
+        return 0;
+    }
     if (g_decode_only && g_shape[0]) {
         bench_gemv(g_shape[0], g_shape[1]);
         if (json) bench_print_json(&g_res, stdout);

@@ -184,8 +184,8 @@ static void test_shapes(void) {
                 cs[ncs].out = outs[(ii + gi) % 3], cs[ncs].rows = rows_list[(bi + ii + gi) % 4];
                 cs[ncs++].perm = (ii + bi) % 2;
             }
-    /* decode rows wider than 12288 (8 bits: 8192) run in tiles of 2 weight rows on AVX-512: 7 rows leave one to
-       the single-row kernel; a partial chunk and a partial superblock end each row */
+    /* decode rows wider than 12288 (8 bits: 2048, 6 bits: 8192) run in tiles of 2 weight rows on AVX-512: 7 rows
+       leave one to the single-row kernel; a partial chunk and a partial superblock end each row */
     for (int bi = 0; bi < 7; bi++)
         for (int gi = 0; gi < 3; gi++)
             for (int perm = 0; perm < 2; perm++) {
@@ -241,6 +241,15 @@ static void test_shapes(void) {
             okb = 1;
             for (size_t i = 0; i < n; i++) okb &= fabs((double)yd[i] - yf[i]) <= bound[i];
             CHECK_MSG(okb, "%s call vs float bound bits %d in %d", ks[ki].name, bits, in);
+        }
+        if (rows == 1 && ptq_a8_supported(PTQ_ISA_AVX512)) { /* decode tiles: the same outputs bit for bit */
+            float *y1 = malloc(n * sizeof(float)), *y2 = malloc(n * sizeof(float));
+            ptq_a8_quantize(PTQ_ISA_AVX512, &L.w, x, rows, buf2, &a2);
+            ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y1, 0, out, 1);
+            ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y2, 0, out, 2);
+            CHECK_MSG(memcmp(y1, y2, n * sizeof(float)) == 0, "tiles of 1 and 2 rows differ: bits %d in %d out %d", bits,
+                      in, out);
+            free(y1), free(y2);
         }
         cases++;
         free(yref), free(sa), free(yf), free(bound), free(ys), free(yv), free(yd);

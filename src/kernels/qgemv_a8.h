@@ -113,6 +113,9 @@ void ptq_a8_quant_rows_avx2(const ptq_qweight *w, const float *x, int rows, ptq_
 /* y[r][o] for o in [o0, o1), every row of a (single-threaded). */
 void ptq_qgemv_a8_scalar(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
 void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
+/* The same with the decode tile forced (1 or 2 weight rows side by side; 0: the kernel's choice by row width),
+ * for tests and bench_qgemv --tiles: every tile gives the same outputs bit for bit. */
+void ptq_qgemv_a8_avx512_tiled(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1, int tile);
 /* AVX2 (vpmaddubsw) and AVX-VNNI (vpdpbusd on ymm): the same activation order as AVX-512. */
 void ptq_qgemv_a8_avx2(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
 void ptq_qgemv_a8_avxvnni(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);

@@ -38,14 +38,15 @@
 #endif
 #define MAXR 4
 /* Weight rows per decode tile: two rows read side by side share each load of activation codes (each row's
- * stream prefetched on its own: ptq_a8_prefetch_tile). That pays only on wide rows, where the activation codes
- * of a row (in bytes) no longer sit comfortably in L1 beside the streaming weights. Measured with the weights
- * streaming from memory (2 threads, AMD Zen 5, a new copy of the weights per call, best of 6-8 alternating
- * rounds in one process, two phases of the host's speed): 8 bits 4096x14336 +28-74%, 4096x11008 +15-50%;
- * 4 bits 4096x14336 +11-20%, W6/W2/W3 there +20-35%; 4096x11008 at 4 bits and every row up to 5632 wide
- * (TinyLlama's shapes, heads of 2048) even or slower (W4 2048x2048 -5 to -30%), so they stay one row at a
- * time. Four rows per tile measured no better than two. */
-static int decode_tile_rows(int B, int in) { return in > (B == 8 ? 8192 : 12288) ? 2 : 1; }
+ * stream prefetched on its own: ptq_a8_prefetch_tile). That pays where a row's activation codes (one byte per
+ * column) are large beside the streaming weights in L1, the more so the fewer instructions a weight byte costs.
+ * `bench_qgemv --tiles --sym` (kernels alternated pass by pass, best of 8; AMD Zen 5, 2 threads; docs/RESULTS.md
+ * §24), GB/s of one row against two: 8 bits 4096x14336 36.3 -> 54.2, 14336x4096 37.6-40.7 -> 48.0-48.8,
+ * 4096x11008 40.6 -> 48.6, 2048x5632 36.3-46.5 -> 44.5-49.1, but 2048x2048 39.0-39.7 -> 35.9-37.9; 6 bits
+ * 4096x14336 21.5 -> 31.4, 4096x11008 22.1 -> 30.8, 14336x4096 29.9 -> 30.9; 4 bits 4096x14336 36.3 -> 45.4,
+ * but 4096x11008 36.3 -> 31.0 and 14336x4096 42.1 -> 38.5; 3 bits 4096x14336 17.2 -> 20.0, 14336x4096 20.6 ->
+ * 18.6. Four rows per tile measured no better than two. */
+static int decode_tile_rows(int B, int in) { return in > (B == 8 ? 2048 : B == 6 ? 8192 : 12288) ? 2 : 1; }
 #define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
 
 /* The codes of one block (64 bytes; 96 for 3 bits) as NV 64-byte vectors of unsigned codes, in the
@@ -241,7 +242,7 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
         }
 }
 
-INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1, int tile_req) {
     /* lane m of block k of a superblock takes the scale of chunk CPB k + m / (16 / CPB) */
     const int CPB = B == 8 ? 2 : (B >= 4 ? 4 : 8);
     __m512i lane_idx[8];
@@ -258,7 +259,7 @@ INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float 
         gidx = _mm512_loadu_si512(t);
     }
     if (a->rows == 1) { /* decode */
-        const int tile = decode_tile_rows(B, w->in);
+        const int tile = tile_req == 1 || tile_req == 2 ? tile_req : decode_tile_rows(B, w->in);
         int o = o0;
         for (; tile == 2 && o + 2 <= o1; o += 2) tile_kernel(B, 1, 2, w, a, lane_idx, gidx, y, o, 0);
         for (; o < o1; o++) tile_kernel(B, 1, 1, w, a, lane_idx, gidx, y, o, 0);
@@ -277,17 +278,21 @@ INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float 
     }
 }
 
-void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+void ptq_qgemv_a8_avx512_tiled(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1, int tile) {
     switch (w->bits) {
-    case 2: gemv_bits(2, w, a, y, o0, o1); break;
-    case 3: gemv_bits(3, w, a, y, o0, o1); break;
-    case 4: gemv_bits(4, w, a, y, o0, o1); break;
-    case 5: gemv_bits(5, w, a, y, o0, o1); break;
-    case 6: gemv_bits(6, w, a, y, o0, o1); break;
-    case 7: gemv_bits(7, w, a, y, o0, o1); break;
-    case 8: gemv_bits(8, w, a, y, o0, o1); break;
+    case 2: gemv_bits(2, w, a, y, o0, o1, tile); break;
+    case 3: gemv_bits(3, w, a, y, o0, o1, tile); break;
+    case 4: gemv_bits(4, w, a, y, o0, o1, tile); break;
+    case 5: gemv_bits(5, w, a, y, o0, o1, tile); break;
+    case 6: gemv_bits(6, w, a, y, o0, o1, tile); break;
+    case 7: gemv_bits(7, w, a, y, o0, o1, tile); break;
+    case 8: gemv_bits(8, w, a, y, o0, o1, tile); break;
     default: break;
     }
+}
+
+void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+    ptq_qgemv_a8_avx512_tiled(w, a, y, o0, o1, 0);
 }
 
 /* Activation quantization, bit for bit the scalar one (qgemv_a8.c): the same float operations
