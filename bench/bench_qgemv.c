@@ -196,11 +196,13 @@ static void free_qset(qset *qs) {
 
 __attribute__((target("avx2"))) static uint64_t stream_rows_avx2(const ptq_qweight *w, int o0, int o1) {
     __m256i acc = _mm256_setzero_si256();
-    const size_t sb = (size_t)PTQ_A8_SUPER * 4u * (size_t)w->bits; /* code bytes of a superblock */
+    const size_t cb = 4u * (size_t)w->bits, sb = (size_t)PTQ_A8_SUPER * cb; /* code bytes of a chunk, superblock */
+    const int nch = (int)(w->row_bytes / cb), cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
     for (int o = o0; o < o1; o++) {
         const uint8_t *p = w->codes + (size_t)o * w->row_bytes;
         for (size_t b = 0, s = 0; b < w->row_bytes; b += 32) {
-            if (b % sb == 0) ptq_a8_prefetch_super(w, o, (int)(b / (4u * (size_t)w->bits)), 0, (int)s++);
+            const int c0 = (int)(b / cb); /* as the kernels: the superblock's first chunk and its group */
+            if (b % sb == 0) ptq_a8_prefetch_super(w, o, c0, c0 / cpg, (int)s++);
             if (b + 32 <= w->row_bytes) acc = _mm256_add_epi64(acc, _mm256_loadu_si256((const __m256i *)(p + b)));
         }
         const uint8_t *sc = (const uint8_t *)(w->scales + (size_t)o * (size_t)w->n_groups);
