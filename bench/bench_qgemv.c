@@ -25,10 +25,11 @@
  * --thp: the weight copies advised for transparent huge pages (madvise), to see what TLB misses cost.
  * --sym: symmetric weights, no zero points stored (every one 2^(bits-1), read from one shared row: qweight.h).
  * --shape OUTxIN (with --decode): that one shape instead of the two above (e.g. 5632x2048, TinyLlama's gate/up).
- * --tiles [--shape OUTxIN] [--fmt NAME] [--sym]: the AVX-512 decode kernel with 1 and 2 weight rows per tile, the
- * AVX-VNNI kernel and the plain read, alternated pass by pass in one process (docs/RESULTS.md §24).
- * --decode also times "stream": the same bytes read in the kernels' order and prefetch with no arithmetic (AVX2),
- * the most this layout and access pattern can stream here; a kernel's GB/s over it is how much of that it keeps.
+ * --tiles [--shape OUTxIN] [--fmt NAME] [--sym]: the AVX-512 decode kernel reading its rows one at a time, in
+ * adjacent pairs and in pairs from the two halves of each thread's rows, the AVX-VNNI kernel and the plain read,
+ * alternated pass by pass in one process (docs/RESULTS.md §25).
+ * --decode also times "stream": the same bytes read one row at a time with the kernels' prefetch and no arithmetic
+ * (AVX2): what that access pattern streams here (the kernels' split order can stream more).
  * On a machine shared with other busy processes run it with OMP_WAIT_POLICY=passive.
  *
  * The table goes to stdout; with --json it goes to stderr and stdout gets one JSON object.
@@ -200,10 +201,12 @@ __attribute__((target("avx2"))) static uint64_t stream_rows_avx2(const ptq_qweig
     const int nch = (int)(w->row_bytes / cb), cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
     for (int o = o0; o < o1; o++) {
         const uint8_t *p = w->codes + (size_t)o * w->row_bytes;
-        for (size_t b = 0, s = 0; b < w->row_bytes; b += 32) {
-            const int c0 = (int)(b / cb); /* as the kernels: the superblock's first chunk and its group */
-            if (b % sb == 0) ptq_a8_prefetch_super(w, o, c0, c0 / cpg, (int)s++);
-            if (b + 32 <= w->row_bytes) acc = _mm256_add_epi64(acc, _mm256_loadu_si256((const __m256i *)(p + b)));
+        for (size_t s = 0; s * sb < w->row_bytes; s++) { /* as the kernels: prefetch at each superblock */
+            const int c0 = (int)s * PTQ_A8_SUPER;
+            ptq_a8_prefetch_super(w, o, c0, c0 / cpg, (int)s);
+            const size_t end = (s + 1) * sb < w->row_bytes ? (s + 1) * sb : w->row_bytes;
+            for (size_t b = s * sb; b + 32 <= end; b += 32)
+                acc = _mm256_add_epi64(acc, _mm256_loadu_si256((const __m256i *)(p + b)));
         }
         const uint8_t *sc = (const uint8_t *)(w->scales + (size_t)o * (size_t)w->n_groups);
         for (size_t b = 0; b + 32 <= 2u * (size_t)w->n_groups; b += 32)
@@ -417,15 +420,16 @@ static void bench_gemv(int out, int in) {
     free(y);
 }
 
-/* --tiles (with --decode): the AVX-512 decode kernel with one and with two weight rows per tile, the AVX-VNNI
- * kernel and the plain read ("stream"), alternated pass by pass in one process for TILE_ROUNDS rounds, the best
+/* --tiles (with --decode): the AVX-512 decode kernel in its three row orders (one row at a time, adjacent pairs,
+ * pairs from the two halves of a thread's rows: qgemv_a8_avx512.c), the AVX-VNNI kernel and the plain read
+ * ("stream", one row at a time), alternated pass by pass in one process for TILE_ROUNDS rounds, the best
  * pass of each reported: on a host whose speed moves between phases, kernels compared in separate passes minutes
  * apart (the table above) can differ by the phase alone. Rows split into contiguous halves between threads. */
 #define TILE_ROUNDS 8
 static int g_tiles;
 
 static void tile_call(int v, const ptq_qweight *w, const ptq_a8 *a, float *y) {
-    if (v == 3) {
+    if (v == 4) {
         stream_read(w, y);
         return;
     }
@@ -433,7 +437,7 @@ static void tile_call(int v, const ptq_qweight *w, const ptq_a8 *a, float *y) {
     {
         const int T = omp_get_num_threads(), t = omp_get_thread_num();
         const int o0 = (int)((long)w->out * t / T) & ~1, o1 = t == T - 1 ? w->out : (int)((long)w->out * (t + 1) / T) & ~1;
-        if (v == 2) ptq_qgemv_a8_avxvnni(w, a, y, o0, o1);
+        if (v == 3) ptq_qgemv_a8_avxvnni(w, a, y, o0, o1);
         else ptq_qgemv_a8_avx512_tiled(w, a, y, o0, o1, v + 1);
     }
 }
@@ -441,8 +445,8 @@ static void tile_call(int v, const ptq_qweight *w, const ptq_a8 *a, float *y) {
 static void bench_tiles(int out, int in) {
     fprintf(g_tab, "\n== decode GEMV %d x %d, kernels alternated pass by pass (best of %d), GB/s ==\n", out, in,
             TILE_ROUNDS);
-    const char *names[4] = {"avx512 1 row", "avx512 2 rows", "avx-vnni", "stream"};
-    fprintf(g_tab, "  %-8s %14s %14s %14s %14s\n", "weights", names[0], names[1], names[2], names[3]);
+    const char *names[5] = {"avx512 1 row", "avx512 pair", "avx512 split", "avx-vnni", "stream"};
+    fprintf(g_tab, "  %-8s %14s %14s %14s %14s %14s\n", "weights", names[0], names[1], names[2], names[3], names[4]);
     float *x = big_alloc(sizeof(float) * (size_t)in), *y = big_alloc(sizeof(float) * (size_t)out);
     if (!x || !y) oom();
     fill_floats(x, (size_t)in, 3);
@@ -456,10 +460,10 @@ static void bench_tiles(int out, int in) {
         if (!buf) oom();
         ptq_a8 a;
         ptq_a8_quantize(PTQ_ISA_AVX512, &qs.w[0], x, 1, buf, &a);
-        double best[4] = {1e30, 1e30, 1e30, 1e30};
+        double best[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
         for (int r = 0; r < TILE_ROUNDS; r++)
-            for (int v = 0; v < 4; v++) {
-                if (v == 2 && !have_vnni) continue;
+            for (int v = 0; v < 5; v++) {
+                if (v == 3 && !have_vnni) continue;
                 const double t0 = now_s();
                 for (int c = 0; c < qs.ncopies; c++) tile_call(v, &qs.w[c], &a, y);
                 const double dt = (now_s() - t0) / qs.ncopies;
@@ -467,8 +471,8 @@ static void bench_tiles(int out, int in) {
             }
         char key[96];
         fprintf(g_tab, "  %-8s", g_fmts[fi].name);
-        for (int v = 0; v < 4; v++) {
-            if (v == 2 && !have_vnni) {
+        for (int v = 0; v < 5; v++) {
+            if (v == 3 && !have_vnni) {
                 fprintf(g_tab, " %14s", "-");
                 continue;
             }

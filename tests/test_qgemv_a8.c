@@ -246,9 +246,20 @@ static void test_shapes(void) {
             float *y1 = malloc(n * sizeof(float)), *y2 = malloc(n * sizeof(float));
             ptq_a8_quantize(PTQ_ISA_AVX512, &L.w, x, rows, buf2, &a2);
             ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y1, 0, out, 1);
-            ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y2, 0, out, 2);
-            CHECK_MSG(memcmp(y1, y2, n * sizeof(float)) == 0, "tiles of 1 and 2 rows differ: bits %d in %d out %d", bits,
-                      in, out);
+            for (int tile = 2; tile <= 3; tile++) { /* whole, and in two calls split at an odd row */
+                for (size_t i = 0; i < n; i++) y2[i] = NAN;
+                ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y2, 0, out, tile);
+                CHECK_MSG(memcmp(y1, y2, n * sizeof(float)) == 0, "tile %d differs from 1 row: bits %d in %d out %d",
+                          tile, bits, in, out);
+                const int k = out / 2 | 1;
+                for (size_t i = 0; i < n; i++) y2[i] = NAN;
+                ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y2, 0, k < out ? k : out, tile);
+                int untouched = 1; /* a call writes its own rows only */
+                for (int o = k; o < out; o++) untouched &= isnan(y2[o]);
+                if (k < out) ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y2, k, out, tile);
+                CHECK_MSG(untouched && memcmp(y1, y2, n * sizeof(float)) == 0,
+                          "tile %d in two calls differs: bits %d in %d out %d", tile, bits, in, out);
+            }
             free(y1), free(y2);
         }
         cases++;

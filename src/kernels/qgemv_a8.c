@@ -1,6 +1,7 @@
 /* Int8-activation GEMV (see qgemv_a8.h): activation quantization, the scalar reference kernel and the
  * threaded dispatcher. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +11,7 @@
 #include "kernels/qgemm_impl.h"
 #include "kernels/qgemv_a8.h"
 
-#define GEMV_BLOCK 16          /* weight rows per OpenMP work item */
+#define GEMV_ALIGN 16          /* thread shares of a weight's rows start at multiples of this */
 #define PAR_MIN_WORK (1 << 18) /* below this many multiply-adds, stay on one thread */
 
 int ptq_a8_supported(ptq_isa isa) {
@@ -151,35 +152,33 @@ int ptq_a8_can_share(ptq_isa isa, const ptq_qweight *a, const ptq_qweight *b) {
     return a->perm && b->perm && memcmp(a->perm, b->perm, (size_t)a->in * sizeof *a->perm) == 0;
 }
 
-/* The kernel that runs w's GEMV for isa. Where the CPU has both, the 256-bit AVX-VNNI kernel ran 4-bit weights
- * 5-12% faster than the AVX-512 one on rows up to 5632 wide, and the AVX-512 one 12% faster on 14336-wide rows;
- * other widths were even or mixed (AMD Zen 5, weights streaming from memory: `bench_qgemv --decode --shape
- * OUTxIN`, docs/RESULTS.md §23). Both read the same activation order. */
-#define PTQ_A8_YMM_MAX_IN 8192
-static a8_fn gemv_kernel(ptq_isa isa, const ptq_qweight *w) {
-    if (isa == PTQ_ISA_AVX512 && w->bits == 4 && w->in <= PTQ_A8_YMM_MAX_IN && ptq_cpu_has(PTQ_CPU_AVXVNNI))
-        return ptq_qgemv_a8_avxvnni;
-    return kernel_of(isa);
+/* Row r of the split of out rows into T contiguous ranges (r = 0 .. T), at multiples of GEMV_ALIGN rows so that no
+ * two threads write the same cache line of y. */
+static int split_row(int out, int r, int T) {
+    if (r >= T) return out;
+    const long b = (long)out * r / T / GEMV_ALIGN * GEMV_ALIGN;
+    return (int)b;
 }
 
-/* Work items of GEMV_BLOCK rows over all n weights, in order; one parallel region for all. */
+/* All the rows of all n weights in one parallel region: each thread takes its contiguous share of every weight
+ * in turn, in one kernel call per weight (the decode kernels read a call's rows as two far-apart streams:
+ * qgemv_a8_avx512.c). No barrier between the weights. */
 static void gemv_many(ptq_isa isa, const ptq_qweight *const *ws, int n, const ptq_a8 *a, float *const *ys) {
-    int first[PTQ_A8_MULTI + 1] = {0}; /* first work item of each weight */
-    a8_fn fn[PTQ_A8_MULTI];
+    const a8_fn fn = kernel_of(isa);
     double work = 0.0;
+    int rows = 0;
     for (int i = 0; i < n; i++) {
-        first[i + 1] = first[i] + (ws[i]->out + GEMV_BLOCK - 1) / GEMV_BLOCK;
         work += (double)ws[i]->out * (double)ws[i]->in * (double)a->rows;
-        fn[i] = gemv_kernel(isa, ws[i]);
+        rows += ws[i]->out;
     }
-    const int nblk = first[n], par = work >= PAR_MIN_WORK && nblk > 1;
-#pragma omp parallel for schedule(static) if (par)
-    for (int b = 0; b < nblk; b++) {
-        int i = 0;
-        while (b >= first[i + 1]) i++;
-        const int o0 = (b - first[i]) * GEMV_BLOCK;
-        const int o1 = o0 + GEMV_BLOCK < ws[i]->out ? o0 + GEMV_BLOCK : ws[i]->out;
-        fn[i](ws[i], a, ys[i], o0, o1);
+    const int par = work >= PAR_MIN_WORK && rows > GEMV_ALIGN;
+#pragma omp parallel if (par)
+    {
+        const int T = omp_get_num_threads(), t = omp_get_thread_num();
+        for (int i = 0; i < n; i++) {
+            const int o0 = split_row(ws[i]->out, t, T), o1 = split_row(ws[i]->out, t + 1, T);
+            if (o0 < o1) fn(ws[i], a, ys[i], o0, o1);
+        }
     }
 }
 

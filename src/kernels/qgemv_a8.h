@@ -55,12 +55,16 @@ static inline int ptq_a8_group_of(int c, int cpg, int shift) { return shift >= 0
 
 /* Decode streams each weight byte once, from memory: the kernels fetch PTQ_A8_PREFETCH bytes ahead in
  * the codes (and as far ahead in the scales and zero points), at the start of each superblock of
- * weight row o. The hardware prefetcher alone left the AVX-512 W4 g32 GEMV at 57-62% of the read
- * bandwidth on 4096x14336; with this, 72-77% (bench_qgemv --decode, load 1.1-1.5). Rows are
+ * weight row o. On 4096x14336 W4 g32 (AMD Zen 5, 2 threads) the AVX-512 kernel reading one row at a
+ * time streams 47 GB/s with it and about 30 without (docs/RESULTS.md §25). Rows are
  * contiguous, so near the end of a row this fetches the next one; past the last row it is harmless
  * (a prefetch never faults). */
 #define PTQ_A8_PREFETCH 4096
-static inline void ptq_a8_prefetch_super(const ptq_qweight *w, int o, int c0, int g0, int sb) {
+/* always_inline: a function whose only effects are prefetches counts as pure for GCC 12's interprocedural
+ * analysis, and a call to it that was not inlined early is deleted as dead code (the AVX2 kernels and the
+ * AVX-512 single-row tile lost every prefetch that way until the attribute). */
+#define PTQ_A8_PREFETCH_FN static inline __attribute__((always_inline)) void
+PTQ_A8_PREFETCH_FN ptq_a8_prefetch_super(const ptq_qweight *w, int o, int c0, int g0, int sb) {
     const size_t code_bytes = (size_t)PTQ_A8_SUPER * 4u * (size_t)w->bits; /* of one superblock */
     const char *p = (const char *)(w->codes + (size_t)o * w->row_bytes + (size_t)c0 * 4u * (size_t)w->bits);
     for (size_t l = 0; l < code_bytes; l += 64) __builtin_prefetch(p + PTQ_A8_PREFETCH + l, 0, 3);
@@ -76,11 +80,11 @@ static inline void ptq_a8_prefetch_super(const ptq_qweight *w, int o, int c0, in
  * each stream fetches PTQ_A8_PREFETCH / O bytes ahead in its own row, and past the row's end in row i + O,
  * which the next tile reads at the same place (the rows right after this row belong to this tile's other
  * streams, already being read). cb: code bytes per chunk; shift: ptq_a8_group_shift(cpg). */
-static inline void ptq_a8_prefetch_tile(const ptq_qweight *w, int o, int i, int O, size_t cb, int c0, int sb, int cpg,
+PTQ_A8_PREFETCH_FN ptq_a8_prefetch_tile(const ptq_qweight *w, int o, int next, int O, size_t cb, int c0, int sb, int cpg,
                                         int shift) {
     const size_t rb = w->row_bytes;
-    size_t row = (size_t)(o + i), off = (size_t)c0 * cb + (size_t)PTQ_A8_PREFETCH / (size_t)O;
-    while (off >= rb) off -= rb, row += (size_t)O;
+    size_t row = (size_t)o, off = (size_t)c0 * cb + (size_t)PTQ_A8_PREFETCH / (size_t)O;
+    while (off >= rb) off -= rb, row += (size_t)next;
     const char *p = (const char *)(w->codes + row * rb + off);
     for (size_t l = 0; l < (size_t)PTQ_A8_SUPER * cb; l += 64) __builtin_prefetch(p + l, 0, 3);
     if (sb % 2 == 0) {
@@ -113,8 +117,9 @@ void ptq_a8_quant_rows_avx2(const ptq_qweight *w, const float *x, int rows, ptq_
 /* y[r][o] for o in [o0, o1), every row of a (single-threaded). */
 void ptq_qgemv_a8_scalar(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
 void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);
-/* The same with the decode tile forced (1 or 2 weight rows side by side; 0: the kernel's choice by row width),
- * for tests and bench_qgemv --tiles: every tile gives the same outputs bit for bit. */
+/* The same with the decode tile forced (1: one row at a time, 2: two adjacent rows side by side, 3: two rows from
+ * the two halves of [o0, o1) side by side; 0: the kernel's choice), for tests and bench_qgemv --tiles: every tile
+ * gives the same outputs bit for bit. */
 void ptq_qgemv_a8_avx512_tiled(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1, int tile);
 /* AVX2 (vpmaddubsw) and AVX-VNNI (vpdpbusd on ymm): the same activation order as AVX-512. */
 void ptq_qgemv_a8_avx2(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1);

@@ -37,16 +37,21 @@
 #define UNROLL_BLOCKS _Pragma("GCC unroll 8")
 #endif
 #define MAXR 4
-/* Weight rows per decode tile: two rows read side by side share each load of activation codes (each row's
- * stream prefetched on its own: ptq_a8_prefetch_tile). That pays where a row's activation codes (one byte per
- * column) are large beside the streaming weights in L1, the more so the fewer instructions a weight byte costs.
- * `bench_qgemv --tiles --sym` (kernels alternated pass by pass, best of 8; AMD Zen 5, 2 threads; docs/RESULTS.md
- * §24), GB/s of one row against two: 8 bits 4096x14336 36.3 -> 54.2, 14336x4096 37.6-40.7 -> 48.0-48.8,
- * 4096x11008 40.6 -> 48.6, 2048x5632 36.3-46.5 -> 44.5-49.1, but 2048x2048 39.0-39.7 -> 35.9-37.9; 6 bits
- * 4096x14336 21.5 -> 31.4, 4096x11008 22.1 -> 30.8, 14336x4096 29.9 -> 30.9; 4 bits 4096x14336 36.3 -> 45.4,
- * but 4096x11008 36.3 -> 31.0 and 14336x4096 42.1 -> 38.5; 3 bits 4096x14336 17.2 -> 20.0, 14336x4096 20.6 ->
- * 18.6. Four rows per tile measured no better than two. */
-static int decode_tile_rows(int B, int in) { return in > (B == 8 ? 2048 : B == 6 ? 8192 : 12288) ? 2 : 1; }
+/* How a decode call reads its rows [o0, o1) (bench_qgemv --tiles: the kernels alternated pass by pass, best of 8,
+ * AMD Zen 5, 2 threads, 4096x14336 ... 2048x2048; docs/RESULTS.md §25):
+ *   TILE_ONE   one row at a time, front to back;
+ *   TILE_PAIR  two adjacent rows side by side (one load of activation codes serves both);
+ *   TILE_SPLIT two rows side by side, one from each half of [o0, o1): two far-apart streams, each long and
+ *              sequential, that the hardware prefetcher follows better than one (each stream also prefetched
+ *              in software: ptq_a8_prefetch_tile).
+ * GB/s, one row / pair / split: W4 g32 4096x14336 47 / 55 / 53, 14336x4096 47 / 40 / 55, 2048x2048 41 / 37 / 49;
+ * W8 g32 4096x14336 40 / 56 / 55, 2048x2048 39 / 42 / 49; W3 g32 14336x4096 40 / 32 / 45; W2 g32 14336x4096
+ * 44 / 28 / 42; W4 g128 14336x4096 44 / 41 / 39. */
+enum { TILE_ONE = 1, TILE_PAIR = 2, TILE_SPLIT = 3 };
+static int decode_tile(const ptq_qweight *w) {
+    if (w->bits == 2 || w->group != PTQ_QCHUNK) return TILE_ONE;
+    return w->bits == 8 && w->in > 2048 ? TILE_PAIR : TILE_SPLIT;
+}
 #define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
 
 /* The codes of one block (64 bytes; 96 for 3 bits) as NV 64-byte vectors of unsigned codes, in the
@@ -130,12 +135,18 @@ INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
 }
 
 /* The scales (as float) and zero points (as int32) of weight row o for the n chunks of the superblock
- * starting at chunk c0, one lane per chunk (lanes >= n are 0). */
-INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, int g0, int g1, __m512i gidx, __m512 *s,
-                      __m512i *z) {
+ * starting at chunk c0, one lane per chunk (lanes >= n are 0). WHOLE: the caller knows cpg == 1 and n == 16
+ * (group 32, a whole superblock: two plain loads). */
+INLINE void sb_scales(const int WHOLE, const ptq_qweight *w, int o, int c0, int n, int cpg, int g0, int g1,
+                      __m512i gidx, __m512 *s, __m512i *z) {
     const int ng = w->n_groups;
     const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
     const uint8_t *zr = ptq_qweight_zeros_of(w, o);
+    if (WHOLE) {
+        *s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sr + c0)));
+        *z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(zr + c0)));
+        return;
+    }
     const __mmask16 m = (__mmask16)((1u << n) - 1u);
     if (cpg == 1) {
         *s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr + c0));
@@ -160,36 +171,35 @@ INLINE void sb_scales(const ptq_qweight *w, int o, int c0, int n, int cpg, int g
     }
 }
 
-/* Weight rows o .. o+O-1 against the R activation rows r0 .. r0+R-1 of a (R * O <= 4). Each block of
- * codes is unpacked once for the R activation rows, each block of activation codes loaded once for
- * the O weight rows (decode: O = 1 or 2, R = 1). The blocks of a superblock are unrolled, so the
- * accumulators stay in registers. */
-INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight *w, const ptq_a8 *a,
-                        const __m512i *lane_idx, __m512i gidx, float *y, int o, int r0) {
+/* Superblocks sb0 .. sb1-1 of a tile (below), into its accumulators. WHOLE: they are whole (16 chunks in the
+ * row: no partial block, no bound checks) and their groups single chunks (cpg == 1, group 32), so nothing is
+ * decided per superblock: the loop over a row's whole superblocks at group 32, by far the common case (1.4-2x
+ * faster in L2 than the general form on 4096x14336 W4). Every other superblock takes the general form
+ * (WHOLE = 0); both give the same bits. */
+INLINE void tile_supers(const int B, const int R, const int O, const int WHOLE, const ptq_qweight *w, const ptq_a8 *a,
+                        const __m512i *lane_idx, __m512i gidx, int o, int rs, int r0, int sb0, int sb1,
+                        __m512 acc[MAXR][2], __m512 zacc[MAXR]) {
     const int CPB = B == 8 ? 2 : (B >= 4 ? 4 : 8); /* chunks per block */
     const int NV = B == 8 ? 1 : (B >= 4 ? 2 : 4);  /* 64-byte code vectors per block */
     const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
     const int nch = a->nchunks;
-    const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch;
+    const int cpg = WHOLE ? 1 : (w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch);
     const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
     const int gshift = ptq_a8_group_shift(cpg);
     const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
-    __m512 acc[MAXR][2], zacc[MAXR];
-#pragma GCC unroll 4
-    for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm512_setzero_ps();
-    for (int sb = 0; sb < a->nsuper; sb++) {
+    for (int sb = sb0; sb < sb1; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
-        const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
+        const int n = WHOLE || nch - c0 >= PTQ_A8_SUPER ? PTQ_A8_SUPER : nch - c0;
         const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
         __m512 sc[MAXR]; /* s * d of every (weight row, activation row) pair, t = i * R + r */
         if (R == 1 && O == 1) ptq_a8_prefetch_super(w, o, c0, g0, sb);
         if (R == 1 && O > 1)
-            for (int i = 0; i < O; i++) ptq_a8_prefetch_tile(w, o, i, O, cb, c0, sb, cpg, gshift);
+            for (int i = 0; i < O; i++) ptq_a8_prefetch_tile(w, o + i * rs, rs == 1 ? O : 1, O, cb, c0, sb, cpg, gshift);
 #pragma GCC unroll 4
         for (int i = 0; i < O; i++) {
             __m512 s;
             __m512i z;
-            sb_scales(w, o + i, c0, n, cpg, g0, g1, gidx, &s, &z);
+            sb_scales(WHOLE, w, o + i * rs, c0, n, cpg, g0, g1, gidx, &s, &z);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const size_t ro = (size_t)(r0 + r) * nc + (size_t)c0;
@@ -200,14 +210,14 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
         }
         UNROLL_BLOCKS
         for (int k = 0; k < PTQ_A8_SUPER / CPB; k++) {
-            if (k * CPB >= n) break;
+            if (!WHOLE && k * CPB >= n) break;
             const int cb0 = c0 + k * CPB;
             __m512i v[MAXR][4];
 #pragma GCC unroll 4
             for (int i = 0; i < O; i++) {
-                const uint8_t *p = codes + (size_t)i * w->row_bytes + (size_t)cb0 * cb;
+                const uint8_t *p = codes + (size_t)(i * rs) * w->row_bytes + (size_t)cb0 * cb;
                 _Alignas(64) uint8_t tail[128];
-                if (nch - cb0 < CPB) { /* partial block: the rest of the row, zero-padded */
+                if (!WHOLE && nch - cb0 < CPB) { /* partial block: the rest of the row, zero-padded */
                     memset(tail, 0, sizeof tail);
                     memcpy(tail, p, (size_t)(nch - cb0) * cb);
                     p = tail;
@@ -232,12 +242,26 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
             }
         }
     }
+}
+
+/* Weight rows o + i rs (i < O) against the R activation rows r0 .. r0+R-1 of a (R * O <= 4). Each block of
+ * codes is unpacked once for the R activation rows, each block of activation codes loaded once for
+ * the O weight rows (decode: O = 1 or 2, R = 1). The blocks of a superblock are unrolled, so the
+ * accumulators stay in registers. */
+INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight *w, const ptq_a8 *a,
+                        const __m512i *lane_idx, __m512i gidx, float *y, int o, int rs, int r0) {
+    __m512 acc[MAXR][2], zacc[MAXR];
+#pragma GCC unroll 4
+    for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm512_setzero_ps();
+    const int whole = w->group == PTQ_QCHUNK ? a->nchunks / PTQ_A8_SUPER : 0;
+    tile_supers(B, R, O, 1, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    tile_supers(B, R, O, 0, w, a, lane_idx, gidx, o, rs, r0, whole, a->nsuper, acc, zacc);
 #pragma GCC unroll 4
     for (int i = 0; i < O; i++)
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const int t = i * R + r;
-            y[(size_t)(r0 + r) * (size_t)w->out + (size_t)(o + i)] =
+            y[(size_t)(r0 + r) * (size_t)w->out + (size_t)(o + i * rs)] =
                 _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(acc[t][0], acc[t][1]), zacc[t]));
         }
 }
@@ -259,20 +283,25 @@ INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float 
         gidx = _mm512_loadu_si512(t);
     }
     if (a->rows == 1) { /* decode */
-        const int tile = tile_req == 1 || tile_req == 2 ? tile_req : decode_tile_rows(B, w->in);
+        const int tile = tile_req >= TILE_ONE && tile_req <= TILE_SPLIT ? tile_req : decode_tile(w);
         int o = o0;
-        for (; tile == 2 && o + 2 <= o1; o += 2) tile_kernel(B, 1, 2, w, a, lane_idx, gidx, y, o, 0);
-        for (; o < o1; o++) tile_kernel(B, 1, 1, w, a, lane_idx, gidx, y, o, 0);
+        if (tile == TILE_SPLIT) { /* rows o0 + j and o0 + h + j together; an odd last row alone */
+            const int h = (o1 - o0) / 2;
+            for (; o < o0 + h; o++) tile_kernel(B, 1, 2, w, a, lane_idx, gidx, y, o, h, 0);
+            o += h;
+        }
+        for (; tile == TILE_PAIR && o + 2 <= o1; o += 2) tile_kernel(B, 1, 2, w, a, lane_idx, gidx, y, o, 1, 0);
+        for (; o < o1; o++) tile_kernel(B, 1, 1, w, a, lane_idx, gidx, y, o, 1, 0);
         return;
     }
     /* activation rows outermost: their 4 rows stay in L1 while the (few) weight rows of [o0, o1) pass */
     for (int r0 = 0; r0 < a->rows;) {
         const int left = a->rows - r0;
         for (int o = o0; o < o1; o++) switch (left >= 4 ? 4 : left) {
-            case 1: tile_kernel(B, 1, 1, w, a, lane_idx, gidx, y, o, r0); break;
-            case 2: tile_kernel(B, 2, 1, w, a, lane_idx, gidx, y, o, r0); break;
-            case 3: tile_kernel(B, 3, 1, w, a, lane_idx, gidx, y, o, r0); break;
-            default: tile_kernel(B, 4, 1, w, a, lane_idx, gidx, y, o, r0); break;
+            case 1: tile_kernel(B, 1, 1, w, a, lane_idx, gidx, y, o, 1, r0); break;
+            case 2: tile_kernel(B, 2, 1, w, a, lane_idx, gidx, y, o, 1, r0); break;
+            case 3: tile_kernel(B, 3, 1, w, a, lane_idx, gidx, y, o, 1, r0); break;
+            default: tile_kernel(B, 4, 1, w, a, lane_idx, gidx, y, o, 1, r0); break;
             }
         r0 += left >= 4 ? 4 : left;
     }
