@@ -172,7 +172,7 @@ static void test_shapes(void) {
     int cases = 0;
     struct {
         int bits, in, group, out, rows, perm;
-    } cs[7 * 6 * 5 + 7 * 3 * 2];
+    } cs[7 * 6 * 5 + 7 * 6 * 2];
     int ncs = 0;
     for (int bi = 0; bi < 7; bi++)
         for (int ii = 0; ii < 6; ii++)
@@ -184,12 +184,12 @@ static void test_shapes(void) {
                 cs[ncs].out = outs[(ii + gi) % 3], cs[ncs].rows = rows_list[(bi + ii + gi) % 4];
                 cs[ncs++].perm = (ii + bi) % 2;
             }
-    /* decode rows wider than 12288 (8 bits: 2048, 6 bits: 8192) run in tiles of 2 weight rows on AVX-512: 7 rows
-       leave one to the single-row kernel; a partial chunk and a partial superblock end each row */
+    /* wide decode rows, read in every tile order below (7 rows: pairs leave one row alone); a partial chunk and a
+       partial superblock end each row; groups 32-256 take the kernels' whole-superblock loops */
     for (int bi = 0; bi < 7; bi++)
-        for (int gi = 0; gi < 3; gi++)
+        for (int gi = 0; gi < 6; gi++)
             for (int perm = 0; perm < 2; perm++) {
-                const int in = 12288 + 9 * 32 + 5, groups[3] = {32, 96, in};
+                const int in = 12288 + 9 * 32 + 5, groups[6] = {32, 96, in, 64, 128, 256};
                 cs[ncs].bits = bits_list[bi], cs[ncs].in = in, cs[ncs].group = groups[gi];
                 cs[ncs].out = 7, cs[ncs].rows = 1, cs[ncs++].perm = perm;
             }

@@ -45,12 +45,14 @@
  *              sequential, that the hardware prefetcher follows better than one (each stream also prefetched
  *              in software: ptq_a8_prefetch_tile).
  * GB/s, one row / pair / split: W4 g32 4096x14336 47 / 55 / 53, 14336x4096 47 / 40 / 55, 2048x2048 41 / 37 / 49;
- * W8 g32 4096x14336 40 / 56 / 55, 2048x2048 39 / 42 / 49; W3 g32 14336x4096 40 / 32 / 45; W2 g32 14336x4096
- * 44 / 28 / 42; W4 g128 14336x4096 44 / 41 / 39. */
+ * W4 g128 14336x4096 52 / 43 / 56; W8 g32 4096x14336 40 / 56 / 55, 2048x2048 39 / 42 / 49; W8 g128 4096x14336
+ * 39 / 48 / 54; W3 g32 14336x4096 40 / 32 / 45; W2 g32 14336x4096 44 / 28 / 42. Groups other than 32-256 (per
+ * channel, or straddling superblocks) run the general superblock form, whose split measured no better. */
 enum { TILE_ONE = 1, TILE_PAIR = 2, TILE_SPLIT = 3 };
 static int decode_tile(const ptq_qweight *w) {
-    if (w->bits == 2 || w->group != PTQ_QCHUNK) return TILE_ONE;
-    return w->bits == 8 && w->in > 2048 ? TILE_PAIR : TILE_SPLIT;
+    const int g = w->group;
+    if (w->bits == 2 || !(g == 32 || g == 64 || g == 128 || g == 256)) return TILE_ONE;
+    return w->bits == 8 && g == 32 && w->in > 2048 ? TILE_PAIR : TILE_SPLIT;
 }
 #define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
 
@@ -135,16 +137,40 @@ INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
 }
 
 /* The scales (as float) and zero points (as int32) of weight row o for the n chunks of the superblock
- * starting at chunk c0, one lane per chunk (lanes >= n are 0). WHOLE: the caller knows cpg == 1 and n == 16
- * (group 32, a whole superblock: two plain loads). */
+ * starting at chunk c0, one lane per chunk (lanes >= n are 0). WHOLE (1, 2, 4 or 8): the caller knows that
+ * cpg == WHOLE and n == 16 (a whole superblock of groups 32, 64, 128 or 256: plain loads of its 16 / cpg groups). */
 INLINE void sb_scales(const int WHOLE, const ptq_qweight *w, int o, int c0, int n, int cpg, int g0, int g1,
                       __m512i gidx, __m512 *s, __m512i *z) {
     const int ng = w->n_groups;
     const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
     const uint8_t *zr = ptq_qweight_zeros_of(w, o);
-    if (WHOLE) {
+    if (WHOLE == 1) {
         *s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sr + c0)));
         *z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(zr + c0)));
+        return;
+    }
+    if (WHOLE) { /* 16 / WHOLE groups from g0, spread over the chunks by gidx */
+        const uint16_t *sg = sr + g0;
+        const uint8_t *zg = zr + g0;
+        __m128i sv, zv;
+        if (WHOLE == 2) {
+            sv = _mm_loadu_si128((const __m128i *)sg);
+            zv = _mm_loadl_epi64((const __m128i *)zg);
+        } else if (WHOLE == 4) {
+            sv = _mm_loadl_epi64((const __m128i *)sg);
+            uint32_t z4;
+            memcpy(&z4, zg, 4);
+            zv = _mm_cvtsi32_si128((int)z4);
+        } else {
+            uint32_t s2;
+            uint16_t z2;
+            memcpy(&s2, sg, 4);
+            memcpy(&z2, zg, 2);
+            sv = _mm_cvtsi32_si128((int)s2);
+            zv = _mm_cvtsi32_si128(z2);
+        }
+        *s = _mm512_permutexvar_ps(gidx, _mm512_cvtph_ps(_mm256_castsi128_si256(sv)));
+        *z = _mm512_permutexvar_epi32(gidx, _mm512_cvtepu8_epi32(zv));
         return;
     }
     const __mmask16 m = (__mmask16)((1u << n) - 1u);
@@ -171,11 +197,10 @@ INLINE void sb_scales(const int WHOLE, const ptq_qweight *w, int o, int c0, int 
     }
 }
 
-/* Superblocks sb0 .. sb1-1 of a tile (below), into its accumulators. WHOLE: they are whole (16 chunks in the
- * row: no partial block, no bound checks) and their groups single chunks (cpg == 1, group 32), so nothing is
- * decided per superblock: the loop over a row's whole superblocks at group 32, by far the common case (1.4-2x
- * faster in L2 than the general form on 4096x14336 W4). Every other superblock takes the general form
- * (WHOLE = 0); both give the same bits. */
+/* Superblocks sb0 .. sb1-1 of a tile (below), into its accumulators. WHOLE (1, 2, 4 or 8): they are whole (16
+ * chunks in the row: no partial block, no bound checks) and their groups WHOLE chunks each (group 32 to 256), so
+ * nothing is decided per superblock: the loop over a row's whole superblocks (1.4-2x faster in L2 than the general
+ * form on 4096x14336 W4 g32). Every other superblock takes the general form (WHOLE = 0); both give the same bits. */
 INLINE void tile_supers(const int B, const int R, const int O, const int WHOLE, const ptq_qweight *w, const ptq_a8 *a,
                         const __m512i *lane_idx, __m512i gidx, int o, int rs, int r0, int sb0, int sb1,
                         __m512 acc[MAXR][2], __m512 zacc[MAXR]) {
@@ -183,7 +208,7 @@ INLINE void tile_supers(const int B, const int R, const int O, const int WHOLE, 
     const int NV = B == 8 ? 1 : (B >= 4 ? 2 : 4);  /* 64-byte code vectors per block */
     const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
     const int nch = a->nchunks;
-    const int cpg = WHOLE ? 1 : (w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch);
+    const int cpg = WHOLE ? WHOLE : (w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch);
     const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
     const int gshift = ptq_a8_group_shift(cpg);
     const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
@@ -253,8 +278,13 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
     __m512 acc[MAXR][2], zacc[MAXR];
 #pragma GCC unroll 4
     for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm512_setzero_ps();
-    const int whole = w->group == PTQ_QCHUNK ? a->nchunks / PTQ_A8_SUPER : 0;
-    tile_supers(B, R, O, 1, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : 0;
+    int whole = a->nchunks / PTQ_A8_SUPER; /* superblocks before the row's last, partial one */
+    if (cpg == 1) tile_supers(B, R, O, 1, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    else if (R == 1 && cpg == 2) tile_supers(B, R, O, 2, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    else if (R == 1 && cpg == 4) tile_supers(B, R, O, 4, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    else if (R == 1 && cpg == 8) tile_supers(B, R, O, 8, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    else whole = 0; /* (decode only: small batches keep the general form for groups over 32) */
     tile_supers(B, R, O, 0, w, a, lane_idx, gidx, o, rs, r0, whole, a->nsuper, acc, zacc);
 #pragma GCC unroll 4
     for (int i = 0; i < O; i++)
