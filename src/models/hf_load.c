@@ -51,6 +51,7 @@ ptq_status ptq_hf_read(ptq_model *m, const ptq_hf_src *src, const char *name, in
     float *buf = ptq_model_floats(m, n, name, err);
     if (!buf) return err->status ? err->status : PTQ_ERR_NOMEM;
     ptq_status s = ptq_st_read_f32(src->st, name, ndim, shape, buf, err);
+    ptq_mmap_drop(t->data, t->nbytes); /* converted: the file's pages need not stay resident beside the floats */
     if (s != PTQ_OK) return s;
     ptq_model_note_tensor(m, name, ptq_dtype_name(t->dtype), t->ndim < 4 ? t->ndim : 4, t->shape);
     *out = buf;
@@ -68,6 +69,7 @@ static ptq_status read_transposed(ptq_model *m, const ptq_hf_src *src, const cha
     float *tmp = ptq_alloc((size_t)in * (size_t)out, sizeof(float), name, err);
     if (!tmp) return err->status;
     ptq_status s = ptq_st_read_f32(src->st, name, 2, shape, tmp, err);
+    ptq_mmap_drop(t->data, t->nbytes);
     float *w = s == PTQ_OK ? ptq_model_floats(m, (size_t)in * (size_t)out, name, err) : NULL;
     if (s == PTQ_OK && !w) s = err->status ? err->status : PTQ_ERR_NOMEM;
     if (s == PTQ_OK) {
