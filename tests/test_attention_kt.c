@@ -2,9 +2,15 @@
  * ptq_attention_q gives over the same keys in rows (itself checked against PyTorch in test_backward), for
  * single-query decode steps and multi-query prefills, GQA, causal or not, with quantized probabilities, head
  * sizes with and without the AVX-512 path (a multiple of 16 or not); and the AVX-512 score and value loops equal
- * their scalar twins bit for bit on every length (tails of 1-15 keys). */
+ * their scalar twins bit for bit on every length (tails of 1-15 keys). Beyond 4096 keys each thread's probability
+ * row comes from one allocation: checked against a double-precision softmax written here, and, in a child process
+ * whose address space is capped, its failure must be PTQ_ERR_NOMEM with the output untouched (not a crash). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "kernels/cpu.h"
 #include "ops/ops.h"
@@ -53,8 +59,81 @@ static void check_pieces(void) {
         }
 }
 
+/* Long context: ptq_attention_q's rows against plain double-precision attention (non-causal, no GQA subtleties). */
+static void check_long(void) {
+    enum { NQ = 2, NKV = 5000, H = 2, HD = 16 };
+    const int qd = H * HD;
+    float *q = malloc(sizeof(float) * NQ * qd), *k = malloc(sizeof(float) * NKV * HD), *v = malloc(sizeof(float) * NKV * HD);
+    float *o = malloc(sizeof(float) * NQ * qd);
+    double *p = malloc(sizeof(double) * NKV);
+    fill(q, (size_t)NQ * qd, 21), fill(k, (size_t)NKV * HD, 22), fill(v, (size_t)NKV * HD, 23);
+    CHECK(ptq_attention_q(q, qd, k, HD, v, HD, o, qd, NQ, NKV, 0, H, 1, HD, 0, 0) == PTQ_OK);
+    double worst = 0;
+    for (int i = 0; i < NQ; i++)
+        for (int h = 0; h < H; h++) {
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j < NKV; j++) {
+                double d = 0;
+                for (int t = 0; t < HD; t++) d += (double)q[i * qd + h * HD + t] * k[j * HD + t];
+                p[j] = d / sqrt((double)HD);
+                if (p[j] > mx) mx = p[j];
+            }
+            for (int j = 0; j < NKV; j++) sum += p[j] = exp(p[j] - mx);
+            for (int t = 0; t < HD; t++) {
+                double r = 0;
+                for (int j = 0; j < NKV; j++) r += p[j] / sum * v[j * HD + t];
+                const double e = fabs(r - o[i * qd + h * HD + t]);
+                if (e > worst) worst = e;
+            }
+        }
+    CHECK_MSG(worst < 1e-5, "5000 keys: |ptq - double| = %.3g", worst);
+    free(q), free(k), free(v), free(o), free(p);
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+
+/* 200M keys need 800 MB of probability rows per thread; the child's address space is capped 256 MB above what it
+ * maps already, so the allocation fails and the call must say so. Causal with one query at position 0: only key 0
+ * is ever read, so the inputs are one row each. */
+static void check_nomem(void) {
+#ifdef UNDER_SANITIZER
+    fprintf(stderr, "test_attention_kt: the capped-memory case needs the plain allocator; not under a sanitizer\n");
+#else
+    const pid_t pid = fork();
+    if (pid == 0) {
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%ld", &pages) != 1) _exit(3);
+        fclose(f);
+        const rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
+        const struct rlimit rl = {cap, cap};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(4);
+        float q[16], k[16], v[16], o[16];
+        fill(q, 16, 31), fill(k, 16, 32), fill(v, 16, 33);
+        for (int t = 0; t < 16; t++) o[t] = 42.0f;
+        const ptq_status st = ptq_attention_q(q, 16, k, 16, v, 16, o, 16, 1, 200 * 1000 * 1000, 0, 1, 1, 16, 1, 0);
+        int untouched = 1;
+        for (int t = 0; t < 16; t++) untouched &= o[t] == 42.0f;
+        _exit(st == PTQ_ERR_NOMEM && untouched ? 0 : st == PTQ_OK ? 1 : 2);
+    }
+    int ws = 0;
+    CHECK(pid > 0 && waitpid(pid, &ws, 0) == pid);
+    CHECK_MSG(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+              "attention whose probability rows cannot be allocated: child %s %d (0: PTQ_ERR_NOMEM, output untouched)",
+              WIFEXITED(ws) ? "exit" : "signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
+#endif
+}
+
 int main(void) {
     check_pieces();
+    check_long();
+    check_nomem();
     const int hds[3] = {64, 16, 25};
     for (int h = 0; h < 3; h++)
         for (int causal = 0; causal < 2; causal++)

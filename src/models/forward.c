@@ -263,6 +263,11 @@ static ptq_status run_linears(const lin_ctx *lc, const ptq_lin_role *roles, int 
 }
 
 /* Attention sub-layer: h (normalised input) -> s->out (after the output projection). */
+static ptq_status attention_nomem(const lin_ctx *lc, int n_kv, ptq_error *err) {
+    return ptq_fail(err, PTQ_ERR_NOMEM, "%s: block %d attention over %d positions: out of memory for the probability rows",
+                    lc->m->path, lc->layer, n_kv);
+}
+
 static ptq_status attention_part(const lin_ctx *lc, scratch *s, const float *h, int n_seq, int T, int pos0,
                                  ptq_kv_cache *cache, ptq_error *err) {
     const ptq_model *m = lc->m;
@@ -307,13 +312,15 @@ static ptq_status attention_part(const lin_ctx *lc, scratch *s, const float *h, 
             for (int r = 0; r < kvd; r++) ckt[(size_t)r * ms + (size_t)(pos0 + i)] = k[(size_t)i * ks + (size_t)r];
             memcpy(cv + (size_t)(pos0 + i) * kvd, v + (size_t)i * vs, (size_t)kvd * sizeof(float));
         }
-        ptq_attention_kt(q, qs, ckt, ms, cv, kvd, s->att, qd, T, pos0 + T, pos0, c->n_heads, c->n_kv_heads,
-                         c->head_dim, c->causal, pbits);
+        if (ptq_attention_kt(q, qs, ckt, ms, cv, kvd, s->att, qd, T, pos0 + T, pos0, c->n_heads, c->n_kv_heads,
+                             c->head_dim, c->causal, pbits) != PTQ_OK)
+            return attention_nomem(lc, pos0 + T, err);
     } else {
         for (int b = 0; b < n_seq; b++) {
             size_t r0 = (size_t)b * T;
-            ptq_attention_q(q + r0 * qs, qs, k + r0 * ks, ks, v + r0 * vs, vs, s->att + r0 * qd, qd, T, T, 0,
-                            c->n_heads, c->n_kv_heads, c->head_dim, c->causal, pbits);
+            if (ptq_attention_q(q + r0 * qs, qs, k + r0 * ks, ks, v + r0 * vs, vs, s->att + r0 * qd, qd, T, T, 0,
+                                c->n_heads, c->n_kv_heads, c->head_dim, c->causal, pbits) != PTQ_OK)
+                return attention_nomem(lc, T, err);
         }
     }
     return run_linear(lc, PTQ_LIN_O, s->att, rows, s->out, err);

@@ -1,18 +1,19 @@
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "kernels/cpu.h"
 #include "ops/ops.h"
 
-void ptq_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
-                   int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal) {
-    ptq_attention_q(q, qs, k, ks, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, 0);
+ptq_status ptq_attention(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
+                         int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal) {
+    return ptq_attention_q(q, qs, k, ks, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, 0);
 }
 
-void ptq_attention_q(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
-                     int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
-                     int prob_bits) {
-    ptq_attention_impl(q, qs, k, ks, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal,
+ptq_status ptq_attention_q(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out,
+                           int os, int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
+                           int prob_bits) {
+    return ptq_attention_impl(q, qs, k, ks, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal,
                        prob_bits, NULL);
 }
 
@@ -68,7 +69,7 @@ typedef struct {
 
 #define ATT_STACK 4096 /* floats */
 
-static void attention(const float *q, int qs, key_store keys, const float *v, int vs, float *out, int os, int n_q,
+static ptq_status attention(const float *q, int qs, key_store keys, const float *v, int vs, float *out, int os, int n_q,
                       int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal, int prob_bits,
                       float *probs) {
     /* probabilities in [0, 1] on 2^b - 1 uniform steps: the min-max grid of a softmax output */
@@ -77,12 +78,15 @@ static void attention(const float *q, int qs, key_store keys, const float *v, in
     float scale = 1.0f / sqrtf((float)head_dim);
     /* AVX-512 twins of the column scores and the product with V: the same operations in the same order */
     const int wide = ptq_cpu_has(PTQ_CPU_AVX512F) && head_dim % 16 == 0;
-#pragma omp parallel
+    /* each thread's probability row: on its stack up to ATT_STACK keys (a decode step allocates nothing), else one
+       row per thread from one allocation made here, before any work, so that a failure is an error, not a crash */
+    const int nt = omp_get_max_threads();
+    float *heap = NULL;
+    if (!probs && n_kv > ATT_STACK && !(heap = malloc((size_t)nt * (size_t)n_kv * sizeof(float)))) return PTQ_ERR_NOMEM;
+#pragma omp parallel num_threads(nt)
     {
-        /* this thread's probability row: on the stack up to ATT_STACK keys (a decode step allocates nothing) */
         float stack_row[ATT_STACK];
-        float *heap = probs || n_kv <= ATT_STACK ? NULL : malloc((size_t)n_kv * sizeof(float));
-        float *scratch = probs ? NULL : (n_kv <= ATT_STACK ? stack_row : heap);
+        float *scratch = probs ? NULL : heap ? heap + (size_t)omp_get_thread_num() * (size_t)n_kv : stack_row;
 #pragma omp for collapse(2) schedule(dynamic, 4)
         for (int h = 0; h < n_heads; h++) {
             for (int i = 0; i < n_q; i++) {
@@ -120,21 +124,22 @@ static void attention(const float *q, int qs, key_store keys, const float *v, in
                 else ptq_attn_pv_scalar(p, vh, (size_t)vs, last + 1, head_dim, o);
             }
         }
-        free(heap);
     }
+    free(heap);
+    return PTQ_OK;
 }
 
-void ptq_attention_impl(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out, int os,
-                        int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
-                        int prob_bits, float *probs) {
+ptq_status ptq_attention_impl(const float *q, int qs, const float *k, int ks, const float *v, int vs, float *out,
+                              int os, int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
+                              int prob_bits, float *probs) {
     const key_store keys = {k, NULL, (size_t)ks, 0};
-    attention(q, qs, keys, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, prob_bits,
+    return attention(q, qs, keys, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, prob_bits,
               probs);
 }
 
-void ptq_attention_kt(const float *q, int qs, const float *kt, size_t ld, const float *v, int vs, float *out, int os,
-                      int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
-                      int prob_bits) {
+ptq_status ptq_attention_kt(const float *q, int qs, const float *kt, size_t ld, const float *v, int vs, float *out,
+                            int os, int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
+                            int prob_bits) {
     const key_store keys = {NULL, kt, 0, ld};
-    attention(q, qs, keys, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, prob_bits, NULL);
+    return attention(q, qs, keys, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, prob_bits, NULL);
 }
