@@ -323,7 +323,7 @@ typedef struct {
 
 static const qformat g_fmts[] = {{"W4g32", 4, 32}, {"W8pc", 8, 0},   {"W8g128", 8, 128}, {"W8g32", 8, 32},
                                  {"W3g32", 3, 32}, {"W2g32", 2, 32}, {"W4g128", 4, 128}, {"W5g32", 5, 32},
-                                 {"W6g32", 6, 32}, {"W7g32", 7, 32}};
+                                 {"W6g32", 6, 32}, {"W7g32", 7, 32}, {"W4pc", 4, 0}};
 #define N_FMTS ((int)(sizeof g_fmts / sizeof g_fmts[0]))
 static int g_decode_only;    /* --decode: the best float ISA and the a8 kernels only, the shapes */
 static int g_shape[2];       /* --shape OUTxIN: that shape instead of --decode's two */

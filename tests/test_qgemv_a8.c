@@ -172,7 +172,7 @@ static void test_shapes(void) {
     int cases = 0;
     struct {
         int bits, in, group, out, rows, perm;
-    } cs[7 * 6 * 5 + 7 * 6 * 2];
+    } cs[7 * 6 * 5 + 7 * 8 * 2];
     int ncs = 0;
     for (int bi = 0; bi < 7; bi++)
         for (int ii = 0; ii < 6; ii++)
@@ -185,11 +185,12 @@ static void test_shapes(void) {
                 cs[ncs++].perm = (ii + bi) % 2;
             }
     /* wide decode rows, read in every tile order below (7 rows: pairs leave one row alone); a partial chunk and a
-       partial superblock end each row; groups 32-256 take the kernels' whole-superblock loops */
+       partial superblock end each row; groups 32-256, per channel and multiples of 512 take the kernels'
+       whole-superblock loops */
     for (int bi = 0; bi < 7; bi++)
-        for (int gi = 0; gi < 6; gi++)
+        for (int gi = 0; gi < 8; gi++)
             for (int perm = 0; perm < 2; perm++) {
-                const int in = 12288 + 9 * 32 + 5, groups[6] = {32, 96, in, 64, 128, 256};
+                const int in = 12288 + 9 * 32 + 5, groups[8] = {32, 96, in, 64, 128, 256, 512, 1536};
                 cs[ncs].bits = bits_list[bi], cs[ncs].in = in, cs[ncs].group = groups[gi];
                 cs[ncs].out = 7, cs[ncs].rows = 1, cs[ncs++].perm = perm;
             }

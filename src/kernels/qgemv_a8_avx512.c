@@ -46,13 +46,20 @@
  *              in software: ptq_a8_prefetch_tile).
  * GB/s, one row / pair / split: W4 g32 4096x14336 47 / 55 / 53, 14336x4096 47 / 40 / 55, 2048x2048 41 / 37 / 49;
  * W4 g128 14336x4096 52 / 43 / 56; W8 g32 4096x14336 40 / 56 / 55, 2048x2048 39 / 42 / 49; W8 g128 4096x14336
- * 39 / 48 / 54; W3 g32 14336x4096 40 / 32 / 45; W2 g32 14336x4096 44 / 28 / 42. Groups other than 32-256 (per
- * channel, or straddling superblocks) run the general superblock form, whose split measured no better. */
+ * 39 / 48 / 54; W8 per channel 14336x4096 54 / 57 / 55, 2048x2048 53 / 40 / 55; W4 per channel 14336x4096 54 / 43 /
+ * 57; W3 g32 14336x4096 40 / 32 / 45; W2 g32 14336x4096 44 / 28 / 42. Groups that straddle the 512-column
+ * superblocks run the general superblock form, whose split measured no better. */
 enum { TILE_ONE = 1, TILE_PAIR = 2, TILE_SPLIT = 3 };
+/* The form of w's whole superblocks (tile_supers' WHOLE): 1, 2, 4 or 8 chunks per group; 16: each superblock inside
+ * one group (per channel, or groups of a multiple of 512 columns); 0: the general form. */
+static int whole_form(const ptq_qweight *w) {
+    const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : 0;
+    if (cpg == 1 || cpg == 2 || cpg == 4 || cpg == 8) return cpg;
+    return w->n_groups == 1 || (cpg > 0 && cpg % PTQ_A8_SUPER == 0) ? PTQ_A8_SUPER : 0;
+}
 static int decode_tile(const ptq_qweight *w) {
-    const int g = w->group;
-    if (w->bits == 2 || !(g == 32 || g == 64 || g == 128 || g == 256)) return TILE_ONE;
-    return w->bits == 8 && g == 32 && w->in > 2048 ? TILE_PAIR : TILE_SPLIT;
+    if (w->bits == 2 || !whole_form(w)) return TILE_ONE;
+    return w->bits == 8 && w->group == PTQ_QCHUNK && w->in > 2048 ? TILE_PAIR : TILE_SPLIT;
 }
 #define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
 
@@ -138,12 +145,18 @@ INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
 
 /* The scales (as float) and zero points (as int32) of weight row o for the n chunks of the superblock
  * starting at chunk c0, one lane per chunk (lanes >= n are 0). WHOLE (1, 2, 4 or 8): the caller knows that
- * cpg == WHOLE and n == 16 (a whole superblock of groups 32, 64, 128 or 256: plain loads of its 16 / cpg groups). */
+ * cpg == WHOLE and n == 16 (a whole superblock of groups 32, 64, 128 or 256: plain loads of its 16 / cpg groups);
+ * WHOLE 16: n == 16 and the superblock lies in group g0 (per channel, groups of multiples of 512: one broadcast). */
 INLINE void sb_scales(const int WHOLE, const ptq_qweight *w, int o, int c0, int n, int cpg, int g0, int g1,
                       __m512i gidx, __m512 *s, __m512i *z) {
     const int ng = w->n_groups;
     const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
     const uint8_t *zr = ptq_qweight_zeros_of(w, o);
+    if (WHOLE == 16) {
+        *s = _mm512_set1_ps(_cvtsh_ss(sr[g0]));
+        *z = _mm512_set1_epi32(zr[g0]);
+        return;
+    }
     if (WHOLE == 1) {
         *s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sr + c0)));
         *z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(zr + c0)));
@@ -198,7 +211,8 @@ INLINE void sb_scales(const int WHOLE, const ptq_qweight *w, int o, int c0, int 
 }
 
 /* Superblocks sb0 .. sb1-1 of a tile (below), into its accumulators. WHOLE (1, 2, 4 or 8): they are whole (16
- * chunks in the row: no partial block, no bound checks) and their groups WHOLE chunks each (group 32 to 256), so
+ * chunks in the row: no partial block, no bound checks) and their groups WHOLE chunks each (group 32 to 256); WHOLE
+ * 16: whole, each inside one group (per channel, or groups of a multiple of 512 columns); so
  * nothing is decided per superblock: the loop over a row's whole superblocks (1.4-2x faster in L2 than the general
  * form on 4096x14336 W4 g32). Every other superblock takes the general form (WHOLE = 0); both give the same bits. */
 INLINE void tile_supers(const int B, const int R, const int O, const int WHOLE, const ptq_qweight *w, const ptq_a8 *a,
@@ -208,14 +222,16 @@ INLINE void tile_supers(const int B, const int R, const int O, const int WHOLE, 
     const int NV = B == 8 ? 1 : (B >= 4 ? 2 : 4);  /* 64-byte code vectors per block */
     const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
     const int nch = a->nchunks;
-    const int cpg = WHOLE ? WHOLE : (w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch);
+    const int cpg = WHOLE && WHOLE < 16 ? WHOLE : (w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch);
+    const int one_group = w->n_groups == 1;
     const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
     const int gshift = ptq_a8_group_shift(cpg);
     const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
     for (int sb = sb0; sb < sb1; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
         const int n = WHOLE || nch - c0 >= PTQ_A8_SUPER ? PTQ_A8_SUPER : nch - c0;
-        const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
+        const int g0 = WHOLE == 16 && one_group ? 0 : ptq_a8_group_of(c0, cpg, gshift);
+        const int g1 = WHOLE == 16 ? g0 : ptq_a8_group_of(c0 + n - 1, cpg, gshift);
         __m512 sc[MAXR]; /* s * d of every (weight row, activation row) pair, t = i * R + r */
         if (R == 1 && O == 1) ptq_a8_prefetch_super(w, o, c0, g0, sb);
         if (R == 1 && O > 1)
@@ -278,13 +294,14 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
     __m512 acc[MAXR][2], zacc[MAXR];
 #pragma GCC unroll 4
     for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm512_setzero_ps();
-    const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : 0;
+    const int form = whole_form(w);
     int whole = a->nchunks / PTQ_A8_SUPER; /* superblocks before the row's last, partial one */
-    if (cpg == 1) tile_supers(B, R, O, 1, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
-    else if (R == 1 && cpg == 2) tile_supers(B, R, O, 2, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
-    else if (R == 1 && cpg == 4) tile_supers(B, R, O, 4, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
-    else if (R == 1 && cpg == 8) tile_supers(B, R, O, 8, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
-    else whole = 0; /* (decode only: small batches keep the general form for groups over 32) */
+    if (form == 1) tile_supers(B, R, O, 1, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    else if (R == 1 && form == 2) tile_supers(B, R, O, 2, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    else if (R == 1 && form == 4) tile_supers(B, R, O, 4, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    else if (R == 1 && form == 8) tile_supers(B, R, O, 8, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    else if (R == 1 && form == 16) tile_supers(B, R, O, 16, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
+    else whole = 0; /* (small batches keep the general form but for groups of 32) */
     tile_supers(B, R, O, 0, w, a, lane_idx, gidx, o, rs, r0, whole, a->nsuper, acc, zacc);
 #pragma GCC unroll 4
     for (int i = 0; i < O; i++)
