@@ -14,7 +14,7 @@ ptq_status ptq_attention_q(const float *q, int qs, const float *k, int ks, const
                            int os, int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
                            int prob_bits) {
     return ptq_attention_impl(q, qs, k, ks, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal,
-                       prob_bits, NULL);
+                              prob_bits, NULL);
 }
 
 /* Scores of one query against keys 0..n-1 in rows (key j's dimension d at k[j * ks + d]). Eight keys at a time:
@@ -69,9 +69,9 @@ typedef struct {
 
 #define ATT_STACK 4096 /* floats */
 
-static ptq_status attention(const float *q, int qs, key_store keys, const float *v, int vs, float *out, int os, int n_q,
-                      int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal, int prob_bits,
-                      float *probs) {
+static ptq_status attention(const float *q, int qs, key_store keys, const float *v, int vs, float *out, int os,
+                            int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
+                            int prob_bits, float *probs) {
     /* probabilities in [0, 1] on 2^b - 1 uniform steps: the min-max grid of a softmax output */
     float levels = prob_bits > 0 ? (float)((1 << prob_bits) - 1) : 0.0f;
     int group = n_heads / n_kv_heads;
@@ -134,12 +134,13 @@ ptq_status ptq_attention_impl(const float *q, int qs, const float *k, int ks, co
                               int prob_bits, float *probs) {
     const key_store keys = {k, NULL, (size_t)ks, 0};
     return attention(q, qs, keys, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, prob_bits,
-              probs);
+                     probs);
 }
 
 ptq_status ptq_attention_kt(const float *q, int qs, const float *kt, size_t ld, const float *v, int vs, float *out,
                             int os, int n_q, int n_kv, int q_pos0, int n_heads, int n_kv_heads, int head_dim, int causal,
                             int prob_bits) {
     const key_store keys = {NULL, kt, 0, ld};
-    return attention(q, qs, keys, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, prob_bits, NULL);
+    return attention(q, qs, keys, v, vs, out, os, n_q, n_kv, q_pos0, n_heads, n_kv_heads, head_dim, causal, prob_bits,
+                     NULL);
 }
