@@ -33,9 +33,14 @@
 /* The blocks of a superblock are unrolled so that k is a constant and the accumulators stay in registers.
  * GCC's UBSan instrumentation makes it drop that annotation with a warning (an error under -Werror), so
  * the sanitizer build goes without (its speed does not matter). */
-#ifdef __SANITIZE_ADDRESS__
+#if defined(__SANITIZE_ADDRESS__) /* GCC */
 #define UNROLL_BLOCKS
-#else
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang (the fuzz build: unrolled, this file compiled for 15 minutes there) */
+#define UNROLL_BLOCKS
+#endif
+#endif
+#ifndef UNROLL_BLOCKS
 #define UNROLL_BLOCKS _Pragma("GCC unroll 16")
 #endif
 #define MAXT 4 /* weight rows x activation rows per tile */

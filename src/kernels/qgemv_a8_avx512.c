@@ -31,9 +31,14 @@
 /* The blocks of a superblock are unrolled so that k is a constant and the accumulators stay in registers.
  * GCC's UBSan instrumentation makes it drop that annotation with a warning (an error under -Werror), so
  * the sanitizer build goes without (its speed does not matter). */
-#ifdef __SANITIZE_ADDRESS__
+#if defined(__SANITIZE_ADDRESS__) /* GCC */
 #define UNROLL_BLOCKS
-#else
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang (the fuzz build: unrolled, this file compiled for 15 minutes there) */
+#define UNROLL_BLOCKS
+#endif
+#endif
+#ifndef UNROLL_BLOCKS
 #define UNROLL_BLOCKS _Pragma("GCC unroll 8")
 #endif
 #define MAXR 4
@@ -50,12 +55,12 @@
  * 57; W3 g32 14336x4096 40 / 32 / 45; W2 g32 14336x4096 44 / 28 / 42. Groups that straddle the 512-column
  * superblocks run the general superblock form, whose split measured no better. */
 enum { TILE_ONE = 1, TILE_PAIR = 2, TILE_SPLIT = 3 };
-/* The form of w's whole superblocks (tile_supers' WHOLE): 1, 2, 4 or 8 chunks per group; 16: each superblock inside
- * one group (per channel, or groups of a multiple of 512 columns); 0: the general form. */
+/* The form of w's whole superblocks (tile_supers' WHOLE): 1, groups of 32 columns; 2, groups of 64, 128 or 256, or
+ * each superblock inside one group (per channel, or groups of a multiple of 512 columns); 0: the general form. */
 static int whole_form(const ptq_qweight *w) {
     const int cpg = w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : 0;
-    if (cpg == 1 || cpg == 2 || cpg == 4 || cpg == 8) return cpg;
-    return w->n_groups == 1 || (cpg > 0 && cpg % PTQ_A8_SUPER == 0) ? PTQ_A8_SUPER : 0;
+    if (cpg == 1) return 1;
+    return cpg == 2 || cpg == 4 || cpg == 8 || w->n_groups == 1 || (cpg > 0 && cpg % PTQ_A8_SUPER == 0) ? 2 : 0;
 }
 static int decode_tile(const ptq_qweight *w) {
     if (w->bits == 2 || !whole_form(w)) return TILE_ONE;
@@ -144,46 +149,23 @@ INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
 }
 
 /* The scales (as float) and zero points (as int32) of weight row o for the n chunks of the superblock
- * starting at chunk c0, one lane per chunk (lanes >= n are 0). WHOLE (1, 2, 4 or 8): the caller knows that
- * cpg == WHOLE and n == 16 (a whole superblock of groups 32, 64, 128 or 256: plain loads of its 16 / cpg groups);
- * WHOLE 16: n == 16 and the superblock lies in group g0 (per channel, groups of multiples of 512: one broadcast). */
+ * starting at chunk c0, one lane per chunk (lanes >= n are 0). WHOLE: the caller knows n == 16 and, for WHOLE 1,
+ * cpg == 1 (group 32: plain loads); for WHOLE 2, that the superblock holds the groups g0 .. g0 + popcount(gm) - 1
+ * whole (groups of 64, 128 or 256 columns; or one group, gm = 1: per channel, multiples of 512), spread over its
+ * chunks by gidx. */
 INLINE void sb_scales(const int WHOLE, const ptq_qweight *w, int o, int c0, int n, int cpg, int g0, int g1,
-                      __m512i gidx, __m512 *s, __m512i *z) {
+                      __mmask16 gm, __m512i gidx, __m512 *s, __m512i *z) {
     const int ng = w->n_groups;
     const uint16_t *sr = w->scales + (size_t)o * (size_t)ng;
     const uint8_t *zr = ptq_qweight_zeros_of(w, o);
-    if (WHOLE == 16) {
-        *s = _mm512_set1_ps(_cvtsh_ss(sr[g0]));
-        *z = _mm512_set1_epi32(zr[g0]);
-        return;
-    }
     if (WHOLE == 1) {
         *s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sr + c0)));
         *z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(zr + c0)));
         return;
     }
-    if (WHOLE) { /* 16 / WHOLE groups from g0, spread over the chunks by gidx */
-        const uint16_t *sg = sr + g0;
-        const uint8_t *zg = zr + g0;
-        __m128i sv, zv;
-        if (WHOLE == 2) {
-            sv = _mm_loadu_si128((const __m128i *)sg);
-            zv = _mm_loadl_epi64((const __m128i *)zg);
-        } else if (WHOLE == 4) {
-            sv = _mm_loadl_epi64((const __m128i *)sg);
-            uint32_t z4;
-            memcpy(&z4, zg, 4);
-            zv = _mm_cvtsi32_si128((int)z4);
-        } else {
-            uint32_t s2;
-            uint16_t z2;
-            memcpy(&s2, sg, 4);
-            memcpy(&z2, zg, 2);
-            sv = _mm_cvtsi32_si128((int)s2);
-            zv = _mm_cvtsi32_si128(z2);
-        }
-        *s = _mm512_permutexvar_ps(gidx, _mm512_cvtph_ps(_mm256_castsi128_si256(sv)));
-        *z = _mm512_permutexvar_epi32(gidx, _mm512_cvtepu8_epi32(zv));
+    if (WHOLE == 2) {
+        *s = _mm512_permutexvar_ps(gidx, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, sr + g0)));
+        *z = _mm512_permutexvar_epi32(gidx, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(gm, zr + g0)));
         return;
     }
     const __mmask16 m = (__mmask16)((1u << n) - 1u);
@@ -210,11 +192,10 @@ INLINE void sb_scales(const int WHOLE, const ptq_qweight *w, int o, int c0, int 
     }
 }
 
-/* Superblocks sb0 .. sb1-1 of a tile (below), into its accumulators. WHOLE (1, 2, 4 or 8): they are whole (16
- * chunks in the row: no partial block, no bound checks) and their groups WHOLE chunks each (group 32 to 256); WHOLE
- * 16: whole, each inside one group (per channel, or groups of a multiple of 512 columns); so
- * nothing is decided per superblock: the loop over a row's whole superblocks (1.4-2x faster in L2 than the general
- * form on 4096x14336 W4 g32). Every other superblock takes the general form (WHOLE = 0); both give the same bits. */
+/* Superblocks sb0 .. sb1-1 of a tile (below), into its accumulators. WHOLE (whole_form): they are whole (16 chunks
+ * in the row: no partial block, no bound checks) and hold whole groups (1: of 32 columns; 2: of 64-256, or lie in one
+ * group), so nothing is decided per superblock: the loop over a row's whole superblocks (1.4-2x faster in L2 than the
+ * general form on 4096x14336 W4 g32). Every other superblock takes the general form (WHOLE = 0); same bits. */
 INLINE void tile_supers(const int B, const int R, const int O, const int WHOLE, const ptq_qweight *w, const ptq_a8 *a,
                         const __m512i *lane_idx, __m512i gidx, int o, int rs, int r0, int sb0, int sb1,
                         __m512 acc[MAXR][2], __m512 zacc[MAXR]) {
@@ -222,16 +203,16 @@ INLINE void tile_supers(const int B, const int R, const int O, const int WHOLE, 
     const int NV = B == 8 ? 1 : (B >= 4 ? 2 : 4);  /* 64-byte code vectors per block */
     const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
     const int nch = a->nchunks;
-    const int cpg = WHOLE && WHOLE < 16 ? WHOLE : (w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch);
-    const int one_group = w->n_groups == 1;
+    const int cpg = WHOLE == 1 ? 1 : (w->group % PTQ_QCHUNK == 0 ? w->group / PTQ_QCHUNK : nch);
     const size_t nc = (size_t)a->nsuper * PTQ_A8_SUPER;
-    const int gshift = ptq_a8_group_shift(cpg);
+    const int gshift = ptq_a8_group_shift(cpg), one_group = w->n_groups == 1;
+    const __mmask16 gm = (__mmask16)(cpg < PTQ_A8_SUPER ? (1u << (PTQ_A8_SUPER / cpg)) - 1u : 1u); /* WHOLE 2 */
     const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
     for (int sb = sb0; sb < sb1; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
         const int n = WHOLE || nch - c0 >= PTQ_A8_SUPER ? PTQ_A8_SUPER : nch - c0;
-        const int g0 = WHOLE == 16 && one_group ? 0 : ptq_a8_group_of(c0, cpg, gshift);
-        const int g1 = WHOLE == 16 ? g0 : ptq_a8_group_of(c0 + n - 1, cpg, gshift);
+        const int g0 = WHOLE == 2 && one_group ? 0 : ptq_a8_group_of(c0, cpg, gshift);
+        const int g1 = WHOLE ? g0 : ptq_a8_group_of(c0 + n - 1, cpg, gshift); /* (read by the general form only) */
         __m512 sc[MAXR]; /* s * d of every (weight row, activation row) pair, t = i * R + r */
         if (R == 1 && O == 1) ptq_a8_prefetch_super(w, o, c0, g0, sb);
         if (R == 1 && O > 1)
@@ -240,7 +221,7 @@ INLINE void tile_supers(const int B, const int R, const int O, const int WHOLE, 
         for (int i = 0; i < O; i++) {
             __m512 s;
             __m512i z;
-            sb_scales(WHOLE, w, o + i * rs, c0, n, cpg, g0, g1, gidx, &s, &z);
+            sb_scales(WHOLE, w, o + i * rs, c0, n, cpg, g0, g1, gm, gidx, &s, &z);
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const size_t ro = (size_t)(r0 + r) * nc + (size_t)c0;
@@ -294,14 +275,12 @@ INLINE void tile_kernel(const int B, const int R, const int O, const ptq_qweight
     __m512 acc[MAXR][2], zacc[MAXR];
 #pragma GCC unroll 4
     for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm512_setzero_ps();
-    const int form = whole_form(w);
-    int whole = a->nchunks / PTQ_A8_SUPER; /* superblocks before the row's last, partial one */
+    /* whole superblocks (those before the row's last, partial one) in their form: decode only, to keep the number of
+       loops the compiler generates down (small batches run the general form throughout) */
+    const int form = R == 1 ? whole_form(w) : 0;
+    const int whole = form ? a->nchunks / PTQ_A8_SUPER : 0;
     if (form == 1) tile_supers(B, R, O, 1, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
-    else if (R == 1 && form == 2) tile_supers(B, R, O, 2, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
-    else if (R == 1 && form == 4) tile_supers(B, R, O, 4, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
-    else if (R == 1 && form == 8) tile_supers(B, R, O, 8, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
-    else if (R == 1 && form == 16) tile_supers(B, R, O, 16, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
-    else whole = 0; /* (small batches keep the general form but for groups of 32) */
+    else if (form == 2) tile_supers(B, R, O, 2, w, a, lane_idx, gidx, o, rs, r0, 0, whole, acc, zacc);
     tile_supers(B, R, O, 0, w, a, lane_idx, gidx, o, rs, r0, whole, a->nsuper, acc, zacc);
 #pragma GCC unroll 4
     for (int i = 0; i < O; i++)
@@ -354,15 +333,30 @@ INLINE void gemv_bits(const int B, const ptq_qweight *w, const ptq_a8 *a, float 
     }
 }
 
+/* One function per code width: a single function holding all seven took compilers (clang with ASan above all)
+ * several times longer, for the same code. */
+#define GEMV_WIDTH(B)                                                                                                  \
+    static __attribute__((noinline)) void gemv_##B(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1,     \
+                                                   int tile) {                                                         \
+        gemv_bits(B, w, a, y, o0, o1, tile);                                                                           \
+    }
+GEMV_WIDTH(2)
+GEMV_WIDTH(3)
+GEMV_WIDTH(4)
+GEMV_WIDTH(5)
+GEMV_WIDTH(6)
+GEMV_WIDTH(7)
+GEMV_WIDTH(8)
+
 void ptq_qgemv_a8_avx512_tiled(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1, int tile) {
     switch (w->bits) {
-    case 2: gemv_bits(2, w, a, y, o0, o1, tile); break;
-    case 3: gemv_bits(3, w, a, y, o0, o1, tile); break;
-    case 4: gemv_bits(4, w, a, y, o0, o1, tile); break;
-    case 5: gemv_bits(5, w, a, y, o0, o1, tile); break;
-    case 6: gemv_bits(6, w, a, y, o0, o1, tile); break;
-    case 7: gemv_bits(7, w, a, y, o0, o1, tile); break;
-    case 8: gemv_bits(8, w, a, y, o0, o1, tile); break;
+    case 2: gemv_2(w, a, y, o0, o1, tile); break;
+    case 3: gemv_3(w, a, y, o0, o1, tile); break;
+    case 4: gemv_4(w, a, y, o0, o1, tile); break;
+    case 5: gemv_5(w, a, y, o0, o1, tile); break;
+    case 6: gemv_6(w, a, y, o0, o1, tile); break;
+    case 7: gemv_7(w, a, y, o0, o1, tile); break;
+    case 8: gemv_8(w, a, y, o0, o1, tile); break;
     default: break;
     }
 }
