@@ -53,6 +53,22 @@ typedef struct ptq_a8 {
 static inline int ptq_a8_group_shift(int cpg) { return cpg > 0 && (cpg & (cpg - 1)) == 0 ? __builtin_ctz((unsigned)cpg) : -1; }
 static inline int ptq_a8_group_of(int c, int cpg, int shift) { return shift >= 0 ? c >> shift : c / cpg; }
 
+/* PTQ_A8_UNROLL(n): "#pragma GCC unroll n" for the kernels' loop over the blocks of a superblock (so that the block
+ * index is a constant and the accumulators stay in registers), and nothing under AddressSanitizer (GCC's or
+ * clang's): GCC's UBSan instrumentation makes it drop the annotation with a warning (an error under -Werror), and
+ * clang's fuzz build took minutes per kernel file unrolled; the speed of those builds does not matter. */
+#define PTQ_A8_PRAGMA(x) _Pragma(#x)
+#if defined(__SANITIZE_ADDRESS__)
+#define PTQ_A8_UNROLL(n)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PTQ_A8_UNROLL(n)
+#endif
+#endif
+#ifndef PTQ_A8_UNROLL
+#define PTQ_A8_UNROLL(n) PTQ_A8_PRAGMA(GCC unroll n)
+#endif
+
 /* Decode streams each weight byte once, from memory: the kernels fetch PTQ_A8_PREFETCH bytes ahead in
  * the codes (and as far ahead in the scales and zero points), at the start of each superblock of
  * weight row o. On 4096x14336 W4 g32 (AMD Zen 5, 2 threads) the AVX-512 kernel reading one row at a

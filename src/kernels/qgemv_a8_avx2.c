@@ -30,19 +30,7 @@
 #include "kernels/qgemv_a8.h"
 
 #define INLINE static inline __attribute__((always_inline))
-/* The blocks of a superblock are unrolled so that k is a constant and the accumulators stay in registers.
- * GCC's UBSan instrumentation makes it drop that annotation with a warning (an error under -Werror), so
- * the sanitizer build goes without (its speed does not matter). */
-#if defined(__SANITIZE_ADDRESS__) /* GCC */
-#define UNROLL_BLOCKS
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) /* clang (the fuzz build: unrolled, this file compiled for 15 minutes there) */
-#define UNROLL_BLOCKS
-#endif
-#endif
-#ifndef UNROLL_BLOCKS
-#define UNROLL_BLOCKS _Pragma("GCC unroll 16")
-#endif
+#define UNROLL_BLOCKS PTQ_A8_UNROLL(16) /* qgemv_a8.h */
 #define MAXT 4 /* weight rows x activation rows per tile */
 
 /* The codes of one block (32 bytes; 48 for 3 bits) as NV 32-byte vectors of unsigned codes in the

@@ -28,19 +28,7 @@
 #include "kernels/qgemv_a8.h"
 
 #define INLINE static inline __attribute__((always_inline))
-/* The blocks of a superblock are unrolled so that k is a constant and the accumulators stay in registers.
- * GCC's UBSan instrumentation makes it drop that annotation with a warning (an error under -Werror), so
- * the sanitizer build goes without (its speed does not matter). */
-#if defined(__SANITIZE_ADDRESS__) /* GCC */
-#define UNROLL_BLOCKS
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) /* clang (the fuzz build: unrolled, this file compiled for 15 minutes there) */
-#define UNROLL_BLOCKS
-#endif
-#endif
-#ifndef UNROLL_BLOCKS
-#define UNROLL_BLOCKS _Pragma("GCC unroll 8")
-#endif
+#define UNROLL_BLOCKS PTQ_A8_UNROLL(8) /* qgemv_a8.h */
 #define MAXR 4
 /* How a decode call reads its rows [o0, o1) (bench_qgemv --tiles: the kernels alternated pass by pass, best of 8,
  * AMD Zen 5, 2 threads, 4096x14336 ... 2048x2048; docs/RESULTS.md §25):
