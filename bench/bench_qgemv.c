@@ -421,8 +421,9 @@ static void bench_gemv(int out, int in) {
 }
 
 /* --tiles (with --decode): the AVX-512 decode kernel in its three row orders (one row at a time, adjacent pairs,
- * pairs from the two halves of a thread's rows: qgemv_a8_avx512.c), the AVX-VNNI kernel and the plain read
- * ("stream", one row at a time), alternated pass by pass in one process for TILE_ROUNDS rounds, the best
+ * pairs from the two halves of a thread's rows: qgemv_a8_avx512.c), the AVX-VNNI kernel, the plain read
+ * ("stream", one row at a time) and, for 2- and 3-bit codes on a CPU with GFNI and AVX512_BITALG, the AVX-512 kernel
+ * in its own row order without them ("no gfni": the unpacking of CPUs without them), alternated pass by pass in one process for TILE_ROUNDS rounds, the best
  * pass of each reported: on a host whose speed moves between phases, kernels compared in separate passes minutes
  * apart (the table above) can differ by the phase alone. Rows split into contiguous halves between threads. */
 #define TILE_ROUNDS 8
@@ -438,6 +439,7 @@ static void tile_call(int v, const ptq_qweight *w, const ptq_a8 *a, float *y) {
         const int T = omp_get_num_threads(), t = omp_get_thread_num();
         const int o0 = (int)((long)w->out * t / T) & ~1, o1 = t == T - 1 ? w->out : (int)((long)w->out * (t + 1) / T) & ~1;
         if (v == 3) ptq_qgemv_a8_avxvnni(w, a, y, o0, o1);
+        else if (v == 5) ptq_qgemv_a8_avx512_vnni_tiled(w, a, y, o0, o1, 0);
         else ptq_qgemv_a8_avx512_tiled(w, a, y, o0, o1, v + 1);
     }
 }
@@ -445,8 +447,9 @@ static void tile_call(int v, const ptq_qweight *w, const ptq_a8 *a, float *y) {
 static void bench_tiles(int out, int in) {
     fprintf(g_tab, "\n== decode GEMV %d x %d, kernels alternated pass by pass (best of %d), GB/s ==\n", out, in,
             TILE_ROUNDS);
-    const char *names[5] = {"avx512 1 row", "avx512 pair", "avx512 split", "avx-vnni", "stream"};
-    fprintf(g_tab, "  %-8s %14s %14s %14s %14s %14s\n", "weights", names[0], names[1], names[2], names[3], names[4]);
+    const char *names[6] = {"avx512 1 row", "avx512 pair", "avx512 split", "avx-vnni", "stream", "no gfni"};
+    fprintf(g_tab, "  %-8s %14s %14s %14s %14s %14s %14s\n", "weights", names[0], names[1], names[2], names[3], names[4],
+            names[5]);
     float *x = big_alloc(sizeof(float) * (size_t)in), *y = big_alloc(sizeof(float) * (size_t)out);
     if (!x || !y) oom();
     fill_floats(x, (size_t)in, 3);
@@ -460,10 +463,11 @@ static void bench_tiles(int out, int in) {
         if (!buf) oom();
         ptq_a8 a;
         ptq_a8_quantize(PTQ_ISA_AVX512, &qs.w[0], x, 1, buf, &a);
-        double best[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
+        double best[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
+        const int have[6] = {1, 1, 1, have_vnni, 1, g_fmts[fi].bits <= 3 && ptq_a8_gfni_supported()};
         for (int r = 0; r < TILE_ROUNDS; r++)
-            for (int v = 0; v < 5; v++) {
-                if (v == 3 && !have_vnni) continue;
+            for (int v = 0; v < 6; v++) {
+                if (!have[v]) continue;
                 const double t0 = now_s();
                 for (int c = 0; c < qs.ncopies; c++) tile_call(v, &qs.w[c], &a, y);
                 const double dt = (now_s() - t0) / qs.ncopies;
@@ -471,8 +475,8 @@ static void bench_tiles(int out, int in) {
             }
         char key[96];
         fprintf(g_tab, "  %-8s", g_fmts[fi].name);
-        for (int v = 0; v < 5; v++) {
-            if (v == 3 && !have_vnni) {
+        for (int v = 0; v < 6; v++) {
+            if (!have[v]) {
                 fprintf(g_tab, " %14s", "-");
                 continue;
             }

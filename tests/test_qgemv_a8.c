@@ -68,9 +68,16 @@ typedef struct {
     void (*fn)(const ptq_qweight *, const ptq_a8 *, float *, int, int);
 } simd_kernel;
 
+/* The AVX-512 kernel without its GFNI/BITALG unpacking of 2- and 3-bit codes (ptq_qgemv_a8_avx512 uses it where the
+ * CPU has both), so that both are checked on such a CPU. */
+static void avx512_vnni(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1) {
+    ptq_qgemv_a8_avx512_vnni_tiled(w, a, y, o0, o1, 0);
+}
+
 static int simd_kernels(simd_kernel *k) {
     int n = 0;
     if (ptq_a8_supported(PTQ_ISA_AVX512)) k[n++] = (simd_kernel){"avx512", PTQ_ISA_AVX512, ptq_qgemv_a8_avx512};
+    if (ptq_a8_gfni_supported()) k[n++] = (simd_kernel){"avx512-vnni", PTQ_ISA_AVX512, avx512_vnni};
     if (ptq_a8_supported(PTQ_ISA_AVX2)) {
         k[n++] = (simd_kernel){"avx2", PTQ_ISA_AVX2, ptq_qgemv_a8_avx2};
         if (ptq_cpu_has(PTQ_CPU_AVXVNNI)) k[n++] = (simd_kernel){"avxvnni", PTQ_ISA_AVX2, ptq_qgemv_a8_avxvnni};
@@ -165,7 +172,7 @@ static void test_shapes(void) {
     const int ins[] = {32, 33, 100, 160, 544 + 7, 1000};
     const int outs[] = {1, 17, 35};
     const int rows_list[] = {1, 2, 3, 5};
-    simd_kernel ks[3];
+    simd_kernel ks[4];
     const int nk = simd_kernels(ks);
     if (nk == 0) fprintf(stderr, "test_qgemv_a8: no AVX2 here; scalar kernel only\n");
     double worst_scalar = 0, worst_simd = 0;
@@ -246,21 +253,26 @@ static void test_shapes(void) {
         if (rows == 1 && ptq_a8_supported(PTQ_ISA_AVX512)) { /* decode tiles: the same outputs bit for bit */
             float *y1 = malloc(n * sizeof(float)), *y2 = malloc(n * sizeof(float));
             ptq_a8_quantize(PTQ_ISA_AVX512, &L.w, x, rows, buf2, &a2);
-            ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y1, 0, out, 1);
-            for (int tile = 2; tile <= 3; tile++) { /* whole, and in two calls split at an odd row */
-                for (size_t i = 0; i < n; i++) y2[i] = NAN;
-                ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y2, 0, out, tile);
-                CHECK_MSG(memcmp(y1, y2, n * sizeof(float)) == 0, "tile %d differs from 1 row: bits %d in %d out %d",
-                          tile, bits, in, out);
-                const int k = out / 2 | 1;
-                for (size_t i = 0; i < n; i++) y2[i] = NAN;
-                ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y2, 0, k < out ? k : out, tile);
-                int untouched = 1; /* a call writes its own rows only */
-                for (int o = k; o < out; o++) untouched &= isnan(y2[o]);
-                if (k < out) ptq_qgemv_a8_avx512_tiled(&L.w, &a2, y2, k, out, tile);
-                CHECK_MSG(untouched && memcmp(y1, y2, n * sizeof(float)) == 0,
-                          "tile %d in two calls differs: bits %d in %d out %d", tile, bits, in, out);
-            }
+            ptq_qgemv_a8_avx512_vnni_tiled(&L.w, &a2, y1, 0, out, 1);
+            /* each tile of both kernels (with and without GFNI; the second only where the CPU has it) */
+            const int kinds = bits <= 3 && ptq_a8_gfni_supported() ? 2 : 1;
+            for (int kind = 0; kind < kinds; kind++)
+                for (int tile = kind ? 1 : 2; tile <= 3; tile++) { /* whole, and in two calls split at an odd row */
+                    void (*fn)(const ptq_qweight *, const ptq_a8 *, float *, int, int, int) =
+                        kind ? ptq_qgemv_a8_avx512_gfni_tiled : ptq_qgemv_a8_avx512_vnni_tiled;
+                    for (size_t i = 0; i < n; i++) y2[i] = NAN;
+                    fn(&L.w, &a2, y2, 0, out, tile);
+                    CHECK_MSG(memcmp(y1, y2, n * sizeof(float)) == 0,
+                              "tile %d (gfni %d) differs from 1 row: bits %d in %d out %d", tile, kind, bits, in, out);
+                    const int k = out / 2 | 1;
+                    for (size_t i = 0; i < n; i++) y2[i] = NAN;
+                    fn(&L.w, &a2, y2, 0, k < out ? k : out, tile);
+                    int untouched = 1; /* a call writes its own rows only */
+                    for (int o = k; o < out; o++) untouched &= isnan(y2[o]);
+                    if (k < out) fn(&L.w, &a2, y2, k, out, tile);
+                    CHECK_MSG(untouched && memcmp(y1, y2, n * sizeof(float)) == 0,
+                              "tile %d (gfni %d) in two calls differs: bits %d in %d out %d", tile, kind, bits, in, out);
+                }
             free(y1), free(y2);
         }
         cases++;
@@ -274,7 +286,7 @@ static void test_shapes(void) {
 
 /* Power-of-two scales, in <= 512: every SIMD kernel equals the scalar one bit for bit. */
 static void test_exact(void) {
-    simd_kernel ks[3];
+    simd_kernel ks[4];
     const int nk = simd_kernels(ks);
     const int bits_list[] = {2, 3, 4, 5, 6, 7, 8}, ins[] = {100, 512, 480 + 7}, groups[] = {32, 64, 0};
     int cases = 0;
@@ -317,7 +329,7 @@ static void test_exact(void) {
 /* The largest products: every code at its maximum against activation codes all 127 (or all -127), where
  * an int16 sum of two vpmaddubsw pairs would overflow for 7 bits (2 * 2 * 127 * 127 > 32767). Exact. */
 static void test_extreme(void) {
-    simd_kernel ks[3];
+    simd_kernel ks[4];
     const int nk = simd_kernels(ks);
     for (int bits = 4; bits <= 8; bits++)
         for (int sign = -1; sign <= 1; sign += 2) {
