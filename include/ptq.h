@@ -201,9 +201,15 @@ typedef struct ptq_session ptq_session;
 ptq_status ptq_session_new(ptq_model *m, int max_tokens, ptq_session **out, ptq_error *err);
 void ptq_session_free(ptq_session *s);
 /* Feed n tokens at the current position; returns the logits of the last one (vocab floats,
- * owned by the session, valid until the next call). A prompt longer than 128 tokens runs in chunks of 128,
- * so its activations take the memory of 128 rows; on failure the position is unchanged. */
+ * owned by the session, valid until the next call). A prompt longer than the session's chunk (128 tokens unless
+ * ptq_session_set_chunk says otherwise) runs in chunks of that many, so its activations take the memory of that
+ * many rows; on failure the position is unchanged. */
 ptq_status ptq_session_feed(ptq_session *s, const int *tokens, int n, const float **logits, ptq_error *err);
+/* Prompt tokens per forward from now on, 1 to 65536 (default 128): larger chunks prefill long prompts in fewer,
+ * bigger matrix products and take more activation memory (about chunk x (4 dim + 2 hidden) floats in a LLaMA
+ * block); the logits are the same within float rounding. PTQ_ERR_ARG outside the range. */
+ptq_status ptq_session_set_chunk(ptq_session *s, int tokens, ptq_error *err);
+int ptq_session_chunk(const ptq_session *s);
 int ptq_session_pos(const ptq_session *s);
 /* Positions the KV cache has room for now (it grows as tokens are fed, up to max_tokens). */
 int ptq_session_capacity(const ptq_session *s);

@@ -24,6 +24,12 @@ grep -q '"text":"Once upon a time, there was a little girl named Lily' "$TMP/gen
 "$PTQ" generate "$M" --prompt "The dog" --steps 20 --temperature 0.8 --top-p 0.9 --seed 7 > "$TMP/g2" 2>/dev/null
 cmp -s "$TMP/g1" "$TMP/g2" || fail "sampling with the same seed is not deterministic"
 grep -q '^The dog' "$TMP/g1" || fail "prompt not echoed: $(cat "$TMP/g1")"
+# --prompt-chunk: a prompt fed 2 tokens per forward continues the same way (library: tests/test_llama2c.c)
+"$PTQ" generate "$M" --prompt "Once upon a time, there was a little girl" --steps 20 --temperature 0 --json \
+  --prompt-chunk 2 > "$TMP/c2.json" || fail "generate --prompt-chunk 2"
+grep -q '"text":" named Lily' "$TMP/c2.json" || fail "--prompt-chunk 2 greedy text: $(cat "$TMP/c2.json")"
+"$PTQ" generate "$M" --prompt-chunk 0 > /dev/null 2> "$TMP/err" && fail "--prompt-chunk 0 accepted"
+grep -q -- '--prompt-chunk expects an integer in \[1, 65536\]' "$TMP/err" || fail "--prompt-chunk 0: $(cat "$TMP/err")"
 
 "$PTQ" inspect "$M" --json > "$TMP/inspect.json" || fail "inspect"
 grep -q '"tok_embeddings.weight"' "$TMP/inspect.json" || fail "inspect lists no tok_embeddings.weight"

@@ -120,6 +120,34 @@ int main(void) {
     for (int v = 0; v < 512; v++) maxd = fmaxf(maxd, fabsf(all[(size_t)199 * 512 + v] - logits[v]));
     CHECK_MSG(maxd < 1e-3f, "chunked prompt vs full forward differ by %g", (double)maxd);
     CHECK(ptq_sample(logits, 512, &sp, &rng) == greedy[199]);
+    /* other chunk sizes (ptq_session_set_chunk): one token per forward, 37 (a ragged last chunk), the whole prompt
+       in one; lowering it on a session that ran larger chunks drops their activations; out of range: an error */
+    CHECK(ptq_session_chunk(s) == 128);
+    CHECK(ptq_session_set_chunk(s, 0, &e) == PTQ_ERR_ARG && strstr(e.msg, "expected 1 to 65536") != NULL);
+    CHECK(ptq_session_set_chunk(s, 65537, &e) == PTQ_ERR_ARG && ptq_session_chunk(s) == 128);
+    ptq_session_free(s);
+    const int chunks[4] = {1, 37, 200, 5};
+    CHECK(ptq_session_new(m, 0, &s, &e) == PTQ_OK);
+    for (int ci = 0; ci < 4; ci++) {
+        if (ci == 3) { /* 150 tokens in one chunk of 200, then the last 50 in chunks of 5 (lowering drops the
+                          activations sized for 200) */
+            ptq_session_free(s);
+            CHECK(ptq_session_new(m, 0, &s, &e) == PTQ_OK && ptq_session_set_chunk(s, 200, &e) == PTQ_OK);
+            CHECK(ptq_session_feed(s, seq, 150, &logits, &e) == PTQ_OK);
+        } else {
+            ptq_session_free(s);
+            CHECK(ptq_session_new(m, 0, &s, &e) == PTQ_OK);
+        }
+        CHECK(ptq_session_set_chunk(s, chunks[ci], &e) == PTQ_OK && ptq_session_chunk(s) == chunks[ci]);
+        if (ci == 3) CHECK(ptq_session_feed(s, seq + 150, 50, &logits, &e) == PTQ_OK);
+        else CHECK(ptq_session_feed(s, seq, 200, &logits, &e) == PTQ_OK);
+        CHECK(ptq_session_pos(s) == 200);
+        maxd = 0;
+        for (int v = 0; v < 512; v++) maxd = fmaxf(maxd, fabsf(all[(size_t)199 * 512 + v] - logits[v]));
+        CHECK_MSG(maxd < 1e-3f, "prompt in chunks of %d vs full forward differ by %g", chunks[ci], (double)maxd);
+        CHECK_MSG(ptq_sample(logits, 512, &sp, &rng) == greedy[199], "chunks of %d: not the reference's token",
+                  chunks[ci]);
+    }
     free(all);
     ptq_session_free(s);
 

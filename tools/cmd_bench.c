@@ -42,7 +42,7 @@ typedef struct {
 } speed;
 
 /* Best of `reps` runs of each measurement. */
-static int measure(ptq_model *m, int tokens, int steps, int images, int reps, speed *out) {
+static int measure(ptq_model *m, int tokens, int steps, int chunk, int images, int reps, speed *out) {
     ptq_model_info info;
     ptq_model_get_info(m, &info);
     ptq_error e;
@@ -54,7 +54,9 @@ static int measure(ptq_model *m, int tokens, int steps, int images, int reps, sp
         for (int r = 0; r < reps; r++) {
             ptq_session *s;
             const float *logits;
-            if (ptq_session_new(m, tokens + steps, &s, &e) != PTQ_OK) {
+            if (ptq_session_new(m, tokens + steps, &s, &e) != PTQ_OK ||
+                (chunk > 0 && ptq_session_set_chunk(s, chunk, &e) != PTQ_OK)) {
+                ptq_session_free(s);
                 free(prompt);
                 return fail(&e);
             }
@@ -99,8 +101,8 @@ static int measure(ptq_model *m, int tokens, int steps, int images, int reps, sp
 }
 
 const char help_bench[] =
-    "usage: ptq bench MODEL [--baseline MODEL] [--tokens N] [--steps N] [--images N] [--reps N] [--act8]\n"
-    "                 [--no-bandwidth] [--json]\n"
+    "usage: ptq bench MODEL [--baseline MODEL] [--tokens N] [--steps N] [--prompt-chunk N] [--images N] [--reps N]\n"
+    "                 [--act8] [--no-bandwidth] [--json]\n"
     "Speed on synthetic input: prefill and decode tokens/s, or images/s; best of --reps runs. For a language\n"
     "model also the peak resident memory after loading and running MODEL, the weight bytes one decoded token\n"
     "reads, and the fraction of the machine's read bandwidth (measured in the same run, 1 GiB, after the\n"
@@ -109,6 +111,7 @@ const char help_bench[] =
     "  --baseline MODEL    a second model measured in the same run, with the ratio\n"
     "  --tokens N          prompt tokens (default 128)\n"
     "  --steps N           decoded tokens (default 64)\n"
+    "  --prompt-chunk N    prompt tokens per forward, 1 to 65536 (default 128; ptq_session_set_chunk)\n"
     "  --images N          images per run (default 1000)\n"
     "  --reps N            runs of each measurement (default 3)\n"
     "  --act8              decode packed low-bit layers with int8 activations (ptq_model_set_act8; both models)\n"
@@ -120,6 +123,7 @@ int cmd_bench(args *a) {
     int json = opt_flag(a, "--json");
     const char *baseline = opt_str(a, "--baseline", NULL);
     int tokens = (int)opt_int(a, "--tokens", 128, 1, 1 << 20), steps = (int)opt_int(a, "--steps", 64, 1, 1 << 20);
+    const int chunk = (int)opt_int(a, "--prompt-chunk", 0, 1, 65536);
     int images = (int)opt_int(a, "--images", 1000, 1, 1 << 24), reps = (int)opt_int(a, "--reps", 3, 1, 100);
     const int act8 = opt_flag(a, "--act8"), no_bw = opt_flag(a, "--no-bandwidth");
     const char *path = positional(a);
@@ -130,7 +134,7 @@ int cmd_bench(args *a) {
     speed sm, sb;
     memset(&sb, 0, sizeof sb);
     /* both measured in this run, best of --reps each; the peak RSS before anything else is loaded */
-    int rc = measure(m, tokens, steps, images, reps, &sm);
+    int rc = measure(m, tokens, steps, chunk, images, reps, &sm);
     const double rss = peak_rss(), step_bytes = decode_bytes(m);
     double bw = 0.0;
     ptq_error e;
@@ -139,7 +143,7 @@ int cmd_bench(args *a) {
         if (load_model(baseline, &b)) rc = 1;
         else if (act8) ptq_model_set_act8(b, 1);
     }
-    if (!rc && b) rc = measure(b, tokens, steps, images, reps, &sb);
+    if (!rc && b) rc = measure(b, tokens, steps, chunk, images, reps, &sb);
     ptq_model_info info;
     ptq_model_get_info(m, &info);
     ptq_quant_summary qs;

@@ -10,9 +10,8 @@
 /* Memory follows use: the KV cache starts small and doubles when a feed needs more positions (up to
  * max_tokens), so a model with a long context costs what a generation uses, not its whole context. */
 #define SESSION_FIRST_CAPACITY 256
-#ifndef PTQ_SESSION_CHUNK
-#define PTQ_SESSION_CHUNK 128 /* prompt tokens per forward: see ptq_session_feed */
-#endif
+#define SESSION_CHUNK 128     /* prompt tokens per forward by default: see ptq_session_feed */
+#define SESSION_MAX_CHUNK 65536 /* ptq_session_set_chunk's bound */
 
 struct ptq_session {
     ptq_model *m;
@@ -20,7 +19,8 @@ struct ptq_session {
     int pos, max_tokens;
     float *x;      /* [max_chunk][dim] */
     float *logits; /* [vocab] */
-    int max_chunk;
+    int max_chunk; /* rows x has room for */
+    int chunk;     /* prompt tokens per forward */
 };
 
 ptq_status ptq_session_new(ptq_model *m, int max_tokens, ptq_session **out, ptq_error *err) {
@@ -31,6 +31,7 @@ ptq_status ptq_session_new(ptq_model *m, int max_tokens, ptq_session **out, ptq_
     if (!s) return ptq_fail(err, PTQ_ERR_NOMEM, "cannot allocate session");
     s->m = m;
     s->max_tokens = max_tokens;
+    s->chunk = SESSION_CHUNK;
     int cap = max_tokens < SESSION_FIRST_CAPACITY ? max_tokens : SESSION_FIRST_CAPACITY;
     ptq_status st = ptq_kv_cache_init(&s->cache, m, cap, err);
     if (st == PTQ_OK) {
@@ -57,13 +58,28 @@ int ptq_session_pos(const ptq_session *s) { return s->pos; }
 
 int ptq_session_capacity(const ptq_session *s) { return s->cache.max_seq; }
 
+ptq_status ptq_session_set_chunk(ptq_session *s, int tokens, ptq_error *err) {
+    if (tokens < 1 || tokens > SESSION_MAX_CHUNK)
+        return ptq_fail(err, PTQ_ERR_ARG, "prompt chunk of %d tokens: expected 1 to %d", tokens, SESSION_MAX_CHUNK);
+    if (tokens < s->chunk) { /* the activations sized for larger chunks are not needed any more */
+        ptq_free(s->x);
+        s->x = NULL;
+        s->max_chunk = 0;
+        ptq_kv_cache_drop_scratch(&s->cache);
+    }
+    s->chunk = tokens;
+    return PTQ_OK;
+}
+
+int ptq_session_chunk(const ptq_session *s) { return s->chunk; }
+
 ptq_status ptq_session_feed(ptq_session *s, const int *tokens, int n, const float **logits, ptq_error *err) {
     if (n <= 0) return ptq_fail(err, PTQ_ERR_ARG, "feed needs at least one token");
     if (n > s->max_tokens - s->pos)
         return ptq_fail(err, PTQ_ERR_ARG, "context full: %d + %d tokens exceeds %d", s->pos, n, s->max_tokens);
     const ptq_model *m = s->m;
     PTQ_TRY(ptq_kv_cache_reserve(&s->cache, s->pos + n, s->max_tokens, err));
-    const int chunk = n < PTQ_SESSION_CHUNK ? n : PTQ_SESSION_CHUNK;
+    const int chunk = n < s->chunk ? n : s->chunk;
     if (chunk > s->max_chunk) {
         float *x = ptq_alloc((size_t)chunk * m->cfg.dim, sizeof(float), "session activations", err);
         if (!x) return PTQ_ERR_NOMEM;

@@ -75,7 +75,9 @@ static inline int ptq_a8_group_of(int c, int cpg, int shift) { return shift >= 0
  * time streams 47 GB/s with it and about 30 without (docs/RESULTS.md §25). Rows are
  * contiguous, so near the end of a row this fetches the next one; past the last row it is harmless
  * (a prefetch never faults). */
+#ifndef PTQ_A8_PREFETCH
 #define PTQ_A8_PREFETCH 4096
+#endif
 /* always_inline: a function whose only effects are prefetches counts as pure for GCC 12's interprocedural
  * analysis, and a call to it that was not inlined early is deleted as dead code (the AVX2 kernels and the
  * AVX-512 single-row tile lost every prefetch that way until the attribute). */

@@ -27,6 +27,12 @@ ptq_status ptq_kv_cache_init(ptq_kv_cache *c, const ptq_model *m, int max_seq, p
     return PTQ_OK;
 }
 
+void ptq_kv_cache_drop_scratch(ptq_kv_cache *c) {
+    ptq_free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_floats = 0;
+}
+
 ptq_status ptq_kv_cache_reserve(ptq_kv_cache *c, int need, int limit, ptq_error *err) {
     if (need <= c->max_seq) return PTQ_OK;
     if (need > limit)
@@ -35,9 +41,7 @@ ptq_status ptq_kv_cache_reserve(ptq_kv_cache *c, int need, int limit, ptq_error 
     if (cap < need) cap = need;
     /* the block scratch (sized for the largest chunk seen, a prompt's) goes first: the old and the new cache
        live side by side during the copy, and the next block call allocates the scratch it needs */
-    ptq_free(c->scratch);
-    c->scratch = NULL;
-    c->scratch_floats = 0;
+    ptq_kv_cache_drop_scratch(c);
     size_t n = (size_t)c->n_layers * cap * c->kv_dim, row = (size_t)c->kv_dim * sizeof(float);
     float *k = ptq_alloc(n, sizeof(float), "KV cache", err);
     float *v = k ? ptq_alloc(n, sizeof(float), "KV cache", err) : NULL;

@@ -29,6 +29,9 @@ ptq_status ptq_kv_cache_init(ptq_kv_cache *c, const ptq_model *m, int max_seq, p
 /* Grow the cache to hold at least `need` positions (at most `limit`), keeping what it holds. */
 ptq_status ptq_kv_cache_reserve(ptq_kv_cache *c, int need, int limit, ptq_error *err);
 void ptq_kv_cache_free(ptq_kv_cache *c);
+/* Release the block activations the cache keeps (sized for the largest chunk seen); the next block call
+ * allocates what it needs. */
+void ptq_kv_cache_drop_scratch(ptq_kv_cache *c);
 
 /* The runtime path: y[rows][out] = x[rows][in] W^T + b (+ bc), with the packed weights when the layer
  * has them (else BLAS on the float weights). Position-dependent biases are applied by the block. */
