@@ -162,7 +162,7 @@ static int split_row(int out, int r, int T) {
 
 /* All the rows of all n weights in one parallel region: each thread takes its contiguous share of every weight
  * in turn, in one kernel call per weight (the decode kernels read a call's rows as two far-apart streams:
- * qgemv_a8_avx512.c). No barrier between the weights. */
+ * qgemv_a8_avx512_tile.h). No barrier between the weights. */
 static void gemv_many(ptq_isa isa, const ptq_qweight *const *ws, int n, const ptq_a8 *a, float *const *ys) {
     const a8_fn fn = kernel_of(isa);
     double work = 0.0;

@@ -75,7 +75,7 @@ static inline int ptq_a8_group_of(int c, int cpg, int shift) { return shift >= 0
  * time streams 47 GB/s with it and about 30 without (docs/RESULTS.md §25). Rows are
  * contiguous, so near the end of a row this fetches the next one; past the last row it is harmless
  * (a prefetch never faults). */
-#ifndef PTQ_A8_PREFETCH
+#ifndef PTQ_A8_PREFETCH /* -DPTQ_A8_PREFETCH=N to try another distance (2048-16384: none better, RESULTS §26) */
 #define PTQ_A8_PREFETCH 4096
 #endif
 /* always_inline: a function whose only effects are prefetches counts as pure for GCC 12's interprocedural
@@ -94,7 +94,7 @@ PTQ_A8_PREFETCH_FN ptq_a8_prefetch_super(const ptq_qweight *w, int o, int c0, in
     }
 }
 
-/* The same for stream i of a decode tile of O weight rows o .. o+O-1 (read side by side, qgemv_a8_avx512.c):
+/* The same for stream i of a decode tile of O weight rows o .. o+O-1 (read side by side, qgemv_a8_avx512_tile.h):
  * each stream fetches PTQ_A8_PREFETCH / O bytes ahead in its own row, and past the row's end in row i + O,
  * which the next tile reads at the same place (the rows right after this row belong to this tile's other
  * streams, already being read). cb: code bytes per chunk; shift: ptq_a8_group_shift(cpg). */

@@ -1,5 +1,6 @@
 /* AVX-512 VNNI kernel of the int8-activation GEMV (qgemv_a8.h). Compiled for F + BW + VL + VNNI
- * whatever the library's flags; the dispatcher calls it only when CPUID reports them.
+ * whatever the library's flags; the dispatcher calls it only when CPUID reports them. The kernel itself is in
+ * qgemv_a8_avx512_tile.h (shared with qgemv_a8_avx512_gfni.c); this file instantiates it for every width.
  *
  * One weight row (and up to 4 input rows that share each unpacked block) at a time. A block is the
  * codes of CPB chunks that fill one 64-byte vector of unsigned codes (8 bits: 2 chunks, 4 bits: 4,
@@ -12,7 +13,9 @@
  *   2 bits: shifts by 0, 2, 4, 6 and a mask: 4 vpdpbusd per 256 weights.
  *   3 bits: the 2-bit planes of 8 chunks gathered from 96 bytes with one vpermt2d; the third bit of
  *           each code (a 32-bit plane per chunk) is spread to bytes by vpshufb and tested against
- *           a per-byte bit mask, and adds 4 through the resulting byte mask.
+ *           a per-byte bit mask, and adds 4 through the resulting byte mask. With GFNI and AVX512_BITALG
+ *           (qgemv_a8_avx512_gfni.c, same codes): the 2-bit fields by one affine byte map, the third bit
+ *           by one bit gather (vpshufbitqmb) into the byte mask.
  *   5-7 bits: blocks of 4 chunks as 4 bits (the same activation order): the 16 nibble bytes of each
  *           chunk gathered into one vector with one vpermt2d, then as 4 bits; bits 4-5 (6, 7 bits:
  *           the 2-bit layout, one qword per chunk, doubled) shifted per qword into place; the plane of
