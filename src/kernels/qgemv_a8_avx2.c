@@ -203,9 +203,12 @@ INLINE size_t act_offset(const int B, int k, int j) {
     return (size_t)(k / 2) * 256 + (size_t)j * 64 + (size_t)(k % 2) * 32;
 }
 
-/* Weight rows o .. o+O-1 against activation rows r0 .. r0+R-1 (R * O <= MAXT), as the AVX-512 tile. */
-INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, const ptq_qweight *w, const ptq_a8 *a,
-                        const __m256i gidx[2], float *y, int o, int r0) {
+/* Superblocks sb0 .. sb1-1 of weight rows o .. o+O-1 against activation rows r0 .. r0+R-1 (R * O <= MAXT), into
+ * the tile's accumulators, as the AVX-512 tile. WHOLE: they are whole (16 chunks in the row), so no superblock
+ * needs a bound or a partial block (decode runs its rows' whole superblocks so, the last partial one not). */
+INLINE void tile_supers(const int B, const int VNNI, const int R, const int O, const int WHOLE, const ptq_qweight *w,
+                        const ptq_a8 *a, const __m256i gidx[2], int o, int r0, int sb0, int sb1, __m256 acc[MAXT][2],
+                        __m256 zacc[MAXT]) {
     const int CPB = B == 8 ? 1 : (B >= 4 ? 2 : 4); /* chunks per block */
     const int NV = B == 8 ? 1 : (B >= 4 ? 2 : 4);  /* 32-byte code vectors per block */
     const size_t cb = 4u * (size_t)B;              /* code bytes per chunk */
@@ -215,12 +218,9 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
     const int gshift = ptq_a8_group_shift(cpg);
     const uint8_t *codes = w->codes + (size_t)o * w->row_bytes;
     /* lane m of block k takes the scale of chunk CPB k + m / (8 / CPB), from half (CPB k) / 8 */
-    __m256 acc[MAXT][2], zacc[MAXT];
-#pragma GCC unroll 4
-    for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm256_setzero_ps();
-    for (int sb = 0; sb < a->nsuper; sb++) {
+    for (int sb = sb0; sb < sb1; sb++) {
         const int c0 = sb * PTQ_A8_SUPER;
-        const int n = nch - c0 < PTQ_A8_SUPER ? nch - c0 : PTQ_A8_SUPER;
+        const int n = WHOLE || nch - c0 >= PTQ_A8_SUPER ? PTQ_A8_SUPER : nch - c0;
         const int g0 = ptq_a8_group_of(c0, cpg, gshift), g1 = ptq_a8_group_of(c0 + n - 1, cpg, gshift);
         __m256 sc[MAXT][2];
         if (R == 1) ptq_a8_prefetch_super(w, o, c0, g0, sb);
@@ -248,7 +248,7 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
         }
         UNROLL_BLOCKS
         for (int k = 0; k < PTQ_A8_SUPER / CPB; k++) {
-            if (k * CPB >= n) break;
+            if (!WHOLE && k * CPB >= n) break;
             const int cb0 = c0 + k * CPB;
             int32_t li[8];
             for (int m = 0; m < 8; m++) li[m] = (CPB * k + m / (8 / CPB)) % 8;
@@ -258,7 +258,7 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
             for (int i = 0; i < O; i++) {
                 const uint8_t *p = codes + (size_t)i * w->row_bytes + (size_t)cb0 * cb;
                 _Alignas(32) uint8_t tail[64];
-                if (nch - cb0 < CPB) { /* partial block: the rest of the row, zero-padded */
+                if (!WHOLE && nch - cb0 < CPB) { /* partial block: the rest of the row, zero-padded */
                     memset(tail, 0, sizeof tail);
                     memcpy(tail, p, (size_t)(nch - cb0) * cb);
                     p = tail;
@@ -281,6 +281,17 @@ INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, c
             }
         }
     }
+}
+
+/* Weight rows o .. o+O-1 against activation rows r0 .. r0+R-1 (R * O <= MAXT). */
+INLINE void tile_kernel(const int B, const int VNNI, const int R, const int O, const ptq_qweight *w, const ptq_a8 *a,
+                        const __m256i gidx[2], float *y, int o, int r0) {
+    __m256 acc[MAXT][2], zacc[MAXT];
+#pragma GCC unroll 4
+    for (int t = 0; t < R * O; t++) acc[t][0] = acc[t][1] = zacc[t] = _mm256_setzero_ps();
+    const int whole = R == 1 ? a->nchunks / PTQ_A8_SUPER : 0; /* decode only: fewer loops to compile */
+    if (whole) tile_supers(B, VNNI, R, O, 1, w, a, gidx, o, r0, 0, whole, acc, zacc);
+    tile_supers(B, VNNI, R, O, 0, w, a, gidx, o, r0, whole, a->nsuper, acc, zacc);
 #pragma GCC unroll 4
     for (int i = 0; i < O; i++)
 #pragma GCC unroll 4
