@@ -22,6 +22,11 @@ int ptq_a8_supported(ptq_isa isa) {
     return isa == PTQ_ISA_SCALAR;
 }
 
+/* Here, not in the AVX-512 files: callers ask on any CPU, and code compiled for AVX-512 must not run there. */
+int ptq_a8_gfni_supported(void) {
+    return ptq_a8_supported(PTQ_ISA_AVX512) && ptq_cpu_has(PTQ_CPU_GFNI | PTQ_CPU_AVX512BITALG);
+}
+
 ptq_isa ptq_a8_isa_best(void) {
     if (ptq_a8_supported(PTQ_ISA_AVX512)) return PTQ_ISA_AVX512;
     return ptq_a8_supported(PTQ_ISA_AVX2) ? PTQ_ISA_AVX2 : PTQ_ISA_SCALAR;

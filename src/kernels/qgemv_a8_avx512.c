@@ -26,7 +26,6 @@
 
 #include <immintrin.h>
 
-#include "kernels/cpu.h"
 #include "kernels/qgemv_a8_avx512_tile.h"
 
 #define RND (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* as nearbyintf in the default mode */
@@ -50,10 +49,6 @@ void ptq_qgemv_a8_avx512_vnni_tiled(const ptq_qweight *w, const ptq_a8 *a, float
     case 8: gemv_8(w, a, y, o0, o1, tile); break;
     default: break;
     }
-}
-
-int ptq_a8_gfni_supported(void) {
-    return ptq_a8_supported(PTQ_ISA_AVX512) && ptq_cpu_has(PTQ_CPU_GFNI | PTQ_CPU_AVX512BITALG);
 }
 
 void ptq_qgemv_a8_avx512_tiled(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1, int tile) {
