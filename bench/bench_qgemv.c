@@ -422,8 +422,8 @@ static void bench_gemv(int out, int in) {
 
 /* --tiles (with --decode): the AVX-512 decode kernel in its three row orders (one row at a time, adjacent pairs,
  * pairs from the two halves of a thread's rows: qgemv_a8_avx512.c), the AVX-VNNI kernel, the plain read
- * ("stream", one row at a time) and, for 2- and 3-bit codes on a CPU with GFNI and AVX512_BITALG, the AVX-512 kernel
- * in its own row order without them ("no gfni": the unpacking of CPUs without them), alternated pass by pass in one process for TILE_ROUNDS rounds, the best
+ * ("stream", one row at a time) and, for 2-bit codes on a CPU with GFNI, the AVX-512 kernel in its own row order
+ * without it ("no gfni": as CPUs without GFNI unpack them), alternated pass by pass in one process for TILE_ROUNDS rounds, the best
  * pass of each reported: on a host whose speed moves between phases, kernels compared in separate passes minutes
  * apart (the table above) can differ by the phase alone. Rows split into contiguous halves between threads. */
 #define TILE_ROUNDS 8
@@ -464,7 +464,7 @@ static void bench_tiles(int out, int in) {
         ptq_a8 a;
         ptq_a8_quantize(PTQ_ISA_AVX512, &qs.w[0], x, 1, buf, &a);
         double best[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
-        const int have[6] = {1, 1, 1, have_vnni, 1, g_fmts[fi].bits <= 3 && ptq_a8_gfni_supported()};
+        const int have[6] = {1, 1, 1, have_vnni, 1, g_fmts[fi].bits == 2 && ptq_a8_gfni_supported()};
         for (int r = 0; r < TILE_ROUNDS; r++)
             for (int v = 0; v < 6; v++) {
                 if (!have[v]) continue;

@@ -29,7 +29,6 @@ static unsigned detect(void) {
             if (b & bit_AVX512BW) f |= PTQ_CPU_AVX512BW;
             if (b & bit_AVX512VL) f |= PTQ_CPU_AVX512VL;
             if (c & bit_AVX512VNNI) f |= PTQ_CPU_AVX512VNNI;
-            if (c & bit_AVX512BITALG) f |= PTQ_CPU_AVX512BITALG;
         }
         if (c & bit_GFNI) f |= PTQ_CPU_GFNI;
         if (__get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & bit_AVXVNNI)) f |= PTQ_CPU_AVXVNNI;

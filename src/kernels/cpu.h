@@ -13,8 +13,7 @@ enum {
     PTQ_CPU_AVX512BW = 1u << 5,
     PTQ_CPU_AVX512VL = 1u << 6,
     PTQ_CPU_AVX512VNNI = 1u << 7,
-    PTQ_CPU_GFNI = 1u << 8,        /* Galois-field affine maps on bytes (with AVX-512: zmm) */
-    PTQ_CPU_AVX512BITALG = 1u << 9 /* vpshufbitqmb, vpopcntb/w */
+    PTQ_CPU_GFNI = 1u << 8 /* Galois-field affine maps on bytes (with AVX-512: zmm) */
 };
 
 /* Whether the CPU has every feature in the mask (an OR of PTQ_CPU_* values). */

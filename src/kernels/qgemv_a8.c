@@ -24,7 +24,7 @@ int ptq_a8_supported(ptq_isa isa) {
 
 /* Here, not in the AVX-512 files: callers ask on any CPU, and code compiled for AVX-512 must not run there. */
 int ptq_a8_gfni_supported(void) {
-    return ptq_a8_supported(PTQ_ISA_AVX512) && ptq_cpu_has(PTQ_CPU_GFNI | PTQ_CPU_AVX512BITALG);
+    return ptq_a8_supported(PTQ_ISA_AVX512) && ptq_cpu_has(PTQ_CPU_GFNI);
 }
 
 ptq_isa ptq_a8_isa_best(void) {

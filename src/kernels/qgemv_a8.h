@@ -139,9 +139,9 @@ void ptq_qgemv_a8_avx512(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0
  * the two halves of [o0, o1) side by side; 0: the kernel's choice), for tests and bench_qgemv --tiles: every tile
  * gives the same outputs bit for bit. */
 void ptq_qgemv_a8_avx512_tiled(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1, int tile);
-/* Those two unpack 2- and 3-bit codes with GFNI and AVX512_BITALG where the CPU has both (ptq_a8_gfni_supported):
- * ptq_qgemv_a8_avx512_gfni_tiled (2 and 3 bits only; qgemv_a8_avx512_gfni.c). _vnni_tiled never does (every
- * width); the three give the same outputs bit for bit. */
+/* Those two unpack 2-bit codes with GFNI where the CPU has it (ptq_a8_gfni_supported):
+ * ptq_qgemv_a8_avx512_gfni_tiled (2 bits only; qgemv_a8_avx512_gfni.c). _vnni_tiled never does (every width); the
+ * three give the same outputs bit for bit. */
 int ptq_a8_gfni_supported(void);
 void ptq_qgemv_a8_avx512_gfni_tiled(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1, int tile);
 void ptq_qgemv_a8_avx512_vnni_tiled(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1, int tile);

@@ -13,9 +13,8 @@
  *   2 bits: shifts by 0, 2, 4, 6 and a mask: 4 vpdpbusd per 256 weights.
  *   3 bits: the 2-bit planes of 8 chunks gathered from 96 bytes with one vpermt2d; the third bit of
  *           each code (a 32-bit plane per chunk) is spread to bytes by vpshufb and tested against
- *           a per-byte bit mask, and adds 4 through the resulting byte mask. With GFNI and AVX512_BITALG
- *           (qgemv_a8_avx512_gfni.c, same codes): the 2-bit fields by one affine byte map, the third bit
- *           by one bit gather (vpshufbitqmb) into the byte mask.
+ *           a per-byte bit mask, and adds 4 through the resulting byte mask.
+ *   2 bits with GFNI (qgemv_a8_avx512_gfni.c, same codes): one affine byte map per 64 codes.
  *   5-7 bits: blocks of 4 chunks as 4 bits (the same activation order): the 16 nibble bytes of each
  *           chunk gathered into one vector with one vpermt2d, then as 4 bits; bits 4-5 (6, 7 bits:
  *           the 2-bit layout, one qword per chunk, doubled) shifted per qword into place; the plane of
@@ -52,7 +51,7 @@ void ptq_qgemv_a8_avx512_vnni_tiled(const ptq_qweight *w, const ptq_a8 *a, float
 }
 
 void ptq_qgemv_a8_avx512_tiled(const ptq_qweight *w, const ptq_a8 *a, float *y, int o0, int o1, int tile) {
-    if (w->bits <= 3 && ptq_a8_gfni_supported()) ptq_qgemv_a8_avx512_gfni_tiled(w, a, y, o0, o1, tile);
+    if (w->bits == 2 && ptq_a8_gfni_supported()) ptq_qgemv_a8_avx512_gfni_tiled(w, a, y, o0, o1, tile);
     else ptq_qgemv_a8_avx512_vnni_tiled(w, a, y, o0, o1, tile);
 }
 

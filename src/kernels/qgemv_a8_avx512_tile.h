@@ -1,7 +1,7 @@
 /* The AVX-512 VNNI decode/GEMV machinery of the int8-activation GEMV, included by two files (a static copy each):
  * qgemv_a8_avx512.c (AVX-512 F/BW/VL/VNNI, every code width) and qgemv_a8_avx512_gfni.c (PTQ_A8_GFNI 1: the same
- * kernel for 2- and 3-bit codes with their unpacking on GFNI and AVX512_BITALG, for CPUs that have them). The
- * file comment of qgemv_a8_avx512.c describes the blocks and the unpacking. */
+ * kernel for 2-bit codes with their unpacking on GFNI, for CPUs that have it). The file comment of
+ * qgemv_a8_avx512.c describes the blocks and the unpacking. */
 #ifndef PTQ_KERNELS_QGEMV_A8_AVX512_TILE_H
 #define PTQ_KERNELS_QGEMV_A8_AVX512_TILE_H
 
@@ -104,27 +104,22 @@ INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
         /* 8 chunks of 12 bytes: dwords 3c, 3c+1 (2-bit planes) and 3c+2 (third bits) */
         const __m512i a = _mm512_loadu_si512(p), b = _mm512_loadu_si512(p + 32); /* dwords 0-15, 8-23 */
         const __m512i ilo = _mm512_set_epi32(30, 29, 27, 26, 24, 15, 13, 12, 10, 9, 7, 6, 4, 3, 1, 0);
-        /* the third-bit planes of chunks 2L and 2L+1 into dwords 0 and 1 of 128-bit lane L, and again into
-           dwords 2 and 3 (so that each qword of the lane holds both: vpshufbitqmb reads its own qword) */
-        const __m512i ihi = _mm512_set_epi32(31, 28, 31, 28, 25, 14, 25, 14, 11, 8, 11, 8, 5, 2, 5, 2);
+        /* the third-bit planes of chunks 2L and 2L+1 into dwords 0 and 1 of 128-bit lane L */
+        const __m512i ihi = _mm512_set_epi32(0, 0, 31, 28, 0, 0, 25, 14, 0, 0, 11, 8, 0, 0, 5, 2);
         lo = _mm512_permutex2var_epi32(a, ilo, b);
         hi = _mm512_permutex2var_epi32(a, ihi, b);
     }
     /* byte p of 128-bit lane L of v[i] is column 8i + p % 8 of chunk 2L + p / 8: bits 2i, 2i+1 of byte p of lo, and
-       (3 bits) bit p % 8 of byte i of that chunk's third-bit plane, which is dword p / 8 of the lane in hi */
+       (3 bits) bit p % 8 of byte i of that chunk's third-bit plane, which is byte 4 (p / 8) + i of the lane in hi */
     for (int i = 0; i < 4; i++) {
 #if PTQ_A8_GFNI
-        /* one affine map per byte (GF(2) matrix A: output bit r is the parity of the input bits in byte 7 - r of A)
-           takes bits 2i, 2i+1 to bits 0, 1 and clears the rest; one bit gather per byte finds the third bit */
+        /* 2 bits (qgemv_a8_avx512_gfni.c): one affine map per byte (GF(2) matrix A: output bit r is the parity of the
+           input bits in byte 7 - r of A) takes bits 2i, 2i+1 to bits 0, 1 and clears the rest */
         const __m512i A = _mm512_set1_epi64((long long)((1ull << (2 * i)) << 56 | (2ull << (2 * i)) << 48));
         __m512i t = _mm512_gf2p8affine_epi64_epi8(lo, A, 0);
-        if (B == 3) {
-            const __m512i idx = _mm512_broadcast_i32x4(_mm_set_epi64x(0x2726252423222120LL + 0x0808080808080808LL * i,
-                                                                      0x0706050403020100LL + 0x0808080808080808LL * i));
-            t = _mm512_mask_add_epi8(t, _mm512_bitshuffle_epi64_mask(hi, idx), t, _mm512_set1_epi8(4));
-        }
 #else
         __m512i t = _mm512_and_si512(i == 0 ? lo : _mm512_srli_epi16(lo, 2 * i), _mm512_set1_epi8(0x03));
+#endif
         if (B == 3) { /* the plane's byte i (or 4 + i) to every byte of the half lane, tested against bit p % 8 */
             const __m512i idx = _mm512_broadcast_i32x4(_mm_set_epi64x(0x0101010101010101LL * (4 + i),
                                                                       0x0101010101010101LL * i));
@@ -132,7 +127,6 @@ INLINE void unpack_block(const int B, const uint8_t *p, __m512i v[4]) {
             const __mmask64 k = _mm512_test_epi8_mask(_mm512_shuffle_epi8(hi, idx), bit);
             t = _mm512_mask_add_epi8(t, k, t, _mm512_set1_epi8(4));
         }
-#endif
         v[i] = t;
     }
 }
