@@ -26,8 +26,8 @@
  * --sym: symmetric weights, no zero points stored (every one 2^(bits-1), read from one shared row: qweight.h).
  * --shape OUTxIN (with --decode): that one shape instead of the two above (e.g. 5632x2048, TinyLlama's gate/up).
  * --tiles [--shape OUTxIN] [--fmt NAME] [--sym]: the AVX-512 decode kernel reading its rows one at a time, in
- * adjacent pairs and in pairs from the two halves of each thread's rows, the AVX-VNNI kernel and the plain read,
- * alternated pass by pass in one process (docs/RESULTS.md §25).
+ * adjacent pairs and in pairs from the two halves of each thread's rows, the AVX-VNNI kernel, the plain read and (2 bits
+ * on a GFNI CPU) the AVX-512 kernel without GFNI, alternated pass by pass in one process (docs/RESULTS.md §25, §26).
  * --decode also times "stream": the same bytes read one row at a time with the kernels' prefetch and no arithmetic
  * (AVX2): what that access pattern streams here (the kernels' split order can stream more).
  * On a machine shared with other busy processes run it with OMP_WAIT_POLICY=passive.
