@@ -1,8 +1,9 @@
 /* For tests that compare a GGUF's weights with float weights through bit-exact logits: ptq runs a GGUF's Q4_0,
- * Q5_0 and Q8_0 matrices on its packed kernels (quant/ggml_to_qweight.h), whose summation order differs from the
- * float GEMM's. tu_unpack_model puts them back as float weights (the very values: test_ggml_to_qweight.c proves
- * the packed weights dequantize to ggml's floats bit for bit), so that the float path's logits can be compared
- * bit for bit; the packed path itself is compared with llama.cpp within tolerances elsewhere. */
+ * Q5_0 and Q8_0 matrices on its packed kernels (quant/ggml_to_qweight.h) and the other block types on their
+ * blocks (kernels/ggml_gemm.h), whose summation orders differ from the float GEMM's. tu_unpack_model puts them
+ * back as float weights (the very values: test_ggml_to_qweight.c proves the packed weights dequantize to ggml's
+ * floats bit for bit, ptq_model_widen_ggml dequantizes as ggml does), so that the float path's logits can be
+ * compared bit for bit; the block paths themselves are compared with llama.cpp within tolerances elsewhere. */
 #ifndef PTQ_TESTS_GGUF_UNPACK_H
 #define PTQ_TESTS_GGUF_UNPACK_H
 
@@ -31,6 +32,11 @@ static inline int tu_unpack_model(ptq_model *m) {
     if (m) {
         n += m->head.q != NULL;
         tu_unpack_linear(m, &m->head);
+        for (int b = 0; b < m->cfg.n_layers; b++)
+            for (int r = 0; r < PTQ_LIN_COUNT; r++) n += ptq_linear_is_ggml(&m->blocks[b].lin[r]);
+        n += ptq_linear_is_ggml(&m->head);
+        ptq_error err = {0};
+        CHECK_MSG(ptq_model_widen_ggml(m, &err) == PTQ_OK, "%s", err.msg);
     }
     return n;
 }

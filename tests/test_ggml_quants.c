@@ -610,17 +610,29 @@ static void test_gguf_types(void) {
         ptq_error err = {0};
         CHECK_MSG(ptq_model_load(g, &mg, &err) == PTQ_OK, "%s", err.msg);
         CHECK_MSG(ptq_model_load(d, &md, &err) == PTQ_OK, "%s", err.msg);
-        tu_unpack_model(mg); /* Q4_0/Q5_0/Q8_0 run packed: back to the float path for a bit-exact comparison */
         if (mg && md) {
             ptq_model_info info;
             ptq_model_get_info(mg, &info);
             size_t total = 32 * (size_t)info.vocab_size;
+            /* as loaded: every block matrix runs on its blocks (packed, or ggml_gemm.h), none as float32 */
+            int floats = 0;
+            for (int b = 0; b < mg->cfg.n_layers; b++)
+                for (int r = 0; r < PTQ_LIN_COUNT; r++) floats += mg->blocks[b].lin[r].w != NULL;
+            CHECK_MSG(floats == 0, "%s: %d block matrices were widened to float32 at load", tname(k_types[i]), floats);
+            float *ln = logits(mg, toks, 32, info.vocab_size);
+            tu_unpack_model(mg); /* back to the float path for a bit-exact comparison */
             float *lg = logits(mg, toks, 32, info.vocab_size), *ld = logits(md, toks, 32, info.vocab_size);
-            double dmax = 0, smax = 0;
+            double dmax = 0, smax = 0, nmax = 0;
             for (size_t k = 0; k < total; k++) {
                 dmax = fmax(dmax, fabs((double)lg[k] - ld[k]));
+                nmax = fmax(nmax, fabs((double)ln[k] - ld[k]));
                 smax = fmax(smax, fabs((double)ld[k]));
             }
+            /* the block kernels: the same weights, float sums in another order */
+            printf("%-5s GGUF on its blocks: max |logit - float path's| = %.3g\n", tname(k_types[i]), nmax);
+            CHECK_MSG(nmax <= 1e-4 * smax, "%s: the block kernels' logits differ from the float path's by %g (max %g)",
+                      tname(k_types[i]), nmax, smax);
+            free(ln);
             printf("%-5s GGUF: max |ptq logit - logit of gguf-py's dequantized weights| = %.3g (max |logit| %.3g)\n",
                    tname(k_types[i]), dmax, smax);
             CHECK_MSG(dmax == 0, "%s: ptq's logits on the GGUF differ from those of gguf-py's weights by %g",

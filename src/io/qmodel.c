@@ -312,8 +312,11 @@ static void put_linear(saver *sv, const char *prefix, const ptq_linear *lin, con
     if (!ptq_linear_present(lin)) return;
     char n[300];
     if (!lin->q && !lin->w && sv->s == PTQ_OK) { /* streamed (ptq_load_options.stream_weights), never converted */
-        sv->s = ptq_fail(sv->err, PTQ_ERR_ARG, "%s: the weights of %s were streamed and are not in memory", prefix,
-                         lin->name);
+        sv->s = ptq_linear_is_ggml(lin)
+                    ? ptq_fail(sv->err, PTQ_ERR_UNSUPPORTED, "%s: %s holds a GGUF's ggml blocks, which a .ptq file does "
+                               "not store (ptq_model_widen_ggml converts them to float32 first)", prefix, lin->name)
+                    : ptq_fail(sv->err, PTQ_ERR_ARG, "%s: the weights of %s were streamed and are not in memory", prefix,
+                               lin->name);
         return;
     }
     if (lin->q) {
@@ -358,7 +361,10 @@ static void meta(saver *sv, const char *key, const char *value) {
 /* The token embeddings: packed (ptq.linears entry "tok_emb"), 16-bit, or float32. */
 static void put_embeddings(saver *sv, const ptq_model *m, cJSON *linears) {
     const ptq_config *c = &m->cfg;
-    if (m->tok_emb_q) cJSON_AddItemToObject(linears, "tok_emb", put_packed(sv, "tok_emb", m->tok_emb_q));
+    if (m->tok_emb_ggml && sv->s == PTQ_OK)
+        sv->s = ptq_fail(sv->err, PTQ_ERR_UNSUPPORTED, "the token embedding holds a GGUF's ggml blocks, which a .ptq "
+                         "file does not store (ptq_model_widen_ggml converts them to float32 first)");
+    else if (m->tok_emb_q) cJSON_AddItemToObject(linears, "tok_emb", put_packed(sv, "tok_emb", m->tok_emb_q));
     else if (m->tok_emb_h) put_raw(sv, "tok_emb", (ptq_dtype)m->tok_emb_dt, m->tok_emb_h, 2, c->vocab_size, c->embed_dim);
     else put_matrix(sv, "tok_emb", (ptq_dtype)m->tok_emb_dt, m->tok_emb, c->vocab_size, c->embed_dim);
 }

@@ -3,8 +3,9 @@
  *
  * Hyperparameters come from llama.* metadata, weights from llama.cpp's tensor names (token_embd, blk.N.attn_norm,
  * attn_q/k/v/output, ffn_norm, ffn_gate/up/down, output_norm, output; output absent = tied to token_embd), in F32,
- * F16, BF16 or one of ggml's block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K: quant/ggml_quants.h),
- * converted to float32. ggml stores a weight with ne = [in, out]: row-major [out][in], which is ptq's layout as it
+ * F16, BF16 or one of ggml's block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K: quant/ggml_quants.h): the
+ * block matrices stay in their blocks (Q4_0 / Q5_0 / Q8_0 converted into ptq's packed form, the others as the
+ * file's bytes: models/gguf_load.c), the rest is converted to float32. ggml stores a weight with ne = [in, out]: row-major [out][in], which is ptq's layout as it
  * is.
  *
  * RoPE: llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) reorders the rows of Q and K within each
@@ -144,13 +145,16 @@ static ptq_status build(src *s, ptq_error *err) {
 
     const int64_t emb_ne[2] = {dim, vocab};
     if (ptq_gguf_find(g, "output.weight")) {
-        /* untied: a lookup reads one row, so a Q4_0/Q5_0/Q8_0 table stays packed (tok_emb_q, the very values)
-           instead of becoming float32; a tied one serves the head's float path (below) */
+        /* untied: a lookup reads one row, so a block table stays packed (Q4_0/Q5_0/Q8_0: tok_emb_q) or in its
+           blocks (tok_emb_ggml), the very values, instead of becoming float32; a tied one serves the head's float
+           path (below) */
         ptq_linear emb;
         memset(&emb, 0, sizeof emb);
         ptq_status st = ptq_gguf_src_linear(s, &emb, "token_embd", dim, vocab, 0, 0, err);
         m->tok_emb = emb.w; /* model-owned */
         m->tok_emb_q = emb.q; /* freed by ptq_model_free */
+        m->tok_emb_ggml = emb.ggml; /* k-quant blocks, model-owned */
+        m->tok_emb_ggml_type = emb.ggml_type;
         PTQ_TRY(st);
         if (emb.b) return ptq_fail(err, PTQ_ERR_FORMAT, "%s: unexpected tensor token_embd.bias", g->path);
     } else {

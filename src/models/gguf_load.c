@@ -8,6 +8,8 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "kernels/ggml_gemm.h"
+#include "quant/ggml_quants.h"
 #include "quant/ggml_to_qweight.h"
 #include "text/gguf_vocab.h"
 
@@ -110,6 +112,35 @@ static ptq_status packed(ptq_gguf_src *s, const ptq_gguf_tensor *t, ptq_linear *
     return PTQ_OK;
 }
 
+/* A weight in a type ptq's packed format cannot hold (Q4_1, Q5_1, the k-quants), of the right shape -> lin->ggml:
+   the file's blocks, copied (rows put in Hugging Face order), run by kernels/ggml_gemm.h */
+static ptq_status blocks(ptq_gguf_src *s, const ptq_gguf_tensor *t, ptq_linear *lin, int heads, ptq_error *err) {
+    const size_t rb = t->nbytes / (size_t)lin->out;
+    const int block = ptq_ggml_row_bytes(t->type, PTQ_GGML_QK) ? PTQ_GGML_QK : PTQ_GGML_QK_K;
+    const int64_t per_row = lin->in / block, bad = ptq_ggml_first_nonfinite(t->type, t->data, per_row * lin->out);
+    if (bad >= 0) {
+        char tn[24];
+        return ptq_fail(err, PTQ_ERR_NUMERIC, "%s: tensor \"%s\" (%s), row %lld, block %lld: the step or offset is not "
+                        "finite", s->g->path, t->name, ptq_ggml_type_name(t->type, tn, sizeof tn),
+                        (long long)(bad / per_row), (long long)(bad % per_row));
+    }
+    void *bytes = ptq_alloc(t->nbytes, 1, t->name, err);
+    if (!bytes) return PTQ_ERR_NOMEM;
+    PTQ_TRY(ptq_model_own(s->m, bytes, err)); /* frees bytes when it fails */
+    memcpy(bytes, t->data, t->nbytes);
+    if (heads > 0) PTQ_TRY(unpermute_rows(bytes, lin->out, lin->out / heads, rb, t->name, err));
+    ptq_mmap_drop(t->data, t->nbytes);
+    lin->ggml = bytes;
+    lin->ggml_type = t->type;
+    lin->w = NULL;
+    lin->wq = NULL;
+    s->used[t - s->g->tensors] = 1;
+    const int64_t shape[2] = {lin->out, lin->in};
+    char tn[32];
+    ptq_model_note_tensor(s->m, t->name, ptq_ggml_type_name(t->type, tn, sizeof tn), 2, shape);
+    return PTQ_OK;
+}
+
 ptq_status ptq_gguf_src_linear(ptq_gguf_src *s, ptq_linear *lin, const char *name, int in, int out, int bias_required,
                                int heads, ptq_error *err) {
     char tn[128];
@@ -120,8 +151,11 @@ ptq_status ptq_gguf_src_linear(ptq_gguf_src *s, ptq_linear *lin, const char *nam
     lin->b = NULL;
     const int64_t ne[2] = {in, out};
     const ptq_gguf_tensor *t = ptq_gguf_find(s->g, tn);
-    if (t && t->ndim == 2 && t->ne[0] == in && t->ne[1] == out && ptq_ggml_to_qweight_supported(t->type)) {
+    const int shaped = t && t->ndim == 2 && t->ne[0] == in && t->ne[1] == out;
+    if (shaped && ptq_ggml_to_qweight_supported(t->type)) {
         PTQ_TRY(packed(s, t, lin, heads, err));
+    } else if (shaped && ptq_ggml_gemm_supported(t->type) && ptq_ggml_row_bytes(t->type, in)) {
+        PTQ_TRY(blocks(s, t, lin, heads, err));
     } else {
         PTQ_TRY(ptq_gguf_src_take(s, tn, 2, ne, &lin->w, err));
         if (heads > 0) PTQ_TRY(unpermute_rows(lin->w, out, out / heads, (size_t)in * sizeof(float), tn, err));

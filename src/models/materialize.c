@@ -11,6 +11,7 @@
 #include "core/file.h"
 #include "io/safetensors.h"
 #include "models/model.h"
+#include "quant/ggml_quants.h"
 #include "quant/head_embed.h"
 
 ptq_status ptq_linear_materialize(ptq_model *m, ptq_linear *lin, ptq_error *err) {
@@ -47,7 +48,8 @@ void ptq_block_release(ptq_model *m, int l) {
 
 ptq_status ptq_embedding_rows(const ptq_model *m, const int *tokens, int n, float *dst, ptq_error *err) {
     size_t ed = (size_t)m->cfg.embed_dim;
-    const int in_memory = m->tok_emb || m->tok_emb_q || m->tok_emb_h; /* float32, packed or 16-bit (head_embed.c) */
+    /* float32, packed, 16-bit (head_embed.c) or ggml blocks */
+    const int in_memory = m->tok_emb || m->tok_emb_q || m->tok_emb_h || m->tok_emb_ggml;
     if (!in_memory && !(m->tok_emb_src && m->src_st))
         return ptq_fail(err, PTQ_ERR_ARG, "%s: the model has no token embedding", m->path);
     for (int i = 0; i < n; i++) {
@@ -68,5 +70,32 @@ ptq_status ptq_embedding_materialize(ptq_model *m, const struct ptq_safetensors 
     ptq_mmap_drop(t->data, t->nbytes);
     m->tok_emb = w;
     m->tok_emb_src = NULL;
+    return PTQ_OK;
+}
+
+static ptq_status widen_linear(ptq_model *m, ptq_linear *lin, ptq_error *err) {
+    if (!ptq_linear_is_ggml(lin)) return PTQ_OK;
+    float *w = ptq_model_floats(m, (size_t)lin->out * (size_t)lin->in, lin->name, err);
+    if (!w) return err->status ? err->status : PTQ_ERR_NOMEM;
+    PTQ_TRY(ptq_ggml_dequantize_rows(lin->ggml_type, lin->ggml, w, lin->out, lin->in, err));
+    lin->w = w;
+    lin->ggml = NULL; /* model-owned: freed with the model */
+    lin->ggml_type = 0;
+    return PTQ_OK;
+}
+
+ptq_status ptq_model_widen_ggml(ptq_model *m, ptq_error *err) {
+    for (int l = 0; m->blocks && l < m->cfg.n_layers; l++)
+        for (int r = 0; r < PTQ_LIN_COUNT; r++) PTQ_TRY(widen_linear(m, &m->blocks[l].lin[r], err));
+    PTQ_TRY(widen_linear(m, &m->head, err));
+    if (m->tok_emb_ggml) {
+        const size_t n = (size_t)m->cfg.vocab_size * (size_t)m->cfg.embed_dim;
+        float *e = ptq_model_floats(m, n, "token embedding", err);
+        if (!e) return err->status ? err->status : PTQ_ERR_NOMEM;
+        PTQ_TRY(ptq_ggml_dequantize_rows(m->tok_emb_ggml_type, m->tok_emb_ggml, e, m->cfg.vocab_size, m->cfg.embed_dim,
+                                         err));
+        m->tok_emb = e;
+        m->tok_emb_ggml = NULL;
+    }
     return PTQ_OK;
 }

@@ -205,7 +205,7 @@ void ptq_model_get_info(const ptq_model *m, ptq_model_info *info) {
         for (int r = 0; r < PTQ_LIN_COUNT; r++) n += linear_params(&m->blocks[l].lin[r]);
         n += 2 * norm_params;
     }
-    if (m->tok_emb || m->tok_emb_q || m->tok_emb_h || m->tok_emb_src) n += (int64_t)c->vocab_size * c->embed_dim;
+    if (m->tok_emb || m->tok_emb_q || m->tok_emb_h || m->tok_emb_ggml || m->tok_emb_src) n += (int64_t)c->vocab_size * c->embed_dim;
     if (m->pos_emb) n += (int64_t)m->n_pos * c->dim;
     if (m->cls_token) n += c->dim;
     if (m->final_norm.w) n += norm_params;

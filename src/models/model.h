@@ -47,7 +47,9 @@ typedef struct ptq_linear {
     int bc_len;
     /* Quantized into a ggml type (ptq quantize --format gguf): the matrix's bytes in ggml_type (out rows of in
        values) and their dequantized values wq [out][in], which the runtime path uses in place of w. Both
-       model-owned; written into the GGUF by ptq_gguf_export. */
+       model-owned; written into the GGUF by ptq_gguf_export.
+       Loaded from a GGUF in a type ptq's packed format cannot hold (Q4_1, Q5_1, the k-quants): ggml set, w and
+       wq NULL, and the runtime multiplies with the blocks themselves (kernels/ggml_gemm.h; ptq_linear_is_ggml). */
     void *ggml;
     uint32_t ggml_type;
     float *wq;
@@ -56,7 +58,12 @@ typedef struct ptq_linear {
     const struct ptq_st_tensor *src;
 } ptq_linear;
 
-static inline int ptq_linear_present(const ptq_linear *l) { return l->w != NULL || l->q != NULL || l->src != NULL; }
+/* Run on its ggml blocks (a GGUF's k-quant matrix as loaded): no float weights until ptq_model_widen_ggml. */
+static inline int ptq_linear_is_ggml(const ptq_linear *l) { return l->ggml && !l->wq && !l->w; }
+
+static inline int ptq_linear_present(const ptq_linear *l) {
+    return l->w != NULL || l->q != NULL || l->src != NULL || ptq_linear_is_ggml(l);
+}
 
 /* Roles of the linear layers in a block, in forward order. A block uses either QKV (fused)
  * or Q, K, V; GATE only with a gated MLP (out = DOWN(act(GATE x) * UP x)), else
@@ -145,6 +152,9 @@ struct ptq_model {
        NULL in a loaded model (a model being quantized keeps it as the float source). */
     struct ptq_qweight *tok_emb_q;
     uint16_t *tok_emb_h;      /* [vocab][embed_dim], model-owned */
+    const void *tok_emb_ggml; /* a GGUF's untied table in a k-quant (or Q4_1 / Q5_1) type: vocab rows of ggml blocks,
+                                 model-owned; a lookup dequantizes one row */
+    uint32_t tok_emb_ggml_type;
     int tok_emb_dt, head_dt;  /* ptq_dtype of tok_emb / head.weight in a .ptq file: PTQ_DT_F32 (0), F16 or BF16 */
 
     struct ptq_safetensors *src_st; /* the mapped source of streamed weights (owned), or NULL */
@@ -194,6 +204,10 @@ void ptq_block_release(ptq_model *m, int l);
  * from the mapping; the whole float32 tok_emb (a model-owned buffer) once something needs it (the writer). */
 ptq_status ptq_embedding_rows(const ptq_model *m, const int *tokens, int n, float *dst, ptq_error *err);
 ptq_status ptq_embedding_materialize(ptq_model *m, const struct ptq_safetensors *st, ptq_error *err);
+/* Matrices kept in ggml blocks at load (a GGUF's k-quants: ptq_linear_is_ggml, tok_emb_ggml) -> float32 w /
+ * tok_emb, exactly llama.cpp's values, for what needs float weights (quantization, tuning). A no-op for every
+ * other model. The blocks stay model-owned until the model is freed. */
+ptq_status ptq_model_widen_ggml(ptq_model *m, ptq_error *err);
 
 /* Loaders (one per source format / family). */
 ptq_status ptq_load_llama2c(const char *path, ptq_model **out, ptq_error *err);

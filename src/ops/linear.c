@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/ggml_gemm.h"
 #include "kernels/i8gemm.h"
 #include "kernels/qgemm_impl.h"
 #include "kernels/qgemv_a8.h"
@@ -59,6 +60,7 @@ void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *
         if (!xq && plain_act8(lin))
             ptq_qgemm_a8_isa(ptq_a8_isa_best(), lin->q, x, rows, y); /* int8 activations (AVX2 or VNNI CPUs) */
         else if (lin->q) ptq_qgemm(lin->q, x, rows, y);
+        else if (ptq_linear_is_ggml(lin)) ptq_ggml_gemm(lin->ggml_type, lin->ggml, lin->out, lin->in, x, rows, y);
         else float_gemm(lin, lin->wq ? lin->wq : lin->w, x, rows, y); /* wq: weights on a ggml grid */
         free(xq);
     }

@@ -409,6 +409,22 @@ static ptq_status check_rows(uint32_t type, int64_t nrows, int64_t n, int *block
     return PTQ_OK;
 }
 
+int64_t ptq_ggml_first_nonfinite(uint32_t type, const void *src, int64_t nblocks) {
+    int block, bytes, d = 0, m = -1; /* offsets of the fp16 fields */
+    if (!ptq_ggml_qtype_get(type) || !(block = block_of(type, &bytes))) return -1;
+    switch (type) {
+    case PTQ_GGML_Q4_1: case PTQ_GGML_Q5_1: case PTQ_GGML_Q4_K: case PTQ_GGML_Q5_K: m = 2; break;
+    case PTQ_GGML_Q2_K: d = 80, m = 82; break;
+    case PTQ_GGML_Q3_K: d = 108; break;
+    case PTQ_GGML_Q6_K: d = 208; break;
+    default: break; /* Q4_0, Q5_0, Q8_0: d first */
+    }
+    const unsigned char *b = src;
+    for (int64_t k = 0; k < nblocks; k++, b += bytes)
+        if ((get16(b + d) & 0x7C00) == 0x7C00 || (m >= 0 && (get16(b + m) & 0x7C00) == 0x7C00)) return k;
+    return -1;
+}
+
 ptq_status ptq_ggml_dequantize_rows(uint32_t type, const void *src, float *dst, int64_t nrows, int64_t n,
                                     ptq_error *err) {
     int block, bytes;

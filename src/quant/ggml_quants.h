@@ -52,6 +52,9 @@ size_t ptq_ggml_row_bytes(uint32_t type, int64_t n);
  * block. No NaN check (see ptq_gguf_read_f32). */
 ptq_status ptq_ggml_dequantize_rows(uint32_t type, const void *src, float *dst, int64_t nrows, int64_t n,
                                     ptq_error *err);
+/* Index of the first of nblocks blocks (of the ten types) whose fp16 step d or offset dmin / m is Inf or NaN,
+ * or -1 when every value the blocks stand for is finite (codes and sub-block scales are bounded integers). */
+int64_t ptq_ggml_first_nonfinite(uint32_t type, const void *src, int64_t nblocks);
 /* Round to nearest into the type, bit for bit what ggml_quantize_chunk writes with no importance matrix
  * (quantize_row_*_ref; F32, F16 and BF16 too). dst: nrows * ptq_ggml_row_bytes(type, n) bytes. Same errors
  * as above, and PTQ_ERR_NUMERIC for a NaN/Inf in src. */

@@ -1,5 +1,6 @@
 /* Quantized or 16-bit LM head and token embeddings (see head_embed.h). */
 #include "quant/head_embed.h"
+#include "quant/ggml_quants.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -196,6 +197,10 @@ void ptq_embed_row(const ptq_model *m, int token, float *dst) {
     int ed = m->cfg.embed_dim;
     if (m->tok_emb_q) {
         ptq_qweight_dequant_row(m->tok_emb_q, token, dst);
+    } else if (m->tok_emb_ggml) {
+        const size_t rb = ptq_ggml_row_bytes(m->tok_emb_ggml_type, ed); /* checked at load */
+        (void)ptq_ggml_dequantize_rows(m->tok_emb_ggml_type, (const uint8_t *)m->tok_emb_ggml + (size_t)token * rb, dst, 1,
+                                       ed, NULL);
     } else if (m->tok_emb_h) {
         const uint16_t *h = m->tok_emb_h + (size_t)token * ed;
         if (m->tok_emb_dt == PTQ_DT_BF16)

@@ -479,6 +479,8 @@ ptq_status ptq_quantize_model(ptq_model *m, const ptq_calib_data *data, const pt
         return ptq_fail(err, PTQ_ERR_ARG, "NoisyQuant needs static activation quantization (--abits, not per token)");
     if (p->bc_scope & ~(PTQ_BC_LINEAR | PTQ_BC_BLOCK | PTQ_BC_LOGITS))
         return ptq_fail(err, PTQ_ERR_ARG, "unknown BC scope bits 0x%x", p->bc_scope);
+    /* a GGUF's k-quant matrices are quantized from their values, as llama.cpp dequantizes them */
+    PTQ_TRY(ptq_model_widen_ggml(m, err));
     for (int l = 0; l < c->n_layers; l++)
         for (int r = 0; r < PTQ_LIN_COUNT; r++)
             if (m->blocks[l].lin[r].q || m->blocks[l].lin[r].wq)

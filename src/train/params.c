@@ -297,7 +297,10 @@ static ptq_status init(ptq_model *m, ptq_trainable *t, int arena, ptq_error *err
     return s;
 }
 
-ptq_status ptq_trainable_init(ptq_model *m, ptq_trainable *t, ptq_error *err) { return init(m, t, 1, err); }
+ptq_status ptq_trainable_init(ptq_model *m, ptq_trainable *t, ptq_error *err) {
+    PTQ_TRY(ptq_model_widen_ggml(m, err)); /* a GGUF's k-quant matrices: tuning changes float weights */
+    return init(m, t, 1, err);
+}
 
 ptq_status ptq_trainable_names(const ptq_model *m, ptq_trainable *t, ptq_error *err) {
     return init((ptq_model *)m, t, 0, err);

@@ -1,0 +1,119 @@
+/* Products with ggml block matrices at run time (kernels/ggml_gemm.h), measured in one run:
+ *  1. decode: one input row times a 4096 x 14336 matrix (out x in) in Q4_K, Q5_K, Q6_K, Q3_K and Q2_K, with each
+ *     ISA's fused GEMV kernel, as GB/s of block bytes and as a fraction of the read bandwidth measured in the same
+ *     run (ptq_read_bandwidth, best of passes before and after), against the float32 sgemv of the same matrix
+ *     widened (what ptq ran before it kept the blocks);
+ *  2. prefill: 1 to 256 input rows times a 4096 x 4096 Q4_K matrix, fused GEMV path vs dequantized tiles + sgemm vs
+ *     the float32 sgemm (where the tiled path should start: ptq_ggml_gemm_min_rows).
+ *   bench_ggml_gemm [--json] [--quick]
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_common.h"
+#include "io/gguf.h"
+#include "kernels/ggml_gemm.h"
+#include "kernels/membw.h"
+#include "quant/ggml_quants.h"
+
+static void fill(float *a, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        a[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+}
+
+/* best seconds of reps calls */
+#define BEST(reps, call)                                                  \
+    ({                                                                    \
+        double best_ = 1e30;                                              \
+        for (int r_ = 0; r_ < (reps); r_++) {                             \
+            double t0_ = now_s();                                         \
+            call;                                                         \
+            double t_ = now_s() - t0_;                                    \
+            if (t_ < best_) best_ = t_;                                   \
+        }                                                                 \
+        best_;                                                            \
+    })
+
+int main(int argc, char **argv) {
+    int json, quick;
+    if (bench_flags(argc, argv, "bench_ggml_gemm", &json, &quick)) return 2;
+    bench_results br = {0};
+    const int reps = quick ? 3 : 10;
+    ptq_error err = {0};
+    double bw0 = 0, bw1 = 0;
+    if (ptq_read_bandwidth((size_t)1 << 30, quick ? 2 : 4, &bw0, &err) != PTQ_OK) {
+        fprintf(stderr, "bandwidth probe: %s\n", err.msg);
+        return 1;
+    }
+    printf("load %.2f; ISA %s\n", loadavg(), ptq_isa_name(ptq_isa_best()));
+
+    const int out = 4096, in = 14336;
+    float *W = malloc((size_t)out * in * sizeof *W), *x = malloc((size_t)256 * in * sizeof *x);
+    float *y = malloc((size_t)256 * out * sizeof *y);
+    if (!W || !x || !y) return 1;
+    fill(W, (size_t)out * in, 1);
+    fill(x, (size_t)256 * in, 2);
+    const uint32_t types[] = {PTQ_GGML_Q4_K, PTQ_GGML_Q5_K, PTQ_GGML_Q6_K, PTQ_GGML_Q3_K, PTQ_GGML_Q2_K};
+    const size_t fbytes = (size_t)out * in * sizeof(float);
+    const double tf = BEST(reps, cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, x, 1, 0.0f, y, 1));
+    printf("\ndecode, %d x %d, 1 row: float32 sgemv %.2f ms (%.1f GB/s)\n", out, in, 1e3 * tf, fbytes / tf / 1e9);
+    printf("| type | bytes | ISA | ms | GB/s | x float32 sgemv |\n|---|---|---|---|---|---|\n");
+    double gbs[8][3] = {{0}};
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        const size_t nb = (size_t)out * ptq_ggml_row_bytes(types[t], in);
+        uint8_t *w = malloc(nb);
+        if (!w || ptq_ggml_quantize_rows(types[t], W, w, out, in, &err) != PTQ_OK) return 1;
+        char tn[24];
+        const char *name = ptq_ggml_type_name(types[t], tn, sizeof tn);
+        for (int isa = PTQ_ISA_AVX2; isa <= (int)ptq_isa_best(); isa++) {
+            const double s = BEST(reps, ptq_ggml_gemm_path_isa(0, (ptq_isa)isa, types[t], w, out, in, x, 1, y));
+            gbs[t][isa] = nb / s / 1e9;
+            printf("| %s | %.1f MB | %s | %.2f | %.1f | %.2f |\n", name, nb / 1e6, ptq_isa_name((ptq_isa)isa), 1e3 * s,
+                   gbs[t][isa], tf / s);
+            char key[96];
+            snprintf(key, sizeof key, "decode_%s_%s_gbs", name, ptq_isa_name((ptq_isa)isa));
+            bench_rec(&br, key, gbs[t][isa]);
+        }
+        free(w);
+    }
+    if (ptq_read_bandwidth((size_t)1 << 30, quick ? 2 : 4, &bw1, &err) != PTQ_OK) return 1;
+    const double bw = bw0 > bw1 ? bw0 : bw1;
+    printf("\nread bandwidth (probe) %.1f / %.1f GB/s before / after; best-ISA fractions of %.1f:", bw0, bw1, bw);
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        char tn[24];
+        printf(" %s %.0f%%", ptq_ggml_type_name(types[t], tn, sizeof tn), 100 * gbs[t][ptq_isa_best()] / bw);
+    }
+    printf("\n");
+    bench_rec(&br, "read_bandwidth_gbs", bw);
+
+    /* prefill on 4096 x 4096 Q4_K */
+    const int pin = 4096;
+    const size_t nb = (size_t)out * ptq_ggml_row_bytes(PTQ_GGML_Q4_K, pin);
+    uint8_t *w = malloc(nb);
+    if (!w || ptq_ggml_quantize_rows(PTQ_GGML_Q4_K, W, w, out, pin, &err) != PTQ_OK) return 1;
+    printf("\nprefill, Q4_K %d x %d: ms per call (best of %d)\n", out, pin, reps);
+    printf("| rows | fused GEMV | tiles + sgemm | float32 sgemm | path taken |\n|---|---|---|---|---|\n");
+    const int rows_list[] = {1, 2, 3, 4, 6, 8, 16, 64, 256};
+    for (size_t k = 0; k < sizeof rows_list / sizeof *rows_list; k++) {
+        const int rows = rows_list[k];
+        const double g = BEST(reps, ptq_ggml_gemm_path_isa(0, ptq_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
+        const double ti = BEST(reps, ptq_ggml_gemm_path_isa(1, ptq_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
+        const double f = BEST(reps, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, pin, 1.0f, x, pin, W,
+                                                pin, 0.0f, y, out));
+        printf("| %d | %.2f | %.2f | %.2f | %s |\n", rows, 1e3 * g, 1e3 * ti, 1e3 * f,
+               rows >= ptq_ggml_gemm_min_rows() ? "tiles" : "fused");
+        char key[96];
+        snprintf(key, sizeof key, "prefill_q4k_rows%d_gemv_over_tiles", rows);
+        bench_rec(&br, key, g / ti);
+        snprintf(key, sizeof key, "prefill_q4k_rows%d_tiles_over_float", rows);
+        bench_rec(&br, key, ti / f);
+    }
+    printf("load %.2f\n", loadavg());
+    if (json) bench_print_json(&br, stdout);
+    free(W), free(x), free(y), free(w);
+    return 0;
+}

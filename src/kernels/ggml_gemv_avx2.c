@@ -1,0 +1,132 @@
+/* AVX2 + FMA GEMV kernels for ggml block matrices (ggml_gemm.h).
+ *
+ * Q4_K and Q5_K: codes widened 8 at a time and converted to float, one sum of q * x per sub-block of 32 scaled by
+ * d*sc; the offsets dmin*m multiply the precomputed sums of x over each 32 columns (xs32). Q6_K: the codes of half
+ * a block (128) assembled in bytes, stored, widened 8 at a time and scaled per 16 columns. Every other type
+ * expands one block with ptq_ggml_dequantize_rows and multiplies it with x. */
+#include <immintrin.h>
+
+#include "io/gguf.h"
+#include "kernels/ggml_gemm.h"
+#include "quant/ggml_quants.h"
+
+static inline float h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+static inline __m256i widen8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+
+/* Q4_K (5 = 0) and Q5_K (5 = 1) */
+static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs, int five) {
+    const __m256i m15 = _mm256_set1_epi32(15), m16 = _mm256_set1_epi32(16);
+    const size_t bytes = five ? 176 : 144;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    float mins = 0;
+    for (int b = 0; b < nb; b++, row += bytes, x += 256, xs += 8) {
+        const float d = h2f(row), dmin = h2f(row + 2);
+        uint8_t sc[8], mn[8];
+        ptq_ggml_k4_scales(row + 4, sc, mn);
+        const uint8_t *qh = row + 16, *qs = row + (five ? 48 : 16);
+        for (int g = 0; g < 4; g++, qs += 32) {
+            const float *xg = x + 64 * g;
+            __m256 lo0 = _mm256_setzero_ps(), lo1 = lo0, hi0 = lo0, hi1 = lo0;
+            for (int k = 0; k < 4; k += 2) {
+                __m256i v0 = widen8(qs + 8 * k), v1 = widen8(qs + 8 * k + 8);
+                __m256i l0 = _mm256_and_si256(v0, m15), l1 = _mm256_and_si256(v1, m15);
+                __m256i u0 = _mm256_srli_epi32(v0, 4), u1 = _mm256_srli_epi32(v1, 4);
+                if (five) { /* bit 2g (low codes) and 2g + 1 (high codes) of qh[l] -> bit 4 */
+                    const __m256i h0 = widen8(qh + 8 * k), h1 = widen8(qh + 8 * k + 8);
+                    const __m128i sl = _mm_cvtsi32_si128(4 - 2 * g < 0 ? 0 : 4 - 2 * g);
+                    const __m128i sr = _mm_cvtsi32_si128(2 * g - 4 < 0 ? 0 : 2 * g - 4);
+                    const __m128i sl1 = _mm_cvtsi32_si128(3 - 2 * g < 0 ? 0 : 3 - 2 * g);
+                    const __m128i sr1 = _mm_cvtsi32_si128(2 * g - 3 < 0 ? 0 : 2 * g - 3);
+                    l0 = _mm256_or_si256(l0, _mm256_and_si256(_mm256_srl_epi32(_mm256_sll_epi32(h0, sl), sr), m16));
+                    l1 = _mm256_or_si256(l1, _mm256_and_si256(_mm256_srl_epi32(_mm256_sll_epi32(h1, sl), sr), m16));
+                    u0 = _mm256_or_si256(u0, _mm256_and_si256(_mm256_srl_epi32(_mm256_sll_epi32(h0, sl1), sr1), m16));
+                    u1 = _mm256_or_si256(u1, _mm256_and_si256(_mm256_srl_epi32(_mm256_sll_epi32(h1, sl1), sr1), m16));
+                }
+                lo0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(l0), _mm256_loadu_ps(xg + 8 * k), lo0);
+                lo1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(l1), _mm256_loadu_ps(xg + 8 * k + 8), lo1);
+                hi0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(u0), _mm256_loadu_ps(xg + 32 + 8 * k), hi0);
+                hi1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(u1), _mm256_loadu_ps(xg + 32 + 8 * k + 8), hi1);
+            }
+            acc0 = _mm256_fmadd_ps(_mm256_add_ps(lo0, lo1), _mm256_set1_ps(d * (float)sc[2 * g]), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_add_ps(hi0, hi1), _mm256_set1_ps(d * (float)sc[2 * g + 1]), acc1);
+            mins += dmin * (float)mn[2 * g] * xs[2 * g] + dmin * (float)mn[2 * g + 1] * xs[2 * g + 1];
+        }
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) - mins;
+}
+
+/* Q6_K (layout in ggml_gemv_avx512.c) */
+static float dot_q6k(const uint8_t *row, int nb, const float *x) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int8_t q[128] __attribute__((aligned(32)));
+    for (int b = 0; b < nb; b++, row += 210) {
+        const float d = h2f(row + 208);
+        const int8_t *scales = (const int8_t *)(row + 192);
+        for (int h = 0; h < 2; h++) {
+            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(row + 64 * h));
+            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(row + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(row + 128 + 32 * h));
+            const __m256i hb[4] = {_mm256_slli_epi16(_mm256_and_si256(qh, m2), 4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)};
+            const __m256i lb[4] = {_mm256_and_si256(ql0, m4), _mm256_and_si256(ql1, m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4)};
+            for (int i = 0; i < 4; i++)
+                _mm256_store_si256((__m256i *)(q + 32 * i), _mm256_sub_epi8(_mm256_or_si256(lb[i], hb[i]), k32));
+            const float *xh = x + 256 * b + 128 * h;
+            for (int k = 0; k < 8; k++) { /* 16 values: sub-block 8h + k */
+                const __m256 s = _mm256_set1_ps(d * (float)scales[8 * h + k]);
+                for (int i = 0; i < 2; i++) {
+                    const __m256i c = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16 * k + 8 * i)));
+                    const __m256 w = _mm256_mul_ps(_mm256_cvtepi32_ps(c), s);
+                    acc[(2 * k + i) & 3] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xh + 16 * k + 8 * i), acc[(2 * k + i) & 3]);
+                }
+            }
+        }
+    }
+    return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+}
+
+/* Any other type: one block at a time expanded exactly, then a dot product. */
+static float dot_generic(uint32_t type, const uint8_t *row, int in, const float *x) {
+    const int block = ptq_ggml_row_bytes(type, PTQ_GGML_QK) ? PTQ_GGML_QK : PTQ_GGML_QK_K;
+    const size_t bytes = ptq_ggml_row_bytes(type, block);
+    float v[PTQ_GGML_QK_K] __attribute__((aligned(32)));
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    for (int j0 = 0; j0 < in; j0 += block, row += bytes) {
+        (void)ptq_ggml_dequantize_rows(type, row, v, 1, block, NULL);
+        for (int j = 0; j < block; j += 16) {
+            acc0 = _mm256_fmadd_ps(_mm256_load_ps(v + j), _mm256_loadu_ps(x + j0 + j), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_load_ps(v + j + 8), _mm256_loadu_ps(x + j0 + j + 8), acc1);
+        }
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+void ptq_ggml_gemv_avx2(const ptq_ggml_gemv_args *a, int o0, int o1) {
+    const int nb = a->in / PTQ_GGML_QK_K, ns = a->in / 32;
+    for (int o = o0; o < o1; o++) {
+        const uint8_t *row = a->w + (size_t)o * a->row_bytes;
+        for (int r = 0; r < a->rows; r++) {
+            const float *x = a->x + (size_t)r * (size_t)a->in, *xs = a->xs32 + (size_t)r * (size_t)ns;
+            float s;
+            switch (a->type) {
+            case PTQ_GGML_Q4_K: s = dot_k45(row, nb, x, xs, 0); break;
+            case PTQ_GGML_Q5_K: s = dot_k45(row, nb, x, xs, 1); break;
+            case PTQ_GGML_Q6_K: s = dot_q6k(row, nb, x); break;
+            default: s = dot_generic(a->type, row, a->in, x);
+            }
+            a->y[(size_t)r * (size_t)a->out + (size_t)o] = s;
+        }
+    }
+}

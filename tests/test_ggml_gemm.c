@@ -1,0 +1,109 @@
+/* Products with ggml block matrices at run time (kernels/ggml_gemm.h), against a double-precision product with
+ * the dequantized floats (ptq_ggml_dequantize_rows, which test_ggml_quants.c proves equal to ggml's own
+ * dequantizer): for all ten block types, every ISA this CPU has (scalar reference, AVX2, AVX-512), both paths
+ * (fused GEMV, dequantized tiles + sgemm), 1 to 70 input rows, on RTN-quantized random matrices and on random
+ * block bytes (every code, negative and tiny fp16 steps). The SIMD kernels are also compared with the scalar
+ * reference directly. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/gguf.h"
+#include "kernels/ggml_gemm.h"
+#include "quant/ggml_quants.h"
+#include "testutil.h"
+
+static const uint32_t k_types[] = {PTQ_GGML_Q4_0, PTQ_GGML_Q4_1, PTQ_GGML_Q5_0, PTQ_GGML_Q5_1, PTQ_GGML_Q8_0,
+                                   PTQ_GGML_Q2_K, PTQ_GGML_Q3_K, PTQ_GGML_Q4_K, PTQ_GGML_Q5_K, PTQ_GGML_Q6_K};
+
+/* random bytes with every fp16 step finite: each 2-byte field the type stores as fp16 gets a small random
+   value (the unpacked parameters tell which: rewrite d / dmin and pack again) */
+static void random_blocks(uint32_t type, uint8_t *dst, int rows, int in, uint64_t seed) {
+    const size_t rb = ptq_ggml_row_bytes(type, in);
+    for (size_t i = 0; i < rb * (size_t)rows; i++) dst[i] = (uint8_t)(tu_splitmix64(seed + i) >> 56);
+    const int block = ptq_ggml_row_bytes(type, 32) ? 32 : 256;
+    const size_t bytes = ptq_ggml_row_bytes(type, block);
+    uint8_t c[256];
+    for (size_t k = 0; k < rb * (size_t)rows / bytes; k++) {
+        ptq_ggml_block_params p;
+        ptq_ggml_unpack_block(type, dst + k * bytes, &p, c);
+        uint64_t r = tu_splitmix64(seed ^ (0x9e37u + k));
+        /* exponents 1..20 (subnormal-free, |d| in [2^-14, 2^5)), random sign and mantissa */
+        p.d = (uint16_t)(((r & 1) << 15) | ((1 + (r >> 8) % 20) << 10) | ((r >> 16) & 0x3ff));
+        p.dmin = (uint16_t)((((r >> 1) & 1) << 15) | ((1 + (r >> 28) % 20) << 10) | ((r >> 40) & 0x3ff));
+        ptq_ggml_params_derive(&p);
+        ptq_ggml_pack_block(&p, c, dst + k * bytes);
+    }
+}
+
+static void check_product(uint32_t type, const uint8_t *w, int out, int in, int rows, uint64_t seed, const char *what) {
+    char buf[24];
+    const char *tn = ptq_ggml_type_name(type, buf, sizeof buf);
+    float *deq = malloc((size_t)out * in * sizeof *deq), *x = malloc((size_t)rows * in * sizeof *x);
+    float *y = malloc((size_t)rows * out * sizeof *y), *yref = malloc((size_t)rows * out * sizeof *yref);
+    double *ref = malloc((size_t)rows * out * sizeof *ref), *mag = malloc((size_t)rows * out * sizeof *mag);
+    ptq_error err = {0};
+    CHECK(ptq_ggml_dequantize_rows(type, w, deq, out, in, &err) == PTQ_OK);
+    tu_prng_fill(x, (size_t)rows * in, seed, 1.0, 0.0, 24);
+    for (int r = 0; r < rows; r++)
+        for (int o = 0; o < out; o++) {
+            double s = 0, m = 0;
+            for (int j = 0; j < in; j++) {
+                s += (double)deq[(size_t)o * in + j] * x[(size_t)r * in + j];
+                m += fabs((double)deq[(size_t)o * in + j] * x[(size_t)r * in + j]);
+            }
+            ref[(size_t)r * out + o] = s, mag[(size_t)r * out + o] = m;
+        }
+    /* the scalar kernel: the reference the SIMD kernels are held to */
+    ptq_ggml_gemm_path_isa(0, PTQ_ISA_SCALAR, type, w, out, in, x, rows, yref);
+    for (int isa = PTQ_ISA_SCALAR; isa <= (int)ptq_isa_best(); isa++)
+        for (int tiles = 0; tiles < 2; tiles++) {
+            memset(y, 0xff, (size_t)rows * out * sizeof *y); /* NaN: every output must be written */
+            ptq_ggml_gemm_path_isa(tiles, (ptq_isa)isa, type, w, out, in, x, rows, y);
+            double worst = 0, worst_sc = 0;
+            for (size_t i = 0; i < (size_t)rows * out; i++) {
+                const double tol = 2e-6 * mag[i] + 1e-30, e = fabs(y[i] - ref[i]) / tol;
+                const double esc = fabs(y[i] - yref[i]) / (4e-6 * mag[i] + 1e-30);
+                if (!(e <= worst)) worst = e; /* NaN counts */
+                if (!(esc <= worst_sc)) worst_sc = esc;
+            }
+            CHECK_MSG(worst <= 1, "%s %s %s %s rows %d: error %.3g x the tolerance against the double product", tn,
+                      what, ptq_isa_name((ptq_isa)isa), tiles ? "tiles" : "gemv", rows, worst);
+            CHECK_MSG(worst_sc <= 1, "%s %s %s %s rows %d: differs from the scalar kernel (%.3g x tol)", tn, what,
+                      ptq_isa_name((ptq_isa)isa), tiles ? "tiles" : "gemv", rows, worst_sc);
+        }
+    /* the public entry: whatever path it picks */
+    ptq_ggml_gemm(type, w, out, in, x, rows, y);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)rows * out; i++) {
+        const double e = fabs(y[i] - ref[i]) / (2e-6 * mag[i] + 1e-30);
+        if (!(e <= worst)) worst = e;
+    }
+    CHECK_MSG(worst <= 1, "%s %s ptq_ggml_gemm rows %d: %.3g x tol", tn, what, rows, worst);
+    free(deq), free(x), free(y), free(yref), free(ref), free(mag);
+}
+
+int main(void) {
+    printf("ISA: %s\n", ptq_isa_name(ptq_isa_best()));
+    const int out = 37, in = 768;
+    const int rows_list[] = {1, 2, 3, 4, 9, 70};
+    for (size_t t = 0; t < sizeof k_types / sizeof *k_types; t++) {
+        const uint32_t type = k_types[t];
+        CHECK(ptq_ggml_gemm_supported(type));
+        const size_t rb = ptq_ggml_row_bytes(type, in);
+        uint8_t *w = malloc(rb * out);
+        float *W = malloc((size_t)out * in * sizeof *W);
+        /* rows of different scales, one all zero */
+        for (int o = 0; o < out; o++) tu_prng_fill(W + (size_t)o * in, in, 100 + o, o == 5 ? 0.0 : pow(2, o % 7 - 3), 0.01 * o, 24);
+        ptq_error err = {0};
+        CHECK(ptq_ggml_quantize_rows(type, W, w, out, in, &err) == PTQ_OK);
+        for (size_t k = 0; k < sizeof rows_list / sizeof *rows_list; k++)
+            check_product(type, w, out, in, rows_list[k], 7 + k, "rtn");
+        random_blocks(type, w, out, in, 1000 + t);
+        for (size_t k = 0; k < 3; k++) check_product(type, w, out, in, rows_list[k * 2], 70 + k, "random bytes");
+        free(w), free(W);
+    }
+    CHECK(!ptq_ggml_gemm_supported(PTQ_GGML_F32));
+    return tu_done("test_ggml_gemm");
+}
