@@ -2,7 +2,7 @@
  *  1. decode: one input row times a 4096 x 14336 matrix (out x in) in Q4_K, Q5_K, Q6_K, Q3_K and Q2_K, with each
  *     ISA's fused GEMV kernel, as GB/s of block bytes and as a fraction of the read bandwidth measured in the same
  *     run (ptq_read_bandwidth, best of passes before and after), against the float32 sgemv of the same matrix
- *     widened (what ptq ran before it kept the blocks);
+ *     widened (what ptq ran before it kept the blocks); and with int8 activations (ptq_ggml_gemm_a8, AVX-512 VNNI);
  *  2. prefill: 1 to 256 input rows times a 4096 x 4096 Q4_K matrix, fused GEMV path vs dequantized tiles + sgemm vs
  *     the float32 sgemm (where the tiled path should start: ptq_ggml_gemm_min_rows).
  *   bench_ggml_gemm [--json] [--quick]
@@ -78,14 +78,24 @@ int main(int argc, char **argv) {
             snprintf(key, sizeof key, "decode_%s_%s_gbs", name, ptq_isa_name((ptq_isa)isa));
             bench_rec(&br, key, gbs[t][isa]);
         }
+        if (ptq_ggml_a8_supported(types[t])) {
+            const double s = BEST(reps, ptq_ggml_gemm_a8(types[t], w, out, in, x, 1, y));
+            gbs[t][0] = nb / s / 1e9;
+            printf("| %s | %.1f MB | int8 act (VNNI) | %.2f | %.1f | %.2f |\n", name, nb / 1e6, 1e3 * s, gbs[t][0], tf / s);
+            char key[96];
+            snprintf(key, sizeof key, "decode_%s_a8_gbs", name);
+            bench_rec(&br, key, gbs[t][0]);
+        }
         free(w);
     }
     if (ptq_read_bandwidth((size_t)1 << 30, quick ? 2 : 4, &bw1, &err) != PTQ_OK) return 1;
     const double bw = bw0 > bw1 ? bw0 : bw1;
-    printf("\nread bandwidth (probe) %.1f / %.1f GB/s before / after; best-ISA fractions of %.1f:", bw0, bw1, bw);
+    printf("\nread bandwidth (probe) %.1f / %.1f GB/s before / after; fractions of %.1f, float (int8) activations:", bw0,
+           bw1, bw);
     for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
         char tn[24];
         printf(" %s %.0f%%", ptq_ggml_type_name(types[t], tn, sizeof tn), 100 * gbs[t][ptq_isa_best()] / bw);
+        if (gbs[t][0] > 0) printf(" (%.0f%%)", 100 * gbs[t][0] / bw);
     }
     printf("\n");
     bench_rec(&br, "read_bandwidth_gbs", bw);

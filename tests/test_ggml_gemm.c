@@ -3,7 +3,10 @@
  * dequantizer): for all ten block types, every ISA this CPU has (scalar reference, AVX2, AVX-512), both paths
  * (fused GEMV, dequantized tiles + sgemm), 1 to 70 input rows, on RTN-quantized random matrices and on random
  * block bytes (every code, negative and tiny fp16 steps). The SIMD kernels are also compared with the scalar
- * reference directly. */
+ * reference directly.
+ * Int8 activations (Q4_K, Q5_K, Q6_K): the activation codes against their definition, the scalar a8 kernel against
+ * the double product within the rounding bound sum_j |w_j| d_x(j) / 2, the AVX-512 VNNI kernel against the scalar
+ * one; the other types fall back to the float kernels. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +87,69 @@ static void check_product(uint32_t type, const uint8_t *w, int out, int in, int 
     free(deq), free(x), free(y), free(yref), free(ref), free(mag);
 }
 
+/* int8 activations: the codes, then the kernels (rows < 4: the decode path) */
+static void check_a8(uint32_t type, const uint8_t *w, int out, int in, int rows, uint64_t seed, const char *what) {
+    char buf[24];
+    const char *tn = ptq_ggml_type_name(type, buf, sizeof buf);
+    const int ns = in / 32;
+    float *deq = malloc((size_t)out * in * sizeof *deq), *x = malloc((size_t)rows * in * sizeof *x);
+    float *y = malloc((size_t)rows * out * sizeof *y), *ys = malloc((size_t)rows * out * sizeof *ys);
+    float *dx = malloc((size_t)rows * ns * sizeof *dx);
+    int8_t *xq = malloc((size_t)rows * in);
+    int32_t *s16 = malloc((size_t)rows * 2 * ns * sizeof *s16);
+    ptq_error err = {0};
+    CHECK(ptq_ggml_dequantize_rows(type, w, deq, out, in, &err) == PTQ_OK);
+    tu_prng_fill(x, (size_t)rows * in, seed, 1.0, 0.0, 24);
+    for (int j = 0; j < 32; j++) x[32 + j] = 0; /* an all-zero chunk: d = 0 */
+    x[70] = 40; /* one outlier: a coarse step for its chunk */
+    ptq_ggml_a8_quantize(x, rows, in, xq, dx, s16);
+    long bad = 0;
+    for (int c = 0; c < rows * ns; c++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[32 * c + j]));
+        bad += dx[c] != amax / 127;
+        for (int h = 0; h < 2; h++) {
+            int32_t sum = 0;
+            for (int j = 16 * h; j < 16 * h + 16; j++) {
+                const double e = fabs((double)x[32 * c + j] - (double)dx[c] * xq[32 * c + j]);
+                bad += e > 0.5000001 * dx[c] || abs(xq[32 * c + j]) > 127;
+                sum += xq[32 * c + j];
+            }
+            bad += sum != s16[2 * c + h];
+        }
+    }
+    CHECK_MSG(bad == 0, "activation codes: %ld values off their definition", bad);
+    ptq_ggml_gemm_a8_isa(PTQ_ISA_SCALAR, type, w, out, in, x, rows, ys);
+    double worst = 0;
+    for (int r = 0; r < rows; r++)
+        for (int o = 0; o < out; o++) {
+            double s = 0, mag = 0, bound = 0;
+            for (int j = 0; j < in; j++) {
+                const double wj = deq[(size_t)o * in + j], xj = x[(size_t)r * in + j];
+                s += wj * xj, mag += fabs(wj * xj), bound += fabs(wj) * dx[r * ns + j / 32] / 2;
+            }
+            const double e = fabs(ys[(size_t)r * out + o] - s) / (bound + 4e-6 * mag + 1e-30);
+            if (!(e <= worst)) worst = e;
+        }
+    CHECK_MSG(worst <= 1, "%s %s a8 scalar rows %d: %.3g x the rounding bound from the double product", tn, what, rows,
+              worst);
+    if (ptq_ggml_a8_supported(type)) {
+        ptq_ggml_gemm_a8_isa(PTQ_ISA_AVX512, type, w, out, in, x, rows, y);
+        worst = 0;
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < out; o++) {
+                double mag = 0;
+                for (int j = 0; j < in; j++) mag += fabs((double)deq[(size_t)o * in + j] * x[(size_t)r * in + j]);
+                const double e = fabs((double)y[(size_t)r * out + o] - ys[(size_t)r * out + o]) / (4e-6 * mag + 1e-30);
+                if (!(e <= worst)) worst = e;
+            }
+        CHECK_MSG(worst <= 1, "%s %s a8 AVX-512 VNNI rows %d: %.3g x tol from the scalar a8 kernel", tn, what, rows, worst);
+        ptq_ggml_gemm_a8(type, w, out, in, x, rows, ys); /* the entry point takes the same kernel */
+        CHECK_MSG(memcmp(y, ys, (size_t)rows * out * sizeof *y) == 0, "%s ptq_ggml_gemm_a8 is not the VNNI kernel", tn);
+    }
+    free(deq), free(x), free(y), free(ys), free(dx), free(xq), free(s16);
+}
+
 int main(void) {
     printf("ISA: %s\n", ptq_isa_name(ptq_isa_best()));
     const int out = 37, in = 768;
@@ -100,8 +166,19 @@ int main(void) {
         CHECK(ptq_ggml_quantize_rows(type, W, w, out, in, &err) == PTQ_OK);
         for (size_t k = 0; k < sizeof rows_list / sizeof *rows_list; k++)
             check_product(type, w, out, in, rows_list[k], 7 + k, "rtn");
+        const int kq = type == PTQ_GGML_Q4_K || type == PTQ_GGML_Q5_K || type == PTQ_GGML_Q6_K;
+        for (int rows = 1; kq && rows <= 3; rows++) check_a8(type, w, out, in, rows, 300 + rows, "rtn");
+        if (!kq) { /* no int8 kernel: the float path */
+            float *x = malloc((size_t)2 * in * sizeof *x), *y0 = malloc(2 * out * sizeof *y0), *y1 = malloc(2 * out * sizeof *y1);
+            tu_prng_fill(x, (size_t)2 * in, 9, 1.0, 0.0, 24);
+            ptq_ggml_gemm(type, w, out, in, x, 2, y0);
+            ptq_ggml_gemm_a8(type, w, out, in, x, 2, y1);
+            CHECK(memcmp(y0, y1, 2 * out * sizeof *y0) == 0);
+            free(x), free(y0), free(y1);
+        }
         random_blocks(type, w, out, in, 1000 + t);
         for (size_t k = 0; k < 3; k++) check_product(type, w, out, in, rows_list[k * 2], 70 + k, "random bytes");
+        for (int rows = 1; kq && rows <= 3; rows += 2) check_a8(type, w, out, in, rows, 400 + rows, "random bytes");
         free(w), free(W);
     }
     CHECK(!ptq_ggml_gemm_supported(PTQ_GGML_F32));

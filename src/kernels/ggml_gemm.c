@@ -2,16 +2,19 @@
 #include "kernels/ggml_gemm.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 
+#include "io/gguf.h"
+#include "kernels/qgemv_a8.h"
 #include "quant/ggml_quants.h"
 
 #define GEMV_BLOCK 16          /* weight rows per OpenMP work item in the GEMV path */
 #define TILE 64                /* weight rows per tile of the tiled path */
 #define MIN_ROWS 4             /* input rows from which the tiled path runs (bench_ggml_gemm) */
 #define PAR_MIN_WORK (1 << 18) /* below this many multiply-adds, stay on one thread */
-#define XS_STACK 2048          /* sums of x on the stack: up to 16384 inputs of 4 rows */
+#define SCRATCH_STACK 32768    /* bytes of per-call scratch on the stack: a decode row of up to 16384 inputs */
 
 int ptq_ggml_gemm_supported(uint32_t type) { return ptq_ggml_quant_supported(type); }
 
@@ -48,13 +51,70 @@ void ptq_ggml_gemv_scalar(const ptq_ggml_gemv_args *a, int o0, int o1) {
     }
 }
 
+void ptq_ggml_a8_quantize(const float *x, int rows, int in, int8_t *q, float *d, int32_t *sum16) {
+    for (size_t c = 0; c < (size_t)rows * (size_t)(in / 32); c++) {
+        const float *xc = x + 32 * c;
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fabsf(xc[j]) > amax ? fabsf(xc[j]) : amax; /* NaN is skipped */
+        const float dc = amax / 127, id = dc > 0 && isfinite(dc) ? 1 / dc : 0;
+        d[c] = dc;
+        for (int h = 0; h < 2; h++) {
+            int32_t sum = 0;
+            for (int j = 16 * h; j < 16 * h + 16; j++) {
+                const float v = xc[j] * id;
+                const int a = v == v ? (int)lrintf(v) : 0; /* round half to even; |v| <= 127 */
+                q[32 * c + j] = (int8_t)a;
+                sum += a;
+            }
+            sum16[2 * c + h] = sum;
+        }
+    }
+}
+
+/* The reference with int8 activations: exact integer sums per sub-block, one float factor each. */
+void ptq_ggml_gemv_a8_scalar(const ptq_ggml_gemv_args *a, int o0, int o1) {
+    const size_t bytes = ptq_ggml_row_bytes(a->type, PTQ_GGML_QK_K);
+    const int ns = a->in / 32;
+    ptq_ggml_block_params p;
+    uint8_t c[PTQ_GGML_QK_K];
+    for (int o = o0; o < o1; o++) {
+        const uint8_t *row = a->w + (size_t)o * a->row_bytes;
+        for (int r = 0; r < a->rows; r++) {
+            const int8_t *xq = a->xq + (size_t)r * (size_t)a->in;
+            const float *dx = a->dx + (size_t)r * ns, *xs = a->xs32 + (size_t)r * ns;
+            const int32_t *qs16 = a->qsum16 + (size_t)r * (size_t)(2 * ns);
+            float sum = 0;
+            for (int j0 = 0; j0 < a->in; j0 += PTQ_GGML_QK_K) {
+                ptq_ggml_unpack_block(a->type, row + (size_t)(j0 / PTQ_GGML_QK_K) * bytes, &p, c);
+                for (int s = 0; s < p.n_sub; s++) {
+                    const int first = j0 + s * p.sub; /* column of the sub-block's first value */
+                    int32_t isum = 0;
+                    for (int i = 0; i < p.sub; i++) isum += (int32_t)c[s * p.sub + i] * xq[first + i];
+                    if (p.affine) {
+                        sum += p.scale[s] * dx[first / 32] * (float)isum - p.min[s] * xs[first / 32];
+                    } else {
+                        isum -= p.zero * qs16[first / 16];
+                        sum += p.scale[s] * dx[first / 32] * (float)isum;
+                    }
+                }
+            }
+            a->y[(size_t)r * (size_t)a->out + (size_t)o] = sum;
+        }
+    }
+}
+
+int ptq_ggml_a8_supported(uint32_t type) {
+    return (type == PTQ_GGML_Q4_K || type == PTQ_GGML_Q5_K || type == PTQ_GGML_Q6_K) &&
+           ptq_a8_supported(PTQ_ISA_AVX512);
+}
+
 typedef void (*gemv_fn)(const ptq_ggml_gemv_args *, int, int);
 
-static gemv_fn gemv_of(ptq_isa isa) {
+static gemv_fn gemv_of(ptq_isa isa, int a8) {
     switch (isa) {
-    case PTQ_ISA_AVX512: return ptq_ggml_gemv_avx512;
+    case PTQ_ISA_AVX512: return a8 ? ptq_ggml_gemv_a8_avx512 : ptq_ggml_gemv_avx512;
     case PTQ_ISA_AVX2: return ptq_ggml_gemv_avx2;
-    default: return ptq_ggml_gemv_scalar;
+    default: return a8 ? ptq_ggml_gemv_a8_scalar : ptq_ggml_gemv_scalar;
     }
 }
 
@@ -63,27 +123,41 @@ static ptq_isa clamp(ptq_isa isa) {
     return (int)isa < (int)PTQ_ISA_SCALAR || (int)isa > (int)best ? best : isa;
 }
 
-static void run_gemv(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y) {
-    const int ns = in / 32;
-    const size_t nxs = (size_t)rows * (size_t)ns;
-    float stack[XS_STACK], *xs = nxs <= XS_STACK ? stack : malloc(nxs * sizeof *xs);
-    if (!xs) { /* no memory for the sums: one row at a time from the stack when it fits, else the reference */
-        if (ns <= XS_STACK && rows > 1) {
+/* The fused path. a8: int8 activations (isa scalar or AVX-512, the caller checked the type). Scratch per input
+   row: the sums of x per 32 columns and, with a8, the activation codes, steps and sums per 16. */
+static void run_gemv(ptq_isa isa, int a8, uint32_t type, const void *w, int out, int in, const float *x, int rows,
+                     float *y) {
+    const size_t ns = (size_t)(in / 32), per_row = ns * sizeof(float) + (a8 ? in + ns * (sizeof(float) + 8) : 0);
+    const size_t need = (size_t)rows * per_row + 64;
+    _Alignas(64) unsigned char stack[SCRATCH_STACK];
+    unsigned char *buf = need <= SCRATCH_STACK ? stack : malloc(need);
+    if (!buf) { /* no memory: one row at a time from the stack when it fits, else the float reference */
+        if (rows > 1 && per_row + 64 <= SCRATCH_STACK) {
             for (int r = 0; r < rows; r++)
-                run_gemv(isa, type, w, out, in, x + (size_t)r * (size_t)in, 1, y + (size_t)r * (size_t)out);
+                run_gemv(isa, a8, type, w, out, in, x + (size_t)r * (size_t)in, 1, y + (size_t)r * (size_t)out);
             return;
         }
-        isa = PTQ_ISA_SCALAR;
-    } else {
-        for (size_t k = 0; k < nxs; k++) {
+        isa = PTQ_ISA_SCALAR, a8 = 0;
+    }
+    ptq_ggml_gemv_args a = {type, w, ptq_ggml_row_bytes(type, in), in, out, rows, x, NULL, y, NULL, NULL, NULL};
+    if (buf) {
+        float *xs = (float *)buf;
+        for (size_t k = 0; k < (size_t)rows * ns; k++) {
             const float *xk = x + k * 32;
             float s = 0;
             for (int j = 0; j < 32; j++) s += xk[j];
             xs[k] = s;
         }
+        a.xs32 = xs;
+        if (a8) {
+            float *dx = xs + (size_t)rows * ns;
+            int32_t *qs16 = (int32_t *)(dx + (size_t)rows * ns);
+            int8_t *xq = (int8_t *)(qs16 + (size_t)rows * 2 * ns);
+            ptq_ggml_a8_quantize(x, rows, in, xq, dx, qs16);
+            a.xq = xq, a.dx = dx, a.qsum16 = qs16;
+        }
     }
-    const ptq_ggml_gemv_args a = {type, w, ptq_ggml_row_bytes(type, in), in, out, rows, x, xs, y};
-    const gemv_fn f = gemv_of(isa);
+    const gemv_fn f = gemv_of(isa, a8);
     const int nblk = (out + GEMV_BLOCK - 1) / GEMV_BLOCK;
     const int par = (double)out * in * rows >= PAR_MIN_WORK;
 #pragma omp parallel for schedule(static) if (par)
@@ -91,7 +165,7 @@ static void run_gemv(ptq_isa isa, uint32_t type, const void *w, int out, int in,
         const int o0 = b * GEMV_BLOCK, o1 = o0 + GEMV_BLOCK < out ? o0 + GEMV_BLOCK : out;
         f(&a, o0, o1);
     }
-    if (xs != stack) free(xs);
+    if (buf != stack) free(buf);
 }
 
 /* OpenMP over 64-row tiles: each thread dequantizes its tile exactly and multiplies it with one sgemm (which runs
@@ -122,7 +196,22 @@ static int run_tiles(uint32_t type, const void *w, int out, int in, const float 
 void ptq_ggml_gemm_path_isa(int tiles, ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x,
                             int rows, float *y) {
     if (tiles && run_tiles(type, w, out, in, x, rows, y)) return;
-    run_gemv(clamp(isa), type, w, out, in, x, rows, y);
+    run_gemv(clamp(isa), 0, type, w, out, in, x, rows, y);
+}
+
+void ptq_ggml_gemm_a8_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
+                          float *y) {
+    if (!ptq_ggml_a8_supported(type) && !(isa == PTQ_ISA_SCALAR && (type == PTQ_GGML_Q4_K || type == PTQ_GGML_Q5_K ||
+                                                                    type == PTQ_GGML_Q6_K))) {
+        ptq_ggml_gemm_isa(isa, type, w, out, in, x, rows, y);
+        return;
+    }
+    run_gemv(isa == PTQ_ISA_SCALAR ? PTQ_ISA_SCALAR : PTQ_ISA_AVX512, 1, type, w, out, in, x, rows, y);
+}
+
+void ptq_ggml_gemm_a8(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y) {
+    if (rows >= MIN_ROWS || !ptq_ggml_a8_supported(type)) ptq_ggml_gemm(type, w, out, in, x, rows, y);
+    else run_gemv(PTQ_ISA_AVX512, 1, type, w, out, in, x, rows, y);
 }
 
 void ptq_ggml_gemm_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/qweight.h"
 
@@ -29,6 +30,22 @@ int ptq_ggml_gemm_supported(uint32_t type);
 void ptq_ggml_gemm(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y);
 void ptq_ggml_gemm_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
                        float *y);
+
+/* Int8 activations (opt-in, like ptq_model_set_act8 for packed layers): below ptq_ggml_gemm_min_rows rows, x is
+ * quantized per 32 columns as llama.cpp's q8 activations (d = max|x| / 127, a = round_half_even(x / d), NaN -> 0)
+ * and each sub-block's product is an exact integer dot product (AVX-512 VNNI: vpdpbusd of 64 codes by 64
+ * activation codes) times one float factor:
+ *   Q4_K / Q5_K   y = sum_s d*sc[s] * d_x[s] * sum_j q_j a_j  -  dmin*m[s] * sum_j x_j   (sub-blocks of 32)
+ *   Q6_K          y = sum_s d*sc[s] * d_x[s/2] * (sum_j q_j a_j - 32 sum_j a_j)          (sub-blocks of 16)
+ * so |y - y_float| <= sum_j |w_j| d_x(j) / 2 (plus float rounding). Types without such a kernel (Q2_K, Q3_K, Q4_1,
+ * Q5_1, Q4_0, Q5_0, Q8_0), CPUs without AVX-512 VNNI, and prefill take ptq_ggml_gemm (float activations). */
+int ptq_ggml_a8_supported(uint32_t type);
+void ptq_ggml_gemm_a8(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y);
+/* isa PTQ_ISA_SCALAR (the reference) or PTQ_ISA_AVX512 (VNNI, where the CPU has it), for tests: any rows */
+void ptq_ggml_gemm_a8_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
+                          float *y);
+/* The activation codes: q [rows][in], d [rows][in / 32], sum16 [rows][in / 16] (sums of q per 16 columns). */
+void ptq_ggml_a8_quantize(const float *x, int rows, int in, int8_t *q, float *d, int32_t *sum16);
 
 /* ---- internal: the paths and the per-ISA kernels, for tests and benchmarks */
 
@@ -44,22 +61,33 @@ typedef struct ptq_ggml_gemv_args {
     size_t row_bytes;
     int in, out, rows;
     const float *x;    /* [rows][in] */
-    const float *xs32; /* [rows][in / 32]: sums of x over each 32 columns (the AVX2 affine kernels' offsets) */
+    const float *xs32; /* [rows][in / 32]: sums of x over each 32 columns (the affine kernels' offsets) */
     float *y;          /* [rows][out] */
+    /* int8 activations (ptq_ggml_a8_quantize), for the _a8 kernels */
+    const int8_t *xq;
+    const float *dx;
+    const int32_t *qsum16;
 } ptq_ggml_gemv_args;
 
 /* y[r][o] for o in [o0, o1) and every input row r (single-threaded). */
 void ptq_ggml_gemv_scalar(const ptq_ggml_gemv_args *a, int o0, int o1);
 void ptq_ggml_gemv_avx2(const ptq_ggml_gemv_args *a, int o0, int o1);
 void ptq_ggml_gemv_avx512(const ptq_ggml_gemv_args *a, int o0, int o1);
+/* int8 activations: Q4_K, Q5_K, Q6_K only */
+void ptq_ggml_gemv_a8_scalar(const ptq_ggml_gemv_args *a, int o0, int o1);
+void ptq_ggml_gemv_a8_avx512(const ptq_ggml_gemv_args *a, int o0, int o1);
 
-/* The 6-bit sub-block scales and mins of Q4_K / Q5_K (12 bytes -> 8 + 8), as ggml's get_scale_min_k4. */
-static inline void ptq_ggml_k4_scales(const uint8_t *b, uint8_t *sc, uint8_t *mn) {
-    for (int j = 0; j < 4; j++) sc[j] = b[j] & 63, mn[j] = b[j + 4] & 63;
-    for (int j = 4; j < 8; j++) {
-        sc[j] = (uint8_t)((b[j + 4] & 15) | ((b[j - 4] >> 6) << 4));
-        mn[j] = (uint8_t)((b[j + 4] >> 4) | ((b[j] >> 6) << 4));
-    }
+/* The 6-bit sub-block scales and mins of Q4_K / Q5_K (12 bytes -> 8 + 8; FORMAT.md): scale j < 4 is the low 6 bits
+ * of byte j, min j < 4 of byte j + 4; scale j >= 4 is the low nibble of byte j + 4 under the top two bits of byte
+ * j - 4, min j >= 4 the high nibble of byte j + 4 under the top two bits of byte j. Four bytes at a time here:
+ * *sc and *mn get the 8 values as the bytes of a little-endian uint64. */
+static inline void ptq_ggml_k4_scales(const uint8_t *b, uint64_t *sc, uint64_t *mn) {
+    uint32_t w0, w1, w2;
+    memcpy(&w0, b, 4), memcpy(&w1, b + 4, 4), memcpy(&w2, b + 8, 4);
+    const uint32_t s_hi = (w2 & 0x0F0F0F0Fu) | (((w0 >> 6) & 0x03030303u) << 4);
+    const uint32_t m_hi = ((w2 >> 4) & 0x0F0F0F0Fu) | (((w1 >> 6) & 0x03030303u) << 4);
+    *sc = (uint64_t)(w0 & 0x3F3F3F3Fu) | ((uint64_t)s_hi << 32);
+    *mn = (uint64_t)(w1 & 0x3F3F3F3Fu) | ((uint64_t)m_hi << 32);
 }
 
 #endif

@@ -1,7 +1,7 @@
 /* AVX2 + FMA GEMV kernels for ggml block matrices (ggml_gemm.h).
  *
  * Q4_K and Q5_K: codes widened 8 at a time and converted to float, one sum of q * x per sub-block of 32 scaled by
- * d*sc; the offsets dmin*m multiply the precomputed sums of x over each 32 columns (xs32). Q6_K: the codes of half
+ * d*sc; the offsets dmin*m multiply the precomputed sums of x over each 32 columns (xs32), 8 at a time. Q6_K: the codes of half
  * a block (128) assembled in bytes, stored, widened 8 at a time and scaled per 16 columns. Every other type
  * expands one block with ptq_ggml_dequantize_rows and multiplies it with x. */
 #include <immintrin.h>
@@ -20,16 +20,28 @@ static inline float hsum(__m256 v) {
 
 static inline __m256i widen8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
 
-/* Q4_K (5 = 0) and Q5_K (5 = 1) */
+/* 8 bytes (a little-endian uint64) times f, as floats */
+static inline __m256 scaled8(uint64_t bytes, float f) {
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)bytes))), _mm256_set1_ps(f));
+}
+
+/* bit `bit` of h moved to bit 4, that bit alone */
+static inline __m256i bit4(__m256i h, int bit) {
+    const __m256i t = bit <= 4 ? _mm256_sll_epi32(h, _mm_cvtsi32_si128(4 - bit)) : _mm256_srl_epi32(h, _mm_cvtsi32_si128(bit - 4));
+    return _mm256_and_si256(t, _mm256_set1_epi32(16));
+}
+
+/* Q4_K (five = 0) and Q5_K (five = 1) */
 static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs, int five) {
-    const __m256i m15 = _mm256_set1_epi32(15), m16 = _mm256_set1_epi32(16);
+    const __m256i m15 = _mm256_set1_epi32(15);
     const size_t bytes = five ? 176 : 144;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-    float mins = 0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, macc = acc0;
+    float d1[8] __attribute__((aligned(32)));
     for (int b = 0; b < nb; b++, row += bytes, x += 256, xs += 8) {
-        const float d = h2f(row), dmin = h2f(row + 2);
-        uint8_t sc[8], mn[8];
-        ptq_ggml_k4_scales(row + 4, sc, mn);
+        uint64_t sc, mn;
+        ptq_ggml_k4_scales(row + 4, &sc, &mn);
+        _mm256_store_ps(d1, scaled8(sc, h2f(row)));
+        macc = _mm256_fmadd_ps(scaled8(mn, h2f(row + 2)), _mm256_loadu_ps(xs), macc);
         const uint8_t *qh = row + 16, *qs = row + (five ? 48 : 16);
         for (int g = 0; g < 4; g++, qs += 32) {
             const float *xg = x + 64 * g;
@@ -40,26 +52,19 @@ static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs
                 __m256i u0 = _mm256_srli_epi32(v0, 4), u1 = _mm256_srli_epi32(v1, 4);
                 if (five) { /* bit 2g (low codes) and 2g + 1 (high codes) of qh[l] -> bit 4 */
                     const __m256i h0 = widen8(qh + 8 * k), h1 = widen8(qh + 8 * k + 8);
-                    const __m128i sl = _mm_cvtsi32_si128(4 - 2 * g < 0 ? 0 : 4 - 2 * g);
-                    const __m128i sr = _mm_cvtsi32_si128(2 * g - 4 < 0 ? 0 : 2 * g - 4);
-                    const __m128i sl1 = _mm_cvtsi32_si128(3 - 2 * g < 0 ? 0 : 3 - 2 * g);
-                    const __m128i sr1 = _mm_cvtsi32_si128(2 * g - 3 < 0 ? 0 : 2 * g - 3);
-                    l0 = _mm256_or_si256(l0, _mm256_and_si256(_mm256_srl_epi32(_mm256_sll_epi32(h0, sl), sr), m16));
-                    l1 = _mm256_or_si256(l1, _mm256_and_si256(_mm256_srl_epi32(_mm256_sll_epi32(h1, sl), sr), m16));
-                    u0 = _mm256_or_si256(u0, _mm256_and_si256(_mm256_srl_epi32(_mm256_sll_epi32(h0, sl1), sr1), m16));
-                    u1 = _mm256_or_si256(u1, _mm256_and_si256(_mm256_srl_epi32(_mm256_sll_epi32(h1, sl1), sr1), m16));
+                    l0 = _mm256_or_si256(l0, bit4(h0, 2 * g)), l1 = _mm256_or_si256(l1, bit4(h1, 2 * g));
+                    u0 = _mm256_or_si256(u0, bit4(h0, 2 * g + 1)), u1 = _mm256_or_si256(u1, bit4(h1, 2 * g + 1));
                 }
                 lo0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(l0), _mm256_loadu_ps(xg + 8 * k), lo0);
                 lo1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(l1), _mm256_loadu_ps(xg + 8 * k + 8), lo1);
                 hi0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(u0), _mm256_loadu_ps(xg + 32 + 8 * k), hi0);
                 hi1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(u1), _mm256_loadu_ps(xg + 32 + 8 * k + 8), hi1);
             }
-            acc0 = _mm256_fmadd_ps(_mm256_add_ps(lo0, lo1), _mm256_set1_ps(d * (float)sc[2 * g]), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_add_ps(hi0, hi1), _mm256_set1_ps(d * (float)sc[2 * g + 1]), acc1);
-            mins += dmin * (float)mn[2 * g] * xs[2 * g] + dmin * (float)mn[2 * g + 1] * xs[2 * g + 1];
+            acc0 = _mm256_fmadd_ps(_mm256_add_ps(lo0, lo1), _mm256_set1_ps(d1[2 * g]), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_add_ps(hi0, hi1), _mm256_set1_ps(d1[2 * g + 1]), acc1);
         }
     }
-    return hsum(_mm256_add_ps(acc0, acc1)) - mins;
+    return hsum(_mm256_add_ps(acc0, acc1)) - hsum(macc);
 }
 
 /* Q6_K (layout in ggml_gemv_avx512.c) */

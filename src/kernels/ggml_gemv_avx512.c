@@ -1,9 +1,8 @@
 /* AVX-512 GEMV kernels for ggml block matrices (ggml_gemm.h).
  *
- * Q4_K and Q5_K: per sub-block of 32 columns a table of the 16 (32) values its codes stand for, built exactly as
- * ggml dequantizes (d*sc * q - dmin*m, no fused multiply-add: this file is compiled with -ffp-contract=off), and
- * one vpermps (vpermt2ps) per 16 codes looks each value up; the codes' spare high bits are ignored by the
- * permutation, so no masking. Q6_K: the codes of half a block (128) are assembled in bytes, stored and widened 16
+ * Q4_K and Q5_K: codes widened 16 at a time and converted to float, one sum of q * x per sub-block of 32 scaled by
+ * d*sc (the 8 scales of a block converted together); the offsets dmin*m multiply the precomputed sums of x over
+ * each 32 columns (xs32), 8 at a time. Q6_K: the codes of half a block (128) are assembled in bytes, stored and widened 16
  * at a time, scaled per 16 columns. Every other type expands one block with ptq_ggml_dequantize_rows and
  * multiplies it with x. */
 #include <immintrin.h>
@@ -14,72 +13,57 @@
 
 static inline float h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
 
-static inline __m512 iota16(void) {
-    return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-}
-
-/* d1 * q - m1 for q = q0 .. q0 + 15 */
-static inline __m512 table(__m512 iota, float q0, float d1, float m1) {
-    return _mm512_sub_ps(_mm512_mul_ps(_mm512_add_ps(iota, _mm512_set1_ps(q0)), _mm512_set1_ps(d1)),
-                         _mm512_set1_ps(m1));
-}
-
-static float dot_q4k(const uint8_t *row, int nb, const float *x) {
-    const __m512 iota = iota16();
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    for (int b = 0; b < nb; b++, row += 144, x += 256) {
-        const float d = h2f(row), dmin = h2f(row + 2);
-        uint8_t sc[8], mn[8];
-        ptq_ggml_k4_scales(row + 4, sc, mn);
-        const uint8_t *qs = row + 16;
-        for (int g = 0; g < 4; g++, qs += 32) {
-            const float *xg = x + 64 * g;
-            const __m512 tlo = table(iota, 0, d * (float)sc[2 * g], dmin * (float)mn[2 * g]);
-            const __m512 thi = table(iota, 0, d * (float)sc[2 * g + 1], dmin * (float)mn[2 * g + 1]);
-            const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
-            const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
-            acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v0, tlo), _mm512_loadu_ps(xg), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v1, tlo), _mm512_loadu_ps(xg + 16), acc1);
-            acc2 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), thi), _mm512_loadu_ps(xg + 32), acc2);
-            acc3 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), thi), _mm512_loadu_ps(xg + 48), acc3);
-        }
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
-}
-
-/* bit `bit` of h moved to bit 4, the low nibble of v below it (higher bits: whatever; vpermt2ps reads 5) */
-static inline __m512i code5(__m512i v, __m512i h, int bit) {
+/* bits 2g (low codes) / 2g + 1 (high codes) of h moved to bit 4, that bit alone */
+static inline __m512i bit4(__m512i h, int bit) {
     const __m512i t = bit <= 4 ? _mm512_sll_epi32(h, _mm_cvtsi32_si128(4 - bit)) : _mm512_srl_epi32(h, _mm_cvtsi32_si128(bit - 4));
-    return _mm512_ternarylogic_epi32(v, t, _mm512_set1_epi32(15), 0xE4); /* (v & 15) | (t & ~15) */
+    return _mm512_and_si512(t, _mm512_set1_epi32(16));
 }
 
-static float dot_q5k(const uint8_t *row, int nb, const float *x) {
-    const __m512 iota = iota16();
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    for (int b = 0; b < nb; b++, row += 176, x += 256) {
-        const float d = h2f(row), dmin = h2f(row + 2);
-        uint8_t sc[8], mn[8];
-        ptq_ggml_k4_scales(row + 4, sc, mn);
-        const __m512i h0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + 16)));
-        const __m512i h1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + 32)));
-        const uint8_t *qs = row + 48;
+/* 8 bytes (a little-endian uint64) times f, as floats */
+static inline __m256 scaled8(uint64_t bytes, float f) {
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)bytes))), _mm256_set1_ps(f));
+}
+
+static inline __m512i widen16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+
+/* Q4_K (five = 0) and Q5_K (five = 1): per sub-block of 32 one sum of q * x, scaled by d*sc; the offsets dmin*m
+   multiply the sums of x over each 32 columns (xs) */
+static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs, int five) {
+    const __m512i m15 = _mm512_set1_epi32(15);
+    const size_t bytes = five ? 176 : 144;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m256 macc = _mm256_setzero_ps();
+    float d1[8] __attribute__((aligned(32)));
+    for (int b = 0; b < nb; b++, row += bytes, x += 256, xs += 8) {
+        uint64_t sc, mn;
+        ptq_ggml_k4_scales(row + 4, &sc, &mn);
+        _mm256_store_ps(d1, scaled8(sc, h2f(row)));
+        macc = _mm256_fmadd_ps(scaled8(mn, h2f(row + 2)), _mm256_loadu_ps(xs), macc);
+        const uint8_t *qs = row + (five ? 48 : 16);
+        __m512i h0 = _mm512_setzero_si512(), h1 = h0;
+        if (five) h0 = widen16(row + 16), h1 = widen16(row + 32);
         for (int g = 0; g < 4; g++, qs += 32) {
             const float *xg = x + 64 * g;
-            const float d1 = d * (float)sc[2 * g], m1 = dmin * (float)mn[2 * g];
-            const float d2 = d * (float)sc[2 * g + 1], m2 = dmin * (float)mn[2 * g + 1];
-            const __m512 la = table(iota, 0, d1, m1), lb = table(iota, 16, d1, m1);
-            const __m512 ha = table(iota, 0, d2, m2), hb = table(iota, 16, d2, m2);
-            const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
-            const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
-            acc0 = _mm512_fmadd_ps(_mm512_permutex2var_ps(la, code5(v0, h0, 2 * g), lb), _mm512_loadu_ps(xg), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_permutex2var_ps(la, code5(v1, h1, 2 * g), lb), _mm512_loadu_ps(xg + 16), acc1);
-            acc2 = _mm512_fmadd_ps(_mm512_permutex2var_ps(ha, code5(_mm512_srli_epi32(v0, 4), h0, 2 * g + 1), hb),
-                                   _mm512_loadu_ps(xg + 32), acc2);
-            acc3 = _mm512_fmadd_ps(_mm512_permutex2var_ps(ha, code5(_mm512_srli_epi32(v1, 4), h1, 2 * g + 1), hb),
-                                   _mm512_loadu_ps(xg + 48), acc3);
+            const __m512i v0 = widen16(qs), v1 = widen16(qs + 16);
+            __m512i l0 = _mm512_and_si512(v0, m15), l1 = _mm512_and_si512(v1, m15);
+            __m512i u0 = _mm512_srli_epi32(v0, 4), u1 = _mm512_srli_epi32(v1, 4);
+            if (five) {
+                l0 = _mm512_or_si512(l0, bit4(h0, 2 * g)), l1 = _mm512_or_si512(l1, bit4(h1, 2 * g));
+                u0 = _mm512_or_si512(u0, bit4(h0, 2 * g + 1)), u1 = _mm512_or_si512(u1, bit4(h1, 2 * g + 1));
+            }
+            __m512 lo = _mm512_mul_ps(_mm512_cvtepi32_ps(l0), _mm512_loadu_ps(xg));
+            __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(u0), _mm512_loadu_ps(xg + 32));
+            lo = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l1), _mm512_loadu_ps(xg + 16), lo);
+            hi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(u1), _mm512_loadu_ps(xg + 48), hi);
+            acc[g & 1] = _mm512_fmadd_ps(lo, _mm512_set1_ps(d1[2 * g]), acc[g & 1]);
+            acc[2 + (g & 1)] = _mm512_fmadd_ps(hi, _mm512_set1_ps(d1[2 * g + 1]), acc[2 + (g & 1)]);
         }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(macc), _mm256_extractf128_ps(macc, 1));
+    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) -
+           _mm_cvtss_f32(m);
 }
 
 /* Q6_K: ql[128], qh[64], int8 scales[16], d. Half h (128 values) at ql + 64h, qh + 32h: value l (< 32) is
@@ -130,15 +114,15 @@ static float dot_generic(uint32_t type, const uint8_t *row, int in, const float 
 }
 
 void ptq_ggml_gemv_avx512(const ptq_ggml_gemv_args *a, int o0, int o1) {
-    const int nb = a->in / PTQ_GGML_QK_K;
+    const int nb = a->in / PTQ_GGML_QK_K, ns = a->in / 32;
     for (int o = o0; o < o1; o++) {
         const uint8_t *row = a->w + (size_t)o * a->row_bytes;
         for (int r = 0; r < a->rows; r++) {
-            const float *x = a->x + (size_t)r * (size_t)a->in;
+            const float *x = a->x + (size_t)r * (size_t)a->in, *xs = a->xs32 + (size_t)r * (size_t)ns;
             float s;
             switch (a->type) {
-            case PTQ_GGML_Q4_K: s = dot_q4k(row, nb, x); break;
-            case PTQ_GGML_Q5_K: s = dot_q5k(row, nb, x); break;
+            case PTQ_GGML_Q4_K: s = dot_k45(row, nb, x, xs, 0); break;
+            case PTQ_GGML_Q5_K: s = dot_k45(row, nb, x, xs, 1); break;
             case PTQ_GGML_Q6_K: s = dot_q6k(row, nb, x); break;
             default: s = dot_generic(a->type, row, a->in, x);
             }

@@ -60,7 +60,8 @@ void ptq_linear_forward(const ptq_linear *lin, const float *x, int rows, float *
         if (!xq && plain_act8(lin))
             ptq_qgemm_a8_isa(ptq_a8_isa_best(), lin->q, x, rows, y); /* int8 activations (AVX2 or VNNI CPUs) */
         else if (lin->q) ptq_qgemm(lin->q, x, rows, y);
-        else if (ptq_linear_is_ggml(lin)) ptq_ggml_gemm(lin->ggml_type, lin->ggml, lin->out, lin->in, x, rows, y);
+        else if (ptq_linear_is_ggml(lin))
+            (lin->ggml_act8 ? ptq_ggml_gemm_a8 : ptq_ggml_gemm)(lin->ggml_type, lin->ggml, lin->out, lin->in, x, rows, y);
         else float_gemm(lin, lin->wq ? lin->wq : lin->w, x, rows, y); /* wq: weights on a ggml grid */
         free(xq);
     }
@@ -98,6 +99,7 @@ void ptq_linear_forward_float(const ptq_linear *lin, const float *x, int rows, f
 
 static void set_act8(ptq_linear *l, int on) {
     if (l->q) l->q->act8 = on != 0;
+    l->ggml_act8 = on != 0;
 }
 
 void ptq_model_set_act8(ptq_model *m, int on) {
