@@ -106,15 +106,18 @@ int main(int argc, char **argv) {
     uint8_t *w = malloc(nb);
     if (!w || ptq_ggml_quantize_rows(PTQ_GGML_Q4_K, W, w, out, pin, &err) != PTQ_OK) return 1;
     printf("\nprefill, Q4_K %d x %d: ms per call (best of %d)\n", out, pin, reps);
-    printf("| rows | fused GEMV | tiles + sgemm | float32 sgemm | path taken |\n|---|---|---|---|---|\n");
-    const int rows_list[] = {1, 2, 3, 4, 6, 8, 16, 64, 256};
+    printf("| rows | fused GEMV | tiles + sgemm | float32 sgemm | int8-activation GEMV | path taken |\n|---|---|---|---|---|---|\n");
+    const int rows_list[] = {1, 2, 4, 8, 12, 16, 24, 32, 64, 256};
     for (size_t k = 0; k < sizeof rows_list / sizeof *rows_list; k++) {
         const int rows = rows_list[k];
         const double g = BEST(reps, ptq_ggml_gemm_path_isa(0, ptq_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
         const double ti = BEST(reps, ptq_ggml_gemm_path_isa(1, ptq_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
         const double f = BEST(reps, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, pin, 1.0f, x, pin, W,
                                                 pin, 0.0f, y, out));
-        printf("| %d | %.2f | %.2f | %.2f | %s |\n", rows, 1e3 * g, 1e3 * ti, 1e3 * f,
+        const double a8 = ptq_ggml_a8_supported(PTQ_GGML_Q4_K)
+                              ? BEST(reps, ptq_ggml_gemm_a8_isa(PTQ_ISA_AVX512, PTQ_GGML_Q4_K, w, out, pin, x, rows, y))
+                              : NAN;
+        printf("| %d | %.2f | %.2f | %.2f | %.2f | %s |\n", rows, 1e3 * g, 1e3 * ti, 1e3 * f, 1e3 * a8,
                rows >= ptq_ggml_gemm_min_rows() ? "tiles" : "fused");
         char key[96];
         snprintf(key, sizeof key, "prefill_q4k_rows%d_gemv_over_tiles", rows);

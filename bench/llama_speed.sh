@@ -3,7 +3,7 @@
 # prefill and decode tokens/s and peak RSS of
 #   ptq W4 g32 (.ptq)  vs  llama.cpp Q4_0 and Q4_K_M      ptq W8 g32 (.ptq)  vs  llama.cpp Q8_0
 #   ptq float (the model itself)  vs  llama.cpp F32
-# and ptq running llama.cpp's own Q4_0 / Q8_0 files (the same bytes) beside llama-bench on them.
+# and ptq running llama.cpp's own Q4_0 / Q4_K_M / Q8_0 files (the same bytes) beside llama-bench on them.
 # llama.cpp's files come from its own llama-quantize, from the F32 GGUF ptq exports (exactly the model's weights).
 # Like for like by default: llama.cpp's Q4_0 is a symmetric grid with an fp16 scale per 32 weights (4.5 bits),
 # keeps the output head in Q6_K (6.56 bits) and the token embeddings in Q4_0, its Q8_0 all in Q8_0 (8.5 bits), and
@@ -100,6 +100,7 @@ pairs=("ptq W4 g32 vs Q4_0|$w4|$files/Q4_0.gguf"
        "ptq W8 g32 vs Q8_0|$w8|$files/Q8_0.gguf"
        "float vs F32|$model|$files/f32.gguf"
        "ptq on Q4_0.gguf vs Q4_0|$files/Q4_0.gguf|$files/Q4_0.gguf"
+       "ptq on Q4_K_M.gguf vs Q4_K_M|$files/Q4_K_M.gguf|$files/Q4_K_M.gguf"
        "ptq on Q8_0.gguf vs Q8_0|$files/Q8_0.gguf|$files/Q8_0.gguf")
 load0=$(cut -d' ' -f1 /proc/loadavg)
 for ((r = 1; r <= rounds; r++)); do

@@ -12,14 +12,17 @@
 #include "kernels/membw.h"
 #include "kernels/qweight.h"
 #include "models/model.h"
+#include "quant/ggml_quants.h"
 
 /* Bytes of weights one decoded token reads: every block linear and the head, as stored (packed codes
- * with their scales and any stored zero points, int8 codes, or floats), plus one embedding row. */
+ * with their scales and any stored zero points, int8 codes, a GGUF's ggml blocks, or floats), plus one embedding
+ * row. */
 static double linear_bytes(const ptq_linear *l) {
     if (l->q)
         return (double)l->q->out * ((double)l->q->row_bytes + (l->q->zeros ? 3.0 : 2.0) * l->q->n_groups) +
                (l->q->perm ? 4.0 * l->q->in : 0.0);
     if (l->i8) return (double)l->out * l->in + 4.0 * l->out;
+    if (ptq_linear_is_ggml(l)) return (double)l->out * (double)ptq_ggml_row_bytes(l->ggml_type, l->in);
     if (l->w || l->wq) return 4.0 * l->out * l->in;
     return 0.0;
 }

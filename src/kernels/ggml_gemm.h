@@ -31,14 +31,14 @@ void ptq_ggml_gemm(uint32_t type, const void *w, int out, int in, const float *x
 void ptq_ggml_gemm_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
                        float *y);
 
-/* Int8 activations (opt-in, like ptq_model_set_act8 for packed layers): below ptq_ggml_gemm_min_rows rows, x is
- * quantized per 32 columns as llama.cpp's q8 activations (d = max|x| / 127, a = round_half_even(x / d), NaN -> 0)
+/* Int8 activations (opt-in, like ptq_model_set_act8 for packed layers), decoding and prefill: x is quantized per
+ * 32 columns as llama.cpp's q8 activations (d = max|x| / 127, a = round_half_even(x / d), NaN -> 0)
  * and each sub-block's product is an exact integer dot product (AVX-512 VNNI: vpdpbusd of 64 codes by 64
  * activation codes) times one float factor:
  *   Q4_K / Q5_K   y = sum_s d*sc[s] * d_x[s] * sum_j q_j a_j  -  dmin*m[s] * sum_j x_j   (sub-blocks of 32)
  *   Q6_K          y = sum_s d*sc[s] * d_x[s/2] * (sum_j q_j a_j - 32 sum_j a_j)          (sub-blocks of 16)
  * so |y - y_float| <= sum_j |w_j| d_x(j) / 2 (plus float rounding). Types without such a kernel (Q2_K, Q3_K, Q4_1,
- * Q5_1, Q4_0, Q5_0, Q8_0), CPUs without AVX-512 VNNI, and prefill take ptq_ggml_gemm (float activations). */
+ * Q5_1, Q4_0, Q5_0, Q8_0) and CPUs without AVX-512 VNNI take ptq_ggml_gemm (float activations). */
 int ptq_ggml_a8_supported(uint32_t type);
 void ptq_ggml_gemm_a8(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y);
 /* isa PTQ_ISA_SCALAR (the reference) or PTQ_ISA_AVX512 (VNNI, where the CPU has it), for tests: any rows */

@@ -409,6 +409,63 @@ static ptq_status check_rows(uint32_t type, int64_t nrows, int64_t n, int *block
     return PTQ_OK;
 }
 
+/* The k-quants' blocks straight into floats (the same operations as ptq_ggml_grid_value, so the same values:
+   step * q - offset, each in float, no fused multiply-add), without unpacking the codes first: these run for every
+   GEMV of the types without their own kernel and for every tile of the prefill path (kernels/ggml_gemm.c). */
+static void deq_k45(const unsigned char *b, float *y, int five) {
+    const float d = h2f(get16(b)), dmin = h2f(get16(b + 2));
+    int16_t sc[8], mn[8];
+    unpack_k4_scales(b + 4, sc, mn);
+    const unsigned char *qh = b + 16, *q = b + (five ? 48 : 16);
+    for (int g = 0; g < 4; g++, q += 32, y += 64) {
+        const float d1 = d * (float)sc[2 * g], m1 = dmin * (float)mn[2 * g];
+        const float d2 = d * (float)sc[2 * g + 1], m2 = dmin * (float)mn[2 * g + 1];
+        const int h1 = five ? 2 * g : 8, h2 = five ? 2 * g + 1 : 8; /* bit 8 of a byte: 0 */
+        for (int l = 0; l < 32; l++) y[l] = d1 * (float)((q[l] & 15) | (((qh[l] >> h1) & 1) << 4)) - m1;
+        for (int l = 0; l < 32; l++) y[32 + l] = d2 * (float)((q[l] >> 4) | (((qh[l] >> h2) & 1) << 4)) - m2;
+    }
+}
+
+static void deq_q6k(const unsigned char *b, float *y) {
+    const float d = h2f(get16(b + 208));
+    for (int h = 0; h < 2; h++, y += 128) {
+        const unsigned char *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+        const signed char *sc = (const signed char *)b + 192 + 8 * h;
+        for (int k = 0; k < 2; k++) { /* l in 16k .. 16k + 15: sub-blocks 8h + k, + 2, + 4, + 6 */
+            const float s0 = d * (float)sc[k], s1 = d * (float)sc[k + 2], s2 = d * (float)sc[k + 4], s3 = d * (float)sc[k + 6];
+            for (int l = 16 * k; l < 16 * k + 16; l++) {
+                y[l] = s0 * (float)(((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32);
+                y[l + 32] = s1 * (float)(((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                y[l + 64] = s2 * (float)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                y[l + 96] = s3 * (float)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+            }
+        }
+    }
+}
+
+/* Q2_K (three = 0) and Q3_K (three = 1): 2-bit fields (byte 32h + l holds values 128h + l + 32i at bits 2i); Q3_K's
+   third bit of value e in hmask byte e % 32, bit e / 32 */
+static void deq_k23(const unsigned char *b, float *y, int three) {
+    float scale[16], min[16];
+    if (three) {
+        int16_t sc[16];
+        unpack_q3k_scales(b + 96, sc);
+        const float d = h2f(get16(b + 108));
+        for (int s = 0; s < 16; s++) scale[s] = d * (float)(sc[s] - 32), min[s] = 0;
+    } else {
+        const float d = h2f(get16(b + 80)), dmin = h2f(get16(b + 82));
+        for (int s = 0; s < 16; s++) scale[s] = d * (float)(b[s] & 15), min[s] = dmin * (float)(b[s] >> 4);
+    }
+    const unsigned char *qs = b + (three ? 32 : 16), *hm = b;
+    for (int e0 = 0; e0 < 256; e0 += 16) { /* sub-block e0 / 16 */
+        const int h = e0 / 128, i = (e0 / 32) % 4, l0 = e0 % 32, s = e0 / 16;
+        for (int l = l0; l < l0 + 16; l++) {
+            const int q = (qs[32 * h + l] >> (2 * i)) & 3;
+            y[e0 + l - l0] = three ? scale[s] * (float)(q + 4 * ((hm[l] >> (e0 / 32)) & 1) - 4) : scale[s] * (float)q - min[s];
+        }
+    }
+}
+
 int64_t ptq_ggml_first_nonfinite(uint32_t type, const void *src, int64_t nblocks) {
     int block, bytes, d = 0, m = -1; /* offsets of the fp16 fields */
     if (!ptq_ggml_qtype_get(type) || !(block = block_of(type, &bytes))) return -1;
@@ -442,6 +499,14 @@ ptq_status ptq_ggml_dequantize_rows(uint32_t type, const void *src, float *dst, 
     ptq_ggml_block_params p;
     uint8_t c[256];
     for (size_t k = 0; k < total / (size_t)block; k++, b += bytes, dst += block) {
+        switch (type) {
+        case PTQ_GGML_Q2_K: deq_k23(b, dst, 0); continue;
+        case PTQ_GGML_Q3_K: deq_k23(b, dst, 1); continue;
+        case PTQ_GGML_Q4_K: deq_k45(b, dst, 0); continue;
+        case PTQ_GGML_Q5_K: deq_k45(b, dst, 1); continue;
+        case PTQ_GGML_Q6_K: deq_q6k(b, dst); continue;
+        default: break;
+        }
         ptq_ggml_unpack_block(type, b, &p, c);
         for (int s = 0; s < p.n_sub; s++) {
             const float sc = p.scale[s], mn = p.min[s];
