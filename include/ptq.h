@@ -78,8 +78,8 @@ void ptq_model_free(ptq_model *m);
 /* Arithmetic of the packed low-bit (W2/W3/W4/W8) layers: 0 (default) float activations, exact to the
  * dequantized weights; 1 activations quantized to int8 per 32 inputs (as llama.cpp's q8_0) and integer dot
  * products, for decoding and prefill alike: faster on CPUs with AVX-512 VNNI (ignored elsewhere), results
- * change slightly (docs/GUIDE.md, "Decoding kernels, int8 activations"). A GGUF's Q4_K, Q5_K and Q6_K matrices (run
- * on their blocks) take int8 activations too, with AVX-512 VNNI. */
+ * change slightly (docs/GUIDE.md, "Decoding kernels, int8 activations"). A GGUF's k-quant matrices
+ * (Q2_K ... Q6_K, run on their blocks) take int8 activations too, with AVX-512 VNNI. */
 void ptq_model_set_act8(ptq_model *m, int on);
 
 typedef struct ptq_model_info {

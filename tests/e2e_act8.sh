@@ -31,12 +31,12 @@ echo "llama-shakespeare-256 W4 g32: relative perplexity change with --act8 $d"
 awk -v d="$d" 'BEGIN { exit !(d != "" && d <= 0.0005) }' || fail "shakespeare --act8 moved perplexity by $d (> 0.05%)"
 
 # a GGUF's k-quant matrices (run on their blocks, kernels/ggml_gemm.h) take int8 activations too (AVX-512 VNNI;
-# elsewhere the same float path twice): measured 0.022% on this excerpt
+# elsewhere the same float path twice), the Q6_K output head included: measured 0.11% on this excerpt
 "$PTQ" quantize "$SHK" --type Q4_K_M --method rtn -o "$TMP/shk-q4km.gguf" --json > /dev/null 2> "$TMP/err" ||
   fail "quantize shakespeare Q4_K_M: $(cat "$TMP/err")"
 d=$(ppl_pair "$TMP/shk-q4km.gguf" "$TMP/shk.txt")
 echo "llama-shakespeare-256 Q4_K_M GGUF: relative perplexity change with --act8 $d"
-awk -v d="$d" 'BEGIN { exit !(d != "" && d <= 0.0005) }' || fail "Q4_K_M --act8 moved perplexity by $d (> 0.05%)"
+awk -v d="$d" 'BEGIN { exit !(d != "" && d <= 0.0025) }' || fail "Q4_K_M --act8 moved perplexity by $d (> 0.25%)"
 if grep -q avx512_vnni /proc/cpuinfo; then  # the int8 kernels ran: the numbers moved
   awk -v d="$d" 'BEGIN { exit !(d > 0) }' || fail "Q4_K_M --act8 left perplexity unchanged: the int8 kernels did not run"
 fi

@@ -4,7 +4,7 @@
  * (fused GEMV, dequantized tiles + sgemm), 1 to 70 input rows, on RTN-quantized random matrices and on random
  * block bytes (every code, negative and tiny fp16 steps). The SIMD kernels are also compared with the scalar
  * reference directly.
- * Int8 activations (Q4_K, Q5_K, Q6_K): the activation codes against their definition, the scalar a8 kernel against
+ * Int8 activations (the k-quants): the activation codes against their definition, the scalar a8 kernel against
  * the double product within the rounding bound sum_j |w_j| d_x(j) / 2, the AVX-512 VNNI kernel against the scalar
  * one; the other types fall back to the float kernels. */
 #include <math.h>
@@ -166,7 +166,7 @@ int main(void) {
         CHECK(ptq_ggml_quantize_rows(type, W, w, out, in, &err) == PTQ_OK);
         for (size_t k = 0; k < sizeof rows_list / sizeof *rows_list; k++)
             check_product(type, w, out, in, rows_list[k], 7 + k, "rtn");
-        const int kq = type == PTQ_GGML_Q4_K || type == PTQ_GGML_Q5_K || type == PTQ_GGML_Q6_K;
+        const int kq = type >= PTQ_GGML_Q2_K && type <= PTQ_GGML_Q6_K;
         const int a8_rows[] = {1, 2, 3, 20, 70}; /* 70: more than the stack scratch holds */
         for (size_t k = 0; kq && k < sizeof a8_rows / sizeof *a8_rows; k++) check_a8(type, w, out, in, a8_rows[k], 300 + k, "rtn");
         if (!kq) { /* no int8 kernel: the float path */

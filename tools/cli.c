@@ -280,10 +280,9 @@ int load_model_streamed(const char *path, int stream, ptq_model **m) {
     return 0;
 }
 
-/* A GGUF's Q4_K / Q5_K / Q6_K matrices kept in their blocks: --act8 applies to them too (kernels/ggml_gemm.h) */
+/* A GGUF's k-quant matrices kept in their blocks: --act8 applies to them too (kernels/ggml_gemm.h) */
 static int kquant_linear(const ptq_linear *l) {
-    return ptq_linear_is_ggml(l) &&
-           (l->ggml_type == PTQ_GGML_Q4_K || l->ggml_type == PTQ_GGML_Q5_K || l->ggml_type == PTQ_GGML_Q6_K);
+    return ptq_linear_is_ggml(l) && l->ggml_type >= PTQ_GGML_Q2_K && l->ggml_type <= PTQ_GGML_Q6_K;
 }
 
 int apply_act8(ptq_model *m, const char *path) {
@@ -294,7 +293,7 @@ int apply_act8(ptq_model *m, const char *path) {
         for (int r = 0; r < PTQ_LIN_COUNT; r++) kq += kquant_linear(&m->blocks[l].lin[r]);
     if (qs.linears == 0 && kq == 0)
         return die("--act8: %s has no packed low-bit layers (int8 activations apply to weights quantized "
-                   "with --wbits 2, 3, 4 or 8, and to a GGUF's Q4_K, Q5_K and Q6_K matrices)", path);
+                   "with --wbits 2, 3, 4 or 8, and to a GGUF's k-quant matrices)", path);
     if (ptq_a8_isa_best() == PTQ_ISA_SCALAR)
         fprintf(stderr, "note: --act8 has no effect on this CPU (it needs AVX2); float activations are used\n");
     ptq_model_set_act8(m, 1);

@@ -81,7 +81,7 @@ void ptq_ggml_gemv_a8_scalar(const ptq_ggml_gemv_args *a, int o0, int o1) {
         const uint8_t *row = a->w + (size_t)o * a->row_bytes;
         for (int r = 0; r < a->rows; r++) {
             const int8_t *xq = a->xq + (size_t)r * (size_t)a->in;
-            const float *dx = a->dx + (size_t)r * ns, *xs = a->xs32 + (size_t)r * ns;
+            const float *dx = a->dx + (size_t)r * ns, *xs = a->xs32 + (size_t)r * ns, *x16 = a->xs16 + (size_t)r * 2 * ns;
             const int32_t *qs16 = a->qsum16 + (size_t)r * (size_t)(2 * ns);
             float sum = 0;
             for (int j0 = 0; j0 < a->in; j0 += PTQ_GGML_QK_K) {
@@ -91,7 +91,8 @@ void ptq_ggml_gemv_a8_scalar(const ptq_ggml_gemv_args *a, int o0, int o1) {
                     int32_t isum = 0;
                     for (int i = 0; i < p.sub; i++) isum += (int32_t)c[s * p.sub + i] * xq[first + i];
                     if (p.affine) {
-                        sum += p.scale[s] * dx[first / 32] * (float)isum - p.min[s] * xs[first / 32];
+                        sum += p.scale[s] * dx[first / 32] * (float)isum -
+                               p.min[s] * (p.sub == 16 ? x16[first / 16] : xs[first / 32]);
                     } else {
                         isum -= p.zero * qs16[first / 16];
                         sum += p.scale[s] * dx[first / 32] * (float)isum;
@@ -103,10 +104,9 @@ void ptq_ggml_gemv_a8_scalar(const ptq_ggml_gemv_args *a, int o0, int o1) {
     }
 }
 
-int ptq_ggml_a8_supported(uint32_t type) {
-    return (type == PTQ_GGML_Q4_K || type == PTQ_GGML_Q5_K || type == PTQ_GGML_Q6_K) &&
-           ptq_a8_supported(PTQ_ISA_AVX512);
-}
+static int kquant(uint32_t type) { return type >= PTQ_GGML_Q2_K && type <= PTQ_GGML_Q6_K; }
+
+int ptq_ggml_a8_supported(uint32_t type) { return kquant(type) && ptq_a8_supported(PTQ_ISA_AVX512); }
 
 typedef void (*gemv_fn)(const ptq_ggml_gemv_args *, int, int);
 
@@ -124,10 +124,10 @@ static ptq_isa clamp(ptq_isa isa) {
 }
 
 /* The fused path. a8: int8 activations (isa scalar or AVX-512, the caller checked the type). Scratch per input
-   row: the sums of x per 32 columns and, with a8, the activation codes, steps and sums per 16. */
+   row: the sums of x per 32 and per 16 columns and, with a8, the activation codes, steps and sums per 16. */
 static void run_gemv(ptq_isa isa, int a8, uint32_t type, const void *w, int out, int in, const float *x, int rows,
                      float *y) {
-    const size_t ns = (size_t)(in / 32), per_row = ns * sizeof(float) + (a8 ? in + ns * (sizeof(float) + 8) : 0);
+    const size_t ns = (size_t)(in / 32), per_row = 3 * ns * sizeof(float) + (a8 ? in + ns * (sizeof(float) + 8) : 0);
     const size_t need = (size_t)rows * per_row + 64;
     _Alignas(64) unsigned char stack[SCRATCH_STACK];
     unsigned char *buf = need <= SCRATCH_STACK ? stack : malloc(need);
@@ -139,18 +139,19 @@ static void run_gemv(ptq_isa isa, int a8, uint32_t type, const void *w, int out,
         }
         isa = PTQ_ISA_SCALAR, a8 = 0;
     }
-    ptq_ggml_gemv_args a = {type, w, ptq_ggml_row_bytes(type, in), in, out, rows, x, NULL, y, NULL, NULL, NULL};
+    ptq_ggml_gemv_args a = {type, w, ptq_ggml_row_bytes(type, in), in, out, rows, x, NULL, NULL, y, NULL, NULL, NULL};
     if (buf) {
-        float *xs = (float *)buf;
-        for (size_t k = 0; k < (size_t)rows * ns; k++) {
-            const float *xk = x + k * 32;
+        float *xs = (float *)buf, *x16 = xs + (size_t)rows * ns;
+        for (size_t k = 0; k < (size_t)rows * 2 * ns; k++) {
+            const float *xk = x + k * 16;
             float s = 0;
-            for (int j = 0; j < 32; j++) s += xk[j];
-            xs[k] = s;
+            for (int j = 0; j < 16; j++) s += xk[j];
+            x16[k] = s;
         }
-        a.xs32 = xs;
+        for (size_t k = 0; k < (size_t)rows * ns; k++) xs[k] = x16[2 * k] + x16[2 * k + 1];
+        a.xs32 = xs, a.xs16 = x16;
         if (a8) {
-            float *dx = xs + (size_t)rows * ns;
+            float *dx = x16 + (size_t)rows * 2 * ns;
             int32_t *qs16 = (int32_t *)(dx + (size_t)rows * ns);
             int8_t *xq = (int8_t *)(qs16 + (size_t)rows * 2 * ns);
             ptq_ggml_a8_quantize(x, rows, in, xq, dx, qs16);
@@ -201,8 +202,7 @@ void ptq_ggml_gemm_path_isa(int tiles, ptq_isa isa, uint32_t type, const void *w
 
 void ptq_ggml_gemm_a8_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
                           float *y) {
-    if (!ptq_ggml_a8_supported(type) && !(isa == PTQ_ISA_SCALAR && (type == PTQ_GGML_Q4_K || type == PTQ_GGML_Q5_K ||
-                                                                    type == PTQ_GGML_Q6_K))) {
+    if (!ptq_ggml_a8_supported(type) && !(isa == PTQ_ISA_SCALAR && kquant(type))) {
         ptq_ggml_gemm_isa(isa, type, w, out, in, x, rows, y);
         return;
     }

@@ -36,9 +36,10 @@ void ptq_ggml_gemm_isa(ptq_isa isa, uint32_t type, const void *w, int out, int i
  * and each sub-block's product is an exact integer dot product (AVX-512 VNNI: vpdpbusd of 64 codes by 64
  * activation codes) times one float factor:
  *   Q4_K / Q5_K   y = sum_s d*sc[s] * d_x[s] * sum_j q_j a_j  -  dmin*m[s] * sum_j x_j   (sub-blocks of 32)
- *   Q6_K          y = sum_s d*sc[s] * d_x[s/2] * (sum_j q_j a_j - 32 sum_j a_j)          (sub-blocks of 16)
- * so |y - y_float| <= sum_j |w_j| d_x(j) / 2 (plus float rounding). Types without such a kernel (Q2_K, Q3_K, Q4_1,
- * Q5_1, Q4_0, Q5_0, Q8_0) and CPUs without AVX-512 VNNI take ptq_ggml_gemm (float activations). */
+ *   Q2_K          y = sum_s d*sc[s] * d_x[s/2] * sum_j q_j a_j  -  dmin*m[s] * sum_j x_j (sub-blocks of 16)
+ *   Q3_K, Q6_K    y = sum_s step[s] * d_x[s/2] * (sum_j q_j a_j - z sum_j a_j)           (16; z = 4, 32)
+ * so |y - y_float| <= sum_j |w_j| d_x(j) / 2 (plus float rounding). The legacy types (Q4_1, Q5_1; Q4_0, Q5_0 and
+ * Q8_0 load packed) and CPUs without AVX-512 VNNI take ptq_ggml_gemm (float activations). */
 int ptq_ggml_a8_supported(uint32_t type);
 void ptq_ggml_gemm_a8(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y);
 /* isa PTQ_ISA_SCALAR (the reference) or PTQ_ISA_AVX512 (VNNI, where the CPU has it), for tests: any rows */
@@ -62,6 +63,7 @@ typedef struct ptq_ggml_gemv_args {
     int in, out, rows;
     const float *x;    /* [rows][in] */
     const float *xs32; /* [rows][in / 32]: sums of x over each 32 columns (the affine kernels' offsets) */
+    const float *xs16; /* [rows][in / 16]: the same over each 16 columns (Q2_K's sub-blocks) */
     float *y;          /* [rows][out] */
     /* int8 activations (ptq_ggml_a8_quantize), for the _a8 kernels */
     const int8_t *xq;
@@ -73,7 +75,7 @@ typedef struct ptq_ggml_gemv_args {
 void ptq_ggml_gemv_scalar(const ptq_ggml_gemv_args *a, int o0, int o1);
 void ptq_ggml_gemv_avx2(const ptq_ggml_gemv_args *a, int o0, int o1);
 void ptq_ggml_gemv_avx512(const ptq_ggml_gemv_args *a, int o0, int o1);
-/* int8 activations: Q4_K, Q5_K, Q6_K only */
+/* int8 activations: the k-quants only */
 void ptq_ggml_gemv_a8_scalar(const ptq_ggml_gemv_args *a, int o0, int o1);
 void ptq_ggml_gemv_a8_avx512(const ptq_ggml_gemv_args *a, int o0, int o1);
 
@@ -88,6 +90,20 @@ static inline void ptq_ggml_k4_scales(const uint8_t *b, uint64_t *sc, uint64_t *
     const uint32_t m_hi = ((w2 >> 4) & 0x0F0F0F0Fu) | (((w1 >> 6) & 0x03030303u) << 4);
     *sc = (uint64_t)(w0 & 0x3F3F3F3Fu) | ((uint64_t)s_hi << 32);
     *mn = (uint64_t)(w1 & 0x3F3F3F3Fu) | ((uint64_t)m_hi << 32);
+}
+
+/* The 16 six-bit sub-block scales of Q3_K (12 bytes; stored + 32): the low nibble of scale j is the low (j < 8)
+ * or high (j >= 8) nibble of byte j % 8, its top two bits are bits 2 (j / 4) of byte 8 + j % 4. sc[0] holds scales
+ * 0-7, sc[1] 8-15, as the bytes of little-endian uint64s. */
+static inline void ptq_ggml_k3_scales(const uint8_t *b, uint64_t sc[2]) {
+    uint64_t lo;
+    uint32_t w2;
+    memcpy(&lo, b, 8), memcpy(&w2, b + 8, 4);
+    const uint32_t m = 0x03030303u;
+    const uint64_t ha = (uint64_t)(w2 & m) | ((uint64_t)((w2 >> 2) & m) << 32);
+    const uint64_t hb = (uint64_t)((w2 >> 4) & m) | ((uint64_t)((w2 >> 6) & m) << 32);
+    sc[0] = (lo & 0x0F0F0F0F0F0F0F0Full) | (ha << 4);
+    sc[1] = ((lo >> 4) & 0x0F0F0F0F0F0F0F0Full) | (hb << 4);
 }
 
 #endif

@@ -6,7 +6,7 @@
  * sub-block, lanes 8-15 of the second, each scaled by its factor d*sc * d_x (a permutation of the block's 8
  * factors). Q5_K adds bit 4 from qh first. Q6_K: the 6-bit codes of 64 columns assembled in bytes (as
  * ggml_gemv_avx512.c), one vpdpbusd, lanes scaled per sub-block of 16 (4 lanes); the -32 offset multiplies the
- * activation sums per 16 columns, once per block. */
+ * activation sums per 16 columns, once per block. Q2_K / Q3_K: below. */
 #include <immintrin.h>
 
 #include "io/gguf.h"
@@ -97,6 +97,49 @@ static float dot_q6k(const uint8_t *row, int nb, const int8_t *xq, const float *
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 32 * _mm512_reduce_add_ps(off);
 }
 
+/* Q2_K (three = 0) / Q3_K (three = 1): the 64 qs bytes hold values 32i + l (bytes 0-31) and 128 + 32i + l (32-63)
+   at bits 2i; for each i one vpdpbusd with those columns' activation codes, lanes 0-3 / 4-7 / 8-11 / 12-15 summing
+   sub-blocks 2i, 2i + 1, 8 + 2i, 9 + 2i. Q3_K's third bit: bit i (bytes 0-31) or 4 + i (32-63) of hmask byte l. */
+static float dot_k23(const uint8_t *row, int nb, const int8_t *xq, const float *dx, const float *x16,
+                     const int32_t *qs16, int three) {
+    const __m512i m3 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(1);
+    const __m512i pair = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, off = acc0;
+    for (int b = 0; b < nb; b++, row += three ? 110 : 84, xq += 256, dx += 8, x16 += 16, qs16 += 16) {
+        __m512 d1, mn;
+        if (three) {
+            uint64_t sc[2];
+            ptq_ggml_k3_scales(row + 96, sc);
+            const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)sc));
+            d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(32))), _mm512_set1_ps(h2f(row + 108)));
+        } else {
+            const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)row));
+            d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(15))), _mm512_set1_ps(h2f(row + 80)));
+            mn = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), _mm512_set1_ps(h2f(row + 82)));
+        }
+        const __m512 f = _mm512_mul_ps(d1, _mm512_permutexvar_ps(pair, _mm512_castps256_ps512(_mm256_loadu_ps(dx))));
+        if (three) off = _mm512_fmadd_ps(f, _mm512_cvtepi32_ps(_mm512_loadu_si512(qs16)), off);
+        else off = _mm512_fmadd_ps(mn, _mm512_loadu_ps(x16), off);
+        const __m512i v = _mm512_loadu_si512(row + (three ? 32 : 16));
+        const __m512i hm = three ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)row)) : m1;
+        for (int i = 0; i < 4; i++) {
+            __m512i c = _mm512_and_si512(_mm512_srl_epi16(v, _mm_cvtsi32_si128(2 * i)), m3);
+            if (three) {
+                const __m512i sh = _mm512_setr_epi64(i, i, i, i, 4 + i, 4 + i, 4 + i, 4 + i);
+                c = _mm512_or_si512(c, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(hm, sh), m1), 2));
+            }
+            const __m512i xa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(xq + 32 * i))),
+                                                  _mm256_loadu_si256((const __m256i *)(xq + 128 + 32 * i)), 1);
+            const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, xa);
+            const __m512i idx = _mm512_setr_epi32(2 * i, 2 * i, 2 * i, 2 * i, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1,
+                                                  8 + 2 * i, 8 + 2 * i, 8 + 2 * i, 8 + 2 * i, 9 + 2 * i, 9 + 2 * i, 9 + 2 * i, 9 + 2 * i);
+            if (i & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, f), acc1);
+            else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, f), acc0);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - (three ? 4 : 1) * _mm512_reduce_add_ps(off);
+}
+
 void ptq_ggml_gemv_a8_avx512(const ptq_ggml_gemv_args *a, int o0, int o1) {
     const int nb = a->in / PTQ_GGML_QK_K, ns = a->in / 32;
     for (int o = o0; o < o1; o++) {
@@ -109,6 +152,11 @@ void ptq_ggml_gemv_a8_avx512(const ptq_ggml_gemv_args *a, int o0, int o1) {
             case PTQ_GGML_Q4_K: s = dot_k45(row, nb, xq, dx, xs, 0); break;
             case PTQ_GGML_Q5_K: s = dot_k45(row, nb, xq, dx, xs, 1); break;
             case PTQ_GGML_Q6_K: s = dot_q6k(row, nb, xq, dx, a->qsum16 + (size_t)r * (size_t)(2 * ns)); break;
+            case PTQ_GGML_Q2_K:
+            case PTQ_GGML_Q3_K:
+                s = dot_k23(row, nb, xq, dx, a->xs16 + (size_t)r * (size_t)(2 * ns),
+                            a->qsum16 + (size_t)r * (size_t)(2 * ns), a->type == PTQ_GGML_Q3_K);
+                break;
             default: break; /* the dispatcher sends no other type */
             }
             a->y[(size_t)r * (size_t)a->out + (size_t)o] = s;

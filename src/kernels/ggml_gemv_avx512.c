@@ -2,7 +2,8 @@
  *
  * Q4_K and Q5_K: codes widened 16 at a time and converted to float, one sum of q * x per sub-block of 32 scaled by
  * d*sc (the 8 scales of a block converted together); the offsets dmin*m multiply the precomputed sums of x over
- * each 32 columns (xs32), 8 at a time. Q6_K: the codes of half a block (128) are assembled in bytes, stored and widened 16
+ * each 32 columns (xs32), 8 at a time. Q2_K and Q3_K: codes of 16 columns widened, shifted and masked, times their
+ * sub-block's step (minus its offset). Q6_K: the codes of half a block (128) are assembled in bytes, stored and widened 16
  * at a time, scaled per 16 columns. Every other type expands one block with ptq_ggml_dequantize_rows and
  * multiplies it with x. */
 #include <immintrin.h>
@@ -97,6 +98,55 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
+/* 16 sub-block steps d*sc[s] (Q3_K: d*(sc[s] - 32)) and, Q2_K, offsets dmin*m[s] */
+static inline void k23_scales(const uint8_t *row, int three, __m512 *d1, __m512 *m1) {
+    if (three) {
+        uint64_t sc[2];
+        ptq_ggml_k3_scales(row + 96, sc);
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)sc));
+        *d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(32))), _mm512_set1_ps(h2f(row + 108)));
+        *m1 = _mm512_setzero_ps();
+    } else {
+        const __m512i v = widen16(row);
+        *d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(15))), _mm512_set1_ps(h2f(row + 80)));
+        *m1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), _mm512_set1_ps(h2f(row + 82)));
+    }
+}
+
+/* Q2_K (three = 0) and Q3_K (three = 1): value 128h + 32i + l (l < 32) has its two low bits at bits 2i of byte
+   32h + l of qs, Q3_K's third bit at bit 4h + i of hmask byte l; sub-blocks of 16 */
+static float dot_k23(const uint8_t *row, int nb, const float *x, int three) {
+    const __m512i m3 = _mm512_set1_epi32(3), m1i = _mm512_set1_epi32(1), k4 = _mm512_set1_epi32(4);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    float d1[16] __attribute__((aligned(64))), m1[16] __attribute__((aligned(64)));
+    for (int b = 0; b < nb; b++, row += three ? 110 : 84, x += 256) {
+        __m512 vd, vm;
+        k23_scales(row, three, &vd, &vm);
+        _mm512_store_ps(d1, vd), _mm512_store_ps(m1, vm);
+        const uint8_t *qs = row + (three ? 32 : 16);
+        for (int half = 0; half < 2; half++) {
+            const __m512i hm = three ? widen16(row + 16 * half) : m1i;
+            for (int h = 0; h < 2; h++) {
+                const __m512i q = widen16(qs + 32 * h + 16 * half);
+                for (int i = 0; i < 4; i++) {
+                    const int e0 = 128 * h + 32 * i + 16 * half, s = e0 / 16;
+                    __m512i c = _mm512_and_si512(_mm512_srl_epi32(q, _mm_cvtsi32_si128(2 * i)), m3);
+                    __m512 v;
+                    if (three) {
+                        const __m512i hb = _mm512_and_si512(_mm512_srl_epi32(hm, _mm_cvtsi32_si128(4 * h + i)), m1i);
+                        c = _mm512_sub_epi32(_mm512_or_si512(c, _mm512_slli_epi32(hb, 2)), k4);
+                        v = _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(d1[s]));
+                    } else {
+                        v = _mm512_fmsub_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(d1[s]), _mm512_set1_ps(m1[s]));
+                    }
+                    acc[i] = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + e0), acc[i]);
+                }
+            }
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
 /* Any other type: one block at a time expanded exactly, then a dot product. */
 static float dot_generic(uint32_t type, const uint8_t *row, int in, const float *x) {
     const int block = ptq_ggml_row_bytes(type, PTQ_GGML_QK) ? PTQ_GGML_QK : PTQ_GGML_QK_K;
@@ -124,6 +174,8 @@ void ptq_ggml_gemv_avx512(const ptq_ggml_gemv_args *a, int o0, int o1) {
             case PTQ_GGML_Q4_K: s = dot_k45(row, nb, x, xs, 0); break;
             case PTQ_GGML_Q5_K: s = dot_k45(row, nb, x, xs, 1); break;
             case PTQ_GGML_Q6_K: s = dot_q6k(row, nb, x); break;
+            case PTQ_GGML_Q2_K: s = dot_k23(row, nb, x, 0); break;
+            case PTQ_GGML_Q3_K: s = dot_k23(row, nb, x, 1); break;
             default: s = dot_generic(a->type, row, a->in, x);
             }
             a->y[(size_t)r * (size_t)a->out + (size_t)o] = s;
