@@ -104,13 +104,19 @@ static float dot_k23(const uint8_t *row, int nb, const int8_t *xq, const float *
                      const int32_t *qs16, int three) {
     const __m512i m3 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(1);
     const __m512i pair = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    /* per i: the lanes' sub-blocks, and the hmask bit of bytes 0-31 / 32-63 (vectors built once, not per block) */
+    __m512i idx[4], sh[4];
+    for (int i = 0; i < 4; i++) {
+        idx[i] = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 8, 8, 8, 8, 9, 9, 9, 9), _mm512_set1_epi32(2 * i));
+        sh[i] = _mm512_setr_epi64(i, i, i, i, 4 + i, 4 + i, 4 + i, 4 + i);
+    }
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, off = acc0;
     for (int b = 0; b < nb; b++, row += three ? 110 : 84, xq += 256, dx += 8, x16 += 16, qs16 += 16) {
         __m512 d1, mn;
         if (three) {
             uint64_t sc[2];
             ptq_ggml_k3_scales(row + 96, sc);
-            const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)sc));
+            const __m512i v = _mm512_cvtepu8_epi32(_mm_set_epi64x((long long)sc[1], (long long)sc[0]));
             d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(32))), _mm512_set1_ps(h2f(row + 108)));
         } else {
             const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)row));
@@ -124,17 +130,12 @@ static float dot_k23(const uint8_t *row, int nb, const int8_t *xq, const float *
         const __m512i hm = three ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)row)) : m1;
         for (int i = 0; i < 4; i++) {
             __m512i c = _mm512_and_si512(_mm512_srl_epi16(v, _mm_cvtsi32_si128(2 * i)), m3);
-            if (three) {
-                const __m512i sh = _mm512_setr_epi64(i, i, i, i, 4 + i, 4 + i, 4 + i, 4 + i);
-                c = _mm512_or_si512(c, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(hm, sh), m1), 2));
-            }
+            if (three) c = _mm512_or_si512(c, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(hm, sh[i]), m1), 2));
             const __m512i xa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(xq + 32 * i))),
                                                   _mm256_loadu_si256((const __m256i *)(xq + 128 + 32 * i)), 1);
             const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, xa);
-            const __m512i idx = _mm512_setr_epi32(2 * i, 2 * i, 2 * i, 2 * i, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1,
-                                                  8 + 2 * i, 8 + 2 * i, 8 + 2 * i, 8 + 2 * i, 9 + 2 * i, 9 + 2 * i, 9 + 2 * i, 9 + 2 * i);
-            if (i & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, f), acc1);
-            else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, f), acc0);
+            if (i & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx[i], f), acc1);
+            else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx[i], f), acc0);
         }
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - (three ? 4 : 1) * _mm512_reduce_add_ps(off);

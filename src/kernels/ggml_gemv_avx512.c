@@ -103,7 +103,7 @@ static inline void k23_scales(const uint8_t *row, int three, __m512 *d1, __m512 
     if (three) {
         uint64_t sc[2];
         ptq_ggml_k3_scales(row + 96, sc);
-        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)sc));
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_set_epi64x((long long)sc[1], (long long)sc[0]));
         *d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(32))), _mm512_set1_ps(h2f(row + 108)));
         *m1 = _mm512_setzero_ps();
     } else {
