@@ -11,19 +11,8 @@
 
 #include "io/gguf.h"
 #include "kernels/ggml_gemm.h"
+#include "kernels/ggml_simd.h"
 #include "quant/ggml_quants.h"
-
-static inline float h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
-
-static inline __m256 scaled8(uint64_t bytes, float f) {
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)bytes))), _mm256_set1_ps(f));
-}
-
-static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
 
 /* 32 activation codes at p and 32 at p + 64, as one vector */
 static inline __m512i act_pair(const int8_t *p) {
@@ -44,8 +33,8 @@ static float dot_k45(const uint8_t *row, int nb, const int8_t *xq, const float *
     for (int b = 0; b < nb; b++, row += bytes, xq += 256, dx += 8, xs += 8) {
         uint64_t sc, mn;
         ptq_ggml_k4_scales(row + 4, &sc, &mn);
-        const __m512 f = _mm512_castps256_ps512(_mm256_mul_ps(scaled8(sc, h2f(row)), _mm256_loadu_ps(dx)));
-        macc = _mm256_fmadd_ps(scaled8(mn, h2f(row + 2)), _mm256_loadu_ps(xs), macc);
+        const __m512 f = _mm512_castps256_ps512(_mm256_mul_ps(ptq_gs_scaled8(sc, ptq_gs_h2f(row)), _mm256_loadu_ps(dx)));
+        macc = _mm256_fmadd_ps(ptq_gs_scaled8(mn, ptq_gs_h2f(row + 2)), _mm256_loadu_ps(xs), macc);
         const uint8_t *qs = row + (five ? 48 : 16);
         const __m512i qh = five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(row + 16))) : m1;
         for (int k = 0; k < 2; k++) {
@@ -63,12 +52,10 @@ static float dot_k45(const uint8_t *row, int nb, const int8_t *xq, const float *
             acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dhi), _mm512_permutexvar_ps(idx[2 * k + 1], f), acc1);
         }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - hsum256(macc);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - ptq_gs_hsum256(macc);
 }
 
 static float dot_q6k(const uint8_t *row, int nb, const int8_t *xq, const float *dx, const int32_t *qs16) {
-    const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
-    const __m512i sh_a = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2), sh_b = _mm512_setr_epi64(4, 4, 4, 4, 6, 6, 6, 6);
     const __m512i pair = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     /* lane i of the 64 columns j..j+63 (j = 64 k): sub-block 4k + i/4 */
     const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
@@ -76,19 +63,14 @@ static float dot_q6k(const uint8_t *row, int nb, const int8_t *xq, const float *
     for (int b = 0; b < nb; b++, row += 210, xq += 256, dx += 8, qs16 += 16) {
         /* per sub-block s: d * sc[s] * d_x[s / 2] */
         const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 192))));
-        const __m512 f = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(h2f(row + 208)), sc),
+        const __m512 f = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(ptq_gs_h2f(row + 208)), sc),
                                        _mm512_permutexvar_ps(pair, _mm512_castps256_ps512(_mm256_loadu_ps(dx))));
         off = _mm512_fmadd_ps(f, _mm512_cvtepi32_ps(_mm512_loadu_si512(qs16)), off);
         for (int h = 0; h < 2; h++) {
-            const __m512i ql = _mm512_loadu_si512(row + 64 * h);
-            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(row + 128 + 32 * h)));
-            const __m512i lo = _mm512_and_si512(ql, m4), hi = _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4);
-            const __m512i ha = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, sh_a), m2), 4);
-            const __m512i hb = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, sh_b), m2), 4);
-            const __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_or_si512(lo, ha),
-                                                   _mm512_loadu_si512(xq + 128 * h));
-            const __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_or_si512(hi, hb),
-                                                   _mm512_loadu_si512(xq + 128 * h + 64));
+            __m512i c01, c23;
+            ptq_gs_q6k_codes(row, h, &c01, &c23);
+            const __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c01, _mm512_loadu_si512(xq + 128 * h));
+            const __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c23, _mm512_loadu_si512(xq + 128 * h + 64));
             const __m512i i0 = _mm512_add_epi32(quad, _mm512_set1_epi32(8 * h)), i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(4));
             acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(i0, f), acc0);
             acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(i1, f), acc1);
@@ -113,16 +95,7 @@ static float dot_k23(const uint8_t *row, int nb, const int8_t *xq, const float *
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, off = acc0;
     for (int b = 0; b < nb; b++, row += three ? 110 : 84, xq += 256, dx += 8, x16 += 16, qs16 += 16) {
         __m512 d1, mn;
-        if (three) {
-            uint64_t sc[2];
-            ptq_ggml_k3_scales(row + 96, sc);
-            const __m512i v = _mm512_cvtepu8_epi32(_mm_set_epi64x((long long)sc[1], (long long)sc[0]));
-            d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(32))), _mm512_set1_ps(h2f(row + 108)));
-        } else {
-            const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)row));
-            d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(15))), _mm512_set1_ps(h2f(row + 80)));
-            mn = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), _mm512_set1_ps(h2f(row + 82)));
-        }
+        ptq_gs_k23_scales(row, three, &d1, &mn);
         const __m512 f = _mm512_mul_ps(d1, _mm512_permutexvar_ps(pair, _mm512_castps256_ps512(_mm256_loadu_ps(dx))));
         if (three) off = _mm512_fmadd_ps(f, _mm512_cvtepi32_ps(_mm512_loadu_si512(qs16)), off);
         else off = _mm512_fmadd_ps(mn, _mm512_loadu_ps(x16), off);

@@ -8,22 +8,10 @@
 
 #include "io/gguf.h"
 #include "kernels/ggml_gemm.h"
+#include "kernels/ggml_simd.h"
 #include "quant/ggml_quants.h"
 
-static inline float h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
-
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
 static inline __m256i widen8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
-
-/* 8 bytes (a little-endian uint64) times f, as floats */
-static inline __m256 scaled8(uint64_t bytes, float f) {
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)bytes))), _mm256_set1_ps(f));
-}
 
 /* bit `bit` of h moved to bit 4, that bit alone */
 static inline __m256i bit4(__m256i h, int bit) {
@@ -40,8 +28,8 @@ static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs
     for (int b = 0; b < nb; b++, row += bytes, x += 256, xs += 8) {
         uint64_t sc, mn;
         ptq_ggml_k4_scales(row + 4, &sc, &mn);
-        _mm256_store_ps(d1, scaled8(sc, h2f(row)));
-        macc = _mm256_fmadd_ps(scaled8(mn, h2f(row + 2)), _mm256_loadu_ps(xs), macc);
+        _mm256_store_ps(d1, ptq_gs_scaled8(sc, ptq_gs_h2f(row)));
+        macc = _mm256_fmadd_ps(ptq_gs_scaled8(mn, ptq_gs_h2f(row + 2)), _mm256_loadu_ps(xs), macc);
         const uint8_t *qh = row + 16, *qs = row + (five ? 48 : 16);
         for (int g = 0; g < 4; g++, qs += 32) {
             const float *xg = x + 64 * g;
@@ -64,7 +52,7 @@ static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs
             acc1 = _mm256_fmadd_ps(_mm256_add_ps(hi0, hi1), _mm256_set1_ps(d1[2 * g + 1]), acc1);
         }
     }
-    return hsum(_mm256_add_ps(acc0, acc1)) - hsum(macc);
+    return ptq_gs_hsum256(_mm256_add_ps(acc0, acc1)) - ptq_gs_hsum256(macc);
 }
 
 /* Q6_K (layout in ggml_gemv_avx512.c) */
@@ -73,7 +61,7 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int8_t q[128] __attribute__((aligned(32)));
     for (int b = 0; b < nb; b++, row += 210) {
-        const float d = h2f(row + 208);
+        const float d = ptq_gs_h2f(row + 208);
         const int8_t *scales = (const int8_t *)(row + 192);
         for (int h = 0; h < 2; h++) {
             const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(row + 64 * h));
@@ -99,7 +87,7 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
             }
         }
     }
-    return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    return ptq_gs_hsum256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
 /* Any other type: one block at a time expanded exactly, then a dot product. */
@@ -115,7 +103,7 @@ static float dot_generic(uint32_t type, const uint8_t *row, int in, const float 
             acc1 = _mm256_fmadd_ps(_mm256_load_ps(v + j + 8), _mm256_loadu_ps(x + j0 + j + 8), acc1);
         }
     }
-    return hsum(_mm256_add_ps(acc0, acc1));
+    return ptq_gs_hsum256(_mm256_add_ps(acc0, acc1));
 }
 
 void ptq_ggml_gemv_avx2(const ptq_ggml_gemv_args *a, int o0, int o1) {

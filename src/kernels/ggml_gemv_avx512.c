@@ -10,22 +10,14 @@
 
 #include "io/gguf.h"
 #include "kernels/ggml_gemm.h"
+#include "kernels/ggml_simd.h"
 #include "quant/ggml_quants.h"
-
-static inline float h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
 
 /* bits 2g (low codes) / 2g + 1 (high codes) of h moved to bit 4, that bit alone */
 static inline __m512i bit4(__m512i h, int bit) {
     const __m512i t = bit <= 4 ? _mm512_sll_epi32(h, _mm_cvtsi32_si128(4 - bit)) : _mm512_srl_epi32(h, _mm_cvtsi32_si128(bit - 4));
     return _mm512_and_si512(t, _mm512_set1_epi32(16));
 }
-
-/* 8 bytes (a little-endian uint64) times f, as floats */
-static inline __m256 scaled8(uint64_t bytes, float f) {
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)bytes))), _mm256_set1_ps(f));
-}
-
-static inline __m512i widen16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
 
 /* Q4_K (five = 0) and Q5_K (five = 1): per sub-block of 32 one sum of q * x, scaled by d*sc; the offsets dmin*m
    multiply the sums of x over each 32 columns (xs) */
@@ -38,14 +30,14 @@ static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs
     for (int b = 0; b < nb; b++, row += bytes, x += 256, xs += 8) {
         uint64_t sc, mn;
         ptq_ggml_k4_scales(row + 4, &sc, &mn);
-        _mm256_store_ps(d1, scaled8(sc, h2f(row)));
-        macc = _mm256_fmadd_ps(scaled8(mn, h2f(row + 2)), _mm256_loadu_ps(xs), macc);
+        _mm256_store_ps(d1, ptq_gs_scaled8(sc, ptq_gs_h2f(row)));
+        macc = _mm256_fmadd_ps(ptq_gs_scaled8(mn, ptq_gs_h2f(row + 2)), _mm256_loadu_ps(xs), macc);
         const uint8_t *qs = row + (five ? 48 : 16);
         __m512i h0 = _mm512_setzero_si512(), h1 = h0;
-        if (five) h0 = widen16(row + 16), h1 = widen16(row + 32);
+        if (five) h0 = ptq_gs_widen16(row + 16), h1 = ptq_gs_widen16(row + 32);
         for (int g = 0; g < 4; g++, qs += 32) {
             const float *xg = x + 64 * g;
-            const __m512i v0 = widen16(qs), v1 = widen16(qs + 16);
+            const __m512i v0 = ptq_gs_widen16(qs), v1 = ptq_gs_widen16(qs + 16);
             __m512i l0 = _mm512_and_si512(v0, m15), l1 = _mm512_and_si512(v1, m15);
             __m512i u0 = _mm512_srli_epi32(v0, 4), u1 = _mm512_srli_epi32(v1, 4);
             if (five) {
@@ -67,26 +59,19 @@ static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs
            _mm_cvtss_f32(m);
 }
 
-/* Q6_K: ql[128], qh[64], int8 scales[16], d. Half h (128 values) at ql + 64h, qh + 32h: value l (< 32) is
-   (ql[l] & 15) | (qh[l] & 3) << 4, value 32 + l uses ql[32 + l] and qh bits 2-3, 64 + l the high nibble of ql[l]
-   and bits 4-5, 96 + l the high nibble of ql[32 + l] and bits 6-7; minus 32. */
+/* Q6_K: ql[128], qh[64], int8 scales[16], d; codes as ptq_gs_q6k_codes, minus 32. */
 static float dot_q6k(const uint8_t *row, int nb, const float *x) {
-    const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3), k32 = _mm512_set1_epi8(32);
-    const __m512i sh_a = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2), sh_b = _mm512_setr_epi64(4, 4, 4, 4, 6, 6, 6, 6);
+    const __m512i k32 = _mm512_set1_epi8(32);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int8_t q[128] __attribute__((aligned(64)));
     for (int b = 0; b < nb; b++, row += 210) {
-        const float d = h2f(row + 208);
+        const float d = ptq_gs_h2f(row + 208);
         const int8_t *scales = (const int8_t *)(row + 192);
         for (int h = 0; h < 2; h++) {
-            const __m512i ql = _mm512_loadu_si512(row + 64 * h);
-            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(row + 128 + 32 * h)));
-            /* bytes 0..63: values 0..63 of the half (low nibbles), 64..127: the high nibbles */
-            const __m512i lo = _mm512_and_si512(ql, m4), hi = _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4);
-            const __m512i ha = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, sh_a), m2), 4);
-            const __m512i hb = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, sh_b), m2), 4);
-            _mm512_store_si512(q, _mm512_sub_epi8(_mm512_or_si512(lo, ha), k32));
-            _mm512_store_si512(q + 64, _mm512_sub_epi8(_mm512_or_si512(hi, hb), k32));
+            __m512i c01, c23;
+            ptq_gs_q6k_codes(row, h, &c01, &c23);
+            _mm512_store_si512(q, _mm512_sub_epi8(c01, k32));
+            _mm512_store_si512(q + 64, _mm512_sub_epi8(c23, k32));
             const float *xh = x + 256 * b + 128 * h;
             for (int k = 0; k < 8; k++) { /* 16 values: sub-block 8h + k */
                 const __m512 w = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(q + 16 * k)))),
@@ -98,21 +83,6 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
-/* 16 sub-block steps d*sc[s] (Q3_K: d*(sc[s] - 32)) and, Q2_K, offsets dmin*m[s] */
-static inline void k23_scales(const uint8_t *row, int three, __m512 *d1, __m512 *m1) {
-    if (three) {
-        uint64_t sc[2];
-        ptq_ggml_k3_scales(row + 96, sc);
-        const __m512i v = _mm512_cvtepu8_epi32(_mm_set_epi64x((long long)sc[1], (long long)sc[0]));
-        *d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(32))), _mm512_set1_ps(h2f(row + 108)));
-        *m1 = _mm512_setzero_ps();
-    } else {
-        const __m512i v = widen16(row);
-        *d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(15))), _mm512_set1_ps(h2f(row + 80)));
-        *m1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), _mm512_set1_ps(h2f(row + 82)));
-    }
-}
-
 /* Q2_K (three = 0) and Q3_K (three = 1): value 128h + 32i + l (l < 32) has its two low bits at bits 2i of byte
    32h + l of qs, Q3_K's third bit at bit 4h + i of hmask byte l; sub-blocks of 16 */
 static float dot_k23(const uint8_t *row, int nb, const float *x, int three) {
@@ -121,13 +91,13 @@ static float dot_k23(const uint8_t *row, int nb, const float *x, int three) {
     float d1[16] __attribute__((aligned(64))), m1[16] __attribute__((aligned(64)));
     for (int b = 0; b < nb; b++, row += three ? 110 : 84, x += 256) {
         __m512 vd, vm;
-        k23_scales(row, three, &vd, &vm);
+        ptq_gs_k23_scales(row, three, &vd, &vm);
         _mm512_store_ps(d1, vd), _mm512_store_ps(m1, vm);
         const uint8_t *qs = row + (three ? 32 : 16);
         for (int half = 0; half < 2; half++) {
-            const __m512i hm = three ? widen16(row + 16 * half) : m1i;
+            const __m512i hm = three ? ptq_gs_widen16(row + 16 * half) : m1i;
             for (int h = 0; h < 2; h++) {
-                const __m512i q = widen16(qs + 32 * h + 16 * half);
+                const __m512i q = ptq_gs_widen16(qs + 32 * h + 16 * half);
                 for (int i = 0; i < 4; i++) {
                     const int e0 = 128 * h + 32 * i + 16 * half, s = e0 / 16;
                     __m512i c = _mm512_and_si512(_mm512_srl_epi32(q, _mm_cvtsi32_si128(2 * i)), m3);

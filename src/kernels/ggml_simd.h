@@ -1,0 +1,60 @@
+/* Helpers shared by the SIMD kernels of ggml_gemm.h (ggml_gemv_avx2.c, ggml_gemv_avx512.c,
+ * ggml_gemv_a8_avx512.c): include only from files compiled with AVX2, FMA and F16C (and AVX-512 for the rest). */
+#ifndef PTQ_KERNELS_GGML_SIMD_H
+#define PTQ_KERNELS_GGML_SIMD_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "kernels/ggml_gemm.h"
+
+/* the fp16 at p (little-endian) */
+static inline float ptq_gs_h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
+
+static inline float ptq_gs_hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* 8 bytes (a little-endian uint64) times f, as floats */
+static inline __m256 ptq_gs_scaled8(uint64_t bytes, float f) {
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)bytes))), _mm256_set1_ps(f));
+}
+
+#ifdef __AVX512F__
+static inline __m512i ptq_gs_widen16(const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+
+/* Q6_K: the 6-bit codes (0..63) of half h of the block at row, values 128h + 0..63 in *c01 and 128h + 64..127 in
+   *c23, one per byte. Value l (< 32) is (ql[l] & 15) | (qh[l] & 3) << 4, 32 + l uses ql[32 + l] and qh bits 2-3,
+   64 + l the high nibble of ql[l] and bits 4-5, 96 + l the high nibble of ql[32 + l] and bits 6-7 (ql = row + 64h,
+   qh = row + 128 + 32h). */
+static inline void ptq_gs_q6k_codes(const uint8_t *row, int h, __m512i *c01, __m512i *c23) {
+    const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+    const __m512i ql = _mm512_loadu_si512(row + 64 * h);
+    const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(row + 128 + 32 * h)));
+    const __m512i ha = _mm512_srlv_epi64(qh, _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2));
+    const __m512i hb = _mm512_srlv_epi64(qh, _mm512_setr_epi64(4, 4, 4, 4, 6, 6, 6, 6));
+    *c01 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_slli_epi16(_mm512_and_si512(ha, m2), 4));
+    *c23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_slli_epi16(_mm512_and_si512(hb, m2), 4));
+}
+
+/* Q2_K (three = 0) / Q3_K (three = 1): the 16 sub-block steps d*sc[s] (Q3_K: d*(sc[s] - 32)) and, Q2_K, offsets
+   dmin*m[s] (Q3_K: 0). The Q3_K scales enter the vector from registers: a 128-bit load of the two 64-bit words
+   just stored defeats store forwarding (Q3_K int8 kernel 13 GB/s instead of 33, RESULTS §27). */
+static inline void ptq_gs_k23_scales(const uint8_t *row, int three, __m512 *d1, __m512 *m1) {
+    if (three) {
+        uint64_t sc[2];
+        ptq_ggml_k3_scales(row + 96, sc);
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_set_epi64x((long long)sc[1], (long long)sc[0]));
+        *d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(32))), _mm512_set1_ps(ptq_gs_h2f(row + 108)));
+        *m1 = _mm512_setzero_ps();
+    } else {
+        const __m512i v = ptq_gs_widen16(row);
+        *d1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(15))), _mm512_set1_ps(ptq_gs_h2f(row + 80)));
+        *m1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)), _mm512_set1_ps(ptq_gs_h2f(row + 82)));
+    }
+}
+#endif
+
+#endif
