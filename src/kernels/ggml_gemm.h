@@ -25,8 +25,8 @@
 int ptq_ggml_gemm_supported(uint32_t type);
 
 /* y[rows][out] = x[rows][in] * W^T, W: out rows of ptq_ggml_row_bytes(type, in) bytes (in a multiple of the
- * type's block; the caller checks both). Threads over output rows with OpenMP. No allocation below
- * ptq_ggml_gemm_min_rows rows (decoding) when in <= 16384. */
+ * type's block; the caller checks both). Threads over output rows with OpenMP. No allocation for one input row
+ * (a decoded token) of up to 16384 inputs, with float or int8 activations. */
 void ptq_ggml_gemm(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y);
 void ptq_ggml_gemm_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
                        float *y);

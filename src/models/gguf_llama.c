@@ -5,8 +5,8 @@
  * attn_q/k/v/output, ffn_norm, ffn_gate/up/down, output_norm, output; output absent = tied to token_embd), in F32,
  * F16, BF16 or one of ggml's block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K: quant/ggml_quants.h): the
  * block matrices stay in their blocks (Q4_0 / Q5_0 / Q8_0 converted into ptq's packed form, the others as the
- * file's bytes: models/gguf_load.c), the rest is converted to float32. ggml stores a weight with ne = [in, out]: row-major [out][in], which is ptq's layout as it
- * is.
+ * file's bytes: models/gguf_load.c), the rest is converted to float32. ggml stores a weight with ne = [in, out]:
+ * row-major [out][in], which is ptq's layout as it is.
  *
  * RoPE: llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) reorders the rows of Q and K within each
  * head from Hugging Face's rotate-half order (pairs (i, i + d/2)) to the interleaved order ggml rotates (pairs

@@ -53,7 +53,7 @@ typedef struct ptq_linear {
     void *ggml;
     uint32_t ggml_type;
     float *wq;
-    int ggml_act8; /* ggml blocks only: int8 activations for decoding (ptq_model_set_act8; kernels/ggml_gemm.h) */
+    int ggml_act8; /* ggml blocks only: int8 activations (ptq_model_set_act8; kernels/ggml_gemm.h) */
     /* Streamed weights (ptq_load_options.stream_weights): the source tensor in the model's mapping, converted
        into w by ptq_linear_materialize and freed again by ptq_linear_release (materialize.c). */
     const struct ptq_st_tensor *src;
