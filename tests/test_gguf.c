@@ -20,6 +20,7 @@
 #include "core/file.h"
 #include "text/bpe.h"
 #include "text/gguf_vocab.h"
+#include "quant/head_embed.h"
 
 /* ------------------------------------------------------------------ a GGUF writer for test files */
 
@@ -943,6 +944,27 @@ static void test_models(void) {
     free(same_logits("shakespeare-q8_0.gguf", fix("shakespeare-q8_0-deq"), stoks, 40, &vocab));
     vs_llama_cpp(rp, "shakespeare-f32.gguf", stoks, 40, 1e-4);
     vs_llama_cpp(rp, "shakespeare-q8_0.gguf", stoks, 40, 3e-2);
+    /* tied head, token_embd in Q4_K: one table in its blocks serves the lookups and the head (kernels/ggml_gemm.h):
+       its logits equal those of the same table widened to float32 (ptq_model_widen_ggml, which keeps the one table)
+       up to the order of the sums, and llama.cpp's on the same file within the tolerance of its 8-bit activations
+       (as for Q8_0) */
+    ptq_model *mt = load(fix("shakespeare-tied-q4_k.gguf"));
+    if (mt) {
+        CHECK_MSG(mt->tok_emb_ggml && !mt->tok_emb && ptq_linear_is_ggml(&mt->head) && mt->head.ggml == mt->tok_emb_ggml &&
+                      ptq_head_tied(mt),
+                  "the tied Q4_K table is not shared in its blocks");
+        float *lb = logits_of(mt, stoks, 40, vocab);
+        ptq_error werr = {0};
+        CHECK_MSG(ptq_model_widen_ggml(mt, &werr) == PTQ_OK, "%s", werr.msg);
+        CHECK(mt->tok_emb && mt->head.w == mt->tok_emb && !mt->tok_emb_ggml && ptq_head_tied(mt));
+        float *lf = logits_of(mt, stoks, 40, vocab);
+        double sc, d = max_diff(lb, lf, (size_t)40 * (size_t)vocab, &sc);
+        printf("shakespeare-tied-q4_k.gguf: max |logit on the blocks - logit widened| = %.3g (max |logit| %.3g)\n", d, sc);
+        CHECK_MSG(d <= 1e-4 * sc, "tied Q4_K: the blocks' logits are %g from the widened table's", d);
+        free(lb), free(lf);
+        ptq_model_free(mt);
+    }
+    vs_llama_cpp(rp, "shakespeare-tied-q4_k.gguf", stoks, 40, 3e-2);
     /* its tokenizer, from tokenizer.ggml.*, encodes as the llama2.c tokenizer.bin it was converted from */
     char tb[4300];
     snprintf(tb, sizeof tb, "%s/tokenizer.bin", shk);

@@ -20,8 +20,10 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "io/gguf.h"
+#include "kernels/ggml_gemm.h"
 #include "models/gguf_load.h"
 #include "models/model.h"
+#include "quant/ggml_to_qweight.h"
 
 typedef ptq_gguf_src src;
 
@@ -144,10 +146,12 @@ static ptq_status build(src *s, ptq_error *err) {
     snprintf(m->format, sizeof m->format, "gguf");
 
     const int64_t emb_ne[2] = {dim, vocab};
-    if (ptq_gguf_find(g, "output.weight")) {
-        /* untied: a lookup reads one row, so a block table stays packed (Q4_0/Q5_0/Q8_0: tok_emb_q) or in its
-           blocks (tok_emb_ggml), the very values, instead of becoming float32; a tied one serves the head's float
-           path (below) */
+    const ptq_gguf_tensor *te = ptq_gguf_find(g, "token_embd.weight");
+    const int tied = !ptq_gguf_find(g, "output.weight");
+    if (!tied || (te && !ptq_ggml_to_qweight_supported(te->type) && ptq_ggml_gemm_supported(te->type))) {
+        /* a lookup reads one row, so a block table stays packed (Q4_0/Q5_0/Q8_0, untied: tok_emb_q) or in its
+           blocks (k-quants, Q4_1, Q5_1, tied or not: tok_emb_ggml), the very values, instead of becoming float32;
+           a tied table in another type serves the head's float path (below) */
         ptq_linear emb;
         memset(&emb, 0, sizeof emb);
         ptq_status st = ptq_gguf_src_linear(s, &emb, "token_embd", dim, vocab, 0, 0, err);
@@ -186,6 +190,8 @@ static ptq_status build(src *s, ptq_error *err) {
         m->head.in = dim;
         m->head.out = vocab;
         m->head.w = m->tok_emb;
+        m->head.ggml = (void *)m->tok_emb_ggml; /* or the table's blocks (ptq_head_tied) */
+        m->head.ggml_type = m->tok_emb_ggml_type;
     }
     PTQ_TRY(ptq_gguf_src_all_used(s, "a LLaMA model", n_layers, err));
     return ptq_model_validate(m, err);

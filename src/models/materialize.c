@@ -87,7 +87,8 @@ static ptq_status widen_linear(ptq_model *m, ptq_linear *lin, ptq_error *err) {
 ptq_status ptq_model_widen_ggml(ptq_model *m, ptq_error *err) {
     for (int l = 0; m->blocks && l < m->cfg.n_layers; l++)
         for (int r = 0; r < PTQ_LIN_COUNT; r++) PTQ_TRY(widen_linear(m, &m->blocks[l].lin[r], err));
-    PTQ_TRY(widen_linear(m, &m->head, err));
+    const int tied = ptq_linear_is_ggml(&m->head) && m->head.ggml == m->tok_emb_ggml;
+    if (!tied) PTQ_TRY(widen_linear(m, &m->head, err));
     if (m->tok_emb_ggml) {
         const size_t n = (size_t)m->cfg.vocab_size * (size_t)m->cfg.embed_dim;
         float *e = ptq_model_floats(m, n, "token embedding", err);
@@ -96,6 +97,7 @@ ptq_status ptq_model_widen_ggml(ptq_model *m, ptq_error *err) {
                                          err));
         m->tok_emb = e;
         m->tok_emb_ggml = NULL;
+        if (tied) m->head.w = e, m->head.ggml = NULL, m->head.ggml_type = 0; /* still one table */
     }
     return PTQ_OK;
 }

@@ -17,7 +17,8 @@
 #include "quant/quantizer.h"
 
 int ptq_head_tied(const ptq_model *m) {
-    return (m->head.w && m->head.w == m->tok_emb) || (m->head.q && m->head.q == m->tok_emb_q);
+    return (m->head.w && m->head.w == m->tok_emb) || (m->head.q && m->head.q == m->tok_emb_q) ||
+           (ptq_linear_is_ggml(&m->head) && m->head.ggml == m->tok_emb_ggml);
 }
 
 static int bits_ok(int b) { return b == 0 || (b >= 2 && b <= 8) || b == 16; }

@@ -34,6 +34,8 @@ scripts/refs.sh), never with ptq's code. Debian /usr/bin/python3 with numpy.
                                     and q8_0, with its tokenizer.bin as tokenizer.ggml.* (SentencePiece "llama": the
                                     tokens with their spaces back as U+2581, scores, types, BOS 1, EOS 2, UNK 0)
         shakespeare-q8_0-deq/       the dequantized Q8_0 weights in Hugging Face layout (+ config.json)
+        shakespeare-tied-q4_k.gguf  the f32 model with no output tensor (tied head) and a token_embd of random Q4_K
+                                    blocks (small steps)
 """
 import json
 import os
@@ -180,8 +182,21 @@ def stored_type(gguf, name, qtype):
     return gguf.GGMLQuantizationType.F32 if name.endswith("norm.weight") else qtype
 
 
-def write_gguf(gguf, path, cfg, tensors, qtype, vocab=None, bad=None):
-    """tensors: [(name, float32 array)]; returns {name: dequantized float32 array} as gguf-py reads it back."""
+def random_q4k(gguf, shape, seed):
+    """Q4_K blocks of random codes and sub-block scales with small fp16 steps d, dmin (gguf-py cannot quantize
+    into Q4_K): values d*sc*q - dmin*m below 0.2 in magnitude."""
+    rng = np.random.default_rng(seed)
+    t = gguf.GGMLQuantizationType.Q4_K
+    q = rng.integers(0, 256, size=gguf.quant_shape_to_byte_shape(shape, t), dtype=np.uint8)
+    blocks = q.reshape(-1, 144)
+    blocks[:, 0:2] = rng.uniform(1e-4, 2e-4, size=blocks.shape[0]).astype(np.float16).view(np.uint8).reshape(-1, 2)
+    blocks[:, 2:4] = rng.uniform(0, 1e-4, size=blocks.shape[0]).astype(np.float16).view(np.uint8).reshape(-1, 2)
+    return q
+
+
+def write_gguf(gguf, path, cfg, tensors, qtype, vocab=None, bad=None, q4k=()):
+    """tensors: [(name, float32 array)]; returns {name: dequantized float32 array} as gguf-py reads it back.
+    q4k: names written as random_q4k blocks instead (of the array's shape)."""
     arch = "qwen2" if bad == "arch" else "llama"
     w = gguf.GGUFWriter(path, arch)
     nh = cfg["num_attention_heads"]
@@ -228,6 +243,10 @@ def write_gguf(gguf, path, cfg, tensors, qtype, vocab=None, bad=None):
             a = a.copy()
             a[3, 5] = np.nan
         t = stored_type(gguf, name, qtype)
+        if name in q4k:
+            q = random_q4k(gguf, a.shape, len(name))
+            w.add_tensor(name, q, raw_dtype=gguf.GGMLQuantizationType.Q4_K)
+            continue
         if bad == "iq4nl" and name == "blk.0.ffn_down.weight":
             t = gguf.GGMLQuantizationType.IQ4_NL
             q = np.random.default_rng(1).integers(0, 256, size=gguf.quant_shape_to_byte_shape(a.shape, t),
@@ -335,6 +354,10 @@ def write_models(gguf, out, shakespeare):
         write_gguf(gguf, os.path.join(out, "shakespeare-f32.gguf"), scfg, st, Q.F32, vocab=vocab)
         deq = write_gguf(gguf, os.path.join(out, "shakespeare-q8_0.gguf"), scfg, st, Q.Q8_0, vocab=vocab)
         write_hf_dir(os.path.join(out, "shakespeare-q8_0-deq"), scfg, to_hf(deq, scfg))
+        # no output tensor (the head tied to token_embd) and token_embd in Q4_K: ptq keeps the table in its blocks
+        # for the lookups and the head alike
+        write_gguf(gguf, os.path.join(out, "shakespeare-tied-q4_k.gguf"), scfg,
+                   [x for x in st if x[0] != "output.weight"], Q.F32, vocab=vocab, q4k=("token_embd.weight",))
 
 
 def main():
