@@ -3,14 +3,14 @@
  * A GGUF's k-quant matrices (Q2_K..Q6_K) and its Q4_1 / Q5_1 ones have no lossless place in ptq's packed format
  * (kernels/qweight.h: one fp16 step per 32 columns and an integer zero point); rather than widening them to
  * float32 at load (7x the bytes of Q4_K), ptq keeps the file's blocks and multiplies with them directly:
- *  - few input rows (decoding): a fused kernel per output row that turns each block's codes into its values in
- *    registers and multiplies them with x (AVX-512 and AVX2 kernels for Q4_K, Q5_K and Q6_K; every other type
- *    expands one block at a time and runs a SIMD dot product);
+ *  - few input rows (decoding): a fused kernel per output row that turns each block's codes into floats in
+ *    registers, one sum of q * x per sub-block scaled by its step, the offsets times precomputed sums of x
+ *    (AVX-512 kernels for Q2_K..Q6_K, AVX2 kernels for Q4_K, Q5_K, Q6_K; every other type expands one block at a
+ *    time exactly and runs a SIMD dot product);
  *  - many rows (prefill, perplexity): OpenMP over tiles of 64 output rows, each dequantized exactly
  *    (ptq_ggml_dequantize_rows, llama.cpp's values bit for bit) and multiplied by a single-threaded sgemm.
- * The weight values are ggml's (the AVX-512 kernels compute each value as ggml does, d*sc*q - dmin*m); the
- * results differ from a float32 GEMM of the dequantized matrix only in the order of the float additions.
- * A scalar reference (ptq_ggml_gemv_scalar) is tested against every SIMD kernel.
+ * The weights are ggml's; the results differ from a float32 GEMM of the dequantized matrix only in the order of
+ * the float additions. A scalar reference (ptq_ggml_gemv_scalar) is tested against every SIMD kernel.
  */
 #ifndef PTQ_KERNELS_GGML_GEMM_H
 #define PTQ_KERNELS_GGML_GEMM_H

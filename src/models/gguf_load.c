@@ -78,6 +78,17 @@ static ptq_status unpermute_rows(void *data, int rows, int head_rows, size_t row
     return PTQ_OK;
 }
 
+/* The end of packed / blocks: the file's pages were copied (out of resident memory with them), no float weights,
+   the tensor used and noted for inspect */
+static void kept_blocks(ptq_gguf_src *s, const ptq_gguf_tensor *t, ptq_linear *lin) {
+    ptq_mmap_drop(t->data, t->nbytes);
+    lin->w = NULL;
+    s->used[t - s->g->tensors] = 1;
+    const int64_t shape[2] = {lin->out, lin->in};
+    char tn[32];
+    ptq_model_note_tensor(s->m, t->name, ptq_ggml_type_name(t->type, tn, sizeof tn), 2, shape);
+}
+
 /* A Q4_0/Q5_0/Q8_0 weight of the right shape -> lin->q */
 static ptq_status packed(ptq_gguf_src *s, const ptq_gguf_tensor *t, ptq_linear *lin, int heads, ptq_error *err) {
     const size_t rb = t->nbytes / (size_t)lin->out;
@@ -102,13 +113,8 @@ static ptq_status packed(ptq_gguf_src *s, const ptq_gguf_tensor *t, ptq_linear *
         free(q);
         return ptq_fail_context(err, "%s", s->g->path);
     }
-    ptq_mmap_drop(t->data, t->nbytes);
     lin->q = q;
-    lin->w = NULL;
-    s->used[t - s->g->tensors] = 1;
-    const int64_t shape[2] = {lin->out, lin->in};
-    char tn[32];
-    ptq_model_note_tensor(s->m, t->name, ptq_ggml_type_name(t->type, tn, sizeof tn), 2, shape);
+    kept_blocks(s, t, lin);
     return PTQ_OK;
 }
 
@@ -129,15 +135,10 @@ static ptq_status blocks(ptq_gguf_src *s, const ptq_gguf_tensor *t, ptq_linear *
     PTQ_TRY(ptq_model_own(s->m, bytes, err)); /* frees bytes when it fails */
     memcpy(bytes, t->data, t->nbytes);
     if (heads > 0) PTQ_TRY(unpermute_rows(bytes, lin->out, lin->out / heads, rb, t->name, err));
-    ptq_mmap_drop(t->data, t->nbytes);
     lin->ggml = bytes;
     lin->ggml_type = t->type;
-    lin->w = NULL;
     lin->wq = NULL;
-    s->used[t - s->g->tensors] = 1;
-    const int64_t shape[2] = {lin->out, lin->in};
-    char tn[32];
-    ptq_model_note_tensor(s->m, t->name, ptq_ggml_type_name(t->type, tn, sizeof tn), 2, shape);
+    kept_blocks(s, t, lin);
     return PTQ_OK;
 }
 
