@@ -106,24 +106,28 @@ int main(int argc, char **argv) {
     uint8_t *w = malloc(nb);
     if (!w || ptq_ggml_quantize_rows(PTQ_GGML_Q4_K, W, w, out, pin, &err) != PTQ_OK) return 1;
     printf("\nprefill, Q4_K %d x %d: ms per call (best of %d)\n", out, pin, reps);
-    printf("| rows | fused GEMV | tiles + sgemm | float32 sgemm | int8-activation GEMV | path taken |\n|---|---|---|---|---|---|\n");
-    const int rows_list[] = {1, 2, 4, 8, 12, 16, 24, 32, 64, 256};
+    printf("| rows | fused GEMV | tiles + sgemm | float32 sgemm | int8 GEMV | int8 GEMM | path taken (float, int8) |\n"
+           "|---|---|---|---|---|---|---|\n");
+    const int rows_list[] = {1, 2, 3, 4, 8, 12, 16, 24, 32, 64, 256};
     for (size_t k = 0; k < sizeof rows_list / sizeof *rows_list; k++) {
         const int rows = rows_list[k];
         const double g = BEST(reps, ptq_ggml_gemm_path_isa(0, ptq_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
         const double ti = BEST(reps, ptq_ggml_gemm_path_isa(1, ptq_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
         const double f = BEST(reps, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, pin, 1.0f, x, pin, W,
                                                 pin, 0.0f, y, out));
-        const double a8 = ptq_ggml_a8_supported(PTQ_GGML_Q4_K)
-                              ? BEST(reps, ptq_ggml_gemm_a8_isa(PTQ_ISA_AVX512, PTQ_GGML_Q4_K, w, out, pin, x, rows, y))
-                              : NAN;
-        printf("| %d | %.2f | %.2f | %.2f | %.2f | %s |\n", rows, 1e3 * g, 1e3 * ti, 1e3 * f, 1e3 * a8,
-               rows >= ptq_ggml_gemm_min_rows() ? "tiles" : "fused");
+        const int a8 = ptq_ggml_a8_supported(PTQ_GGML_Q4_K);
+        const double a8v = a8 ? BEST(reps, ptq_ggml_gemm_a8_path(0, PTQ_GGML_Q4_K, w, out, pin, x, rows, y)) : NAN;
+        const double a8m = a8 ? BEST(reps, ptq_ggml_gemm_a8_path(1, PTQ_GGML_Q4_K, w, out, pin, x, rows, y)) : NAN;
+        printf("| %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s, %s |\n", rows, 1e3 * g, 1e3 * ti, 1e3 * f, 1e3 * a8v,
+               1e3 * a8m, rows >= ptq_ggml_gemm_min_rows() ? "tiles" : "fused",
+               rows >= PTQ_GGML_A8_GEMM_MIN_ROWS ? "GEMM" : "GEMV");
         char key[96];
         snprintf(key, sizeof key, "prefill_q4k_rows%d_gemv_over_tiles", rows);
         bench_rec(&br, key, g / ti);
         snprintf(key, sizeof key, "prefill_q4k_rows%d_tiles_over_float", rows);
         bench_rec(&br, key, ti / f);
+        snprintf(key, sizeof key, "prefill_q4k_rows%d_a8_gemm_over_gemv", rows);
+        if (a8) bench_rec(&br, key, a8m / a8v);
     }
     printf("load %.2f\n", loadavg());
     if (json) bench_print_json(&br, stdout);

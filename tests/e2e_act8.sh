@@ -19,6 +19,8 @@ ppl_pair() {
   local f a
   f=$("$PTQ" eval "$1" --text "$2" --json) || { fail "eval $1"; return; }
   a=$("$PTQ" eval "$1" --text "$2" --act8 --json) || { fail "eval $1 --act8"; return; }
+  echo "$f" > "$TMP/float.json"; echo "$a" > "$TMP/act8.json"
+
   [ "$(echo "$f" | json_num tokens)" = "$(echo "$a" | json_num tokens)" ] || fail "token counts differ: $f / $a"
   awk -v f="$(echo "$f" | json_num ppl)" -v a="$(echo "$a" | json_num ppl)" \
     'BEGIN { d = (a - f) / f; if (d < 0) d = -d; printf "%.6f", d }'
@@ -31,14 +33,16 @@ echo "llama-shakespeare-256 W4 g32: relative perplexity change with --act8 $d"
 awk -v d="$d" 'BEGIN { exit !(d != "" && d <= 0.0005) }' || fail "shakespeare --act8 moved perplexity by $d (> 0.05%)"
 
 # a GGUF's k-quant matrices (run on their blocks, kernels/ggml_gemm.h) take int8 activations too (AVX-512 VNNI;
-# elsewhere the same float path twice), the Q6_K output head included: measured 0.11% on this excerpt
+# elsewhere the same float path twice), the Q6_K output head included. Measured on this excerpt: 0.001% (prompts on
+# the int8 GEMM), 0.11% (everything on the GEMV kernels), 0.05% (the scalar reference): the same sums in another
+# float order flip a few activation roundings in the next layers, so the change is of the order of the int8 noise
 "$PTQ" quantize "$SHK" --type Q4_K_M --method rtn -o "$TMP/shk-q4km.gguf" --json > /dev/null 2> "$TMP/err" ||
   fail "quantize shakespeare Q4_K_M: $(cat "$TMP/err")"
 d=$(ppl_pair "$TMP/shk-q4km.gguf" "$TMP/shk.txt")
 echo "llama-shakespeare-256 Q4_K_M GGUF: relative perplexity change with --act8 $d"
 awk -v d="$d" 'BEGIN { exit !(d != "" && d <= 0.0025) }' || fail "Q4_K_M --act8 moved perplexity by $d (> 0.25%)"
 if grep -q avx512_vnni /proc/cpuinfo; then  # the int8 kernels ran: the numbers moved
-  awk -v d="$d" 'BEGIN { exit !(d > 0) }' || fail "Q4_K_M --act8 left perplexity unchanged: the int8 kernels did not run"
+  if cmp -s "$TMP/float.json" "$TMP/act8.json"; then fail "Q4_K_M --act8 left the results unchanged: the int8 kernels did not run"; fi
 fi
 
 "$PTQ" quantize "$ST" --calib "$TMP/st.txt" --calib-n 2 --calib-ctx 64 -o "$TMP/st.ptq" --wbits 4 --group 32 \

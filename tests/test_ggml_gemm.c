@@ -5,8 +5,9 @@
  * block bytes (every code, negative and tiny fp16 steps). The SIMD kernels are also compared with the scalar
  * reference directly.
  * Int8 activations (the k-quants): the activation codes against their definition, the scalar a8 kernel against
- * the double product within the rounding bound sum_j |w_j| d_x(j) / 2, the AVX-512 VNNI kernel against the scalar
- * one; the other types fall back to the float kernels. */
+ * the double product within the rounding bound sum_j |w_j| d_x(j) / 2, the AVX-512 VNNI GEMV kernels and the
+ * prefill GEMM (both at every row count; the GEMM also over two K blocks and several tiles) against the scalar one;
+ * the other types fall back to the float kernels. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +88,7 @@ static void check_product(uint32_t type, const uint8_t *w, int out, int in, int 
     free(deq), free(x), free(y), free(yref), free(ref), free(mag);
 }
 
-/* int8 activations: the codes, then the kernels (rows < 4: the decode path) */
+/* int8 activations: the codes, then the kernels on both paths */
 static void check_a8(uint32_t type, const uint8_t *w, int out, int in, int rows, uint64_t seed, const char *what) {
     char buf[24];
     const char *tn = ptq_ggml_type_name(type, buf, sizeof buf);
@@ -134,18 +135,27 @@ static void check_a8(uint32_t type, const uint8_t *w, int out, int in, int rows,
     CHECK_MSG(worst <= 1, "%s %s a8 scalar rows %d: %.3g x the rounding bound from the double product", tn, what, rows,
               worst);
     if (ptq_ggml_a8_supported(type)) {
-        ptq_ggml_gemm_a8_isa(PTQ_ISA_AVX512, type, w, out, in, x, rows, y);
-        worst = 0;
-        for (int r = 0; r < rows; r++)
-            for (int o = 0; o < out; o++) {
-                double mag = 0;
-                for (int j = 0; j < in; j++) mag += fabs((double)deq[(size_t)o * in + j] * x[(size_t)r * in + j]);
-                const double e = fabs((double)y[(size_t)r * out + o] - ys[(size_t)r * out + o]) / (4e-6 * mag + 1e-30);
-                if (!(e <= worst)) worst = e;
-            }
-        CHECK_MSG(worst <= 1, "%s %s a8 AVX-512 VNNI rows %d: %.3g x tol from the scalar a8 kernel", tn, what, rows, worst);
-        ptq_ggml_gemm_a8(type, w, out, in, x, rows, ys); /* the entry point takes the same kernel */
-        CHECK_MSG(memcmp(y, ys, (size_t)rows * out * sizeof *y) == 0, "%s ptq_ggml_gemm_a8 is not the VNNI kernel", tn);
+        /* both AVX-512 VNNI paths at this row count: the GEMV kernels and the prefill GEMM */
+        for (int gemm = 0; gemm < 2; gemm++) {
+            memset(y, 0xff, (size_t)rows * out * sizeof *y); /* NaN: every output must be written */
+            ptq_ggml_gemm_a8_path(gemm, type, w, out, in, x, rows, y);
+            worst = 0;
+            for (int r = 0; r < rows; r++)
+                for (int o = 0; o < out; o++) {
+                    double mag = 0;
+                    for (int j = 0; j < in; j++) mag += fabs((double)deq[(size_t)o * in + j] * x[(size_t)r * in + j]);
+                    const double e = fabs((double)y[(size_t)r * out + o] - ys[(size_t)r * out + o]) / (4e-6 * mag + 1e-30);
+                    if (!(e <= worst)) worst = e;
+                }
+            CHECK_MSG(worst <= 1, "%s %s a8 AVX-512 VNNI %s rows %d: %.3g x tol from the scalar a8 kernel", tn, what,
+                      gemm ? "GEMM" : "GEMV", rows, worst);
+        }
+        /* the entry points take the GEMV kernels for decoding, the GEMM for a prompt */
+        ptq_ggml_gemm_a8_path(rows >= PTQ_GGML_A8_GEMM_MIN_ROWS, type, w, out, in, x, rows, y);
+        ptq_ggml_gemm_a8(type, w, out, in, x, rows, ys);
+        CHECK_MSG(memcmp(y, ys, (size_t)rows * out * sizeof *y) == 0, "%s ptq_ggml_gemm_a8 took another path", tn);
+        ptq_ggml_gemm_a8_isa(PTQ_ISA_AVX512, type, w, out, in, x, rows, ys);
+        CHECK_MSG(memcmp(y, ys, (size_t)rows * out * sizeof *y) == 0, "%s ptq_ggml_gemm_a8_isa took another path", tn);
     }
     free(deq), free(x), free(y), free(ys), free(dx), free(xq), free(s16);
 }
@@ -169,6 +179,15 @@ int main(void) {
         const int kq = type >= PTQ_GGML_Q2_K && type <= PTQ_GGML_Q6_K;
         const int a8_rows[] = {1, 2, 3, 20, 70}; /* 70: more than the stack scratch holds */
         for (size_t k = 0; kq && k < sizeof a8_rows / sizeof *a8_rows; k++) check_a8(type, w, out, in, a8_rows[k], 300 + k, "rtn");
+        if (kq) { /* the GEMM over two K blocks (PTQ_GGML_A8_KC columns each) and more than one tile of outputs */
+            const int out2 = 2 * PTQ_GGML_A8_NB + 19, in2 = PTQ_GGML_A8_KC + 2 * 256;
+            uint8_t *w2 = malloc(ptq_ggml_row_bytes(type, in2) * out2);
+            float *W2 = malloc((size_t)out2 * in2 * sizeof *W2);
+            for (int o = 0; o < out2; o++) tu_prng_fill(W2 + (size_t)o * in2, in2, 500 + o, pow(2, o % 5 - 2), 0.02 * (o % 9), 24);
+            CHECK(ptq_ggml_quantize_rows(type, W2, w2, out2, in2, &err) == PTQ_OK);
+            check_a8(type, w2, out2, in2, 37, 600, "rtn, 2 K blocks");
+            free(w2), free(W2);
+        }
         if (!kq) { /* no int8 kernel: the float path */
             float *x = malloc((size_t)2 * in * sizeof *x), *y0 = malloc(2 * out * sizeof *y0), *y1 = malloc(2 * out * sizeof *y1);
             tu_prng_fill(x, (size_t)2 * in, 9, 1.0, 0.0, 24);

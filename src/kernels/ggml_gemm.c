@@ -15,6 +15,7 @@
 #define MIN_ROWS 16            /* input rows from which the tiled path runs (bench_ggml_gemm: at 16 about even) */
 #define PAR_MIN_WORK (1 << 18) /* below this many multiply-adds, stay on one thread */
 #define SCRATCH_STACK 32768    /* bytes of per-call scratch on the stack: a decode row of up to 16384 inputs */
+#define A8_ROW_BLOCK_MIN 32    /* input rows per int8 GEMM work item when rows are split: one unpacked tile serves them */
 
 int ptq_ggml_gemm_supported(uint32_t type) { return ptq_ggml_quant_supported(type); }
 
@@ -123,10 +124,36 @@ static ptq_isa clamp(ptq_isa isa) {
     return (int)isa < (int)PTQ_ISA_SCALAR || (int)isa > (int)best ? best : isa;
 }
 
-/* The fused path. a8: int8 activations (isa scalar or AVX-512, the caller checked the type). Scratch per input
-   row: the sums of x per 32 and per 16 columns and, with a8, the activation codes, steps and sums per 16. */
-static void run_gemv(ptq_isa isa, int a8, uint32_t type, const void *w, int out, int in, const float *x, int rows,
-                     float *y) {
+/* The int8 GEMM over work items of (64 outputs, input rows): rows are split only when the output blocks alone leave
+   threads idle. 0 when there is no memory for the tiles. */
+static int run_a8_gemm(const ptq_ggml_gemv_args *a) {
+    const int nt = omp_get_max_threads(), nob = (a->out + PTQ_GGML_A8_NB - 1) / PTQ_GGML_A8_NB;
+    int nrb = 1;
+    if (nob < 2 * nt) {
+        const int most = (a->rows + A8_ROW_BLOCK_MIN - 1) / A8_ROW_BLOCK_MIN;
+        nrb = (2 * nt + nob - 1) / nob;
+        nrb = nrb > most ? most : nrb;
+        nrb = nrb < 1 ? 1 : nrb;
+    }
+    const int rb = (a->rows + nrb - 1) / nrb, items = nob * nrb, nthr = items < nt ? items : nt;
+    const size_t tb = ptq_ggml_a8_tile_bytes();
+    uint8_t *tiles = aligned_alloc(64, tb * (size_t)nthr);
+    if (!tiles) return 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr) if (nthr > 1)
+    for (int it = 0; it < items; it++) {
+        const int o0 = it / nrb * PTQ_GGML_A8_NB, o1 = o0 + PTQ_GGML_A8_NB < a->out ? o0 + PTQ_GGML_A8_NB : a->out;
+        const int r0 = it % nrb * rb, r1 = r0 + rb < a->rows ? r0 + rb : a->rows;
+        if (r0 < r1) ptq_ggml_gemm_a8_block_avx512(a, r0, r1, o0, o1, tiles + tb * (size_t)omp_get_thread_num());
+    }
+    free(tiles);
+    return 1;
+}
+
+/* The fused path, or with gemm (int8 activations on AVX-512 only) the int8 GEMM. a8: int8 activations (isa scalar or
+   AVX-512, the caller checked the type). Scratch per input row: the sums of x per 32 and per 16 columns and, with
+   a8, the activation codes, steps and sums per 16. */
+static void run_gemv(ptq_isa isa, int a8, int gemm, uint32_t type, const void *w, int out, int in, const float *x,
+                     int rows, float *y) {
     const size_t ns = (size_t)(in / 32), per_row = 3 * ns * sizeof(float) + (a8 ? in + ns * (sizeof(float) + 8) : 0);
     const size_t need = (size_t)rows * per_row + 64;
     _Alignas(64) unsigned char stack[SCRATCH_STACK];
@@ -134,7 +161,7 @@ static void run_gemv(ptq_isa isa, int a8, uint32_t type, const void *w, int out,
     if (!buf) { /* no memory: one row at a time from the stack when it fits, else the float reference */
         if (rows > 1 && per_row + 64 <= SCRATCH_STACK) {
             for (int r = 0; r < rows; r++)
-                run_gemv(isa, a8, type, w, out, in, x + (size_t)r * (size_t)in, 1, y + (size_t)r * (size_t)out);
+                run_gemv(isa, a8, 0, type, w, out, in, x + (size_t)r * (size_t)in, 1, y + (size_t)r * (size_t)out);
             return;
         }
         isa = PTQ_ISA_SCALAR, a8 = 0;
@@ -157,6 +184,10 @@ static void run_gemv(ptq_isa isa, int a8, uint32_t type, const void *w, int out,
             ptq_ggml_a8_quantize(x, rows, in, xq, dx, qs16);
             a.xq = xq, a.dx = dx, a.qsum16 = qs16;
         }
+    }
+    if (buf && a8 && gemm && isa == PTQ_ISA_AVX512 && run_a8_gemm(&a)) {
+        if (buf != stack) free(buf);
+        return;
     }
     const gemv_fn f = gemv_of(isa, a8);
     const int nblk = (out + GEMV_BLOCK - 1) / GEMV_BLOCK;
@@ -197,7 +228,7 @@ static int run_tiles(uint32_t type, const void *w, int out, int in, const float 
 void ptq_ggml_gemm_path_isa(int tiles, ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x,
                             int rows, float *y) {
     if (tiles && run_tiles(type, w, out, in, x, rows, y)) return;
-    run_gemv(clamp(isa), 0, type, w, out, in, x, rows, y);
+    run_gemv(clamp(isa), 0, 0, type, w, out, in, x, rows, y);
 }
 
 void ptq_ggml_gemm_a8_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
@@ -206,14 +237,19 @@ void ptq_ggml_gemm_a8_isa(ptq_isa isa, uint32_t type, const void *w, int out, in
         ptq_ggml_gemm_isa(isa, type, w, out, in, x, rows, y);
         return;
     }
-    run_gemv(isa == PTQ_ISA_SCALAR ? PTQ_ISA_SCALAR : PTQ_ISA_AVX512, 1, type, w, out, in, x, rows, y);
+    run_gemv(isa == PTQ_ISA_SCALAR ? PTQ_ISA_SCALAR : PTQ_ISA_AVX512, 1, rows >= PTQ_GGML_A8_GEMM_MIN_ROWS, type, w, out,
+             in, x, rows, y);
 }
 
-/* Any number of rows: the int8 kernels re-read each weight row from L1 for every input row and still beat the
-   dequantized tiles + sgemm (bench_ggml_gemm: Q4_K 4096 x 4096, 64 rows 10 ms vs 16, 256 rows 43 vs 48). */
-void ptq_ggml_gemm_a8(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y) {
+void ptq_ggml_gemm_a8_path(int gemm, uint32_t type, const void *w, int out, int in, const float *x, int rows,
+                           float *y) {
     if (!ptq_ggml_a8_supported(type)) ptq_ggml_gemm(type, w, out, in, x, rows, y);
-    else run_gemv(PTQ_ISA_AVX512, 1, type, w, out, in, x, rows, y);
+    else run_gemv(PTQ_ISA_AVX512, 1, gemm, type, w, out, in, x, rows, y);
+}
+
+/* Decoding (a few rows) on the GEMV kernels, a prompt on the GEMM (bench_ggml_gemm: Q4_K 4096 x 4096 ...). */
+void ptq_ggml_gemm_a8(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y) {
+    ptq_ggml_gemm_a8_path(rows >= PTQ_GGML_A8_GEMM_MIN_ROWS, type, w, out, in, x, rows, y);
 }
 
 void ptq_ggml_gemm_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,

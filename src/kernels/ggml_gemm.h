@@ -71,6 +71,20 @@ typedef struct ptq_ggml_gemv_args {
     const int32_t *qsum16;
 } ptq_ggml_gemv_args;
 
+/* The int8-activation prefill GEMM (ggml_gemm_a8_avx512.c, AVX-512 VNNI): work items of PTQ_GGML_A8_NB outputs and
+ * a range of input rows, each unpacking its weights once per K block of PTQ_GGML_A8_KC columns into a per-thread
+ * tile of ptq_ggml_a8_tile_bytes(). ptq_ggml_gemm_a8 takes it from PTQ_GGML_A8_GEMM_MIN_ROWS input rows. */
+#define PTQ_GGML_A8_NB 64
+#define PTQ_GGML_A8_KC 2048
+#define PTQ_GGML_A8_GEMM_MIN_ROWS 4
+size_t ptq_ggml_a8_tile_bytes(void);
+/* y[r][o] for r in [r0, r1), o in [o0, o1) (o1 - o0 <= PTQ_GGML_A8_NB), single-threaded. */
+void ptq_ggml_gemm_a8_block_avx512(const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *tile);
+/* ptq_ggml_gemm_a8 on one path at any number of rows, for tests and benchmarks: 0 the GEMV kernels, 1 the GEMM
+   (where it cannot run, the GEMV kernels). */
+void ptq_ggml_gemm_a8_path(int gemm, uint32_t type, const void *w, int out, int in, const float *x, int rows,
+                           float *y);
+
 /* y[r][o] for o in [o0, o1) and every input row r (single-threaded). */
 void ptq_ggml_gemv_scalar(const ptq_ggml_gemv_args *a, int o0, int o1);
 void ptq_ggml_gemv_avx2(const ptq_ggml_gemv_args *a, int o0, int o1);
