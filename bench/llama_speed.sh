@@ -3,7 +3,8 @@
 # prefill and decode tokens/s and peak RSS of
 #   ptq W4 g32 (.ptq)  vs  llama.cpp Q4_0 and Q4_K_M      ptq W8 g32 (.ptq)  vs  llama.cpp Q8_0
 #   ptq float (the model itself)  vs  llama.cpp F32
-# and ptq running llama.cpp's own Q4_0 / Q4_K_M / Q8_0 files (the same bytes) beside llama-bench on them.
+# and ptq running llama.cpp's own Q4_0 / Q4_K_M / Q8_0 / Q3_K_M / Q2_K files (the same bytes) beside llama-bench on
+# them.
 # llama.cpp's files come from its own llama-quantize, from the F32 GGUF ptq exports (exactly the model's weights).
 # Like for like by default: llama.cpp's Q4_0 is a symmetric grid with an fp16 scale per 32 weights (4.5 bits),
 # keeps the output head in Q6_K (6.56 bits) and the token embeddings in Q4_0, its Q8_0 all in Q8_0 (8.5 bits), and
@@ -19,6 +20,7 @@
 #   PTQ_W8_OPTS     the same for W8 (default: --wbits 8 --group 32 --sym --head-bits 8 --embed-bits 8)
 #   (the prepared ptq files are named after a hash of their options, so changing them prepares new ones)
 #   PTQ_BENCH_OPTS  ptq bench options for the quantized files (default: --act8; empty: float activations)
+#   PTQ_SPEED_ONLY  measure only the pairs whose label matches this extended regex (e.g. 'on Q[23]_K')
 # MODEL_DIR: a LLaMA-architecture model ptq reads (safetensors + config.json); bench/make_llama7b_shape.py writes the
 # TinyLlama- and 7B-shaped ones used in RESULTS. Prefill: 256 tokens; decode: 64 tokens from an empty context (both
 # tools); threads: all cores.
@@ -53,7 +55,7 @@ q() { # q OUT OPTIONS...: unless OUT exists already
     --no-layer-error "$@" -o "$out" --json > /dev/null
 }
 q "$files/f32.gguf" --type F32
-for t in Q4_0 Q4_K_M Q8_0; do
+for t in Q4_0 Q4_K_M Q8_0 Q3_K_M Q2_K; do
   [ -s "$files/$t.gguf" ] && continue
   echo "preparing $files/$t.gguf ..." >&2
   "$bins/llama-quantize" "$files/f32.gguf" "$files/$t.gguf" "$t" > "$tmp/lq.log" 2>&1 ||
@@ -101,7 +103,15 @@ pairs=("ptq W4 g32 vs Q4_0|$w4|$files/Q4_0.gguf"
        "float vs F32|$model|$files/f32.gguf"
        "ptq on Q4_0.gguf vs Q4_0|$files/Q4_0.gguf|$files/Q4_0.gguf"
        "ptq on Q4_K_M.gguf vs Q4_K_M|$files/Q4_K_M.gguf|$files/Q4_K_M.gguf"
-       "ptq on Q8_0.gguf vs Q8_0|$files/Q8_0.gguf|$files/Q8_0.gguf")
+       "ptq on Q8_0.gguf vs Q8_0|$files/Q8_0.gguf|$files/Q8_0.gguf"
+       "ptq on Q3_K_M.gguf vs Q3_K_M|$files/Q3_K_M.gguf|$files/Q3_K_M.gguf"
+       "ptq on Q2_K.gguf vs Q2_K|$files/Q2_K.gguf|$files/Q2_K.gguf")
+if [ -n "${PTQ_SPEED_ONLY:-}" ]; then
+  kept=()
+  for p in "${pairs[@]}"; do if [[ "${p%%|*}" =~ $PTQ_SPEED_ONLY ]]; then kept+=("$p"); fi; done
+  [ ${#kept[@]} -gt 0 ] || { echo "PTQ_SPEED_ONLY '$PTQ_SPEED_ONLY' matches no pair" >&2; exit 2; }
+  pairs=("${kept[@]}")
+fi
 load0=$(cut -d' ' -f1 /proc/loadavg)
 for ((r = 1; r <= rounds; r++)); do
   for i in "${!pairs[@]}"; do
