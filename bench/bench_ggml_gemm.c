@@ -2,9 +2,11 @@
  *  1. decode: one input row times a 4096 x 14336 matrix (out x in) in Q4_K, Q5_K, Q6_K, Q3_K and Q2_K, with each
  *     ISA's fused GEMV kernel, as GB/s of block bytes and as a fraction of the read bandwidth measured in the same
  *     run (ptq_read_bandwidth, best of passes before and after), against the float32 sgemv of the same matrix
- *     widened (what ptq ran before it kept the blocks); and with int8 activations (ptq_ggml_gemm_a8, AVX-512 VNNI);
+ *     widened (what ptq ran before it kept the blocks); and with int8 activations (ptq_ggml_gemm_a8_isa: AVX2 and
+ *     AVX-512 VNNI);
  *  2. prefill: 1 to 256 input rows times a 4096 x 4096 Q4_K matrix, fused GEMV path vs dequantized tiles + sgemm vs
- *     the float32 sgemm (where the tiled path should start: ptq_ggml_gemm_min_rows).
+ *     the float32 sgemm (where the tiled path should start: ptq_ggml_gemm_min_rows), and with int8 activations the
+ *     GEMV kernels vs the int8 GEMM (where it should start: PTQ_GGML_A8_GEMM_MIN_ROWS).
  *   bench_ggml_gemm [--json] [--quick]
  */
 #include <cblas.h>
@@ -16,6 +18,7 @@
 #include "io/gguf.h"
 #include "kernels/ggml_gemm.h"
 #include "kernels/membw.h"
+#include "kernels/qgemv_a8.h"
 #include "quant/ggml_quants.h"
 
 static void fill(float *a, size_t n, unsigned seed) {
@@ -78,13 +81,16 @@ int main(int argc, char **argv) {
             snprintf(key, sizeof key, "decode_%s_%s_gbs", name, ptq_isa_name((ptq_isa)isa));
             bench_rec(&br, key, gbs[t][isa]);
         }
-        if (ptq_ggml_a8_supported(types[t])) {
-            const double s = BEST(reps, ptq_ggml_gemm_a8(types[t], w, out, in, x, 1, y));
-            gbs[t][0] = nb / s / 1e9;
-            printf("| %s | %.1f MB | int8 act (VNNI) | %.2f | %.1f | %.2f |\n", name, nb / 1e6, 1e3 * s, gbs[t][0], tf / s);
+        for (int isa = PTQ_ISA_AVX2; isa <= PTQ_ISA_AVX512; isa++) { /* int8 activations */
+            if (!ptq_ggml_a8_supported(types[t]) || !ptq_a8_supported((ptq_isa)isa)) continue;
+            const double s = BEST(reps, ptq_ggml_gemm_a8_isa((ptq_isa)isa, types[t], w, out, in, x, 1, y));
+            const double g = nb / s / 1e9;
+            if (g > gbs[t][0]) gbs[t][0] = g;
+            printf("| %s | %.1f MB | int8 act, %s | %.2f | %.1f | %.2f |\n", name, nb / 1e6,
+                   isa == PTQ_ISA_AVX512 ? "AVX-512 VNNI" : "AVX2", 1e3 * s, g, tf / s);
             char key[96];
-            snprintf(key, sizeof key, "decode_%s_a8_gbs", name);
-            bench_rec(&br, key, gbs[t][0]);
+            snprintf(key, sizeof key, "decode_%s_a8_%s_gbs", name, ptq_isa_name((ptq_isa)isa));
+            bench_rec(&br, key, g);
         }
         free(w);
     }

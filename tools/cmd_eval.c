@@ -27,7 +27,7 @@ const char help_eval[] =
     "  --labels LABELS     IDX labels, or lines 'file label' for a folder (accuracy needs labels)\n"
     "  --first I           first image (default 0)\n"
     "  --count N           number of images (default 0: all)\n"
-    "  --act8              run packed low-bit layers (and a GGUF's k-quant matrices, with AVX-512 VNNI)\n"
+    "  --act8              run packed low-bit layers (and a GGUF's k-quant matrices)\n"
     "                      with int8 activations (faster, not exact: perplexity moves by <= 0.5% on the\n"
     "                      sample models; needs AVX2; see docs/GUIDE.md)\n"
     "  --json              one JSON line on stdout, no progress\n"

@@ -26,7 +26,7 @@ const char help_generate[] =
     "  --seed S            sampling seed (default 42)\n"
     "  --prompt-chunk N    prompt tokens per forward, 1 to 65536 (default 128): larger prefills a long prompt\n"
     "                      faster in more memory, the same text\n"
-    "  --act8              run packed low-bit layers (and a GGUF's k-quant matrices, with AVX-512 VNNI)\n"
+    "  --act8              run packed low-bit layers (and a GGUF's k-quant matrices)\n"
     "                      with int8 activations (faster, not exact; needs AVX2)\n"
     "  --json              one JSON line on stdout\n"
     "  -h, --help          this help\n";

@@ -107,14 +107,17 @@ void ptq_ggml_gemv_a8_scalar(const ptq_ggml_gemv_args *a, int o0, int o1) {
 
 static int kquant(uint32_t type) { return type >= PTQ_GGML_Q2_K && type <= PTQ_GGML_Q6_K; }
 
-int ptq_ggml_a8_supported(uint32_t type) { return kquant(type) && ptq_a8_supported(PTQ_ISA_AVX512); }
+/* AVX-512 VNNI (GEMV and GEMM), else AVX2 (GEMV; vpmaddubsw) */
+int ptq_ggml_a8_supported(uint32_t type) { return kquant(type) && ptq_a8_supported(PTQ_ISA_AVX2); }
+
+static ptq_isa a8_isa(void) { return ptq_a8_supported(PTQ_ISA_AVX512) ? PTQ_ISA_AVX512 : PTQ_ISA_AVX2; }
 
 typedef void (*gemv_fn)(const ptq_ggml_gemv_args *, int, int);
 
 static gemv_fn gemv_of(ptq_isa isa, int a8) {
     switch (isa) {
     case PTQ_ISA_AVX512: return a8 ? ptq_ggml_gemv_a8_avx512 : ptq_ggml_gemv_avx512;
-    case PTQ_ISA_AVX2: return ptq_ggml_gemv_avx2;
+    case PTQ_ISA_AVX2: return a8 ? ptq_ggml_gemv_a8_avx2 : ptq_ggml_gemv_avx2;
     default: return a8 ? ptq_ggml_gemv_a8_scalar : ptq_ggml_gemv_scalar;
     }
 }
@@ -149,8 +152,8 @@ static int run_a8_gemm(const ptq_ggml_gemv_args *a) {
     return 1;
 }
 
-/* The fused path, or with gemm (int8 activations on AVX-512 only) the int8 GEMM. a8: int8 activations (isa scalar or
-   AVX-512, the caller checked the type). Scratch per input row: the sums of x per 32 and per 16 columns and, with
+/* The fused path, or with gemm (int8 activations on AVX-512 only) the int8 GEMM. a8: int8 activations (the caller
+   checked the type and the isa). Scratch per input row: the sums of x per 32 and per 16 columns and, with
    a8, the activation codes, steps and sums per 16. */
 static void run_gemv(ptq_isa isa, int a8, int gemm, uint32_t type, const void *w, int out, int in, const float *x,
                      int rows, float *y) {
@@ -233,18 +236,17 @@ void ptq_ggml_gemm_path_isa(int tiles, ptq_isa isa, uint32_t type, const void *w
 
 void ptq_ggml_gemm_a8_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
                           float *y) {
-    if (!ptq_ggml_a8_supported(type) && !(isa == PTQ_ISA_SCALAR && kquant(type))) {
+    if (!kquant(type) || !ptq_a8_supported(isa)) {
         ptq_ggml_gemm_isa(isa, type, w, out, in, x, rows, y);
         return;
     }
-    run_gemv(isa == PTQ_ISA_SCALAR ? PTQ_ISA_SCALAR : PTQ_ISA_AVX512, 1, rows >= PTQ_GGML_A8_GEMM_MIN_ROWS, type, w, out,
-             in, x, rows, y);
+    run_gemv(isa, 1, rows >= PTQ_GGML_A8_GEMM_MIN_ROWS, type, w, out, in, x, rows, y);
 }
 
 void ptq_ggml_gemm_a8_path(int gemm, uint32_t type, const void *w, int out, int in, const float *x, int rows,
                            float *y) {
     if (!ptq_ggml_a8_supported(type)) ptq_ggml_gemm(type, w, out, in, x, rows, y);
-    else run_gemv(PTQ_ISA_AVX512, 1, gemm, type, w, out, in, x, rows, y);
+    else run_gemv(a8_isa(), 1, gemm, type, w, out, in, x, rows, y);
 }
 
 /* Decoding (a few rows) on the GEMV kernels, a prompt on the GEMM (bench_ggml_gemm: Q4_K 4096 x 4096 ...). */

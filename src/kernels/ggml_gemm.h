@@ -6,7 +6,8 @@
  *  - few input rows (decoding): a fused kernel per output row that turns each block's codes into floats in
  *    registers, one sum of q * x per sub-block scaled by its step, the offsets times precomputed sums of x
  *    (AVX-512 kernels for Q2_K..Q6_K, AVX2 kernels for Q4_K, Q5_K, Q6_K; every other type expands one block at a
- *    time exactly and runs a SIMD dot product);
+ *    time exactly and runs a SIMD dot product); with int8 activations (opt-in, below) integer kernels per
+ *    sub-block;
  *  - many rows (prefill, perplexity): OpenMP over tiles of 64 output rows, each dequantized exactly
  *    (ptq_ggml_dequantize_rows, llama.cpp's values bit for bit) and multiplied by a single-threaded sgemm.
  * The weights are ggml's; the results differ from a float32 GEMM of the dequantized matrix only in the order of
@@ -34,15 +35,18 @@ void ptq_ggml_gemm_isa(ptq_isa isa, uint32_t type, const void *w, int out, int i
 /* Int8 activations (opt-in, like ptq_model_set_act8 for packed layers), decoding and prefill: x is quantized per
  * 32 columns as llama.cpp's q8 activations (d = max|x| / 127, a = round_half_even(x / d), NaN -> 0)
  * and each sub-block's product is an exact integer dot product (AVX-512 VNNI: vpdpbusd of 64 codes by 64
- * activation codes) times one float factor:
+ * activation codes; AVX2: vpmaddubsw + vpmaddwd of 32) times one float factor:
  *   Q4_K / Q5_K   y = sum_s d*sc[s] * d_x[s] * sum_j q_j a_j  -  dmin*m[s] * sum_j x_j   (sub-blocks of 32)
  *   Q2_K          y = sum_s d*sc[s] * d_x[s/2] * sum_j q_j a_j  -  dmin*m[s] * sum_j x_j (sub-blocks of 16)
  *   Q3_K, Q6_K    y = sum_s step[s] * d_x[s/2] * (sum_j q_j a_j - z sum_j a_j)           (16; z = 4, 32)
- * so |y - y_float| <= sum_j |w_j| d_x(j) / 2 (plus float rounding). The legacy types (Q4_1, Q5_1; Q4_0, Q5_0 and
- * Q8_0 load packed) and CPUs without AVX-512 VNNI take ptq_ggml_gemm (float activations). */
+ * so |y - y_float| <= sum_j |w_j| d_x(j) / 2 (plus float rounding). GEMV kernels per output row for decoding
+ * (AVX-512 VNNI, else AVX2), and on AVX-512 VNNI an int8 GEMM from PTQ_GGML_A8_GEMM_MIN_ROWS rows. The legacy
+ * types (Q4_1, Q5_1; Q4_0, Q5_0 and Q8_0 load packed) and CPUs without AVX2 take ptq_ggml_gemm (float
+ * activations). */
 int ptq_ggml_a8_supported(uint32_t type);
 void ptq_ggml_gemm_a8(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y);
-/* isa PTQ_ISA_SCALAR (the reference) or PTQ_ISA_AVX512 (VNNI, where the CPU has it), for tests: any rows */
+/* isa PTQ_ISA_SCALAR (the reference), PTQ_ISA_AVX2 or PTQ_ISA_AVX512 (VNNI), where the CPU has it, for tests: any
+   rows (an isa the CPU lacks: ptq_ggml_gemm_isa) */
 void ptq_ggml_gemm_a8_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
                           float *y);
 /* The activation codes: q [rows][in], d [rows][in / 32], sum16 [rows][in / 16] (sums of q per 16 columns). */
@@ -91,6 +95,7 @@ void ptq_ggml_gemv_avx2(const ptq_ggml_gemv_args *a, int o0, int o1);
 void ptq_ggml_gemv_avx512(const ptq_ggml_gemv_args *a, int o0, int o1);
 /* int8 activations: the k-quants only */
 void ptq_ggml_gemv_a8_scalar(const ptq_ggml_gemv_args *a, int o0, int o1);
+void ptq_ggml_gemv_a8_avx2(const ptq_ggml_gemv_args *a, int o0, int o1);
 void ptq_ggml_gemv_a8_avx512(const ptq_ggml_gemv_args *a, int o0, int o1);
 
 /* The 6-bit sub-block scales and mins of Q4_K / Q5_K (12 bytes -> 8 + 8; FORMAT.md): scale j < 4 is the low 6 bits
