@@ -3,9 +3,11 @@
 measurements of models bigger than memory (docs/RESULTS.md §15).
 
     bench/make_llama7b_shape.py OUT_DIR N_LAYERS [--dim 4096 --ffn 11008 --heads 32 --kv-heads H --vocab 32000
-                                                  --ctx 4096]
+                                                  --ctx 4096 --tied]
 
-Other shapes by option, e.g. TinyLlama-1.1B: N_LAYERS 22 --dim 2048 --ffn 5632 --kv-heads 4 --ctx 2048.
+Other shapes by option, e.g. TinyLlama-1.1B: N_LAYERS 22 --dim 2048 --ffn 5632 --kv-heads 4 --ctx 2048; Llama-3.2-1B:
+N_LAYERS 16 --dim 2048 --ffn 8192 --kv-heads 8 --vocab 128256 --tied (--tied: no lm_head, the head is the embedding
+table, tie_word_embeddings).
 
 OUT_DIR gets config.json, model.safetensors.index.json and one bf16 safetensors shard per layer
 (plus one for the embeddings and one for the final norm and head), as Hugging Face writes 7B models.
@@ -72,6 +74,7 @@ def main():
     ap.add_argument("--kv-heads", type=int, default=0, help="key/value heads (GQA); default: --heads")
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--ctx", type=int, default=4096)
+    ap.add_argument("--tied", action="store_true", help="no lm_head: the head is the embedding table")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     d, f, v = a.dim, a.ffn, a.vocab
@@ -89,7 +92,7 @@ def main():
                        (p + "mlp.gate_proj.weight", (f, d), "lin"),
                        (p + "mlp.up_proj.weight", (f, d), "lin"),
                        (p + "mlp.down_proj.weight", (d, f), "lin")])
-    shards.append([("model.norm.weight", (d,), "norm"), ("lm_head.weight", (v, d), "lin")])
+    shards.append([("model.norm.weight", (d,), "norm")] + ([] if a.tied else [("lm_head.weight", (v, d), "lin")]))
     n = len(shards)
     weight_map, total = {}, 0
     for i, specs in enumerate(shards):
@@ -106,7 +109,7 @@ def main():
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": v, "hidden_size": d,
            "intermediate_size": f, "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
            "num_key_value_heads": kvh, "max_position_embeddings": a.ctx, "rms_norm_eps": 1e-05,
-           "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": False, "bos_token_id": 1,
+           "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": a.tied, "bos_token_id": 1,
            "eos_token_id": 2, "attention_bias": False, "torch_dtype": "bfloat16"}
     with open(os.path.join(a.out, "config.json"), "w") as fh:
         json.dump(cfg, fh, indent=1)

@@ -31,7 +31,12 @@ static inline int tu_unpack_model(ptq_model *m) {
         }
     if (m) {
         n += m->head.q != NULL;
+        const int tied_packed = m->head.q && m->head.q == m->tok_emb_q;
         tu_unpack_linear(m, &m->head);
+        if (tied_packed && m->head.w) { /* the packed table was the head's too: its floats serve the lookups */
+            m->tok_emb_q = NULL;
+            m->tok_emb = m->head.w;
+        }
         for (int b = 0; b < m->cfg.n_layers; b++)
             for (int r = 0; r < PTQ_LIN_COUNT; r++) n += ptq_linear_is_ggml(&m->blocks[b].lin[r]);
         n += ptq_linear_is_ggml(&m->head);

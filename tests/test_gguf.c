@@ -895,6 +895,22 @@ static void test_models(void) {
         }
         free(lq);
     }
+    /* the tied Q8_0 table stays packed, one copy for the lookups and the head (as a k-quant one stays in its blocks,
+       below): its logits are those of the same model unpacked to float32 up to the order of the head's sums */
+    ptq_model *m8 = load(fix("synth-q8_0.gguf"));
+    if (m8 && l32) {
+        CHECK_MSG(m8->tok_emb_q && m8->head.q == m8->tok_emb_q && !m8->tok_emb && !m8->head.w && ptq_head_tied(m8),
+                  "the tied Q8_0 table is not shared packed");
+        float *lp = logits_of(m8, toks, 24, vocab);
+        tu_unpack_model(m8);
+        CHECK(m8->tok_emb && m8->head.w == m8->tok_emb && !m8->tok_emb_q && !m8->head.q && ptq_head_tied(m8));
+        float *lf = logits_of(m8, toks, 24, vocab);
+        double sc, d = max_diff(lp, lf, (size_t)24 * (size_t)vocab, &sc);
+        printf("synth-q8_0.gguf: max |logit with the packed table - logit unpacked| = %.3g (max |logit| %.3g)\n", d, sc);
+        CHECK_MSG(d <= 1e-5 * sc, "tied Q8_0: the packed table's logits are %g from the unpacked one's", d);
+        free(lp), free(lf);
+    }
+    ptq_model_free(m8);
     free(l32);
     /* llama.cpp itself on the same files */
     char *rp = tu_ref_path("npm/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64");

@@ -276,13 +276,6 @@ static ptq_status check_exportable(const ptq_model *m, const char *path, ptq_err
     if (c->head_dim * c->n_heads != c->dim)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: heads of %d x %d do not make the width %d (llama.cpp needs it)",
                         m->path, c->n_heads, c->head_dim, c->dim);
-    if (m->tok_emb_q || m->tok_emb_h || !m->tok_emb)
-        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: the token embeddings are packed or 16-bit (--embed-bits, or a GGUF "
-                        "input's Q4_0/Q5_0/Q8_0 token_embd); GGUF export takes them float32 and gives them llama.cpp's "
-                        "type", m->path);
-    if (m->head.q || m->head.aq || m->head.bc_pos)
-        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: the output layer is quantized or compensated; cannot export",
-                        m->path);
     if (m->head.bc || m->head.b)
         return ptq_fail(err, PTQ_ERR_UNSUPPORTED,
                         "%s: Bias Compensation on the logits (--bc-scope logits) cannot be carried into a GGUF: "
@@ -319,6 +312,14 @@ static ptq_status check_exportable(const ptq_model *m, const char *path, ptq_err
                                 lin->name);
         }
     }
+    /* after the blocks: a quantized model is told so by its first matrix, rather than by its table */
+    if (m->tok_emb_q || m->tok_emb_h || !m->tok_emb)
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: the token embeddings are packed or 16-bit (--embed-bits, or a GGUF "
+                        "input's Q4_0/Q5_0/Q8_0 token_embd); GGUF export takes them float32 and gives them llama.cpp's "
+                        "type", m->path);
+    if (m->head.q || m->head.aq || m->head.bc_pos)
+        return ptq_fail(err, PTQ_ERR_UNSUPPORTED, "%s: the output layer is quantized or compensated; cannot export",
+                        m->path);
     return PTQ_OK;
 }
 

@@ -148,10 +148,10 @@ static ptq_status build(src *s, ptq_error *err) {
     const int64_t emb_ne[2] = {dim, vocab};
     const ptq_gguf_tensor *te = ptq_gguf_find(g, "token_embd.weight");
     const int tied = !ptq_gguf_find(g, "output.weight");
-    if (!tied || (te && !ptq_ggml_to_qweight_supported(te->type) && ptq_ggml_gemm_supported(te->type))) {
-        /* a lookup reads one row, so a block table stays packed (Q4_0/Q5_0/Q8_0, untied: tok_emb_q) or in its
-           blocks (k-quants, Q4_1, Q5_1, tied or not: tok_emb_ggml), the very values, instead of becoming float32;
-           a tied table in another type serves the head's float path (below) */
+    if (!tied || (te && ptq_ggml_gemm_supported(te->type))) {
+        /* a lookup reads one row, so a block table stays packed (Q4_0/Q5_0/Q8_0: tok_emb_q) or in its blocks
+           (k-quants, Q4_1, Q5_1: tok_emb_ggml), the very values, instead of becoming float32, tied or not (a tied
+           head then multiplies with the same table, below); a tied F32/F16/BF16 table serves the head as float32 */
         ptq_linear emb;
         memset(&emb, 0, sizeof emb);
         ptq_status st = ptq_gguf_src_linear(s, &emb, "token_embd", dim, vocab, 0, 0, err);
@@ -190,6 +190,7 @@ static ptq_status build(src *s, ptq_error *err) {
         m->head.in = dim;
         m->head.out = vocab;
         m->head.w = m->tok_emb;
+        m->head.q = m->tok_emb_q; /* or the packed table (freed once, as the head's: ptq_model_free) */
         m->head.ggml = (void *)m->tok_emb_ggml; /* or the table's blocks (ptq_head_tied) */
         m->head.ggml_type = m->tok_emb_ggml_type;
     }
