@@ -5,9 +5,8 @@
  * float32 at load (7x the bytes of Q4_K), ptq keeps the file's blocks and multiplies with them directly:
  *  - few input rows (decoding): a fused kernel per output row that turns each block's codes into floats in
  *    registers, one sum of q * x per sub-block scaled by its step, the offsets times precomputed sums of x
- *    (AVX-512 kernels for Q2_K..Q6_K, AVX2 kernels for Q4_K, Q5_K, Q6_K; every other type expands one block at a
- *    time exactly and runs a SIMD dot product); with int8 activations (opt-in, below) integer kernels per
- *    sub-block;
+ *    (AVX-512 and AVX2 kernels for Q2_K..Q6_K; Q4_1 and Q5_1 expand one block at a time exactly and run a SIMD
+ *    dot product); with int8 activations (opt-in, below) integer kernels per sub-block;
  *  - many rows (prefill, perplexity): OpenMP over tiles of 64 output rows, each dequantized exactly
  *    (ptq_ggml_dequantize_rows, llama.cpp's values bit for bit) and multiplied by a single-threaded sgemm.
  * The weights are ggml's; the results differ from a float32 GEMM of the dequantized matrix only in the order of

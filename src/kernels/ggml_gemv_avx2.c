@@ -2,8 +2,8 @@
  *
  * Q4_K and Q5_K: codes widened 8 at a time and converted to float, one sum of q * x per sub-block of 32 scaled by
  * d*sc; the offsets dmin*m multiply the precomputed sums of x over each 32 columns (xs32), 8 at a time. Q6_K: the codes of half
- * a block (128) assembled in bytes, stored, widened 8 at a time and scaled per 16 columns. Every other type
- * expands one block with ptq_ggml_dequantize_rows and multiplies it with x. */
+ * a block (128) assembled in bytes, stored, widened 8 at a time and scaled per 16 columns. Q2_K and Q3_K: below.
+ * Every other type (Q4_1, Q5_1) expands one block with ptq_ggml_dequantize_rows and multiplies it with x. */
 #include <immintrin.h>
 
 #include "io/gguf.h"
@@ -90,6 +90,49 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
     return ptq_gs_hsum256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
+/* Q2_K (three = 0) and Q3_K (three = 1): column 128h + 32i + l has its two low bits at bits 2i of qs byte 32h + l,
+   Q3_K's third bit at bit 4h + i of hmask byte l. Per sub-block of 16 columns one float sum of the codes times x,
+   scaled by d*sc; the offsets (Q2_K dmin*m, Q3_K 4 d*sc: its codes are stored + 4) times the sums of x per 16
+   columns (xs16), 8 sub-blocks at a time. */
+static float dot_k23(const uint8_t *row, int nb, const float *x, const float *x16, int three) {
+    const __m256i m3 = _mm256_set1_epi32(3), m1 = _mm256_set1_epi32(1);
+    __m256 tot0 = _mm256_setzero_ps(), tot1 = tot0, off = tot0;
+    float d1[16] __attribute__((aligned(32))), mn[16] __attribute__((aligned(32)));
+    for (int b = 0; b < nb; b++, row += three ? 110 : 84, x += 256, x16 += 16) {
+        if (three) {
+            uint64_t sc[2];
+            ptq_ggml_k3_scales(row + 96, sc);
+            const float d = ptq_gs_h2f(row + 108);
+            for (int s = 0; s < 16; s++) {
+                d1[s] = d * (float)((int)((sc[s / 8] >> (8 * (s % 8))) & 0xff) - 32);
+                mn[s] = 4 * d1[s];
+            }
+        } else {
+            const float d = ptq_gs_h2f(row + 80), dmin = ptq_gs_h2f(row + 82);
+            for (int s = 0; s < 16; s++) d1[s] = d * (float)(row[s] & 15), mn[s] = dmin * (float)(row[s] >> 4);
+        }
+        off = _mm256_fmadd_ps(_mm256_load_ps(mn), _mm256_loadu_ps(x16), off);
+        off = _mm256_fmadd_ps(_mm256_load_ps(mn + 8), _mm256_loadu_ps(x16 + 8), off);
+        const uint8_t *qs = row + (three ? 32 : 16);
+        for (int h = 0; h < 2; h++)
+            for (int i = 0; i < 4; i++)
+                for (int half = 0; half < 2; half++) { /* sub-block s: columns e0 .. e0 + 15 */
+                    const int e0 = 128 * h + 32 * i + 16 * half, s = e0 / 16;
+                    __m256 a = _mm256_setzero_ps();
+                    for (int k = 0; k < 2; k++) {
+                        const int l = 16 * half + 8 * k;
+                        __m256i c = _mm256_and_si256(_mm256_srli_epi32(widen8(qs + 32 * h + l), 2 * i), m3);
+                        if (three)
+                            c = _mm256_or_si256(c, _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(widen8(row + l), 4 * h + i), m1), 2));
+                        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_loadu_ps(x + e0 + 8 * k), a);
+                    }
+                    if (half) tot1 = _mm256_fmadd_ps(a, _mm256_set1_ps(d1[s]), tot1);
+                    else tot0 = _mm256_fmadd_ps(a, _mm256_set1_ps(d1[s]), tot0);
+                }
+    }
+    return ptq_gs_hsum256(_mm256_add_ps(tot0, tot1)) - ptq_gs_hsum256(off);
+}
+
 /* Any other type: one block at a time expanded exactly, then a dot product. */
 static float dot_generic(uint32_t type, const uint8_t *row, int in, const float *x) {
     const int block = ptq_ggml_row_bytes(type, PTQ_GGML_QK) ? PTQ_GGML_QK : PTQ_GGML_QK_K;
@@ -112,11 +155,14 @@ void ptq_ggml_gemv_avx2(const ptq_ggml_gemv_args *a, int o0, int o1) {
         const uint8_t *row = a->w + (size_t)o * a->row_bytes;
         for (int r = 0; r < a->rows; r++) {
             const float *x = a->x + (size_t)r * (size_t)a->in, *xs = a->xs32 + (size_t)r * (size_t)ns;
+            const float *x16 = a->xs16 + (size_t)r * (size_t)(2 * ns);
             float s;
             switch (a->type) {
             case PTQ_GGML_Q4_K: s = dot_k45(row, nb, x, xs, 0); break;
             case PTQ_GGML_Q5_K: s = dot_k45(row, nb, x, xs, 1); break;
             case PTQ_GGML_Q6_K: s = dot_q6k(row, nb, x); break;
+            case PTQ_GGML_Q2_K: s = dot_k23(row, nb, x, x16, 0); break;
+            case PTQ_GGML_Q3_K: s = dot_k23(row, nb, x, x16, 1); break;
             default: s = dot_generic(a->type, row, a->in, x);
             }
             a->y[(size_t)r * (size_t)a->out + (size_t)o] = s;
