@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "io/gguf.h"
+#include "kernels/qgemm_a8.h"
 #include "kernels/qgemv_a8.h"
 #include "quant/ggml_quants.h"
 
@@ -127,17 +128,11 @@ static ptq_isa clamp(ptq_isa isa) {
     return (int)isa < (int)PTQ_ISA_SCALAR || (int)isa > (int)best ? best : isa;
 }
 
-/* The int8 GEMM over work items of (64 outputs, input rows): rows are split only when the output blocks alone leave
-   threads idle. 0 when there is no memory for the tiles. */
+/* The int8 GEMM over work items of (64 outputs, input rows), as ptq's packed one (qgemm_a8.c). 0 when there is no
+   memory for the tiles. */
 static int run_a8_gemm(const ptq_ggml_gemv_args *a) {
     const int nt = omp_get_max_threads(), nob = (a->out + PTQ_GGML_A8_NB - 1) / PTQ_GGML_A8_NB;
-    int nrb = 1;
-    if (nob < 2 * nt) {
-        const int most = (a->rows + A8_ROW_BLOCK_MIN - 1) / A8_ROW_BLOCK_MIN;
-        nrb = (2 * nt + nob - 1) / nob;
-        nrb = nrb > most ? most : nrb;
-        nrb = nrb < 1 ? 1 : nrb;
-    }
+    const int nrb = ptq_gemm_row_blocks(nob, a->rows, nt, A8_ROW_BLOCK_MIN);
     const int rb = (a->rows + nrb - 1) / nrb, items = nob * nrb, nthr = items < nt ? items : nt;
     const size_t tb = ptq_ggml_a8_tile_bytes();
     uint8_t *tiles = aligned_alloc(64, tb * (size_t)nthr);
@@ -249,7 +244,8 @@ void ptq_ggml_gemm_a8_path(int gemm, uint32_t type, const void *w, int out, int 
     else run_gemv(a8_isa(), 1, gemm, type, w, out, in, x, rows, y);
 }
 
-/* Decoding (a few rows) on the GEMV kernels, a prompt on the GEMM (bench_ggml_gemm: Q4_K 4096 x 4096 ...). */
+/* Decoding (1-3 rows) on the GEMV kernels, a prompt on the GEMM where the CPU has it (bench_ggml_gemm, Q4_K
+   4096 x 4096: 4 rows 0.70 ms vs 0.91 on the GEMV kernels, 256 rows 13.4 vs 57; RESULTS §28). */
 void ptq_ggml_gemm_a8(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y) {
     ptq_ggml_gemm_a8_path(rows >= PTQ_GGML_A8_GEMM_MIN_ROWS, type, w, out, in, x, rows, y);
 }

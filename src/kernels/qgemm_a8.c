@@ -16,19 +16,20 @@ void ptq_qgemm_a8_quantize(const ptq_qweight *w, const float *x, int rows, void 
     ptq_a8_quantize(ptq_qgemm_a8_supported() ? PTQ_ISA_AVX512 : PTQ_ISA_SCALAR, &w8, x, rows, scratch, a);
 }
 
+int ptq_gemm_row_blocks(int out_blocks, int rows, int threads, int min_rows) {
+    if (out_blocks >= 2 * threads) return 1; /* split rows only when the output blocks alone leave threads idle */
+    const int most = (rows + min_rows - 1) / min_rows;
+    int nrb = (2 * threads + out_blocks - 1) / out_blocks;
+    nrb = nrb > most ? most : nrb;
+    return nrb < 1 ? 1 : nrb;
+}
+
 int ptq_qgemm_a8_gemm(const ptq_qweight *w, const ptq_a8 *a, float *y) {
     if (!ptq_qgemm_a8_supported() || w->bits < 2 || w->bits > 8) return 0;
     if (a->rows <= 0 || w->out <= 0) return 1;
     const int nt = omp_get_max_threads();
     const int nob = (w->out + PTQ_QA8_NB - 1) / PTQ_QA8_NB;
-    /* split rows only when the output blocks alone leave threads idle */
-    int nrb = 1;
-    if (nob < 2 * nt) {
-        nrb = (2 * nt + nob - 1) / nob;
-        const int most = (a->rows + ROW_BLOCK_MIN - 1) / ROW_BLOCK_MIN;
-        if (nrb > most) nrb = most;
-        if (nrb < 1) nrb = 1;
-    }
+    const int nrb = ptq_gemm_row_blocks(nob, a->rows, nt, ROW_BLOCK_MIN);
     const int rb = (a->rows + nrb - 1) / nrb;
     const int items = nob * nrb;
     const int nthr = items < nt ? items : nt;

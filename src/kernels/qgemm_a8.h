@@ -52,6 +52,11 @@ int ptq_qgemm_a8_tiled(const ptq_qweight *w, const float *x, int rows, float *y)
 
 /* ---------------------------------------------------------------- internal: driver <-> kernel */
 
+/* How many blocks of input rows a GEMM's work items split the rows into, next to out_blocks blocks of outputs: 1
+   unless the output blocks leave threads idle, and blocks of at least min_rows rows (one unpacked tile serves them
+   all). Shared with the k-quant GEMM (ggml_gemm.c). */
+int ptq_gemm_row_blocks(int out_blocks, int rows, int threads, int min_rows);
+
 #define PTQ_QA8_NB 64 /* output rows per tile (4 panels of 16) */
 #define PTQ_QA8_KC 64 /* chunks (of 32 columns) per K block (2048 columns; 1024 or 4096: no faster) */
 
