@@ -6,7 +6,7 @@
  *     AVX-512 VNNI);
  *  2. prefill: 1 to 256 input rows times a 4096 x 4096 Q4_K matrix, fused GEMV path vs dequantized tiles + sgemm vs
  *     the float32 sgemm (where the tiled path should start: ptq_ggml_gemm_min_rows), and with int8 activations the
- *     GEMV kernels vs the int8 GEMM (where it should start: PTQ_GGML_A8_GEMM_MIN_ROWS).
+ *     GEMV kernels vs the int8 GEMM (where it should start: ptq_ggml_a8_gemm_min_rows).
  *   bench_ggml_gemm [--json] [--quick]
  */
 #include <cblas.h>
@@ -122,11 +122,11 @@ int main(int argc, char **argv) {
         const double f = BEST(reps, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, pin, 1.0f, x, pin, W,
                                                 pin, 0.0f, y, out));
         const int a8 = ptq_ggml_a8_supported(PTQ_GGML_Q4_K);
-        const double a8v = a8 ? BEST(reps, ptq_ggml_gemm_a8_path(0, PTQ_GGML_Q4_K, w, out, pin, x, rows, y)) : NAN;
-        const double a8m = a8 ? BEST(reps, ptq_ggml_gemm_a8_path(1, PTQ_GGML_Q4_K, w, out, pin, x, rows, y)) : NAN;
+        const double a8v = a8 ? BEST(reps, ptq_ggml_gemm_a8_path(0, ptq_a8_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y)) : NAN;
+        const double a8m = a8 ? BEST(reps, ptq_ggml_gemm_a8_path(1, ptq_a8_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y)) : NAN;
         printf("| %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s, %s |\n", rows, 1e3 * g, 1e3 * ti, 1e3 * f, 1e3 * a8v,
                1e3 * a8m, rows >= ptq_ggml_gemm_min_rows() ? "tiles" : "fused",
-               rows >= PTQ_GGML_A8_GEMM_MIN_ROWS ? "GEMM" : "GEMV");
+               rows >= ptq_ggml_a8_gemm_min_rows(ptq_a8_isa_best()) ? "GEMM" : "GEMV");
         char key[96];
         snprintf(key, sizeof key, "prefill_q4k_rows%d_gemv_over_tiles", rows);
         bench_rec(&br, key, g / ti);

@@ -5,9 +5,9 @@
  * block bytes (every code, negative and tiny fp16 steps). The SIMD kernels are also compared with the scalar
  * reference directly.
  * Int8 activations (the k-quants): the activation codes against their definition, the scalar a8 kernel against
- * the double product within the rounding bound sum_j |w_j| d_x(j) / 2, the AVX2 GEMV kernels, the AVX-512 VNNI
- * GEMV kernels and the prefill GEMM (each at every row count; the GEMM also over two K blocks and several tiles)
- * against the scalar one;
+ * the double product within the rounding bound sum_j |w_j| d_x(j) / 2, the GEMV kernels and the prefill GEMM of
+ * AVX2 and of AVX-512 VNNI (each at every row count; the GEMMs also over two K blocks and several tiles) against the
+ * scalar one;
  * the other types fall back to the float kernels. */
 #include <math.h>
 #include <stdio.h>
@@ -137,12 +137,12 @@ static void check_a8(uint32_t type, const uint8_t *w, int out, int in, int rows,
     CHECK_MSG(worst <= 1, "%s %s a8 scalar rows %d: %.3g x the rounding bound from the double product", tn, what, rows,
               worst);
     if (ptq_ggml_a8_supported(type)) {
-        /* the AVX2 GEMV kernels, and both AVX-512 VNNI paths at this row count: the GEMV kernels and the GEMM */
-        const int have512 = ptq_a8_supported(PTQ_ISA_AVX512);
-        for (int path = 0; path < (have512 ? 3 : 1); path++) {
+        /* both paths of each ISA at this row count: the GEMV kernels and the GEMM */
+        for (int path = 0; path < 4; path++) {
+            const ptq_isa isa = path < 2 ? PTQ_ISA_AVX2 : PTQ_ISA_AVX512;
+            if (!ptq_a8_supported(isa)) continue;
             memset(y, 0xff, (size_t)rows * out * sizeof *y); /* NaN: every output must be written */
-            if (path == 0) ptq_ggml_gemm_a8_isa(PTQ_ISA_AVX2, type, w, out, in, x, rows, y);
-            else ptq_ggml_gemm_a8_path(path - 1, type, w, out, in, x, rows, y);
+            ptq_ggml_gemm_a8_path(path % 2, isa, type, w, out, in, x, rows, y);
             worst = 0;
             for (int r = 0; r < rows; r++)
                 for (int o = 0; o < out; o++) {
@@ -151,12 +151,13 @@ static void check_a8(uint32_t type, const uint8_t *w, int out, int in, int rows,
                     const double e = fabs((double)y[(size_t)r * out + o] - ys[(size_t)r * out + o]) / (4e-6 * mag + 1e-30);
                     if (!(e <= worst)) worst = e;
                 }
-            const char *names[3] = {"AVX2 GEMV", "AVX-512 VNNI GEMV", "AVX-512 VNNI GEMM"};
+            const char *names[4] = {"AVX2 GEMV", "AVX2 GEMM", "AVX-512 VNNI GEMV", "AVX-512 VNNI GEMM"};
             CHECK_MSG(worst <= 1, "%s %s a8 %s rows %d: %.3g x tol from the scalar a8 kernel", tn, what, names[path], rows,
                       worst);
         }
         /* the entry points take the GEMV kernels for decoding, the GEMM for a prompt */
-        ptq_ggml_gemm_a8_path(rows >= PTQ_GGML_A8_GEMM_MIN_ROWS, type, w, out, in, x, rows, y);
+        ptq_ggml_gemm_a8_path(rows >= ptq_ggml_a8_gemm_min_rows(ptq_a8_isa_best()), ptq_a8_isa_best(), type, w, out, in, x,
+                              rows, y);
         ptq_ggml_gemm_a8(type, w, out, in, x, rows, ys);
         CHECK_MSG(memcmp(y, ys, (size_t)rows * out * sizeof *y) == 0, "%s ptq_ggml_gemm_a8 took another path", tn);
         ptq_ggml_gemm_a8_isa(ptq_a8_isa_best(), type, w, out, in, x, rows, ys);

@@ -111,8 +111,6 @@ static int kquant(uint32_t type) { return type >= PTQ_GGML_Q2_K && type <= PTQ_G
 /* AVX-512 VNNI (GEMV and GEMM), else AVX2 (GEMV; vpmaddubsw) */
 int ptq_ggml_a8_supported(uint32_t type) { return kquant(type) && ptq_a8_supported(PTQ_ISA_AVX2); }
 
-static ptq_isa a8_isa(void) { return ptq_a8_supported(PTQ_ISA_AVX512) ? PTQ_ISA_AVX512 : PTQ_ISA_AVX2; }
-
 typedef void (*gemv_fn)(const ptq_ggml_gemv_args *, int, int);
 
 static gemv_fn gemv_of(ptq_isa isa, int a8) {
@@ -130,7 +128,9 @@ static ptq_isa clamp(ptq_isa isa) {
 
 /* The int8 GEMM over work items of (64 outputs, input rows), as ptq's packed one (qgemm_a8.c). 0 when there is no
    memory for the tiles. */
-static int run_a8_gemm(const ptq_ggml_gemv_args *a) {
+static int run_a8_gemm(ptq_isa isa, const ptq_ggml_gemv_args *a) {
+    void (*block)(const ptq_ggml_gemv_args *, int, int, int, int, void *) =
+        isa == PTQ_ISA_AVX512 ? ptq_ggml_gemm_a8_block_avx512 : ptq_ggml_gemm_a8_block_avx2;
     const int nt = omp_get_max_threads(), nob = (a->out + PTQ_GGML_A8_NB - 1) / PTQ_GGML_A8_NB;
     const int nrb = ptq_gemm_row_blocks(nob, a->rows, nt, A8_ROW_BLOCK_MIN);
     const int rb = (a->rows + nrb - 1) / nrb, items = nob * nrb, nthr = items < nt ? items : nt;
@@ -141,13 +141,13 @@ static int run_a8_gemm(const ptq_ggml_gemv_args *a) {
     for (int it = 0; it < items; it++) {
         const int o0 = it / nrb * PTQ_GGML_A8_NB, o1 = o0 + PTQ_GGML_A8_NB < a->out ? o0 + PTQ_GGML_A8_NB : a->out;
         const int r0 = it % nrb * rb, r1 = r0 + rb < a->rows ? r0 + rb : a->rows;
-        if (r0 < r1) ptq_ggml_gemm_a8_block_avx512(a, r0, r1, o0, o1, tiles + tb * (size_t)omp_get_thread_num());
+        if (r0 < r1) block(a, r0, r1, o0, o1, tiles + tb * (size_t)omp_get_thread_num());
     }
     free(tiles);
     return 1;
 }
 
-/* The fused path, or with gemm (int8 activations on AVX-512 only) the int8 GEMM. a8: int8 activations (the caller
+/* The fused path, or with gemm (int8 activations, AVX2 or AVX-512) the int8 GEMM. a8: int8 activations (the caller
    checked the type and the isa). Scratch per input row: the sums of x per 32 and per 16 columns and, with
    a8, the activation codes, steps and sums per 16. */
 static void run_gemv(ptq_isa isa, int a8, int gemm, uint32_t type, const void *w, int out, int in, const float *x,
@@ -183,7 +183,7 @@ static void run_gemv(ptq_isa isa, int a8, int gemm, uint32_t type, const void *w
             a.xq = xq, a.dx = dx, a.qsum16 = qs16;
         }
     }
-    if (buf && a8 && gemm && isa == PTQ_ISA_AVX512 && run_a8_gemm(&a)) {
+    if (buf && a8 && gemm && isa != PTQ_ISA_SCALAR && run_a8_gemm(isa, &a)) {
         if (buf != stack) free(buf);
         return;
     }
@@ -229,25 +229,25 @@ void ptq_ggml_gemm_path_isa(int tiles, ptq_isa isa, uint32_t type, const void *w
     run_gemv(clamp(isa), 0, 0, type, w, out, in, x, rows, y);
 }
 
+void ptq_ggml_gemm_a8_path(int gemm, ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x,
+                           int rows, float *y) {
+    if (!kquant(type) || !ptq_a8_supported(isa)) ptq_ggml_gemm_isa(isa, type, w, out, in, x, rows, y);
+    else run_gemv(isa, 1, gemm, type, w, out, in, x, rows, y);
+}
+
+/* Decoding on the GEMV kernels, a prompt on the GEMM: from 4 rows with AVX-512 VNNI (bench_ggml_gemm, Q4_K 4096 x
+   4096: 4 rows 0.70 ms vs 0.91 on the GEMV kernels, 256 rows 13.4 vs 57; RESULTS §28), from 8 with AVX2 (vpmaddubsw
+   costs three instructions per vpdpbusd: about even at 4-8 rows, 2-2.5x at 256). */
+int ptq_ggml_a8_gemm_min_rows(ptq_isa isa) { return isa == PTQ_ISA_AVX512 ? 4 : 8; }
+
 void ptq_ggml_gemm_a8_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
                           float *y) {
-    if (!kquant(type) || !ptq_a8_supported(isa)) {
-        ptq_ggml_gemm_isa(isa, type, w, out, in, x, rows, y);
-        return;
-    }
-    run_gemv(isa, 1, rows >= PTQ_GGML_A8_GEMM_MIN_ROWS, type, w, out, in, x, rows, y);
+    ptq_ggml_gemm_a8_path(rows >= ptq_ggml_a8_gemm_min_rows(isa), isa, type, w, out, in, x, rows, y);
 }
 
-void ptq_ggml_gemm_a8_path(int gemm, uint32_t type, const void *w, int out, int in, const float *x, int rows,
-                           float *y) {
-    if (!ptq_ggml_a8_supported(type)) ptq_ggml_gemm(type, w, out, in, x, rows, y);
-    else run_gemv(a8_isa(), 1, gemm, type, w, out, in, x, rows, y);
-}
-
-/* Decoding (1-3 rows) on the GEMV kernels, a prompt on the GEMM where the CPU has it (bench_ggml_gemm, Q4_K
-   4096 x 4096: 4 rows 0.70 ms vs 0.91 on the GEMV kernels, 256 rows 13.4 vs 57; RESULTS §28). */
 void ptq_ggml_gemm_a8(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y) {
-    ptq_ggml_gemm_a8_path(rows >= PTQ_GGML_A8_GEMM_MIN_ROWS, type, w, out, in, x, rows, y);
+    if (!ptq_ggml_a8_supported(type)) ptq_ggml_gemm(type, w, out, in, x, rows, y);
+    else ptq_ggml_gemm_a8_isa(ptq_a8_isa_best(), type, w, out, in, x, rows, y);
 }
 
 void ptq_ggml_gemm_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,

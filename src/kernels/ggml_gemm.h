@@ -39,7 +39,7 @@ void ptq_ggml_gemm_isa(ptq_isa isa, uint32_t type, const void *w, int out, int i
  *   Q2_K          y = sum_s d*sc[s] * d_x[s/2] * sum_j q_j a_j  -  dmin*m[s] * sum_j x_j (sub-blocks of 16)
  *   Q3_K, Q6_K    y = sum_s step[s] * d_x[s/2] * (sum_j q_j a_j - z sum_j a_j)           (16; z = 4, 32)
  * so |y - y_float| <= sum_j |w_j| d_x(j) / 2 (plus float rounding). GEMV kernels per output row for decoding
- * (AVX-512 VNNI, else AVX2), and on AVX-512 VNNI an int8 GEMM from PTQ_GGML_A8_GEMM_MIN_ROWS rows. The legacy
+ * (AVX-512 VNNI, else AVX2), and an int8 GEMM from ptq_ggml_a8_gemm_min_rows(isa) rows. The legacy
  * types (Q4_1, Q5_1; Q4_0, Q5_0 and Q8_0 load packed) and CPUs without AVX2 take ptq_ggml_gemm (float
  * activations). */
 int ptq_ggml_a8_supported(uint32_t type);
@@ -74,19 +74,21 @@ typedef struct ptq_ggml_gemv_args {
     const int32_t *qsum16;
 } ptq_ggml_gemv_args;
 
-/* The int8-activation prefill GEMM (ggml_gemm_a8_avx512.c, AVX-512 VNNI): work items of PTQ_GGML_A8_NB outputs and
+/* The int8-activation prefill GEMM (ggml_gemm_a8_avx512.c, AVX-512 VNNI; ggml_gemm_a8_avx2.c, AVX2): work items of
+ * PTQ_GGML_A8_NB outputs and
  * a range of input rows, each unpacking its weights once per K block of PTQ_GGML_A8_KC columns into a per-thread
- * tile of ptq_ggml_a8_tile_bytes(). ptq_ggml_gemm_a8 takes it from PTQ_GGML_A8_GEMM_MIN_ROWS input rows. */
+ * tile of ptq_ggml_a8_tile_bytes(). ptq_ggml_gemm_a8 takes it from ptq_ggml_a8_gemm_min_rows(isa) input rows. */
 #define PTQ_GGML_A8_NB 64
 #define PTQ_GGML_A8_KC 2048
-#define PTQ_GGML_A8_GEMM_MIN_ROWS 4
+int ptq_ggml_a8_gemm_min_rows(ptq_isa isa);
 size_t ptq_ggml_a8_tile_bytes(void);
 /* y[r][o] for r in [r0, r1), o in [o0, o1) (o1 - o0 <= PTQ_GGML_A8_NB), single-threaded. */
 void ptq_ggml_gemm_a8_block_avx512(const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *tile);
-/* ptq_ggml_gemm_a8 on one path at any number of rows, for tests and benchmarks: 0 the GEMV kernels, 1 the GEMM
-   (where it cannot run, the GEMV kernels). */
-void ptq_ggml_gemm_a8_path(int gemm, uint32_t type, const void *w, int out, int in, const float *x, int rows,
-                           float *y);
+void ptq_ggml_gemm_a8_block_avx2(const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *tile);
+/* ptq_ggml_gemm_a8_isa on one path at any number of rows, for tests and benchmarks: 0 the GEMV kernels, 1 the GEMM
+   (isa scalar, or no memory for it: the GEMV kernels). */
+void ptq_ggml_gemm_a8_path(int gemm, ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x,
+                           int rows, float *y);
 
 /* y[r][o] for o in [o0, o1) and every input row r (single-threaded). */
 void ptq_ggml_gemv_scalar(const ptq_ggml_gemv_args *a, int o0, int o1);

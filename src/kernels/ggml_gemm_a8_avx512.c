@@ -1,5 +1,5 @@
 /* AVX-512 VNNI prefill GEMM for ggml k-quant blocks with int8 activations (ggml_gemm.h: ptq_ggml_gemm_a8 from
- * PTQ_GGML_A8_GEMM_MIN_ROWS input rows). The GEMV kernels (ggml_gemv_a8_avx512.c) unpack a weight row's blocks
+ * ptq_ggml_a8_gemm_min_rows input rows). The GEMV kernels (ggml_gemv_a8_avx512.c) unpack a weight row's blocks
  * again for every input row; here each work item (64 outputs, a range of input rows) unpacks a tile of 64 outputs x
  * KC columns once, as qgemm_a8_avx512.c does for ptq's packed codes:
  *   unpack: each block's 256 codes in column order as unsigned bytes (Q3_K with its third bit: 0..7, value - 4;

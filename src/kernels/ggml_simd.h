@@ -1,11 +1,13 @@
-/* Helpers shared by the SIMD kernels of ggml_gemm.h (ggml_gemv_avx2.c, ggml_gemv_avx512.c,
- * ggml_gemv_a8_avx512.c): include only from files compiled with AVX2, FMA and F16C (and AVX-512 for the rest). */
+/* Helpers shared by the SIMD kernels of ggml_gemm.h (ggml_gemv_avx2.c, ggml_gemv_a8_avx2.c, ggml_gemm_a8_avx2.c,
+ * ggml_gemv_avx512.c, ggml_gemv_a8_avx512.c, ggml_gemm_a8_avx512.c): include only from files compiled with AVX2, FMA
+ * and F16C (and AVX-512 for the rest). */
 #ifndef PTQ_KERNELS_GGML_SIMD_H
 #define PTQ_KERNELS_GGML_SIMD_H
 
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "io/gguf.h"
 #include "kernels/ggml_gemm.h"
 
 /* the fp16 at p (little-endian) */
@@ -20,6 +22,39 @@ static inline float ptq_gs_hsum256(__m256 v) {
 /* 8 bytes (a little-endian uint64) times f, as floats */
 static inline __m256 ptq_gs_scaled8(uint64_t bytes, float f) {
     return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)bytes))), _mm256_set1_ps(f));
+}
+
+/* The codes of columns 32k .. 32k + 31 of the k-quant block at blk (type T), as unsigned bytes: Q4_K 0..15,
+   Q5_K 0..31, Q6_K 0..63 (value + 32), Q3_K 0..7 (value + 4), Q2_K 0..3 (layouts in ggml_gemv_a8_avx2.c). */
+static inline __m256i ptq_gs_codes32(uint32_t T, const uint8_t *blk, int k) {
+    const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    if (T == PTQ_GGML_Q4_K || T == PTQ_GGML_Q5_K) { /* nibbles of qs bytes 32 (k / 2) + l; Q5_K: bit k of qh byte l */
+        const int five = T == PTQ_GGML_Q5_K;
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + (five ? 48 : 16) + 32 * (k / 2)));
+        __m256i c = _mm256_and_si256(k & 1 ? _mm256_srli_epi16(v, 4) : v, m4);
+        if (five) {
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+            c = _mm256_or_si256(c, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, k), m1), 4));
+        }
+        return c;
+    }
+    if (T == PTQ_GGML_Q6_K) { /* i = k % 4: the low (i < 2) or high nibble of ql byte 64 (k / 4) + 32 (i % 2) + l,
+                                 bits 2i of qh byte 128 + 32 (k / 4) + l */
+        const int h = k / 4, i = k % 4;
+        const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32 * (i & 1)));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+        return _mm256_or_si256(_mm256_and_si256(i < 2 ? l : _mm256_srli_epi16(l, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * i), m3), 4));
+    }
+    /* Q2_K / Q3_K: bits 2 (k % 4) of qs byte 32 (k / 4) + l; Q3_K's third bit: bit k of hmask byte l */
+    const int three = T == PTQ_GGML_Q3_K;
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (three ? 32 : 16) + 32 * (k / 4)));
+    __m256i c = _mm256_and_si256(_mm256_srli_epi16(q, 2 * (k % 4)), m3);
+    if (three) {
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)blk);
+        c = _mm256_or_si256(c, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, k), m1), 2));
+    }
+    return c;
 }
 
 #ifdef __AVX512F__
