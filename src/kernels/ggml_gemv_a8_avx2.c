@@ -2,8 +2,8 @@
  * AVX-512 VNNI: the same sums as ggml_gemv_a8_avx512.c at half the width, without VNNI).
  *
  * Each block is read 32 columns at a time: the codes of columns 32k .. 32k + 31 assembled in a register as unsigned
- * bytes (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63, Q3_K 0..7 with its third bit, Q2_K 0..3), one vpmaddubsw with the
- * activation codes (pairs of products, at most 2 * 63 * 127: no saturation) and one vpmaddwd with ones leave int32
+ * bytes (ptq_gs_codes32: Q4_K 0..15, Q5_K 0..31, Q6_K 0..63, Q3_K 0..7 with its third bit, Q2_K 0..3), one
+ * vpmaddubsw with the activation codes (pairs of products, at most 2 * 63 * 127: no saturation) and one vpmaddwd with ones leave int32
  * lanes 0-3 summing columns 0-15 and lanes 4-7 columns 16-31, that is two sub-blocks of 16 (Q2_K, Q3_K, Q6_K) or one
  * of 32 (Q4_K, Q5_K), exact. They are converted and scaled per lane by the sub-block's d*sc times the activations'
  * d_x, into float accumulators. Offsets as the AVX-512 kernels: dmin*m times the float sums of x (Q2_K per 16
@@ -33,7 +33,6 @@ static inline __m256 pair_factor(__m256 f0, __m256 f1, int k) {
 static inline __m256 bytes8(uint64_t b) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)b))); }
 
 static float dot_k45(const uint8_t *row, int nb, const int8_t *xq, const float *dx, const float *xs, int five) {
-    const __m256i m4 = _mm256_set1_epi8(15), m1 = _mm256_set1_epi8(1);
     const size_t bytes = five ? 176 : 144;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, macc = acc0;
     for (int b = 0; b < nb; b++, row += bytes, xq += 256, dx += 8, xs += 8) {
@@ -41,18 +40,13 @@ static float dot_k45(const uint8_t *row, int nb, const int8_t *xq, const float *
         ptq_ggml_k4_scales(row + 4, &sc, &mn);
         const __m256 f = _mm256_mul_ps(ptq_gs_scaled8(sc, ptq_gs_h2f(row)), _mm256_loadu_ps(dx)); /* per 32 columns */
         macc = _mm256_fmadd_ps(ptq_gs_scaled8(mn, ptq_gs_h2f(row + 2)), _mm256_loadu_ps(xs), macc);
-        const uint8_t *qs = row + (five ? 48 : 16);
-        const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(row + 16)) : m1;
-        for (int g = 0; g < 4; g++) { /* qs bytes 32g ..: columns 64g + l (low nibbles), 64g + 32 + l (high) */
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
-            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if (five) { /* bit 2g (2g + 1) of qh byte l */
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m1), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g + 1), m1), 4));
-            }
-            acc0 = _mm256_fmadd_ps(dot32(lo, xq + 64 * g), _mm256_permutevar8x32_ps(f, _mm256_set1_epi32(2 * g)), acc0);
-            acc1 = _mm256_fmadd_ps(dot32(hi, xq + 64 * g + 32), _mm256_permutevar8x32_ps(f, _mm256_set1_epi32(2 * g + 1)),
-                                   acc1);
+        const uint32_t T = five ? PTQ_GGML_Q5_K : PTQ_GGML_Q4_K;
+#pragma GCC unroll 4
+        for (int k = 0; k < 8; k += 2) { /* columns 32k ..: sub-block k */
+            const __m256 f0 = _mm256_permutevar8x32_ps(f, _mm256_set1_epi32(k));
+            const __m256 f1 = _mm256_permutevar8x32_ps(f, _mm256_set1_epi32(k + 1));
+            acc0 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(T, row, k), xq + 32 * k), f0, acc0);
+            acc1 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(T, row, k + 1), xq + 32 * k + 32), f1, acc1);
         }
     }
     return ptq_gs_hsum256(_mm256_add_ps(acc0, acc1)) - ptq_gs_hsum256(macc);
@@ -66,7 +60,6 @@ static inline void dx16(const float *dx, __m256 *lo, __m256 *hi) {
 }
 
 static float dot_q6k(const uint8_t *row, int nb, const int8_t *xq, const float *dx, const int32_t *qs16) {
-    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off = acc0;
     for (int b = 0; b < nb; b++, row += 210, xq += 256, dx += 8, qs16 += 16) {
         const __m256 d = _mm256_set1_ps(ptq_gs_h2f(row + 208));
@@ -77,28 +70,19 @@ static float dot_q6k(const uint8_t *row, int nb, const int8_t *xq, const float *
         const __m256 f1 = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)))), x1);
         off = _mm256_fmadd_ps(f0, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)qs16)), off);
         off = _mm256_fmadd_ps(f1, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(qs16 + 8))), off);
-        for (int h = 0; h < 2; h++) { /* column 128h + 32i + l: nibble of ql, bits 2i of qh (layout in ggml_simd.h) */
-            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(row + 64 * h));
-            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(row + 64 * h + 32));
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)(row + 128 + 32 * h));
-            for (int i = 0; i < 4; i++) {
-                const __m256i l = i & 1 ? ql1 : ql0;
-                const __m256i c = _mm256_or_si256(_mm256_and_si256(i < 2 ? l : _mm256_srli_epi16(l, 4), m4),
-                                                  _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * i), m2), 4));
-                const int k = 4 * h + i; /* columns 32k .. 32k + 31 */
-                if (i & 1) acc1 = _mm256_fmadd_ps(dot32(c, xq + 32 * k), pair_factor(f0, f1, k), acc1);
-                else acc0 = _mm256_fmadd_ps(dot32(c, xq + 32 * k), pair_factor(f0, f1, k), acc0);
-            }
+#pragma GCC unroll 4
+        for (int k = 0; k < 8; k += 2) {
+            acc0 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(PTQ_GGML_Q6_K, row, k), xq + 32 * k), pair_factor(f0, f1, k), acc0);
+            acc1 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(PTQ_GGML_Q6_K, row, k + 1), xq + 32 * k + 32), pair_factor(f0, f1, k + 1),
+                                   acc1);
         }
     }
     return ptq_gs_hsum256(_mm256_add_ps(acc0, acc1)) - 32 * ptq_gs_hsum256(off);
 }
 
-/* Q2_K (three = 0) / Q3_K (three = 1): column 128n + 32j + l is bits 2j of qs byte 32n + l; Q3_K's third bit is bit
-   4n + j of hmask byte l */
+/* Q2_K (three = 0) / Q3_K (three = 1) */
 static float dot_k23(const uint8_t *row, int nb, const int8_t *xq, const float *dx, const float *x16,
                      const int32_t *qs16, int three) {
-    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off = acc0;
     for (int b = 0; b < nb; b++, row += three ? 110 : 84, xq += 256, dx += 8, x16 += 16, qs16 += 16) {
         __m256 x0, x1, f0, f1;
@@ -121,18 +105,11 @@ static float dot_k23(const uint8_t *row, int nb, const int8_t *xq, const float *
             off = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(s0, 4)), dm), _mm256_loadu_ps(x16), off);
             off = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(s1, 4)), dm), _mm256_loadu_ps(x16 + 8), off);
         }
-        const uint8_t *qs = row + (three ? 32 : 16);
-        const __m256i hm = three ? _mm256_loadu_si256((const __m256i *)row) : m1;
-        for (int n = 0; n < 2; n++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * n));
-            for (int j = 0; j < 4; j++) {
-                __m256i c = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
-                if (three)
-                    c = _mm256_or_si256(c, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * n + j), m1), 2));
-                const int k = 4 * n + j;
-                if (j & 1) acc1 = _mm256_fmadd_ps(dot32(c, xq + 32 * k), pair_factor(f0, f1, k), acc1);
-                else acc0 = _mm256_fmadd_ps(dot32(c, xq + 32 * k), pair_factor(f0, f1, k), acc0);
-            }
+        const uint32_t T = three ? PTQ_GGML_Q3_K : PTQ_GGML_Q2_K;
+#pragma GCC unroll 4
+        for (int k = 0; k < 8; k += 2) {
+            acc0 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(T, row, k), xq + 32 * k), pair_factor(f0, f1, k), acc0);
+            acc1 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(T, row, k + 1), xq + 32 * k + 32), pair_factor(f0, f1, k + 1), acc1);
         }
     }
     return ptq_gs_hsum256(_mm256_add_ps(acc0, acc1)) - (three ? 4 : 1) * ptq_gs_hsum256(off);
