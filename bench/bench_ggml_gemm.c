@@ -6,7 +6,7 @@
  *     AVX-512 VNNI);
  *  2. prefill: 1 to 256 input rows times a 4096 x 4096 Q4_K matrix, fused GEMV path vs dequantized tiles + sgemm vs
  *     the float32 sgemm (where the tiled path should start: ptq_ggml_gemm_min_rows), and with int8 activations the
- *     GEMV kernels vs the int8 GEMM (where it should start: ptq_ggml_a8_gemm_min_rows).
+ *     GEMV kernels vs the int8 GEMM of AVX2 and AVX-512 VNNI (where it should start: ptq_ggml_a8_gemm_min_rows).
  *   bench_ggml_gemm [--json] [--quick]
  */
 #include <cblas.h>
@@ -112,8 +112,8 @@ int main(int argc, char **argv) {
     uint8_t *w = malloc(nb);
     if (!w || ptq_ggml_quantize_rows(PTQ_GGML_Q4_K, W, w, out, pin, &err) != PTQ_OK) return 1;
     printf("\nprefill, Q4_K %d x %d: ms per call (best of %d)\n", out, pin, reps);
-    printf("| rows | fused GEMV | tiles + sgemm | float32 sgemm | int8 GEMV | int8 GEMM | path taken (float, int8) |\n"
-           "|---|---|---|---|---|---|---|\n");
+    printf("| rows | fused GEMV | tiles + sgemm | float32 sgemm | int8 GEMV, AVX2 | int8 GEMM, AVX2 | int8 GEMV, AVX-512 "
+           "VNNI | int8 GEMM, AVX-512 VNNI | path taken (float, int8) |\n|---|---|---|---|---|---|---|---|---|\n");
     const int rows_list[] = {1, 2, 3, 4, 8, 12, 16, 24, 32, 64, 256};
     for (size_t k = 0; k < sizeof rows_list / sizeof *rows_list; k++) {
         const int rows = rows_list[k];
@@ -121,19 +121,25 @@ int main(int argc, char **argv) {
         const double ti = BEST(reps, ptq_ggml_gemm_path_isa(1, ptq_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
         const double f = BEST(reps, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, pin, 1.0f, x, pin, W,
                                                 pin, 0.0f, y, out));
-        const int a8 = ptq_ggml_a8_supported(PTQ_GGML_Q4_K);
-        const double a8v = a8 ? BEST(reps, ptq_ggml_gemm_a8_path(0, ptq_a8_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y)) : NAN;
-        const double a8m = a8 ? BEST(reps, ptq_ggml_gemm_a8_path(1, ptq_a8_isa_best(), PTQ_GGML_Q4_K, w, out, pin, x, rows, y)) : NAN;
-        printf("| %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s, %s |\n", rows, 1e3 * g, 1e3 * ti, 1e3 * f, 1e3 * a8v,
-               1e3 * a8m, rows >= ptq_ggml_gemm_min_rows() ? "tiles" : "fused",
-               rows >= ptq_ggml_a8_gemm_min_rows(ptq_a8_isa_best()) ? "GEMM" : "GEMV");
+        printf("| %d | %.2f | %.2f | %.2f |", rows, 1e3 * g, 1e3 * ti, 1e3 * f);
         char key[96];
+        for (int isa = PTQ_ISA_AVX2; isa <= PTQ_ISA_AVX512; isa++) { /* int8 activations: both paths */
+            if (!ptq_ggml_a8_supported(PTQ_GGML_Q4_K) || !ptq_a8_supported((ptq_isa)isa)) {
+                printf(" - | - |");
+                continue;
+            }
+            const double v = BEST(reps, ptq_ggml_gemm_a8_path(0, (ptq_isa)isa, PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
+            const double m = BEST(reps, ptq_ggml_gemm_a8_path(1, (ptq_isa)isa, PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
+            printf(" %.2f | %.2f |", 1e3 * v, 1e3 * m);
+            snprintf(key, sizeof key, "prefill_q4k_rows%d_a8_gemm_over_gemv_%s", rows, ptq_isa_name((ptq_isa)isa));
+            bench_rec(&br, key, m / v);
+        }
+        printf(" %s, %s |\n", rows >= ptq_ggml_gemm_min_rows() ? "tiles" : "fused",
+               rows >= ptq_ggml_a8_gemm_min_rows(ptq_a8_isa_best()) ? "GEMM" : "GEMV");
         snprintf(key, sizeof key, "prefill_q4k_rows%d_gemv_over_tiles", rows);
         bench_rec(&br, key, g / ti);
         snprintf(key, sizeof key, "prefill_q4k_rows%d_tiles_over_float", rows);
         bench_rec(&br, key, ti / f);
-        snprintf(key, sizeof key, "prefill_q4k_rows%d_a8_gemm_over_gemv", rows);
-        if (a8) bench_rec(&br, key, a8m / a8v);
     }
     printf("load %.2f\n", loadavg());
     if (json) bench_print_json(&br, stdout);
