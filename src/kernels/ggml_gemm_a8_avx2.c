@@ -40,14 +40,8 @@ INLINE void block_params(const uint32_t T, const uint8_t *blk, float *st, float 
     } else if (T == PTQ_GGML_Q6_K) {
         const float d = ptq_gs_h2f(blk + 208);
         for (int s = 0; s < 16; s++) st[s] = d * (float)(int8_t)blk[192 + s];
-    } else if (T == PTQ_GGML_Q3_K) {
-        uint64_t sc[2];
-        ptq_ggml_k3_scales(blk + 96, sc);
-        const float d = ptq_gs_h2f(blk + 108);
-        for (int s = 0; s < 16; s++) st[s] = d * (float)((int)((sc[s / 8] >> (8 * (s % 8))) & 0xff) - 32);
     } else {
-        const float d = ptq_gs_h2f(blk + 80), dmin = ptq_gs_h2f(blk + 82);
-        for (int s = 0; s < 16; s++) st[s] = d * (float)(blk[s] & 15), mn[s] = dmin * (float)(blk[s] >> 4);
+        ptq_gs_k23_steps(blk, T == PTQ_GGML_Q3_K, st, mn);
     }
 }
 

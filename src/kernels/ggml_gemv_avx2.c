@@ -99,18 +99,9 @@ static float dot_k23(const uint8_t *row, int nb, const float *x, const float *x1
     __m256 tot0 = _mm256_setzero_ps(), tot1 = tot0, off = tot0;
     float d1[16] __attribute__((aligned(32))), mn[16] __attribute__((aligned(32)));
     for (int b = 0; b < nb; b++, row += three ? 110 : 84, x += 256, x16 += 16) {
-        if (three) {
-            uint64_t sc[2];
-            ptq_ggml_k3_scales(row + 96, sc);
-            const float d = ptq_gs_h2f(row + 108);
-            for (int s = 0; s < 16; s++) {
-                d1[s] = d * (float)((int)((sc[s / 8] >> (8 * (s % 8))) & 0xff) - 32);
-                mn[s] = 4 * d1[s];
-            }
-        } else {
-            const float d = ptq_gs_h2f(row + 80), dmin = ptq_gs_h2f(row + 82);
-            for (int s = 0; s < 16; s++) d1[s] = d * (float)(row[s] & 15), mn[s] = dmin * (float)(row[s] >> 4);
-        }
+        ptq_gs_k23_steps(row, three, d1, mn);
+        if (three)
+            for (int s = 0; s < 16; s++) mn[s] = 4 * d1[s];
         off = _mm256_fmadd_ps(_mm256_load_ps(mn), _mm256_loadu_ps(x16), off);
         off = _mm256_fmadd_ps(_mm256_load_ps(mn + 8), _mm256_loadu_ps(x16 + 8), off);
         const uint8_t *qs = row + (three ? 32 : 16);

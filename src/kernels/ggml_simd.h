@@ -24,6 +24,20 @@ static inline __m256 ptq_gs_scaled8(uint64_t bytes, float f) {
     return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)bytes))), _mm256_set1_ps(f));
 }
 
+/* Q2_K (three = 0) / Q3_K (three = 1): the 16 sub-block steps d*sc[s] (Q3_K: d*(sc[s] - 32)) into st and, Q2_K,
+   the offsets dmin*m[s] into mn (Q3_K: mn untouched). */
+static inline void ptq_gs_k23_steps(const uint8_t *blk, int three, float *st, float *mn) {
+    if (three) {
+        uint64_t sc[2];
+        ptq_ggml_k3_scales(blk + 96, sc);
+        const float d = ptq_gs_h2f(blk + 108);
+        for (int s = 0; s < 16; s++) st[s] = d * (float)((int)((sc[s / 8] >> (8 * (s % 8))) & 0xff) - 32);
+    } else {
+        const float d = ptq_gs_h2f(blk + 80), dmin = ptq_gs_h2f(blk + 82);
+        for (int s = 0; s < 16; s++) st[s] = d * (float)(blk[s] & 15), mn[s] = dmin * (float)(blk[s] >> 4);
+    }
+}
+
 /* The codes of columns 32k .. 32k + 31 of the k-quant block at blk (type T), as unsigned bytes: Q4_K 0..15,
    Q5_K 0..31, Q6_K 0..63 (value + 32), Q3_K 0..7 (value + 4), Q2_K 0..3 (layouts in ggml_gemv_a8_avx2.c). */
 static inline __m256i ptq_gs_codes32(uint32_t T, const uint8_t *blk, int k) {
