@@ -34,54 +34,10 @@
 
 size_t ptq_ggml_a8_tile_bytes(void) { return NP * PANEL_BYTES + 2 * (size_t)UNITS * NB * sizeof(float); }
 
-/* The 256 codes of the block at blk, column order, one unsigned byte each. */
+/* The 256 codes of the block at blk, column order, one unsigned byte each (ptq_gs_codes32, 32 columns at a time). */
 INLINE void block_codes(const uint32_t T, const uint8_t *blk, uint8_t *c) {
-    const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3), m1 = _mm512_set1_epi8(1);
-    if (T == PTQ_GGML_Q4_K || T == PTQ_GGML_Q5_K) {
-        /* qs bytes 32g..32g+31: columns 64g + l (low nibbles) and 64g + 32 + l (high); Q5_K's bit 4 is bit 2g (2g + 1)
-           of qh byte l */
-        const int five = T == PTQ_GGML_Q5_K;
-        const uint8_t *qs = blk + (five ? 48 : 16);
-        const __m512i qh = five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16))) : m1;
-        for (int k = 0; k < 2; k++) {
-            const __m512i v = _mm512_loadu_si512(qs + 64 * k);
-            __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            if (five) {
-                const __m512i t = _mm512_srlv_epi64(qh, _mm512_setr_epi64(4 * k, 4 * k, 4 * k, 4 * k, 4 * k + 2, 4 * k + 2,
-                                                                          4 * k + 2, 4 * k + 2));
-                lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(t, m1), 4));
-                hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(t, 1), m1), 4));
-            }
-            _mm512_storeu_si512(c + 128 * k, _mm512_permutex2var_epi64(lo, _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11), hi));
-            _mm512_storeu_si512(c + 128 * k + 64,
-                                _mm512_permutex2var_epi64(lo, _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15), hi));
-        }
-    } else if (T == PTQ_GGML_Q6_K) {
-        for (int h = 0; h < 2; h++) {
-            __m512i c01, c23;
-            ptq_gs_q6k_codes(blk, h, &c01, &c23);
-            _mm512_storeu_si512(c + 128 * h, c01);
-            _mm512_storeu_si512(c + 128 * h + 64, c23);
-        }
-    } else { /* Q2_K, Q3_K: column 128n + 32j + l is bits 2j of qs byte 32n + l; Q3_K's third bit: bit 4n + j of hmask l */
-        const int three = T == PTQ_GGML_Q3_K;
-        const uint8_t *qs = blk + (three ? 32 : 16);
-        const __m512i hm = three ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk)) : m1;
-        for (int n = 0; n < 2; n++) {
-            const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * n)));
-            for (int jj = 0; jj < 2; jj++) { /* bytes 0-31: j = 2 jj, 32-63: j = 2 jj + 1 */
-                const long long j0 = 2 * jj, j1 = 2 * jj + 1;
-                __m512i v = _mm512_and_si512(
-                    _mm512_srlv_epi64(q, _mm512_setr_epi64(2 * j0, 2 * j0, 2 * j0, 2 * j0, 2 * j1, 2 * j1, 2 * j1, 2 * j1)), m3);
-                if (three) {
-                    const long long b0 = 4 * n + j0, b1 = 4 * n + j1;
-                    const __m512i h = _mm512_and_si512(_mm512_srlv_epi64(hm, _mm512_setr_epi64(b0, b0, b0, b0, b1, b1, b1, b1)), m1);
-                    v = _mm512_or_si512(v, _mm512_slli_epi16(h, 2));
-                }
-                _mm512_storeu_si512(c + 128 * n + 64 * jj, v);
-            }
-        }
-    }
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) _mm256_storeu_si256((__m256i *)(c + 32 * k), ptq_gs_codes32(T, blk, k));
 }
 
 /* The block's sub-block steps (and offsets, affine types) into st / mn: 8 for Q4_K / Q5_K, 16 for the rest. */
