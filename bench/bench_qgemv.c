@@ -28,6 +28,8 @@
  * --tiles [--shape OUTxIN] [--fmt NAME] [--sym]: the AVX-512 decode kernel reading its rows one at a time, in
  * adjacent pairs and in pairs from the two halves of each thread's rows, the AVX-VNNI kernel, the plain read and (2 bits
  * on a GFNI CPU) the AVX-512 kernel without GFNI, alternated pass by pass in one process (docs/RESULTS.md §25, §26).
+ * --paired [--shape OUTxIN] [--fmt NAME] [--sym]: the probe, the dispatcher's int8-activation kernel and the plain
+ * read alternated pass by pass; the median of kernel / probe over the passes (each pass's own probe beside it).
  * --decode also times "stream": the same bytes read one row at a time with the kernels' prefetch and no arithmetic
  * (AVX2): what that access pattern streams here (the kernels' split order can stream more).
  * On a machine shared with other busy processes run it with OMP_WAIT_POLICY=passive.
@@ -492,6 +494,86 @@ static void bench_tiles(int out, int in) {
     free(y);
 }
 
+/* --paired (with --decode): each pass reads the 1 GiB probe once, then runs the int8-activation GEMV the dispatcher
+ * picks over every cold copy, then the plain read of the same bytes ("stream"), PAIRED_ROUNDS passes. The host's
+ * bandwidth moves by 40% from minute to minute (docs/RESULTS.md §24), so a probe taken seconds before a kernel can
+ * belong to another phase; here each kernel pass has a probe pass from the same tenth of a second beside it. Reported:
+ * the median over passes of kernel / probe (the fraction in the issue's sense, phase by phase), its range, and the
+ * best of each. */
+#define PAIRED_ROUNDS 31
+static int g_paired;
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void bench_paired(int out, int in) {
+    fprintf(g_tab, "\n== decode GEMV %d x %d paired with the probe, %d passes: GB/s (best), kernel / probe per pass ==\n",
+            out, in, PAIRED_ROUNDS);
+    fprintf(g_tab, "  %-8s %-11s %9s %9s %9s %17s %9s %17s\n", "weights", "isa", "probe", "kernel", "median", "range",
+            "stream", "stream median");
+    const size_t pn = ((size_t)1 << 30) / sizeof(float);
+    float *probe = big_alloc(pn * sizeof(float)), *x = big_alloc(sizeof(float) * (size_t)in),
+          *y = big_alloc(sizeof(float) * (size_t)out);
+    if (!probe || !x || !y) oom();
+    madvise(probe, pn * sizeof(float), MADV_HUGEPAGE); /* as ptq_read_bandwidth's buffer */
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < pn; i++) probe[i] = (float)(i & 1023) * 0x1p-10f;
+    fill_floats(x, (size_t)in, 3);
+    const ptq_isa isa = ptq_a8_isa_best();
+    volatile double sink = 0.0;
+    for (int fi = 0; fi < N_FMTS; fi++) {
+        if (!fmt_on(fi)) continue;
+        qset qs;
+        const int group = g_fmts[fi].group ? g_fmts[fi].group : in;
+        if (make_qset(&qs, g_fmts[fi].bits, out, in, group, 1000) != 0) oom();
+        progress(g_fmts[fi].name);
+        double pb[PAIRED_ROUNDS], kb[PAIRED_ROUNDS], sb[PAIRED_ROUNDS], kr[PAIRED_ROUNDS], sr[PAIRED_ROUNDS];
+        for (int r = -1; r < PAIRED_ROUNDS; r++) { /* pass -1 warms up */
+            double t0 = now_s();
+            sink += ptq_read_sum(probe, pn);
+            const double tp = now_s() - t0;
+            t0 = now_s();
+            for (int c = 0; c < qs.ncopies; c++) run_path(PATH_A8, isa, &qs.w[c], x, 1, y);
+            const double tk = (now_s() - t0) / qs.ncopies;
+            t0 = now_s();
+            for (int c = 0; c < qs.ncopies; c++) run_path(PATH_STREAM, PTQ_ISA_AVX2, &qs.w[c], x, 1, y);
+            const double ts = (now_s() - t0) / qs.ncopies;
+            if (r < 0) continue;
+            pb[r] = (double)pn * sizeof(float) / tp / 1e9;
+            kb[r] = qs.bytes / tk / 1e9;
+            sb[r] = qs.bytes / ts / 1e9;
+            kr[r] = kb[r] / pb[r];
+            sr[r] = sb[r] / pb[r];
+        }
+        qsort(pb, PAIRED_ROUNDS, sizeof(double), cmp_double);
+        qsort(kb, PAIRED_ROUNDS, sizeof(double), cmp_double);
+        qsort(sb, PAIRED_ROUNDS, sizeof(double), cmp_double);
+        qsort(kr, PAIRED_ROUNDS, sizeof(double), cmp_double);
+        qsort(sr, PAIRED_ROUNDS, sizeof(double), cmp_double);
+        const int m = PAIRED_ROUNDS / 2, last = PAIRED_ROUNDS - 1;
+        char isan[24], range[32], key[96];
+        snprintf(isan, sizeof isan, "a8-%s", ptq_isa_name(isa));
+        snprintf(range, sizeof range, "%.0f-%.0f%%", 100.0 * kr[0], 100.0 * kr[last]);
+        fprintf(g_tab, "  %-8s %-11s %9.2f %9.2f %8.0f%% %17s %9.2f %16.0f%%   (load %.2f)\n", g_fmts[fi].name, isan,
+                pb[last], kb[last], 100.0 * kr[m], range, sb[last], 100.0 * sr[m], loadavg());
+        snprintf(key, sizeof key, "paired_%dx%d_%s_probe_gbs", out, in, g_fmts[fi].name);
+        rec(key, pb[last]);
+        snprintf(key, sizeof key, "paired_%dx%d_%s_kernel_gbs", out, in, g_fmts[fi].name);
+        rec(key, kb[last]);
+        snprintf(key, sizeof key, "paired_%dx%d_%s_median_frac", out, in, g_fmts[fi].name);
+        rec(key, kr[m]);
+        snprintf(key, sizeof key, "paired_%dx%d_%s_stream_median_frac", out, in, g_fmts[fi].name);
+        rec(key, sr[m]);
+        free_qset(&qs);
+    }
+    (void)sink;
+    free(probe);
+    free(x);
+    free(y);
+}
+
 /* 64 input rows: sgemm against both tiled strategies; then the GEMV/tiled crossover in rows. */
 static int g_gemm_rows = 64; /* --rows N */
 
@@ -591,6 +673,8 @@ int main(int argc, char **argv) {
             g_gemm_rows = atoi(argv[++i]);
         else if (strcmp(argv[i], "--tiles") == 0)
             g_tiles = 1, g_decode_only = 1, do_gemm = 0;
+        else if (strcmp(argv[i], "--paired") == 0)
+            g_paired = 1, g_decode_only = 1, do_gemm = 0;
         else if (strcmp(argv[i], "--thp") == 0)
             g_thp = 1;
         else if (strcmp(argv[i], "--sym") == 0)
@@ -601,7 +685,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--fmt") == 0 && i + 1 < argc)
             g_only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME] [--thp] [--sym] [--shape OUTxIN] [--tiles]\n"
+            fprintf(stderr, "usage: bench_qgemv [--json] [--quick] [--gemv-only | --gemm-only | --decode] [--rows N] [--fmt NAME] [--thp] [--sym] [--shape OUTxIN] [--tiles | --paired]\n"
                             "       env PTQ_ISA=scalar|avx2|avx512 measures that ISA only\n");
             return 2;
         }
@@ -665,6 +749,13 @@ int main(int argc, char **argv) {
         if (g_shape[0]) bench_tiles(g_shape[0], g_shape[1]);
         else
             for (int si = 0; si < 2; si++) bench_tiles(decode_shapes[si][0], decode_shapes[si][1]);
+        if (json) bench_print_json(&g_res, stdout);
+        return 0;
+    }
+    if (g_paired) {
+        if (g_shape[0]) bench_paired(g_shape[0], g_shape[1]);
+        else
+            for (int si = 0; si < 2; si++) bench_paired(decode_shapes[si][0], decode_shapes[si][1]);
         if (json) bench_print_json(&g_res, stdout);
         return 0;
     }
