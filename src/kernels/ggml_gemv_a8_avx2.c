@@ -36,6 +36,7 @@ static float dot_k45(const uint8_t *row, int nb, const int8_t *xq, const float *
     const size_t bytes = five ? 176 : 144;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, macc = acc0;
     for (int b = 0; b < nb; b++, row += bytes, xq += 256, dx += 8, xs += 8) {
+        ptq_gs_prefetch(row, bytes);
         uint64_t sc, mn;
         ptq_ggml_k4_scales(row + 4, &sc, &mn);
         const __m256 f = _mm256_mul_ps(ptq_gs_scaled8(sc, ptq_gs_h2f(row)), _mm256_loadu_ps(dx)); /* per 32 columns */
@@ -62,6 +63,7 @@ static inline void dx16(const float *dx, __m256 *lo, __m256 *hi) {
 static float dot_q6k(const uint8_t *row, int nb, const int8_t *xq, const float *dx, const int32_t *qs16) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off = acc0;
     for (int b = 0; b < nb; b++, row += 210, xq += 256, dx += 8, qs16 += 16) {
+        ptq_gs_prefetch(row, 210);
         const __m256 d = _mm256_set1_ps(ptq_gs_h2f(row + 208));
         __m256 x0, x1;
         dx16(dx, &x0, &x1);
@@ -85,6 +87,7 @@ static float dot_k23(const uint8_t *row, int nb, const int8_t *xq, const float *
                      const int32_t *qs16, int three) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off = acc0;
     for (int b = 0; b < nb; b++, row += three ? 110 : 84, xq += 256, dx += 8, x16 += 16, qs16 += 16) {
+        ptq_gs_prefetch(row, three ? 110 : 84);
         __m256 x0, x1, f0, f1;
         dx16(dx, &x0, &x1);
         if (three) {

@@ -31,6 +31,7 @@ static float dot_k45(const uint8_t *row, int nb, const int8_t *xq, const float *
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
     __m256 macc = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++, row += bytes, xq += 256, dx += 8, xs += 8) {
+        ptq_gs_prefetch(row, bytes);
         uint64_t sc, mn;
         ptq_ggml_k4_scales(row + 4, &sc, &mn);
         const __m512 f = _mm512_castps256_ps512(_mm256_mul_ps(ptq_gs_scaled8(sc, ptq_gs_h2f(row)), _mm256_loadu_ps(dx)));
@@ -61,6 +62,7 @@ static float dot_q6k(const uint8_t *row, int nb, const int8_t *xq, const float *
     const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, off = acc0;
     for (int b = 0; b < nb; b++, row += 210, xq += 256, dx += 8, qs16 += 16) {
+        ptq_gs_prefetch(row, 210);
         /* per sub-block s: d * sc[s] * d_x[s / 2] */
         const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 192))));
         const __m512 f = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(ptq_gs_h2f(row + 208)), sc),
@@ -94,6 +96,7 @@ static float dot_k23(const uint8_t *row, int nb, const int8_t *xq, const float *
     }
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, off = acc0;
     for (int b = 0; b < nb; b++, row += three ? 110 : 84, xq += 256, dx += 8, x16 += 16, qs16 += 16) {
+        ptq_gs_prefetch(row, three ? 110 : 84);
         __m512 d1, mn;
         ptq_gs_k23_scales(row, three, &d1, &mn);
         const __m512 f = _mm512_mul_ps(d1, _mm512_permutexvar_ps(pair, _mm512_castps256_ps512(_mm256_loadu_ps(dx))));

@@ -28,6 +28,7 @@ static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs
     __m256 macc = _mm256_setzero_ps();
     float d1[8] __attribute__((aligned(32)));
     for (int b = 0; b < nb; b++, row += bytes, x += 256, xs += 8) {
+        ptq_gs_prefetch(row, bytes);
         uint64_t sc, mn;
         ptq_ggml_k4_scales(row + 4, &sc, &mn);
         _mm256_store_ps(d1, ptq_gs_scaled8(sc, ptq_gs_h2f(row)));
@@ -65,6 +66,7 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int8_t q[128] __attribute__((aligned(64)));
     for (int b = 0; b < nb; b++, row += 210) {
+        ptq_gs_prefetch(row, 210);
         const float d = ptq_gs_h2f(row + 208);
         const int8_t *scales = (const int8_t *)(row + 192);
         for (int h = 0; h < 2; h++) {
@@ -90,6 +92,7 @@ static float dot_k23(const uint8_t *row, int nb, const float *x, int three) {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     float d1[16] __attribute__((aligned(64))), m1[16] __attribute__((aligned(64)));
     for (int b = 0; b < nb; b++, row += three ? 110 : 84, x += 256) {
+        ptq_gs_prefetch(row, three ? 110 : 84);
         __m512 vd, vm;
         ptq_gs_k23_scales(row, three, &vd, &vm);
         _mm512_store_ps(d1, vd), _mm512_store_ps(m1, vm);
@@ -124,6 +127,7 @@ static float dot_generic(uint32_t type, const uint8_t *row, int in, const float 
     float v[PTQ_GGML_QK_K] __attribute__((aligned(64)));
     __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
     for (int j0 = 0; j0 < in; j0 += block, row += bytes) {
+        ptq_gs_prefetch(row, bytes);
         (void)ptq_ggml_dequantize_rows(type, row, v, 1, block, NULL);
         for (int j = 0; j < block; j += 32) {
             acc0 = _mm512_fmadd_ps(_mm512_load_ps(v + j), _mm512_loadu_ps(x + j0 + j), acc0);

@@ -10,6 +10,16 @@
 #include "io/gguf.h"
 #include "kernels/ggml_gemm.h"
 
+/* Decode reads each block once, from memory: every GEMV kernel fetches the block PTQ_GS_PREFETCH bytes ahead of the
+ * one it is about to read (rows are contiguous, so near a row's end that is the start of the next row, which the same
+ * thread reads next). Without it the hardware prefetcher alone kept one thread's Q4_K stream at 7.4 GB/s where the
+ * same kernel reads 15 in cache; with it 14 (docs/RESULTS.md §29). always_inline: see PTQ_A8_PREFETCH_FN
+ * (qgemv_a8.h): GCC may delete a call to a function whose only effect is a prefetch. */
+#define PTQ_GS_PREFETCH 4096
+static inline __attribute__((always_inline)) void ptq_gs_prefetch(const uint8_t *blk, size_t bytes) {
+    for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch(blk + PTQ_GS_PREFETCH + l, 0, 3);
+}
+
 /* the fp16 at p (little-endian) */
 static inline float ptq_gs_h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
 
