@@ -2,11 +2,11 @@
  *  1. decode: one input row times a 4096 x 14336 matrix (out x in) in Q4_K, Q5_K, Q6_K, Q3_K and Q2_K, with each
  *     ISA's fused GEMV kernel, as GB/s of block bytes and as a fraction of the read bandwidth measured in the same
  *     run (ptq_read_bandwidth, best of passes before and after), against the float32 sgemv of the same matrix
- *     widened (what ptq ran before it kept the blocks); and with int8 activations (ptq_ggml_gemm_a8_isa: AVX2 and
- *     AVX-512 VNNI);
+ *     widened (what ptq ran before it kept the blocks); and with int8 activations (ptq_ggml_gemm_a8_path: AVX2 with
+ *     vpmaddubsw, AVX2 with AVX-VNNI where the CPU has it, AVX-512 VNNI);
  *  2. prefill: 1 to 256 input rows times a 4096 x 4096 Q4_K matrix, fused GEMV path vs dequantized tiles + sgemm vs
  *     the float32 sgemm (where the tiled path should start: ptq_ggml_gemm_min_rows), and with int8 activations the
- *     GEMV kernels vs the int8 GEMM of AVX2 and AVX-512 VNNI (where it should start: ptq_ggml_a8_gemm_min_rows).
+ *     GEMV kernels vs the int8 GEMM of each of those three (where it should start: ptq_ggml_a8_gemm_min_rows).
  *   bench_ggml_gemm [--json] [--quick]
  */
 #include <cblas.h>
@@ -16,6 +16,7 @@
 
 #include "bench_common.h"
 #include "io/gguf.h"
+#include "kernels/cpu.h"
 #include "kernels/ggml_gemm.h"
 #include "kernels/membw.h"
 #include "kernels/qgemv_a8.h"
@@ -40,6 +41,19 @@ static void fill(float *a, size_t n, unsigned seed) {
         }                                                                 \
         best_;                                                            \
     })
+
+/* the int8-activation kernels: AVX2 with vpmaddubsw, AVX2 with AVX-VNNI (where the CPU has it), AVX-512 VNNI */
+static const struct {
+    ptq_isa isa;
+    int flags;
+    const char *label, *key;
+} g_a8[] = {{PTQ_ISA_AVX2, PTQ_GGML_A8_NO_AVXVNNI, "AVX2", "avx2"},
+            {PTQ_ISA_AVX2, 0, "AVX-VNNI", "avxvnni"},
+            {PTQ_ISA_AVX512, 0, "AVX-512 VNNI", "avx512"}};
+#define N_A8 3
+static int a8_variant_on(int v) {
+    return ptq_a8_supported(g_a8[v].isa) && (v != 1 || ptq_cpu_has(PTQ_CPU_AVXVNNI));
+}
 
 int main(int argc, char **argv) {
     int json, quick;
@@ -81,15 +95,16 @@ int main(int argc, char **argv) {
             snprintf(key, sizeof key, "decode_%s_%s_gbs", name, ptq_isa_name((ptq_isa)isa));
             bench_rec(&br, key, gbs[t][isa]);
         }
-        for (int isa = PTQ_ISA_AVX2; isa <= PTQ_ISA_AVX512; isa++) { /* int8 activations */
-            if (!ptq_ggml_a8_supported(types[t]) || !ptq_a8_supported((ptq_isa)isa)) continue;
-            const double s = BEST(reps, ptq_ggml_gemm_a8_isa((ptq_isa)isa, types[t], w, out, in, x, 1, y));
+        for (int v = 0; v < N_A8; v++) { /* int8 activations */
+            if (!ptq_ggml_a8_supported(types[t]) || !a8_variant_on(v)) continue;
+            const double s =
+                BEST(reps, ptq_ggml_gemm_a8_path(g_a8[v].flags, g_a8[v].isa, types[t], w, out, in, x, 1, y));
             const double g = nb / s / 1e9;
             if (g > gbs[t][0]) gbs[t][0] = g;
-            printf("| %s | %.1f MB | int8 act, %s | %.2f | %.1f | %.2f |\n", name, nb / 1e6,
-                   isa == PTQ_ISA_AVX512 ? "AVX-512 VNNI" : "AVX2", 1e3 * s, g, tf / s);
+            printf("| %s | %.1f MB | int8 act, %s | %.2f | %.1f | %.2f |\n", name, nb / 1e6, g_a8[v].label, 1e3 * s, g,
+                   tf / s);
             char key[96];
-            snprintf(key, sizeof key, "decode_%s_a8_%s_gbs", name, ptq_isa_name((ptq_isa)isa));
+            snprintf(key, sizeof key, "decode_%s_a8_%s_gbs", name, g_a8[v].key);
             bench_rec(&br, key, g);
         }
         free(w);
@@ -112,8 +127,11 @@ int main(int argc, char **argv) {
     uint8_t *w = malloc(nb);
     if (!w || ptq_ggml_quantize_rows(PTQ_GGML_Q4_K, W, w, out, pin, &err) != PTQ_OK) return 1;
     printf("\nprefill, Q4_K %d x %d: ms per call (best of %d)\n", out, pin, reps);
-    printf("| rows | fused GEMV | tiles + sgemm | float32 sgemm | int8 GEMV, AVX2 | int8 GEMM, AVX2 | int8 GEMV, AVX-512 "
-           "VNNI | int8 GEMM, AVX-512 VNNI | path taken (float, int8) |\n|---|---|---|---|---|---|---|---|---|\n");
+    printf("| rows | fused GEMV | tiles + sgemm | float32 sgemm |");
+    for (int v = 0; v < N_A8; v++) printf(" int8 GEMV, %s | int8 GEMM, %s |", g_a8[v].label, g_a8[v].label);
+    printf(" path taken (float, int8) |\n|---|---|---|---|");
+    for (int v = 0; v < N_A8; v++) printf("---|---|");
+    printf("---|\n");
     const int rows_list[] = {1, 2, 3, 4, 8, 12, 16, 24, 32, 64, 256};
     for (size_t k = 0; k < sizeof rows_list / sizeof *rows_list; k++) {
         const int rows = rows_list[k];
@@ -123,15 +141,18 @@ int main(int argc, char **argv) {
                                                 pin, 0.0f, y, out));
         printf("| %d | %.2f | %.2f | %.2f |", rows, 1e3 * g, 1e3 * ti, 1e3 * f);
         char key[96];
-        for (int isa = PTQ_ISA_AVX2; isa <= PTQ_ISA_AVX512; isa++) { /* int8 activations: both paths */
-            if (!ptq_ggml_a8_supported(PTQ_GGML_Q4_K) || !ptq_a8_supported((ptq_isa)isa)) {
+        for (int a = 0; a < N_A8; a++) { /* int8 activations: both paths */
+            if (!ptq_ggml_a8_supported(PTQ_GGML_Q4_K) || !a8_variant_on(a)) {
                 printf(" - | - |");
                 continue;
             }
-            const double v = BEST(reps, ptq_ggml_gemm_a8_path(0, (ptq_isa)isa, PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
-            const double m = BEST(reps, ptq_ggml_gemm_a8_path(1, (ptq_isa)isa, PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
+            const int fl = g_a8[a].flags;
+            const ptq_isa isa = g_a8[a].isa;
+            const double v = BEST(reps, ptq_ggml_gemm_a8_path(fl, isa, PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
+            const double m =
+                BEST(reps, ptq_ggml_gemm_a8_path(fl | PTQ_GGML_A8_GEMM, isa, PTQ_GGML_Q4_K, w, out, pin, x, rows, y));
             printf(" %.2f | %.2f |", 1e3 * v, 1e3 * m);
-            snprintf(key, sizeof key, "prefill_q4k_rows%d_a8_gemm_over_gemv_%s", rows, ptq_isa_name((ptq_isa)isa));
+            snprintf(key, sizeof key, "prefill_q4k_rows%d_a8_gemm_over_gemv_%s", rows, g_a8[a].key);
             bench_rec(&br, key, m / v);
         }
         printf(" %s, %s |\n", rows >= ptq_ggml_gemm_min_rows() ? "tiles" : "fused",

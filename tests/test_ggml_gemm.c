@@ -6,8 +6,8 @@
  * reference directly.
  * Int8 activations (the k-quants): the activation codes against their definition, the scalar a8 kernel against
  * the double product within the rounding bound sum_j |w_j| d_x(j) / 2, the GEMV kernels and the prefill GEMM of
- * AVX2 and of AVX-512 VNNI (each at every row count; the GEMMs also over two K blocks and several tiles) against the
- * scalar one;
+ * AVX2 (vpmaddubsw, and AVX-VNNI where the CPU has it: bit for bit the same) and of AVX-512 VNNI (each at every row
+ * count; the GEMMs also over two K blocks and several tiles) against the scalar one;
  * the other types fall back to the float kernels. */
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "io/gguf.h"
+#include "kernels/cpu.h"
 #include "kernels/ggml_gemm.h"
 #include "kernels/qgemv_a8.h"
 #include "quant/ggml_quants.h"
@@ -137,12 +138,17 @@ static void check_a8(uint32_t type, const uint8_t *w, int out, int in, int rows,
     CHECK_MSG(worst <= 1, "%s %s a8 scalar rows %d: %.3g x the rounding bound from the double product", tn, what, rows,
               worst);
     if (ptq_ggml_a8_supported(type)) {
-        /* both paths of each ISA at this row count: the GEMV kernels and the GEMM */
-        for (int path = 0; path < 4; path++) {
-            const ptq_isa isa = path < 2 ? PTQ_ISA_AVX2 : PTQ_ISA_AVX512;
-            if (!ptq_a8_supported(isa)) continue;
+        /* both paths of each ISA at this row count: the GEMV kernels and the GEMM; AVX2 with vpmaddubsw and (on a CPU
+           with it) with AVX-VNNI, which must give the same bits */
+        float *yt = malloc((size_t)rows * out * sizeof *yt);
+        CHECK(yt != NULL);
+        for (int path = 0; path < 6 && yt; path++) {
+            const ptq_isa isa = path < 4 ? PTQ_ISA_AVX2 : PTQ_ISA_AVX512;
+            const int vnni = path == 2 || path == 3;
+            if (!ptq_a8_supported(isa) || (vnni && !ptq_cpu_has(PTQ_CPU_AVXVNNI))) continue;
+            const int flags = (path % 2 ? PTQ_GGML_A8_GEMM : 0) | (path < 2 ? PTQ_GGML_A8_NO_AVXVNNI : 0);
             memset(y, 0xff, (size_t)rows * out * sizeof *y); /* NaN: every output must be written */
-            ptq_ggml_gemm_a8_path(path % 2, isa, type, w, out, in, x, rows, y);
+            ptq_ggml_gemm_a8_path(flags, isa, type, w, out, in, x, rows, y);
             worst = 0;
             for (int r = 0; r < rows; r++)
                 for (int o = 0; o < out; o++) {
@@ -151,13 +157,20 @@ static void check_a8(uint32_t type, const uint8_t *w, int out, int in, int rows,
                     const double e = fabs((double)y[(size_t)r * out + o] - ys[(size_t)r * out + o]) / (4e-6 * mag + 1e-30);
                     if (!(e <= worst)) worst = e;
                 }
-            const char *names[4] = {"AVX2 GEMV", "AVX2 GEMM", "AVX-512 VNNI GEMV", "AVX-512 VNNI GEMM"};
+            const char *names[6] = {"AVX2 GEMV",        "AVX2 GEMM",         "AVX-VNNI GEMV",
+                                    "AVX-VNNI GEMM",    "AVX-512 VNNI GEMV", "AVX-512 VNNI GEMM"};
             CHECK_MSG(worst <= 1, "%s %s a8 %s rows %d: %.3g x tol from the scalar a8 kernel", tn, what, names[path], rows,
                       worst);
+            if (vnni) {
+                ptq_ggml_gemm_a8_path(flags | PTQ_GGML_A8_NO_AVXVNNI, isa, type, w, out, in, x, rows, yt);
+                CHECK_MSG(memcmp(y, yt, (size_t)rows * out * sizeof *y) == 0, "%s %s a8 %s rows %d: not bit for bit %s",
+                          tn, what, names[path], rows, names[path - 2]);
+            }
         }
+        free(yt);
         /* the entry points take the GEMV kernels for decoding, the GEMM for a prompt */
-        ptq_ggml_gemm_a8_path(rows >= ptq_ggml_a8_gemm_min_rows(ptq_a8_isa_best()), ptq_a8_isa_best(), type, w, out, in, x,
-                              rows, y);
+        ptq_ggml_gemm_a8_path(rows >= ptq_ggml_a8_gemm_min_rows(ptq_a8_isa_best()) ? PTQ_GGML_A8_GEMM : 0, ptq_a8_isa_best(),
+                              type, w, out, in, x, rows, y);
         ptq_ggml_gemm_a8(type, w, out, in, x, rows, ys);
         CHECK_MSG(memcmp(y, ys, (size_t)rows * out * sizeof *y) == 0, "%s ptq_ggml_gemm_a8 took another path", tn);
         ptq_ggml_gemm_a8_isa(ptq_a8_isa_best(), type, w, out, in, x, rows, ys);

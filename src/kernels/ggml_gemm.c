@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "io/gguf.h"
+#include "kernels/cpu.h"
 #include "kernels/qgemm_a8.h"
 #include "kernels/qgemv_a8.h"
 #include "quant/ggml_quants.h"
@@ -113,10 +114,11 @@ int ptq_ggml_a8_supported(uint32_t type) { return kquant(type) && ptq_a8_support
 
 typedef void (*gemv_fn)(const ptq_ggml_gemv_args *, int, int);
 
-static gemv_fn gemv_of(ptq_isa isa, int a8) {
+/* vnni: the AVX2 int8 kernels on AVX-VNNI (the caller checked the CPU) */
+static gemv_fn gemv_of(ptq_isa isa, int a8, int vnni) {
     switch (isa) {
     case PTQ_ISA_AVX512: return a8 ? ptq_ggml_gemv_a8_avx512 : ptq_ggml_gemv_avx512;
-    case PTQ_ISA_AVX2: return a8 ? ptq_ggml_gemv_a8_avx2 : ptq_ggml_gemv_avx2;
+    case PTQ_ISA_AVX2: return !a8 ? ptq_ggml_gemv_avx2 : vnni ? ptq_ggml_gemv_a8_avxvnni : ptq_ggml_gemv_a8_avx2;
     default: return a8 ? ptq_ggml_gemv_a8_scalar : ptq_ggml_gemv_scalar;
     }
 }
@@ -128,9 +130,11 @@ static ptq_isa clamp(ptq_isa isa) {
 
 /* The int8 GEMM over work items of (64 outputs, input rows), as ptq's packed one (qgemm_a8.c). 0 when there is no
    memory for the tiles. */
-static int run_a8_gemm(ptq_isa isa, const ptq_ggml_gemv_args *a) {
+static int run_a8_gemm(ptq_isa isa, int vnni, const ptq_ggml_gemv_args *a) {
     void (*block)(const ptq_ggml_gemv_args *, int, int, int, int, void *) =
-        isa == PTQ_ISA_AVX512 ? ptq_ggml_gemm_a8_block_avx512 : ptq_ggml_gemm_a8_block_avx2;
+        isa == PTQ_ISA_AVX512 ? ptq_ggml_gemm_a8_block_avx512
+        : vnni                ? ptq_ggml_gemm_a8_block_avxvnni
+                              : ptq_ggml_gemm_a8_block_avx2;
     const int nt = omp_get_max_threads(), nob = (a->out + PTQ_GGML_A8_NB - 1) / PTQ_GGML_A8_NB;
     const int nrb = ptq_gemm_row_blocks(nob, a->rows, nt, A8_ROW_BLOCK_MIN);
     const int rb = (a->rows + nrb - 1) / nrb, items = nob * nrb, nthr = items < nt ? items : nt;
@@ -147,10 +151,10 @@ static int run_a8_gemm(ptq_isa isa, const ptq_ggml_gemv_args *a) {
     return 1;
 }
 
-/* The fused path, or with gemm (int8 activations, AVX2 or AVX-512) the int8 GEMM. a8: int8 activations (the caller
-   checked the type and the isa). Scratch per input row: the sums of x per 32 and per 16 columns and, with
-   a8, the activation codes, steps and sums per 16. */
-static void run_gemv(ptq_isa isa, int a8, int gemm, uint32_t type, const void *w, int out, int in, const float *x,
+/* The fused path, or with PTQ_GGML_A8_GEMM in flags (int8 activations, AVX2 or AVX-512) the int8 GEMM. a8: int8
+   activations (the caller checked the type and the isa). Scratch per input row: the sums of x per 32 and per 16
+   columns and, with a8, the activation codes, steps and sums per 16. */
+static void run_gemv(ptq_isa isa, int a8, int flags, uint32_t type, const void *w, int out, int in, const float *x,
                      int rows, float *y) {
     const size_t ns = (size_t)(in / 32), per_row = 3 * ns * sizeof(float) + (a8 ? in + ns * (sizeof(float) + 8) : 0);
     const size_t need = (size_t)rows * per_row + 64;
@@ -159,7 +163,8 @@ static void run_gemv(ptq_isa isa, int a8, int gemm, uint32_t type, const void *w
     if (!buf) { /* no memory: one row at a time from the stack when it fits, else the float reference */
         if (rows > 1 && per_row + 64 <= SCRATCH_STACK) {
             for (int r = 0; r < rows; r++)
-                run_gemv(isa, a8, 0, type, w, out, in, x + (size_t)r * (size_t)in, 1, y + (size_t)r * (size_t)out);
+                run_gemv(isa, a8, flags & ~PTQ_GGML_A8_GEMM, type, w, out, in, x + (size_t)r * (size_t)in, 1,
+                         y + (size_t)r * (size_t)out);
             return;
         }
         isa = PTQ_ISA_SCALAR, a8 = 0;
@@ -183,11 +188,12 @@ static void run_gemv(ptq_isa isa, int a8, int gemm, uint32_t type, const void *w
             a.xq = xq, a.dx = dx, a.qsum16 = qs16;
         }
     }
-    if (buf && a8 && gemm && isa != PTQ_ISA_SCALAR && run_a8_gemm(isa, &a)) {
+    const int vnni = isa == PTQ_ISA_AVX2 && !(flags & PTQ_GGML_A8_NO_AVXVNNI) && ptq_cpu_has(PTQ_CPU_AVXVNNI);
+    if (buf && a8 && (flags & PTQ_GGML_A8_GEMM) && isa != PTQ_ISA_SCALAR && run_a8_gemm(isa, vnni, &a)) {
         if (buf != stack) free(buf);
         return;
     }
-    const gemv_fn f = gemv_of(isa, a8);
+    const gemv_fn f = gemv_of(isa, a8, vnni);
     const int nblk = (out + GEMV_BLOCK - 1) / GEMV_BLOCK;
     const int par = (double)out * in * rows >= PAR_MIN_WORK;
 #pragma omp parallel for schedule(static) if (par)
@@ -229,10 +235,10 @@ void ptq_ggml_gemm_path_isa(int tiles, ptq_isa isa, uint32_t type, const void *w
     run_gemv(clamp(isa), 0, 0, type, w, out, in, x, rows, y);
 }
 
-void ptq_ggml_gemm_a8_path(int gemm, ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x,
+void ptq_ggml_gemm_a8_path(int flags, ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x,
                            int rows, float *y) {
     if (!kquant(type) || !ptq_a8_supported(isa)) ptq_ggml_gemm_isa(isa, type, w, out, in, x, rows, y);
-    else run_gemv(isa, 1, gemm, type, w, out, in, x, rows, y);
+    else run_gemv(isa, 1, flags, type, w, out, in, x, rows, y);
 }
 
 /* Decoding on the GEMV kernels, a prompt on the GEMM: from 4 rows with AVX-512 VNNI (bench_ggml_gemm, Q4_K 4096 x
@@ -242,7 +248,8 @@ int ptq_ggml_a8_gemm_min_rows(ptq_isa isa) { return isa == PTQ_ISA_AVX512 ? 4 : 
 
 void ptq_ggml_gemm_a8_isa(ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x, int rows,
                           float *y) {
-    ptq_ggml_gemm_a8_path(rows >= ptq_ggml_a8_gemm_min_rows(isa), isa, type, w, out, in, x, rows, y);
+    ptq_ggml_gemm_a8_path(rows >= ptq_ggml_a8_gemm_min_rows(isa) ? PTQ_GGML_A8_GEMM : 0, isa, type, w, out, in, x, rows,
+                          y);
 }
 
 void ptq_ggml_gemm_a8(uint32_t type, const void *w, int out, int in, const float *x, int rows, float *y) {

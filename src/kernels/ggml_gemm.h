@@ -85,9 +85,14 @@ size_t ptq_ggml_a8_tile_bytes(void);
 /* y[r][o] for r in [r0, r1), o in [o0, o1) (o1 - o0 <= PTQ_GGML_A8_NB), single-threaded. */
 void ptq_ggml_gemm_a8_block_avx512(const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *tile);
 void ptq_ggml_gemm_a8_block_avx2(const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *tile);
-/* ptq_ggml_gemm_a8_isa on one path at any number of rows, for tests and benchmarks: 0 the GEMV kernels, 1 the GEMM
-   (isa scalar, or no memory for it: the GEMV kernels). */
-void ptq_ggml_gemm_a8_path(int gemm, ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x,
+/* the same with AVX-VNNI (VEX vpdpbusd; Intel Alder Lake and later client cores): bit for bit the AVX2 results */
+void ptq_ggml_gemm_a8_block_avxvnni(const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *tile);
+/* ptq_ggml_gemm_a8_isa on one path at any number of rows, for tests and benchmarks: flags 0 the GEMV kernels,
+   PTQ_GGML_A8_GEMM the GEMM (isa scalar, or no memory for it: the GEMV kernels); with PTQ_GGML_A8_NO_AVXVNNI the AVX2
+   kernels use vpmaddubsw even on a CPU with AVX-VNNI (which they otherwise take). */
+#define PTQ_GGML_A8_GEMM 1
+#define PTQ_GGML_A8_NO_AVXVNNI 2
+void ptq_ggml_gemm_a8_path(int flags, ptq_isa isa, uint32_t type, const void *w, int out, int in, const float *x,
                            int rows, float *y);
 
 /* y[r][o] for o in [o0, o1) and every input row r (single-threaded). */
@@ -97,6 +102,7 @@ void ptq_ggml_gemv_avx512(const ptq_ggml_gemv_args *a, int o0, int o1);
 /* int8 activations: the k-quants only */
 void ptq_ggml_gemv_a8_scalar(const ptq_ggml_gemv_args *a, int o0, int o1);
 void ptq_ggml_gemv_a8_avx2(const ptq_ggml_gemv_args *a, int o0, int o1);
+void ptq_ggml_gemv_a8_avxvnni(const ptq_ggml_gemv_args *a, int o0, int o1); /* bit for bit ptq_ggml_gemv_a8_avx2 */
 void ptq_ggml_gemv_a8_avx512(const ptq_ggml_gemv_args *a, int o0, int o1);
 
 /* The 6-bit sub-block scales and mins of Q4_K / Q5_K (12 bytes -> 8 + 8; FORMAT.md): scale j < 4 is the low 6 bits

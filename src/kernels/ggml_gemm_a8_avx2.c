@@ -6,7 +6,8 @@
  *   multiply: MR = 4 input rows x 1 panel; per unit (32 columns for Q4_K / Q5_K, 16 for the rest) int32 accumulators
  *           start at -z * (sum of the unit's activation codes) (Q3_K z = 4, Q6_K 32, else 0) and take per quad
  *           vpmaddubsw (codes x 4 broadcast activation codes; pairs <= 2 * 63 * 127, no saturation) + vpmaddwd with
- *           ones, then f += cvt(acc) * (step * d_x) and, affine, f -= offset * (sum of x over the unit).
+ *           ones (with AVX-VNNI one VEX vpdpbusd), then f += cvt(acc) * (step * d_x) and, affine, f -= offset * (sum of
+ *           x over the unit).
  * The same terms as ptq_ggml_gemv_a8_scalar, in another order. */
 #include <stdint.h>
 #include <string.h>
@@ -112,7 +113,12 @@ typedef struct {
     int first; /* first K block: float accumulators start at 0 */
 } tile_args;
 
-INLINE void tile(const uint32_t T, const int mr, const tile_args *t) {
+__attribute__((target("avx2,avxvnni"))) static inline __m256i dpbusd_vex(__m256i acc, __m256i u, __m256i a) {
+    return _mm256_dpbusd_avx_epi32(acc, u, a);
+}
+
+/* VNNI: one AVX-VNNI vpdpbusd per quad and row instead of vpmaddubsw + vpmaddwd + vpaddd (the same int32 sums) */
+INLINE void tile(const int VNNI, const uint32_t T, const int mr, const tile_args *t) {
     const int U = T == PTQ_GGML_Q4_K || T == PTQ_GGML_Q5_K ? 32 : 16;
     const int affine = T != PTQ_GGML_Q3_K && T != PTQ_GGML_Q6_K, z = T == PTQ_GGML_Q3_K ? 4 : 32;
     const __m256i ones = _mm256_set1_epi16(1);
@@ -134,8 +140,12 @@ INLINE void tile(const uint32_t T, const int mr, const tile_args *t) {
             for (int m = 0; m < mr; m++) {
                 int32_t xv;
                 memcpy(&xv, x + (size_t)m * t->ldx + 4 * q, 4);
-                const __m256i p = _mm256_maddubs_epi16(wv, _mm256_set1_epi32(xv));
-                acc[m] = _mm256_add_epi32(acc[m], _mm256_madd_epi16(p, ones));
+                if (VNNI) {
+                    acc[m] = dpbusd_vex(acc[m], wv, _mm256_set1_epi32(xv));
+                } else {
+                    const __m256i p = _mm256_maddubs_epi16(wv, _mm256_set1_epi32(xv));
+                    acc[m] = _mm256_add_epi32(acc[m], _mm256_madd_epi16(p, ones));
+                }
             }
         }
         wp += (size_t)U * 8;
@@ -152,16 +162,16 @@ INLINE void tile(const uint32_t T, const int mr, const tile_args *t) {
     for (int m = 0; m < mr; m++) _mm256_maskstore_ps(t->y + (size_t)m * t->ldy, mask, f[m]);
 }
 
-INLINE void run_tile(const uint32_t T, int mr, const tile_args *t) {
+INLINE void run_tile(const int VNNI, const uint32_t T, int mr, const tile_args *t) {
     switch (mr) {
-    case 1: tile(T, 1, t); break;
-    case 2: tile(T, 2, t); break;
-    case 3: tile(T, 3, t); break;
-    default: tile(T, 4, t); break;
+    case 1: tile(VNNI, T, 1, t); break;
+    case 2: tile(VNNI, T, 2, t); break;
+    case 3: tile(VNNI, T, 3, t); break;
+    default: tile(VNNI, T, 4, t); break;
     }
 }
 
-INLINE void block_type(const uint32_t T, const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *buf) {
+INLINE void block_type(const int VNNI, const uint32_t T, const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *buf) {
     const int U = T == PTQ_GGML_Q4_K || T == PTQ_GGML_Q5_K ? 32 : 16;
     const size_t ns = (size_t)(a->in / 32);
     uint8_t *codes = buf;
@@ -189,19 +199,29 @@ INLINE void block_type(const uint32_t T, const ptq_ggml_gemv_args *a, int r0, in
                 t.xs = (U == 32 ? a->xs32 : a->xs16) + (size_t)r * t.lds + (size_t)(j0 / U);
                 t.q16 = a->qsum16 + (size_t)r * t.ldq + (size_t)(j0 / 16);
                 t.y = a->y + (size_t)r * t.ldy + (size_t)o0 + 8 * (size_t)p;
-                run_tile(T, r1 - r < MR ? r1 - r : MR, &t);
+                run_tile(VNNI, T, r1 - r < MR ? r1 - r : MR, &t);
             }
         }
     }
 }
 
-void ptq_ggml_gemm_a8_block_avx2(const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *tile_buf) {
+INLINE void block(const int VNNI, const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *tile_buf) {
     switch (a->type) {
-    case PTQ_GGML_Q2_K: block_type(PTQ_GGML_Q2_K, a, r0, r1, o0, o1, tile_buf); break;
-    case PTQ_GGML_Q3_K: block_type(PTQ_GGML_Q3_K, a, r0, r1, o0, o1, tile_buf); break;
-    case PTQ_GGML_Q4_K: block_type(PTQ_GGML_Q4_K, a, r0, r1, o0, o1, tile_buf); break;
-    case PTQ_GGML_Q5_K: block_type(PTQ_GGML_Q5_K, a, r0, r1, o0, o1, tile_buf); break;
-    case PTQ_GGML_Q6_K: block_type(PTQ_GGML_Q6_K, a, r0, r1, o0, o1, tile_buf); break;
+    case PTQ_GGML_Q2_K: block_type(VNNI, PTQ_GGML_Q2_K, a, r0, r1, o0, o1, tile_buf); break;
+    case PTQ_GGML_Q3_K: block_type(VNNI, PTQ_GGML_Q3_K, a, r0, r1, o0, o1, tile_buf); break;
+    case PTQ_GGML_Q4_K: block_type(VNNI, PTQ_GGML_Q4_K, a, r0, r1, o0, o1, tile_buf); break;
+    case PTQ_GGML_Q5_K: block_type(VNNI, PTQ_GGML_Q5_K, a, r0, r1, o0, o1, tile_buf); break;
+    case PTQ_GGML_Q6_K: block_type(VNNI, PTQ_GGML_Q6_K, a, r0, r1, o0, o1, tile_buf); break;
     default: break; /* the driver sends no other type */
     }
+}
+
+void ptq_ggml_gemm_a8_block_avx2(const ptq_ggml_gemv_args *a, int r0, int r1, int o0, int o1, void *tile_buf) {
+    block(0, a, r0, r1, o0, o1, tile_buf);
+}
+
+__attribute__((target("avx2,fma,f16c,avxvnni"))) void ptq_ggml_gemm_a8_block_avxvnni(const ptq_ggml_gemv_args *a, int r0,
+                                                                                     int r1, int o0, int o1,
+                                                                                     void *tile_buf) {
+    block(1, a, r0, r1, o0, o1, tile_buf);
 }

@@ -3,7 +3,8 @@
  *
  * Each block is read 32 columns at a time: the codes of columns 32k .. 32k + 31 assembled in a register as unsigned
  * bytes (ptq_gs_codes32: Q4_K 0..15, Q5_K 0..31, Q6_K 0..63, Q3_K 0..7 with its third bit, Q2_K 0..3), one
- * vpmaddubsw with the activation codes (pairs of products, at most 2 * 63 * 127: no saturation) and one vpmaddwd with ones leave int32
+ * vpmaddubsw with the activation codes (pairs of products, at most 2 * 63 * 127: no saturation) and one vpmaddwd with ones
+ * (on CPUs with AVX-VNNI, Intel Alder Lake and later client cores, one VEX vpdpbusd: the same int32 sums) leave int32
  * lanes 0-3 summing columns 0-15 and lanes 4-7 columns 16-31, that is two sub-blocks of 16 (Q2_K, Q3_K, Q6_K) or one
  * of 32 (Q4_K, Q5_K), exact. They are converted and scaled per lane by the sub-block's d*sc times the activations'
  * d_x, into float accumulators. Offsets as the AVX-512 kernels: dmin*m times the float sums of x (Q2_K per 16
@@ -16,10 +17,17 @@
 #include "kernels/ggml_simd.h"
 #include "quant/ggml_quants.h"
 
-/* the exact int32 sums of 4 codes x 4 activation codes per lane */
-static inline __m256 dot32(__m256i codes, const int8_t *xq) {
-    const __m256i p = _mm256_maddubs_epi16(codes, _mm256_loadu_si256((const __m256i *)xq));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+#define INLINE static inline __attribute__((always_inline))
+
+__attribute__((target("avx2,avxvnni"))) static inline __m256i dot_vnni(__m256i u, __m256i a) {
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, a);
+}
+
+/* the exact int32 sums of 4 codes x 4 activation codes per lane: vpmaddubsw + vpmaddwd, or one AVX-VNNI vpdpbusd */
+INLINE __m256 dot32(const int VNNI, __m256i codes, const int8_t *xq) {
+    const __m256i a = _mm256_loadu_si256((const __m256i *)xq);
+    if (VNNI) return _mm256_cvtepi32_ps(dot_vnni(codes, a));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(codes, a), _mm256_set1_epi16(1)));
 }
 
 /* lanes 0-3: f[2k % 8], lanes 4-7: f[2k % 8 + 1] of the 16 factors f0 (0-7), f1 (8-15) */
@@ -32,7 +40,7 @@ static inline __m256 pair_factor(__m256 f0, __m256 f1, int k) {
 /* 8 unsigned bytes (a little-endian uint64) as floats */
 static inline __m256 bytes8(uint64_t b) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)b))); }
 
-static float dot_k45(const uint8_t *row, int nb, const int8_t *xq, const float *dx, const float *xs, int five) {
+INLINE float dot_k45(const int VNNI, const uint8_t *row, int nb, const int8_t *xq, const float *dx, const float *xs, int five) {
     const size_t bytes = five ? 176 : 144;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, macc = acc0;
     for (int b = 0; b < nb; b++, row += bytes, xq += 256, dx += 8, xs += 8) {
@@ -46,8 +54,8 @@ static float dot_k45(const uint8_t *row, int nb, const int8_t *xq, const float *
         for (int k = 0; k < 8; k += 2) { /* columns 32k ..: sub-block k */
             const __m256 f0 = _mm256_permutevar8x32_ps(f, _mm256_set1_epi32(k));
             const __m256 f1 = _mm256_permutevar8x32_ps(f, _mm256_set1_epi32(k + 1));
-            acc0 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(T, row, k), xq + 32 * k), f0, acc0);
-            acc1 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(T, row, k + 1), xq + 32 * k + 32), f1, acc1);
+            acc0 = _mm256_fmadd_ps(dot32(VNNI, ptq_gs_codes32(T, row, k), xq + 32 * k), f0, acc0);
+            acc1 = _mm256_fmadd_ps(dot32(VNNI, ptq_gs_codes32(T, row, k + 1), xq + 32 * k + 32), f1, acc1);
         }
     }
     return ptq_gs_hsum256(_mm256_add_ps(acc0, acc1)) - ptq_gs_hsum256(macc);
@@ -60,7 +68,7 @@ static inline void dx16(const float *dx, __m256 *lo, __m256 *hi) {
     *hi = _mm256_permutevar8x32_ps(d, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
 }
 
-static float dot_q6k(const uint8_t *row, int nb, const int8_t *xq, const float *dx, const int32_t *qs16) {
+INLINE float dot_q6k(const int VNNI, const uint8_t *row, int nb, const int8_t *xq, const float *dx, const int32_t *qs16) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off = acc0;
     for (int b = 0; b < nb; b++, row += 210, xq += 256, dx += 8, qs16 += 16) {
         ptq_gs_prefetch(row, 210);
@@ -74,8 +82,8 @@ static float dot_q6k(const uint8_t *row, int nb, const int8_t *xq, const float *
         off = _mm256_fmadd_ps(f1, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(qs16 + 8))), off);
 #pragma GCC unroll 4
         for (int k = 0; k < 8; k += 2) {
-            acc0 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(PTQ_GGML_Q6_K, row, k), xq + 32 * k), pair_factor(f0, f1, k), acc0);
-            acc1 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(PTQ_GGML_Q6_K, row, k + 1), xq + 32 * k + 32), pair_factor(f0, f1, k + 1),
+            acc0 = _mm256_fmadd_ps(dot32(VNNI, ptq_gs_codes32(PTQ_GGML_Q6_K, row, k), xq + 32 * k), pair_factor(f0, f1, k), acc0);
+            acc1 = _mm256_fmadd_ps(dot32(VNNI, ptq_gs_codes32(PTQ_GGML_Q6_K, row, k + 1), xq + 32 * k + 32), pair_factor(f0, f1, k + 1),
                                    acc1);
         }
     }
@@ -83,7 +91,7 @@ static float dot_q6k(const uint8_t *row, int nb, const int8_t *xq, const float *
 }
 
 /* Q2_K (three = 0) / Q3_K (three = 1) */
-static float dot_k23(const uint8_t *row, int nb, const int8_t *xq, const float *dx, const float *x16,
+INLINE float dot_k23(const int VNNI, const uint8_t *row, int nb, const int8_t *xq, const float *dx, const float *x16,
                      const int32_t *qs16, int three) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off = acc0;
     for (int b = 0; b < nb; b++, row += three ? 110 : 84, xq += 256, dx += 8, x16 += 16, qs16 += 16) {
@@ -111,14 +119,14 @@ static float dot_k23(const uint8_t *row, int nb, const int8_t *xq, const float *
         const uint32_t T = three ? PTQ_GGML_Q3_K : PTQ_GGML_Q2_K;
 #pragma GCC unroll 4
         for (int k = 0; k < 8; k += 2) {
-            acc0 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(T, row, k), xq + 32 * k), pair_factor(f0, f1, k), acc0);
-            acc1 = _mm256_fmadd_ps(dot32(ptq_gs_codes32(T, row, k + 1), xq + 32 * k + 32), pair_factor(f0, f1, k + 1), acc1);
+            acc0 = _mm256_fmadd_ps(dot32(VNNI, ptq_gs_codes32(T, row, k), xq + 32 * k), pair_factor(f0, f1, k), acc0);
+            acc1 = _mm256_fmadd_ps(dot32(VNNI, ptq_gs_codes32(T, row, k + 1), xq + 32 * k + 32), pair_factor(f0, f1, k + 1), acc1);
         }
     }
     return ptq_gs_hsum256(_mm256_add_ps(acc0, acc1)) - (three ? 4 : 1) * ptq_gs_hsum256(off);
 }
 
-void ptq_ggml_gemv_a8_avx2(const ptq_ggml_gemv_args *a, int o0, int o1) {
+INLINE void gemv_a8(const int VNNI, const ptq_ggml_gemv_args *a, int o0, int o1) {
     const int nb = a->in / PTQ_GGML_QK_K, ns = a->in / 32;
     for (int o = o0; o < o1; o++) {
         const uint8_t *row = a->w + (size_t)o * a->row_bytes;
@@ -129,14 +137,21 @@ void ptq_ggml_gemv_a8_avx2(const ptq_ggml_gemv_args *a, int o0, int o1) {
             const int32_t *qs16 = a->qsum16 + (size_t)r * (size_t)(2 * ns);
             float s = 0;
             switch (a->type) {
-            case PTQ_GGML_Q4_K: s = dot_k45(row, nb, xq, dx, xs, 0); break;
-            case PTQ_GGML_Q5_K: s = dot_k45(row, nb, xq, dx, xs, 1); break;
-            case PTQ_GGML_Q6_K: s = dot_q6k(row, nb, xq, dx, qs16); break;
-            case PTQ_GGML_Q2_K: s = dot_k23(row, nb, xq, dx, x16, qs16, 0); break;
-            case PTQ_GGML_Q3_K: s = dot_k23(row, nb, xq, dx, x16, qs16, 1); break;
+            case PTQ_GGML_Q4_K: s = dot_k45(VNNI, row, nb, xq, dx, xs, 0); break;
+            case PTQ_GGML_Q5_K: s = dot_k45(VNNI, row, nb, xq, dx, xs, 1); break;
+            case PTQ_GGML_Q6_K: s = dot_q6k(VNNI, row, nb, xq, dx, qs16); break;
+            case PTQ_GGML_Q2_K: s = dot_k23(VNNI, row, nb, xq, dx, x16, qs16, 0); break;
+            case PTQ_GGML_Q3_K: s = dot_k23(VNNI, row, nb, xq, dx, x16, qs16, 1); break;
             default: break; /* the dispatcher sends no other type */
             }
             a->y[(size_t)r * (size_t)a->out + (size_t)o] = s;
         }
     }
+}
+
+void ptq_ggml_gemv_a8_avx2(const ptq_ggml_gemv_args *a, int o0, int o1) { gemv_a8(0, a, o0, o1); }
+
+__attribute__((target("avx2,fma,f16c,avxvnni"))) void ptq_ggml_gemv_a8_avxvnni(const ptq_ggml_gemv_args *a, int o0,
+                                                                               int o1) {
+    gemv_a8(1, a, o0, o1);
 }
