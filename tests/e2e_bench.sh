@@ -19,5 +19,11 @@ for act in "" --act8; do
   awk -v r="$rss" 'BEGIN { exit !(r > 1e6 && r < 4e9) }' || fail "bench $act: peak_rss_bytes $rss"
   echo "$out" | grep -q "\"act8\":$([ -n "$act" ] && echo true || echo false)" || fail "bench $act: act8 flag: $out"
 done
+# the OpenBLAS kernels it names are the ones the environment asks for (Haswell: any AVX2 CPU runs them)
+out=$(OPENBLAS_CORETYPE=Haswell "$PTQ" bench "$TMP/w4.ptq" --tokens 8 --steps 1 --reps 1 --no-bandwidth --json) ||
+  fail "bench with OPENBLAS_CORETYPE"
+echo "$out" | grep -q '"openblas_kernels":"Haswell"' || fail "bench: openblas_kernels is not Haswell: $out"
+OPENBLAS_CORETYPE=Haswell "$PTQ" bench "$TMP/w4.ptq" --tokens 8 --steps 1 --reps 1 --no-bandwidth |
+  grep -q "OpenBLAS kernels: Haswell (set by OPENBLAS_CORETYPE)" || fail "bench: no OpenBLAS kernels line"
 "$PTQ" bench --help | grep -q -- "--act8" || fail "bench --help lacks --act8"
 finish

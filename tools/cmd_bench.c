@@ -1,6 +1,7 @@
 /* ptq bench: speed of a model (float or quantized) on synthetic input, next to a baseline model
  * measured in the same run: prefill and decode tokens/s for language models, images/s for ViTs. */
 #include <cJSON.h>
+#include <cblas.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +110,8 @@ const char help_bench[] =
     "Speed on synthetic input: prefill and decode tokens/s, or images/s; best of --reps runs. For a language\n"
     "model also the peak resident memory after loading and running MODEL, the weight bytes one decoded token\n"
     "reads, and the fraction of the machine's read bandwidth (measured in the same run, 1 GiB, after the\n"
-    "model's runs) that decoding achieves.\n"
+    "model's runs) that decoding achieves. It names the OpenBLAS kernels that float products ran on (OpenBLAS\n"
+    "picks them for the CPU unless the environment variable OPENBLAS_CORETYPE names others).\n"
     "\n"
     "  --baseline MODEL    a second model measured in the same run, with the ratio\n"
     "  --tokens N          prompt tokens (default 128)\n"
@@ -169,6 +171,7 @@ int cmd_bench(args *a) {
                 cJSON_AddNumberToObject(o, "images_per_s", sm.images_ps);
             }
             cJSON_AddNumberToObject(o, "bits_per_weight", qs.bits_per_weight);
+            cJSON_AddStringToObject(o, "openblas_kernels", openblas_get_corename());
             if (b) {
                 cJSON_AddStringToObject(o, "baseline", baseline);
                 if (info.is_language_model) {
@@ -202,6 +205,9 @@ int cmd_bench(args *a) {
                 printf("%-40s %9.2fx\n", "ratio", sm.images_ps / sb.images_ps);
             }
         }
+        if (!json) /* float prefill runs on them: name them, and say when the environment chose them */
+            printf("%-40s OpenBLAS kernels: %s%s\n", "", openblas_get_corename(),
+                   getenv("OPENBLAS_CORETYPE") ? " (set by OPENBLAS_CORETYPE)" : "");
     }
     ptq_model_free(m);
     ptq_model_free(b);
