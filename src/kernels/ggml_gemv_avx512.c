@@ -86,19 +86,21 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
 }
 
 /* Q2_K (three = 0) and Q3_K (three = 1): value 128h + 32i + l (l < 32) has its two low bits at bits 2i of byte
-   32h + l of qs, Q3_K's third bit at bit 4h + i of hmask byte l; sub-blocks of 16 */
-static float dot_k23(const uint8_t *row, int nb, const float *x, int three) {
-    const __m512i m3 = _mm512_set1_epi32(3), m1i = _mm512_set1_epi32(1), k4 = _mm512_set1_epi32(4);
+   32h + l of qs, Q3_K's third bit at bit 4h + i of hmask byte l; sub-blocks of 16. Q3_K's codes minus 4: the code
+   (low bits, plus 4 where the hmask bit is set: one masked OR) times x, and -4 d*sc times the sums of x over each 16
+   columns (x16) once per block. */
+static float dot_k23(const uint8_t *row, int nb, const float *x, const float *x16, int three) {
+    const __m512i m3 = _mm512_set1_epi32(3), k4 = _mm512_set1_epi32(4);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    float d1[16] __attribute__((aligned(64))), m1[16] __attribute__((aligned(64)));
-    for (int b = 0; b < nb; b++, row += three ? 110 : 84, x += 256) {
+    __m512 off = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++, row += three ? 110 : 84, x += 256, x16 += 16) {
         ptq_gs_prefetch(row, three ? 110 : 84);
         __m512 vd, vm;
         ptq_gs_k23_scales(row, three, &vd, &vm);
-        _mm512_store_ps(d1, vd), _mm512_store_ps(m1, vm);
+        if (three) off = _mm512_fmadd_ps(vd, _mm512_loadu_ps(x16), off);
         const uint8_t *qs = row + (three ? 32 : 16);
         for (int half = 0; half < 2; half++) {
-            const __m512i hm = three ? ptq_gs_widen16(row + 16 * half) : m1i;
+            const __m512i hm = three ? ptq_gs_widen16(row + 16 * half) : m3;
             for (int h = 0; h < 2; h++) {
                 const __m512i q = ptq_gs_widen16(qs + 32 * h + 16 * half);
                 for (int i = 0; i < 4; i++) {
@@ -106,18 +108,20 @@ static float dot_k23(const uint8_t *row, int nb, const float *x, int three) {
                     __m512i c = _mm512_and_si512(_mm512_srl_epi32(q, _mm_cvtsi32_si128(2 * i)), m3);
                     __m512 v;
                     if (three) {
-                        const __m512i hb = _mm512_and_si512(_mm512_srl_epi32(hm, _mm_cvtsi32_si128(4 * h + i)), m1i);
-                        c = _mm512_sub_epi32(_mm512_or_si512(c, _mm512_slli_epi32(hb, 2)), k4);
-                        v = _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(d1[s]));
+                        const __mmask16 hb = _mm512_test_epi32_mask(hm, _mm512_set1_epi32(1 << (4 * h + i)));
+                        c = _mm512_mask_or_epi32(c, hb, c, k4);
+                        v = _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_permutexvar_ps(_mm512_set1_epi32(s), vd));
                     } else {
-                        v = _mm512_fmsub_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(d1[s]), _mm512_set1_ps(m1[s]));
+                        v = _mm512_fmsub_ps(_mm512_cvtepi32_ps(c), _mm512_permutexvar_ps(_mm512_set1_epi32(s), vd),
+                                            _mm512_permutexvar_ps(_mm512_set1_epi32(s), vm));
                     }
                     acc[i] = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + e0), acc[i]);
                 }
             }
         }
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) -
+           4 * _mm512_reduce_add_ps(off);
 }
 
 /* Any other type: one block at a time expanded exactly, then a dot product. */
@@ -143,13 +147,14 @@ void ptq_ggml_gemv_avx512(const ptq_ggml_gemv_args *a, int o0, int o1) {
         const uint8_t *row = a->w + (size_t)o * a->row_bytes;
         for (int r = 0; r < a->rows; r++) {
             const float *x = a->x + (size_t)r * (size_t)a->in, *xs = a->xs32 + (size_t)r * (size_t)ns;
+            const float *x16 = a->xs16 + (size_t)r * (size_t)(2 * ns);
             float s;
             switch (a->type) {
             case PTQ_GGML_Q4_K: s = dot_k45(row, nb, x, xs, 0); break;
             case PTQ_GGML_Q5_K: s = dot_k45(row, nb, x, xs, 1); break;
             case PTQ_GGML_Q6_K: s = dot_q6k(row, nb, x); break;
-            case PTQ_GGML_Q2_K: s = dot_k23(row, nb, x, 0); break;
-            case PTQ_GGML_Q3_K: s = dot_k23(row, nb, x, 1); break;
+            case PTQ_GGML_Q2_K: s = dot_k23(row, nb, x, x16, 0); break;
+            case PTQ_GGML_Q3_K: s = dot_k23(row, nb, x, x16, 1); break;
             default: s = dot_generic(a->type, row, a->in, x);
             }
             a->y[(size_t)r * (size_t)a->out + (size_t)o] = s;
