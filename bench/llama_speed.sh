@@ -135,7 +135,9 @@ params=$("$ptq" inspect "$model" --json | sed -n 's/.*"params":[[:space:]]*\([0-
 
 echo "model: $model ($params parameters), $threads threads, prefill 256 tokens, decode 64, medians of $rounds" \
      "alternating rounds, 1-minute load $load0 before, $load1 after"
-echo "ptq W4: $w4opts; W8: $w8opts; ptq bench ${benchopts:-(float activations)}"
+kern=$(sed -n 's/.*"openblas_kernels":"\([^"]*\)".*/\1/p' "$tmp/pb.json")
+echo "ptq W4: $w4opts; W8: $w8opts; ptq bench ${benchopts:-(float activations)}; OpenBLAS kernels (ptq's float" \
+     "products): ${kern:-?}${OPENBLAS_CORETYPE:+ (set by OPENBLAS_CORETYPE)}"
 echo
 echo "| pair (ptq vs llama.cpp) | bits/weight (file) | prefill tok/s | decode tok/s | ratio ptq/llama.cpp (prefill, decode) | peak RSS |"
 echo "|---|---|---|---|---|---|"
