@@ -3,8 +3,8 @@
  * Q4_K and Q5_K: codes widened 16 at a time and converted to float, one sum of q * x per sub-block of 32 scaled by
  * d*sc (the 8 scales of a block converted together); the offsets dmin*m multiply the precomputed sums of x over
  * each 32 columns (xs32), 8 at a time. Q2_K and Q3_K: codes of 16 columns widened, shifted and masked, and looked
- * up in a table of their sub-block's dequantized values (dot_k23). Q6_K: the codes of half a block (128) are assembled in bytes, stored and widened 16
- * at a time, scaled per 16 columns. Every other type expands one block with ptq_ggml_dequantize_rows and
+ * up in a table of their sub-block's dequantized values (dot_k23). Q6_K: the codes of half a block (128) are
+ * assembled in bytes, stored and widened 16 at a time, scaled per 16 columns. Every other type expands one block with ptq_ggml_dequantize_rows and
  * multiplies it with x. */
 #include <immintrin.h>
 
