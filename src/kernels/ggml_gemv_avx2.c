@@ -2,7 +2,8 @@
  *
  * Q4_K and Q5_K: codes widened 8 at a time and converted to float, one sum of q * x per sub-block of 32 scaled by
  * d*sc; the offsets dmin*m multiply the precomputed sums of x over each 32 columns (xs32), 8 at a time. Q6_K: the codes of half
- * a block (128) assembled in bytes, stored, widened 8 at a time and scaled per 16 columns. Q2_K and Q3_K: below.
+ * a block (128) assembled in bytes, stored, widened 8 at a time and scaled per 16 columns. Q2_K and Q3_K: codes
+ * looked up in a table of their sub-block's values (dot_k23).
  * Every other type (Q4_1, Q5_1) expands one block with ptq_ggml_dequantize_rows and multiplies it with x. */
 #include <immintrin.h>
 
@@ -30,6 +31,7 @@ static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs
         uint64_t sc, mn;
         ptq_ggml_k4_scales(row + 4, &sc, &mn);
         _mm256_store_ps(d1, ptq_gs_scaled8(sc, ptq_gs_h2f(row)));
+        const float *dp = ptq_gs_from_memory(d1);
         macc = _mm256_fmadd_ps(ptq_gs_scaled8(mn, ptq_gs_h2f(row + 2)), _mm256_loadu_ps(xs), macc);
         const uint8_t *qh = row + 16, *qs = row + (five ? 48 : 16);
         for (int g = 0; g < 4; g++, qs += 32) {
@@ -49,8 +51,8 @@ static float dot_k45(const uint8_t *row, int nb, const float *x, const float *xs
                 hi0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(u0), _mm256_loadu_ps(xg + 32 + 8 * k), hi0);
                 hi1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(u1), _mm256_loadu_ps(xg + 32 + 8 * k + 8), hi1);
             }
-            acc0 = _mm256_fmadd_ps(_mm256_add_ps(lo0, lo1), _mm256_set1_ps(d1[2 * g]), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_add_ps(hi0, hi1), _mm256_set1_ps(d1[2 * g + 1]), acc1);
+            acc0 = _mm256_fmadd_ps(_mm256_add_ps(lo0, lo1), _mm256_set1_ps(dp[2 * g]), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_add_ps(hi0, hi1), _mm256_set1_ps(dp[2 * g + 1]), acc1);
         }
     }
     return ptq_gs_hsum256(_mm256_add_ps(acc0, acc1)) - ptq_gs_hsum256(macc);
@@ -61,10 +63,14 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
     const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int8_t q[128] __attribute__((aligned(32)));
+    float st[16] __attribute__((aligned(32))); /* the 16 steps d * scale */
     for (int b = 0; b < nb; b++, row += 210) {
         ptq_gs_prefetch(row, 210);
-        const float d = ptq_gs_h2f(row + 208);
-        const int8_t *scales = (const int8_t *)(row + 192);
+        const __m256 d = _mm256_set1_ps(ptq_gs_h2f(row + 208));
+        const __m128i sc = _mm_loadu_si128((const __m128i *)(row + 192));
+        _mm256_store_ps(st, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)), d));
+        _mm256_store_ps(st + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))), d));
+        const float *stp = ptq_gs_from_memory(st);
         for (int h = 0; h < 2; h++) {
             const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(row + 64 * h));
             const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(row + 64 * h + 32));
@@ -80,7 +86,7 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
                 _mm256_store_si256((__m256i *)(q + 32 * i), _mm256_sub_epi8(_mm256_or_si256(lb[i], hb[i]), k32));
             const float *xh = x + 256 * b + 128 * h;
             for (int k = 0; k < 8; k++) { /* 16 values: sub-block 8h + k */
-                const __m256 s = _mm256_set1_ps(d * (float)scales[8 * h + k]);
+                const __m256 s = _mm256_set1_ps(stp[8 * h + k]);
                 for (int i = 0; i < 2; i++) {
                     const __m256i c = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16 * k + 8 * i)));
                     const __m256 w = _mm256_mul_ps(_mm256_cvtepi32_ps(c), s);
@@ -93,38 +99,52 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
 }
 
 /* Q2_K (three = 0) and Q3_K (three = 1): column 128h + 32i + l has its two low bits at bits 2i of qs byte 32h + l,
-   Q3_K's third bit at bit 4h + i of hmask byte l. Per sub-block of 16 columns one float sum of the codes times x,
-   scaled by d*sc; the offsets (Q2_K dmin*m, Q3_K 4 d*sc: its codes are stored + 4) times the sums of x per 16
-   columns (xs16), 8 sub-blocks at a time. */
+   Q3_K's third bit at bit 4h + i of hmask byte l; sub-blocks of 16 columns, s = 8h + 2i + l / 16. As in
+   ggml_gemv_avx512.c the codes are looked up (vpermps) in a table per sub-block of its dequantized values c d_s - m_s
+   (Q3_K: c d_s, the codes stored + 4; -4 d_s times the sums of x per 16 columns, x16, once per block). vpermps reads
+   the low 3 bits of each index: Q2_K's table holds its 4 values twice, so that the bits above a shifted code need no
+   mask (1.6x faster in cache than converting the codes and scaling per sub-block: RESULTS §30). */
 static float dot_k23(const uint8_t *row, int nb, const float *x, const float *x16, int three) {
-    const __m256i m3 = _mm256_set1_epi32(3), m1 = _mm256_set1_epi32(1);
-    __m256 tot0 = _mm256_setzero_ps(), tot1 = tot0, off = tot0;
-    float d1[16] __attribute__((aligned(32))), mn[16] __attribute__((aligned(32)));
+    const __m256i m3 = _mm256_set1_epi32(3), k4 = _mm256_set1_epi32(4);
+    const __m256 codes = three ? _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_ps(0, 1, 2, 3, 0, 1, 2, 3);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 off = _mm256_setzero_ps();
+    float st[16] __attribute__((aligned(32))), mn[16] __attribute__((aligned(32)));
     for (int b = 0; b < nb; b++, row += three ? 110 : 84, x += 256, x16 += 16) {
         ptq_gs_prefetch(row, three ? 110 : 84);
-        ptq_gs_k23_steps(row, three, d1, mn);
-        if (three)
-            for (int s = 0; s < 16; s++) mn[s] = 4 * d1[s];
-        off = _mm256_fmadd_ps(_mm256_load_ps(mn), _mm256_loadu_ps(x16), off);
-        off = _mm256_fmadd_ps(_mm256_load_ps(mn + 8), _mm256_loadu_ps(x16 + 8), off);
+        ptq_gs_k23_steps(row, three, st, mn);
+        if (three) {
+            off = _mm256_fmadd_ps(_mm256_load_ps(st), _mm256_loadu_ps(x16), off);
+            off = _mm256_fmadd_ps(_mm256_load_ps(st + 8), _mm256_loadu_ps(x16 + 8), off);
+        }
+        const float *sp = ptq_gs_from_memory(st), *mp = ptq_gs_from_memory(mn);
         const uint8_t *qs = row + (three ? 32 : 16);
         for (int h = 0; h < 2; h++)
-            for (int i = 0; i < 4; i++)
-                for (int half = 0; half < 2; half++) { /* sub-block s: columns e0 .. e0 + 15 */
-                    const int e0 = 128 * h + 32 * i + 16 * half, s = e0 / 16;
-                    __m256 a = _mm256_setzero_ps();
-                    for (int k = 0; k < 2; k++) {
-                        const int l = 16 * half + 8 * k;
-                        __m256i c = _mm256_and_si256(_mm256_srli_epi32(widen8(qs + 32 * h + l), 2 * i), m3);
-                        if (three)
-                            c = _mm256_or_si256(c, _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(widen8(row + l), 4 * h + i), m1), 2));
-                        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_loadu_ps(x + e0 + 8 * k), a);
-                    }
-                    if (half) tot1 = _mm256_fmadd_ps(a, _mm256_set1_ps(d1[s]), tot1);
-                    else tot0 = _mm256_fmadd_ps(a, _mm256_set1_ps(d1[s]), tot0);
+            for (int half = 0; half < 2; half++) {
+                __m256 t[4]; /* the tables of sub-blocks 8h + 2i + half */
+                for (int i = 0; i < 4; i++) {
+                    const int s = 8 * h + 2 * i + half;
+                    t[i] = three ? _mm256_mul_ps(codes, _mm256_set1_ps(sp[s]))
+                                 : _mm256_fmsub_ps(codes, _mm256_set1_ps(sp[s]), _mm256_set1_ps(mp[s]));
                 }
+                for (int k = 0; k < 2; k++) {
+                    const int l = 16 * half + 8 * k;
+                    const __m256i q = widen8(qs + 32 * h + l), hm = three ? widen8(row + l) : q;
+                    for (int i = 0; i < 4; i++) {
+                        __m256i c = _mm256_srli_epi32(q, 2 * i);
+                        if (three) {
+                            const int sh = 4 * h + i - 2; /* the third bit to bit 2 */
+                            const __m256i hb = sh >= 0 ? _mm256_srli_epi32(hm, sh) : _mm256_slli_epi32(hm, -sh);
+                            c = _mm256_or_si256(_mm256_and_si256(c, m3), _mm256_and_si256(hb, k4));
+                        }
+                        acc[i] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(t[i], c),
+                                                 _mm256_loadu_ps(x + 128 * h + 32 * i + l), acc[i]);
+                    }
+                }
+            }
     }
-    return ptq_gs_hsum256(_mm256_add_ps(tot0, tot1)) - ptq_gs_hsum256(off);
+    return ptq_gs_hsum256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) -
+           4 * ptq_gs_hsum256(off);
 }
 
 /* Any other type: one block at a time expanded exactly, then a dot product. */

@@ -20,6 +20,15 @@ static inline __attribute__((always_inline)) void ptq_gs_prefetch(const uint8_t 
     for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch(blk + PTQ_GS_PREFETCH + l, 0, 3);
 }
 
+/* p, which the compiler can no longer see through: a float stored there and then broadcast (_mm512_set1_ps(p[i]))
+ * is read back by one broadcast load folded into its multiply, where GCC would otherwise take the lane from the
+ * register it stored by shuffles (two shuffle-port uops per broadcast; the float k-quant GEMVs ran 1.1-1.3x slower in
+ * cache that way: docs/RESULTS.md §30). The memory clobber keeps the store before it. */
+static inline __attribute__((always_inline)) const float *ptq_gs_from_memory(const float *p) {
+    __asm__("" : "+r"(p)::"memory");
+    return p;
+}
+
 /* the fp16 at p (little-endian) */
 static inline float ptq_gs_h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
 
@@ -35,16 +44,24 @@ static inline __m256 ptq_gs_scaled8(uint64_t bytes, float f) {
 }
 
 /* Q2_K (three = 0) / Q3_K (three = 1): the 16 sub-block steps d*sc[s] (Q3_K: d*(sc[s] - 32)) into st and, Q2_K,
-   the offsets dmin*m[s] into mn (Q3_K: mn untouched). */
+   the offsets dmin*m[s] into mn (Q3_K: mn untouched); 8 at a time (scalar conversions cost the AVX2 Q2_K GEMV a
+   third of its time). */
 static inline void ptq_gs_k23_steps(const uint8_t *blk, int three, float *st, float *mn) {
     if (three) {
         uint64_t sc[2];
         ptq_ggml_k3_scales(blk + 96, sc);
-        const float d = ptq_gs_h2f(blk + 108);
-        for (int s = 0; s < 16; s++) st[s] = d * (float)((int)((sc[s / 8] >> (8 * (s % 8))) & 0xff) - 32);
+        const __m256 d = _mm256_set1_ps(ptq_gs_h2f(blk + 108));
+        for (int k = 0; k < 2; k++) {
+            const __m256i v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc[k]));
+            _mm256_storeu_ps(st + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, _mm256_set1_epi32(32))), d));
+        }
     } else {
-        const float d = ptq_gs_h2f(blk + 80), dmin = ptq_gs_h2f(blk + 82);
-        for (int s = 0; s < 16; s++) st[s] = d * (float)(blk[s] & 15), mn[s] = dmin * (float)(blk[s] >> 4);
+        const __m256 d = _mm256_set1_ps(ptq_gs_h2f(blk + 80)), dmin = _mm256_set1_ps(ptq_gs_h2f(blk + 82));
+        for (int k = 0; k < 2; k++) {
+            const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 8 * k)));
+            _mm256_storeu_ps(st + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(15))), d));
+            _mm256_storeu_ps(mn + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), dmin));
+        }
     }
 }
 
