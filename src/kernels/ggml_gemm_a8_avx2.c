@@ -113,10 +113,6 @@ typedef struct {
     int first; /* first K block: float accumulators start at 0 */
 } tile_args;
 
-__attribute__((target("avx2,avxvnni"))) static inline __m256i dpbusd_vex(__m256i acc, __m256i u, __m256i a) {
-    return _mm256_dpbusd_avx_epi32(acc, u, a);
-}
-
 /* VNNI: one AVX-VNNI vpdpbusd per quad and row instead of vpmaddubsw + vpmaddwd + vpaddd (the same int32 sums) */
 INLINE void tile(const int VNNI, const uint32_t T, const int mr, const tile_args *t) {
     const int U = T == PTQ_GGML_Q4_K || T == PTQ_GGML_Q5_K ? 32 : 16;
@@ -141,7 +137,7 @@ INLINE void tile(const int VNNI, const uint32_t T, const int mr, const tile_args
                 int32_t xv;
                 memcpy(&xv, x + (size_t)m * t->ldx + 4 * q, 4);
                 if (VNNI) {
-                    acc[m] = dpbusd_vex(acc[m], wv, _mm256_set1_epi32(xv));
+                    acc[m] = ptq_gs_dpbusd_vex(acc[m], wv, _mm256_set1_epi32(xv));
                 } else {
                     const __m256i p = _mm256_maddubs_epi16(wv, _mm256_set1_epi32(xv));
                     acc[m] = _mm256_add_epi32(acc[m], _mm256_madd_epi16(p, ones));

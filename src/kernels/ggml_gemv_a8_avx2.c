@@ -19,14 +19,10 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-__attribute__((target("avx2,avxvnni"))) static inline __m256i dot_vnni(__m256i u, __m256i a) {
-    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, a);
-}
-
 /* the exact int32 sums of 4 codes x 4 activation codes per lane: vpmaddubsw + vpmaddwd, or one AVX-VNNI vpdpbusd */
 INLINE __m256 dot32(const int VNNI, __m256i codes, const int8_t *xq) {
     const __m256i a = _mm256_loadu_si256((const __m256i *)xq);
-    if (VNNI) return _mm256_cvtepi32_ps(dot_vnni(codes, a));
+    if (VNNI) return _mm256_cvtepi32_ps(ptq_gs_dpbusd_vex(_mm256_setzero_si256(), codes, a));
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(codes, a), _mm256_set1_epi16(1)));
 }
 

@@ -29,6 +29,13 @@ static inline __attribute__((always_inline)) const float *ptq_gs_from_memory(con
     return p;
 }
 
+/* AVX-VNNI (VEX vpdpbusd, Intel client cores from Alder Lake): acc + the int32 sums of 4 unsigned codes u times 4
+ * signed activation codes a per lane, the sums vpmaddubsw + vpmaddwd give (the AVX2 int8 kernels' VNNI variants;
+ * compiled for AVX-VNNI whatever the file's flags, called only where CPUID reports it). */
+__attribute__((target("avx2,avxvnni"))) static inline __m256i ptq_gs_dpbusd_vex(__m256i acc, __m256i u, __m256i a) {
+    return _mm256_dpbusd_avx_epi32(acc, u, a);
+}
+
 /* the fp16 at p (little-endian) */
 static inline float ptq_gs_h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
 
