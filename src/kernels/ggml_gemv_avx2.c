@@ -103,9 +103,9 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
    ggml_gemv_avx512.c the codes are looked up (vpermps) in a table per sub-block of its dequantized values c d_s - m_s
    (Q3_K: c d_s, the codes stored + 4; -4 d_s times the sums of x per 16 columns, x16, once per block). vpermps reads
    the low 3 bits of each index: Q2_K's table holds its 4 values twice, so that the bits above a shifted code need no
-   mask (1.6x faster in cache than converting the codes and scaling per sub-block: RESULTS §30). */
+   mask; Q3_K's indices are built 16 at a time in bytes (code | third bit << 2), then widened. In cache 1.4x (Q2_K)
+   and 1.2x (Q3_K) faster than converting the codes and scaling per sub-block (RESULTS §30). */
 static float dot_k23(const uint8_t *row, int nb, const float *x, const float *x16, int three) {
-    const __m256i m3 = _mm256_set1_epi32(3), k4 = _mm256_set1_epi32(4);
     const __m256 codes = three ? _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_ps(0, 1, 2, 3, 0, 1, 2, 3);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     __m256 off = _mm256_setzero_ps();
@@ -127,19 +127,28 @@ static float dot_k23(const uint8_t *row, int nb, const float *x, const float *x1
                     t[i] = three ? _mm256_mul_ps(codes, _mm256_set1_ps(sp[s]))
                                  : _mm256_fmsub_ps(codes, _mm256_set1_ps(sp[s]), _mm256_set1_ps(mp[s]));
                 }
+                if (three) { /* the 3-bit indices of 16 columns built in bytes, then widened 8 at a time */
+                    const __m128i q = _mm_loadu_si128((const __m128i *)(qs + 32 * h + 16 * half));
+                    const __m128i hm = _mm_loadu_si128((const __m128i *)(row + 16 * half));
+                    for (int i = 0; i < 4; i++) {
+                        const int sh = 4 * h + i - 2; /* the third bit to bit 2 */
+                        const __m128i hb = sh >= 0 ? _mm_srli_epi16(hm, sh) : _mm_slli_epi16(hm, -sh);
+                        const __m128i c = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(q, 2 * i), _mm_set1_epi8(3)),
+                                                       _mm_and_si128(hb, _mm_set1_epi8(4)));
+                        for (int k = 0; k < 2; k++) {
+                            const __m256i ck = _mm256_cvtepu8_epi32(k ? _mm_srli_si128(c, 8) : c);
+                            acc[i] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(t[i], ck),
+                                                     _mm256_loadu_ps(x + 128 * h + 32 * i + 16 * half + 8 * k), acc[i]);
+                        }
+                    }
+                    continue;
+                }
                 for (int k = 0; k < 2; k++) {
                     const int l = 16 * half + 8 * k;
-                    const __m256i q = widen8(qs + 32 * h + l), hm = three ? widen8(row + l) : q;
-                    for (int i = 0; i < 4; i++) {
-                        __m256i c = _mm256_srli_epi32(q, 2 * i);
-                        if (three) {
-                            const int sh = 4 * h + i - 2; /* the third bit to bit 2 */
-                            const __m256i hb = sh >= 0 ? _mm256_srli_epi32(hm, sh) : _mm256_slli_epi32(hm, -sh);
-                            c = _mm256_or_si256(_mm256_and_si256(c, m3), _mm256_and_si256(hb, k4));
-                        }
-                        acc[i] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(t[i], c),
+                    const __m256i q = widen8(qs + 32 * h + l);
+                    for (int i = 0; i < 4; i++)
+                        acc[i] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(t[i], _mm256_srli_epi32(q, 2 * i)),
                                                  _mm256_loadu_ps(x + 128 * h + 32 * i + l), acc[i]);
-                    }
                 }
             }
     }
