@@ -4,8 +4,8 @@
  * d*sc (the 8 scales of a block converted together); the offsets dmin*m multiply the precomputed sums of x over
  * each 32 columns (xs32), 8 at a time. Q2_K and Q3_K: codes of 16 columns widened, shifted and masked, and looked
  * up in a table of their sub-block's dequantized values (dot_k23). Q6_K: the codes of half a block (128) are
- * assembled in bytes, stored and widened 16 at a time, scaled per 16 columns. Every other type expands one block with ptq_ggml_dequantize_rows and
- * multiplies it with x. */
+ * assembled in bytes, stored and widened 16 at a time, scaled per 16 columns. Every other type expands one block
+ * with ptq_ggml_dequantize_rows and multiplies it with x. */
 #include <immintrin.h>
 
 #include "io/gguf.h"
@@ -94,8 +94,8 @@ static float dot_q6k(const uint8_t *row, int nb, const float *x) {
    32h + l of qs, Q3_K's third bit at bit 4h + i of hmask byte l; sub-blocks of 16. The 16 values at a time of
    sub-block s = 8h + 2i + half are looked up: for each (half, h) a table of 32 floats holds the values c d_s - m_s
    (Q3_K: c d_s) of its four sub-blocks (i, codes c < 8 at 8i + c), and one vpermt2ps indexed by code + 8i gives the
-   dequantized weights (the same single-rounded c d_s - m_s the widen, convert and fmsub gave; 1.35x faster for
-   Q2_K, 1.17x for Q3_K in cache: RESULTS §30). Q3_K's codes minus 4: the code (low bits, plus 4 where the hmask bit
+   dequantized weights (the same single-rounded c d_s - m_s the widen, convert and fmsub gave; 1.2x faster for
+   Q2_K and Q3_K in cache: RESULTS §30). Q3_K's codes minus 4: the code (low bits, plus 4 where the hmask bit
    is set: one masked OR) times x, and -4 d*sc times the sums of x over each 16 columns (x16) once per block. */
 static float dot_k23(const uint8_t *row, int nb, const float *x, const float *x16, int three) {
     const __m512i m3 = _mm512_set1_epi32(3), k4 = _mm512_set1_epi32(4);
