@@ -20,11 +20,10 @@ static inline __attribute__((always_inline)) void ptq_gs_prefetch(const uint8_t 
     for (size_t l = 0; l < bytes; l += 64) __builtin_prefetch(blk + PTQ_GS_PREFETCH + l, 0, 3);
 }
 
-/* p, which the compiler can no longer see through: a float stored there and then broadcast (_mm512_set1_ps(p[i]),
- * _mm256_set1_ps)
- * is read back by one broadcast load folded into its multiply, where GCC would otherwise take the lane from the
- * register it stored by shuffles (two shuffle-port uops per broadcast; the float k-quant GEMVs ran 1.1-1.3x slower in
- * cache that way: docs/RESULTS.md §30). The memory clobber keeps the store before it. */
+/* p, which the compiler can no longer see through: a float stored there and then broadcast (_mm512_set1_ps(p[i]) or
+ * _mm256_set1_ps) is read back by one broadcast load folded into its multiply, where GCC would otherwise take the
+ * lane from the register it stored by shuffles (two shuffle-port uops per broadcast; the float k-quant GEMVs ran
+ * 1.1-1.3x slower in cache that way: docs/RESULTS.md §30). The memory clobber keeps the store before it. */
 static inline __attribute__((always_inline)) const float *ptq_gs_from_memory(const float *p) {
     __asm__("" : "+r"(p)::"memory");
     return p;
